@@ -1,0 +1,234 @@
+// Python bindings of the RQS kernels. CPU buffers arrive as numpy arrays (zero-copy
+// views of torch tensors); CUDA buffers as raw device pointers plus the stream.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "rqs.h"
+
+namespace py = pybind11;
+
+namespace madnis {
+
+namespace {
+
+struct Options {
+    int bins;
+    bool inverse;
+    double min_width, min_height, min_derivative;
+};
+
+void check_options(const Options& o) {
+    if (o.bins < 1 || o.bins > kMaxBins)
+        throw std::invalid_argument("bins must be in [1, " + std::to_string(kMaxBins) +
+                                    "], got " + std::to_string(o.bins));
+    if (!(o.min_width > 0 && o.min_width * o.bins < 1))
+        throw std::invalid_argument("min_width must be in (0, 1/bins)");
+    if (!(o.min_height > 0 && o.min_height * o.bins < 1))
+        throw std::invalid_argument("min_height must be in (0, 1/bins)");
+    if (!(o.min_derivative > 0 && o.min_derivative < 1))
+        throw std::invalid_argument("min_derivative must be in (0, 1)");
+}
+
+// A C-contiguous array of dtype T with the expected number of elements; `name` is the
+// argument's name in the error message.
+template <typename T>
+T* buffer(const py::array& a, const char* name, int64_t size, bool writable) {
+    if (!py::isinstance<py::array_t<T>>(a) || a.dtype().kind() != 'f' ||
+        a.itemsize() != sizeof(T))
+        throw py::type_error(std::string(name) + ": expected dtype " +
+                             (sizeof(T) == 8 ? "float64" : "float32") + ", got " +
+                             std::string(py::str(a.dtype())));
+    if (!(a.flags() & py::array::c_style))
+        throw std::invalid_argument(std::string(name) + ": array must be C-contiguous");
+    if (a.size() != size)
+        throw std::invalid_argument(std::string(name) + ": expected " + std::to_string(size) +
+                                    " elements, got " + std::to_string(a.size()));
+    if (writable && !a.writeable())
+        throw std::invalid_argument(std::string(name) + ": array is read-only");
+    return static_cast<T*>(const_cast<void*>(a.data()));
+}
+
+void raise_out_of_range(int64_t bad, const Options& o) {
+    if (bad >= 0)
+        throw std::domain_error(std::string(o.inverse ? "inverse" : "forward") +
+                                " spline input at index " + std::to_string(bad) +
+                                " is outside [0, 1] or NaN");
+}
+
+template <typename T>
+void forward_cpu(const py::array& x, const py::array& params, const py::array& y,
+                 const py::array& logdet, const Options& o, int threads) {
+    const int64_t n = x.size();
+    const T* px = buffer<T>(x, "x", n, false);
+    const T* pp = buffer<T>(params, "params", n * (3 * int64_t(o.bins) + 1), false);
+    T* py_ = buffer<T>(y, "y", n, true);
+    T* pl = buffer<T>(logdet, "logdet", n, true);
+    const auto cfg = make_config<T>(o.bins, o.min_width, o.min_height, o.min_derivative);
+    int64_t bad;
+    {
+        py::gil_scoped_release release;
+        bad = rqs_forward_cpu<T>(px, pp, py_, pl, n, cfg, o.inverse, threads);
+    }
+    raise_out_of_range(bad, o);
+}
+
+template <typename T>
+void backward_cpu(const py::array& x, const py::array& params, const py::array& grad_y,
+                  const py::array& grad_logdet, const py::array& grad_x,
+                  const py::array& grad_params, const Options& o, int threads) {
+    const int64_t n = x.size();
+    const int64_t np = n * (3 * int64_t(o.bins) + 1);
+    const T* px = buffer<T>(x, "x", n, false);
+    const T* pp = buffer<T>(params, "params", np, false);
+    const T* gy = buffer<T>(grad_y, "grad_y", n, false);
+    const T* gl = buffer<T>(grad_logdet, "grad_logdet", n, false);
+    T* gx = buffer<T>(grad_x, "grad_x", n, true);
+    T* gp = buffer<T>(grad_params, "grad_params", np, true);
+    const auto cfg = make_config<T>(o.bins, o.min_width, o.min_height, o.min_derivative);
+    int64_t bad;
+    {
+        py::gil_scoped_release release;
+        bad = rqs_backward_cpu<T>(px, pp, gy, gl, gx, gp, n, cfg, o.inverse, threads);
+    }
+    raise_out_of_range(bad, o);
+}
+
+bool is_double(const py::array& x) {
+    if (x.dtype().kind() == 'f' && x.itemsize() == 8) return true;
+    if (x.dtype().kind() == 'f' && x.itemsize() == 4) return false;
+    throw py::type_error("x: expected dtype float32 or float64, got " +
+                         std::string(py::str(x.dtype())));
+}
+
+#ifdef MADNIS_WITH_CUDA
+bool is_double_name(const std::string& dtype) {
+    if (dtype == "float64") return true;
+    if (dtype == "float32") return false;
+    throw py::type_error("dtype: expected 'float32' or 'float64', got '" + dtype + "'");
+}
+
+void check_cuda(int err, const char* what) {
+    if (err != 0)
+        throw std::runtime_error(std::string(what) + ": CUDA error " + std::to_string(err));
+}
+
+template <typename T>
+T* dptr(std::uintptr_t p) {
+    return reinterpret_cast<T*>(p);
+}
+#endif
+
+}  // namespace
+
+void register_rqs(py::module_& m) {
+    m.attr("MAX_BINS") = kMaxBins;
+
+    m.def(
+        "rqs_forward",
+        [](const py::array& x, const py::array& params, const py::array& y,
+           const py::array& logdet, int bins, bool inverse, double min_width,
+           double min_height, double min_derivative, int threads) {
+            const Options o{bins, inverse, min_width, min_height, min_derivative};
+            check_options(o);
+            if (is_double(x))
+                forward_cpu<double>(x, params, y, logdet, o, threads);
+            else
+                forward_cpu<float>(x, params, y, logdet, o, threads);
+        },
+        py::arg("x"), py::arg("params"), py::arg("y"), py::arg("logdet"), py::kw_only(),
+        py::arg("bins"), py::arg("inverse"), py::arg("min_width"), py::arg("min_height"),
+        py::arg("min_derivative"), py::arg("threads") = 1,
+        "RQS spline on the CPU: writes y (n,) and log|dy/dx| (n,) for x (n,) and raw "
+        "params (n, 3*bins+1). Raises ValueError for inputs outside [0, 1].");
+
+    m.def(
+        "rqs_backward",
+        [](const py::array& x, const py::array& params, const py::array& grad_y,
+           const py::array& grad_logdet, const py::array& grad_x, const py::array& grad_params,
+           int bins, bool inverse, double min_width, double min_height, double min_derivative,
+           int threads) {
+            const Options o{bins, inverse, min_width, min_height, min_derivative};
+            check_options(o);
+            if (is_double(x))
+                backward_cpu<double>(x, params, grad_y, grad_logdet, grad_x, grad_params, o,
+                                     threads);
+            else
+                backward_cpu<float>(x, params, grad_y, grad_logdet, grad_x, grad_params, o,
+                                    threads);
+        },
+        py::arg("x"), py::arg("params"), py::arg("grad_y"), py::arg("grad_logdet"),
+        py::arg("grad_x"), py::arg("grad_params"), py::kw_only(), py::arg("bins"),
+        py::arg("inverse"), py::arg("min_width"), py::arg("min_height"),
+        py::arg("min_derivative"), py::arg("threads") = 1,
+        "Backward of rqs_forward: writes grad_x (n,) and grad_params (n, 3*bins+1).");
+
+#ifdef MADNIS_WITH_CUDA
+    m.attr("WITH_CUDA") = true;
+    m.def("cuda_device_count", &cuda_device_count);
+    m.def(
+        "rqs_forward_cuda",
+        [](std::uintptr_t x, std::uintptr_t params, std::uintptr_t y, std::uintptr_t logdet,
+           int64_t n, const std::string& dtype, int bins, bool inverse, double min_width,
+           double min_height, double min_derivative, std::uintptr_t stream) {
+            const Options o{bins, inverse, min_width, min_height, min_derivative};
+            check_options(o);
+            void* s = reinterpret_cast<void*>(stream);
+            if (is_double_name(dtype)) {
+                const auto cfg = make_config<double>(bins, min_width, min_height, min_derivative);
+                check_cuda(rqs_forward_cuda<double>(dptr<double>(x), dptr<double>(params),
+                                                    dptr<double>(y), dptr<double>(logdet), n,
+                                                    cfg, inverse, s),
+                           "rqs_forward_cuda");
+            } else {
+                const auto cfg = make_config<float>(bins, min_width, min_height, min_derivative);
+                check_cuda(rqs_forward_cuda<float>(dptr<float>(x), dptr<float>(params),
+                                                   dptr<float>(y), dptr<float>(logdet), n, cfg,
+                                                   inverse, s),
+                           "rqs_forward_cuda");
+            }
+        },
+        py::arg("x"), py::arg("params"), py::arg("y"), py::arg("logdet"), py::arg("n"),
+        py::arg("dtype"), py::kw_only(), py::arg("bins"), py::arg("inverse"),
+        py::arg("min_width"), py::arg("min_height"), py::arg("min_derivative"),
+        py::arg("stream"),
+        "RQS spline on a CUDA device: device pointers, the element count, and the stream.");
+    m.def(
+        "rqs_backward_cuda",
+        [](std::uintptr_t x, std::uintptr_t params, std::uintptr_t grad_y,
+           std::uintptr_t grad_logdet, std::uintptr_t grad_x, std::uintptr_t grad_params,
+           int64_t n, const std::string& dtype, int bins, bool inverse, double min_width,
+           double min_height, double min_derivative, std::uintptr_t stream) {
+            const Options o{bins, inverse, min_width, min_height, min_derivative};
+            check_options(o);
+            void* s = reinterpret_cast<void*>(stream);
+            if (is_double_name(dtype)) {
+                const auto cfg = make_config<double>(bins, min_width, min_height, min_derivative);
+                check_cuda(rqs_backward_cuda<double>(
+                               dptr<double>(x), dptr<double>(params), dptr<double>(grad_y),
+                               dptr<double>(grad_logdet), dptr<double>(grad_x),
+                               dptr<double>(grad_params), n, cfg, inverse, s),
+                           "rqs_backward_cuda");
+            } else {
+                const auto cfg = make_config<float>(bins, min_width, min_height, min_derivative);
+                check_cuda(rqs_backward_cuda<float>(
+                               dptr<float>(x), dptr<float>(params), dptr<float>(grad_y),
+                               dptr<float>(grad_logdet), dptr<float>(grad_x),
+                               dptr<float>(grad_params), n, cfg, inverse, s),
+                           "rqs_backward_cuda");
+            }
+        },
+        py::arg("x"), py::arg("params"), py::arg("grad_y"), py::arg("grad_logdet"),
+        py::arg("grad_x"), py::arg("grad_params"), py::arg("n"), py::arg("dtype"),
+        py::kw_only(), py::arg("bins"), py::arg("inverse"), py::arg("min_width"),
+        py::arg("min_height"), py::arg("min_derivative"), py::arg("stream"),
+        "Backward of rqs_forward_cuda on the same stream.");
+#else
+    m.attr("WITH_CUDA") = false;
+#endif
+}
+
+}  // namespace madnis

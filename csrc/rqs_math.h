@@ -1,0 +1,282 @@
+// Rational-quadratic spline (RQS) on the unit interval, one event at a time.
+//
+// Durkan, Bekasov, Murray, Papamakarios, "Neural Spline Flows", arXiv:1906.04032.
+// This header is the single source of the spline maths: the CPU loops (rqs_cpu.cpp)
+// and the CUDA kernels (rqs_cuda.cu) both call these inline functions, so the two
+// back ends cannot drift apart.
+//
+// Parameter layout of one event (length 3K+1, raw network outputs):
+//   [ widths w_0..w_{K-1} | heights h_0..h_{K-1} | derivatives d_0..d_K ]
+// Normalisation (fused here, forward and backward):
+//   width_k  = min_w + (1 - K min_w) softmax(w)_k, knots x_k = cumsum, x_0 = 0, x_K = 1
+//   height_k = min_h + (1 - K min_h) softmax(h)_k, knots y_k likewise
+//   delta_k  = min_d + softplus(d_k + shift), shift = log(exp(1 - min_d) - 1)
+// The shift makes raw outputs of zero the identity map (uniform bins, unit slopes), so
+// a coupling layer whose last linear layer starts at zero starts as the identity.
+#pragma once
+
+#include <cmath>
+
+#ifdef __CUDACC__
+#define MADNIS_HD __host__ __device__ __forceinline__
+#else
+#define MADNIS_HD inline
+#endif
+
+namespace madnis {
+
+constexpr int kMaxBins = 64;
+
+template <typename T>
+struct SplineConfig {
+    int bins;
+    T min_width;
+    T min_height;
+    T min_derivative;
+    T derivative_shift;
+};
+
+template <typename T>
+MADNIS_HD T softplus(T v) {
+    // log(1 + e^v) without overflow; for large v the correction is below rounding.
+    return v > T(30) ? v : log1p(exp(v));
+}
+
+template <typename T>
+MADNIS_HD T sigmoid(T v) {
+    return v >= T(0) ? T(1) / (T(1) + exp(-v)) : exp(v) / (T(1) + exp(v));
+}
+
+// Softmax of `raw` (length K) into `prob`, and the knots (length K+1) of the bins
+// whose sizes are min_b + (1 - K min_b) prob_k. The last knot is exactly one.
+template <typename T>
+MADNIS_HD void normalise_bins(const T* raw, int K, T min_b, T* prob, T* knots) {
+    T m = raw[0];
+    for (int j = 1; j < K; ++j) m = raw[j] > m ? raw[j] : m;
+    T sum = T(0);
+    for (int j = 0; j < K; ++j) {
+        prob[j] = exp(raw[j] - m);
+        sum += prob[j];
+    }
+    const T inv = T(1) / sum;
+    const T scale = T(1) - min_b * T(K);
+    T c = T(0);
+    knots[0] = T(0);
+    for (int j = 0; j < K - 1; ++j) {
+        prob[j] *= inv;
+        c += min_b + scale * prob[j];
+        knots[j + 1] = c;
+    }
+    prob[K - 1] *= inv;
+    knots[K] = T(1);
+}
+
+// Index k of the bin with knots[k] <= v < knots[k+1]; v == 1 falls into the last bin.
+template <typename T>
+MADNIS_HD int find_bin(const T* knots, int K, T v) {
+    int k = 0;
+    for (int j = 1; j < K; ++j) k += knots[j] <= v ? 1 : 0;
+    return k;
+}
+
+// Partial derivatives of y and log(dy/dx) inside one bin with respect to the bin's
+// local coordinate xi and its parameters (s = h_k / w_k, h_k at fixed s, delta_k,
+// delta_{k+1}); y also depends on y_k with unit slope.
+template <typename T>
+struct BinPartials {
+    T y_xi, y_s, y_h, y_d0, y_d1;
+    T l_xi, l_s, l_d0, l_d1;
+};
+
+// The rational-quadratic map inside bin k (eqs. 4 and 5 of arXiv:1906.04032):
+//   y = y_k + h_k [s xi^2 + d0 xi(1-xi)] / [s + (d1 + d0 - 2s) xi(1-xi)]
+template <typename T>
+MADNIS_HD void bin_forward(T xi, T s, T hk, T d0, T d1, T yk, T& y, T& logdet,
+                           BinPartials<T>* P) {
+    const T omx = T(1) - xi;
+    const T th = xi * omx;
+    const T c = d1 + d0 - T(2) * s;
+    const T D = s + c * th;
+    const T A = s * xi * xi + d0 * th;
+    const T B = d1 * xi * xi + T(2) * s * th + d0 * omx * omx;
+    const T iD = T(1) / D;
+    y = yk + hk * A * iD;
+    logdet = T(2) * log(s) + log(B) - T(2) * log(D);
+    if (P) {
+        const T iD2 = iD * iD;
+        const T iB = T(1) / B;
+        const T dth = T(1) - T(2) * xi;
+        const T D_xi = c * dth;
+        const T B_xi = T(2) * (d1 * xi + s * dth - d0 * omx);
+        P->y_xi = hk * s * B * iD2;
+        P->y_s = hk * (xi * xi * D - A * (T(1) - T(2) * th)) * iD2;
+        P->y_h = A * iD;
+        P->y_d0 = hk * th * (D - A) * iD2;
+        P->y_d1 = -hk * A * th * iD2;
+        P->l_xi = B_xi * iB - T(2) * D_xi * iD;
+        P->l_s = T(2) / s + T(2) * th * iB - T(2) * (T(1) - T(2) * th) * iD;
+        P->l_d0 = omx * omx * iB - T(2) * th * iD;
+        P->l_d1 = xi * xi * iB - T(2) * th * iD;
+    }
+}
+
+// Inverse of bin_forward: the root in [0, 1] of the quadratic a xi^2 + b xi + c = 0,
+// written in the cancellation-free form xi = 2c / (-b - sqrt(b^2 - 4ac)).
+template <typename T>
+MADNIS_HD T bin_inverse(T y, T s, T hk, T d0, T d1, T yk) {
+    const T dy = y - yk;
+    const T c = d1 + d0 - T(2) * s;
+    const T qa = hk * (s - d0) + dy * c;
+    const T qb = hk * d0 - dy * c;
+    const T qc = -s * dy;
+    T disc = qb * qb - T(4) * qa * qc;
+    disc = disc > T(0) ? disc : T(0);
+    T xi = T(2) * qc / (-qb - sqrt(disc));
+    xi = xi < T(0) ? T(0) : xi;
+    return xi > T(1) ? T(1) : xi;
+}
+
+// Everything one event needs from its raw parameters for the bin containing `v`.
+template <typename T>
+struct SplineBin {
+    int k;
+    T xk, wk, yk, hk, d0, d1;
+    T sig0, sig1;  // softplus' of the two derivative parameters, for the backward pass
+};
+
+// Normalise an event's raw parameters and locate v: in the x knots for the forward
+// direction, in the y knots for the inverse. prob_w/prob_h (length K) receive the
+// softmax probabilities, which the backward pass needs.
+template <typename T>
+MADNIS_HD SplineBin<T> locate(const T* raw, const SplineConfig<T>& cfg, T v, bool inverse,
+                              T* prob_w, T* prob_h) {
+    const int K = cfg.bins;
+    T xknots[kMaxBins + 1];
+    T yknots[kMaxBins + 1];
+    normalise_bins(raw, K, cfg.min_width, prob_w, xknots);
+    normalise_bins(raw + K, K, cfg.min_height, prob_h, yknots);
+    SplineBin<T> b;
+    b.k = find_bin(inverse ? yknots : xknots, K, v);
+    b.xk = xknots[b.k];
+    b.wk = xknots[b.k + 1] - xknots[b.k];
+    b.yk = yknots[b.k];
+    b.hk = yknots[b.k + 1] - yknots[b.k];
+    const T* rd = raw + 2 * K;
+    const T a0 = rd[b.k] + cfg.derivative_shift;
+    const T a1 = rd[b.k + 1] + cfg.derivative_shift;
+    b.d0 = cfg.min_derivative + softplus(a0);
+    b.d1 = cfg.min_derivative + softplus(a1);
+    b.sig0 = sigmoid(a0);
+    b.sig1 = sigmoid(a1);
+    return b;
+}
+
+template <typename T>
+MADNIS_HD T clamp_unit(T v) {
+    v = v < T(0) ? T(0) : v;
+    return v > T(1) ? T(1) : v;
+}
+
+// Forward (x -> y) or inverse (y -> x) of one event. Returns the output and writes
+// log|d out / d in|.
+template <typename T>
+MADNIS_HD T spline_apply(T v, const T* raw, const SplineConfig<T>& cfg, bool inverse,
+                         T& logdet) {
+    T pw[kMaxBins], ph[kMaxBins];
+    const SplineBin<T> b = locate(raw, cfg, v, inverse, pw, ph);
+    const T s = b.hk / b.wk;
+    // The spline maps 0 -> 0 and 1 -> 1 exactly; y_k + h_k alone may round to 1 - ulp.
+    const bool edge = v == T(0) || v == T(1);
+    if (!inverse) {
+        const T xi = clamp_unit((v - b.xk) / b.wk);
+        T y;
+        bin_forward(xi, s, b.hk, b.d0, b.d1, b.yk, y, logdet, (BinPartials<T>*)nullptr);
+        return edge ? v : clamp_unit(y);
+    }
+    const T xi = bin_inverse(v, s, b.hk, b.d0, b.d1, b.yk);
+    T y_unused, ld;
+    bin_forward(xi, s, b.hk, b.d0, b.d1, b.yk, y_unused, ld, (BinPartials<T>*)nullptr);
+    logdet = -ld;
+    return edge ? v : clamp_unit(b.xk + b.wk * xi);
+}
+
+// Softmax backward for one set of bins: the normalised sizes enter through the knot
+// below the bin (all sizes j < k, gradient g_knot) and the bin's own size (j == k,
+// gradient g_size). Writes d loss / d raw_j for j = 0..K-1.
+//
+// The softmax backward p_j (g_j - sum_m p_m g_m) is evaluated as p_j sum_m p_m (g_j - g_m),
+// using sum_m p_m = 1 analytically: g takes only the three values g_knot (m < k),
+// g_size (m = k) and 0 (m > k), so no large terms have to cancel through a rounded
+// sum of probabilities (which costs ~1e-9 absolute for sharp splines otherwise).
+template <typename T>
+MADNIS_HD void bins_backward(const T* prob, int K, T min_b, int k, T g_knot, T g_size,
+                             T* g_raw) {
+    T below = T(0), above = T(0);
+    for (int j = 0; j < k; ++j) below += prob[j];
+    for (int j = k + 1; j < K; ++j) above += prob[j];
+    const T diff = g_knot - g_size;
+    const T scale = T(1) - min_b * T(K);
+    const T c_below = prob[k] * diff + above * g_knot;   // g_knot - S
+    const T c_bin = -below * diff + above * g_size;      // g_size - S
+    const T c_above = -(below * g_knot + prob[k] * g_size);  // 0 - S
+    for (int j = 0; j < K; ++j) {
+        const T cj = j < k ? c_below : (j == k ? c_bin : c_above);
+        g_raw[j] = scale * prob[j] * cj;
+    }
+}
+
+// Backward pass of one event: given the upstream gradients of the output (g_out) and
+// of the log-determinant (g_ld), write d loss / d input and d loss / d raw parameters
+// (length 3K+1). The inverse direction uses the implicit-function theorem on the
+// forward bin map, so both directions share bin_forward's partial derivatives.
+template <typename T>
+MADNIS_HD T spline_backward(T v, const T* raw, const SplineConfig<T>& cfg, bool inverse,
+                            T g_out, T g_ld, T* g_raw) {
+    const int K = cfg.bins;
+    T pw[kMaxBins], ph[kMaxBins];
+    const SplineBin<T> b = locate(raw, cfg, v, inverse, pw, ph);
+    const T s = b.hk / b.wk;
+    const T iw = T(1) / b.wk;
+    BinPartials<T> P;
+    T y, ld;
+    T g_in, g_xk, g_wk, g_yk, g_h, g_s, g_d0, g_d1;
+    if (!inverse) {
+        const T xi = clamp_unit((v - b.xk) * iw);
+        bin_forward(xi, s, b.hk, b.d0, b.d1, b.yk, y, ld, &P);
+        const T g_xi = g_out * P.y_xi + g_ld * P.l_xi;
+        g_in = g_xi * iw;
+        g_xk = -g_xi * iw;
+        g_wk = -g_xi * xi * iw;
+        g_yk = g_out;
+        g_h = g_out * P.y_h;
+        g_s = g_out * P.y_s + g_ld * P.l_s;
+        g_d0 = g_out * P.y_d0 + g_ld * P.l_d0;
+        g_d1 = g_out * P.y_d1 + g_ld * P.l_d1;
+    } else {
+        const T xi = bin_inverse(v, s, b.hk, b.d0, b.d1, b.yk);
+        bin_forward(xi, s, b.hk, b.d0, b.d1, b.yk, y, ld, &P);
+        // outputs: x = x_k + w_k xi(v, theta), logdet = -l(xi, theta)
+        const T g_xi = g_out * b.wk - g_ld * P.l_xi;
+        const T r = g_xi / P.y_xi;  // d xi / d v = 1 / (dy/dxi)
+        g_in = r;
+        g_xk = g_out;
+        g_wk = g_out * xi;
+        g_yk = -r;
+        g_h = -r * P.y_h;
+        g_s = -g_ld * P.l_s - r * P.y_s;
+        g_d0 = -g_ld * P.l_d0 - r * P.y_d0;
+        g_d1 = -g_ld * P.l_d1 - r * P.y_d1;
+    }
+    // s = h_k / w_k
+    g_wk -= g_s * s * iw;
+    const T g_hk = g_h + g_s * iw;
+    bins_backward(pw, K, cfg.min_width, b.k, g_xk, g_wk, g_raw);
+    bins_backward(ph, K, cfg.min_height, b.k, g_yk, g_hk, g_raw + K);
+    T* gd = g_raw + 2 * K;
+    for (int j = 0; j <= K; ++j) gd[j] = T(0);
+    gd[b.k] = g_d0 * b.sig0;
+    gd[b.k + 1] = g_d1 * b.sig1;
+    return g_in;
+}
+
+}  // namespace madnis

@@ -1,0 +1,118 @@
+"""Build of madnis_py and its compiled core ``madnis_py._ext``.
+
+The extension is built with pybind11 alone (no torch headers, no libtorch). When
+``nvcc`` and a CUDA toolkit are found, the CUDA kernels in ``csrc/*.cu`` are compiled
+with nvcc and linked in with the static CUDA runtime, so the module still imports on
+machines without a GPU driver.
+
+Environment:
+    MADNIS_PY_CUDA       "auto" (default): build CUDA when nvcc and the toolkit are
+                         found; "1": require it (fail if missing); "0": never.
+    MADNIS_PY_CUDA_ARCH  semicolon-separated compute capabilities (default "80;90").
+    CUDA_HOME            toolkit root (default: derived from nvcc, else /usr/local/cuda).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+CSRC = ROOT / "csrc"
+
+
+def _find_cuda() -> Path | None:
+    """Return the CUDA toolkit root if nvcc, the runtime header and cudart_static exist."""
+    candidates = []
+    if os.environ.get("CUDA_HOME"):
+        candidates.append(Path(os.environ["CUDA_HOME"]))
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.append(Path(nvcc).resolve().parent.parent)
+    candidates.append(Path("/usr/local/cuda"))
+    for root in candidates:
+        if ((root / "bin" / "nvcc").exists() and (root / "include" / "cuda_runtime.h").exists()
+                and _cudart_dir(root) is not None):
+            return root
+    return None
+
+
+def _cudart_dir(root: Path) -> Path | None:
+    for sub in ("lib64", "lib", "lib/x64", "targets/x86_64-linux/lib"):
+        if (root / sub / "libcudart_static.a").exists():
+            return root / sub
+    return None
+
+
+class BuildExtWithCuda(build_ext):
+    """pybind11's build_ext, plus nvcc for the .cu sources when a toolkit is found."""
+
+    def build_extensions(self) -> None:
+        mode = os.environ.get("MADNIS_PY_CUDA", "auto").lower()
+        cuda = None if mode in ("0", "off", "no") else _find_cuda()
+        if mode in ("1", "on", "yes") and cuda is None:
+            raise RuntimeError("MADNIS_PY_CUDA=1 but no nvcc + CUDA toolkit was found; "
+                               "set CUDA_HOME to the toolkit root")
+        for ext in self.extensions:
+            if cuda is not None:
+                self._add_cuda_objects(ext, cuda)
+            else:
+                print("madnis_py: no CUDA toolkit found (or MADNIS_PY_CUDA=0); "
+                      "building the CPU kernels only")
+        super().build_extensions()
+
+    def _add_cuda_objects(self, ext: Pybind11Extension, cuda: Path) -> None:
+        archs = os.environ.get("MADNIS_PY_CUDA_ARCH", "80;90").split(";")
+        gencode = []
+        for a in archs:
+            a = a.strip()
+            gencode += ["-gencode", f"arch=compute_{a},code=sm_{a}"]
+        # PTX of the newest architecture lets later GPUs JIT the kernels.
+        gencode += ["-gencode", f"arch=compute_{archs[-1].strip()},code=compute_{archs[-1].strip()}"]
+        build_dir = Path(self.build_temp) / "cuda"
+        build_dir.mkdir(parents=True, exist_ok=True)
+        for cu in sorted(CSRC.glob("*.cu")):
+            obj = build_dir / (cu.stem + ".o")
+            cmd = [str(cuda / "bin" / "nvcc"), "-O3", "-std=c++17", "-Xcompiler", "-fPIC",
+                   "-DMADNIS_WITH_CUDA", "-I", str(CSRC), *gencode, "-c", str(cu), "-o", str(obj)]
+            print("madnis_py:", " ".join(cmd))
+            subprocess.check_call(cmd)
+            ext.extra_objects.append(str(obj))
+        ext.define_macros.append(("MADNIS_WITH_CUDA", None))
+        ext.library_dirs.append(str(_cudart_dir(cuda)))
+        ext.libraries += ["cudart_static", "rt", "dl", "pthread"]
+
+
+ext_modules = [
+    Pybind11Extension(
+        "madnis_py._ext",
+        sorted(str(p.relative_to(ROOT)) for p in CSRC.glob("*.cpp")),
+        include_dirs=[str(CSRC)],
+        cxx_std=17,
+        extra_compile_args=["-O3", "-fno-math-errno"],
+    ),
+]
+
+setup(
+    name="madnis_py",
+    version="0.1.0",
+    description="Neural multi-channel importance sampling for collider event generation",
+    long_description=(ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["madnis_py", "madnis_py.*"]),
+    package_data={"madnis_py": ["py.typed", "*.pyi"]},
+    ext_modules=ext_modules,
+    cmdclass={"build_ext": BuildExtWithCuda},
+    install_requires=["torch>=2.1", "numpy>=1.22"],
+    extras_require={
+        "test": ["pytest>=7", "scipy>=1.9"],
+        "bench": ["zuko", "madnis", "madspace", "vegas"],
+    },
+    entry_points={"console_scripts": ["madnis-py-demo=madnis_py.demo:main"]},
+)
