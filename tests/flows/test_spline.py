@@ -119,7 +119,12 @@ def test_round_trip(scale: float) -> None:
     ok = slope > 1e-4  # condition number below 1e4: a rounding of y moves x by < 1e-12
     assert ok.float().mean() > {1.0: 0.95, 3.0: 0.7, 10.0: 0.3}[scale]
     assert float((x2 - x)[ok].abs().max()) < 1e-9
-    assert float((ld + ld2)[ok].abs().max()) < 1e-9
+    # forward and inverse log-dets at the same point cancel everywhere it is defined
+    assert float((ld2 + ld3)[ok].abs().max()) < 1e-9
+    if scale <= 3:
+        assert float((ld + ld2)[ok].abs().max()) < 1e-9
+    # at scale 10, d(log slope)/dx reaches 1e4 in min-width bins, so the 1e-12 shift of
+    # x above moves the log-det by up to 1e-7: conditioning, not kernel error.
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
