@@ -1,8 +1,8 @@
 """CPU throughput of the RQS spline and of whole coupling flows against other packages.
 
 Part A times the spline alone (forward + backward, loss ``(y + logdet).sum()``, gradients
-with respect to ``x`` and the raw parameters ``params = randn``) on ``batch * d`` points,
-in both directions. Part B times whole flows at a matched architecture (2 ceil(log2 d)
+with respect to ``x`` and the raw parameters ``params = randn``) on ``batch`` points, in
+both directions (the spline is pointwise, so d only scales the point count). Part B times whole flows at a matched architecture (2 ceil(log2 d)
 coupling blocks, 3 linear layers of 32 units, ReLU): (a) ``log_prob(x).sum().backward()``
 and (b) sampling ``n`` points with their log-density under ``torch.no_grad()``. The
 comparators are the torch reference backend, ``madnis`` (PyPI), ``madspace`` (PyPI, the
@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 
 import torch
@@ -64,10 +64,9 @@ def perturb_last_(layers: list[nn.Linear], gen: torch.Generator) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * STD)
 
 
-def spline_fns(d: int, bins: int, dtype: torch.dtype, batch: int, inverse: bool
-               ) -> dict[str, Timed | None]:
-    """Forward+backward closures of each spline implementation on ``batch * d`` points."""
-    n, opts = batch * d, SplineOptions(bins)
+def spline_fns(n: int, bins: int, dtype: torch.dtype, inverse: bool) -> dict[str, Timed]:
+    """Forward+backward closures of each spline implementation on ``n`` points."""
+    opts = SplineOptions(bins)
     x = torch.rand(n, dtype=dtype)
     params = torch.randn(n, opts.params_per_dim, dtype=dtype)
 
@@ -76,7 +75,7 @@ def spline_fns(d: int, bins: int, dtype: torch.dtype, batch: int, inverse: bool
         y, logdet = apply(xg, pg)
         (y.reshape(-1) + logdet.reshape(-1)).sum().backward()
 
-    fns: dict[str, Timed | None] = {
+    fns: dict[str, Timed] = {
         "ours": partial(run, lambda a, p: rqs(a, p, opts, inverse=inverse)),
         "reference": partial(run, lambda a, p: rqs_reference(a, p, opts, inverse=inverse))}
     try:
@@ -219,7 +218,7 @@ def si(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def row(lead: list[str], rates: dict[str, float | None]) -> str:
+def row(lead: list[str], rates: Mapping[str, float | None]) -> str:
     """Table row: leading cells, ours, then each comparator's rate and ours/theirs."""
     cells = lead + [si(rates.get("ours"))]
     for name in ("reference", "madnis", "madspace", "zuko"):
@@ -238,56 +237,68 @@ def header(lead: list[str], unit: str) -> list[str]:
 def profile_ours(batch: int) -> None:
     """torch.profiler summary of our log_prob + backward at d=8, 10 bins, float64."""
     from torch.profiler import ProfilerActivity, profile
-    flow, x = ours_flow(8, 10, torch.float64, "kernel"), torch.rand(batch, 8,
-                                                                    dtype=torch.float64)
+    flow = ours_flow(8, 10, torch.float64, "kernel")
+    x = torch.rand(batch, 8, dtype=torch.float64)
     flow.log_prob(x).sum().backward()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         flow.log_prob(x).sum().backward()
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
 
 
+def render(batch: int, threads: int, parts: list[tuple[str, list[str]]]) -> str:
+    """The markdown report: one table per part, then the notes."""
+    lines = [f"batch {batch}, torch threads {threads}, ratios are ours/theirs"]
+    for title, rows in parts:
+        lines += ["", f"### {title}", "", *rows]
+    return "\n".join(lines + [""] + [f"- {n}" for n in NOTES]) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=float, default=1e5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dims", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--quick", action="store_true", help="batch 1e4, d = 4 only")
-    parser.add_argument("--markdown", metavar="FILE", help="also write the tables here")
+    parser.add_argument("--markdown", metavar="FILE",
+                        help="also write the tables here (rewritten after every row)")
     parser.add_argument("--profile", action="store_true",
                         help="only profile our log_prob+backward (d=8, 10 bins, float64)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    batch, dims = (10_000, [4]) if args.quick else (int(args.batch), [4, 8, 16])
+    batch, dims = (10_000, [4]) if args.quick else (int(args.batch), args.dims)
     if args.profile:
         profile_ours(batch)
         return
-    configs = [(d, k, dt) for d in dims for k in (10, 16)
-               for dt in (torch.float64, torch.float32)]
-    lead_a, lead_b = ["d", "bins", "dtype", "dir"], ["d", "bins", "dtype"]
-    spline_rows = header(lead_a, "pts/s")
-    density_rows, sample_rows = header(lead_b, "ev/s"), header(lead_b, "ev/s")
-    for d, bins, dtype in configs:
-        tag = [str(d), str(bins), str(dtype).removeprefix("torch.")]
-        for inverse in (False, True):
-            rates = {name: (batch * d / median_time(fn) if fn else None)
-                     for name, fn in spline_fns(d, bins, dtype, batch, inverse).items()}
-            spline_rows.append(row(tag + ["inv" if inverse else "fwd"], rates))
-            print(spline_rows[-1], flush=True)
-        fns = flow_fns(d, bins, dtype, batch, args.threads)
-        for i, rows in ((0, density_rows), (1, sample_rows)):
-            rates = {name: (batch / median_time(pair[i]) if pair else None)
-                     for name, pair in fns.items()}
-            rows.append(row(tag, rates))
-            print(rows[-1], flush=True)
-    text = "\n".join([
-        f"batch {batch}, torch threads {args.threads}, ratios are ours/theirs", "",
-        "### A. spline alone, forward+backward (points/s)", "", *spline_rows, "",
-        "### B(a). flow log_prob(x).sum().backward() (events/s)", "", *density_rows, "",
-        "### B(b). flow sample(n) under no_grad (events/s)", "", *sample_rows, "",
-        *(f"- {n}" for n in NOTES)])
-    print("\n" + text)
-    if args.markdown:
-        with open(args.markdown, "w") as fh:
-            fh.write(text + "\n")
+    dtypes = (torch.float64, torch.float32)
+    spline_rows = header(["points", "bins", "dtype", "dir"], "pts/s")
+    density_rows, sample_rows = (header(["d", "bins", "dtype"], "ev/s") for _ in "ab")
+    parts = [("A. spline alone, forward+backward (points/s)", spline_rows),
+             ("B(a). flow log_prob(x).sum().backward() (events/s)", density_rows),
+             ("B(b). flow sample(n) under no_grad (events/s)", sample_rows)]
+
+    def emit(rows: list[str], line: str) -> None:
+        rows.append(line)
+        print(line, flush=True)
+        if args.markdown:
+            with open(args.markdown, "w") as fh:
+                fh.write(render(batch, args.threads, parts))
+
+    for bins in (10, 16):  # the spline alone does not depend on d: `batch` points
+        for dtype in dtypes:
+            for inverse in (False, True):
+                fns = spline_fns(batch, bins, dtype, inverse)
+                rates = {k: batch / median_time(fn) for k, fn in fns.items()}
+                emit(spline_rows, row([str(batch), str(bins), str(dtype)[6:],
+                                       "inv" if inverse else "fwd"], rates))
+    for d in dims:
+        for bins in (10, 16):
+            for dtype in dtypes:
+                fns_b = flow_fns(d, bins, dtype, batch, args.threads)
+                for i, rows in ((0, density_rows), (1, sample_rows)):
+                    rates = {k: (batch / median_time(pair[i]) if pair else None)
+                             for k, pair in fns_b.items()}
+                    emit(rows, row([str(d), str(bins), str(dtype)[6:]], rates))
+    print("\n" + render(batch, args.threads, parts))
 
 
 if __name__ == "__main__":

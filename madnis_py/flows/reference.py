@@ -52,6 +52,7 @@ def rqs_reference(x: torch.Tensor, params: torch.Tensor, options: SplineOptions 
     s = hk / wk
     c = d1 + d0 - 2 * s
 
+    edge = (x == 0) | (x == 1)
     if inverse:
         dy = x - yk
         qa = hk * (s - d0) + dy * c
@@ -59,6 +60,8 @@ def rqs_reference(x: torch.Tensor, params: torch.Tensor, options: SplineOptions 
         qc = -s * dy
         disc = (qb * qb - 4 * qa * qc).clamp(min=0.0)
         xi = _straight_clamp(2 * qc / (-qb - torch.sqrt(disc)))
+        # exact end points, as in the kernels (value pinned, gradient kept)
+        xi = torch.where(edge, xi - (xi - x).detach(), xi)
     else:
         xi = _straight_clamp((x - xk) / wk)
 
@@ -67,7 +70,6 @@ def rqs_reference(x: torch.Tensor, params: torch.Tensor, options: SplineOptions 
     slope_num = d1 * xi**2 + 2 * s * th + d0 * (1 - xi) ** 2
     logdet = 2 * torch.log(s) + torch.log(slope_num) - 2 * torch.log(denom)
     # exact endpoints, as in the kernels (the value only; gradients flow unchanged)
-    edge = (x == 0) | (x == 1)
     if inverse:
         out = xk + wk * xi
         return _straight_clamp(torch.where(edge, out - (out - x).detach(), out)), -logdet
