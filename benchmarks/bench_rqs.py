@@ -1,16 +1,16 @@
 """CPU throughput of the RQS spline and of whole coupling flows against other packages.
 
-Part A times the spline alone (forward + backward, loss ``(y + logdet).sum()``, gradients
-with respect to ``x`` and the raw parameters ``params = randn``) on ``batch`` points, in
-both directions (the spline is pointwise, so d only scales the point count). Part B times whole flows at a matched architecture (2 ceil(log2 d)
-coupling blocks, 3 linear layers of 32 units, ReLU): (a) ``log_prob(x).sum().backward()``
-and (b) sampling ``n`` points with their log-density under ``torch.no_grad()``. The
-comparators are the torch reference backend, ``madnis`` (PyPI), ``madspace`` (PyPI, the
-MadGraph team's C++ library) and ``zuko``; each is optional and is reported as skipped
-when it cannot be imported or run. Every ratio is ours / theirs (above 1: ours faster).
-Each number is the median of 3 timed repeats after one warm-up run.
+Part A times the spline alone (forward + backward of ``(y + logdet).sum()`` with respect
+to ``x`` and raw ``params = randn``) on ``batch`` points in both directions; it is
+pointwise, so d would only scale the point count. Part B times whole flows of matched
+architecture (2 ceil(log2 d) coupling blocks, subnets of 3 linear layers, 32 units, ReLU):
+(a) ``log_prob(x).sum().backward()`` and (b) ``sample(n)`` under ``torch.no_grad()``.
+Comparators (each optional, else reported as skipped): our torch reference backend,
+``madnis``, ``madspace`` (MadGraph's C++ library) and ``zuko``. Ratios are ours/theirs
+(above 1: ours faster); each rate is the median of 3 timed runs after one warm-up.
 
-Reproduce (full run, several minutes)::
+Reproduce (full run: about 40 minutes on one thread of a 2-core AMD EPYC; ``--dims`` and
+``--bins`` run a subset, ``--dims`` alone runs part A only)::
 
     python benchmarks/bench_rqs.py --markdown /tmp/bench_rqs.md
 
@@ -22,6 +22,9 @@ Smoke run (batch 1e4, d = 4 only)::
 from __future__ import annotations
 
 import argparse
+import datetime
+import hashlib
+import os
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +38,7 @@ from madnis_py.flows import SplineOptions, binary_masks, rqs, rqs_reference
 
 Timed = Callable[[], object]
 NOTES: list[str] = []
+BUILD = ""  # set in main(): the extension timed, since it may be rebuilt between runs
 STD = 0.1  # scale of the random last subnet layers, so that no spline is the identity
 
 
@@ -70,7 +74,7 @@ def spline_fns(n: int, bins: int, dtype: torch.dtype, inverse: bool) -> dict[str
     x = torch.rand(n, dtype=dtype)
     params = torch.randn(n, opts.params_per_dim, dtype=dtype)
 
-    def run(apply: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]) -> None:
+    def run(apply: Callable[..., tuple[torch.Tensor, ...]]) -> None:
         xg, pg = x.clone().requires_grad_(), params.clone().requires_grad_()
         y, logdet = apply(xg, pg)
         (y.reshape(-1) + logdet.reshape(-1)).sum().backward()
@@ -228,6 +232,7 @@ def row(lead: list[str], rates: Mapping[str, float | None]) -> str:
 
 
 def header(lead: list[str], unit: str) -> list[str]:
+    """Markdown table header matching :func:`row`."""
     cols = lead + [f"ours {unit}"]
     for name in ("reference", "madnis", "madspace", "zuko"):
         cols += [f"{name} {unit}", f"ours/{name}"]
@@ -245,9 +250,19 @@ def profile_ours(batch: int) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
 
 
+def build_id() -> str:
+    """Which compiled extension was timed: file, content hash and build time."""
+    from madnis_py._core import ext
+    with open(ext.__file__, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()[:12]
+    built = datetime.datetime.fromtimestamp(os.path.getmtime(ext.__file__))
+    return f"{os.path.basename(ext.__file__)} sha256 {digest}, built {built:%Y-%m-%d %H:%M:%S}"
+
+
 def render(batch: int, threads: int, parts: list[tuple[str, list[str]]]) -> str:
     """The markdown report: one table per part, then the notes."""
-    lines = [f"batch {batch}, torch threads {threads}, ratios are ours/theirs"]
+    lines = [f"batch {batch}, torch threads {threads}, ratios are ours/theirs; "
+             f"ours = {BUILD}"]
     for title, rows in parts:
         lines += ["", f"### {title}", "", *rows]
     return "\n".join(lines + [""] + [f"- {n}" for n in NOTES]) + "\n"
@@ -257,13 +272,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=float, default=1e5)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--dims", type=int, nargs="+", default=[4, 8, 16])
+    parser.add_argument("--dims", type=int, nargs="*", default=[4, 8, 16],
+                        help="flow dimensions for part B (none: part A only)")
+    parser.add_argument("--bins", type=int, nargs="+", default=[10, 16])
     parser.add_argument("--quick", action="store_true", help="batch 1e4, d = 4 only")
     parser.add_argument("--markdown", metavar="FILE",
                         help="also write the tables here (rewritten after every row)")
     parser.add_argument("--profile", action="store_true",
                         help="only profile our log_prob+backward (d=8, 10 bins, float64)")
     args = parser.parse_args()
+    global BUILD
+    BUILD = build_id()
+    print(f"ours = {BUILD}", flush=True)
     torch.set_num_threads(args.threads)
     batch, dims = (10_000, [4]) if args.quick else (int(args.batch), args.dims)
     if args.profile:
@@ -283,7 +303,7 @@ def main() -> None:
             with open(args.markdown, "w") as fh:
                 fh.write(render(batch, args.threads, parts))
 
-    for bins in (10, 16):  # the spline alone does not depend on d: `batch` points
+    for bins in args.bins:  # the spline alone does not depend on d: `batch` points
         for dtype in dtypes:
             for inverse in (False, True):
                 fns = spline_fns(batch, bins, dtype, inverse)
@@ -291,7 +311,7 @@ def main() -> None:
                 emit(spline_rows, row([str(batch), str(bins), str(dtype)[6:],
                                        "inv" if inverse else "fwd"], rates))
     for d in dims:
-        for bins in (10, 16):
+        for bins in args.bins:
             for dtype in dtypes:
                 fns_b = flow_fns(d, bins, dtype, batch, args.threads)
                 for i, rows in ((0, density_rows), (1, sample_rows)):

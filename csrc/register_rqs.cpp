@@ -19,6 +19,7 @@ struct Options {
     int bins;
     bool inverse;
     double min_width, min_height, min_derivative;
+    bool vectorized = true;
 };
 
 void check_options(const Options& o) {
@@ -71,7 +72,7 @@ void forward_cpu(const py::array& x, const py::array& params, const py::array& y
     int64_t bad;
     {
         py::gil_scoped_release release;
-        bad = rqs_forward_cpu<T>(px, pp, py_, pl, n, cfg, o.inverse, threads);
+        bad = rqs_forward_cpu<T>(px, pp, py_, pl, n, cfg, o.inverse, threads, o.vectorized);
     }
     raise_out_of_range(bad, o);
 }
@@ -92,7 +93,8 @@ void backward_cpu(const py::array& x, const py::array& params, const py::array& 
     int64_t bad;
     {
         py::gil_scoped_release release;
-        bad = rqs_backward_cpu<T>(px, pp, gy, gl, gx, gp, n, cfg, o.inverse, threads);
+        bad = rqs_backward_cpu<T>(px, pp, gy, gl, gx, gp, n, cfg, o.inverse, threads,
+                                  o.vectorized);
     }
     raise_out_of_range(bad, o);
 }
@@ -131,8 +133,8 @@ void register_rqs(py::module_& m) {
         "rqs_forward",
         [](const py::array& x, const py::array& params, const py::array& y,
            const py::array& logdet, int bins, bool inverse, double min_width,
-           double min_height, double min_derivative, int threads) {
-            const Options o{bins, inverse, min_width, min_height, min_derivative};
+           double min_height, double min_derivative, int threads, bool vectorized) {
+            const Options o{bins, inverse, min_width, min_height, min_derivative, vectorized};
             check_options(o);
             if (is_double(x))
                 forward_cpu<double>(x, params, y, logdet, o, threads);
@@ -141,7 +143,7 @@ void register_rqs(py::module_& m) {
         },
         py::arg("x"), py::arg("params"), py::arg("y"), py::arg("logdet"), py::kw_only(),
         py::arg("bins"), py::arg("inverse"), py::arg("min_width"), py::arg("min_height"),
-        py::arg("min_derivative"), py::arg("threads") = 1,
+        py::arg("min_derivative"), py::arg("threads") = 1, py::arg("vectorized") = true,
         "RQS spline on the CPU: writes y (n,) and log|dy/dx| (n,) for x (n,) and raw "
         "params (n, 3*bins+1). Raises ValueError for inputs outside [0, 1].");
 
@@ -150,8 +152,8 @@ void register_rqs(py::module_& m) {
         [](const py::array& x, const py::array& params, const py::array& grad_y,
            const py::array& grad_logdet, const py::array& grad_x, const py::array& grad_params,
            int bins, bool inverse, double min_width, double min_height, double min_derivative,
-           int threads) {
-            const Options o{bins, inverse, min_width, min_height, min_derivative};
+           int threads, bool vectorized) {
+            const Options o{bins, inverse, min_width, min_height, min_derivative, vectorized};
             check_options(o);
             if (is_double(x))
                 backward_cpu<double>(x, params, grad_y, grad_logdet, grad_x, grad_params, o,
@@ -163,7 +165,7 @@ void register_rqs(py::module_& m) {
         py::arg("x"), py::arg("params"), py::arg("grad_y"), py::arg("grad_logdet"),
         py::arg("grad_x"), py::arg("grad_params"), py::kw_only(), py::arg("bins"),
         py::arg("inverse"), py::arg("min_width"), py::arg("min_height"),
-        py::arg("min_derivative"), py::arg("threads") = 1,
+        py::arg("min_derivative"), py::arg("threads") = 1, py::arg("vectorized") = true,
         "Backward of rqs_forward: writes grad_x (n,) and grad_params (n, 3*bins+1).");
 
 #ifdef MADNIS_WITH_CUDA

@@ -16,14 +16,17 @@ SplineConfig<T> make_config(int bins, double min_width, double min_height,
                             double min_derivative);
 
 // CPU. Returns -1 on success, else the index of the first input outside [0, 1] (or NaN).
+// `vectorized` selects the lane-blocked loops (rqs_lanes.h); false runs the per-event
+// code that the CUDA kernels use, so tests can check that code on the CPU too.
 template <typename T>
 int64_t rqs_forward_cpu(const T* x, const T* params, T* y, T* logdet, int64_t n,
-                        const SplineConfig<T>& cfg, bool inverse, int nthreads);
+                        const SplineConfig<T>& cfg, bool inverse, int nthreads,
+                        bool vectorized = true);
 
 template <typename T>
 int64_t rqs_backward_cpu(const T* x, const T* params, const T* grad_y, const T* grad_logdet,
                          T* grad_x, T* grad_params, int64_t n, const SplineConfig<T>& cfg,
-                         bool inverse, int nthreads);
+                         bool inverse, int nthreads, bool vectorized = true);
 
 #ifdef MADNIS_WITH_CUDA
 // CUDA: pointers are device pointers, `stream` a cudaStream_t. Returns a CUDA error

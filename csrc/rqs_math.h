@@ -40,6 +40,51 @@ struct SplineConfig {
     T derivative_shift;
 };
 
+// min/max/abs that vectorise: GCC keeps `v < c ? c : v` as a branch (IEEE NaN rules
+// forbid turning it into vector min/max), but fmin/fmax/fabs map to vector instructions.
+MADNIS_HD double vmin(double a, double b) {
+#ifdef __CUDA_ARCH__
+    return fmin(a, b);
+#else
+    return __builtin_fmin(a, b);
+#endif
+}
+MADNIS_HD double vmax(double a, double b) {
+#ifdef __CUDA_ARCH__
+    return fmax(a, b);
+#else
+    return __builtin_fmax(a, b);
+#endif
+}
+MADNIS_HD double vabs(double a) {
+#ifdef __CUDA_ARCH__
+    return fabs(a);
+#else
+    return __builtin_fabs(a);
+#endif
+}
+MADNIS_HD float vmin(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return fminf(a, b);
+#else
+    return __builtin_fminf(a, b);
+#endif
+}
+MADNIS_HD float vmax(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return fmaxf(a, b);
+#else
+    return __builtin_fmaxf(a, b);
+#endif
+}
+MADNIS_HD float vabs(float a) {
+#ifdef __CUDA_ARCH__
+    return fabsf(a);
+#else
+    return __builtin_fabsf(a);
+#endif
+}
+
 // exp for the CPU softmax loops: branch-free, so GCC vectorises loops over bins that
 // call it, and within one ulp of libm (Cody-Waite reduction, Taylor to r^13 for double,
 // r^7 for float). Device code uses CUDA's exp.
@@ -47,7 +92,7 @@ MADNIS_HD double vexp(double v) {
 #ifdef __CUDA_ARCH__
     return exp(v);
 #else
-    v = v < -708.0 ? -708.0 : (v > 709.0 ? 709.0 : v);
+    v = vmin(vmax(v, -708.0), 709.0);
     const double magic = 6755399441055744.0;  // 1.5 * 2^52: rounds to an integer
     const double t = v * 1.4426950408889634 + magic;
     const double k = t - magic;
@@ -82,7 +127,7 @@ MADNIS_HD float vexp(float v) {
 #ifdef __CUDA_ARCH__
     return expf(v);
 #else
-    v = v < -87.0f ? -87.0f : (v > 88.0f ? 88.0f : v);
+    v = vmin(vmax(v, -87.0f), 88.0f);
     const float magic = 12582912.0f;  // 1.5 * 2^23
     const float t = v * 1.44269504f + magic;
     const float k = t - magic;
@@ -102,15 +147,96 @@ MADNIS_HD float vexp(float v) {
 #endif
 }
 
+// Clamp to [0, 1]. NaN becomes 0: callers flag bad inputs before and overwrite their
+// outputs after, so inside the kernels every value is a valid point.
+template <typename T>
+MADNIS_HD T clamp_unit(T v) {
+    return vmin(vmax(v, T(0)), T(1));
+}
+
+// Natural log of a positive normal number, branch-free like vexp: x = 2^e m with m in
+// [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m - 1)/(m + 1), |s| < 0.172, series to
+// s^21 (double) or s^11 (float). Integer <-> float conversions use the magic-number
+// trick so the vectoriser needs no int64 conversions. Device code uses CUDA's log.
+MADNIS_HD double vlog(double x) {
+#ifdef __CUDA_ARCH__
+    return log(x);
+#else
+    // subtracting the bits of sqrt(1/2) puts the mantissa in [sqrt(1/2), sqrt(2)) and
+    // the exponent in the high bits, with integer operations only
+    long long bits;
+    __builtin_memcpy(&bits, &x, sizeof x);
+    const long long off = bits - 0x3FE6A09E667F3BCDLL;
+    const long long mbits = (off & 0x000FFFFFFFFFFFFFLL) + 0x3FE6A09E667F3BCDLL;
+    double m;
+    __builtin_memcpy(&m, &mbits, sizeof m);
+    const long long ebits = 0x4338000000000000LL + (off >> 52);
+    double e;
+    __builtin_memcpy(&e, &ebits, sizeof e);
+    e -= 6755399441055744.0;
+    const double s = (m - 1.0) / (m + 1.0);
+    const double s2 = s * s;
+    double p = 1.0 / 21.0;
+    p = p * s2 + 1.0 / 19.0;
+    p = p * s2 + 1.0 / 17.0;
+    p = p * s2 + 1.0 / 15.0;
+    p = p * s2 + 1.0 / 13.0;
+    p = p * s2 + 1.0 / 11.0;
+    p = p * s2 + 1.0 / 9.0;
+    p = p * s2 + 1.0 / 7.0;
+    p = p * s2 + 1.0 / 5.0;
+    p = p * s2 + 1.0 / 3.0;
+    p = p * s2 + 1.0;
+    return e * 0.6931471803691238 + (2.0 * s * p + e * 1.9082149292705877e-10);
+#endif
+}
+
+MADNIS_HD float vlog(float x) {
+#ifdef __CUDA_ARCH__
+    return logf(x);
+#else
+    int bits;
+    __builtin_memcpy(&bits, &x, sizeof x);
+    const int off = bits - 0x3F3504F3;  // bits of sqrt(1/2)
+    const int mbits = (off & 0x007FFFFF) + 0x3F3504F3;
+    float m;
+    __builtin_memcpy(&m, &mbits, sizeof m);
+    const int ebits = 0x4B400000 + (off >> 23);
+    float e;
+    __builtin_memcpy(&e, &ebits, sizeof e);
+    e -= 12582912.0f;
+    const float s = (m - 1.0f) / (m + 1.0f);
+    const float s2 = s * s;
+    float p = 1.0f / 11.0f;
+    p = p * s2 + 1.0f / 9.0f;
+    p = p * s2 + 1.0f / 7.0f;
+    p = p * s2 + 1.0f / 5.0f;
+    p = p * s2 + 1.0f / 3.0f;
+    p = p * s2 + 1.0f;
+    return e * 0.693145752f + (2.0f * s * p + e * 1.42860677e-6f);
+#endif
+}
+
+// log(1 + u) for u >= 0, accurate for tiny u: w = 1 + u is rounded, and
+// log(1 + u) = log w + log((1 + u)/w) = log w + (u - (w - 1))/w + O(eps^2). No select,
+// so it vectorises; for w == 1 it returns u exactly.
+template <typename T>
+MADNIS_HD T vlog1p(T u) {
+    const T w = T(1) + u;
+    return vlog(w) + (u - (w - T(1))) / w;
+}
+
+// log(1 + e^v) = max(v, 0) + log1p(e^-|v|): no overflow, no branch.
 template <typename T>
 MADNIS_HD T softplus(T v) {
-    // log(1 + e^v) without overflow; for large v the correction is below rounding.
-    return v > T(30) ? v : log1p(exp(v));
+    const T t = vexp(-vabs(v));
+    return vmax(v, T(0)) + vlog1p(t);
 }
 
 template <typename T>
 MADNIS_HD T sigmoid(T v) {
-    return v >= T(0) ? T(1) / (T(1) + exp(-v)) : exp(v) / (T(1) + exp(v));
+    const T t = vexp(-vabs(v));
+    return (v >= T(0) ? T(1) : t) / (T(1) + t);
 }
 
 // Softmax of `raw` (length K) into `prob`, and the knots (length K+1) of the bins
@@ -118,7 +244,7 @@ MADNIS_HD T sigmoid(T v) {
 template <typename T>
 MADNIS_HD void normalise_bins(const T* raw, int K, T min_b, T* prob, T* knots) {
     T m = raw[0];
-    for (int j = 1; j < K; ++j) m = raw[j] > m ? raw[j] : m;
+    for (int j = 1; j < K; ++j) m = vmax(raw[j], m);
     // two loops: the first has no reduction, so it vectorises over bins
     for (int j = 0; j < K; ++j) prob[j] = vexp(raw[j] - m);
     T sum = T(0);
@@ -167,7 +293,7 @@ MADNIS_HD void bin_forward(T xi, T s, T hk, T d0, T d1, T yk, T& y, T& logdet,
     const T iD = T(1) / D;
     y = yk + hk * A * iD;
     // one log of s^2 B / D^2 (all factors stay within ~1e-12..1e12, no overflow)
-    logdet = log(s * s * B * iD * iD);
+    logdet = vlog(s * s * B * iD * iD);
     if (P) {
         const T iD2 = iD * iD;
         const T iB = T(1) / B;
@@ -196,10 +322,8 @@ MADNIS_HD T bin_inverse(T y, T s, T hk, T d0, T d1, T yk) {
     const T qb = hk * d0 - dy * c;
     const T qc = -s * dy;
     T disc = qb * qb - T(4) * qa * qc;
-    disc = disc > T(0) ? disc : T(0);
-    T xi = T(2) * qc / (-qb - sqrt(disc));
-    xi = xi < T(0) ? T(0) : xi;
-    return xi > T(1) ? T(1) : xi;
+    disc = vmax(disc, T(0));
+    return clamp_unit(T(2) * qc / (-qb - sqrt(disc)));
 }
 
 // Everything one event needs from its raw parameters for the bin containing `v`.
@@ -235,11 +359,6 @@ MADNIS_HD SplineBin<T> locate(const T* raw, const SplineConfig<T>& cfg, T v, boo
     return b;
 }
 
-template <typename T>
-MADNIS_HD T clamp_unit(T v) {
-    v = v < T(0) ? T(0) : v;
-    return v > T(1) ? T(1) : v;
-}
 
 // Forward (x -> y) or inverse (y -> x) of one event. Returns the output and writes
 // log|d out / d in|.
@@ -250,7 +369,7 @@ MADNIS_HD T spline_apply(T v, const T* raw, const SplineConfig<T>& cfg, bool inv
     const SplineBin<T> b = locate(raw, cfg, v, inverse, pw, ph);
     const T s = b.hk / b.wk;
     // The spline maps 0 -> 0 and 1 -> 1 exactly; y_k + h_k alone may round to 1 - ulp.
-    const bool edge = v == T(0) || v == T(1);
+    const bool edge = (v == T(0)) | (v == T(1));
     if (!inverse) {
         const T xi = clamp_unit((v - b.xk) / b.wk);
         T y;

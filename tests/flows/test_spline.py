@@ -31,6 +31,8 @@ def test_values_and_gradients_match_reference(bins: int, scale: float, inverse: 
     the inverse slope reaches 1e12 and both float64 implementations carry rounding of
     that size (neither is a reference for the other).
     """
+    from tests.flows.mp_spline import gradients, spline
+
     opts = SplineOptions(bins)
     x, params = _inputs(2000, bins, scale)
     xk = x.clone().requires_grad_()
@@ -39,16 +41,38 @@ def test_values_and_gradients_match_reference(bins: int, scale: float, inverse: 
     pr = params.clone().requires_grad_()
     y, ld = rqs(xk, pk, opts, inverse=inverse)
     yr, ldr = rqs_reference(xr, pr, opts, inverse=inverse)
-    assert _rel(y, yr) < 1e-10
-    assert _rel(ld, ldr) < 1e-10
     gy, gl = torch.randn(2, x.shape[0], dtype=x.dtype)
     (y * gy + ld * gl).sum().backward()
     (yr * gy + ldr * gl).sum().backward()
     interior = (x > 0) & (x < 1)
-    for got, want in ((xk.grad, xr.grad), (pk.grad, pr.grad)):
+
+    def truth_values(i: int) -> list[float]:
+        out, logdet = spline(float(x[i]), params[i].tolist(), bins, inverse)
+        return [float(out), float(logdet)]
+
+    def truth_grads(i: int) -> list[float]:
+        gv, graw = gradients(float(x[i]), params[i].tolist(), bins, inverse,
+                             float(gy[i]), float(gl[i]))
+        return [float(gv)] + [float(g) for g in graw]
+
+    checks = [
+        (torch.stack([y, ld], 1).detach(), torch.stack([yr, ldr], 1).detach(), truth_values,
+         torch.ones_like(interior)),
+        (torch.cat([xk.grad[:, None], pk.grad], 1), torch.cat([xr.grad[:, None], pr.grad], 1),
+         truth_grads, interior),
+    ]
+    for got, want, truth, rows in checks:
         assert torch.isfinite(got).all()
-        assert _rel(got[interior], want[interior]) < 1e-10
-    assert torch.isfinite(y).all() and torch.isfinite(ld).all()
+        rel = ((got - want).abs() / want.abs().clamp(min=1.0)).max(dim=1).values
+        disagree = torch.nonzero((rel > 1e-10) & rows)[:, 0].tolist()
+        # Two float64 implementations differ at points where the inverse is
+        # ill-conditioned (d logdet / dy ~ 1e3 and more); there the 60-digit truth decides,
+        # and such points must stay rare.
+        assert len(disagree) <= 3, disagree
+        for i in disagree:
+            exact = torch.tensor(truth(i), dtype=torch.float64)
+            err = float(((got[i] - exact).abs() / exact.abs().clamp(min=1.0)).max())
+            assert err < 1e-10, (i, err)
 
 
 @pytest.mark.parametrize("inverse", [False, True])
@@ -151,6 +175,32 @@ def test_threads_give_identical_results() -> None:
     finally:
         torch.set_num_threads(old)
     assert torch.equal(y1, y2) and torch.equal(l1, l2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("inverse", [False, True])
+def test_per_event_path_matches_vectorized(dtype: torch.dtype, inverse: bool) -> None:
+    """The per-event code (what each CUDA thread runs) against the lane-blocked CPU code.
+
+    Sizes not divisible by the lane count exercise the padded tail block.
+    """
+    from madnis_py import _ext
+
+    x, params = _inputs(1003, 10, 3.0, dtype)
+    kw = dict(bins=10, inverse=inverse, min_width=1e-3, min_height=1e-3, min_derivative=1e-3)
+    outs = []
+    for vectorized in (True, False):
+        y, ld, gx = (torch.empty_like(x) for _ in range(3))
+        gp = torch.empty_like(params)
+        gy, gl = torch.ones_like(x), torch.full_like(x, 0.5)
+        _ext.rqs_forward(x.numpy(), params.numpy(), y.numpy(), ld.numpy(),
+                         vectorized=vectorized, **kw)
+        _ext.rqs_backward(x.numpy(), params.numpy(), gy.numpy(), gl.numpy(), gx.numpy(),
+                          gp.numpy(), vectorized=vectorized, **kw)
+        outs.append((y, ld, gx, gp))
+    tol = 1e-12 if dtype == torch.float64 else 1e-4
+    for a, b in zip(*outs):
+        assert _rel(a, b) < tol
 
 
 class TestBadInput:
