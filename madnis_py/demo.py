@@ -29,10 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=200_000,
                         help="points for the final integral (default 200000)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: batches of a few thousand points gain "
+                             "nothing from more)")
     args = parser.parse_args(argv)
     if args.dims < 1 or args.steps < 0 or args.batch < 2 or args.points < 2:
         parser.error("dims >= 1, steps >= 0, batch >= 2 and points >= 2 are required")
 
+    torch.set_num_threads(max(1, args.threads))
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     camel = Camel(args.dims)

@@ -12,6 +12,16 @@ from madnis_py.testfunctions import Camel
 from madnis_py.training import integrate_flow, train_flow, variance_loss
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Batches of 2048 gain nothing from threads; one thread keeps timings independent of
+    the machine's other load (OpenMP spin-waits badly on a busy core)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def test_camel_exact_integral() -> None:
     camel = Camel(3)
     x = torch.rand(2_000_000, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
