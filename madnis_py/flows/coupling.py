@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 from torch import nn
@@ -53,7 +54,10 @@ class MLP(nn.Sequential):
     """
 
     def __init__(self, features_in: int, features_out: int, *, layers: int = 3,
-                 units: int = 32, activation: Callable[[], nn.Module] = nn.ReLU) -> None:
+                 units: int = 32, activation: Callable[[], nn.Module] | None = None) -> None:
+        if activation is None:
+            # in place: saves one (n, units) temporary per hidden layer
+            activation = partial(nn.ReLU, inplace=True)
         if layers < 1:
             raise ValueError(f"layers must be at least 1, got {layers}")
         sizes = [features_in] + [units] * (layers - 1) + [features_out]
@@ -88,7 +92,7 @@ class RQSCoupling(nn.Module):
 
     def __init__(self, mask: torch.Tensor, spline: SplineOptions, *, condition_dims: int = 0,
                  layers: int = 3, units: int = 32,
-                 activation: Callable[[], nn.Module] = nn.ReLU,
+                 activation: Callable[[], nn.Module] | None = None,
                  backend: str = "kernel") -> None:
         super().__init__()
         if backend not in ("kernel", "reference"):

@@ -33,7 +33,8 @@ class Flow(nn.Module):
         Number of coupling blocks; default 2 ceil(log2 d), enough for every dimension
         to condition every other (see :func:`binary_masks`).
     layers, units, activation
-        Subnet shape: ``layers`` linear layers, ``units`` wide.
+        Subnet shape: ``layers`` linear layers, ``units`` wide; the activation defaults to
+        an in-place ReLU.
     min_bin_width, min_bin_height, min_derivative
         Spline floors.
     dtype
@@ -49,7 +50,7 @@ class Flow(nn.Module):
 
     def __init__(self, dims: int, *, bins: int = 10, condition_dims: int = 0,
                  blocks: int | None = None, layers: int = 3, units: int = 32,
-                 activation: Callable[[], nn.Module] = nn.ReLU,
+                 activation: Callable[[], nn.Module] | None = None,
                  min_bin_width: float = 1e-3, min_bin_height: float = 1e-3,
                  min_derivative: float = 1e-3, dtype: torch.dtype = torch.float64,
                  backend: str = "kernel", chunk_size: int = 8192) -> None:
