@@ -122,6 +122,26 @@ template <typename T>
 T* dptr(std::uintptr_t p) {
     return reinterpret_cast<T*>(p);
 }
+
+template <typename T>
+void forward_cuda(std::uintptr_t x, std::uintptr_t params, std::uintptr_t y,
+                  std::uintptr_t logdet, int64_t n, const Options& o, std::uintptr_t stream) {
+    const auto cfg = make_config<T>(o.bins, o.min_width, o.min_height, o.min_derivative);
+    check_cuda(rqs_forward_cuda<T>(dptr<T>(x), dptr<T>(params), dptr<T>(y), dptr<T>(logdet), n,
+                                   cfg, o.inverse, reinterpret_cast<void*>(stream)),
+               "rqs_forward_cuda");
+}
+
+template <typename T>
+void backward_cuda(std::uintptr_t x, std::uintptr_t params, std::uintptr_t grad_y,
+                   std::uintptr_t grad_logdet, std::uintptr_t grad_x, std::uintptr_t grad_params,
+                   int64_t n, const Options& o, std::uintptr_t stream) {
+    const auto cfg = make_config<T>(o.bins, o.min_width, o.min_height, o.min_derivative);
+    check_cuda(rqs_backward_cuda<T>(dptr<T>(x), dptr<T>(params), dptr<T>(grad_y),
+                                    dptr<T>(grad_logdet), dptr<T>(grad_x), dptr<T>(grad_params),
+                                    n, cfg, o.inverse, reinterpret_cast<void*>(stream)),
+               "rqs_backward_cuda");
+}
 #endif
 
 }  // namespace
@@ -178,20 +198,10 @@ void register_rqs(py::module_& m) {
            double min_height, double min_derivative, std::uintptr_t stream) {
             const Options o{bins, inverse, min_width, min_height, min_derivative};
             check_options(o);
-            void* s = reinterpret_cast<void*>(stream);
-            if (is_double_name(dtype)) {
-                const auto cfg = make_config<double>(bins, min_width, min_height, min_derivative);
-                check_cuda(rqs_forward_cuda<double>(dptr<double>(x), dptr<double>(params),
-                                                    dptr<double>(y), dptr<double>(logdet), n,
-                                                    cfg, inverse, s),
-                           "rqs_forward_cuda");
-            } else {
-                const auto cfg = make_config<float>(bins, min_width, min_height, min_derivative);
-                check_cuda(rqs_forward_cuda<float>(dptr<float>(x), dptr<float>(params),
-                                                   dptr<float>(y), dptr<float>(logdet), n, cfg,
-                                                   inverse, s),
-                           "rqs_forward_cuda");
-            }
+            if (is_double_name(dtype))
+                forward_cuda<double>(x, params, y, logdet, n, o, stream);
+            else
+                forward_cuda<float>(x, params, y, logdet, n, o, stream);
         },
         py::arg("x"), py::arg("params"), py::arg("y"), py::arg("logdet"), py::arg("n"),
         py::arg("dtype"), py::kw_only(), py::arg("bins"), py::arg("inverse"),
@@ -206,22 +216,12 @@ void register_rqs(py::module_& m) {
            double min_height, double min_derivative, std::uintptr_t stream) {
             const Options o{bins, inverse, min_width, min_height, min_derivative};
             check_options(o);
-            void* s = reinterpret_cast<void*>(stream);
-            if (is_double_name(dtype)) {
-                const auto cfg = make_config<double>(bins, min_width, min_height, min_derivative);
-                check_cuda(rqs_backward_cuda<double>(
-                               dptr<double>(x), dptr<double>(params), dptr<double>(grad_y),
-                               dptr<double>(grad_logdet), dptr<double>(grad_x),
-                               dptr<double>(grad_params), n, cfg, inverse, s),
-                           "rqs_backward_cuda");
-            } else {
-                const auto cfg = make_config<float>(bins, min_width, min_height, min_derivative);
-                check_cuda(rqs_backward_cuda<float>(
-                               dptr<float>(x), dptr<float>(params), dptr<float>(grad_y),
-                               dptr<float>(grad_logdet), dptr<float>(grad_x),
-                               dptr<float>(grad_params), n, cfg, inverse, s),
-                           "rqs_backward_cuda");
-            }
+            if (is_double_name(dtype))
+                backward_cuda<double>(x, params, grad_y, grad_logdet, grad_x, grad_params, n, o,
+                                      stream);
+            else
+                backward_cuda<float>(x, params, grad_y, grad_logdet, grad_x, grad_params, n, o,
+                                     stream);
         },
         py::arg("x"), py::arg("params"), py::arg("grad_y"), py::arg("grad_logdet"),
         py::arg("grad_x"), py::arg("grad_params"), py::arg("n"), py::arg("dtype"),

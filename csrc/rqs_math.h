@@ -42,46 +42,32 @@ struct SplineConfig {
 
 // min/max/abs that vectorise: GCC keeps `v < c ? c : v` as a branch (IEEE NaN rules
 // forbid turning it into vector min/max), but fmin/fmax/fabs map to vector instructions.
-MADNIS_HD double vmin(double a, double b) {
+// CUDA's fmin/fmax/fabs are overloaded for float and double.
+template <typename T>
+MADNIS_HD T vmin(T a, T b) {
 #ifdef __CUDA_ARCH__
     return fmin(a, b);
 #else
-    return __builtin_fmin(a, b);
+    if constexpr (sizeof(T) == sizeof(float)) return __builtin_fminf(a, b);
+    else return __builtin_fmin(a, b);
 #endif
 }
-MADNIS_HD double vmax(double a, double b) {
+template <typename T>
+MADNIS_HD T vmax(T a, T b) {
 #ifdef __CUDA_ARCH__
     return fmax(a, b);
 #else
-    return __builtin_fmax(a, b);
+    if constexpr (sizeof(T) == sizeof(float)) return __builtin_fmaxf(a, b);
+    else return __builtin_fmax(a, b);
 #endif
 }
-MADNIS_HD double vabs(double a) {
+template <typename T>
+MADNIS_HD T vabs(T a) {
 #ifdef __CUDA_ARCH__
     return fabs(a);
 #else
-    return __builtin_fabs(a);
-#endif
-}
-MADNIS_HD float vmin(float a, float b) {
-#ifdef __CUDA_ARCH__
-    return fminf(a, b);
-#else
-    return __builtin_fminf(a, b);
-#endif
-}
-MADNIS_HD float vmax(float a, float b) {
-#ifdef __CUDA_ARCH__
-    return fmaxf(a, b);
-#else
-    return __builtin_fmaxf(a, b);
-#endif
-}
-MADNIS_HD float vabs(float a) {
-#ifdef __CUDA_ARCH__
-    return fabsf(a);
-#else
-    return __builtin_fabsf(a);
+    if constexpr (sizeof(T) == sizeof(float)) return __builtin_fabsf(a);
+    else return __builtin_fabs(a);
 #endif
 }
 
