@@ -4,7 +4,10 @@ Part A times the spline alone (forward + backward of ``(y + logdet).sum()`` with
 to ``x`` and raw ``params = randn``) on ``batch`` points in both directions; it is
 pointwise, so d would only scale the point count. Part B times whole flows of matched
 architecture (2 ceil(log2 d) coupling blocks, subnets of 3 linear layers, 32 units, ReLU):
-(a) ``log_prob(x).sum().backward()`` and (b) ``sample(n)`` under ``torch.no_grad()``.
+(a) ``log_prob(x).sum().backward()`` (the training path), (b) ``sample(n)`` and (c)
+``log_prob(x)``, both under ``torch.no_grad()`` (the integration and event-generation
+path, and the like-for-like comparison with the issue's reference figures, which
+carry no backward pass).
 Comparators (each optional, else reported as skipped): our torch reference backend,
 ``madnis``, ``madspace`` (MadGraph's C++ library) and ``zuko``. Ratios are ours/theirs
 (above 1: ours faster); each rate is the median of 3 timed runs after one warm-up.
@@ -37,6 +40,7 @@ from madnis_py import Flow
 from madnis_py.flows import SplineOptions, binary_masks, rqs, rqs_reference
 
 Timed = Callable[[], object]
+Triple = tuple[Timed, Timed, Timed]  # (log_prob + backward, sample, log_prob no-grad)
 NOTES: list[str] = []
 BUILD = ""  # set in main(): the extension timed, since it may be rebuilt between runs
 STD = 0.1  # scale of the random last subnet layers, so that no spline is the identity
@@ -113,13 +117,13 @@ def ours_flow(d: int, bins: int, dtype: torch.dtype, backend: str,
 
 
 def flow_fns(d: int, bins: int, dtype: torch.dtype, batch: int, threads: int
-             ) -> dict[str, tuple[Timed, Timed] | None]:
-    """(log_prob+backward, sample) closures per flow; all share one input batch."""
+             ) -> dict[str, Triple | None]:
+    """(log_prob+backward, sample, log_prob no-grad) closures per flow, one input batch."""
     x = torch.rand(batch, d, dtype=dtype)
-    out: dict[str, tuple[Timed, Timed] | None] = {}
+    out: dict[str, Triple | None] = {}
 
     def torch_pair(module: nn.Module, log_prob: Callable[[], torch.Tensor],
-                   sample: Callable[[], object]) -> tuple[Timed, Timed]:
+                   sample: Callable[[], object]) -> Triple:
         def density() -> None:
             module.zero_grad(set_to_none=True)
             log_prob().sum().backward()
@@ -127,7 +131,11 @@ def flow_fns(d: int, bins: int, dtype: torch.dtype, batch: int, threads: int
         def draw() -> None:
             with torch.no_grad():
                 sample()
-        return density, draw
+
+        def density_no_grad() -> None:
+            with torch.no_grad():
+                log_prob()
+        return density, draw, density_no_grad
 
     ours = ours_flow(d, bins, dtype, "kernel")
     out["ours"] = torch_pair(ours, lambda: ours.log_prob(x), lambda: ours.sample(batch))
@@ -181,7 +189,7 @@ def flow_fns(d: int, bins: int, dtype: torch.dtype, batch: int, threads: int
 
 
 def madspace_fns(d: int, bins: int, dtype: torch.dtype, batch: int, threads: int,
-                 x: torch.Tensor) -> tuple[Timed, Timed] | None:
+                 x: torch.Tensor) -> Triple | None:
     """madspace's compiled Flow mapping; its density is the inverse map's weight."""
     import madspace as ms
     from madspace.torch import FunctionModule
@@ -209,7 +217,11 @@ def madspace_fns(d: int, bins: int, dtype: torch.dtype, batch: int, threads: int
     def draw() -> None:
         with torch.no_grad():
             forward(torch.rand(batch, d, dtype=dtype))
-    return density, draw
+
+    def density_no_grad() -> None:
+        with torch.no_grad():
+            inverse(x)
+    return density, draw, density_no_grad
 
 
 def si(value: float | None) -> str:
@@ -291,10 +303,12 @@ def main() -> None:
         return
     dtypes = (torch.float64, torch.float32)
     spline_rows = header(["points", "bins", "dtype", "dir"], "pts/s")
-    density_rows, sample_rows = (header(["d", "bins", "dtype"], "ev/s") for _ in "ab")
+    density_rows, sample_rows, nograd_rows = (header(["d", "bins", "dtype"], "ev/s")
+                                              for _ in "abc")
     parts = [("A. spline alone, forward+backward (points/s)", spline_rows),
              ("B(a). flow log_prob(x).sum().backward() (events/s)", density_rows),
-             ("B(b). flow sample(n) under no_grad (events/s)", sample_rows)]
+             ("B(b). flow sample(n) under no_grad (events/s)", sample_rows),
+             ("B(c). flow log_prob(x) under no_grad (events/s)", nograd_rows)]
 
     def emit(rows: list[str], line: str) -> None:
         rows.append(line)
@@ -314,7 +328,7 @@ def main() -> None:
         for bins in args.bins:
             for dtype in dtypes:
                 fns_b = flow_fns(d, bins, dtype, batch, args.threads)
-                for i, rows in ((0, density_rows), (1, sample_rows)):
+                for i, rows in ((0, density_rows), (1, sample_rows), (2, nograd_rows)):
                     rates = {k: (batch / median_time(pair[i]) if pair else None)
                              for k, pair in fns_b.items()}
                     emit(rows, row([str(d), str(bins), str(dtype)[6:]], rates))
