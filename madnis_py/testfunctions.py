@@ -44,8 +44,8 @@ class Camel:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """f(x) for points ``x`` (n, d); returns (n,)."""
-        norm = (2 * math.pi * self.sigma**2) ** (-self.dims / 2) / len(self.means)
+        norm = float((2 * math.pi * self.sigma**2) ** (-self.dims / 2)) / len(self.means)
         out = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         for m in self.means:
             out = out + torch.exp(-((x - m) ** 2).sum(dim=1) / (2 * self.sigma**2))
-        return norm * out
+        return out * norm

@@ -90,6 +90,9 @@ class RQSCoupling(nn.Module):
         ``"kernel"`` (compiled kernels) or ``"reference"`` (pure torch).
     """
 
+    cond_index: torch.Tensor
+    trans_index: torch.Tensor
+
     def __init__(self, mask: torch.Tensor, spline: SplineOptions, *, condition_dims: int = 0,
                  layers: int = 3, units: int = 32,
                  activation: Callable[[], nn.Module] | None = None,

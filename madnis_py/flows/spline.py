@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from madnis_py._core import ext
@@ -74,7 +75,8 @@ def check_unit_interval(x: torch.Tensor, name: str) -> None:
                          "is outside [0, 1]")
 
 
-def _numpy(t: torch.Tensor):  # noqa: ANN202 - numpy view of a CPU tensor
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """Zero-copy numpy view of a CPU tensor."""
     return t.detach().numpy()
 
 
@@ -116,7 +118,7 @@ def _run_backward(x: torch.Tensor, params: torch.Tensor, grad_y: torch.Tensor,
 
 class _RQSFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, params, opts, inverse):  # type: ignore[no-untyped-def,override]
+    def forward(ctx, x, params, opts, inverse):  # type: ignore[no-untyped-def]
         y, logdet = _run_forward(x, params, opts, inverse)
         ctx.save_for_backward(x, params)
         ctx.opts = opts
@@ -125,7 +127,7 @@ class _RQSFunction(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_y, grad_logdet):  # type: ignore[no-untyped-def,override]
+    def backward(ctx, grad_y, grad_logdet):  # type: ignore[no-untyped-def]
         x, params = ctx.saved_tensors
         grad_x, grad_params = _run_backward(x, params, grad_y.contiguous(),
                                             grad_logdet.contiguous(), ctx.opts, ctx.inverse)
@@ -187,4 +189,4 @@ def rqs(x: torch.Tensor, params: torch.Tensor, options: SplineOptions | None = N
     """
     opts = options if options is not None else SplineOptions()
     _validate(x, params, opts)
-    return _RQSFunction.apply(x, params, opts, inverse)  # type: ignore[no-any-return]
+    return _RQSFunction.apply(x, params, opts, inverse)  # type: ignore[no-untyped-call,no-any-return]

@@ -102,7 +102,7 @@ def train_flow(flow: Flow, integrand: Integrand, *, steps: int = 500, batch: int
         ok = torch.isfinite(f) & (f >= 0)
         value = loss_fn(f[ok], log_q_old[ok], flow.log_prob(x[ok]))
         opt.zero_grad()
-        value.backward()
+        value.backward()  # type: ignore[no-untyped-call]
         opt.step()
         sched.step()
         history.append(float(value.detach()))
