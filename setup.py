@@ -111,7 +111,8 @@ setup(
     cmdclass={"build_ext": BuildExtWithCuda},
     install_requires=["torch>=2.1", "numpy>=1.22"],
     extras_require={
-        "test": ["pytest>=7", "scipy>=1.9"],
+        "test": ["pytest>=7", "scipy>=1.9", "mpmath>=1.2"],
+        "dev": ["mypy==2.4.1"],
         "bench": ["zuko", "madnis", "madspace", "vegas"],
     },
     entry_points={"console_scripts": ["madnis-py-demo=madnis_py.demo:main"]},
