@@ -12,7 +12,8 @@ Comparators (each optional, else reported as skipped): our torch reference backe
 ``madnis``, ``madspace`` (MadGraph's C++ library) and ``zuko``. Ratios are ours/theirs
 (above 1: ours faster); each rate is the median of 3 timed runs after one warm-up.
 
-Reproduce (full run: about 40 minutes on one thread of a 2-core AMD EPYC; ``--dims`` and
+Reproduce (full run: over an hour on one thread of a 2-core AMD EPYC, most of it in the
+comparators at d = 16; ``--dims`` and
 ``--bins`` run a subset, ``--dims`` alone runs part A only)::
 
     python benchmarks/bench_rqs.py --markdown /tmp/bench_rqs.md
