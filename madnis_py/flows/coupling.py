@@ -10,6 +10,7 @@ arXiv:1906.04032.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -63,7 +64,11 @@ class MLP(nn.Sequential):
         sizes = [features_in] + [units] * (layers - 1) + [features_out]
         modules: list[nn.Module] = []
         for i in range(layers):
-            modules.append(nn.Linear(sizes[i], sizes[i + 1]))
+            with warnings.catch_warnings():
+                # a 1D flow without condition has no subnet input: its first layer is a
+                # learned constant (bias only), which torch warns about initialising
+                warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+                modules.append(nn.Linear(sizes[i], sizes[i + 1]))
             if i < layers - 1:
                 modules.append(activation())
         super().__init__(*modules)
