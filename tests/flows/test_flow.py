@@ -108,8 +108,8 @@ def test_float32_flow() -> None:
     flow = _randomise(Flow(4), std=0.1)
     flow32 = Flow(4, dtype=torch.float32)
     flow32.load_state_dict(flow.state_dict())
-    x, lq = flow.sample(1000)
     with torch.no_grad():
+        x, lq = flow.sample(1000)
         lq32 = flow32.log_prob(x.float())
     assert lq32.dtype == torch.float32
     assert float((lq32.double() - lq).abs().max()) < 1e-3
