@@ -1,8 +1,10 @@
-// CPU loops of the RQS kernels: one event per iteration, threads over the batch.
+// CPU loops of the RQS kernels: blocks of lanes::L events (rqs_lanes.h), threads over
+// the batch. A partial last block is padded rather than run per event, so every event
+// takes the same code path and results do not depend on where the thread chunks end.
 //
 // The per-chunk loops are compiled twice on x86-64 GCC (AVX2+FMA and baseline) with
-// target_clones, and the loader picks one at run time: the softmax exps vectorise over
-// bins, so the wider registers pay off while the module stays portable.
+// target_clones, and the loader picks one at run time: the lane loops vectorise across
+// events, so the wider registers pay off while the module stays portable.
 // Finite-math for this translation unit only: without it GCC keeps the selects of the
 // spline (clamps, edge cases) as branches and the lane loops do not vectorise. Nothing
 // here relies on NaN or infinity: inputs are range-checked on their bit patterns

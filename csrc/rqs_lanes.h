@@ -5,9 +5,9 @@
 // rational map), which leaves a CPU core mostly idle. Here every step runs for L
 // events side by side in fixed-length loops over the lane index, which GCC turns into
 // SIMD instructions. The maths is not repeated: each lane calls the same inline,
-// branch-free functions of rqs_math.h (bin_forward, bin_inverse, softplus, vexp, ...);
-// only the orchestration (transposing parameters, the normalisation loops, the
-// per-lane gathers of the bin's knots) is organised by lane. CUDA keeps the per-event
+// branch-free functions of rqs_math.h (bin_apply, bin_backward, softmax_coefficients,
+// softplus, vexp, ...); only the orchestration (transposing parameters, the
+// normalisation loops, the per-lane gathers of the bin's knots) is organised by lane. CUDA keeps the per-event
 // form, which is what a GPU thread wants.
 #pragma once
 
@@ -93,27 +93,13 @@ MADNIS_HD void forward_block(const T* x, const T* params, T* y, T* logdet,
     Block<T> b;
     locate(b, x, params, cfg, inverse);
     T out[L], ld[L];
+    // the direction is hoisted out of the lane loops so they stay branch-free
     if (!inverse) {
-        MADNIS_LANES {
-            const T xi = clamp_unit((b.v[l] - b.xk[l]) / b.wk[l]);
-            T yy, ll;
-            bin_forward(xi, b.s[l], b.hk[l], b.d0[l], b.d1[l], b.yk[l], yy, ll,
-                        (BinPartials<T>*)nullptr);
-            const bool edge = (b.v[l] == T(0)) | (b.v[l] == T(1));  // | not ||: no branch
-            out[l] = edge ? b.v[l] : clamp_unit(yy);
-            ld[l] = ll;
-        }
+        MADNIS_LANES out[l] = bin_apply<false>(b.v[l], b.xk[l], b.wk[l], b.yk[l], b.hk[l],
+                                               b.s[l], b.d0[l], b.d1[l], ld[l]);
     } else {
-        MADNIS_LANES {
-            const bool edge = (b.v[l] == T(0)) | (b.v[l] == T(1));  // | not ||: no branch
-            const T root = bin_inverse(b.v[l], b.s[l], b.hk[l], b.d0[l], b.d1[l], b.yk[l]);
-            const T xi = edge ? b.v[l] : root;
-            T yy, ll;
-            bin_forward(xi, b.s[l], b.hk[l], b.d0[l], b.d1[l], b.yk[l], yy, ll,
-                        (BinPartials<T>*)nullptr);
-            out[l] = edge ? b.v[l] : clamp_unit(b.xk[l] + b.wk[l] * xi);
-            ld[l] = -ll;
-        }
+        MADNIS_LANES out[l] = bin_apply<true>(b.v[l], b.xk[l], b.wk[l], b.yk[l], b.hk[l],
+                                              b.s[l], b.d0[l], b.d1[l], ld[l]);
     }
     MADNIS_LANES {
         y[l] = out[l];
@@ -121,7 +107,7 @@ MADNIS_HD void forward_block(const T* x, const T* params, T* y, T* logdet,
     }
 }
 
-// Softmax backward per lane, in the cancellation-free form of bins_backward.
+// Softmax backward per lane (see softmax_coefficients in rqs_math.h).
 template <typename T>
 MADNIS_HD void bins_backward(const T (*prob)[L], int K, T min_b, const int* k, const T* g_knot,
                              const T* g_size, T (*g_raw)[L]) {
@@ -136,13 +122,14 @@ MADNIS_HD void bins_backward(const T (*prob)[L], int K, T min_b, const int* k, c
     const T scale = T(1) - min_b * T(K);
     T cb[L], cm[L], ca[L];
     MADNIS_LANES {
-        const T diff = g_knot[l] - g_size[l];
-        cb[l] = pk[l] * diff + above[l] * g_knot[l];
-        cm[l] = -below[l] * diff + above[l] * g_size[l];
-        ca[l] = -(below[l] * g_knot[l] + pk[l] * g_size[l]);
+        const SoftmaxCoefficients<T> c =
+            softmax_coefficients(below[l], above[l], pk[l], g_knot[l], g_size[l]);
+        cb[l] = c.below;
+        cm[l] = c.bin;
+        ca[l] = c.above;
     }
     for (int j = 0; j < K; ++j) MADNIS_LANES {
-            T c = j == k[l] ? cm[l] : ca[l];
+            T c = j == k[l] ? cm[l] : ca[l];  // two plain selects: a nested ?: branches
             c = j < k[l] ? cb[l] : c;
             g_raw[j][l] = scale * prob[j][l] * c;
         }
@@ -156,51 +143,18 @@ MADNIS_HD void backward_block(const T* x, const T* params, const T* grad_y,
     const int stride = 3 * K + 1;
     Block<T> b;
     locate(b, x, params, cfg, inverse);
-    T g_in[L], g_xk[L], g_wk[L], g_yk[L], g_hk[L], g_d0[L], g_d1[L], g_h[L], g_s[L];
+    T g_in[L], g_xk[L], g_wk[L], g_yk[L], g_hk[L], g_d0[L], g_d1[L];
     // the direction is hoisted out of the lane loops so they stay branch-free
     if (!inverse) {
-        MADNIS_LANES {
-            const T iw = T(1) / b.wk[l];
-            const T go = grad_y[l], gl = grad_logdet[l];
-            BinPartials<T> P;
-            T yy, ll;
-            const T xi = clamp_unit((b.v[l] - b.xk[l]) * iw);
-            bin_forward(xi, b.s[l], b.hk[l], b.d0[l], b.d1[l], b.yk[l], yy, ll, &P);
-            const T g_xi = go * P.y_xi + gl * P.l_xi;
-            g_in[l] = g_xi * iw;
-            g_xk[l] = -g_xi * iw;
-            g_wk[l] = -g_xi * xi * iw;
-            g_yk[l] = go;
-            g_h[l] = go * P.y_h;
-            g_s[l] = go * P.y_s + gl * P.l_s;
-            g_d0[l] = go * P.y_d0 + gl * P.l_d0;
-            g_d1[l] = go * P.y_d1 + gl * P.l_d1;
-        }
+        MADNIS_LANES bin_backward<false>(b.v[l], b.xk[l], b.wk[l], b.yk[l], b.hk[l], b.s[l],
+                                         b.d0[l], b.d1[l], grad_y[l], grad_logdet[l], g_in[l],
+                                         g_xk[l], g_wk[l], g_yk[l], g_hk[l], g_d0[l], g_d1[l]);
     } else {
-        MADNIS_LANES {
-            const T go = grad_y[l], gl = grad_logdet[l];
-            const bool edge = (b.v[l] == T(0)) | (b.v[l] == T(1));  // | not ||: no branch
-            const T root = bin_inverse(b.v[l], b.s[l], b.hk[l], b.d0[l], b.d1[l], b.yk[l]);
-            const T xi = edge ? b.v[l] : root;
-            BinPartials<T> P;
-            T yy, ll;
-            bin_forward(xi, b.s[l], b.hk[l], b.d0[l], b.d1[l], b.yk[l], yy, ll, &P);
-            const T g_xi = go * b.wk[l] - gl * P.l_xi;
-            const T r = g_xi / P.y_xi;
-            g_in[l] = r;
-            g_xk[l] = go;
-            g_wk[l] = go * xi;
-            g_yk[l] = -r;
-            g_h[l] = -r * P.y_h;
-            g_s[l] = -gl * P.l_s - r * P.y_s;
-            g_d0[l] = -gl * P.l_d0 - r * P.y_d0;
-            g_d1[l] = -gl * P.l_d1 - r * P.y_d1;
-        }
+        MADNIS_LANES bin_backward<true>(b.v[l], b.xk[l], b.wk[l], b.yk[l], b.hk[l], b.s[l],
+                                        b.d0[l], b.d1[l], grad_y[l], grad_logdet[l], g_in[l],
+                                        g_xk[l], g_wk[l], g_yk[l], g_hk[l], g_d0[l], g_d1[l]);
     }
     MADNIS_LANES {
-        const T iw = T(1) / b.wk[l];
-        g_wk[l] -= g_s[l] * b.s[l] * iw;
-        g_hk[l] = g_h[l] + g_s[l] * iw;
         g_d0[l] *= sigmoid(b.a0[l]);
         g_d1[l] *= sigmoid(b.a1[l]);
     }

@@ -312,6 +312,99 @@ MADNIS_HD T bin_inverse(T y, T s, T hk, T d0, T d1, T yk) {
     return clamp_unit(T(2) * qc / (-qb - sqrt(disc)));
 }
 
+// The map of one bin with exact end points: forward (x -> y) or inverse (y -> x), with
+// log|d out / d in|. The direction is a template parameter so that callers looping over
+// lanes (rqs_lanes.h) get branch-free code; spline_apply picks it per event.
+template <bool Inverse, typename T>
+MADNIS_HD T bin_apply(T v, T xk, T wk, T yk, T hk, T s, T d0, T d1, T& logdet) {
+    // The spline maps 0 -> 0 and 1 -> 1 exactly; y_k + h_k alone may round to 1 - ulp.
+    // `|` rather than `||`: no branch for the vectoriser.
+    const bool edge = (v == T(0)) | (v == T(1));
+    T y, ld;
+    if constexpr (!Inverse) {
+        const T xi = clamp_unit((v - xk) / wk);
+        bin_forward(xi, s, hk, d0, d1, yk, y, logdet, (BinPartials<T>*)nullptr);
+        return edge ? v : clamp_unit(y);
+    } else {
+        // at the end points xi is exactly 0 or 1; the quadratic gives it only to an ulp,
+        // which the log-det's steep xi-dependence there would amplify to ~1e-9
+        const T root = bin_inverse(v, s, hk, d0, d1, yk);
+        const T xi = edge ? v : root;
+        bin_forward(xi, s, hk, d0, d1, yk, y, ld, (BinPartials<T>*)nullptr);
+        logdet = -ld;
+        return edge ? v : clamp_unit(xk + wk * xi);
+    }
+}
+
+// Backward of bin_apply for upstream gradients g_out (of the output) and g_ld (of the
+// log-det): writes the gradients with respect to the input (g_in) and the bin quantities
+// x_k, w_k, y_k, h_k and the knot slopes delta_k, delta_{k+1}. Outputs are references,
+// not a struct, so the lane loops store them into one array per quantity.
+// The inverse direction uses the implicit-function theorem on the forward bin map, so
+// both directions share bin_forward's partial derivatives.
+template <bool Inverse, typename T>
+MADNIS_HD void bin_backward(T v, T xk, T wk, T yk, T hk, T s, T d0, T d1, T g_out, T g_ld,
+                            T& g_in, T& g_xk, T& g_wk, T& g_yk, T& g_hk, T& g_d0, T& g_d1) {
+    const T iw = T(1) / wk;
+    BinPartials<T> P;
+    T y, ld, g_h, g_s;
+    if constexpr (!Inverse) {
+        const T xi = clamp_unit((v - xk) * iw);
+        bin_forward(xi, s, hk, d0, d1, yk, y, ld, &P);
+        const T g_xi = g_out * P.y_xi + g_ld * P.l_xi;
+        g_in = g_xi * iw;
+        g_xk = -g_xi * iw;
+        g_wk = -g_xi * xi * iw;
+        g_yk = g_out;
+        g_h = g_out * P.y_h;
+        g_s = g_out * P.y_s + g_ld * P.l_s;
+        g_d0 = g_out * P.y_d0 + g_ld * P.l_d0;
+        g_d1 = g_out * P.y_d1 + g_ld * P.l_d1;
+    } else {
+        const bool edge = (v == T(0)) | (v == T(1));
+        const T root = bin_inverse(v, s, hk, d0, d1, yk);
+        const T xi = edge ? v : root;
+        bin_forward(xi, s, hk, d0, d1, yk, y, ld, &P);
+        // outputs: x = x_k + w_k xi(v, theta), logdet = -l(xi, theta)
+        const T g_xi = g_out * wk - g_ld * P.l_xi;
+        const T r = g_xi / P.y_xi;  // d xi / d v = 1 / (dy/dxi)
+        g_in = r;
+        g_xk = g_out;
+        g_wk = g_out * xi;
+        g_yk = -r;
+        g_h = -r * P.y_h;
+        g_s = -g_ld * P.l_s - r * P.y_s;
+        g_d0 = -g_ld * P.l_d0 - r * P.y_d0;
+        g_d1 = -g_ld * P.l_d1 - r * P.y_d1;
+    }
+    // s = h_k / w_k
+    g_wk -= g_s * s * iw;
+    g_hk = g_h + g_s * iw;
+}
+
+// Softmax backward coefficients for one set of bins: the normalised sizes enter through
+// the knot below bin k (all sizes j < k, gradient g_knot) and bin k's own size (gradient
+// g_size); d loss / d raw_j = (1 - K min) p_j c_j with c_j = below (j < k), bin (j = k),
+// above (j > k). `below`/`above` are the probability sums under and over bin k.
+//
+// The softmax backward p_j (g_j - sum_m p_m g_m) is evaluated as p_j sum_m p_m (g_j - g_m),
+// using sum_m p_m = 1 analytically: g takes only the three values g_knot, g_size and 0,
+// so no large terms have to cancel through a rounded sum of probabilities (which costs
+// ~1e-9 absolute for sharp splines otherwise).
+template <typename T>
+struct SoftmaxCoefficients {
+    T below, bin, above;
+};
+
+template <typename T>
+MADNIS_HD SoftmaxCoefficients<T> softmax_coefficients(T below, T above, T pk, T g_knot,
+                                                      T g_size) {
+    const T diff = g_knot - g_size;
+    return {pk * diff + above * g_knot,            // g_knot - S
+            -below * diff + above * g_size,        // g_size - S
+            -(below * g_knot + pk * g_size)};      // 0 - S
+}
+
 // Everything one event needs from its raw parameters for the bin containing `v`.
 template <typename T>
 struct SplineBin {
@@ -354,52 +447,29 @@ MADNIS_HD T spline_apply(T v, const T* raw, const SplineConfig<T>& cfg, bool inv
     T pw[kMaxBins], ph[kMaxBins];
     const SplineBin<T> b = locate(raw, cfg, v, inverse, pw, ph);
     const T s = b.hk / b.wk;
-    // The spline maps 0 -> 0 and 1 -> 1 exactly; y_k + h_k alone may round to 1 - ulp.
-    const bool edge = (v == T(0)) | (v == T(1));
-    if (!inverse) {
-        const T xi = clamp_unit((v - b.xk) / b.wk);
-        T y;
-        bin_forward(xi, s, b.hk, b.d0, b.d1, b.yk, y, logdet, (BinPartials<T>*)nullptr);
-        return edge ? v : clamp_unit(y);
-    }
-    // at the end points xi is exactly 0 or 1; the quadratic gives it only to an ulp,
-    // which the log-det's steep xi-dependence there would amplify to ~1e-9
-    const T xi = edge ? v : bin_inverse(v, s, b.hk, b.d0, b.d1, b.yk);
-    T y_unused, ld;
-    bin_forward(xi, s, b.hk, b.d0, b.d1, b.yk, y_unused, ld, (BinPartials<T>*)nullptr);
-    logdet = -ld;
-    return edge ? v : clamp_unit(b.xk + b.wk * xi);
+    return inverse ? bin_apply<true>(v, b.xk, b.wk, b.yk, b.hk, s, b.d0, b.d1, logdet)
+                   : bin_apply<false>(v, b.xk, b.wk, b.yk, b.hk, s, b.d0, b.d1, logdet);
 }
 
-// Softmax backward for one set of bins: the normalised sizes enter through the knot
-// below the bin (all sizes j < k, gradient g_knot) and the bin's own size (j == k,
-// gradient g_size). Writes d loss / d raw_j for j = 0..K-1.
-//
-// The softmax backward p_j (g_j - sum_m p_m g_m) is evaluated as p_j sum_m p_m (g_j - g_m),
-// using sum_m p_m = 1 analytically: g takes only the three values g_knot (m < k),
-// g_size (m = k) and 0 (m > k), so no large terms have to cancel through a rounded
-// sum of probabilities (which costs ~1e-9 absolute for sharp splines otherwise).
+// Softmax backward for one set of bins of one event (see softmax_coefficients).
+// Writes d loss / d raw_j for j = 0..K-1.
 template <typename T>
 MADNIS_HD void bins_backward(const T* prob, int K, T min_b, int k, T g_knot, T g_size,
                              T* g_raw) {
     T below = T(0), above = T(0);
     for (int j = 0; j < k; ++j) below += prob[j];
     for (int j = k + 1; j < K; ++j) above += prob[j];
-    const T diff = g_knot - g_size;
+    const SoftmaxCoefficients<T> c = softmax_coefficients(below, above, prob[k], g_knot, g_size);
     const T scale = T(1) - min_b * T(K);
-    const T c_below = prob[k] * diff + above * g_knot;   // g_knot - S
-    const T c_bin = -below * diff + above * g_size;      // g_size - S
-    const T c_above = -(below * g_knot + prob[k] * g_size);  // 0 - S
     for (int j = 0; j < K; ++j) {
-        const T cj = j < k ? c_below : (j == k ? c_bin : c_above);
+        const T cj = j < k ? c.below : (j == k ? c.bin : c.above);
         g_raw[j] = scale * prob[j] * cj;
     }
 }
 
 // Backward pass of one event: given the upstream gradients of the output (g_out) and
-// of the log-determinant (g_ld), write d loss / d input and d loss / d raw parameters
-// (length 3K+1). The inverse direction uses the implicit-function theorem on the
-// forward bin map, so both directions share bin_forward's partial derivatives.
+// of the log-determinant (g_ld), write d loss / d raw parameters (length 3K+1) and
+// return d loss / d input.
 template <typename T>
 MADNIS_HD T spline_backward(T v, const T* raw, const SplineConfig<T>& cfg, bool inverse,
                             T g_out, T g_ld, T* g_raw) {
@@ -407,40 +477,13 @@ MADNIS_HD T spline_backward(T v, const T* raw, const SplineConfig<T>& cfg, bool 
     T pw[kMaxBins], ph[kMaxBins];
     const SplineBin<T> b = locate(raw, cfg, v, inverse, pw, ph);
     const T s = b.hk / b.wk;
-    const T iw = T(1) / b.wk;
-    BinPartials<T> P;
-    T y, ld;
-    T g_in, g_xk, g_wk, g_yk, g_h, g_s, g_d0, g_d1;
-    if (!inverse) {
-        const T xi = clamp_unit((v - b.xk) * iw);
-        bin_forward(xi, s, b.hk, b.d0, b.d1, b.yk, y, ld, &P);
-        const T g_xi = g_out * P.y_xi + g_ld * P.l_xi;
-        g_in = g_xi * iw;
-        g_xk = -g_xi * iw;
-        g_wk = -g_xi * xi * iw;
-        g_yk = g_out;
-        g_h = g_out * P.y_h;
-        g_s = g_out * P.y_s + g_ld * P.l_s;
-        g_d0 = g_out * P.y_d0 + g_ld * P.l_d0;
-        g_d1 = g_out * P.y_d1 + g_ld * P.l_d1;
-    } else {
-        const T xi = (v == T(0) || v == T(1)) ? v : bin_inverse(v, s, b.hk, b.d0, b.d1, b.yk);
-        bin_forward(xi, s, b.hk, b.d0, b.d1, b.yk, y, ld, &P);
-        // outputs: x = x_k + w_k xi(v, theta), logdet = -l(xi, theta)
-        const T g_xi = g_out * b.wk - g_ld * P.l_xi;
-        const T r = g_xi / P.y_xi;  // d xi / d v = 1 / (dy/dxi)
-        g_in = r;
-        g_xk = g_out;
-        g_wk = g_out * xi;
-        g_yk = -r;
-        g_h = -r * P.y_h;
-        g_s = -g_ld * P.l_s - r * P.y_s;
-        g_d0 = -g_ld * P.l_d0 - r * P.y_d0;
-        g_d1 = -g_ld * P.l_d1 - r * P.y_d1;
-    }
-    // s = h_k / w_k
-    g_wk -= g_s * s * iw;
-    const T g_hk = g_h + g_s * iw;
+    T g_in, g_xk, g_wk, g_yk, g_hk, g_d0, g_d1;
+    if (inverse)
+        bin_backward<true>(v, b.xk, b.wk, b.yk, b.hk, s, b.d0, b.d1, g_out, g_ld, g_in, g_xk,
+                           g_wk, g_yk, g_hk, g_d0, g_d1);
+    else
+        bin_backward<false>(v, b.xk, b.wk, b.yk, b.hk, s, b.d0, b.d1, g_out, g_ld, g_in, g_xk,
+                            g_wk, g_yk, g_hk, g_d0, g_d1);
     bins_backward(pw, K, cfg.min_width, b.k, g_xk, g_wk, g_raw);
     bins_backward(ph, K, cfg.min_height, b.k, g_yk, g_hk, g_raw + K);
     T* gd = g_raw + 2 * K;
