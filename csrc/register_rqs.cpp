@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "pybuffer.h"
 #include "rqs.h"
 
 namespace py = pybind11;
@@ -32,25 +33,6 @@ void check_options(const Options& o) {
         throw std::invalid_argument("min_height must be in (0, 1/bins)");
     if (!(o.min_derivative > 0 && o.min_derivative < 1))
         throw std::invalid_argument("min_derivative must be in (0, 1)");
-}
-
-// A C-contiguous array of dtype T with the expected number of elements; `name` is the
-// argument's name in the error message.
-template <typename T>
-T* buffer(const py::array& a, const char* name, int64_t size, bool writable) {
-    if (!py::isinstance<py::array_t<T>>(a) || a.dtype().kind() != 'f' ||
-        a.itemsize() != sizeof(T))
-        throw py::type_error(std::string(name) + ": expected dtype " +
-                             (sizeof(T) == 8 ? "float64" : "float32") + ", got " +
-                             std::string(py::str(a.dtype())));
-    if (!(a.flags() & py::array::c_style))
-        throw std::invalid_argument(std::string(name) + ": array must be C-contiguous");
-    if (a.size() != size)
-        throw std::invalid_argument(std::string(name) + ": expected " + std::to_string(size) +
-                                    " elements, got " + std::to_string(a.size()));
-    if (writable && !a.writeable())
-        throw std::invalid_argument(std::string(name) + ": array is read-only");
-    return static_cast<T*>(const_cast<void*>(a.data()));
 }
 
 void raise_out_of_range(int64_t bad, const Options& o) {

@@ -17,15 +17,7 @@
 
 #include <cmath>
 
-#ifdef __CUDACC__
-#define MADNIS_HD __host__ __device__ __forceinline__
-#elif defined(__GNUC__)
-// always_inline: the CPU loops are compiled per ISA (target_clones in rqs_cpu.cpp), and
-// only code inlined into them gets the wider vectors.
-#define MADNIS_HD inline __attribute__((always_inline))
-#else
-#define MADNIS_HD inline
-#endif
+#include "device.h"
 
 namespace madnis {
 

@@ -1,0 +1,26 @@
+"""Phase space: mappings from the unit hypercube to momenta with exact weights, channel
+topologies as data, and MadGraph-style cuts."""
+
+from madnis_py.phasespace.mapping import Beams, ChannelMapping, Mapping, PhaseSpaceBatch, Rambo
+from madnis_py.phasespace.topology import (
+    Decay,
+    Propagator,
+    TChannel,
+    Topology,
+    TopologyError,
+    load_topologies,
+)
+
+__all__ = [
+    "Beams",
+    "ChannelMapping",
+    "Decay",
+    "Mapping",
+    "PhaseSpaceBatch",
+    "Propagator",
+    "Rambo",
+    "TChannel",
+    "Topology",
+    "TopologyError",
+    "load_topologies",
+]
