@@ -1,6 +1,8 @@
 """Phase space: mappings from the unit hypercube to momenta with exact weights, channel
 topologies as data, and MadGraph-style cuts."""
 
+from madnis_py.phasespace.cuts import Cuts
+from madnis_py.phasespace.invariants import BreitWigner, PowerLaw
 from madnis_py.phasespace.mapping import Beams, ChannelMapping, Mapping, PhaseSpaceBatch, Rambo
 from madnis_py.phasespace.topology import (
     Decay,
@@ -13,10 +15,13 @@ from madnis_py.phasespace.topology import (
 
 __all__ = [
     "Beams",
+    "BreitWigner",
+    "Cuts",
     "ChannelMapping",
     "Decay",
     "Mapping",
     "PhaseSpaceBatch",
+    "PowerLaw",
     "Propagator",
     "Rambo",
     "TChannel",

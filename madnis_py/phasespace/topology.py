@@ -170,7 +170,8 @@ def _propagator_from_dict(data: Any, label: str, where: str) -> Propagator:
     if unknown:
         raise TopologyError(f"channel {label}: {where} has unknown field(s) {sorted(unknown)}")
     try:
-        return Propagator(**{k: (str(v) if k == "name" else float(v)) for k, v in data.items()})
+        return Propagator(mass=float(data.get("mass", 0.0)), width=float(data.get("width", 0.0)),
+                          nu=float(data.get("nu", DEFAULT_NU)), name=str(data.get("name", "")))
     except (TypeError, ValueError) as err:
         raise TopologyError(f"channel {label}: {where}: {err}") from err
 

@@ -1,0 +1,91 @@
+"""Topologies as data: TOML and dict input, compilation, and errors that name the place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from madnis_py.phasespace import (
+    Beams,
+    ChannelMapping,
+    Decay,
+    Propagator,
+    TChannel,
+    Topology,
+    TopologyError,
+    load_topologies,
+)
+from madnis_py.phasespace.topology import NODE_LEAF, NODE_S, NODE_T, compile_topology
+
+# Channel shapes of u d~ -> e+ ve g (legs 2 e+, 3 ve, 4 g): the W -> e+ ve decay inside
+# an s-channel tree, and as a block of a t-channel chain (the quark exchange diagrams).
+UDX_ENUG = """
+[[channel]]
+name = "s-channel W*"
+min_shat = 400.0
+s_channel = { propagator = { name = "W*" }, decay = [4, { propagator = { mass = 80.419, width = 2.0476, name = "W+" }, decay = [2, 3] }] }
+
+[[channel]]
+name = "t-channel d"
+min_shat = 400.0
+t_channel = { blocks = [4, { propagator = { mass = 80.419, width = 2.0476, name = "W+" }, decay = [2, 3] }], propagators = [{ name = "d", nu = 0.5 }] }
+
+[[channel]]
+name = "s-channel u*"
+min_shat = 400.0
+
+[channel.s_channel]
+propagator = { name = "u*" }
+decay = [4, { propagator = { mass = 80.419, width = 2.0476, name = "W+" }, decay = [2, 3] }]
+"""
+
+
+def test_toml_topologies_compile_and_map(tmp_path: Path) -> None:
+    path = tmp_path / "channels.toml"
+    path.write_text(UDX_ENUG)
+    topos = load_topologies(path)
+    assert [t.name for t in topos] == ["s-channel W*", "t-channel d", "s-channel u*"]
+    assert topos[1].t_channel is not None
+    assert topos[1].t_channel.propagators[0] == Propagator(nu=0.5, name="d")
+    assert topos[2].min_shat == 400.0
+    rng = np.random.default_rng(0)
+    for topo in topos:
+        mapping = ChannelMapping(topo, [0.0, 0.0, 0.0], Beams(13000.0, hadronic=True))
+        batch = mapping.map(rng.random((1000, mapping.dims)))
+        assert mapping.dims == 7 and batch.n_outside == 0
+
+
+def test_compiled_tables_are_a_preorder_tree() -> None:
+    topo = Topology(t_channel=TChannel((2, Decay(Propagator(91.0, 2.0), (3, 4)), 5),
+                                       (Propagator(), Propagator(80.0))))
+    prog = compile_topology(topo, [0.0, 1.0, 2.0, 3.0])
+    kinds = prog.int_table[:, 0].tolist()
+    # root t -> (leaf 2, X), X t -> (Z s -> (3, 4), leaf 5)
+    assert kinds == [NODE_T, NODE_LEAF, NODE_T, NODE_S, NODE_LEAF, NODE_LEAF, NODE_LEAF]
+    assert prog.int_table[0, 1:3].tolist() == [1, 2]
+    assert prog.int_table[2, 1:3].tolist() == [3, 6]
+    # minimum masses: the Z's threshold 1 + 2, X's 3 + 3, the root 0 + 6
+    np.testing.assert_allclose(prog.float_table[[0, 2, 3], 1], [6.0, 6.0, 3.0])
+    assert prog.float_table[2, 5] == 80.0 ** 2  # t-propagator mass^2 of the second line
+
+
+def test_errors_name_file_channel_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[channel]]\nname = "z"\ns_channel = { propagator = { mass = 91.0, '
+                   'widht = 2.0 }, decay = [2, 3] }\n')
+    with pytest.raises(TopologyError, match=r"bad.toml: \[\[channel\]\] #0: channel z: "
+                                            r"s_channel.propagator has unknown field.*widht"):
+        load_topologies(bad)
+    bad.write_text('[[channel]]\ns_channel = { decay = [2, 3, 4] }\n')
+    with pytest.raises(TopologyError, match="exactly two daughters"):
+        load_topologies(bad)
+    bad.write_text("[[channel]\n")
+    with pytest.raises(TopologyError, match="bad.toml"):
+        load_topologies(bad)
+    bad.write_text("x = 1\n")
+    with pytest.raises(TopologyError, match=r"no \[\[channel\]\] tables"):
+        load_topologies(bad)
+    with pytest.raises(TopologyError, match="unknown field"):
+        Topology.from_dict({"s_chanel": {}})
