@@ -3,7 +3,14 @@ topologies as data, and MadGraph-style cuts."""
 
 from madnis_py.phasespace.cuts import Cuts
 from madnis_py.phasespace.invariants import BreitWigner, PowerLaw
-from madnis_py.phasespace.mapping import Beams, ChannelMapping, Mapping, PhaseSpaceBatch, Rambo
+from madnis_py.phasespace.mapping import (
+    Beams,
+    ChannelMapping,
+    Mapping,
+    PhaseSpaceBatch,
+    Rambo,
+    channel_mappings,
+)
 from madnis_py.phasespace.topology import (
     Decay,
     Propagator,
@@ -27,5 +34,6 @@ __all__ = [
     "TChannel",
     "Topology",
     "TopologyError",
+    "channel_mappings",
     "load_topologies",
 ]

@@ -22,7 +22,7 @@ import torch
 from madnis_py._core import ext
 from madnis_py.phasespace.topology import MAX_FINAL, Program, Topology, compile_topology
 
-__all__ = ["Beams", "ChannelMapping", "Mapping", "PhaseSpaceBatch", "Rambo"]
+__all__ = ["Beams", "ChannelMapping", "Mapping", "PhaseSpaceBatch", "Rambo", "channel_mappings"]
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
@@ -156,10 +156,10 @@ class ChannelMapping(Mapping):
         self.program: Program = compile_topology(topology, masses, hadronic=beams.hadronic)
         self.n_final = self.program.n_final
         self.dims = 3 * self.n_final - 4 + (2 if beams.hadronic else 0)
-        if not beams.hadronic and self.program.float_table[0, 1] >= beams.sqrt_s:
+        if self.program.float_table[0, 1] >= beams.sqrt_s:
             raise ValueError(f"channel {topology.name or '?'}: sqrt_s = {beams.sqrt_s} GeV is "
                              f"below the threshold {self.program.float_table[0, 1]} GeV of the "
-                             "final state")
+                             "final state (with its cuts)")
         self.threads = threads
         self._device_tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -238,7 +238,7 @@ class Rambo(Mapping):
                              f"{masses_arr.size}")
         if not (np.all(np.isfinite(masses_arr)) and np.all(masses_arr >= 0)):
             raise ValueError(f"RAMBO: masses must be finite and >= 0, got {list(masses)}")
-        if not beams.hadronic and masses_arr.sum() >= beams.sqrt_s:
+        if masses_arr.sum() >= beams.sqrt_s:
             raise ValueError(f"RAMBO: sqrt_s = {beams.sqrt_s} GeV is below the threshold "
                              f"{masses_arr.sum()} GeV")
         if beams.hadronic and masses_arr.sum() == 0 and min_shat <= 0:
@@ -272,3 +272,18 @@ class Rambo(Mapping):
                 threads=_threads(self.threads))
         self._count(n, outside)
         return PhaseSpaceBatch(mom, w, x12, outside)
+
+
+def channel_mappings(topologies: Sequence[Topology], masses: Sequence[float], beams: Beams, *,
+                     threads: int | None = None) -> list[ChannelMapping]:
+    """One mapping per topology: a process with k diagrams gets k channels (as MadGraph).
+
+    Channels are named after their topology, or ``channel <i>`` when it has no name.
+    """
+    out = []
+    for i, topo in enumerate(topologies):
+        if not topo.name:
+            topo = Topology(s_channel=topo.s_channel, t_channel=topo.t_channel,
+                            name=f"channel {i}", min_shat=topo.min_shat)
+        out.append(ChannelMapping(topo, masses, beams, threads=threads))
+    return out

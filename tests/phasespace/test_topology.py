@@ -9,12 +9,12 @@ import pytest
 
 from madnis_py.phasespace import (
     Beams,
-    ChannelMapping,
     Decay,
     Propagator,
     TChannel,
     Topology,
     TopologyError,
+    channel_mappings,
     load_topologies,
 )
 from madnis_py.phasespace.topology import NODE_LEAF, NODE_S, NODE_T, compile_topology
@@ -51,8 +51,9 @@ def test_toml_topologies_compile_and_map(tmp_path: Path) -> None:
     assert topos[1].t_channel.propagators[0] == Propagator(nu=0.5, name="d")
     assert topos[2].min_shat == 400.0
     rng = np.random.default_rng(0)
-    for topo in topos:
-        mapping = ChannelMapping(topo, [0.0, 0.0, 0.0], Beams(13000.0, hadronic=True))
+    channels = channel_mappings(topos, [0.0, 0.0, 0.0], Beams(13000.0, hadronic=True))
+    assert [c.topology.name for c in channels] == [t.name for t in topos]
+    for mapping in channels:
         batch = mapping.map(rng.random((1000, mapping.dims)))
         assert mapping.dims == 7 and batch.n_outside == 0
 
