@@ -119,9 +119,6 @@ MADNIS_HD double dot_stable(const Vec4& p, double sp, const Vec4& q, double sq) 
     return ee + 0.5 * ap * aq * (dx * dx + dy * dy + dz * dz);
 }
 
-MADNIS_HD Vec4 boost_z(const Vec4& p, double ch, double sh) {
-    return {p.e * ch + p.z * sh, p.x, p.y, p.z * ch + p.e * sh};
-}
 
 // ---- invariant samplers: x in [lo, hi] from r in [0, 1], jac = dx/dr -------------------
 
@@ -138,10 +135,11 @@ MADNIS_HD double power_forward(double nu, double c, double lo, double hi, double
         v = vlo * exp(r * l);
         jac = v * l;
     } else {
+        // v^nu = v / v^e saves a pow.
         const double e = 1 - nu;
-        const double plo = pow(vlo, e), phi = pow(vhi, e);
-        v = pow(plo + r * (phi - plo), 1 / e);
-        jac = (phi - plo) / e * pow(v, nu);
+        const double plo = pow(vlo, e), phi = pow(vhi, e), q = plo + r * (phi - plo);
+        v = pow(q, 1 / e);
+        jac = (phi - plo) / e * (v / q);
     }
     return v - c;
 }
@@ -159,9 +157,9 @@ MADNIS_HD double power_inverse(double nu, double c, double lo, double hi, double
         return log(v / vlo) / l;
     }
     const double e = 1 - nu;
-    const double plo = pow(vlo, e), phi = pow(vhi, e);
-    jac = (phi - plo) / e * pow(v, nu);
-    return (pow(v, e) - plo) / (phi - plo);
+    const double plo = pow(vlo, e), phi = pow(vhi, e), q = pow(v, e);
+    jac = (phi - plo) / e * (v / q);
+    return (q - plo) / (phi - plo);
 }
 
 MADNIS_HD double breit_wigner_forward(double m, double g, double lo, double hi, double r,
@@ -343,14 +341,14 @@ MADNIS_HD bool channel_forward(const Program& p, const double* r, double* mom, d
         const int c1 = p.child1(k), c2 = p.child2(k);
         const double M = m[k];
         const TwoBody tb = two_body(M, m[c1], m[c2]);
-        const double ra = r[ir++], phi = 2 * kPi * r[ir++];
-        double kv[3];
-        double cs, sn;
+        const double ra = r[ir++];
+        double kv[3], cs, sn, cphi, sphi;
+        sincos(2 * kPi * r[ir++], &sphi, &cphi);
         if (p.kind(k) == kSNode) {
             cs = 2 * ra - 1;
             sn = 2 * sqrt(ra * (1 - ra));
-            kv[0] = tb.p * sn * cos(phi);
-            kv[1] = tb.p * sn * sin(phi);
+            kv[0] = tb.p * sn * cphi;
+            kv[1] = tb.p * sn * sphi;
             kv[2] = tb.p * cs;
             w *= sqrt(tb.lam) / (8 * kPi * M * M);
         } else {
@@ -361,7 +359,7 @@ MADNIS_HD bool channel_forward(const Program& p, const double* r, double* mom, d
             const double d = f.uhi - f.ulo, du = fmax(u - f.ulo, 0.0), dv = fmax(f.uhi - u, 0.0);
             cs = 1 - 2 * du / d;
             sn = 2 * sqrt(du * dv) / d;
-            const double a1 = tb.p * sn * cos(phi), a2 = tb.p * sn * sin(phi), a3 = tb.p * cs;
+            const double a1 = tb.p * sn * cphi, a2 = tb.p * sn * sphi, a3 = tb.p * cs;
             for (int i = 0; i < 3; ++i) kv[i] = a1 * f.e1[i] + a2 * f.e2[i] + a3 * f.n[i];
             w *= jac / (16 * kPi * M * f.pa);
         }
@@ -376,10 +374,11 @@ MADNIS_HD bool channel_forward(const Program& p, const double* r, double* mom, d
         return false;
     }
     fill_beams(mom, p.sqrt_s, x12);
-    const double ch = cosh(y), sh = sinh(y);
+    const Vec4 lab = {rs * cosh(y), 0, 0, rs * sinh(y)};
     for (int k = 0; k < p.n_nodes; ++k)
         if (p.kind(k) == kLeaf)
-            write_vec(mom + 4 * p.leg(k), p.hadronic ? boost_z(Q[k], ch, sh) : Q[k]);
+            write_vec(mom + 4 * p.leg(k),
+                      p.hadronic ? boost(lab, rs, Q[k], m[k] * m[k]) : Q[k]);
     weight = w;
     return true;
 }
@@ -401,23 +400,26 @@ MADNIS_HD bool channel_inverse(const Program& p, const double* mom, double* r, d
     }
     double m[kMaxNodes], s2[kMaxNodes], ma2[kMaxNodes];
     Vec4 Q[kMaxNodes];
-    const double ch = cosh(y), sh = sinh(-y);
+    const double rs = sqrt(shat);
+    const Vec4 lab = {rs * cosh(y), 0, 0, rs * sinh(y)};
     // Children follow their parent in pre-order: sum the leaves bottom-up, with the
-    // invariant masses built from the children's without cancellation.
+    // invariant masses built from the children's without cancellation, from the given
+    // (lab) momenta, before a boost could add its rounding.
+    Vec4 L[kMaxNodes];
     for (int k = p.n_nodes - 1; ok && k >= 0; --k) {
         if (p.kind(k) == kLeaf) {
-            const Vec4 q = read_vec(mom + 4 * p.leg(k));
-            Q[k] = p.hadronic ? boost_z(q, ch, sh) : q;
+            L[k] = read_vec(mom + 4 * p.leg(k));
             m[k] = p.mass(k);
+            Q[k] = p.hadronic ? boost(lab, rs, L[k], m[k] * m[k], -1) : L[k];
             s2[k] = m[k] * m[k];
         } else {
             const int c1 = p.child1(k), c2 = p.child2(k);
+            L[k] = L[c1] + L[c2];
             Q[k] = Q[c1] + Q[c2];
-            s2[k] = s2[c1] + s2[c2] + 2 * dot_stable(Q[c1], s2[c1], Q[c2], s2[c2]);
+            s2[k] = s2[c1] + s2[c2] + 2 * dot_stable(L[c1], s2[c1], L[c2], s2[c2]);
             m[k] = sqrt(fmax(s2[k], 0.0));
         }
     }
-    const double rs = sqrt(shat);
     const Vec4 pb = beam(0.5 * rs, -1);
     m[0] = rs;
     Q[0] = {rs, 0, 0, 0};
@@ -508,10 +510,12 @@ MADNIS_HD bool rambo_forward(const RamboConfig& cfg, const double* r, double* mo
     Vec4 q[kMaxFinal];
     Vec4 sum = {0, 0, 0, 0};
     for (int i = 0; ok && i < n; ++i) {
-        const double c = 2 * r[4 * i] - 1, phi = 2 * kPi * r[4 * i + 1];
+        const double c = 2 * r[4 * i] - 1;
+        double sphi, cphi;
+        sincos(2 * kPi * r[4 * i + 1], &sphi, &cphi);
         const double q0 = -log(r[4 * i + 2] * r[4 * i + 3]);
         const double s = sqrt(1 - c * c);
-        q[i] = {q0, q0 * s * cos(phi), q0 * s * sin(phi), q0 * c};
+        q[i] = {q0, q0 * s * cphi, q0 * s * sphi, q0 * c};
         sum = sum + q[i];
     }
     const double M = sqrt(minkowski2(sum));
@@ -559,9 +563,10 @@ MADNIS_HD bool rambo_forward(const RamboConfig& cfg, const double* r, double* mo
         return false;
     }
     fill_beams(mom, cfg.sqrt_s, x12);
-    const double ch = cosh(y), sh = sinh(y);
+    const Vec4 lab = {rs * cosh(y), 0, 0, rs * sinh(y)};
     for (int i = 0; i < n; ++i)
-        write_vec(mom + 4 * (i + 2), cfg.hadronic ? boost_z(p[i], ch, sh) : p[i]);
+        write_vec(mom + 4 * (i + 2),
+                  cfg.hadronic ? boost(lab, rs, p[i], cfg.masses[i] * cfg.masses[i]) : p[i]);
     weight = w;
     return true;
 }
