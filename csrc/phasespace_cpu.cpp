@@ -1,6 +1,8 @@
 // CPU loops of the phase-space mappings: the per-event maths of phasespace_math.h over
-// the batch, split across std::threads. The per-event work is a dependent chain of
-// boosts and transcendental calls, so there is nothing to gain from lane blocking here.
+// the batch, split across std::threads. Half of the time goes to glibc's scalar
+// transcendentals (benchmarks/RESULTS.md); running events side by side with vector ones,
+// as rqs_lanes.h does for the spline, is the next step if the map ever matters next to
+// the matrix element.
 #include <atomic>
 
 #include "parallel.h"

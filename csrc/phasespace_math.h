@@ -291,6 +291,22 @@ MADNIS_HD void fill_beams(double* mom, double sqrt_s, const double* x12) {
 
 MADNIS_HD bool finite_positive(double w) { return w > 0 && w <= 1.7976931348623157e308; }
 
+// End of a forward map: a point outside gets zero momenta, x12 and weight; a point
+// inside gets its beams (the final state is written by the caller).
+MADNIS_HD bool finish_forward(bool ok, double w, int nmom, double sqrt_s, double* mom,
+                              double& weight, double* x12) {
+    ok = ok && finite_positive(w);
+    if (!ok) {
+        for (int i = 0; i < nmom; ++i) mom[i] = 0;
+        x12[0] = x12[1] = 0;
+        w = 0;
+    } else {
+        fill_beams(mom, sqrt_s, x12);
+    }
+    weight = w;
+    return ok;
+}
+
 // ---- channel map ------------------------------------------------------------------------
 
 // r (dims) -> momenta ((n_final + 2) * 4), weight, x12 (2). Returns false (and writes a
@@ -366,20 +382,12 @@ MADNIS_HD bool channel_forward(const Program& p, const double* r, double* mom, d
         Q[c1] = boost(Q[k], M, {tb.e1, kv[0], kv[1], kv[2]}, m[c1] * m[c1]);
         Q[c2] = boost(Q[k], M, {tb.e2, -kv[0], -kv[1], -kv[2]}, m[c2] * m[c2]);
     }
-    ok = ok && finite_positive(w);
-    if (!ok) {
-        for (int i = 0; i < nmom; ++i) mom[i] = 0;
-        x12[0] = x12[1] = 0;
-        weight = 0;
-        return false;
-    }
-    fill_beams(mom, p.sqrt_s, x12);
+    if (!finish_forward(ok, w, nmom, p.sqrt_s, mom, weight, x12)) return false;
     const Vec4 lab = {rs * cosh(y), 0, 0, rs * sinh(y)};
     for (int k = 0; k < p.n_nodes; ++k)
         if (p.kind(k) == kLeaf)
             write_vec(mom + 4 * p.leg(k),
                       p.hadronic ? boost(lab, rs, Q[k], m[k] * m[k]) : Q[k]);
-    weight = w;
     return true;
 }
 
@@ -555,19 +563,11 @@ MADNIS_HD bool rambo_forward(const RamboConfig& cfg, const double* r, double* mo
         }
         w *= pow(sk / rs, 2 * n - 3) * prod * rs / sk2e;
     }
-    ok = ok && finite_positive(w);
-    if (!ok) {
-        for (int i = 0; i < nmom; ++i) mom[i] = 0;
-        x12[0] = x12[1] = 0;
-        weight = 0;
-        return false;
-    }
-    fill_beams(mom, cfg.sqrt_s, x12);
+    if (!finish_forward(ok, w, nmom, cfg.sqrt_s, mom, weight, x12)) return false;
     const Vec4 lab = {rs * cosh(y), 0, 0, rs * sinh(y)};
     for (int i = 0; i < n; ++i)
         write_vec(mom + 4 * (i + 2),
                   cfg.hadronic ? boost(lab, rs, p[i], cfg.masses[i] * cfg.masses[i]) : p[i]);
-    weight = w;
     return true;
 }
 

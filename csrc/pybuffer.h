@@ -1,4 +1,5 @@
-// Checked access to numpy buffers passed from Python (shared by the register_*.cpp files).
+// Checked access to buffers passed from Python: numpy arrays, and device pointers with
+// CUDA error checks (shared by the register_*.cpp files).
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -33,5 +34,19 @@ T* buffer(const pybind11::array& a, const char* name, int64_t size, bool writabl
         throw std::invalid_argument(std::string(name) + ": array is read-only");
     return static_cast<T*>(const_cast<void*>(a.data()));
 }
+
+#ifdef MADNIS_WITH_CUDA
+// A CUDA call's error code as an exception naming the call.
+inline void check_cuda(int err, const char* what) {
+    if (err != 0)
+        throw std::runtime_error(std::string(what) + ": CUDA error " + std::to_string(err));
+}
+
+// A device pointer passed from Python as an integer.
+template <typename T>
+T* dptr(std::uintptr_t p) {
+    return reinterpret_cast<T*>(p);
+}
+#endif
 
 }  // namespace madnis

@@ -95,16 +95,6 @@ void check_rambo(int n_final, double sqrt_s) {
     if (!(sqrt_s > 0)) throw std::invalid_argument("sqrt_s must be > 0");
 }
 
-#ifdef MADNIS_WITH_CUDA
-void check_cuda(int err, const char* what) {
-    if (err != 0)
-        throw std::runtime_error(std::string(what) + ": CUDA error " + std::to_string(err));
-}
-template <typename T>
-T* dptr(std::uintptr_t p) {
-    return reinterpret_cast<T*>(p);
-}
-#endif
 
 }  // namespace
 

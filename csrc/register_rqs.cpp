@@ -95,16 +95,6 @@ bool is_double_name(const std::string& dtype) {
     throw py::type_error("dtype: expected 'float32' or 'float64', got '" + dtype + "'");
 }
 
-void check_cuda(int err, const char* what) {
-    if (err != 0)
-        throw std::runtime_error(std::string(what) + ": CUDA error " + std::to_string(err));
-}
-
-template <typename T>
-T* dptr(std::uintptr_t p) {
-    return reinterpret_cast<T*>(p);
-}
-
 template <typename T>
 void forward_cuda(std::uintptr_t x, std::uintptr_t params, std::uintptr_t y,
                   std::uintptr_t logdet, int64_t n, const Options& o, std::uintptr_t stream) {

@@ -91,6 +91,11 @@ def _empty_like(x: Array, *shape: int) -> Array:
     return np.empty(shape, dtype=np.float64)
 
 
+def _forward_outputs(r: Array, n: int, n_final: int) -> tuple[Array, Array, Array]:
+    """Momenta (n, n_final + 2, 4), weights (n,) and x1x2 (n, 2) like ``r``."""
+    return (_empty_like(r, n, n_final + 2, 4), _empty_like(r, n), _empty_like(r, n, 2))
+
+
 def _np(x: Array) -> np.ndarray:
     return x.numpy() if isinstance(x, torch.Tensor) else x
 
@@ -178,9 +183,7 @@ class ChannelMapping(Mapping):
         """Map points ``r`` (n, dims) of the unit hypercube to momenta and weights."""
         r = _as_input(r, "r", (self.dims,))
         n = int(r.shape[0])
-        mom = _empty_like(r, n, self.n_final + 2, 4)
-        w = _empty_like(r, n)
-        x12 = _empty_like(r, n, 2)
+        mom, w, x12 = _forward_outputs(r, n, self.n_final)
         if isinstance(r, torch.Tensor) and r.is_cuda:
             it, ft = self._tables(r.device)
             ext.ps_channel_forward_cuda(
@@ -255,9 +258,7 @@ class Rambo(Mapping):
         """Map points ``r`` (n, 4 n [+2]) to momenta and weights."""
         r = _as_input(r, "r", (self.dims,))
         n = int(r.shape[0])
-        mom = _empty_like(r, n, self.n_final + 2, 4)
-        w = _empty_like(r, n)
-        x12 = _empty_like(r, n, 2)
+        mom, w, x12 = _forward_outputs(r, n, self.n_final)
         if isinstance(r, torch.Tensor) and r.is_cuda:
             masses = torch.from_numpy(self.masses).to(r.device)
             ext.ps_rambo_forward_cuda(
