@@ -20,10 +20,11 @@ import subprocess
 from pathlib import Path
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 ROOT = Path(__file__).parent
 CSRC = ROOT / "csrc"
+PROCESSES = ROOT / "processes"
 
 
 def _find_cuda() -> Path | None:
@@ -59,6 +60,8 @@ class BuildExtWithCuda(build_ext):
             raise RuntimeError("MADNIS_PY_CUDA=1 but no nvcc + CUDA toolkit was found; "
                                "set CUDA_HOME to the toolkit root")
         for ext in self.extensions:
+            if ext.name != "madnis_py._ext":
+                continue
             if cuda is not None:
                 self._add_cuda_objects(ext, cuda)
             else:
@@ -98,22 +101,51 @@ ext_modules = [
     ),
 ]
 
+
+
+def _process_libraries() -> list[Extension]:
+    """One shared library per built-in process (processes/<name>/*.c + processes/common).
+
+    They are plain C with MadGraph's standalone Fortran ABI, loaded with cffi at run time
+    (not Python modules): built like extensions only so pip puts them next to their cards.
+    -O2, never -Ofast: fast-math object files turn on flush-to-zero for the whole process.
+    """
+    common = sorted(str(p.relative_to(ROOT)) for p in (PROCESSES / "common").glob("*.c"))
+    libs = []
+    for d in sorted(p for p in PROCESSES.iterdir() if p.is_dir() and p.name != "common"):
+        sources = sorted(str(p.relative_to(ROOT)) for p in d.glob("*.c"))
+        if sources:
+            libs.append(Extension(f"madnis_py.processes.{d.name}._me", sources + common,
+                                  include_dirs=[str(PROCESSES / "common")],
+                                  extra_compile_args=["-O2", "-std=c11"],
+                                  libraries=["m"]))
+    return libs
+
+
+ext_modules += _process_libraries()
+_process_packages = ["madnis_py.processes"] + [
+    f"madnis_py.processes.{p.name}" for p in sorted(PROCESSES.iterdir()) if p.is_dir()]
+
 setup(
     name="madnis_py",
     version="0.1.0",
     description="Neural multi-channel importance sampling for collider event generation",
     long_description=(ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else "",
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
-    packages=find_packages(include=["madnis_py", "madnis_py.*"]),
-    package_data={"madnis_py": ["py.typed", "*.pyi"]},
+    python_requires=">=3.11",
+    packages=find_packages(include=["madnis_py", "madnis_py.*"]) + _process_packages,
+    package_dir={"madnis_py.processes": "processes"},
+    package_data={"madnis_py": ["py.typed", "*.pyi", "data/pdfsets/*/*"],
+                  "madnis_py.processes": ["*.md", "*/*.toml", "*/*.dat", "*/*.c", "*/*.h",
+                                          "*/*.md"]},
     ext_modules=ext_modules,
     cmdclass={"build_ext": BuildExtWithCuda},
-    install_requires=["torch>=2.1", "numpy>=1.22"],
+    install_requires=["torch>=2.1", "numpy>=1.22", "cffi>=1.15"],
     extras_require={
-        "test": ["pytest>=7", "scipy>=1.9", "mpmath>=1.2"],
+        "test": ["pytest>=7", "scipy>=1.9", "mpmath>=1.2", "ufoamp", "ufo-sm"],
         "dev": ["mypy==2.4.1"],
         "bench": ["zuko", "madnis", "madspace", "vegas"],
+        "pdf": ["hoppet"],
     },
     entry_points={"console_scripts": ["madnis-py-demo=madnis_py.demo:main"]},
 )

@@ -1,6 +1,7 @@
 """madnis_py: neural multi-channel importance sampling for collider event generation."""
 
 from madnis_py.flows import Flow
+from madnis_py.physics.process import load_process
 
-__all__ = ["Flow"]
+__all__ = ["Flow", "load_process"]
 __version__ = "0.1.0"

@@ -1,0 +1,58 @@
+// Batched external matrix elements: the loop over events through the function pointer.
+#include "matrix_element.h"
+
+#include <cstring>
+#include <limits>
+
+namespace madnis {
+
+namespace {
+// A NaN with a payload no arithmetic produces: if it is still there after the call, the
+// library did not write ans.
+double sentinel() {
+    const uint64_t bits = 0x7ff4dead0000beefULL;
+    double d;
+    std::memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+bool is_sentinel(double d) {
+    const double s = sentinel();
+    return std::memcmp(&d, &s, sizeof d) == 0;
+}
+}  // namespace
+
+int64_t me_smatrixhel_batch(SMatrixHel f, const int* pdgs, int npdg, int procid,
+                            const double* momenta, const double* alphas,
+                            const double* scale2, bool per_event, int nhel, double* out,
+                            int64_t n) {
+    const int64_t stride = 4 * int64_t(npdg);
+    for (int64_t i = 0; i < n; ++i) {
+        double ans = sentinel();
+        const int64_t j = per_event ? i : 0;
+        f(pdgs, &procid, &npdg, momenta + i * stride, alphas + j, scale2 + j, &nhel, &ans);
+        if (is_sentinel(ans)) return i;
+        out[i] = ans;
+    }
+    return -1;
+}
+
+int me_amp2_batch(Amp2 f, const int* pdgs, int npdg, int procid, const double* momenta,
+                  const double* alphas, const double* scale2, bool per_event, double* out,
+                  int64_t n) {
+    const int64_t stride = 4 * int64_t(npdg);
+    int count = -1;
+    for (int64_t i = 0; i < n; ++i) {
+        int namp2 = 0;
+        const int64_t j = per_event ? i : 0;
+        double* row = out + i * kMaxAmp2;
+        for (int k = 0; k < kMaxAmp2; ++k) row[k] = 0;
+        f(pdgs, &procid, &npdg, momenta + i * stride, alphas + j, scale2 + j, row, &namp2);
+        if (namp2 <= 0) return -1;
+        if (count >= 0 && namp2 != count) return -2;
+        count = namp2 > kMaxAmp2 ? kMaxAmp2 : namp2;
+    }
+    return count < 0 ? 0 : count;
+}
+
+}  // namespace madnis

@@ -1,0 +1,279 @@
+"""The integrand of a cross section, one batched f(x) per channel.
+
+For a point ``x`` of channel ``i``'s unit hypercube the channel's mapping gives momenta
+and the phase-space weight ``w`` (times ``dx1 dx2`` with hadron beams), and
+
+    f(x) = sum_subprocesses f_a(x1, muF) f_b(x2, muF) |M|^2(p; alpha_s(muR))
+           * 1 / (2 shat) * w * cuts(p) * 0.3893793721e9 pb GeV^2,
+
+so that ``E_x[f] = sigma`` in pb for every channel (``f_a = 1`` for lepton beams). The
+channel prior ``alpha^MG`` comes with it: per-diagram |M_i|^2 when the library exports
+them (weighted by the same parton luminosities), else the product of each channel's
+propagator denominators, normalised over channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from madnis_py.phasespace import Beams, ChannelMapping, Cuts, channel_mappings
+from madnis_py.phasespace.topology import Decay, Node, Topology
+from madnis_py.physics.matrix_element import MatrixElementError
+from madnis_py.physics.process import Process, load_process
+
+__all__ = ["GEV2_TO_PB", "Integrand", "IntegrandBatch", "dynamical_scale"]
+
+#: hbar^2 c^2 in pb GeV^2 (PDG).
+GEV2_TO_PB = 0.3893793721e9
+
+
+@dataclass
+class IntegrandBatch:
+    """One batch of integrand values of a channel.
+
+    Attributes
+    ----------
+    f : (n,)
+        Integrand in pb (``E[f] = sigma``); 0 outside the phase space or the cuts.
+    momenta : (n, nparticles, 4)
+    x1x2 : (n, 2)
+    phase_space_weight : (n,)
+    passed : (n,) bool
+        Inside the phase space and the cuts (of at least one subprocess).
+    prior : (n, n_channels) or None
+        The channel prior alpha^MG, normalised over channels (rows of zeros where f = 0).
+    """
+
+    f: np.ndarray
+    momenta: np.ndarray
+    x1x2: np.ndarray
+    phase_space_weight: np.ndarray
+    passed: np.ndarray
+    prior: np.ndarray | None
+
+
+def _transverse(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pt2 = p[..., 1] ** 2 + p[..., 2] ** 2
+    m2 = np.maximum(p[..., 0] ** 2 - pt2 - p[..., 3] ** 2, 0.0)
+    return pt2, m2
+
+
+def dynamical_scale(momenta: np.ndarray, choice: int) -> np.ndarray:
+    """MadGraph's ``dynamical_scale_choice`` (1-4) of the final state, in GeV.
+
+    1: total transverse energy ``sum E_i pT_i / |p_i|``; 2: sum of transverse masses;
+    3: half the sum of transverse masses; 4: ``sqrt(shat)``.
+    """
+    fin = momenta[:, 2:]
+    pt2, m2 = _transverse(fin)
+    if choice == 1:
+        pabs = np.sqrt(pt2 + fin[..., 3] ** 2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            et = np.where(pabs > 0, fin[..., 0] * np.sqrt(pt2) / pabs, 0.0)
+        return np.asarray(et.sum(axis=1))
+    if choice in (2, 3):
+        mt = np.asarray(np.sqrt(pt2 + m2).sum(axis=1))
+        return mt if choice == 2 else mt / 2
+    if choice == 4:
+        tot = momenta[:, 0] + momenta[:, 1]
+        return np.asarray(np.sqrt(np.maximum(tot[:, 0] ** 2 - (tot[:, 1:] ** 2).sum(axis=1),
+                                             0.0)))
+    raise ValueError(f"dynamical_scale_choice must be 1, 2, 3 or 4 (MadGraph's numbering), "
+                     f"got {choice}")
+
+
+def _leaves(node: Node) -> list[int]:
+    if isinstance(node, Decay):
+        return _leaves(node.daughters[0]) + _leaves(node.daughters[1])
+    return [node]
+
+
+def _propagator_prior(topo: Topology, momenta: np.ndarray) -> np.ndarray:
+    """Product of |1 / (q^2 - M^2 + i M Gamma)|^2 over a channel's propagators."""
+    out = np.ones(len(momenta))
+
+    def inv2(legs: list[int]) -> np.ndarray:
+        q = momenta[:, legs].sum(axis=1)
+        return np.asarray(q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(axis=1))
+
+    def denominator(q2: np.ndarray, mass: float, width: float) -> np.ndarray:
+        return (q2 - mass ** 2) ** 2 + (mass * width) ** 2
+
+    def decays(node: Node, root: bool) -> None:
+        nonlocal out
+        if isinstance(node, Decay):
+            if not root:
+                out = out / denominator(inv2(_leaves(node)), node.propagator.mass,
+                                        node.propagator.width)
+            decays(node.daughters[0], False)
+            decays(node.daughters[1], False)
+
+    if topo.s_channel is not None:
+        s = inv2([0, 1])
+        out = out / denominator(s, topo.s_channel.propagator.mass,
+                                topo.s_channel.propagator.width)
+        decays(topo.s_channel, True)
+    else:
+        assert topo.t_channel is not None
+        q = momenta[:, 0].copy()
+        for block, prop in zip(topo.t_channel.blocks, topo.t_channel.propagators):
+            q = q - momenta[:, _leaves(block)].sum(axis=1)
+            t = q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(axis=1)
+            out = out / denominator(t, prop.mass, prop.width)
+        for block in topo.t_channel.blocks:
+            decays(block, False)
+    return out
+
+
+class Integrand:
+    """f(x) per channel of a process, in pb.
+
+    Parameters
+    ----------
+    process : Process or str
+        A process, or a built-in name / directory for :func:`load_process`.
+    sqrt_s : float, optional
+        Collider energy in GeV (default: the card's).
+    pdf : str or PDF, optional
+        PDF set for proton beams (default: the card's, else the embedded ``LHToyPDF``).
+    scale : float, optional
+        Fixed renormalisation and factorisation scale in GeV.
+    dynamical_scale_choice : int, optional
+        MadGraph's 1-4 (used when no fixed scale is given).
+    cuts : mapping, optional
+        Run-card cuts replacing the card's defaults.
+    alpha_s : float, optional
+        Fixed alpha_s (default: the PDF set's alpha_s(muR) with proton beams, the
+        param_card's ``SMINPUTS 3`` with lepton beams).
+    threads : int, optional
+        Threads of the phase-space mappings.
+    """
+
+    def __init__(self, process: Process | str, *, sqrt_s: float | None = None,
+                 pdf: Any = None, scale: float | None = None,
+                 dynamical_scale_choice: int | None = None,
+                 cuts: Mapping[str, float] | None = None, alpha_s: float | None = None,
+                 threads: int | None = None) -> None:
+        self.process = load_process(process) if isinstance(process, str) else process
+        proc = self.process
+        d = proc.defaults
+        self.sqrt_s = float(sqrt_s if sqrt_s is not None else (d.sqrt_s or 0.0))
+        if not self.sqrt_s > 0:
+            raise ValueError(f"process {proc.name}: no collider energy (pass sqrt_s or set "
+                             f"[defaults] sqrt_s in {proc.card})")
+        self.scale = scale if scale is not None else (
+            d.scale if dynamical_scale_choice is None else None)
+        self.dynamical_scale_choice = (dynamical_scale_choice if dynamical_scale_choice
+                                       is not None else d.dynamical_scale_choice)
+        if self.scale is None and self.dynamical_scale_choice is None:
+            if proc.hadronic:
+                raise ValueError(f"process {proc.name}: give a fixed scale or a "
+                                 "dynamical_scale_choice")
+        if self.dynamical_scale_choice is not None:
+            dynamical_scale(np.zeros((1, proc.n_particles, 4)), self.dynamical_scale_choice)
+        self.pdf: Any = None
+        if proc.hadronic:
+            from madnis_py.physics.pdf import PDF
+
+            self.pdf = pdf if (pdf is not None and not isinstance(pdf, str)) else PDF(
+                pdf or d.pdf or "LHToyPDF")
+        card = proc.parameters()
+        self.alpha_s = alpha_s if alpha_s is not None else (
+            None if proc.hadronic else card.get("sminputs", 3))
+        self.matrix_element = proc.matrix_element()
+        self.cut_values = dict(proc.cuts if cuts is None else cuts)
+        self.cuts = [Cuts(s.pdgs, self.cut_values) for s in proc.subprocesses]
+        self.masses = proc.final_masses()
+        for sub in proc.subprocesses[1:]:
+            if [card.mass(p) for p in sub.pdgs[2:]] != self.masses:
+                raise ValueError(f"process {proc.name}: subprocesses with different "
+                                 "final-state masses need separate integrands")
+        self.beams = Beams(self.sqrt_s, proc.hadronic)
+        self.mappings: list[ChannelMapping] = channel_mappings(proc.channels, self.masses,
+                                                               self.beams, threads=threads)
+        self._amp2 = self.matrix_element.has_amp2
+        self.n_calls = 0
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.mappings)
+
+    def dims(self, channel: int = 0) -> int:
+        return self.mappings[channel].dims
+
+    def _scales(self, momenta: np.ndarray) -> np.ndarray:
+        if self.scale is not None:
+            return np.full(len(momenta), float(self.scale))
+        assert self.dynamical_scale_choice is not None
+        return dynamical_scale(momenta, self.dynamical_scale_choice)
+
+    def __call__(self, x: np.ndarray, channel: int, *, prior: bool = True) -> IntegrandBatch:
+        """Evaluate the integrand on points ``x`` (n, dims) of channel ``channel``."""
+        if not 0 <= channel < self.n_channels:
+            raise IndexError(f"channel {channel}: the process has {self.n_channels} channels")
+        batch = self.mappings[channel].map(np.ascontiguousarray(x, dtype=np.float64))
+        mom, w, x12 = batch.momenta, batch.weight, batch.x1x2
+        n = len(w)
+        inside = w > 0
+        f = np.zeros(n)
+        passed = np.zeros(n, dtype=bool)
+        prior_num = np.zeros((n, self.n_channels)) if prior else None
+        idx = np.nonzero(inside)[0]
+        if len(idx):
+            p = mom[idx]
+            mu = self._scales(p)
+            if self.pdf is not None:
+                alphas = (self.pdf.alphasQ2(mu ** 2) if self.alpha_s is None
+                          else np.full(len(idx), float(self.alpha_s)))
+            else:
+                alphas = np.full(len(idx), float(self.alpha_s if self.alpha_s is not None
+                                                 else 0.118))
+            shat = self.beams.sqrt_s ** 2 * x12[idx, 0] * x12[idx, 1]
+            common = w[idx] / (2 * shat) * GEV2_TO_PB
+            parton: dict[tuple[int, int], np.ndarray] = {}  # (beam, pid) -> f(x, muF)
+
+            def density(beam: int, pid: int) -> np.ndarray:
+                if (beam, pid) not in parton:
+                    xb = x12[idx, beam]
+                    parton[beam, pid] = self.pdf.xfxQ2(pid, xb, mu ** 2) / xb
+                return parton[beam, pid]
+
+            for sub, cuts in zip(self.process.subprocesses, self.cuts):
+                ok = cuts.mask(p)
+                if not ok.any():
+                    continue
+                lum = np.ones(len(idx))
+                if self.pdf is not None:
+                    lum = density(0, sub.pdgs[0]) * density(1, sub.pdgs[1])
+                sel = ok & (lum != 0)
+                if not sel.any():
+                    continue
+                m2 = self.matrix_element(p[sel], sub.pdgs, alpha_s=alphas[sel])
+                self.n_calls += int(sel.sum())
+                f[idx[sel]] += lum[sel] * m2 * common[sel]
+                passed[idx[sel]] = True
+                if prior_num is not None and self._amp2:
+                    amp2 = self.matrix_element.amp2(p[sel], sub.pdgs, alpha_s=alphas[sel])
+                    if amp2.shape[1] != self.n_channels:
+                        raise MatrixElementError(
+                            f"process {self.process.name}: the library gives "
+                            f"{amp2.shape[1]} diagrams for {list(sub.pdgs)}, the card "
+                            f"{self.n_channels} channels: they must correspond one to one")
+                    prior_num[idx[sel]] += lum[sel, None] * amp2
+            if prior_num is not None and not self._amp2:
+                pp = p[passed[idx]]
+                cols = [_propagator_prior(t, pp) for t in self.process.channels]
+                prior_num[idx[passed[idx]]] = np.stack(cols, axis=1)
+        prior_out = None
+        if prior_num is not None:
+            total = prior_num.sum(axis=1, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                prior_out = np.where(total > 0, prior_num / total, 0.0)
+        return IntegrandBatch(f, mom, x12, w, passed, prior_out)
+
+    def channel_names(self) -> Sequence[str]:
+        return [m.topology.name for m in self.mappings]

@@ -1,0 +1,200 @@
+"""Processes: a process card (TOML) with its subprocesses, channels, cuts and defaults.
+
+A card ``process.toml`` (built-in ones under ``processes/<name>/``)::
+
+    [process]
+    name = "ee_mumu"
+    title = "e+ e- -> mu+ mu- (photon and Z exchange)"
+    library = "ee_mumu"        # a built-in library name, or a path to a MadGraph
+                               # standalone library relative to the card
+    beams = "lepton"           # or "proton"
+    param_card = "../common/param_card_sm.dat"
+
+    [[subprocess]]
+    pdgs = [-11, 11, -13, 13]  # incoming first, MadGraph's order
+    colour_flows = [[[0, 0], [0, 0], [0, 0], [0, 0]]]
+
+    [[channel]]                # one per diagram, madnis_py.phasespace topology fields
+    name = "Z"
+    s_channel = { propagator = { mass = 91.188, width = 2.441404 }, decay = [2, 3] }
+
+    [cuts]                     # MadGraph run_card names
+    [defaults]                 # sqrt_s, scale or dynamical_scale_choice, pdf
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from madnis_py.phasespace.topology import Topology, TopologyError
+from madnis_py.physics.builtin import builtin_library, builtin_process_dir, builtin_processes
+from madnis_py.physics.matrix_element import MatrixElement
+from madnis_py.physics.slha import SLHA, read_slha
+
+__all__ = ["Process", "ProcessCardError", "ProcessDefaults", "Subprocess", "load_process"]
+
+_BEAMS = ("lepton", "proton")
+
+
+class ProcessCardError(ValueError):
+    """A process card that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Subprocess:
+    """One partonic subprocess: PDG ids (incoming first) and its colour flows (LHE tags)."""
+
+    pdgs: tuple[int, ...]
+    colour_flows: tuple[tuple[tuple[int, int], ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessDefaults:
+    """Run settings a card suggests: collider energy, scale choice, PDF set."""
+
+    sqrt_s: float | None = None
+    scale: float | None = None
+    dynamical_scale_choice: int | None = None
+    pdf: str | None = None
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process: what the integrand needs besides run settings."""
+
+    name: str
+    title: str
+    card: Path
+    library: Path
+    beams: str
+    param_card: Path
+    subprocesses: tuple[Subprocess, ...]
+    channels: tuple[Topology, ...]
+    cuts: dict[str, float] = field(default_factory=dict)
+    defaults: ProcessDefaults = ProcessDefaults()
+
+    @property
+    def hadronic(self) -> bool:
+        return self.beams == "proton"
+
+    @property
+    def n_particles(self) -> int:
+        return len(self.subprocesses[0].pdgs)
+
+    def parameters(self) -> SLHA:
+        """The param_card, read."""
+        return read_slha(self.param_card)
+
+    def final_masses(self) -> list[float]:
+        """Final-state masses (GeV) from the param_card's MASS block."""
+        card = self.parameters()
+        return [card.mass(p) for p in self.subprocesses[0].pdgs[2:]]
+
+    def matrix_element(self) -> MatrixElement:
+        """Open the process library with its param_card."""
+        return MatrixElement.from_madgraph(self.library, self.param_card)
+
+
+def _table(data: Mapping[str, Any], key: str, path: Path) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ProcessCardError(f"{path}: [{key}] must be a table")
+    return value
+
+
+def _read_card(path: Path) -> Process:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as err:
+        raise ProcessCardError(f"{path}: {err}") from err
+    head = _table(data, "process", path)
+    for key in ("name", "library", "beams"):
+        if key not in head:
+            raise ProcessCardError(f"{path}: [process] needs the field {key!r}")
+    beams = str(head["beams"])
+    if beams not in _BEAMS:
+        raise ProcessCardError(f"{path}: [process] beams = {beams!r}; expected one of {_BEAMS}")
+    lib_field = str(head["library"])
+    if "/" in lib_field or lib_field.endswith((".so", ".dylib")):
+        library = (path.parent / lib_field).resolve()
+    else:
+        library = builtin_library(lib_field)
+    param_card = (path.parent / str(head.get("param_card", "param_card.dat"))).resolve()
+
+    subs = []
+    for i, sub in enumerate(data.get("subprocess", [])):
+        try:
+            pdgs = tuple(int(p) for p in sub["pdgs"])
+            flows = tuple(tuple((int(c), int(a)) for c, a in flow)
+                          for flow in sub.get("colour_flows", []))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ProcessCardError(f"{path}: [[subprocess]] #{i}: needs pdgs = [..] (ints) and "
+                                   f"colour_flows of (colour, anticolour) pairs: {err}") from err
+        if len(pdgs) < 4:
+            raise ProcessCardError(f"{path}: [[subprocess]] #{i}: a 2 -> n process has at "
+                                   f"least 4 particles, got pdgs {list(pdgs)}")
+        if any(len(flow) != len(pdgs) for flow in flows):
+            raise ProcessCardError(f"{path}: [[subprocess]] #{i}: every colour flow needs one "
+                                   f"(colour, anticolour) pair per particle ({len(pdgs)})")
+        subs.append(Subprocess(pdgs, flows))
+    if not subs:
+        raise ProcessCardError(f"{path}: no [[subprocess]] tables")
+    if len({len(s.pdgs) for s in subs}) != 1:
+        raise ProcessCardError(f"{path}: subprocesses with different multiplicities")
+
+    channels = []
+    for i, ch in enumerate(data.get("channel", [])):
+        try:
+            channels.append(Topology.from_dict(ch, name=f"#{i}"))
+        except TopologyError as err:
+            raise ProcessCardError(f"{path}: [[channel]] #{i}: {err}") from err
+    if not channels:
+        raise ProcessCardError(f"{path}: no [[channel]] tables (one per diagram)")
+
+    cuts = {str(k): float(v) for k, v in _table(data, "cuts", path).items()}
+    d = _table(data, "defaults", path)
+    unknown = set(d) - {"sqrt_s", "scale", "dynamical_scale_choice", "pdf"}
+    if unknown:
+        raise ProcessCardError(f"{path}: [defaults] has unknown field(s) {sorted(unknown)}")
+    defaults = ProcessDefaults(
+        sqrt_s=float(d["sqrt_s"]) if "sqrt_s" in d else None,
+        scale=float(d["scale"]) if "scale" in d else None,
+        dynamical_scale_choice=(int(d["dynamical_scale_choice"])
+                                if "dynamical_scale_choice" in d else None),
+        pdf=str(d["pdf"]) if "pdf" in d else None)
+    return Process(name=str(head["name"]), title=str(head.get("title", head["name"])),
+                   card=path, library=library, beams=beams, param_card=param_card,
+                   subprocesses=tuple(subs), channels=tuple(channels), cuts=cuts,
+                   defaults=defaults)
+
+
+def load_process(name_or_dir: str | Path) -> Process:
+    """A built-in process by name (``"ee_mumu"``), or a directory (or file) with a card.
+
+    Raises
+    ------
+    KeyError
+        An unknown built-in name (the message lists the built-in processes).
+    ProcessCardError
+        A card that cannot be used (names the file and field).
+    """
+    p = Path(name_or_dir)
+    if p.is_dir():
+        card = p / "process.toml"
+    elif p.is_file():
+        card = p
+    elif isinstance(name_or_dir, str) and "/" not in name_or_dir:
+        if name_or_dir not in builtin_processes():
+            raise KeyError(f"no built-in process {name_or_dir!r} and no such directory; "
+                           f"built-in: {builtin_processes()}")
+        card = builtin_process_dir(name_or_dir) / "process.toml"
+    else:
+        raise FileNotFoundError(f"process {name_or_dir}: no such directory or card")
+    if not card.is_file():
+        raise FileNotFoundError(f"{card}: no process card")
+    return _read_card(card.resolve())

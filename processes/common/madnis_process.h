@@ -1,0 +1,78 @@
+/* Built-in processes of madnis_py: the C ABI they export and the helpers they share.
+ *
+ * A built-in process exports exactly the entry points of MadGraph 5's standalone Fortran
+ * output (gfortran conventions: every argument by reference, hidden size_t string lengths
+ * appended), so madnis_py.physics.matrix_element loads it through the same cffi loader
+ * and batched C++ loop as a user's MadGraph library:
+ *
+ *   void setparamlog_(const int* flag);             flag 0: do not write param.log
+ *   void initialise_(const char* path, size_t len); SLHA param_card, blank-padded char[512]
+ *   void smatrixhel_(const int* pdgs, const int* procid, const int* npdg,
+ *                    const double* p,               p[npdg][4], (E, px, py, pz) row-major
+ *                    const double* alphas, const double* scale2, const int* nhel,
+ *                    double* ans);
+ *
+ * smatrixhel_ returns |M|^2 summed over helicities (nhel = -1) and colours, averaged over
+ * initial spins and colours, for the subprocess whose PDG list (incoming first) equals
+ * pdgs; procid = -1 accepts any; scale2 = 0 means the couplings follow alphas. When no
+ * subprocess matches, ans is left untouched (as MadGraph does; the loader detects it).
+ *
+ * Extensions (optional, madnis_py looks them up and falls back when absent):
+ *
+ *   int  madnis_abi_version_(void);                 returns MADNIS_PROCESS_ABI_VERSION
+ *   void madnis_amp2_(const int* pdgs, const int* procid, const int* npdg, const double* p,
+ *                     const double* alphas, const double* scale2, double* amp2, int* namp2);
+ *        per-diagram squared amplitudes |M_i|^2 (no interference) for the channel prior,
+ *        *namp2 = number of diagrams written (at most MADNIS_MAX_AMP2); *namp2 = 0 when
+ *        no subprocess matches.
+ */
+#ifndef MADNIS_PROCESS_H
+#define MADNIS_PROCESS_H
+
+#include <stddef.h>
+
+#define MADNIS_PROCESS_ABI_VERSION 1
+#define MADNIS_MAX_AMP2 64
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- SLHA param_card reader (slha.c) ---------------------------------------------- */
+
+typedef struct madnis_slha madnis_slha;
+
+/* Reads an SLHA file; returns NULL and writes a message naming the file and line into
+ * err on failure. */
+madnis_slha* madnis_slha_read(const char* path, char* err, size_t errlen);
+/* Value of BLOCK name (case-insensitive) entry index; returns 1 if found. */
+int madnis_slha_get(const madnis_slha* card, const char* block, int index, double* value);
+/* Width from the DECAY line of a particle; returns 1 if found. */
+int madnis_slha_width(const madnis_slha* card, int pdg, double* width);
+void madnis_slha_free(madnis_slha* card);
+
+/* Fortran string argument -> NUL-terminated C path (trailing blanks removed). */
+void madnis_fortran_string(const char* s, size_t len, char* out, size_t outlen);
+
+/* ---- Standard Model parameters as MadGraph's default `sm` model derives them -------- */
+
+typedef struct {
+    /* inputs: SMINPUTS 1-3, MASS, DECAY, YUKAWA */
+    double aEWM1, Gf, aS;
+    double MZ, MT, MB, MH, MTA;
+    double WZ, WW, WT, WH;
+    double ymb, ymt, ymtau;
+    /* derived (Gmu scheme) */
+    double aEW, MW, sw2, cw, sw, ee, gw, g1, vev;
+} madnis_sm_params;
+
+/* Fills the SM parameters from a card (missing entries are an error naming the block and
+ * index); returns 0 on success. */
+int madnis_sm_from_slha(const madnis_slha* card, madnis_sm_params* sm, char* err,
+                        size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

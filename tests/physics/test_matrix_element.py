@@ -1,0 +1,119 @@
+"""The cffi loader of MadGraph-standalone-ABI libraries, exercised on a built-in process."""
+
+from __future__ import annotations
+
+import ctypes.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from madnis_py.phasespace import Beams, Rambo
+from madnis_py.physics import (
+    MatrixElement,
+    MatrixElementError,
+    builtin_library,
+    builtin_process_dir,
+)
+
+CARD = builtin_process_dir("ee_mumu").parent / "common" / "param_card_sm.dat"
+PDGS = [-11, 11, -13, 13]
+
+
+@pytest.fixture(scope="module")
+def me() -> MatrixElement:
+    return MatrixElement.from_madgraph(builtin_library("ee_mumu"), CARD)
+
+
+def momenta(n: int, sqrt_s: float = 500.0, seed: int = 0) -> np.ndarray:
+    rambo = Rambo([0.0, 0.0], Beams(sqrt_s))
+    return rambo.map(np.random.default_rng(seed).random((n, 8))).momenta
+
+
+def test_batched_loop_equals_one_cffi_call_per_event(me: MatrixElement) -> None:
+    import cffi
+
+    p = momenta(200)
+    batched = me(p, PDGS, alpha_s=0.118)
+    ffi = cffi.FFI()
+    ffi.cdef("void smatrixhel_(const int*, const int*, const int*, const double*, "
+             "const double*, const double*, const int*, double*);")
+    lib = ffi.dlopen(str(builtin_library("ee_mumu")))
+    pd = ffi.new("int[4]", PDGS)
+    one = []
+    for ev in p:
+        ans = ffi.new("double*")
+        lib.smatrixhel_(pd, ffi.new("int*", -1), ffi.new("int*", 4),
+                        ffi.cast("double*", ffi.from_buffer(np.ascontiguousarray(ev))),
+                        ffi.new("double*", 0.118), ffi.new("double*", 0.0),
+                        ffi.new("int*", -1), ans)
+        one.append(ans[0])
+    np.testing.assert_array_equal(batched, np.array(one))
+    assert np.all(batched > 0)
+
+
+def test_per_event_alpha_s_and_torch_input(me: MatrixElement) -> None:
+    import torch
+
+    p = momenta(10)
+    a = me(p, PDGS, alpha_s=np.full(10, 0.118))
+    b = me(torch.from_numpy(p), PDGS)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_missing_library_and_card() -> None:
+    with pytest.raises(FileNotFoundError, match="nowhere.so does not exist"):
+        MatrixElement.from_madgraph("/nowhere.so", CARD)
+    with pytest.raises(FileNotFoundError, match="param_card /no/card.dat does not exist"):
+        MatrixElement.from_madgraph(builtin_library("ee_mumu"), "/no/card.dat")
+
+
+def test_missing_symbol_and_wrong_prefix() -> None:
+    libm = ctypes.util.find_library("m")
+    assert libm is not None
+    path = next(p for p in (Path("/lib/x86_64-linux-gnu") / libm, Path("/usr/lib") / libm,
+                            Path("/lib64") / libm) if p.exists())
+    with pytest.raises(MatrixElementError, match="no symbol 'smatrixhel_'"):
+        MatrixElement.from_madgraph(path, CARD)
+    with pytest.raises(MatrixElementError, match="no symbol 'mg5_smatrixhel_'"):
+        MatrixElement.from_madgraph(builtin_library("ee_mumu"), CARD, prefix="mg5_")
+
+
+def test_not_a_library() -> None:
+    with pytest.raises(MatrixElementError, match="cannot open matrix-element library"):
+        MatrixElement.from_madgraph(CARD, CARD)
+
+
+def test_pdg_list_matching_no_subprocess_raises(me: MatrixElement) -> None:
+    with pytest.raises(MatrixElementError, match=r"no subprocess has the PDG list \[-11, 11, "
+                                                 r"-15, 15\]"):
+        me(momenta(3), [-11, 11, -15, 15])
+    with pytest.raises(ValueError, match=r"momenta: expected shape \(n, 5, 4\)"):
+        me(momenta(3), [-11, 11, -13, 13, 22])
+
+
+def test_missing_card_does_not_kill_the_interpreter(tmp_path: Path) -> None:
+    # The card check happens before the library sees the path (a Fortran STOP would end
+    # the process); run it in a child interpreter to prove it survives.
+    code = (f"from madnis_py.physics import MatrixElement\n"
+            f"try:\n    MatrixElement.from_madgraph({str(builtin_library('ee_mumu'))!r}, "
+            f"{str(tmp_path / 'gone.dat')!r})\n"
+            f"except FileNotFoundError:\n    print('alive')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "alive", out.stderr
+
+
+def test_no_param_log_in_working_directory(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    MatrixElement.from_madgraph(builtin_library("ee_mumu"), CARD)
+    assert not (tmp_path / "param.log").exists()
+
+
+def test_amp2_has_one_column_per_diagram(me: MatrixElement) -> None:
+    amp2 = me.amp2(momenta(50), PDGS)
+    assert amp2.shape == (50, 2) and np.all(amp2 > 0)
+    assert math.isfinite(float(amp2.sum()))
