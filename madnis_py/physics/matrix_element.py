@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from madnis_py._core import ext
+from madnis_py.physics.slha import read_slha
 
 __all__ = ["MatrixElement", "MatrixElementError"]
 
@@ -100,6 +101,8 @@ class MatrixElement:
         ------
         FileNotFoundError
             The library or the param_card does not exist.
+        SLHAError
+            The param_card is malformed (the message names file and line).
         MatrixElementError
             The library cannot be opened or lacks an entry point (named in the message).
         """
@@ -115,10 +118,9 @@ class MatrixElement:
         if len(resolved) > _PATH_LENGTH:
             raise ValueError(f"param_card path {resolved} is longer than the {_PATH_LENGTH} "
                              "characters MadGraph's initialise_ accepts")
-        try:
-            param_card.read_bytes()
-        except OSError as err:
-            raise FileNotFoundError(f"param_card {param_card} cannot be read: {err}") from err
+        # Syntax errors are reported here with file and line; MadGraph's Fortran reader
+        # would stop the interpreter or silently use defaults.
+        read_slha(param_card)
         ffi = _ffi()
         try:
             lib = ffi.dlopen(str(library.resolve()))

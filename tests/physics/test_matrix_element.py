@@ -117,3 +117,12 @@ def test_amp2_has_one_column_per_diagram(me: MatrixElement) -> None:
     amp2 = me.amp2(momenta(50), PDGS)
     assert amp2.shape == (50, 2) and np.all(amp2 > 0)
     assert math.isfinite(float(amp2.sum()))
+
+
+def test_malformed_card_names_file_and_line(tmp_path: Path) -> None:
+    from madnis_py.physics.slha import SLHAError
+
+    card = tmp_path / "param_card.dat"
+    card.write_text(CARD.read_text().replace("DECAY  23 2.441404e+00", "DECAY  23 Auto"))
+    with pytest.raises(SLHAError, match=r"param_card.dat:\d+: cannot read 'DECAY  23 Auto"):
+        MatrixElement.from_madgraph(builtin_library("ee_mumu"), card)
