@@ -114,20 +114,38 @@ class MatrixElement:
             raise FileNotFoundError(
                 f"param_card {param_card} does not exist (checked before calling the "
                 f"library: its Fortran initialisation would STOP the interpreter)")
-        resolved = str(param_card.resolve())
-        if len(resolved) > _PATH_LENGTH:
-            raise ValueError(f"param_card path {resolved} is longer than the {_PATH_LENGTH} "
-                             "characters MadGraph's initialise_ accepts")
         # Syntax errors are reported here with file and line; MadGraph's Fortran reader
         # would stop the interpreter or silently use defaults.
         read_slha(param_card)
+        return cls._open(library, param_card, prefix)
+
+    @classmethod
+    def from_sherpa(cls, library: str | Path, run_dir: str | Path) -> MatrixElement:
+        """Open a library built by :func:`madnis_py.physics.shims.build_sherpa`.
+
+        ``run_dir`` is the directory of the Sherpa run card (``Sherpa.yaml``) of one
+        process; Sherpa takes its parameters from there.
+        """
+        library, run_dir = Path(library), Path(run_dir)
+        if not library.is_file():
+            raise FileNotFoundError(f"matrix-element library {library} does not exist")
+        if not (run_dir / "Sherpa.yaml").is_file():
+            raise FileNotFoundError(f"{run_dir}: no Sherpa.yaml run card")
+        return cls._open(library, run_dir, "")
+
+    @classmethod
+    def _open(cls, library: Path, init_path: Path, prefix: str) -> MatrixElement:
+        resolved = str(init_path.resolve())
+        if len(resolved) > _PATH_LENGTH:
+            raise ValueError(f"path {resolved} is longer than the {_PATH_LENGTH} characters "
+                             "initialise_ accepts")
         ffi = _ffi()
         try:
             lib = ffi.dlopen(str(library.resolve()))
         except OSError as err:
             raise MatrixElementError(f"cannot open matrix-element library {library}: {err}") \
                 from err
-        me = cls(library, param_card, lib, ffi, prefix)
+        me = cls(library, init_path, lib, ffi, prefix)
         me._initialise(resolved)
         return me
 
