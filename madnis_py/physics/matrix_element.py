@@ -219,6 +219,12 @@ class MatrixElement:
             raise MatrixElementError(f"{self.library}: no subprocess has the PDG list "
                                      f"{list(pdgs)} (procid {procid}); smatrixhel_ left its "
                                      "answer untouched")
+        if not np.all(np.isfinite(out)):
+            first = int(np.nonzero(~np.isfinite(out))[0][0])
+            raise MatrixElementError(
+                f"{self.library}: |M|^2 is {out[first]} at event {first} of {list(pdgs)} "
+                f"(momenta {p[first].tolist()}); a library that could not read its "
+                f"param_card {self.param_card} answers NaN: see its message on stderr")
         return out
 
     def amp2(self, momenta: Any, pdgs: Sequence[int], *, alpha_s: Any = 0.118,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes.util
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,18 @@ def test_malformed_card_names_file_and_line(tmp_path: Path) -> None:
     card.write_text(CARD.read_text().replace("DECAY  23 2.441404e+00", "DECAY  23 Auto"))
     with pytest.raises(SLHAError, match=r"param_card.dat:\d+: cannot read 'DECAY  23 Auto"):
         MatrixElement.from_madgraph(builtin_library("ee_mumu"), card)
+
+
+def test_incomplete_card_gives_an_error_not_nan(tmp_path: Path) -> None:
+    # Syntactically fine, but without MZ: the built-in library cannot derive its
+    # parameters and answers NaN, which the loader turns into an error.
+    card = tmp_path / "param_card.dat"
+    card.write_text("\n".join(line for line in CARD.read_text().splitlines()
+                              if "# MZ" not in line))
+    # A copy of the library: its parameters are process-global (COMMON blocks / statics),
+    # and the shared one must keep its good card for the other tests.
+    lib = tmp_path / "ee_mumu_copy.so"
+    shutil.copy(builtin_library("ee_mumu"), lib)
+    me = MatrixElement.from_madgraph(lib, card)
+    with pytest.raises(MatrixElementError, match="answers NaN"):
+        me(momenta(2), PDGS)
