@@ -143,7 +143,7 @@ class Integrand:
     scale : float, optional
         Fixed renormalisation and factorisation scale in GeV.
     dynamical_scale_choice : int, optional
-        MadGraph's 1-4 (used when no fixed scale is given).
+        MadGraph's 1-4 (used when no fixed scale is given; lepton beams default to 4).
     cuts : mapping, optional
         Run-card cuts replacing the card's defaults.
     alpha_s : float, optional
@@ -173,6 +173,7 @@ class Integrand:
             if proc.hadronic:
                 raise ValueError(f"process {proc.name}: give a fixed scale or a "
                                  "dynamical_scale_choice")
+            self.dynamical_scale_choice = 4  # lepton beams: sqrt(s), only alpha_s sees it
         if self.dynamical_scale_choice is not None:
             dynamical_scale(np.zeros((1, proc.n_particles, 4)), self.dynamical_scale_choice)
         self.pdf: Any = None
