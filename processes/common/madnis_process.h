@@ -71,6 +71,18 @@ typedef struct {
 int madnis_sm_from_slha(const madnis_slha* card, madnis_sm_params* sm, char* err,
                         size_t errlen);
 
+/* ---- initialise_ (initialise.c) ---------------------------------------------------- */
+
+/* The start of every built-in's initialise_(path, len): reads the SLHA card named by the
+ * blank-padded Fortran string and fills the SM parameters. On failure prints
+ * "<process>: <message>" to stderr (madnis_process_error) and returns nonzero. With
+ * card_or_null non-NULL the card stays open on success, for the process's own blocks, and
+ * the caller frees it (*card_or_null = NULL on failure); with NULL it is freed here. */
+int madnis_initialise_sm(const char* path, size_t len, const char* process,
+                         madnis_sm_params* sm, madnis_slha** card_or_null);
+/* Prints "<process>: <message>" to stderr, as initialise_ reports a bad card. */
+void madnis_process_error(const char* process, const char* message);
+
 #ifdef __cplusplus
 }
 #endif

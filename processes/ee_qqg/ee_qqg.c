@@ -8,9 +8,6 @@
  * Diagrams (madnis_amp2_ order): 1 photon, gluon from q; 2 photon, gluon from q~;
  * 3 Z, gluon from q; 4 Z, gluon from q~.
  */
-#include <stdio.h>
-#include <string.h>
-
 #include "dirac.h"
 #include "madnis_process.h"
 
@@ -30,21 +27,9 @@ void setparamlog_(const int* flag)
 
 void initialise_(const char* path, size_t len)
 {
-    char file[1024], err[512];
     madnis_sm_params sm;
-    madnis_fortran_string(path, len, file, sizeof file);
     params.ready = 0;
-    madnis_slha* card = madnis_slha_read(file, err, sizeof err);
-    if (card == NULL) {
-        fprintf(stderr, "ee_qqg: %s\n", err);
-        return;
-    }
-    int status = madnis_sm_from_slha(card, &sm, err, sizeof err);
-    madnis_slha_free(card);
-    if (status != 0) {
-        fprintf(stderr, "ee_qqg: %s\n", err);
-        return;
-    }
+    if (madnis_initialise_sm(path, len, "ee_qqg", &sm, NULL) != 0) return;
     double gz = 1.0 / (sm.sw * sm.cw);
     params.mz = sm.MZ;
     params.wz = sm.WZ;

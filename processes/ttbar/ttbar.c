@@ -12,9 +12,6 @@
  * f^{abc} T^c = -i (c1 - c2) puts the s-channel diagram into both (Peskin & Schroeder's
  * Feynman rules; the colour-ordered A1 and A2 are separately gauge invariant).
  */
-#include <stdio.h>
-#include <string.h>
-
 #include "dirac.h"
 #include "madnis_process.h"
 
@@ -32,21 +29,9 @@ void setparamlog_(const int* flag)
 
 void initialise_(const char* path, size_t len)
 {
-    char file[1024], err[512];
     madnis_sm_params sm;
-    madnis_fortran_string(path, len, file, sizeof file);
     params.ready = 0;
-    madnis_slha* card = madnis_slha_read(file, err, sizeof err);
-    if (card == NULL) {
-        fprintf(stderr, "ttbar: %s\n", err);
-        return;
-    }
-    int status = madnis_sm_from_slha(card, &sm, err, sizeof err);
-    madnis_slha_free(card);
-    if (status != 0) {
-        fprintf(stderr, "ttbar: %s\n", err);
-        return;
-    }
+    if (madnis_initialise_sm(path, len, "ttbar", &sm, NULL) != 0) return;
     params.mt = sm.MT;
     params.ready = 1;
 }

@@ -9,9 +9,6 @@
  * configuration per gluon polarisation contributes.
  * Diagrams (madnis_amp2_ order): 1 gluon from the u quark, 2 gluon from the d~.
  */
-#include <stdio.h>
-#include <string.h>
-
 #include "dirac.h"
 #include "madnis_process.h"
 
@@ -31,21 +28,9 @@ void setparamlog_(const int* flag)
 
 void initialise_(const char* path, size_t len)
 {
-    char file[1024], err[512];
     madnis_sm_params sm;
-    madnis_fortran_string(path, len, file, sizeof file);
     params.ready = 0;
-    madnis_slha* card = madnis_slha_read(file, err, sizeof err);
-    if (card == NULL) {
-        fprintf(stderr, "udx_enug: %s\n", err);
-        return;
-    }
-    int status = madnis_sm_from_slha(card, &sm, err, sizeof err);
-    madnis_slha_free(card);
-    if (status != 0) {
-        fprintf(stderr, "udx_enug: %s\n", err);
-        return;
-    }
+    if (madnis_initialise_sm(path, len, "udx_enug", &sm, NULL) != 0) return;
     params.mw = sm.MW;
     params.ww = sm.WW;
     params.gw = sm.gw;
