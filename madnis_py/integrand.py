@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from madnis_py.phasespace import Beams, ChannelMapping, Cuts, channel_mappings
 from madnis_py.phasespace.topology import Decay, Node, Topology
 from madnis_py.physics.matrix_element import MatrixElementError
 from madnis_py.physics.process import Process, load_process
 
-__all__ = ["GEV2_TO_PB", "Integrand", "IntegrandBatch", "dynamical_scale"]
+__all__ = ["GEV2_TO_PB", "Integrand", "IntegrandBatch", "TorchChannels", "dynamical_scale"]
 
 #: hbar^2 c^2 in pb GeV^2 (PDG).
 GEV2_TO_PB = 0.3893793721e9
@@ -278,3 +279,32 @@ class Integrand:
 
     def channel_names(self) -> Sequence[str]:
         return [m.topology.name for m in self.mappings]
+
+
+class TorchChannels:
+    """An :class:`Integrand` seen by the multi-channel :class:`~madnis_py.training.Integrator`:
+    torch points in, ``(f, features, prior)`` out.
+
+    The features, the channel-independent input of the channel weights, are the
+    final-state momenta divided by sqrt(s) and, with hadron beams, x1 and x2.
+    """
+
+    def __init__(self, integrand: Integrand) -> None:
+        self.integrand = integrand
+        self.n_channels = integrand.n_channels
+        n_final = integrand.process.n_particles - 2
+        self.feature_dims = 4 * n_final + (2 if integrand.beams.hadronic else 0)
+
+    def dims(self, channel: int) -> int:
+        return self.integrand.dims(channel)
+
+    def __call__(self, x: torch.Tensor,
+                 channel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        batch = self.integrand(x.detach().cpu().numpy(), channel)
+        n = len(batch.f)
+        feats = [batch.momenta[:, 2:].reshape(n, -1) / self.integrand.beams.sqrt_s]
+        if self.integrand.beams.hadronic:
+            feats.append(batch.x1x2)
+        features = torch.from_numpy(np.concatenate(feats, axis=1)).to(x)
+        prior = None if batch.prior is None else torch.from_numpy(batch.prior).to(x)
+        return torch.from_numpy(batch.f).to(x), features, prior

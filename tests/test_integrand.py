@@ -19,9 +19,13 @@ SW2 = 1 - MW ** 2 / MZ ** 2
 
 
 def helicity_factors(s: float, q_in: float, t3_in: float, q_out: float,
-                     t3_out: float) -> float:
-    """sum_ij |f_ij|^2 with f_ij = Q Q' + g_i g'_j / (sw^2 cw^2) s / (s - MZ^2 + i MZ WZ)."""
+                     t3_out: float, zprime: tuple[float, float, float] | None = None) -> float:
+    """sum_ij |f_ij|^2 with f_ij = Q Q' + g_i g'_j / (sw^2 cw^2) s / (s - MZ^2 + i MZ WZ),
+    plus kappa times the same for a Z' (mass, width, kappa = kappa_q kappa_l) if given."""
     prop = s / complex(s - MZ ** 2, MZ * WZ) / (SW2 * (1 - SW2))
+    if zprime is not None:
+        mzp, wzp, kappa = zprime
+        prop += kappa * s / complex(s - mzp ** 2, mzp * wzp) / (SW2 * (1 - SW2))
     g_in = (t3_in - q_in * SW2, -q_in * SW2)
     g_out = (t3_out - q_out * SW2, -q_out * SW2)
     return sum(abs(q_in * q_out + a * b * prop) ** 2 for a in g_in for b in g_out)
@@ -75,7 +79,8 @@ def test_dynamical_scales() -> None:
         dynamical_scale(p, 7)
 
 
-def drell_yan_quadrature(sqrt_s: float, mll_min: float, pdf) -> float:
+def drell_yan_quadrature(sqrt_s: float, mll_min: float, pdf,
+                         zprime: tuple[float, float, float] | None = None) -> float:
     """LO p p -> e+ e- with mu_F = m_ll: sum_q int dtau dy [q(x1) qbar(x2) + qbar(x1) q(x2)]
     sigma_qqbar(tau S), the y integral by 400-point Gauss-Legendre, tau by adaptive quad."""
     from scipy import integrate
@@ -96,13 +101,14 @@ def drell_yan_quadrature(sqrt_s: float, mll_min: float, pdf) -> float:
             lum = (pdf.xfxQ2(q, x1, q2) * pdf.xfxQ2(-q, x2, q2)
                    + pdf.xfxQ2(-q, x1, q2) * pdf.xfxQ2(q, x2, q2)) / (x1 * x2)
             sigma_hat = (math.pi * ALPHA ** 2 / (3 * shat) / 3
-                         * helicity_factors(shat, charge, t3, -1, -0.5))
+                         * helicity_factors(shat, charge, t3, -1, -0.5, zprime))
             total += sigma_hat * float((weights * lum).sum()) * ymax
         return total * tau  # dtau = tau dlog(tau)
 
     lo = math.log(mll_min ** 2 / big_s)
     peak = math.log(MZ ** 2 / big_s)
-    value = integrate.quad(in_log_tau, lo, 0.0, points=[peak], limit=400, epsabs=0,
+    peaks = [peak] if zprime is None else sorted([peak, math.log(zprime[0] ** 2 / big_s)])
+    value = integrate.quad(in_log_tau, lo, 0.0, points=peaks, limit=400, epsabs=0,
                            epsrel=1e-7)[0]
     return value * GEV2_TO_PB
 

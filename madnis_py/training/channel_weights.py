@@ -1,0 +1,65 @@
+"""Channel weights alpha_i(x) of the multi-channel integral (the MadNIS "CWnet").
+
+    alpha_i(x) = prior_i(x) exp(K_i(x)) / sum_j prior_j(x) exp(K_j(x)),
+
+with ``prior`` the generator's channel prior alpha^MG (per-diagram |M_i|^2 or propagator
+denominators) and ``K`` a small network of channel-independent features of the
+phase-space point (the momenta). The last layer starts at zero, so training starts from
+the prior. Heimel et al., arXiv:2212.06172, sec. 3.3.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from madnis_py.flows.coupling import MLP
+
+__all__ = ["ChannelWeights"]
+
+
+class ChannelWeights(nn.Module):
+    """alpha_i(x) from the prior and a correction network.
+
+    Parameters
+    ----------
+    n_channels : int
+    feature_dims : int
+        Width of the features passed to :meth:`forward`.
+    layers, units : int
+        Size of the correction network.
+    trainable : bool
+        False keeps alpha equal to the prior (the network is not created).
+    """
+
+    def __init__(self, n_channels: int, feature_dims: int, *, layers: int = 3,
+                 units: int = 32, trainable: bool = True,
+                 dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        if n_channels < 1 or feature_dims < 1:
+            raise ValueError("ChannelWeights needs n_channels >= 1 and feature_dims >= 1")
+        self.n_channels = n_channels
+        self.feature_dims = feature_dims
+        self.net = MLP(feature_dims, n_channels, layers=layers, units=units).to(dtype) \
+            if trainable else None
+
+    def forward(self, features: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
+        """alpha (n, n_channels), rows summing to one.
+
+        ``prior`` (n, n_channels) is non-negative (rows need not be normalised); None
+        means uniform. A row of zeros in the prior falls back to uniform.
+        """
+        n = features.shape[0]
+        if prior is None:
+            log_prior = torch.zeros(n, self.n_channels, dtype=features.dtype,
+                                    device=features.device)
+        else:
+            if prior.shape != (n, self.n_channels):
+                raise ValueError(f"prior: expected shape ({n}, {self.n_channels}), got "
+                                 f"{tuple(prior.shape)}")
+            empty = prior.sum(dim=1, keepdim=True) <= 0
+            safe = torch.where(empty, torch.ones_like(prior), prior)
+            log_prior = torch.log(safe)
+        if self.net is not None:
+            log_prior = log_prior + self.net(features)
+        return torch.softmax(log_prior, dim=1)

@@ -1,0 +1,107 @@
+"""The multi-channel integrator on a toy with an exact integral and on Drell-Yan + Z'."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from madnis_py.testfunctions import RidgeAndPeak
+from madnis_py.training import Integrator, allocate
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def test_toy_integral_and_learned_channel_weights_beat_the_prior() -> None:
+    toy = RidgeAndPeak()
+    results = {}
+    for trainable in (False, True):
+        mc = Integrator(toy, feature_dims=2, trainable_weights=trainable, seed=3,
+                        flow_options={"bins": 16})
+        mc.train(150, batch=2048)
+        r = mc.integrate(200_000)
+        assert abs(r.value - toy.exact) < 3 * r.error, (trainable, r, toy.exact)
+        assert r.n_calls == 200_000 and sum(r.channel_points) == 200_000
+        results[trainable] = r
+    # learnt alphas (jointly with the flows) against alpha = prior with the same flows
+    assert results[True].rel_std < 0.7 * results[False].rel_std, results
+
+
+def test_pulls_are_honest_over_seeds() -> None:
+    toy = RidgeAndPeak()
+    pulls = []
+    for seed in range(20):
+        mc = Integrator(toy, feature_dims=2, seed=seed)
+        mc.train(15, batch=1024)
+        r = mc.integrate(20_000)
+        pulls.append((r.value - toy.exact) / r.error)
+    pulls_arr = np.array(pulls)
+    assert abs(pulls_arr.mean()) < 0.5, pulls
+    assert 0.6 <= pulls_arr.std() <= 1.5, pulls
+
+
+def test_drell_yan_with_zprime_three_channels_against_quadrature() -> None:
+    from madnis_py.integrand import Integrand, TorchChannels
+    from madnis_py.physics import read_slha
+    from tests.test_integrand import drell_yan_quadrature
+
+    integrand = Integrand("zprime", sqrt_s=13000.0, dynamical_scale_choice=4,
+                          cuts={"mmll": 50.0})
+    assert integrand.n_channels == 3
+    card = read_slha(integrand.process.param_card)
+    zprime = (card.mass(32), card.width(32),
+              card.get("zprime", 1) * card.get("zprime", 2))
+    exact = drell_yan_quadrature(13000.0, 50.0, integrand.pdf, zprime)
+    channels = TorchChannels(integrand)
+    mc = Integrator(channels, feature_dims=channels.feature_dims, seed=2)
+    mc.train(40, batch=2048)
+    r = mc.integrate(200_000)
+    assert r.error < 3e-3 * r.value
+    assert abs(r.value - exact) < 3 * r.error, (r, exact)
+
+
+def test_checkpoint_round_trip_gives_identical_next_samples(tmp_path: Path) -> None:
+    toy = RidgeAndPeak()
+    mc = Integrator(toy, feature_dims=2, seed=4)
+    mc.train(5, batch=512)
+    mc.save(tmp_path / "run.pt")
+    after = mc.sample(1000)
+    resumed = Integrator(toy, feature_dims=2, seed=99)
+    resumed.load_state(tmp_path / "run.pt")
+    again = resumed.sample(1000)
+    assert resumed.steps_done == 5
+    for a, b in zip(after, again):
+        assert a.channel == b.channel
+        assert torch.equal(a.x, b.x) and torch.equal(a.weight, b.weight)
+
+
+def test_allocation_follows_sigmas_with_a_floor() -> None:
+    counts = allocate(1000, np.array([3.0, 1.0, 0.0]), min_fraction=0.3)
+    assert counts.sum() == 1000 and counts[2] == 100
+    assert counts[0] > counts[1] > counts[2]
+    np.testing.assert_array_equal(allocate(10, np.array([np.nan, np.nan])), [5, 5])
+
+
+def test_bad_integrand_values_are_counted_and_excluded() -> None:
+    toy = RidgeAndPeak()
+
+    def broken(x: torch.Tensor, channel: int):
+        f, y, prior = toy(x, channel)
+        f = f.clone()
+        f[::50] = math.nan
+        f[1::50] = -1.0
+        return f, y, prior
+
+    broken.n_channels = 2  # type: ignore[attr-defined]
+    broken.dims = toy.dims  # type: ignore[attr-defined]
+    mc = Integrator(broken, feature_dims=2, seed=5)  # type: ignore[arg-type]
+    with pytest.warns(RuntimeWarning, match="NaN, inf or negative"):
+        mc.train(3, batch=1000)
+    assert mc.n_invalid > 0
+    assert all(math.isfinite(p.detach().sum().item()) for p in mc.flows.parameters())
