@@ -10,9 +10,14 @@ variances (or the stratified variance ``(sum_i sigma_i)^2``) with gradients thro
 ``q`` and ``alpha``, never through ``f``; samples are allocated to channels in
 proportion to their standard deviations once a warm-up has measured them.
 
-Status: the core loop (flows, channel weights, variance losses, stratified allocation,
-the estimate with per-channel errors, weighted samples). VEGAS pre-training, buffered
-training, channel dropping and checkpoints are the next steps of this issue.
+VEGAS pre-training (:meth:`Integrator.pretrain_vegas`) adapts a ``vegas.AdaptiveMap``
+per channel to that channel's share of the integrand; the map then becomes the first
+layer of the channel (the flow, identity at the start, is a residual on top), and
+:meth:`Integrator.select_flows` keeps per channel whichever of VEGAS alone and VEGAS +
+flow has the smaller measured variance, so the result never loses to VEGAS.
+
+Status: buffered training, channel dropping, progress bars and the benchmark against
+``vegas``/``madnis`` are the next steps of this issue.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -110,6 +115,32 @@ class _History:
     fractions: list[list[float]] = field(default_factory=list)
 
 
+class _VegasMapped:
+    """Channels seen through their VEGAS maps: f_i(V_i(z)) |dV_i/dz| on z in [0,1]^d."""
+
+    def __init__(self, inner: MultiChannelIntegrand, maps: list[Any]) -> None:
+        self.inner = inner
+        self.maps = maps
+        self.n_channels = inner.n_channels
+        self.feature_dims = getattr(inner, "feature_dims", None)
+
+    def dims(self, channel: int) -> int:
+        return self.inner.dims(channel)
+
+    def map(self, z: torch.Tensor, channel: int) -> tuple[torch.Tensor, torch.Tensor]:
+        zn = np.ascontiguousarray(z.detach().cpu().numpy(), dtype=np.float64)
+        x = np.empty_like(zn)
+        jac = np.empty(len(zn))
+        self.maps[channel].map(zn, x, jac)
+        return torch.from_numpy(x).to(z), torch.from_numpy(jac).to(z)
+
+    def __call__(self, z: torch.Tensor,
+                 channel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        x, jac = self.map(z, channel)
+        f, features, prior = self.inner(x, channel)
+        return f * jac, features, prior
+
+
 def _as_channels(integrand: object) -> MultiChannelIntegrand:
     from madnis_py.integrand import Integrand, TorchChannels
     from madnis_py.physics.process import Process
@@ -173,6 +204,9 @@ class Integrator:
         self.warmup = warmup
         self.generator = torch.Generator().manual_seed(seed)
         self.sigmas = np.ones(self.n_channels)
+        self.use_flow = [True] * self.n_channels
+        self.vegas_result: MultiChannelResult | None = None
+        self.seed = seed
         self.n_calls = 0
         self.n_invalid = 0
         self.steps_done = 0
@@ -199,7 +233,11 @@ class Integrator:
             torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         flow = self._flow(channel)
         with torch.no_grad():
-            x, log_q = flow.sample(n, generator=self.generator)
+            if self.use_flow[channel]:
+                x, log_q = flow.sample(n, generator=self.generator)
+            else:
+                x = torch.rand(n, flow.dims, dtype=flow.dtype, generator=self.generator)
+                log_q = torch.zeros(n, dtype=flow.dtype)
         f, features, prior = self._evaluate(channel, x)
         return x, log_q, f, features, prior
 
@@ -269,6 +307,69 @@ class Integrator:
                 out.append(ChannelSample(i, x, features, alpha * f / log_q.exp()))
         return out
 
+    def pretrain_vegas(self, *, nitn: int = 10, neval: int = 20_000) -> MultiChannelResult:
+        """Adapt a VEGAS map per channel to ``prior_i f_i`` and put it under the flows.
+
+        Uses the ``vegas`` package (``vegas.Integrator`` with a batch integrand, seeded
+        from this integrator's seed). Returns the VEGAS-only multi-channel estimate of its
+        last ``nitn // 2`` iterations (every call counted in ``n_calls``). Call before
+        :meth:`train`; the flows start as the identity on top of the maps.
+        """
+        import vegas
+
+        if isinstance(self.integrand, _VegasMapped):
+            raise RuntimeError("pretrain_vegas was already called")
+        inner = self.integrand
+        maps: list[Any] = []
+        values, errors, points = [], [], []
+        calls, invalid = self.n_calls, self.n_invalid
+        for i in range(self.n_channels):
+            rng = np.random.default_rng([self.seed, i])
+            dims = inner.dims(i)
+            vint = vegas.Integrator([[0.0, 1.0]] * dims,
+                                    ran_array_generator=lambda size, r=rng: r.random(size))
+
+            @vegas.lbatchintegrand  # type: ignore[untyped-decorator]
+            def share(x: np.ndarray, i: int = i) -> np.ndarray:
+                xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+                f, features, prior = self._evaluate(i, xt)
+                alpha = self.weights(features, prior)[:, i].detach()
+                return np.asarray((alpha * f).numpy())
+
+            vint(share, nitn=max(nitn - nitn // 2, 1), neval=neval)  # adapt
+            res = vint(share, nitn=max(nitn // 2, 1), neval=neval)  # adapt and measure
+            maps.append(vint.map)
+            values.append(float(res.mean))
+            errors.append(float(res.sdev))
+            points.append(int(vint.last_neval) * max(nitn // 2, 1))
+        self.integrand = cast(MultiChannelIntegrand, _VegasMapped(inner, maps))
+        total = sum(values)
+        self.vegas_result = MultiChannelResult(
+            value=total, error=math.sqrt(sum(e * e for e in errors)),
+            channel_values=tuple(values), channel_errors=tuple(errors),
+            channel_points=tuple(points),
+            rel_std=(sum(e * math.sqrt(n) for e, n in zip(errors, points)) / total
+                     if total > 0 else math.inf),
+            n_calls=self.n_calls - calls, n_invalid=self.n_invalid - invalid)
+        return self.vegas_result
+
+    def select_flows(self, n: int = 20_000) -> list[bool]:
+        """Per channel, keep the flow only if it has the smaller measured weight variance
+        than its base map (VEGAS after :meth:`pretrain_vegas`, else flat): ``n`` points
+        per channel and option, counted in ``n_calls``."""
+        choice = []
+        for i in range(self.n_channels):
+            rel = []
+            for flag in (False, True):
+                self.use_flow[i] = flag
+                x, log_q, f, features, prior = self._sample_channel(i, n)
+                with torch.no_grad():
+                    w = self.weights(features, prior)[:, i] * f / log_q.exp()
+                rel.append(float(w.std() / w.mean()) if float(w.mean()) > 0 else math.inf)
+            self.use_flow[i] = rel[1] < rel[0]
+            choice.append(self.use_flow[i])
+        return choice
+
     def state_dict(self) -> dict[str, object]:
         """Everything a resumed run needs: flows, channel weights, allocation, RNG state."""
         return {
@@ -277,6 +378,10 @@ class Integrator:
             "generator": self.generator.get_state(),
             "sigmas": torch.from_numpy(self.sigmas.copy()),
             "counters": torch.tensor([self.n_calls, self.n_invalid, self.steps_done]),
+            "use_flow": torch.tensor(self.use_flow),
+            "vegas_grids": ([torch.from_numpy(np.asarray(m.extract_grid(), dtype=np.float64))
+                             for m in self.integrand.maps]
+                            if isinstance(self.integrand, _VegasMapped) else []),
         }
 
     def save(self, path: str | Path) -> None:
@@ -294,6 +399,15 @@ class Integrator:
         self.generator.set_state(state["generator"])
         self.sigmas = state["sigmas"].numpy().copy()
         self.n_calls, self.n_invalid, self.steps_done = (int(v) for v in state["counters"])
+        self.use_flow = [bool(v) for v in state["use_flow"]]
+        grids = state["vegas_grids"]
+        if grids:
+            import vegas
+
+            inner = (self.integrand.inner if isinstance(self.integrand, _VegasMapped)
+                     else self.integrand)
+            maps = [vegas.AdaptiveMap(g.numpy()) for g in grids]
+            self.integrand = cast(MultiChannelIntegrand, _VegasMapped(inner, maps))
 
     def integrate(self, n: int) -> MultiChannelResult:
         """Estimate the integral with ``n`` integrand calls (stratified over channels)."""

@@ -105,3 +105,24 @@ def test_bad_integrand_values_are_counted_and_excluded() -> None:
         mc.train(3, batch=1000)
     assert mc.n_invalid > 0
     assert all(math.isfinite(p.detach().sum().item()) for p in mc.flows.parameters())
+
+
+def test_vegas_pretraining_is_reported_and_unbiased(tmp_path: Path) -> None:
+    toy = RidgeAndPeak()
+    mc = Integrator(toy, feature_dims=2, seed=6)
+    vegas_only = mc.pretrain_vegas(nitn=6, neval=10_000)
+    assert abs(vegas_only.value - toy.exact) < 3 * vegas_only.error
+    assert vegas_only.n_calls == mc.n_calls > 0
+    mc.train(30, batch=1024)
+    flags = mc.select_flows(5_000)
+    assert len(flags) == 2
+    r = mc.integrate(100_000)
+    assert abs(r.value - toy.exact) < 3 * r.error
+    # the VEGAS grids travel with the checkpoint
+    mc.save(tmp_path / "vegas.pt")
+    first = mc.sample(500)
+    other = Integrator(toy, feature_dims=2, seed=0)
+    other.load_state(tmp_path / "vegas.pt")
+    assert other.use_flow == mc.use_flow
+    for a, b in zip(first, other.sample(500)):
+        assert torch.equal(a.weight, b.weight)
