@@ -43,23 +43,28 @@ class ChannelWeights(nn.Module):
         self.net = MLP(feature_dims, n_channels, layers=layers, units=units).to(dtype) \
             if trainable else None
 
-    def forward(self, features: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, prior: torch.Tensor | None,
+                active: torch.Tensor | None = None) -> torch.Tensor:
         """alpha (n, n_channels), rows summing to one.
 
         ``prior`` (n, n_channels) is non-negative (rows need not be normalised); None
-        means uniform. A row of zeros in the prior falls back to uniform.
+        means uniform. ``active`` (n_channels,) bool drops channels: their alpha is zero
+        and the others share the whole integrand. A row with no prior on any active
+        channel falls back to uniform over the active ones.
         """
         n = features.shape[0]
         if prior is None:
-            log_prior = torch.zeros(n, self.n_channels, dtype=features.dtype,
-                                    device=features.device)
-        else:
-            if prior.shape != (n, self.n_channels):
-                raise ValueError(f"prior: expected shape ({n}, {self.n_channels}), got "
-                                 f"{tuple(prior.shape)}")
-            empty = prior.sum(dim=1, keepdim=True) <= 0
-            safe = torch.where(empty, torch.ones_like(prior), prior)
-            log_prior = torch.log(safe)
+            prior = torch.ones(n, self.n_channels, dtype=features.dtype,
+                               device=features.device)
+        elif prior.shape != (n, self.n_channels):
+            raise ValueError(f"prior: expected shape ({n}, {self.n_channels}), got "
+                             f"{tuple(prior.shape)}")
+        if active is not None:
+            prior = prior * active.to(prior.dtype)
+        empty = prior.sum(dim=1, keepdim=True) <= 0
+        fallback = (torch.ones_like(prior) if active is None
+                    else active.to(prior.dtype).expand_as(prior))
+        log_prior = torch.log(torch.where(empty, fallback, prior))
         if self.net is not None:
             log_prior = log_prior + self.net(features)
         return torch.softmax(log_prior, dim=1)

@@ -94,17 +94,21 @@ class MultiChannelResult:
                 f"{self.n_calls} calls, {len(self.channel_values)} channels)")
 
 
-def allocate(n: int, sigmas: np.ndarray, *, min_fraction: float = 0.05) -> np.ndarray:
-    """Points per channel in proportion to ``sigmas`` (stratified sampling), each channel
-    getting at least ``min_fraction / n_channels`` of ``n``; sums to ``n`` exactly."""
+def allocate(n: int, sigmas: np.ndarray, *, min_fraction: float = 0.05,
+             active: np.ndarray | None = None) -> np.ndarray:
+    """Points per channel in proportion to ``sigmas`` (stratified sampling), each active
+    channel getting at least ``min_fraction / n_active`` of ``n``, dropped channels none;
+    sums to ``n`` exactly."""
     c = len(sigmas)
-    s = np.nan_to_num(np.asarray(sigmas, dtype=np.float64), nan=0.0, posinf=0.0)
-    share = s / s.sum() if s.sum() > 0 else np.full(c, 1.0 / c)
-    floor = min_fraction / c
-    share = floor + (1 - min_fraction) * share
+    on = np.ones(c, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+    s = np.nan_to_num(np.asarray(sigmas, dtype=np.float64), nan=0.0, posinf=0.0) * on
+    share = s / s.sum() if s.sum() > 0 else on / on.sum()
+    floor = min_fraction / on.sum()
+    share = (floor + (1 - min_fraction) * share) * on
     counts = np.floor(share * n).astype(np.int64)
-    counts[np.argsort(-(share * n - counts))[: n - counts.sum()]] += 1
-    return counts
+    rest = np.argsort(-(share * n - counts))
+    counts[rest[on[rest]][: n - counts.sum()]] += 1
+    return np.asarray(counts, dtype=np.int64)
 
 
 @dataclass
@@ -175,6 +179,10 @@ class Integrator:
         Smallest share of a batch any channel gets.
     warmup : int
         Training steps with a uniform allocation before it follows the channels' sigmas.
+    drop_threshold, drop_patience : float, int
+        After the warm-up, a channel whose share of the integral stays at or below
+        ``drop_threshold`` for ``drop_patience`` steps is dropped: its alpha becomes zero
+        and the other channels share the whole integrand (a message says so).
     seed : int
         Seeds torch's generator used for every draw.
     """
@@ -183,7 +191,8 @@ class Integrator:
                  feature_dims: int | None = None,
                  flow_options: dict[str, object] | None = None,
                  trainable_weights: bool = True, loss: str = "variance", lr: float = 3e-3,
-                 min_fraction: float = 0.1, warmup: int = 20, seed: int = 0) -> None:
+                 min_fraction: float = 0.1, warmup: int = 20, drop_threshold: float = 1e-4,
+                 drop_patience: int = 10, seed: int = 0) -> None:
         if loss not in ("variance", "stratified"):
             raise ValueError(f"loss must be 'variance' or 'stratified', got {loss!r}")
         integrand = _as_channels(integrand)
@@ -205,6 +214,10 @@ class Integrator:
         self.generator = torch.Generator().manual_seed(seed)
         self.sigmas = np.ones(self.n_channels)
         self.use_flow = [True] * self.n_channels
+        self.active = np.ones(self.n_channels, dtype=bool)
+        self.drop_threshold = drop_threshold
+        self.drop_patience = drop_patience
+        self._low_steps = np.zeros(self.n_channels, dtype=np.int64)
         self.vegas_result: MultiChannelResult | None = None
         self.seed = seed
         self.n_calls = 0
@@ -225,6 +238,22 @@ class Integrator:
                           stacklevel=3)
             f = torch.where(bad, torch.zeros_like(f), f)
         return f, features, prior
+
+    def _active(self) -> torch.Tensor:
+        return torch.from_numpy(self.active.copy())
+
+    def _drop_small_channels(self, values: np.ndarray, total: float) -> None:
+        if self.steps_done < self.warmup or total <= 0:
+            return
+        low = self.active & (values / total <= self.drop_threshold)
+        self._low_steps = np.where(low, self._low_steps + 1, 0)
+        for i in np.nonzero(self._low_steps >= self.drop_patience)[0]:
+            if self.active.sum() <= 1:
+                break
+            self.active[i] = False
+            print(f"madnis_py: dropping channel {i}: its share of the integral stayed at or "
+                  f"below {self.drop_threshold:g} for {self.drop_patience} steps "
+                  f"(last {values[i] / total:.3g})")
 
     def _flow(self, channel: int) -> Flow:
         return cast(Flow, self.flows[channel])
@@ -251,15 +280,16 @@ class Integrator:
         for _ in range(steps):
             uniform = self.steps_done < self.warmup
             counts = allocate(batch, np.ones(self.n_channels) if uniform else self.sigmas,
-                              min_fraction=self.min_fraction)
+                              min_fraction=self.min_fraction, active=self.active)
             terms = []
             value = 0.0
             sigmas = np.zeros(self.n_channels)
+            values = np.zeros(self.n_channels)
             for i, n_i in enumerate(counts):
                 if n_i < 2:
                     continue
                 x, log_q_old, f, features, prior = self._sample_channel(i, int(n_i))
-                alpha = self.weights(features, prior)[:, i]
+                alpha = self.weights(features, prior, self._active())[:, i]
                 log_q = self._flow(i).log_prob(x)
                 # Weights and variance of channel i on samples of q_old:
                 # E_old[(alpha f)^2 / (q_old q)] - (E_old[alpha f / q_old])^2.
@@ -268,10 +298,15 @@ class Integrator:
                 mean = w_old.mean()
                 terms.append((second - mean ** 2, n_i))
                 with torch.no_grad():
-                    value += float(mean)
+                    values[i] = float(mean)
+                    value += values[i]
                     sigmas[i] = float(w_old.std())
             if not terms:
                 raise ValueError(f"batch {batch} leaves no channel 2 points")
+            if value <= 0:
+                raise ZeroDivisionError(
+                    f"the integrand is zero on all {batch} points of this step (cuts that "
+                    "remove everything, or a process below threshold?): nothing to learn")
             scale = max(value, 1e-300) ** 2
             if self.loss_name == "variance":
                 loss = sum(v for v, _ in terms) / scale
@@ -284,6 +319,7 @@ class Integrator:
             sched.step()
             self.sigmas = np.where(counts >= 2, sigmas, self.sigmas)
             self.steps_done += 1
+            self._drop_small_channels(values, value)
             losses.append(float(loss.detach()))
             h = self.history
             h.loss.append(losses[-1])
@@ -296,14 +332,14 @@ class Integrator:
 
     def sample(self, n: int) -> list[ChannelSample]:
         """``n`` weighted points, allocated to channels by their current sigmas."""
-        counts = allocate(n, self.sigmas, min_fraction=self.min_fraction)
+        counts = allocate(n, self.sigmas, min_fraction=self.min_fraction, active=self.active)
         out = []
         with torch.no_grad():
             for i, n_i in enumerate(counts):
                 if n_i == 0:
                     continue
                 x, log_q, f, features, prior = self._sample_channel(i, int(n_i))
-                alpha = self.weights(features, prior)[:, i]
+                alpha = self.weights(features, prior, self._active())[:, i]
                 out.append(ChannelSample(i, x, features, alpha * f / log_q.exp()))
         return out
 
@@ -333,7 +369,7 @@ class Integrator:
             def share(x: np.ndarray, i: int = i) -> np.ndarray:
                 xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
                 f, features, prior = self._evaluate(i, xt)
-                alpha = self.weights(features, prior)[:, i].detach()
+                alpha = self.weights(features, prior, self._active())[:, i].detach()
                 return np.asarray((alpha * f).numpy())
 
             vint(share, nitn=max(nitn - nitn // 2, 1), neval=neval)  # adapt
@@ -364,7 +400,7 @@ class Integrator:
                 self.use_flow[i] = flag
                 x, log_q, f, features, prior = self._sample_channel(i, n)
                 with torch.no_grad():
-                    w = self.weights(features, prior)[:, i] * f / log_q.exp()
+                    w = self.weights(features, prior, self._active())[:, i] * f / log_q.exp()
                 rel.append(float(w.std() / w.mean()) if float(w.mean()) > 0 else math.inf)
             self.use_flow[i] = rel[1] < rel[0]
             choice.append(self.use_flow[i])
@@ -379,6 +415,7 @@ class Integrator:
             "sigmas": torch.from_numpy(self.sigmas.copy()),
             "counters": torch.tensor([self.n_calls, self.n_invalid, self.steps_done]),
             "use_flow": torch.tensor(self.use_flow),
+            "active": torch.from_numpy(self.active.copy()),
             "vegas_grids": ([torch.from_numpy(np.asarray(m.extract_grid(), dtype=np.float64))
                              for m in self.integrand.maps]
                             if isinstance(self.integrand, _VegasMapped) else []),
@@ -400,6 +437,7 @@ class Integrator:
         self.sigmas = state["sigmas"].numpy().copy()
         self.n_calls, self.n_invalid, self.steps_done = (int(v) for v in state["counters"])
         self.use_flow = [bool(v) for v in state["use_flow"]]
+        self.active = state["active"].numpy().astype(bool).copy()
         grids = state["vegas_grids"]
         if grids:
             import vegas
@@ -425,6 +463,9 @@ class Integrator:
             errors.append(std / math.sqrt(k) if k > 1 else math.inf)
             points.append(k)
         total = float(sum(values))
+        if total == 0:
+            raise ZeroDivisionError(f"the integral is zero on all {n} points: every integrand "
+                                    "value was zero (cuts that remove everything?)")
         error = math.sqrt(sum(e * e for e in errors))
         return MultiChannelResult(
             value=total, error=error, channel_values=tuple(values),

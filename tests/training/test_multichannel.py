@@ -126,3 +126,46 @@ def test_vegas_pretraining_is_reported_and_unbiased(tmp_path: Path) -> None:
     assert other.use_flow == mc.use_flow
     for a, b in zip(first, other.sample(500)):
         assert torch.equal(a.weight, b.weight)
+
+
+class _WithDeadChannel:
+    """The toy plus a third channel (channel 1's map again) that the prior never uses."""
+
+    n_channels = 3
+
+    def __init__(self) -> None:
+        self.toy = RidgeAndPeak()
+
+    def dims(self, channel: int) -> int:
+        return 2
+
+    def __call__(self, x: torch.Tensor, channel: int):
+        f, y, prior = self.toy(x, min(channel, 1))
+        return f, y, torch.cat([prior, torch.zeros(len(x), 1, dtype=x.dtype)], dim=1)
+
+
+def test_a_channel_without_share_is_dropped(capsys: pytest.CaptureFixture[str]) -> None:
+    integrand = _WithDeadChannel()
+    mc = Integrator(integrand, feature_dims=2, seed=7, warmup=2, drop_patience=3)
+    mc.train(8, batch=1024)
+    assert "dropping channel 2" in capsys.readouterr().out
+    assert mc.active.tolist() == [True, True, False]
+    r = mc.integrate(60_000)
+    assert r.channel_points[-1] == 0 or len(r.channel_points) == 2
+    assert abs(r.value - integrand.toy.exact) < 3 * r.error
+
+
+def test_zero_integral_is_a_clear_error() -> None:
+    toy = RidgeAndPeak()
+
+    def nothing(x: torch.Tensor, channel: int):
+        f, y, prior = toy(x, channel)
+        return torch.zeros_like(f), y, prior
+
+    nothing.n_channels = 2  # type: ignore[attr-defined]
+    nothing.dims = toy.dims  # type: ignore[attr-defined]
+    mc = Integrator(nothing, feature_dims=2, seed=8)  # type: ignore[arg-type]
+    with pytest.raises(ZeroDivisionError, match="integrand is zero on all"):
+        mc.train(1, batch=256)
+    with pytest.raises(ZeroDivisionError, match="the integral is zero"):
+        mc.integrate(1000)
