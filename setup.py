@@ -141,7 +141,8 @@ setup(
                                           "*/*.md"]},
     ext_modules=ext_modules,
     cmdclass={"build_ext": BuildExtWithCuda},
-    install_requires=["torch>=2.1", "numpy>=1.22", "cffi>=1.15"],
+    install_requires=["torch>=2.1", "numpy>=1.22", "cffi>=1.15", "vegas>=6", "tqdm>=4",
+                      "matplotlib>=3.5"],
     extras_require={
         "test": ["pytest>=7", "scipy>=1.9", "mpmath>=1.2", "ufoamp", "ufo-sm"],
         "dev": ["mypy==2.4.1"],

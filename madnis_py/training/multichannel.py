@@ -78,6 +78,11 @@ class MultiChannelResult:
         Integrand calls of this estimate.
     n_invalid
         Points whose integrand was NaN, inf or negative (set to zero, reported).
+    eps_uw, eps_uw_quantile
+        Unweighting efficiency <W> / max W of the sample's event weights, and with the
+        maximum replaced by the 99.9 % quantile (arXiv:2001.10028).
+    chi2_dof
+        chi^2 per degree of freedom of the iterations' estimates (``iterations > 1``).
     """
 
     value: float
@@ -88,10 +93,16 @@ class MultiChannelResult:
     rel_std: float
     n_calls: int
     n_invalid: int = 0
+    eps_uw: float = math.nan
+    eps_uw_quantile: float = math.nan
+    chi2_dof: float = math.nan
 
     def __str__(self) -> str:
+        extra = "" if math.isnan(self.eps_uw) else (
+            f", eps_uw {self.eps_uw:.3g} ({self.eps_uw_quantile:.3g} with the 99.9% quantile)")
+        chi2 = "" if math.isnan(self.chi2_dof) else f", chi2/dof {self.chi2_dof:.2f}"
         return (f"{self.value:.6g} +- {self.error:.2g} (rel. std {self.rel_std:.3g}, "
-                f"{self.n_calls} calls, {len(self.channel_values)} channels)")
+                f"{self.n_calls} calls, {len(self.channel_values)} channels{extra}{chi2})")
 
 
 def allocate(n: int, sigmas: np.ndarray, *, min_fraction: float = 0.05,
@@ -270,13 +281,19 @@ class Integrator:
         f, features, prior = self._evaluate(channel, x)
         return x, log_q, f, features, prior
 
-    def train(self, steps: int, *, batch: int = 4096,
+    def train(self, steps: int, *, batch: int = 4096, progress: bool = False,
               callback: Callable[[int, float], None] | None = None) -> list[float]:
-        """Train the flows (and channel weights) for ``steps`` steps of ``batch`` points."""
+        """Train the flows (and channel weights) for ``steps`` steps of ``batch`` points;
+        ``progress`` shows a tqdm bar with the loss and the relative std."""
         params = list(self.flows.parameters()) + list(self.weights.parameters())
         opt = torch.optim.Adam(params, lr=self.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
         losses = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=steps, desc="training", unit="step")
         for _ in range(steps):
             uniform = self.steps_done < self.warmup
             counts = allocate(batch, np.ones(self.n_channels) if uniform else self.sigmas,
@@ -326,8 +343,13 @@ class Integrator:
             h.value.append(value)
             h.rel_std.append(float(self.sigmas.sum() / max(value, 1e-300)))
             h.fractions.append((counts / counts.sum()).tolist())
+            if bar is not None:
+                bar.set_postfix(loss=f"{losses[-1]:.3g}", rel_std=f"{h.rel_std[-1]:.3g}")
+                bar.update()
             if callback is not None:
                 callback(self.steps_done, losses[-1])
+        if bar is not None:
+            bar.close()
         return losses
 
     def sample(self, n: int) -> list[ChannelSample]:
@@ -447,28 +469,94 @@ class Integrator:
             maps = [vegas.AdaptiveMap(g.numpy()) for g in grids]
             self.integrand = cast(MultiChannelIntegrand, _VegasMapped(inner, maps))
 
-    def integrate(self, n: int) -> MultiChannelResult:
-        """Estimate the integral with ``n`` integrand calls (stratified over channels)."""
-        if n < 2 * self.n_channels:
-            raise ValueError(f"n must be at least 2 per channel ({2 * self.n_channels})")
+    def integrate(self, n: int, *, iterations: int = 1) -> MultiChannelResult:
+        """Estimate the integral with ``n`` integrand calls (stratified over channels),
+        in ``iterations`` batches combined by their errors (chi^2 across them)."""
+        if n < 2 * self.n_channels * iterations:
+            raise ValueError(f"n must be at least 2 per channel and iteration "
+                             f"({2 * self.n_channels * iterations})")
         calls, invalid = self.n_calls, self.n_invalid
-        values, errors, points, sigmas = [], [], [], []
-        for s in self.sample(n):
-            w = s.weight.double()
-            k = len(w)
-            mean = float(w.mean())
-            std = float(w.std()) if k > 1 else 0.0
-            values.append(mean)
-            sigmas.append(std)
-            errors.append(std / math.sqrt(k) if k > 1 else math.inf)
-            points.append(k)
-        total = float(sum(values))
-        if total == 0:
+        per_iter = []
+        events = []
+        for k in range(iterations):
+            m = n // iterations + (1 if k < n % iterations else 0)
+            means = np.zeros(self.n_channels)
+            var = np.zeros(self.n_channels)
+            points = np.zeros(self.n_channels, dtype=np.int64)
+            stds = np.zeros(self.n_channels)
+            for s in self.sample(m):
+                w = s.weight.double()
+                points[s.channel] = len(w)
+                means[s.channel] = float(w.mean())
+                stds[s.channel] = float(w.std()) if len(w) > 1 else 0.0
+                var[s.channel] = stds[s.channel] ** 2 / len(w) if len(w) > 1 else math.inf
+                events.append(w.numpy() * (m / len(w)))
+            per_iter.append((means, var, points, stds))
+        totals = np.array([p[0].sum() for p in per_iter])
+        variances = np.array([p[1][p[2] > 0].sum() for p in per_iter])
+        if np.all(totals == 0):
             raise ZeroDivisionError(f"the integral is zero on all {n} points: every integrand "
                                     "value was zero (cuts that remove everything?)")
-        error = math.sqrt(sum(e * e for e in errors))
+        if iterations == 1:
+            value, error, chi2 = float(totals[0]), math.sqrt(variances[0]), math.nan
+            means, var, points, stds = per_iter[0]
+        else:
+            wgt = 1 / np.maximum(variances, 1e-300)
+            value = float((wgt * totals).sum() / wgt.sum())
+            error = float(1 / math.sqrt(wgt.sum()))
+            chi2 = float((wgt * (totals - value) ** 2).sum() / (iterations - 1))
+            points = np.sum([p[2] for p in per_iter], axis=0)
+            means = np.sum([p[0] * p[2] for p in per_iter], axis=0) / np.maximum(points, 1)
+            with np.errstate(divide="ignore"):
+                inv = np.sum([np.where(p[2] > 0, 1 / p[1], 0.0) for p in per_iter], axis=0)
+            var = 1 / np.maximum(inv, 1e-300)
+            stds = np.sqrt(var * points)
+        weights = np.concatenate(events)
+        top = float(weights.max())
+        q999 = float(np.quantile(weights, 0.999))
+        avg = float(weights.mean())
+        ch = [i for i in range(self.n_channels) if points[i] > 0]
         return MultiChannelResult(
-            value=total, error=error, channel_values=tuple(values),
-            channel_errors=tuple(errors), channel_points=tuple(points),
-            rel_std=sum(sigmas) / total if total > 0 else math.inf,
-            n_calls=self.n_calls - calls, n_invalid=self.n_invalid - invalid)
+            value=value, error=error,
+            channel_values=tuple(float(means[i]) for i in ch),
+            channel_errors=tuple(float(math.sqrt(var[i])) for i in ch),
+            channel_points=tuple(int(points[i]) for i in ch),
+            rel_std=float(stds[ch].sum()) / value if value > 0 else math.inf,
+            n_calls=self.n_calls - calls, n_invalid=self.n_invalid - invalid,
+            eps_uw=avg / top if top > 0 else math.nan,
+            eps_uw_quantile=min(avg / q999, 1.0) if q999 > 0 else math.nan,
+            chi2_dof=chi2)
+
+    def save_history(self, path: str | Path) -> None:
+        """The training history (loss, sigma, rel. std, channel fractions per step) as JSON."""
+        import json
+
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"loss": self.history.loss, "value": self.history.value,
+                                   "rel_std": self.history.rel_std,
+                                   "fractions": self.history.fractions}))
+        tmp.replace(path)
+
+    def plot_history(self, path: str | Path) -> None:
+        """Plot the training history (loss, rel. std, channel fractions) to an image."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        h = self.history
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+        axes[0].semilogy(h.loss)
+        axes[0].set(xlabel="step", ylabel="loss")
+        axes[1].semilogy(h.rel_std)
+        axes[1].set(xlabel="step", ylabel="rel. std (stratified)")
+        if h.fractions:
+            frac = np.array(h.fractions)
+            for i in range(frac.shape[1]):
+                axes[2].plot(frac[:, i], label=f"channel {i}")
+            axes[2].legend()
+        axes[2].set(xlabel="step", ylabel="fraction of the batch")
+        fig.tight_layout()
+        fig.savefig(Path(path))
+        plt.close(fig)

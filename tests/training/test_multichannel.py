@@ -169,3 +169,21 @@ def test_zero_integral_is_a_clear_error() -> None:
         mc.train(1, batch=256)
     with pytest.raises(ZeroDivisionError, match="the integral is zero"):
         mc.integrate(1000)
+
+
+def test_iterations_chi2_unweighting_efficiency_and_history(tmp_path: Path) -> None:
+    toy = RidgeAndPeak()
+    mc = Integrator(toy, feature_dims=2, seed=9)
+    mc.train(20, batch=1024, progress=True)
+    r = mc.integrate(60_000, iterations=4)
+    assert abs(r.value - toy.exact) < 3 * r.error
+    assert 0 < r.eps_uw <= r.eps_uw_quantile <= 1
+    assert r.chi2_dof < 5
+    assert "eps_uw" in str(r) and "chi2/dof" in str(r)
+    mc.save_history(tmp_path / "history.json")
+    mc.plot_history(tmp_path / "history.png")
+    import json
+
+    h = json.loads((tmp_path / "history.json").read_text())
+    assert len(h["loss"]) == 20 and len(h["fractions"][0]) == 2
+    assert (tmp_path / "history.png").stat().st_size > 1000
