@@ -16,8 +16,8 @@ layer of the channel (the flow, identity at the start, is a residual on top), an
 :meth:`Integrator.select_flows` keeps per channel whichever of VEGAS alone and VEGAS +
 flow has the smaller measured variance, so the result never loses to VEGAS.
 
-Status: buffered training, channel dropping, progress bars and the benchmark against
-``vegas``/``madnis`` are the next steps of this issue.
+Status: the benchmark against ``vegas``/``madnis``, a defensive mixture with the VEGAS
+density and a loss term on the largest weights are the next steps of this issue.
 """
 
 from __future__ import annotations
@@ -120,6 +120,35 @@ def allocate(n: int, sigmas: np.ndarray, *, min_fraction: float = 0.05,
     rest = np.argsort(-(share * n - counts))
     counts[rest[on[rest]][: n - counts.sum()]] += 1
     return np.asarray(counts, dtype=np.int64)
+
+
+@dataclass
+class _Stored:
+    """Samples of one channel kept for the loss: drawn from q_old, integrand evaluated."""
+
+    channel: int
+    x: torch.Tensor
+    log_q_old: torch.Tensor
+    f: torch.Tensor
+    features: torch.Tensor
+    prior: torch.Tensor | None
+
+
+def _merge(batches: list[list[_Stored]]) -> list[_Stored]:
+    """One _Stored per channel from several batches (the buffer)."""
+    by_channel: dict[int, list[_Stored]] = {}
+    for batch in batches:
+        for st in batch:
+            by_channel.setdefault(st.channel, []).append(st)
+    out = []
+    for c, parts in sorted(by_channel.items()):
+        priors = [p.prior for p in parts]
+        out.append(_Stored(
+            c, torch.cat([p.x for p in parts]), torch.cat([p.log_q_old for p in parts]),
+            torch.cat([p.f for p in parts]), torch.cat([p.features for p in parts]),
+            None if any(q is None for q in priors)
+            else torch.cat([q for q in priors if q is not None])))
+    return out
 
 
 @dataclass
@@ -281,14 +310,56 @@ class Integrator:
         f, features, prior = self._evaluate(channel, x)
         return x, log_q, f, features, prior
 
-    def train(self, steps: int, *, batch: int = 4096, progress: bool = False,
+    def _loss(self, samples: list[_Stored]) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """The loss on stored samples, and each channel's integral and weight std.
+
+        Channel i's variance on samples of q_old (fresh, or from the buffer):
+        E_old[(alpha f)^2 / (q_old q)] - (E_old[alpha f / q_old])^2, gradients through q
+        and alpha only.
+        """
+        terms = []
+        values = np.zeros(self.n_channels)
+        sigmas = np.zeros(self.n_channels)
+        active = self._active()
+        for st in samples:
+            alpha = self.weights(st.features, st.prior, active)[:, st.channel]
+            log_q = self._flow(st.channel).log_prob(st.x)
+            w_old = alpha * st.f / st.log_q_old.exp()
+            second = (w_old ** 2 * torch.exp(st.log_q_old - log_q)).mean()
+            mean = w_old.mean()
+            terms.append(second - mean ** 2)
+            with torch.no_grad():
+                values[st.channel] = float(mean)
+                sigmas[st.channel] = float(w_old.std())
+        value = float(values.sum())
+        if value <= 0:
+            raise ZeroDivisionError(
+                "the integrand is zero on all points of this step (cuts that remove "
+                "everything, or a process below threshold?): nothing to learn")
+        scale = value ** 2
+        if self.loss_name == "variance":
+            loss = torch.stack(terms).sum() / scale
+        else:
+            loss = torch.stack([torch.sqrt(torch.clamp(v, min=0.0) + 1e-300 * scale)
+                                for v in terms]).sum() ** 2 / scale
+        return loss, values, sigmas
+
+    def train(self, steps: int, *, batch: int = 4096, buffered_steps: int = 0,
+              buffer_batches: int = 4, progress: bool = False,
               callback: Callable[[int, float], None] | None = None) -> list[float]:
-        """Train the flows (and channel weights) for ``steps`` steps of ``batch`` points;
-        ``progress`` shows a tqdm bar with the loss and the relative std."""
+        """Train the flows (and channel weights) for ``steps`` steps of ``batch`` fresh
+        points each.
+
+        ``buffered_steps`` extra optimisation steps follow every fresh one on the last
+        ``buffer_batches`` batches kept in memory (no new integrand calls; the losses
+        reweight them from the density they were drawn from). ``progress`` shows a tqdm
+        bar with the loss and the relative std.
+        """
         params = list(self.flows.parameters()) + list(self.weights.parameters())
         opt = torch.optim.Adam(params, lr=self.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
         losses = []
+        buffer: list[list[_Stored]] = []
         bar = None
         if progress:
             from tqdm import tqdm
@@ -298,41 +369,25 @@ class Integrator:
             uniform = self.steps_done < self.warmup
             counts = allocate(batch, np.ones(self.n_channels) if uniform else self.sigmas,
                               min_fraction=self.min_fraction, active=self.active)
-            terms = []
-            value = 0.0
-            sigmas = np.zeros(self.n_channels)
-            values = np.zeros(self.n_channels)
+            fresh = []
             for i, n_i in enumerate(counts):
-                if n_i < 2:
-                    continue
-                x, log_q_old, f, features, prior = self._sample_channel(i, int(n_i))
-                alpha = self.weights(features, prior, self._active())[:, i]
-                log_q = self._flow(i).log_prob(x)
-                # Weights and variance of channel i on samples of q_old:
-                # E_old[(alpha f)^2 / (q_old q)] - (E_old[alpha f / q_old])^2.
-                w_old = alpha * f / log_q_old.exp()
-                second = (w_old ** 2 * torch.exp(log_q_old - log_q)).mean()
-                mean = w_old.mean()
-                terms.append((second - mean ** 2, n_i))
-                with torch.no_grad():
-                    values[i] = float(mean)
-                    value += values[i]
-                    sigmas[i] = float(w_old.std())
-            if not terms:
+                if n_i >= 2:
+                    fresh.append(_Stored(i, *self._sample_channel(i, int(n_i))))
+            if not fresh:
                 raise ValueError(f"batch {batch} leaves no channel 2 points")
-            if value <= 0:
-                raise ZeroDivisionError(
-                    f"the integrand is zero on all {batch} points of this step (cuts that "
-                    "remove everything, or a process below threshold?): nothing to learn")
-            scale = max(value, 1e-300) ** 2
-            if self.loss_name == "variance":
-                loss = sum(v for v, _ in terms) / scale
-            else:
-                loss = sum(torch.sqrt(torch.clamp(v, min=0.0) + 1e-300 * scale)
-                           for v, _ in terms) ** 2 / scale
+            loss, values, sigmas = self._loss(fresh)
+            value = float(values.sum())
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
+            if buffered_steps > 0:
+                buffer = (buffer + [fresh])[-max(buffer_batches, 1):]
+                merged = _merge(buffer)
+                for _ in range(buffered_steps):
+                    extra, _, _ = self._loss(merged)
+                    opt.zero_grad()
+                    extra.backward()  # type: ignore[no-untyped-call]
+                    opt.step()
             sched.step()
             self.sigmas = np.where(counts >= 2, sigmas, self.sigmas)
             self.steps_done += 1
