@@ -235,11 +235,18 @@ class Integrator:
                  drop_patience: int = 10, seed: int = 0) -> None:
         if loss not in ("variance", "stratified"):
             raise ValueError(f"loss must be 'variance' or 'stratified', got {loss!r}")
+        self.config: dict[str, object] = {
+            "feature_dims": feature_dims, "flow_options": dict(flow_options or {}),
+            "trainable_weights": trainable_weights, "loss": loss, "lr": lr,
+            "min_fraction": min_fraction, "warmup": warmup, "drop_threshold": drop_threshold,
+            "drop_patience": drop_patience, "seed": seed,
+            "process": integrand if isinstance(integrand, str) else None}
         integrand = _as_channels(integrand)
         if feature_dims is None:
             feature_dims = getattr(integrand, "feature_dims", None)
             if feature_dims is None:
                 raise ValueError("feature_dims is needed: the integrand has no feature_dims")
+        self.config["feature_dims"] = feature_dims
         self.integrand = integrand
         self.n_channels = integrand.n_channels
         opts = dict(flow_options or {})
@@ -493,6 +500,7 @@ class Integrator:
             "counters": torch.tensor([self.n_calls, self.n_invalid, self.steps_done]),
             "use_flow": torch.tensor(self.use_flow),
             "active": torch.from_numpy(self.active.copy()),
+            "config": self.config,
             "vegas_grids": ([torch.from_numpy(np.asarray(m.extract_grid(), dtype=np.float64))
                              for m in self.integrand.maps]
                             if isinstance(self.integrand, _VegasMapped) else []),
@@ -523,6 +531,26 @@ class Integrator:
                      else self.integrand)
             maps = [vegas.AdaptiveMap(g.numpy()) for g in grids]
             self.integrand = cast(MultiChannelIntegrand, _VegasMapped(inner, maps))
+
+    @classmethod
+    def load(cls, path: str | Path, integrand: object | None = None) -> Integrator:
+        """An integrator restored from :meth:`save`, ready to resume.
+
+        ``integrand`` is needed unless the integrator was built from a process name, which
+        the checkpoint remembers. Loading uses ``torch.load(..., weights_only=True)``.
+        """
+        state = torch.load(Path(path), weights_only=True)
+        config = dict(state["config"])
+        process = config.pop("process")
+        if integrand is None:
+            if process is None:
+                raise ValueError(f"{path}: the integrand was not a process name; pass it "
+                                 "to Integrator.load(path, integrand)")
+            integrand = process
+        flow_options = config.pop("flow_options")
+        mc = cls(integrand, flow_options=dict(flow_options), **config)
+        mc.load_state(path)
+        return mc
 
     def integrate(self, n: int, *, iterations: int = 1) -> MultiChannelResult:
         """Estimate the integral with ``n`` integrand calls (stratified over channels),

@@ -201,3 +201,18 @@ def test_buffered_steps_reuse_samples_without_new_calls() -> None:
     assert abs(r_buf.value - toy.exact) < 3 * r_buf.error
     # four optimisation steps per batch of calls learn more from the same calls
     assert r_buf.rel_std < r_plain.rel_std
+
+
+def test_load_builds_the_integrator_from_the_checkpoint(tmp_path: Path) -> None:
+    mc = Integrator("ee_mumu", seed=11, warmup=1, flow_options={"bins": 8})
+    mc.train(3, batch=512)
+    mc.save(tmp_path / "ee.pt")
+    resumed = Integrator.load(tmp_path / "ee.pt")
+    assert resumed.steps_done == 3 and resumed.config == mc.config
+    a, b = mc.sample(300), resumed.sample(300)
+    for x, y in zip(a, b):
+        assert torch.equal(x.weight, y.weight)
+    toy_run = Integrator(RidgeAndPeak(), feature_dims=2, seed=1)
+    toy_run.save(tmp_path / "toy.pt")
+    with pytest.raises(ValueError, match="pass it"):
+        Integrator.load(tmp_path / "toy.pt")
