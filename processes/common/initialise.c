@@ -1,4 +1,5 @@
-/* The card reading every built-in's initialise_ starts with: see madnis_process.h. */
+/* What every built-in shares: the card reading its initialise_ starts with, and the two
+ * ABI entry points that are the same for all of them (see madnis_process.h). */
 #include "madnis_process.h"
 
 #include <stdio.h>
@@ -24,3 +25,8 @@ int madnis_initialise_sm(const char* path, size_t len, const char* process,
 void madnis_process_error(const char* process, const char* message) {
     fprintf(stderr, "%s: %s\n", process, message);
 }
+
+/* MadGraph writes param.log when the flag is set; the built-ins never do. */
+void setparamlog_(const int* flag) { (void)flag; }
+
+int madnis_abi_version_(void) { return MADNIS_PROCESS_ABI_VERSION; }

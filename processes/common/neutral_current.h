@@ -79,4 +79,23 @@ void nc_smatrixhel(const nc_process* proc, const nc_params* par, const int* pdgs
 void nc_amp2(const nc_process* proc, const nc_params* par, const int* pdgs,
              const int* procid, const int* npdg, const double* p, double* amp2, int* namp2);
 
+
+/* The ABI's two evaluation entry points of a neutral-current process with the static
+ * nc_process `proc` and its nc_params `par` (alpha_s and scale2 do not enter). */
+#define MADNIS_NC_ENTRY_POINTS(proc, par)                                                    \
+    void smatrixhel_(const int* pdgs, const int* procid, const int* npdg, const double* p,   \
+                     const double* alphas, const double* scale2, const int* nhel,            \
+                     double* ans) {                                                          \
+        (void)alphas;                                                                        \
+        (void)scale2;                                                                        \
+        nc_smatrixhel(&(proc), &(par), pdgs, procid, npdg, p, nhel, ans);                    \
+    }                                                                                        \
+    void madnis_amp2_(const int* pdgs, const int* procid, const int* npdg, const double* p,  \
+                      const double* alphas, const double* scale2, double* amp2,              \
+                      int* namp2) {                                                          \
+        (void)alphas;                                                                        \
+        (void)scale2;                                                                        \
+        nc_amp2(&(proc), &(par), pdgs, procid, npdg, p, amp2, namp2);                        \
+    }
+
 #endif

@@ -34,10 +34,6 @@ static const nc_process PROCESS = {
 
 static nc_params P; /* filled by initialise_, read-only afterwards; NaN until then */
 
-void setparamlog_(const int* flag) {
-    (void)flag; /* MadGraph writes param.log when the flag is set; the built-ins never do */
-}
-
 void initialise_(const char* path, size_t len) {
     madnis_sm_params sm;
     P.ok = 0; /* smatrixhel_ returns NaN until a valid card is read */
@@ -45,18 +41,4 @@ void initialise_(const char* path, size_t len) {
     nc_params_from_sm(&P, &sm);
 }
 
-int madnis_abi_version_(void) { return MADNIS_PROCESS_ABI_VERSION; }
-
-void smatrixhel_(const int* pdgs, const int* procid, const int* npdg, const double* p,
-                 const double* alphas, const double* scale2, const int* nhel, double* ans) {
-    (void)alphas;
-    (void)scale2;
-    nc_smatrixhel(&PROCESS, &P, pdgs, procid, npdg, p, nhel, ans);
-}
-
-void madnis_amp2_(const int* pdgs, const int* procid, const int* npdg, const double* p,
-                  const double* alphas, const double* scale2, double* amp2, int* namp2) {
-    (void)alphas;
-    (void)scale2;
-    nc_amp2(&PROCESS, &P, pdgs, procid, npdg, p, amp2, namp2);
-}
+MADNIS_NC_ENTRY_POINTS(PROCESS, P)

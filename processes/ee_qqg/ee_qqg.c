@@ -20,11 +20,6 @@ static struct {
     double zl_q[5], zr_q[5], charge[5]; /* by quark flavour 1..4 */
 } params;
 
-void setparamlog_(const int* flag)
-{
-    (void)flag; /* no param.log is ever written */
-}
-
 void initialise_(const char* path, size_t len)
 {
     madnis_sm_params sm;
@@ -43,11 +38,6 @@ void initialise_(const char* path, size_t len)
         params.zr_q[q] = -charge * sm.sw2 * gz;
     }
     params.ready = 1;
-}
-
-int madnis_abi_version_(void)
-{
-    return MADNIS_PROCESS_ABI_VERSION;
 }
 
 /* The quark flavour 1..4 of a matching subprocess, 0 if none (procid as MadGraph: the

@@ -22,11 +22,6 @@ static struct {
     double mt;
 } params;
 
-void setparamlog_(const int* flag)
-{
-    (void)flag; /* no param.log is ever written */
-}
-
 void initialise_(const char* path, size_t len)
 {
     madnis_sm_params sm;
@@ -34,11 +29,6 @@ void initialise_(const char* path, size_t len)
     if (madnis_initialise_sm(path, len, "ttbar", &sm, NULL) != 0) return;
     params.mt = sm.MT;
     params.ready = 1;
-}
-
-int madnis_abi_version_(void)
-{
-    return MADNIS_PROCESS_ABI_VERSION;
 }
 
 /* MadGraph numbers the processes of one `generate` line 1; procid <= 0 accepts any. */

@@ -21,11 +21,6 @@ static struct {
     double mw, ww, gw;
 } params;
 
-void setparamlog_(const int* flag)
-{
-    (void)flag; /* no param.log is ever written */
-}
-
 void initialise_(const char* path, size_t len)
 {
     madnis_sm_params sm;
@@ -35,11 +30,6 @@ void initialise_(const char* path, size_t len)
     params.ww = sm.WW;
     params.gw = sm.gw;
     params.ready = 1;
-}
-
-int madnis_abi_version_(void)
-{
-    return MADNIS_PROCESS_ABI_VERSION;
 }
 
 /* procid as MadGraph: the processes of one `generate` line are number 1, <= 0 any. */

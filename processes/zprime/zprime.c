@@ -86,10 +86,6 @@ static int read_zprime(const madnis_slha* card, nc_params* par, char* err, size_
     return 0;
 }
 
-void setparamlog_(const int* flag) {
-    (void)flag; /* MadGraph writes param.log when the flag is set; the built-ins never do */
-}
-
 void initialise_(const char* path, size_t len) {
     madnis_sm_params sm;
     madnis_slha* card;
@@ -107,18 +103,4 @@ void initialise_(const char* path, size_t len) {
     P = par;
 }
 
-int madnis_abi_version_(void) { return MADNIS_PROCESS_ABI_VERSION; }
-
-void smatrixhel_(const int* pdgs, const int* procid, const int* npdg, const double* p,
-                 const double* alphas, const double* scale2, const int* nhel, double* ans) {
-    (void)alphas;
-    (void)scale2;
-    nc_smatrixhel(&PROCESS, &P, pdgs, procid, npdg, p, nhel, ans);
-}
-
-void madnis_amp2_(const int* pdgs, const int* procid, const int* npdg, const double* p,
-                  const double* alphas, const double* scale2, double* amp2, int* namp2) {
-    (void)alphas;
-    (void)scale2;
-    nc_amp2(&PROCESS, &P, pdgs, procid, npdg, p, amp2, namp2);
-}
+MADNIS_NC_ENTRY_POINTS(PROCESS, P)
