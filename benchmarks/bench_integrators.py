@@ -181,11 +181,12 @@ def run_vegas(make, budget: int, n_eval: int, seed: int, nitn: int) -> list[Row]
 
 
 def run_ours(make, budget: int, n_eval: int, seed: int, batch: int, use_vegas: bool,
-             nitn: int, vegas_frac: float, buffered: int) -> Row:
+             nitn: int, vegas_frac: float, buffered: int,
+             options: dict[str, object] | None = None) -> Row:
     torch.manual_seed(seed)  # the flows' initialisation draws from torch's global RNG
     integ = make()
     c = integ.n_channels
-    mc = Integrator(integ, feature_dims=feature_dims(integ), seed=seed)
+    mc = Integrator(integ, feature_dims=feature_dims(integ), seed=seed, **(options or {}))
     n_sel = max(500, int(0.05 * budget / (2 * c)))
     t0 = time.perf_counter()
     note = []
@@ -346,7 +347,16 @@ def main() -> int:
     ap.add_argument("--only", type=str, default=None,
                     help="comma-separated substrings of integrand names to run")
     ap.add_argument("--skip-madnis", action="store_true")
+    ap.add_argument("--loss", default="variance", help="our training loss")
+    ap.add_argument("--mixture", type=float, default=0.0,
+                    help="our defensive mixture weight of the base (VEGAS/flat) density")
+    ap.add_argument("--penalty", type=float, default=0.0,
+                    help="our max_weight_penalty")
+    ap.add_argument("--only-ours", action="store_true",
+                    help="skip flat, VEGAS and madnis (for scanning our options)")
     args = ap.parse_args()
+    ours_options = {"loss": args.loss, "mixture": args.mixture,
+                    "max_weight_penalty": args.penalty}
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", RuntimeWarning)
     budget = args.calls or (100_000 if args.quick else 400_000)
@@ -388,11 +398,13 @@ def main() -> int:
                       f"({time.perf_counter() - t0:.1f}s) {r.note}", flush=True)
             return out
 
-        rows += attempt("flat", lambda: run_flat(case.make, budget, args.seed))
-        vr = attempt("VEGAS", lambda: run_vegas(case.make, budget, n_eval, args.seed, nitn))
+        if not args.only_ours:
+            rows += attempt("flat", lambda: run_flat(case.make, budget, args.seed))
+        vr = ([] if args.only_ours else
+              attempt("VEGAS", lambda: run_vegas(case.make, budget, n_eval, args.seed, nitn)))
         rows += vr
         named.update({r.method: r for r in vr})
-        if args.skip_madnis:
+        if args.skip_madnis or args.only_ours:
             mad = [Row("madnis", note="skipped (--skip-madnis)")]
         else:
             mad = attempt("madnis", lambda: run_madnis(case.make, budget, n_eval, args.seed,
@@ -402,7 +414,8 @@ def main() -> int:
         variants = []
         for use_vegas in (False, True):
             variants += attempt("ours", lambda v=use_vegas: run_ours(
-                case.make, budget, n_eval, args.seed, batch, v, nitn, 0.2, buffered))
+                case.make, budget, n_eval, args.seed, batch, v, nitn, 0.2, buffered,
+                ours_options))
         rows += variants
         ok = [r for r in variants if not math.isnan(r.eps_q)]
         if ok:

@@ -16,8 +16,17 @@ layer of the channel (the flow, identity at the start, is a residual on top), an
 :meth:`Integrator.select_flows` keeps per channel whichever of VEGAS alone and VEGAS +
 flow has the smaller measured variance, so the result never loses to VEGAS.
 
-Status: the benchmark against ``vegas``/``madnis``, a defensive mixture with the VEGAS
-density and a loss term on the largest weights are the next steps of this issue.
+Two options bound the largest weights, which set the unweighting efficiency: a defensive
+mixture ``q = (1 - lambda) q_flow + lambda`` with the channel's base density (VEGAS after
+pre-training, else flat), so that a weight never exceeds its base map's by more than
+``1 / lambda``; and a loss term ``max_weight_penalty * sum_i <w_i>_top / sigma`` on the
+largest weights of every batch (the top ``top_fraction`` of each channel, scaled by the
+stratification factor the event weights carry).
+
+Losses (``loss=``): ``"variance"`` (default), ``"stratified"``, ``"forward_kl"`` and
+``"reverse_kl"``. The two KL losses train the flows towards ``p_i = alpha_i f / I_i``; the
+channel weights are always trained on the variance (a KL divergence per channel does not
+say how to share the integrand between channels).
 """
 
 from __future__ import annotations
@@ -35,8 +44,11 @@ import torch
 from madnis_py.flows import Flow
 from madnis_py.training.channel_weights import ChannelWeights
 
-__all__ = ["ChannelSample", "Integrator", "MultiChannelIntegrand", "MultiChannelResult",
-           "allocate"]
+__all__ = ["LOSSES", "ChannelSample", "Integrator", "MultiChannelIntegrand",
+           "MultiChannelResult", "allocate"]
+
+#: The training losses of :class:`Integrator`.
+LOSSES = ("variance", "stratified", "forward_kl", "reverse_kl")
 
 
 class MultiChannelIntegrand(Protocol):
@@ -156,6 +168,7 @@ class _History:
     loss: list[float] = field(default_factory=list)
     value: list[float] = field(default_factory=list)
     rel_std: list[float] = field(default_factory=list)
+    eps_uw: list[float] = field(default_factory=list)
     fractions: list[list[float]] = field(default_factory=list)
 
 
@@ -211,8 +224,17 @@ class Integrator:
         Keyword arguments of :class:`madnis_py.Flow` for every channel.
     trainable_weights : bool
         Train the channel-weight network jointly with the flows (else alpha = prior).
-    loss : {"variance", "stratified"}
-        Sum of the channels' relative variances, or the stratified ``(sum_i sigma_i)^2``.
+    loss : {"variance", "stratified", "forward_kl", "reverse_kl"}
+        Sum of the channels' relative variances, the stratified ``(sum_i sigma_i)^2``, or
+        a KL divergence between ``q_i`` and ``alpha_i f / I_i`` for the flows (the channel
+        weights then follow the variance).
+    mixture : float
+        Weight ``lambda`` in [0, 1) of the channel's base density (VEGAS map or flat) in a
+        defensive mixture with the flow; 0 switches it off.
+    max_weight_penalty : float
+        Coefficient of the loss term on the largest weights; 0 switches it off.
+    top_fraction : float
+        Share of each channel's batch that counts as its largest weights.
     lr : float
         Adam learning rate (cosine decay over each :meth:`train` call).
     min_fraction : float
@@ -232,14 +254,24 @@ class Integrator:
                  flow_options: dict[str, object] | None = None,
                  trainable_weights: bool = True, loss: str = "variance", lr: float = 3e-3,
                  min_fraction: float = 0.1, warmup: int = 20, drop_threshold: float = 1e-4,
-                 drop_patience: int = 10, seed: int = 0) -> None:
-        if loss not in ("variance", "stratified"):
-            raise ValueError(f"loss must be 'variance' or 'stratified', got {loss!r}")
+                 drop_patience: int = 10, mixture: float = 0.0,
+                 max_weight_penalty: float = 0.0, top_fraction: float = 0.01,
+                 seed: int = 0) -> None:
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        if not 0.0 <= mixture < 1.0:
+            raise ValueError(f"mixture must be in [0, 1), got {mixture!r}")
+        if max_weight_penalty < 0:
+            raise ValueError(f"max_weight_penalty must be >= 0, got {max_weight_penalty!r}")
+        if not 0.0 < top_fraction <= 1.0:
+            raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction!r}")
         self.config: dict[str, object] = {
             "feature_dims": feature_dims, "flow_options": dict(flow_options or {}),
             "trainable_weights": trainable_weights, "loss": loss, "lr": lr,
             "min_fraction": min_fraction, "warmup": warmup, "drop_threshold": drop_threshold,
-            "drop_patience": drop_patience, "seed": seed,
+            "drop_patience": drop_patience, "mixture": mixture,
+            "max_weight_penalty": max_weight_penalty, "top_fraction": top_fraction,
+            "seed": seed,
             "process": integrand if isinstance(integrand, str) else None}
         integrand = _as_channels(integrand)
         if feature_dims is None:
@@ -255,6 +287,9 @@ class Integrator:
         self.weights = ChannelWeights(self.n_channels, feature_dims,
                                       trainable=trainable_weights)
         self.loss_name = loss
+        self.mixture = mixture
+        self.max_weight_penalty = max_weight_penalty
+        self.top_fraction = top_fraction
         self.lr = lr
         self.min_fraction = min_fraction
         self.warmup = warmup
@@ -305,15 +340,31 @@ class Integrator:
     def _flow(self, channel: int) -> Flow:
         return cast(Flow, self.flows[channel])
 
+    def _log_q(self, channel: int, x: torch.Tensor) -> torch.Tensor:
+        """log density of channel ``channel``'s sampler: the flow, mixed with the base."""
+        log_q = self._flow(channel).log_prob(x)
+        if self.mixture > 0:
+            log_q = torch.logaddexp(log_q + math.log1p(-self.mixture),
+                                    torch.full_like(log_q, math.log(self.mixture)))
+        return log_q
+
     def _sample_channel(self, channel: int, n: int) -> tuple[
             torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         flow = self._flow(channel)
         with torch.no_grad():
-            if self.use_flow[channel]:
-                x, log_q = flow.sample(n, generator=self.generator)
-            else:
+            if not self.use_flow[channel]:
                 x = torch.rand(n, flow.dims, dtype=flow.dtype, generator=self.generator)
                 log_q = torch.zeros(n, dtype=flow.dtype)
+            elif self.mixture > 0:
+                n_base = int((torch.rand(n, dtype=flow.dtype, generator=self.generator)
+                              < self.mixture).sum())
+                x_flow, _ = flow.sample(n - n_base, generator=self.generator)
+                x_base = torch.rand(n_base, flow.dims, dtype=flow.dtype,
+                                    generator=self.generator)
+                x = torch.cat([x_flow, x_base])
+                log_q = self._log_q(channel, x)
+            else:
+                x, log_q = flow.sample(n, generator=self.generator)
         f, features, prior = self._evaluate(channel, x)
         return x, log_q, f, features, prior
 
@@ -322,19 +373,36 @@ class Integrator:
 
         Channel i's variance on samples of q_old (fresh, or from the buffer):
         E_old[(alpha f)^2 / (q_old q)] - (E_old[alpha f / q_old])^2, gradients through q
-        and alpha only.
+        and alpha only. The KL losses replace the flows' part of it (alpha then sees the
+        variance with q held fixed); the largest-weight term is added on top.
         """
-        terms = []
+        var_terms = []
+        kl_terms = []
+        top_terms = []
         values = np.zeros(self.n_channels)
         sigmas = np.zeros(self.n_channels)
         active = self._active()
+        n_total = sum(len(st.x) for st in samples)
+        kl = self.loss_name in ("forward_kl", "reverse_kl")
         for st in samples:
             alpha = self.weights(st.features, st.prior, active)[:, st.channel]
-            log_q = self._flow(st.channel).log_prob(st.x)
+            log_q = self._log_q(st.channel, st.x)
             w_old = alpha * st.f / st.log_q_old.exp()
-            second = (w_old ** 2 * torch.exp(st.log_q_old - log_q)).mean()
+            ratio = torch.exp(st.log_q_old - log_q)  # q_old / q
             mean = w_old.mean()
-            terms.append(second - mean ** 2)
+            var_terms.append((w_old ** 2 * (ratio.detach() if kl else ratio)).mean()
+                             - mean ** 2)
+            if self.loss_name == "forward_kl":
+                kl_terms.append(-(w_old.detach() * log_q).mean())
+            elif self.loss_name == "reverse_kl":
+                p = (alpha * st.f).detach()
+                floor = 1e-12 * float(p.max()) if float(p.max()) > 0 else 1e-300
+                log_p = torch.log(torch.clamp(p, min=floor))
+                kl_terms.append(((1 / ratio) * (log_q - log_p)).mean())
+            if self.max_weight_penalty > 0:
+                k = max(1, math.ceil(self.top_fraction * len(st.x)))
+                top = torch.topk(w_old.detach(), k).indices
+                top_terms.append((w_old * ratio)[top].mean() * (n_total / len(st.x)))
             with torch.no_grad():
                 values[st.channel] = float(mean)
                 sigmas[st.channel] = float(w_old.std())
@@ -344,11 +412,18 @@ class Integrator:
                 "the integrand is zero on all points of this step (cuts that remove "
                 "everything, or a process below threshold?): nothing to learn")
         scale = value ** 2
-        if self.loss_name == "variance":
-            loss = torch.stack(terms).sum() / scale
-        else:
+        if self.loss_name == "stratified":
             loss = torch.stack([torch.sqrt(torch.clamp(v, min=0.0) + 1e-300 * scale)
-                                for v in terms]).sum() ** 2 / scale
+                                for v in var_terms]).sum() ** 2 / scale
+        else:
+            loss = torch.stack(var_terms).sum() / scale
+        for st, term in zip(samples, kl_terms):
+            # channel i's KL on its normalised density alpha_i f / I_i, weighted by its
+            # share I_i / I of the integral: the forward one is -E[p_i log q_i] = term / I_i
+            share = values[st.channel] / value
+            loss = loss + (term / value if self.loss_name == "forward_kl" else term * share)
+        if top_terms:
+            loss = loss + self.max_weight_penalty * torch.stack(top_terms).sum() / value
         return loss, values, sigmas
 
     def train(self, steps: int, *, batch: int = 4096, buffered_steps: int = 0,
@@ -404,6 +479,7 @@ class Integrator:
             h.loss.append(losses[-1])
             h.value.append(value)
             h.rel_std.append(float(self.sigmas.sum() / max(value, 1e-300)))
+            h.eps_uw.append(self._batch_eps_uw(fresh))
             h.fractions.append((counts / counts.sum()).tolist())
             if bar is not None:
                 bar.set_postfix(loss=f"{losses[-1]:.3g}", rel_std=f"{h.rel_std[-1]:.3g}")
@@ -413,6 +489,15 @@ class Integrator:
         if bar is not None:
             bar.close()
         return losses
+
+    def _batch_eps_uw(self, fresh: list[_Stored]) -> float:
+        """<W> / max W of a training batch's event weights (stratification included)."""
+        n = sum(len(st.x) for st in fresh)
+        with torch.no_grad():
+            w = torch.cat([self.weights(st.features, st.prior, self._active())[:, st.channel]
+                           * st.f / st.log_q_old.exp() * (n / len(st.x)) for st in fresh])
+        top = float(w.max())
+        return float(w.mean()) / top if top > 0 else math.nan
 
     def sample(self, n: int) -> list[ChannelSample]:
         """``n`` weighted points, allocated to channels by their current sigmas."""
@@ -611,13 +696,15 @@ class Integrator:
             chi2_dof=chi2)
 
     def save_history(self, path: str | Path) -> None:
-        """The training history (loss, sigma, rel. std, channel fractions per step) as JSON."""
+        """The training history (loss, sigma, rel. std, eps_uw of the batch, channel
+        fractions per step) as JSON."""
         import json
 
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps({"loss": self.history.loss, "value": self.history.value,
                                    "rel_std": self.history.rel_std,
+                                   "eps_uw": self.history.eps_uw,
                                    "fractions": self.history.fractions}))
         tmp.replace(path)
 
@@ -629,17 +716,21 @@ class Integrator:
         import matplotlib.pyplot as plt
 
         h = self.history
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+        fig, axes = plt.subplots(1, 5, figsize=(21, 3.5))
         axes[0].semilogy(h.loss)
         axes[0].set(xlabel="step", ylabel="loss")
-        axes[1].semilogy(h.rel_std)
-        axes[1].set(xlabel="step", ylabel="rel. std (stratified)")
+        axes[1].plot(h.value)
+        axes[1].set(xlabel="step", ylabel="integral of the batch")
+        axes[2].semilogy(h.rel_std)
+        axes[2].set(xlabel="step", ylabel="rel. std (stratified)")
+        axes[3].plot(h.eps_uw)
+        axes[3].set(xlabel="step", ylabel="eps_uw of the batch")
         if h.fractions:
             frac = np.array(h.fractions)
             for i in range(frac.shape[1]):
-                axes[2].plot(frac[:, i], label=f"channel {i}")
-            axes[2].legend()
-        axes[2].set(xlabel="step", ylabel="fraction of the batch")
+                axes[4].plot(frac[:, i], label=f"channel {i}")
+            axes[4].legend()
+        axes[4].set(xlabel="step", ylabel="fraction of the batch")
         fig.tight_layout()
         fig.savefig(Path(path))
         plt.close(fig)
