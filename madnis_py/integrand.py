@@ -47,6 +47,12 @@ class IntegrandBatch:
         Inside the phase space and the cuts (of at least one subprocess).
     prior : (n, n_channels) or None
         The channel prior alpha^MG, normalised over channels (rows of zeros where f = 0).
+    subprocess_f : (n, n_subprocesses) or None
+        Each subprocess's part of ``f`` (``details=True``): events pick their flavours
+        from it.
+    scale, alpha_s : (n,) or None
+        The renormalisation/factorisation scale in GeV and alpha_s of every point
+        (``details=True``; 0 outside the phase space).
     """
 
     f: np.ndarray
@@ -55,6 +61,9 @@ class IntegrandBatch:
     phase_space_weight: np.ndarray
     passed: np.ndarray
     prior: np.ndarray | None
+    subprocess_f: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    alpha_s: np.ndarray | None = None
 
 
 def _transverse(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,8 +222,10 @@ class Integrand:
         assert self.dynamical_scale_choice is not None
         return dynamical_scale(momenta, self.dynamical_scale_choice)
 
-    def __call__(self, x: np.ndarray, channel: int, *, prior: bool = True) -> IntegrandBatch:
-        """Evaluate the integrand on points ``x`` (n, dims) of channel ``channel``."""
+    def __call__(self, x: np.ndarray, channel: int, *, prior: bool = True,
+                 details: bool = False) -> IntegrandBatch:
+        """Evaluate the integrand on points ``x`` (n, dims) of channel ``channel``;
+        ``details`` adds the subprocesses' parts, the scales and alpha_s."""
         if not 0 <= channel < self.n_channels:
             raise IndexError(f"channel {channel}: the process has {self.n_channels} channels")
         batch = self.mappings[channel].map(np.ascontiguousarray(x, dtype=np.float64))
@@ -224,6 +235,9 @@ class Integrand:
         f = np.zeros(n)
         passed = np.zeros(n, dtype=bool)
         prior_num = np.zeros((n, self.n_channels)) if prior else None
+        sub_f = np.zeros((n, len(self.process.subprocesses))) if details else None
+        scale_out = np.zeros(n) if details else None
+        alphas_out = np.zeros(n) if details else None
         idx = np.nonzero(inside)[0]
         if len(idx):
             p = mom[idx]
@@ -234,6 +248,9 @@ class Integrand:
             else:
                 alphas = np.full(len(idx), float(self.alpha_s if self.alpha_s is not None
                                                  else 0.118))
+            if scale_out is not None and alphas_out is not None:
+                scale_out[idx] = mu
+                alphas_out[idx] = alphas
             shat = self.beams.sqrt_s ** 2 * x12[idx, 0] * x12[idx, 1]
             common = w[idx] / (2 * shat) * GEV2_TO_PB
             parton: dict[tuple[int, int], np.ndarray] = {}  # (beam, pid) -> f(x, muF)
@@ -244,7 +261,7 @@ class Integrand:
                     parton[beam, pid] = self.pdf.xfxQ2(pid, xb, mu ** 2) / xb
                 return parton[beam, pid]
 
-            for sub, cuts in zip(self.process.subprocesses, self.cuts):
+            for k, (sub, cuts) in enumerate(zip(self.process.subprocesses, self.cuts)):
                 ok = cuts.mask(p)
                 if not ok.any():
                     continue
@@ -256,15 +273,24 @@ class Integrand:
                     continue
                 m2 = self.matrix_element(p[sel], sub.pdgs, alpha_s=alphas[sel])
                 self.n_calls += int(sel.sum())
-                f[idx[sel]] += lum[sel] * m2 * common[sel]
+                part = lum[sel] * m2 * common[sel]
+                f[idx[sel]] += part
+                if sub_f is not None:
+                    sub_f[idx[sel], k] = part
                 passed[idx[sel]] = True
                 if prior_num is not None and self._amp2:
                     amp2 = self.matrix_element.amp2(p[sel], sub.pdgs, alpha_s=alphas[sel])
-                    if amp2.shape[1] != self.n_channels:
+                    cols = (sub.diagram_channels if sub.diagram_channels is not None
+                            else tuple(range(self.n_channels)))
+                    if amp2.shape[1] != len(cols):
                         raise MatrixElementError(
                             f"process {self.process.name}: the library gives "
                             f"{amp2.shape[1]} diagrams for {list(sub.pdgs)}, the card "
-                            f"{self.n_channels} channels: they must correspond one to one")
+                            f"{len(cols)} channels (diagram_channels, else all): they "
+                            "must correspond one to one")
+                    per_channel = np.zeros((len(amp2), self.n_channels))
+                    np.add.at(per_channel, (slice(None), list(cols)), amp2)
+                    amp2 = per_channel
                     prior_num[idx[sel]] += lum[sel, None] * amp2
             if prior_num is not None and not self._amp2:
                 pp = p[passed[idx]]
@@ -275,7 +301,7 @@ class Integrand:
             total = prior_num.sum(axis=1, keepdims=True)
             with np.errstate(invalid="ignore", divide="ignore"):
                 prior_out = np.where(total > 0, prior_num / total, 0.0)
-        return IntegrandBatch(f, mom, x12, w, passed, prior_out)
+        return IntegrandBatch(f, mom, x12, w, passed, prior_out, sub_f, scale_out, alphas_out)
 
     def channel_names(self) -> Sequence[str]:
         return [m.topology.name for m in self.mappings]

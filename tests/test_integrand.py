@@ -128,3 +128,22 @@ def test_drell_yan_cross_section_against_quadrature() -> None:
     f = integrand(rng.random((200_000, integrand.dims(photon))), photon, prior=False).f
     mean, err = f.mean(), f.std() / math.sqrt(len(f))
     assert abs(mean - exact) < 3 * err
+
+
+def test_details_and_diagram_channels_of_ttbar() -> None:
+    """q q~ -> t t~ has one diagram (the card maps it to channel 0), g g -> t t~ three:
+    the prior is still normalised; details split f into its subprocesses."""
+    integrand = Integrand("ttbar")
+    x = np.random.default_rng(1).random((2000, integrand.dims(0)))
+    for channel in range(integrand.n_channels):
+        b = integrand(x, channel, details=True)
+        assert b.prior is not None and b.subprocess_f is not None
+        assert b.scale is not None and b.alpha_s is not None
+        np.testing.assert_allclose(b.subprocess_f.sum(axis=1), b.f, rtol=1e-12)
+        on = b.f > 0
+        np.testing.assert_allclose(b.prior[on].sum(axis=1), 1.0, rtol=1e-12)
+        quarks = b.subprocess_f[:, 1:].sum(axis=1) > 0
+        assert quarks.any() and (b.subprocess_f[:, 0] > 0).any()
+        # the scale is MadGraph's choice 3, half the sum of the transverse masses
+        np.testing.assert_allclose(b.scale[on], dynamical_scale(b.momenta[on], 3))
+        assert np.all((b.alpha_s[on] > 0.05) & (b.alpha_s[on] < 0.2))

@@ -46,10 +46,13 @@ class ProcessCardError(ValueError):
 
 @dataclass(frozen=True)
 class Subprocess:
-    """One partonic subprocess: PDG ids (incoming first) and its colour flows (LHE tags)."""
+    """One partonic subprocess: PDG ids (incoming first), its colour flows (LHE tags) and
+    the channels its diagrams belong to (``madnis_amp2_`` order; ``None``: diagram i is
+    channel i, all of them)."""
 
     pdgs: tuple[int, ...]
     colour_flows: tuple[tuple[tuple[int, int], ...], ...] = ()
+    diagram_channels: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,16 +135,23 @@ def _read_card(path: Path) -> Process:
             pdgs = tuple(int(p) for p in sub["pdgs"])
             flows = tuple(tuple((int(c), int(a)) for c, a in flow)
                           for flow in sub.get("colour_flows", []))
+            diagrams = (tuple(int(c) for c in sub["diagram_channels"])
+                        if "diagram_channels" in sub else None)
         except (KeyError, TypeError, ValueError) as err:
-            raise ProcessCardError(f"{path}: [[subprocess]] #{i}: needs pdgs = [..] (ints) and "
-                                   f"colour_flows of (colour, anticolour) pairs: {err}") from err
+            raise ProcessCardError(f"{path}: [[subprocess]] #{i}: needs pdgs = [..] (ints), "
+                                   f"colour_flows of (colour, anticolour) pairs and "
+                                   f"diagram_channels of channel indices: {err}") from err
+        unknown_sub = set(sub) - {"pdgs", "colour_flows", "diagram_channels"}
+        if unknown_sub:
+            raise ProcessCardError(f"{path}: [[subprocess]] #{i}: unknown field(s) "
+                                   f"{sorted(unknown_sub)}")
         if len(pdgs) < 4:
             raise ProcessCardError(f"{path}: [[subprocess]] #{i}: a 2 -> n process has at "
                                    f"least 4 particles, got pdgs {list(pdgs)}")
         if any(len(flow) != len(pdgs) for flow in flows):
             raise ProcessCardError(f"{path}: [[subprocess]] #{i}: every colour flow needs one "
                                    f"(colour, anticolour) pair per particle ({len(pdgs)})")
-        subs.append(Subprocess(pdgs, flows))
+        subs.append(Subprocess(pdgs, flows, diagrams))
     if not subs:
         raise ProcessCardError(f"{path}: no [[subprocess]] tables")
     if len({len(s.pdgs) for s in subs}) != 1:
@@ -155,6 +165,12 @@ def _read_card(path: Path) -> Process:
             raise ProcessCardError(f"{path}: [[channel]] #{i}: {err}") from err
     if not channels:
         raise ProcessCardError(f"{path}: no [[channel]] tables (one per diagram)")
+    for i, sub in enumerate(subs):
+        if sub.diagram_channels is not None and not all(
+                0 <= c < len(channels) for c in sub.diagram_channels):
+            raise ProcessCardError(f"{path}: [[subprocess]] #{i}: diagram_channels "
+                                   f"{list(sub.diagram_channels)} outside the "
+                                   f"{len(channels)} channels")
 
     cuts = {str(k): float(v) for k, v in _table(data, "cuts", path).items()}
     d = _table(data, "defaults", path)
