@@ -142,12 +142,13 @@ setup(
     ext_modules=ext_modules,
     cmdclass={"build_ext": BuildExtWithCuda},
     install_requires=["torch>=2.1", "numpy>=1.22", "cffi>=1.15", "vegas>=6", "tqdm>=4",
-                      "matplotlib>=3.5"],
+                      "matplotlib>=3.5", "rich>=12"],
     extras_require={
-        "test": ["pytest>=7", "scipy>=1.9", "mpmath>=1.2", "ufoamp", "ufo-sm"],
+        "test": ["pytest>=7", "scipy>=1.9", "mpmath>=1.2", "ufoamp", "ufo-sm", "pylhe>=0.9"],
         "dev": ["mypy==2.4.1"],
         "bench": ["zuko", "madnis", "madspace", "vegas"],
         "pdf": ["hoppet"],
     },
-    entry_points={"console_scripts": ["madnis-py-demo=madnis_py.demo:main"]},
+    entry_points={"console_scripts": ["madnis-py=madnis_py.cli:main",
+                                      "madnis-py-demo=madnis_py.demo:main"]},
 )

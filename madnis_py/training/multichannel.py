@@ -31,6 +31,7 @@ say how to share the integrand between channels).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable
@@ -301,6 +302,7 @@ class Integrator:
         self.drop_patience = drop_patience
         self._low_steps = np.zeros(self.n_channels, dtype=np.int64)
         self.vegas_result: MultiChannelResult | None = None
+        self.last_result: MultiChannelResult | None = None
         self.seed = seed
         self.n_calls = 0
         self.n_invalid = 0
@@ -490,6 +492,20 @@ class Integrator:
             bar.close()
         return losses
 
+    @property
+    def base_integrand(self) -> MultiChannelIntegrand:
+        """The integrand the integrator was built on (without the VEGAS maps)."""
+        if isinstance(self.integrand, _VegasMapped):
+            return self.integrand.inner
+        return self.integrand
+
+    def integrand_points(self, channel: int, x: torch.Tensor) -> torch.Tensor:
+        """Points ``x`` of a :class:`ChannelSample` in the coordinates of
+        :attr:`base_integrand` (through the channel's VEGAS map after pre-training)."""
+        if isinstance(self.integrand, _VegasMapped):
+            return self.integrand.map(x, channel)[0]
+        return x
+
     def _batch_eps_uw(self, fresh: list[_Stored]) -> float:
         """<W> / max W of a training batch's event weights (stratification included)."""
         n = sum(len(st.x) for st in fresh)
@@ -586,8 +602,13 @@ class Integrator:
             "use_flow": torch.tensor(self.use_flow),
             "active": torch.from_numpy(self.active.copy()),
             "config": self.config,
-            "vegas_grids": ([torch.from_numpy(np.asarray(m.extract_grid(), dtype=np.float64))
-                             for m in self.integrand.maps]
+            "result": ({k: (list(v) if isinstance(v, tuple) else v)
+                        for k, v in dataclasses.asdict(self.last_result).items()}
+                       if self.last_result is not None else None),
+            # one tensor per dimension: vegas may give the dimensions different numbers
+            # of increments
+            "vegas_grids": ([[torch.tensor(np.asarray(g, dtype=np.float64))
+                              for g in m.extract_grid()] for m in self.integrand.maps]
                             if isinstance(self.integrand, _VegasMapped) else []),
         }
 
@@ -608,13 +629,16 @@ class Integrator:
         self.n_calls, self.n_invalid, self.steps_done = (int(v) for v in state["counters"])
         self.use_flow = [bool(v) for v in state["use_flow"]]
         self.active = state["active"].numpy().astype(bool).copy()
+        result = state.get("result")
+        self.last_result = (None if result is None else MultiChannelResult(
+            **{k: (tuple(v) if isinstance(v, list) else v) for k, v in result.items()}))
         grids = state["vegas_grids"]
         if grids:
             import vegas
 
             inner = (self.integrand.inner if isinstance(self.integrand, _VegasMapped)
                      else self.integrand)
-            maps = [vegas.AdaptiveMap(g.numpy()) for g in grids]
+            maps = [vegas.AdaptiveMap([g.numpy() for g in grid]) for grid in grids]
             self.integrand = cast(MultiChannelIntegrand, _VegasMapped(inner, maps))
 
     @classmethod
@@ -684,7 +708,7 @@ class Integrator:
         q999 = float(np.quantile(weights, 0.999))
         avg = float(weights.mean())
         ch = [i for i in range(self.n_channels) if points[i] > 0]
-        return MultiChannelResult(
+        self.last_result = MultiChannelResult(
             value=value, error=error,
             channel_values=tuple(float(means[i]) for i in ch),
             channel_errors=tuple(float(math.sqrt(var[i])) for i in ch),
@@ -694,6 +718,7 @@ class Integrator:
             eps_uw=avg / top if top > 0 else math.nan,
             eps_uw_quantile=min(avg / q999, 1.0) if q999 > 0 else math.nan,
             chi2_dof=chi2)
+        return self.last_result
 
     def save_history(self, path: str | Path) -> None:
         """The training history (loss, sigma, rel. std, eps_uw of the batch, channel

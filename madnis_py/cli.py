@@ -1,0 +1,383 @@
+"""The ``madnis-py`` command: train, integrate and generate events from a run card.
+
+::
+
+    madnis-py run CARD [--seed N] [--output DIR] [--device cpu|cuda] [--json]
+    madnis-py integrate CARD [...]
+    madnis-py generate CARD --checkpoint FILE -n N [...]
+    madnis-py processes
+
+``CARD`` is a TOML run card (:mod:`madnis_py.cards.run_card`; every built-in process
+ships one, ``madnis-py run drell_yan`` takes the built-in's) or a MadGraph
+``run_card.dat`` (its common fields, with ``--process NAME``). ``run`` pre-trains VEGAS
+grids, trains the flows, integrates, writes the checkpoint, generates the unweighted
+events into an LHE file and draws the plots; ``integrate`` stops after the integral;
+``generate`` starts from a checkpoint. The output directory receives ``summary.json``
+and the PNG plots beside the events. ``--json`` prints the summary as one JSON object on
+standard output (progress and the table go to standard error).
+
+Bad input (a missing card, a bad value, an unknown key) is one line on standard error
+and exit code 2. An interrupted run leaves no half-written LHE file (events are written
+to a temporary name and renamed when complete).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A problem with the user's input: printed as one line, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="madnis-py",
+        description="Neural multi-channel importance sampling of collider processes.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("card", help="TOML run card, a built-in process name (its card), "
+                       "or a MadGraph run_card.dat (with --process)")
+        p.add_argument("--process", default=None,
+                       help="process for a MadGraph run_card.dat (built-in name or path)")
+        p.add_argument("--seed", type=int, default=None, help="overrides [run] seed")
+        p.add_argument("--output", default=None, help="output directory ([run] output)")
+        p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                       help="overrides [run] device")
+        p.add_argument("--json", action="store_true",
+                       help="print the final result as one JSON object on stdout")
+        p.add_argument("--quiet", action="store_true", help="no progress bars or table")
+
+    common(sub.add_parser("run", help="train, integrate, generate events, write LHE"))
+    common(sub.add_parser("integrate", help="train and integrate (no events)"))
+    gen = sub.add_parser("generate", help="events from a trained checkpoint")
+    common(gen)
+    gen.add_argument("--checkpoint", required=True, help="checkpoint written by run/integrate")
+    gen.add_argument("-n", "--nevents", type=int, required=True, help="unweighted events")
+    sub.add_parser("processes", help="list the built-in processes")
+    return ap
+
+
+def _load_card(args: argparse.Namespace) -> Any:
+    from madnis_py.cards import RunCard, import_madgraph_run_card, load_run_card
+    from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
+
+    spec = str(args.card)
+    path = Path(spec)
+    if not path.exists() and spec in builtin_processes():
+        path = builtin_process_dir(spec) / "run_card.toml"
+    if path.suffix == ".dat":
+        if not path.exists():
+            raise CLIError(f"{path}: no such run card")
+        if args.process is None:
+            raise CLIError(f"{path}: a MadGraph run_card.dat has no process; pass --process")
+        card = import_madgraph_run_card(path, process=args.process).card
+    else:
+        card = load_run_card(path)
+        if args.process is not None:
+            card = dataclasses.replace(card, run=dataclasses.replace(card.run,
+                                                                    process=args.process))
+    run = card.run
+    if args.seed is not None:
+        if args.seed < 0:
+            raise CLIError(f"--seed must be >= 0, got {args.seed}")
+        run = dataclasses.replace(run, seed=args.seed)
+    if args.output is not None:
+        run = dataclasses.replace(run, output=Path(args.output).resolve())
+    if args.device is not None:
+        run = dataclasses.replace(run, device=args.device)
+    card = dataclasses.replace(card, run=run)
+    assert isinstance(card, RunCard)
+    return card
+
+
+class _Progress:
+    """Rich progress bars on standard error (or nothing with --quiet)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.progress: Any = None
+        if not quiet:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                                     TimeRemainingColumn(),
+                                     console=Console(stderr=True), transient=False)
+            self.progress.start()
+
+    def task(self, description: str, total: int) -> Any:
+        if self.progress is None:
+            return None
+        return self.progress.add_task(description, total=total, info="")
+
+    def advance(self, task: Any, n: int = 1, info: str = "") -> None:
+        if self.progress is not None and task is not None:
+            self.progress.update(task, advance=n, info=info)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _integrator(card: Any, process: Any) -> tuple[Any, Any]:
+    from madnis_py.integrand import Integrand, TorchChannels
+    from madnis_py.training import Integrator
+
+    integrand = Integrand(process, **card.integrand_options())
+    channels = TorchChannels(integrand)
+    opts = card.integrator_options()
+    return integrand, Integrator(channels, feature_dims=channels.feature_dims, **opts)
+
+
+def _train(card: Any, mc: Any, bars: _Progress, timings: dict[str, float]) -> None:
+    import torch
+
+    torch.manual_seed(card.run.seed)  # the flows' initialisation
+    t0 = time.perf_counter()
+    if card.training.vegas:
+        mc.pretrain_vegas(**card.vegas_options())
+    timings["vegas_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    opts = card.train_options()
+    task = bars.task("training", opts["steps"])
+
+    def step(_: int, loss: float) -> None:
+        bars.advance(task, info=f"loss {loss:.3g}, rel. std {mc.history.rel_std[-1]:.3g}")
+
+    mc.train(**opts, callback=step)
+    mc.select_flows(max(2_000, card.training.batch))
+    timings["training_s"] = time.perf_counter() - t0
+
+
+def _integrate(card: Any, mc: Any, timings: dict[str, float]) -> Any:
+    t0 = time.perf_counter()
+    result = mc.integrate(**card.integrate_options())
+    timings["integration_s"] = time.perf_counter() - t0
+    return result
+
+
+def _lhe_init(integrand: Any, sigma: float, error: float, counts: np.ndarray,
+              xmax: np.ndarray) -> Any:
+    from madnis_py.events import LHEInit, LHEProcessInfo
+
+    proc = integrand.process
+    n = int(counts.sum())
+    processes = []
+    for k, nk in enumerate(counts):
+        if nk == 0:
+            continue
+        share = nk / n
+        rel = math.sqrt((error / sigma) ** 2 + (1 - share) / nk)
+        processes.append(LHEProcessInfo(sigma * share, sigma * share * rel, float(xmax[k]),
+                                        k + 1))
+    if not processes:
+        processes.append(LHEProcessInfo(sigma, error, sigma, 1))
+    if proc.hadronic:
+        idbmup = (2212, 2212)
+        info = integrand.pdf.info
+        lhaid = int(info["SetIndex"]) + integrand.pdf.member if "SetIndex" in info else 0
+        pdfsup = (lhaid, lhaid)
+    else:
+        first = proc.subprocesses[0].pdgs
+        idbmup = (int(first[0]), int(first[1]))
+        pdfsup = (0, 0)
+    half = integrand.sqrt_s / 2
+    return LHEInit(idbmup, (half, half), 3, processes, pdfgup=(0, 0), pdfsup=pdfsup)
+
+
+def _generate(card: Any, integrand: Any, mc: Any, sigma: float, error: float, n_events: int,
+              out: Path, bars: _Progress, timings: dict[str, float]) -> dict[str, Any]:
+    from madnis_py.events import LHEWriter, Unweighter
+    from madnis_py.events.generator import EventBatch, EventGenerator
+
+    u = card.unweighting
+    gen = EventGenerator(mc, sigma, seed=card.run.seed + 1, unweighter=Unweighter(
+        method=u.max_weight, quantile=u.quantile, replicas=u.replicas,
+        overweight=u.overweight))
+    t0 = time.perf_counter()
+    calibration = max(20_000, min(card.integration.points, 200_000))
+    w_max = gen.calibrate(calibration)
+    card_weights, _, _ = gen.weighted(min(calibration, 50_000))
+    proc = integrand.process
+    n_sub = len(proc.subprocesses)
+    counts = np.zeros(n_sub, dtype=np.int64)
+    xmax = np.zeros(n_sub)
+    aqed = 1.0 / proc.parameters().get("sminputs", 1)
+    masses = np.array([0.0, 0.0] + list(integrand.masses))
+    n_part = proc.n_particles
+    status = np.array([-1, -1] + [1] * (n_part - 2))
+    mothers = np.array([[0, 0], [0, 0]] + [[1, 2]] * (n_part - 2))
+    sample: list[EventBatch] = []
+    task = bars.task("events", n_events)
+    path = out / card.output.lhe
+
+    with LHEWriter(path, header=card.to_toml()) as writer:
+        def sink(events: EventBatch) -> None:
+            writer.write_batch(idup=events.pdgs, istup=status, mothup=mothers,
+                               icolup=events.colours, momenta=events.momenta,
+                               masses=masses, weights=events.weights, scales=events.scales,
+                               aqed=aqed, aqcd=events.alpha_s, idprup=events.subprocess + 1)
+            np.add.at(counts, events.subprocess, 1)
+            np.maximum.at(xmax, events.subprocess, events.weights)
+            if sum(len(b) for b in sample) < 20_000:
+                sample.append(events)
+            bars.advance(task, len(events))
+
+        _, summary = gen.generate(n_events, sink=sink)
+        writer.set_init(_lhe_init(integrand, sigma, error, counts, xmax))
+    timings["generation_s"] = time.perf_counter() - t0
+    plots: list[str] = []
+    if card.output.plots:
+        plots = _event_plots(gen, integrand, card_weights, w_max, sample, out)
+    return {"lhe": str(path), "events": summary.n_events,
+            "max_weight": summary.max_weight, "efficiency": summary.efficiency,
+            "overweight_fraction": summary.n_overweight / max(summary.n_events, 1),
+            "truncation_bias": summary.truncation_bias,
+            "generation_calls": summary.n_calls, "plots": plots}
+
+
+def _event_plots(gen: Any, integrand: Any, weights: np.ndarray, w_max: float,
+                 sample: list[Any], out: Path) -> list[str]:
+    from madnis_py.events.generator import EventBatch
+    from madnis_py.plots import plot_kinematics, plot_weights
+
+    plot_weights(weights, w_max, out / "weights.png")
+    made = [str(out / "weights.png")]
+    if sample:
+        w, channels, x = gen.weighted(20_000)
+        moms = np.zeros((len(w), integrand.process.n_particles, 4))
+        for c in np.unique(channels):
+            sel = np.nonzero(channels == c)[0]
+            moms[sel] = integrand(x[sel].numpy(), int(c), prior=False).momenta
+        plot_kinematics(EventBatch.concatenate(sample).momenta, moms, w,
+                        out / "kinematics.png")
+        made.append(str(out / "kinematics.png"))
+    return made
+
+
+def _summary_table(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"madnis-py: {summary['process']}")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("cross section", f"{summary['sigma_pb']:.6g} +- {summary['error_pb']:.2g} pb")
+    table.add_row("eps_uw (max / 99.9% quantile)",
+                  f"{summary['eps_uw']:.3g} / {summary['eps_uw_quantile']:.3g}")
+    if "events" in summary:
+        table.add_row("unweighted events", str(summary["events"]))
+        table.add_row("overweight fraction", f"{summary['overweight_fraction']:.2g}")
+        table.add_row("LHE file", summary["lhe"])
+    table.add_row("integrand calls", str(summary["calls"]))
+    for key, value in summary["timings"].items():
+        table.add_row(key.removesuffix("_s") + " (s)", f"{value:.1f}")
+    Console(stderr=True).print(table)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from madnis_py.training import Integrator
+
+    card = _load_card(args)
+    if card.run.device == "cuda":
+        raise CLIError("--device cuda: the multi-channel trainer runs its flows on the CPU "
+                       "in this version (the CUDA kernels serve the flow and phase-space "
+                       "layers directly); use --device cpu")
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    process = card.load_process()
+    out = card.lhe_path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    bars = _Progress(args.quiet)
+    try:
+        integrand, mc = _integrator(card, process)
+        if args.command == "generate":
+            mc = Integrator.load(args.checkpoint, mc.base_integrand)
+            result = mc.last_result
+            if result is None:
+                result = _integrate(card, mc, timings)
+        else:
+            _train(card, mc, bars, timings)
+            result = _integrate(card, mc, timings)
+            mc.save(card.checkpoint_path)
+            if card.output.plots:
+                mc.plot_history(out / "training.png")
+            mc.save_history(out / "history.json")
+        summary: dict[str, Any] = {
+            "process": process.name, "seed": card.run.seed, "sigma_pb": result.value,
+            "error_pb": result.error, "rel_std": result.rel_std, "eps_uw": result.eps_uw,
+            "eps_uw_quantile": result.eps_uw_quantile,
+            "channel_sigma_pb": list(result.channel_values),
+            "checkpoint": str(args.checkpoint if args.command == "generate"
+                              else card.checkpoint_path),
+            "output": str(out)}
+        if args.command in ("run", "generate"):
+            n_events = args.nevents if args.command == "generate" else card.run.nevents
+            if n_events < 0:
+                raise CLIError(f"-n must be >= 0, got {n_events}")
+            summary.update(_generate(card, integrand, mc, result.value, result.error,
+                                     n_events, out, bars, timings))
+    finally:
+        bars.stop()
+    summary["calls"] = int(mc.n_calls)
+    timings["total_s"] = time.perf_counter() - t_start
+    summary["timings"] = timings
+    _write_json(out / "summary.json", summary)
+    if not args.quiet:
+        _summary_table(summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``madnis-py`` console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "processes":
+        from madnis_py.physics.builtin import builtin_processes
+        from madnis_py.physics.process import load_process
+
+        for name in builtin_processes():
+            print(f"{name:12s} {load_process(name).title}")
+        return 0
+    from madnis_py.cards import RunCardError
+    from madnis_py.physics.matrix_element import MatrixElementError
+    from madnis_py.physics.pdf import PDFError
+    from madnis_py.physics.process import ProcessCardError
+
+    try:
+        summary = _run(args)
+    except (CLIError, RunCardError, ProcessCardError, PDFError, MatrixElementError,
+            FileNotFoundError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"madnis-py: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("madnis-py: interrupted; no event file was left half-written", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(summary))
+    return 0

@@ -1,0 +1,276 @@
+"""Unweighted physical events from a trained integrator: flavours, colours, momenta.
+
+The trained :class:`~madnis_py.Integrator` draws weighted points channel by channel; the
+event weight of a point of channel i is ``alpha_i f / q_i * n / n_i`` (the stratified
+allocation included), whose mean is the cross section. Generation then
+
+1. fixes the maximum weight ``w_max`` on a calibration sample (exact maximum, a high
+   quantile, or the median of replica maxima, :mod:`madnis_py.events.unweight`),
+2. draws batches, accepts each point with probability ``min(1, w / w_max)`` and
+   evaluates the integrand again on the accepted points only (``details=True``) to
+   obtain the subprocess parts, the scale and alpha_s,
+3. picks each event's subprocess in proportion to its part of ``f`` and one of the
+   subprocess's colour flows (the card's, else leading colour,
+   :mod:`madnis_py.events.colour`), uniformly,
+4. gives every event the weight ``sigma`` (``max(1, w / w_max) sigma c`` for overweight
+   events kept, with ``c`` fixed on the calibration sample so that the mean event weight
+   is ``sigma``), MadGraph's ``event_norm = average``.
+
+Only accepted points are evaluated twice, so generation costs about
+``(1 + eps_uw) / eps_uw`` integrand calls per event. The cross section of each
+subprocess (for the LHE ``<init>``) is ``sigma`` times its share of the accepted events.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from madnis_py.events.colour import leading_colour_flows
+from madnis_py.events.unweight import Unweighter, max_weight
+from madnis_py.integrand import Integrand
+
+__all__ = ["EventBatch", "EventGenerator", "GenerationSummary"]
+
+
+@dataclass
+class EventBatch:
+    """Events of one process, batch-first.
+
+    Attributes
+    ----------
+    pdgs : (n, nparticles) int
+    colours : (n, nparticles, 2) int
+        LHE colour and anticolour tags, 0 for none.
+    momenta : (n, nparticles, 4)
+        (E, px, py, pz) in GeV, lab frame, incoming first.
+    weights : (n,)
+        Event weights in pb.
+    scales, alpha_s : (n,)
+    subprocess : (n,) int
+        Index of the process card's subprocess.
+    channel : (n,) int
+        The channel that drew the event.
+    """
+
+    pdgs: np.ndarray
+    colours: np.ndarray
+    momenta: np.ndarray
+    weights: np.ndarray
+    scales: np.ndarray
+    alpha_s: np.ndarray
+    subprocess: np.ndarray
+    channel: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+    @staticmethod
+    def concatenate(batches: list[EventBatch]) -> EventBatch:
+        """One batch from several."""
+        return EventBatch(*(np.concatenate([getattr(b, f) for b in batches])
+                            for f in ("pdgs", "colours", "momenta", "weights", "scales",
+                                      "alpha_s", "subprocess", "channel")))
+
+    def take(self, index: np.ndarray | slice) -> EventBatch:
+        """The events at ``index``."""
+        return EventBatch(self.pdgs[index], self.colours[index], self.momenta[index],
+                          self.weights[index], self.scales[index], self.alpha_s[index],
+                          self.subprocess[index], self.channel[index])
+
+
+@dataclass
+class GenerationSummary:
+    """What a generation run did.
+
+    Attributes
+    ----------
+    n_events : int
+        Unweighted events produced.
+    n_weighted : int
+        Weighted points drawn (calibration included).
+    n_calls : int
+        Integrand calls (weighted points plus the second evaluation of accepted ones).
+    max_weight : float
+        The ``w_max`` used.
+    efficiency : float
+        Accepted / drawn after calibration (the unweighting efficiency).
+    n_overweight : int
+        Accepted events with ``w > w_max``.
+    truncation_bias : float
+        Relative cross-section bias of truncated overweights (0 when kept).
+    subprocess_events : list of int
+        Events per subprocess.
+    seconds : float
+        Wall time.
+    """
+
+    n_events: int
+    n_weighted: int
+    n_calls: int
+    max_weight: float
+    efficiency: float
+    n_overweight: int
+    truncation_bias: float
+    subprocess_events: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class EventGenerator:
+    """Unweighted events of a process from a trained multi-channel integrator.
+
+    Parameters
+    ----------
+    integrator : madnis_py.Integrator
+        Trained on a process (its base integrand is a physics ``Integrand``).
+    sigma : float
+        The cross section in pb the events are normalised to (the integrator's
+        :meth:`~madnis_py.Integrator.integrate` result).
+    unweighter : Unweighter
+        How the maximum weight is chosen and overweights are treated.
+    seed : int
+        Seeds the accept/reject and flavour/colour choices (the integrator's own
+        generator draws the points).
+    """
+
+    def __init__(self, integrator: Any, sigma: float, *, unweighter: Unweighter,
+                 seed: int = 0) -> None:
+        base = integrator.base_integrand
+        physics = getattr(base, "integrand", None)
+        if not isinstance(physics, Integrand):
+            raise TypeError("event generation needs an integrator built on a process "
+                            "(its integrand must be a physics Integrand)")
+        if not sigma > 0 or not math.isfinite(sigma):
+            raise ValueError(f"sigma must be a positive cross section, got {sigma!r}")
+        self.integrator = integrator
+        self.integrand: Integrand = physics
+        self.sigma = float(sigma)
+        self.unweighter = unweighter
+        self.rng = np.random.default_rng(seed)
+        proc = physics.process
+        flows = [sub.colour_flows or leading_colour_flows(sub.pdgs)
+                 for sub in proc.subprocesses]
+        self.n_flows = np.array([len(f) for f in flows], dtype=np.int64)
+        # (subprocess, flow, particle, 2), padded with the subprocess's first flow
+        self.flows = np.stack([np.asarray([*f, *[f[0]] * (self.n_flows.max() - len(f))],
+                                          dtype=np.int64) for f in flows])
+        self.pdgs = np.asarray([sub.pdgs for sub in proc.subprocesses], dtype=np.int64)
+        self.w_max: float | None = None
+        self.norm = 1.0
+        self.n_calls = 0
+        self.n_weighted = 0
+
+    def weighted(self, n: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+        """``n`` weighted points: event weights (n,), channels (n,) and points (n, d)
+        in the integrand's coordinates (channels of equal dimension)."""
+        mc = self.integrator
+        samples = mc.sample(n)
+        weights, channels, points = [], [], []
+        for s in samples:
+            weights.append(s.weight.double().numpy() * (n / len(s.weight)))
+            channels.append(np.full(len(s.weight), s.channel))
+            points.append(mc.integrand_points(s.channel, s.x))
+        self.n_weighted += n
+        self.n_calls += n
+        dims = {p.shape[1] for p in points}
+        if len(dims) != 1:
+            raise ValueError("channels of different dimensions: points cannot be stacked")
+        return np.concatenate(weights), np.concatenate(channels), torch.cat(points)
+
+    def calibrate(self, n: int) -> float:
+        """Fix ``w_max`` (and the normalisation of overweight events) on ``n`` points."""
+        w, _, _ = self.weighted(n)
+        u = self.unweighter
+        self.w_max = max_weight(w, method=u.method, quantile=u.quantile,
+                                replicas=u.replicas, rng=self.rng)
+        r = w / self.w_max
+        # mean event weight sigma: kept overweights carry max(1, r), and c normalises
+        self.norm = (float(np.minimum(r, 1).mean() / r.mean()) if u.overweight == "keep"
+                     else 1.0)
+        return self.w_max
+
+    def _details(self, x: torch.Tensor, channels: np.ndarray,
+                 weights: np.ndarray) -> EventBatch:
+        parts = []
+        for c in np.unique(channels):
+            sel = np.nonzero(channels == c)[0]
+            b = self.integrand(x[sel].numpy(), int(c), prior=False, details=True)
+            self.n_calls += len(sel)
+            assert b.subprocess_f is not None and b.scale is not None
+            assert b.alpha_s is not None
+            if np.any(b.f <= 0):
+                raise RuntimeError(f"channel {c}: an accepted point has f = 0 on its second "
+                                   "evaluation: the integrand is not deterministic")
+            cum = np.cumsum(b.subprocess_f, axis=1)
+            u = self.rng.random(len(sel)) * cum[:, -1]
+            sub = np.minimum((cum < u[:, None]).sum(axis=1), cum.shape[1] - 1)
+            pick = (self.rng.random(len(sel)) * self.n_flows[sub]).astype(np.int64)
+            colours = self.flows[sub, pick]
+            parts.append(EventBatch(self.pdgs[sub], colours, b.momenta, weights[sel],
+                                    b.scale, b.alpha_s, sub, np.full(len(sel), c)))
+        return EventBatch.concatenate(parts)
+
+    def generate(self, n_events: int, *, batch: int = 20_000, calibration: int = 100_000,
+                 sink: Callable[[EventBatch], None] | None = None,
+                 progress: bool = False) -> tuple[EventBatch | None, GenerationSummary]:
+        """Generate ``n_events`` unweighted events.
+
+        ``sink`` receives each batch of events as it is accepted (an LHE writer); without
+        one, the events are returned (memory grows with ``n_events``).
+        """
+        import time
+
+        if n_events < 0:
+            raise ValueError(f"n_events must be >= 0, got {n_events}")
+        t0 = time.perf_counter()
+        if self.w_max is None:
+            self.calibrate(calibration)
+        assert self.w_max is not None
+        kept: list[EventBatch] = []
+        counts = np.zeros(len(self.pdgs), dtype=np.int64)
+        done = drawn = accepted = overweight = 0
+        excess = total = 0.0
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n_events, desc="events", unit="ev")
+        while done < n_events:
+            w, channels, x = self.weighted(batch)
+            drawn += batch
+            res = self.unweighter.unweight(w, self.rng, w_max=self.w_max)
+            excess += float(np.maximum(w - self.w_max, 0).sum())
+            total += float(w.sum())
+            idx = res.indices[: n_events - done]
+            if len(idx) == 0:
+                continue
+            accepted += len(res.indices)
+            ratio = w[idx] / self.w_max
+            overweight += int((ratio > 1).sum())
+            scale = (np.maximum(ratio, 1.0) * self.norm if self.unweighter.overweight == "keep"
+                     else np.ones(len(idx)))
+            events = self._details(x[idx], channels[idx], self.sigma * scale)
+            counts += np.bincount(events.subprocess, minlength=len(counts))
+            done += len(events)
+            if sink is not None:
+                sink(events)
+            else:
+                kept.append(events)
+            if bar is not None:
+                bar.update(len(events))
+        if bar is not None:
+            bar.close()
+        summary = GenerationSummary(
+            n_events=done, n_weighted=self.n_weighted, n_calls=self.n_calls,
+            max_weight=self.w_max, efficiency=accepted / max(drawn, 1),
+            n_overweight=overweight,
+            truncation_bias=(excess / total if self.unweighter.overweight == "truncate"
+                             and total > 0 else 0.0),
+            subprocess_events=counts.tolist(), seconds=time.perf_counter() - t0)
+        out = EventBatch.concatenate(kept) if kept else None
+        return out, summary
