@@ -146,9 +146,6 @@ def _integrator(card: Any, process: Any) -> tuple[Any, Any]:
 
 
 def _train(card: Any, mc: Any, bars: _Progress, timings: dict[str, float]) -> None:
-    import torch
-
-    torch.manual_seed(card.run.seed)  # the flows' initialisation
     t0 = time.perf_counter()
     if card.training.vegas:
         mc.pretrain_vegas(**card.vegas_options())
@@ -265,8 +262,9 @@ def _event_plots(gen: Any, integrand: Any, weights: np.ndarray, w_max: float,
         for c in np.unique(channels):
             sel = np.nonzero(channels == c)[0]
             moms[sel] = integrand(x[sel].numpy(), int(c), prior=False).momenta
-        plot_kinematics(EventBatch.concatenate(sample).momenta, moms, w,
-                        out / "kinematics.png")
+        events = EventBatch.concatenate(sample)
+        plot_kinematics(events.momenta, moms, w, out / "kinematics.png",
+                        event_weights=events.weights)
         made.append(str(out / "kinematics.png"))
     return made
 
@@ -307,7 +305,6 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         raise CLIError("--device cuda: the multi-channel trainer runs its flows on the CPU "
                        "in this version (the CUDA kernels serve the flow and phase-space "
                        "layers directly); use --device cpu")
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     process = card.load_process()
     out = card.lhe_path.parent
     out.mkdir(parents=True, exist_ok=True)
@@ -315,6 +312,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     t_start = time.perf_counter()
     bars = _Progress(args.quiet)
     try:
+        torch.manual_seed(card.run.seed)  # the flows' and channel weights' initialisation
         integrand, mc = _integrator(card, process)
         if args.command == "generate":
             mc = Integrator.load(args.checkpoint, mc.base_integrand)
@@ -381,3 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(summary))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -190,7 +190,7 @@ class Integrand:
         if proc.hadronic:
             from madnis_py.physics.pdf import PDF
 
-            self.pdf = pdf if (pdf is not None and not isinstance(pdf, str)) else PDF(
+            self.pdf = pdf if (pdf is not None and not isinstance(pdf, (str, int))) else PDF(
                 pdf or d.pdf or "LHToyPDF")
         card = proc.parameters()
         self.alpha_s = alpha_s if alpha_s is not None else (

@@ -64,22 +64,30 @@ def kinematics(momenta: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def plot_kinematics(unweighted: np.ndarray, weighted: np.ndarray, weights: np.ndarray,
-                    path: str | Path, *, bins: int = 40) -> None:
-    """Distributions of the unweighted events (points with Poisson errors) over those of
-    a weighted sample of the same run (line), normalised to unit area."""
+                    path: str | Path, *, event_weights: np.ndarray | None = None,
+                    bins: int = 40) -> None:
+    """Distributions of the unweighted events (points with Poisson errors; weighted by
+    ``event_weights`` when overweight events carry more than the others) over those of a
+    weighted sample of the same run (line), normalised to unit area, between the 1 % and
+    99 % quantiles of the weighted sample."""
     plt = _pyplot()
     ku, kw = kinematics(unweighted), kinematics(weighted)
-    names = list(ku)
+    ok_w = weights > 0
+    # observables fixed by the kinematics (m(final) with lepton beams) are left out
+    names = [k for k, v in kw.items()
+             if np.ptp(v[ok_w & np.isfinite(v)]) > 1e-9 * np.abs(v[ok_w]).max()]
     cols = min(len(names), 4)
     rows = (len(names) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names):
         a, b = ku[name], kw[name]
         ok = np.isfinite(b) & (weights > 0)
-        lo, hi = np.quantile(b[ok], [0.001, 0.999])
+        lo, hi = np.quantile(b[ok], [0.01, 0.99])
         edges = np.linspace(lo, hi, bins + 1)
         hw, _ = np.histogram(b[ok], edges, weights=weights[ok])
-        hu, _ = np.histogram(a[np.isfinite(a)], edges)
+        fin = np.isfinite(a)
+        hu, _ = np.histogram(a[fin], edges,
+                             weights=None if event_weights is None else event_weights[fin])
         width = np.diff(edges)
         mid = 0.5 * (edges[1:] + edges[:-1])
         ax.stairs(hw / hw.sum() / width, edges, label="weighted")

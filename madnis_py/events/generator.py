@@ -194,6 +194,14 @@ class EventGenerator:
                      else 1.0)
         return self.w_max
 
+    def fix_max_weight(self, w_max: float, norm: float = 1.0) -> None:
+        """Use a maximum weight (and overweight normalisation) fixed elsewhere, e.g. by the
+        driver of a sharded run, instead of calibrating."""
+        if not w_max > 0:
+            raise ValueError(f"w_max must be > 0, got {w_max!r}")
+        self.w_max = float(w_max)
+        self.norm = float(norm)
+
     def _details(self, x: torch.Tensor, channels: np.ndarray,
                  weights: np.ndarray) -> EventBatch:
         parts = []

@@ -1,0 +1,892 @@
+"""Run cards of the ``madnis-py`` command: everything one run needs, in one TOML file.
+
+A run card names a process and says how to integrate it and how many events to write.
+It is read with :func:`load_run_card` (or :func:`parse_run_card` for a string) into a
+frozen :class:`RunCard`, one dataclass per table; :meth:`RunCard.to_toml` writes it back
+(the LHE header carries that text) and reading the text again gives an equal card.
+Every table is optional except ``[run]``, and every key except ``[run] process``::
+
+    [run]
+    process = "drell_yan"     # a built-in process name, or a path (relative to the card)
+                              # to a process directory or a process.toml
+    seed = 1                  # random seed, integer >= 0
+    nevents = 10000           # unweighted events to write, integer >= 0
+    output = "run_dy"         # output directory, relative to the card
+                              # (default: "<process>_run" beside the card)
+    device = "cpu"            # "cpu" or "cuda": where the flows train and sample
+
+    [collider]                # default: the process card's [defaults]
+    sqrt_s = 13000.0          # collider energy in GeV, > 0; or instead
+    ebeam1 = 6500.0           #   both beam energies, MadGraph's way: sqrt_s = ebeam1 +
+    ebeam2 = 6500.0           #   ebeam2 (symmetric beams only: they must be equal)
+    pdf = "LHToyPDF"          # PDF set by LHAPDF name (the embedded one: "LHToyPDF"), or
+    lhaid = 303000            #   by LHAPDF id, integer >= 0 (not both)
+
+    [scale]                   # default: the process card's [defaults]
+    fixed = 91.188            # fixed renormalisation = factorisation scale in GeV, > 0; or
+    dynamical_scale_choice = 3  # MadGraph's 1 (sum E_T), 2 (sum m_T), 3 (sum m_T / 2),
+                              #   4 (sqrt shat); not both
+    alpha_s = 0.118           # fixed alpha_s, 0 < alpha_s < 1 (default: the PDF set's
+                              #   running alpha_s, the param_card's with lepton beams)
+
+    [cuts]                    # MadGraph run_card names and meanings, values are numbers;
+    ptl = 10.0                # see madnis_py.phasespace.cuts.SUPPORTED_CUTS. The table
+    etal = 2.5                # replaces the process card's [cuts] as a whole; leave it out
+                              # to keep them
+
+    [training]
+    steps = 200               # flow training steps, integer >= 0 (0: VEGAS only)
+    batch = 4096              # integrand points per step, integer >= 1
+    lr = 3e-3                 # Adam learning rate, > 0
+    loss = "variance"         # "variance", "stratified", "forward_kl" or "reverse_kl"
+    buffered_steps = 0        # extra optimisation steps per step on stored batches, >= 0
+    buffer_batches = 4        # batches kept for them, >= 1
+    trainable_weights = true  # train the channel weights with the flows
+    vegas = true              # VEGAS pre-training of every channel first
+    vegas_iterations = 10     # its iterations, >= 1
+    vegas_points = 20000      # its integrand points per iteration and channel, >= 1
+    warmup = 20               # steps with a uniform channel allocation, >= 0
+    min_fraction = 0.1        # smallest share of a batch for all channels, 0 <= f < 1
+    drop_threshold = 1e-4     # a channel's share of the integral at or below which it ...
+    drop_patience = 10        # ... is dropped after this many steps (>= 1)
+    mixture = 0.0             # defensive mixture weight of the VEGAS/flat density, [0, 1)
+    max_weight_penalty = 0.0  # loss term on the largest weights, >= 0
+    bins = 10                 # optional flow shape (madnis_py.flows.Flow): spline bins,
+    blocks = 4                #   coupling blocks, subnet layers and units, each >= 1
+    layers = 3                #   (default: the Flow's defaults)
+    units = 32
+
+    [integration]
+    points = 100000           # integrand points of the final estimate, >= 2 * iterations
+    iterations = 5            # batches it is split into (chi2/dof across them), >= 1
+
+    [unweighting]
+    max_weight = "quantile"   # the unweighting's maximum weight: "exact" (the largest),
+                              #   "quantile" (of the weights) or "replicas" (median of the
+                              #   maxima of `replicas` sub-samples)
+    quantile = 0.999          # 0 < quantile <= 1
+    replicas = 10             # integer >= 1
+    overweight = "keep"       # events above the maximum: "keep" (weight w / w_max > 1)
+                              #   or "truncate" (weight 1)
+
+    [output]
+    lhe = "events.lhe.gz"     # event file in the output directory, ".lhe" or ".lhe.gz"
+    plots = true              # training-history and distribution plots
+    checkpoint = "checkpoint.pt"  # trained integrator, in the output directory
+
+    [distributed]             # optional: scale out with Dask
+    scheduler = "tcp://host:8786"  # an existing Dask scheduler's address; or
+    cluster = "local"         #   a cluster to start: "local", "slurm", "htcondor", "pbs"
+                              #   (the default without a scheduler)
+    workers = 2               # workers of that cluster, >= 1 (not with a scheduler)
+    shards = 4                # event-generation shards (seeds seed, seed+1, ...), >= 1
+    options = { queue = "short", cores = 4 }  # keyword arguments of the cluster class
+                              #   (dask-jobqueue's SLURMCluster, ...), free-form
+
+Relative paths are resolved against the card's directory, and the card keeps them
+absolute, so that its text says the same wherever it is read again.
+
+Errors raise :class:`RunCardError`, one line that names the file, the line, the table
+and the key, what is wrong and what was expected::
+
+    run.toml:7: [training] stepz: unknown key; did you mean 'steps'? (expected one of ...)
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+from madnis_py.cards._toml import KeyLocator, toml_key, toml_value
+from madnis_py.phasespace.cuts import SUPPORTED_CUTS
+
+if TYPE_CHECKING:
+    from madnis_py.physics.process import Process
+
+__all__ = [
+    "CLUSTERS",
+    "DEVICES",
+    "LOSSES",
+    "MAX_WEIGHTS",
+    "OVERWEIGHTS",
+    "ColliderSettings",
+    "DistributedSettings",
+    "IntegrationSettings",
+    "OutputSettings",
+    "RunCard",
+    "RunCardError",
+    "RunCardNotFoundError",
+    "RunSettings",
+    "ScaleSettings",
+    "TrainingSettings",
+    "UnweightingSettings",
+    "load_run_card",
+    "parse_run_card",
+]
+
+Device = Literal["cpu", "cuda"]
+Loss = Literal["variance", "stratified", "forward_kl", "reverse_kl"]
+MaxWeight = Literal["exact", "quantile", "replicas"]
+Overweight = Literal["keep", "truncate"]
+Cluster = Literal["local", "slurm", "htcondor", "pbs"]
+
+#: Allowed values of the enumerated keys.
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+LOSSES: tuple[str, ...] = ("variance", "stratified", "forward_kl", "reverse_kl")
+MAX_WEIGHTS: tuple[str, ...] = ("exact", "quantile", "replicas")
+OVERWEIGHTS: tuple[str, ...] = ("keep", "truncate")
+CLUSTERS: tuple[str, ...] = ("local", "slurm", "htcondor", "pbs")
+
+#: The card's name inside a directory given to :func:`load_run_card`.
+CARD_NAME = "run_card.toml"
+
+
+class RunCardError(ValueError):
+    """A run card that cannot be used: one line, ``<file>:<line>: [table] key: ...``."""
+
+
+class RunCardNotFoundError(RunCardError, FileNotFoundError):
+    """The run card file does not exist."""
+
+
+# ------------------------------------------------------------------------ the tables
+
+@dataclass(frozen=True)
+class RunSettings:
+    """``[run]``: what to run and where the results go.
+
+    Attributes
+    ----------
+    process : str, Path or None
+        A built-in process name (``str``) or the resolved path of a process directory
+        or card (``Path``); ``None`` only for cards imported without a process.
+    seed : int
+    nevents : int
+        Unweighted events to write.
+    output : Path or None
+        The output directory, absolute (``None`` only when built by hand).
+    device : {"cpu", "cuda"}
+    """
+
+    process: str | Path | None = None
+    seed: int = 1
+    nevents: int = 10_000
+    output: Path | None = None
+    device: Device = "cpu"
+
+
+@dataclass(frozen=True)
+class ColliderSettings:
+    """``[collider]``: energy and PDF set; ``None`` keeps the process card's default."""
+
+    sqrt_s: float | None = None
+    pdf: str | None = None
+    lhaid: int | None = None
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    """``[scale]``: a fixed scale or a dynamical choice, and an optional fixed alpha_s."""
+
+    fixed: float | None = None
+    dynamical_scale_choice: int | None = None
+    alpha_s: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """``[training]``: the multi-channel integrator and its training (see the module
+    docstring for every key); the flow shape keys are ``None`` for the Flow's defaults."""
+
+    steps: int = 200
+    batch: int = 4096
+    lr: float = 3e-3
+    loss: Loss = "variance"
+    buffered_steps: int = 0
+    buffer_batches: int = 4
+    trainable_weights: bool = True
+    vegas: bool = True
+    vegas_iterations: int = 10
+    vegas_points: int = 20_000
+    warmup: int = 20
+    min_fraction: float = 0.1
+    drop_threshold: float = 1e-4
+    drop_patience: int = 10
+    mixture: float = 0.0
+    max_weight_penalty: float = 0.0
+    bins: int | None = None
+    blocks: int | None = None
+    layers: int | None = None
+    units: int | None = None
+
+
+@dataclass(frozen=True)
+class IntegrationSettings:
+    """``[integration]``: the final cross-section estimate."""
+
+    points: int = 100_000
+    iterations: int = 5
+
+
+@dataclass(frozen=True)
+class UnweightingSettings:
+    """``[unweighting]``: how the maximum weight is chosen and overweights treated."""
+
+    max_weight: MaxWeight = "quantile"
+    quantile: float = 0.999
+    replicas: int = 10
+    overweight: Overweight = "keep"
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """``[output]``: file names inside the output directory."""
+
+    lhe: str = "events.lhe.gz"
+    plots: bool = True
+    checkpoint: str = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class DistributedSettings:
+    """``[distributed]``: a Dask scheduler to join, or a cluster to start.
+
+    ``cluster`` is ``None`` exactly when ``scheduler`` is set; ``workers`` and
+    ``options`` only apply to a cluster this run starts.
+    """
+
+    scheduler: str | None = None
+    cluster: Cluster | None = "local"
+    workers: int = 2
+    shards: int = 4
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+_TABLES: dict[str, tuple[str, ...]] = {
+    "run": ("process", "seed", "nevents", "output", "device"),
+    "collider": ("sqrt_s", "ebeam1", "ebeam2", "pdf", "lhaid"),
+    "scale": ("fixed", "dynamical_scale_choice", "alpha_s"),
+    "cuts": SUPPORTED_CUTS,
+    "training": tuple(f.name for f in fields(TrainingSettings)),
+    "integration": ("points", "iterations"),
+    "unweighting": ("max_weight", "quantile", "replicas", "overweight"),
+    "output": ("lhe", "plots", "checkpoint"),
+    "distributed": ("scheduler", "cluster", "workers", "shards", "options"),
+}
+
+
+@dataclass(frozen=True)
+class RunCard:
+    """A validated run card: one attribute per table (see the module docstring).
+
+    ``cuts`` is ``None`` when the card has no ``[cuts]`` table (the process card's cuts
+    apply), ``distributed`` when it has no ``[distributed]`` table (one process).
+    ``source`` is the file it was read from; it takes no part in comparisons.
+    """
+
+    run: RunSettings = field(default_factory=RunSettings)
+    collider: ColliderSettings = field(default_factory=ColliderSettings)
+    scale: ScaleSettings = field(default_factory=ScaleSettings)
+    cuts: dict[str, float] | None = None
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    integration: IntegrationSettings = field(default_factory=IntegrationSettings)
+    unweighting: UnweightingSettings = field(default_factory=UnweightingSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    distributed: DistributedSettings | None = None
+    source: Path | None = field(default=None, compare=False, repr=False)
+
+    # ------------------------------------------------------------------ reading
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str | os.PathLike[str] | None = None,
+                     *, text: str | None = None,
+                     base_dir: str | os.PathLike[str] | None = None) -> RunCard:
+        """Validate the tables of a parsed card.
+
+        Parameters
+        ----------
+        data : mapping
+            The document as ``tomllib`` returns it: table name to a mapping of keys.
+        source : str or path, optional
+            The file, named in errors (default ``"<run card>"``).
+        text : str, optional
+            The card's text: with it, errors name the line of the key.
+        base_dir : str or path, optional
+            Relative paths are resolved against it (default: the directory of
+            ``source``, else the working directory).
+
+        Raises
+        ------
+        RunCardError
+        """
+        name = "<run card>" if source is None else os.fspath(source)
+        if base_dir is not None:
+            base = Path(base_dir)
+        elif source is not None:
+            base = Path(source).parent
+        else:
+            base = Path.cwd()
+        ctx = _Context(name, KeyLocator(text) if text is not None else None,
+                       base.expanduser().resolve())
+        if not isinstance(data, Mapping):
+            raise RunCardError(f"{name}: expected a mapping of tables, got "
+                               f"{type(data).__name__}")
+        for key, value in data.items():
+            if key not in _TABLES:
+                raise ctx.error(key, None, "unknown table" + _suggest(
+                    key, list(_TABLES), other={}) + " (expected one of " +
+                    ", ".join(f"[{t}]" for t in _TABLES) + ")")
+            if not isinstance(value, Mapping):
+                raise ctx.error(key, None, f"got {_describe(value)} (expected a table)")
+        if "run" not in data:
+            raise ctx.error("run", "process", "missing: the card has no [run] table "
+                            "(expected [run] with process = a built-in name or a path)")
+        tables = {t: data.get(t, {}) for t in _TABLES}
+        card = cls(
+            run=_read_run(_Table(ctx, "run", tables["run"])),
+            collider=_read_collider(_Table(ctx, "collider", tables["collider"])),
+            scale=_read_scale(_Table(ctx, "scale", tables["scale"])),
+            cuts=(_read_cuts(_Table(ctx, "cuts", tables["cuts"], cuts=True))
+                  if "cuts" in data else None),
+            training=_read_training(_Table(ctx, "training", tables["training"])),
+            integration=_read_integration(_Table(ctx, "integration", tables["integration"])),
+            unweighting=_read_unweighting(_Table(ctx, "unweighting", tables["unweighting"])),
+            output=_read_output(_Table(ctx, "output", tables["output"])),
+            distributed=(_read_distributed(_Table(ctx, "distributed", tables["distributed"]))
+                         if "distributed" in data else None),
+            source=Path(name).resolve() if source is not None else None)
+        return card
+
+    # ------------------------------------------------------------------ writing
+
+    def to_toml(self) -> str:
+        """The card as TOML text, every value written out (defaults included, unset
+        optional keys left out); :func:`parse_run_card` of it gives an equal card."""
+        lines = ["# madnis-py run card"]
+        if self.source is not None:
+            lines.append(f"# read from {self.source}")
+
+        def table(name: str, items: Sequence[tuple[str, object]]) -> None:
+            lines.extend(["", f"[{name}]"])
+            lines.extend(f"{toml_key(k)} = {toml_value(v)}" for k, v in items
+                         if v is not None)
+
+        run = self.run
+        process = None if run.process is None else os.fspath(run.process)
+        table("run", [("process", process), ("seed", run.seed), ("nevents", run.nevents),
+                      ("output", None if run.output is None else os.fspath(run.output)),
+                      ("device", run.device)])
+        if process is None:
+            lines.insert(lines.index("[run]") + 1,
+                         "# process = \"...\"  # required: a built-in name or a path")
+        table("collider", _items(self.collider))
+        table("scale", _items(self.scale))
+        if self.cuts is not None:
+            table("cuts", list(self.cuts.items()))
+        table("training", _items(self.training))
+        table("integration", _items(self.integration))
+        table("unweighting", _items(self.unweighting))
+        table("output", _items(self.output))
+        if self.distributed is not None:
+            d = self.distributed
+            if d.scheduler is not None:
+                table("distributed", [("scheduler", d.scheduler), ("shards", d.shards)])
+            else:
+                table("distributed", [("cluster", d.cluster), ("workers", d.workers),
+                                      ("shards", d.shards),
+                                      ("options", d.options or None)])
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------- keyword arguments
+
+    def integrand_options(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`madnis_py.integrand.Integrand`: ``sqrt_s``,
+        ``pdf`` (a set name, or the LHAPDF id as an ``int``), ``scale``,
+        ``dynamical_scale_choice``, ``cuts`` and ``alpha_s``, only those the card sets."""
+        opts: dict[str, Any] = {}
+        if self.collider.sqrt_s is not None:
+            opts["sqrt_s"] = self.collider.sqrt_s
+        if self.collider.pdf is not None:
+            opts["pdf"] = self.collider.pdf
+        elif self.collider.lhaid is not None:
+            opts["pdf"] = self.collider.lhaid
+        if self.scale.fixed is not None:
+            opts["scale"] = self.scale.fixed
+        if self.scale.dynamical_scale_choice is not None:
+            opts["dynamical_scale_choice"] = self.scale.dynamical_scale_choice
+        if self.cuts is not None:
+            opts["cuts"] = dict(self.cuts)
+        if self.scale.alpha_s is not None:
+            opts["alpha_s"] = self.scale.alpha_s
+        return opts
+
+    def flow_options(self) -> dict[str, int]:
+        """Keyword arguments of :class:`madnis_py.flows.Flow` the card sets."""
+        t = self.training
+        shape = {"bins": t.bins, "blocks": t.blocks, "layers": t.layers, "units": t.units}
+        return {k: v for k, v in shape.items() if v is not None}
+
+    def integrator_options(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`madnis_py.training.Integrator` (the seed is the
+        run's)."""
+        t = self.training
+        return {"flow_options": self.flow_options(), "trainable_weights": t.trainable_weights,
+                "loss": t.loss, "lr": t.lr, "min_fraction": t.min_fraction,
+                "warmup": t.warmup, "drop_threshold": t.drop_threshold,
+                "drop_patience": t.drop_patience, "mixture": t.mixture,
+                "max_weight_penalty": t.max_weight_penalty, "seed": self.run.seed}
+
+    def train_options(self) -> dict[str, int]:
+        """Keyword arguments of ``Integrator.train``."""
+        t = self.training
+        return {"steps": t.steps, "batch": t.batch, "buffered_steps": t.buffered_steps,
+                "buffer_batches": t.buffer_batches}
+
+    def vegas_options(self) -> dict[str, int]:
+        """Keyword arguments of ``Integrator.pretrain_vegas`` (run it when
+        ``training.vegas`` is true)."""
+        return {"nitn": self.training.vegas_iterations, "neval": self.training.vegas_points}
+
+    def integrate_options(self) -> dict[str, int]:
+        """Keyword arguments of ``Integrator.integrate``."""
+        return {"n": self.integration.points, "iterations": self.integration.iterations}
+
+    # ------------------------------------------------------------- convenience
+
+    @property
+    def lhe_path(self) -> Path:
+        """The event file: ``output.lhe`` in the output directory."""
+        return self._output_dir() / self.output.lhe
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The checkpoint: ``output.checkpoint`` in the output directory."""
+        return self._output_dir() / self.output.checkpoint
+
+    def _output_dir(self) -> Path:
+        if self.run.output is not None:
+            return self.run.output
+        return Path.cwd() / f"{_process_stem(self.run.process)}_run"
+
+    def load_process(self) -> Process:
+        """The card's process, loaded (:func:`madnis_py.physics.process.load_process`)."""
+        from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
+        from madnis_py.physics.process import load_process
+
+        process = self.run.process
+        where = "" if self.source is None else f"{self.source}: "
+        if process is None:
+            raise RunCardError(f"{where}[run] process: not set (expected a built-in process "
+                               "name or a path)")
+        if isinstance(process, str) and process in builtin_processes():
+            return load_process(builtin_process_dir(process))
+        return load_process(process)  # a path (a str one relative to the working directory)
+
+
+def _items(settings: object) -> list[tuple[str, object]]:
+    return [(f.name, getattr(settings, f.name)) for f in fields(cast(Any, settings))]
+
+
+# ---------------------------------------------------------------- reading helpers
+
+class _Context:
+    """The card being read: its name for errors, where its keys are, its directory."""
+
+    def __init__(self, source: str, locator: KeyLocator | None, base_dir: Path) -> None:
+        self.source = source
+        self.locator = locator
+        self.base_dir = base_dir
+
+    def error(self, table: str, key: str | None, message: str) -> RunCardError:
+        line = None if self.locator is None else self.locator.line(table, key)
+        where = self.source if line is None else f"{self.source}:{line}"
+        if not table:
+            what = f"{key}"
+        else:
+            what = f"[{table}]" if key is None else f"[{table}] {key}"
+        return RunCardError(" ".join(f"{where}: {what}: {message}".split("\n")))
+
+
+def _describe(value: object) -> str:
+    """A value and its TOML type, for messages: ``the string '10'``."""
+    if isinstance(value, bool):
+        kind = "the boolean"
+        shown = "true" if value else "false"
+    elif isinstance(value, int):
+        kind, shown = "the integer", str(value)
+    elif isinstance(value, float):
+        kind, shown = "the float", repr(value)
+    elif isinstance(value, str):
+        kind, shown = "the string", repr(value)
+    elif isinstance(value, Mapping):
+        return "a table"
+    elif isinstance(value, list):
+        return "an array"
+    else:
+        kind, shown = f"a {type(value).__name__}", str(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return f"{kind} {shown}"
+
+
+def _suggest(key: str, valid: Sequence[str], *, other: Mapping[str, Sequence[str]]) -> str:
+    """``"; did you mean 'x'?"`` for the closest valid name, or a table it belongs to."""
+    close = difflib.get_close_matches(key.lower(), list(valid), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    homes = [t for t, keys in other.items() if key in keys]
+    if homes:
+        return f"; it belongs in [{homes[0]}]"
+    return ""
+
+
+_T = TypeVar("_T")
+
+
+class _Table:
+    """One table of the card: typed, range-checked access to its keys."""
+
+    def __init__(self, ctx: _Context, name: str, data: Mapping[str, Any], *,
+                 cuts: bool = False) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.data = data
+        valid = _TABLES[name]
+        for key in data:
+            if key in valid:
+                continue
+            if cuts:
+                raise self.error(key, "unknown cut name" + _suggest(key, valid, other={}) +
+                                 " (expected a name of madnis_py.phasespace.cuts."
+                                 "SUPPORTED_CUTS: " + ", ".join(SUPPORTED_CUTS) + ")")
+            others = {t: k for t, k in _TABLES.items() if t not in (name, "cuts")}
+            raise self.error(key, "unknown key" + _suggest(key, valid, other=others) +
+                             " (expected one of " + ", ".join(valid) + ")")
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def error(self, key: str | None, message: str) -> RunCardError:
+        return self.ctx.error(self.name, key, message)
+
+    def _get(self, key: str, check: Callable[[Any], bool], expected: str,
+             ok: Callable[[Any], bool] | None) -> Any:
+        value = self.data[key]
+        if not check(value):
+            raise self.error(key, f"got {_describe(value)} (expected {expected})")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(key, f"{value} is not a finite number (expected {expected})")
+        if ok is not None and not ok(value):
+            problem = "is not valid" if isinstance(value, str) else "is out of range"
+            raise self.error(key, f"{_describe(value)} {problem} (expected {expected})")
+        return value
+
+    def integer(self, key: str, default: _T, expected: str,
+                ok: Callable[[int], bool] | None = None) -> int | _T:
+        if key not in self.data:
+            return default
+        return int(self._get(key, _is_int, expected, ok))
+
+    def number(self, key: str, default: _T, expected: str,
+               ok: Callable[[float], bool] | None = None) -> float | _T:
+        if key not in self.data:
+            return default
+        return float(self._get(key, _is_number, expected, ok))
+
+    def boolean(self, key: str, default: bool) -> bool:
+        if key not in self.data:
+            return default
+        return bool(self._get(key, lambda v: isinstance(v, bool), "true or false", None))
+
+    def string(self, key: str, default: _T, expected: str,
+               ok: Callable[[str], bool] | None = None) -> str | _T:
+        if key not in self.data:
+            return default
+        return str(self._get(key, lambda v: isinstance(v, str), expected, ok))
+
+    def choice(self, key: str, default: str, choices: Sequence[str]) -> str:
+        allowed = ", ".join(repr(c) for c in choices)
+        value = self.string(key, default, f"one of {allowed}")
+        if value not in choices:
+            raise self.error(key, f"{value!r} is not allowed" +
+                             _suggest(value, choices, other={}) +
+                             f" (expected one of {allowed})")
+        return value
+
+    def exclusive(self, first: str, second: str, expected: str) -> None:
+        if first in self.data and second in self.data:
+            raise self.error(second, f"cannot be given together with {first} "
+                             f"(expected {expected})")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive(value: float) -> bool:
+    return value > 0
+
+
+def _non_negative(value: float) -> bool:
+    return value >= 0
+
+
+def _at_least_one(value: float) -> bool:
+    return value >= 1
+
+
+def _process_stem(process: str | Path | None) -> str:
+    if process is None:
+        return "madnis"
+    if isinstance(process, str):
+        return process
+    return process.name if process.is_dir() else process.parent.name
+
+
+def _resolve_process(t: _Table, value: str) -> str | Path:
+    """A built-in name stays a name; anything else is a path relative to the card."""
+    from madnis_py.physics.builtin import builtin_processes
+
+    candidate = t.ctx.base_dir / Path(value).expanduser()
+    if candidate.is_dir():
+        if not (candidate / "process.toml").is_file():
+            raise t.error("process", f"the directory {candidate} has no process.toml "
+                          "(expected a process directory)")
+        return candidate.resolve()
+    if candidate.is_file():
+        return candidate.resolve()
+    looks_like_path = "/" in value or "\\" in value or value.endswith(".toml")
+    names = builtin_processes()
+    if not looks_like_path and value in names:
+        return value
+    if looks_like_path:
+        raise t.error("process", f"no such process directory or card: {candidate} "
+                      "(expected a path relative to the run card)")
+    raise t.error("process", f"no built-in process {value!r} and no such directory" +
+                  _suggest(value, names, other={}) +
+                  f" (expected one of {', '.join(names)}, or a path)")
+
+
+def _plain_file_name(value: str) -> bool:
+    return bool(value) and value not in (".", "..") and "/" not in value and "\\" not in value
+
+
+# ----------------------------------------------------------------- the tables
+
+def _read_run(t: _Table) -> RunSettings:
+    if not t.has("process"):
+        raise t.error("process", "missing (expected a built-in process name or a path to "
+                      "a process directory)")
+    raw = t.string("process", "", "a built-in process name or a path",
+                   lambda v: bool(v.strip()))
+    process = _resolve_process(t, raw)
+    output_name = t.string("output", None, "a directory path relative to the card",
+                           lambda v: bool(v.strip()))
+    if output_name is None:
+        output_name = f"{_process_stem(process)}_run"
+    output = (t.ctx.base_dir / Path(output_name).expanduser()).resolve()
+    return RunSettings(
+        process=process,
+        seed=t.integer("seed", 1, "an integer >= 0", _non_negative),
+        nevents=t.integer("nevents", 10_000, "an integer >= 0", _non_negative),
+        output=output,
+        device=cast(Device, t.choice("device", "cpu", DEVICES)))
+
+
+def _read_collider(t: _Table) -> ColliderSettings:
+    energy = "a collider energy in GeV, > 0"
+    sqrt_s = t.number("sqrt_s", None, energy, _positive)
+    beam = "a beam energy in GeV, > 0"
+    ebeam1 = t.number("ebeam1", None, beam, _positive)
+    ebeam2 = t.number("ebeam2", None, beam, _positive)
+    for key in ("ebeam1", "ebeam2"):
+        t.exclusive("sqrt_s", key, "sqrt_s, or ebeam1 and ebeam2")
+    if (ebeam1 is None) != (ebeam2 is None):
+        given, missing = ("ebeam1", "ebeam2") if ebeam2 is None else ("ebeam2", "ebeam1")
+        raise t.error(given, f"given without {missing} (expected both beam energies, "
+                      "or sqrt_s)")
+    if ebeam1 is not None and ebeam2 is not None:
+        if ebeam1 != ebeam2:
+            raise t.error("ebeam2", f"{ebeam2!r} differs from ebeam1 = {ebeam1!r} (expected "
+                          "symmetric beams, ebeam1 = ebeam2: the collision frame is the "
+                          "centre-of-mass frame)")
+        sqrt_s = ebeam1 + ebeam2
+    t.exclusive("pdf", "lhaid", "a PDF set by name (pdf) or by LHAPDF id (lhaid)")
+    return ColliderSettings(
+        sqrt_s=sqrt_s,
+        pdf=t.string("pdf", None, "an LHAPDF set name such as 'LHToyPDF'",
+                     lambda v: bool(v.strip())),
+        lhaid=t.integer("lhaid", None, "an LHAPDF id, an integer >= 0", _non_negative))
+
+
+def _read_scale(t: _Table) -> ScaleSettings:
+    t.exclusive("fixed", "dynamical_scale_choice",
+                "a fixed scale or a dynamical_scale_choice")
+    return ScaleSettings(
+        fixed=t.number("fixed", None, "a scale in GeV, > 0", _positive),
+        dynamical_scale_choice=t.integer(
+            "dynamical_scale_choice", None, "MadGraph's 1 (sum of E_T), 2 (sum of m_T), "
+            "3 (sum of m_T / 2) or 4 (sqrt shat)", lambda v: v in (1, 2, 3, 4)),
+        alpha_s=t.number("alpha_s", None, "0 < alpha_s < 1", lambda v: 0 < v < 1))
+
+
+def _read_cuts(t: _Table) -> dict[str, float]:
+    expected = "a number: GeV for pT and masses, plain for eta, y and Delta R"
+    out: dict[str, float] = {}
+    for key in t.data:
+        value = t.number(key, None, expected)
+        assert value is not None
+        out[key] = value
+    return out
+
+
+def _read_training(t: _Table) -> TrainingSettings:
+    d = TrainingSettings()
+    ge0, ge1 = "an integer >= 0", "an integer >= 1"
+    return TrainingSettings(
+        steps=t.integer("steps", d.steps, ge0, _non_negative),
+        batch=t.integer("batch", d.batch, ge1, _at_least_one),
+        lr=t.number("lr", d.lr, "a learning rate > 0", _positive),
+        loss=cast(Loss, t.choice("loss", d.loss, LOSSES)),
+        buffered_steps=t.integer("buffered_steps", d.buffered_steps, ge0, _non_negative),
+        buffer_batches=t.integer("buffer_batches", d.buffer_batches, ge1, _at_least_one),
+        trainable_weights=t.boolean("trainable_weights", d.trainable_weights),
+        vegas=t.boolean("vegas", d.vegas),
+        vegas_iterations=t.integer("vegas_iterations", d.vegas_iterations, ge1,
+                                   _at_least_one),
+        vegas_points=t.integer("vegas_points", d.vegas_points, ge1, _at_least_one),
+        warmup=t.integer("warmup", d.warmup, ge0, _non_negative),
+        min_fraction=t.number("min_fraction", d.min_fraction, "0 <= min_fraction < 1",
+                              lambda v: 0 <= v < 1),
+        drop_threshold=t.number("drop_threshold", d.drop_threshold, "a share >= 0",
+                                _non_negative),
+        drop_patience=t.integer("drop_patience", d.drop_patience, ge1, _at_least_one),
+        mixture=t.number("mixture", d.mixture, "0 <= mixture < 1", lambda v: 0 <= v < 1),
+        max_weight_penalty=t.number("max_weight_penalty", d.max_weight_penalty,
+                                    "a coefficient >= 0", _non_negative),
+        bins=t.integer("bins", None, ge1, _at_least_one),
+        blocks=t.integer("blocks", None, ge1, _at_least_one),
+        layers=t.integer("layers", None, ge1, _at_least_one),
+        units=t.integer("units", None, ge1, _at_least_one))
+
+
+def _read_integration(t: _Table) -> IntegrationSettings:
+    d = IntegrationSettings()
+    iterations = t.integer("iterations", d.iterations, "an integer >= 1", _at_least_one)
+    points = t.integer("points", d.points, f"an integer >= 2 * iterations = {2 * iterations}",
+                       lambda v: v >= 2 * iterations)
+    return IntegrationSettings(points=points, iterations=iterations)
+
+
+def _read_unweighting(t: _Table) -> UnweightingSettings:
+    d = UnweightingSettings()
+    return UnweightingSettings(
+        max_weight=cast(MaxWeight, t.choice("max_weight", d.max_weight, MAX_WEIGHTS)),
+        quantile=t.number("quantile", d.quantile, "0 < quantile <= 1",
+                          lambda v: 0 < v <= 1),
+        replicas=t.integer("replicas", d.replicas, "an integer >= 1", _at_least_one),
+        overweight=cast(Overweight, t.choice("overweight", d.overweight, OVERWEIGHTS)))
+
+
+def _read_output(t: _Table) -> OutputSettings:
+    d = OutputSettings()
+    return OutputSettings(
+        lhe=t.string("lhe", d.lhe, "a file name ending in .lhe or .lhe.gz, no directory",
+                     lambda v: _plain_file_name(v) and v.endswith((".lhe", ".lhe.gz"))),
+        plots=t.boolean("plots", d.plots),
+        checkpoint=t.string("checkpoint", d.checkpoint, "a file name, no directory",
+                            _plain_file_name))
+
+
+def _read_distributed(t: _Table) -> DistributedSettings:
+    d = DistributedSettings()
+    t.exclusive("scheduler", "cluster", "an existing scheduler or a cluster to start")
+    scheduler = t.string("scheduler", None, "a scheduler address such as 'tcp://host:8786'",
+                         lambda v: bool(v.strip()))
+    if scheduler is not None:
+        for key in ("workers", "options"):
+            if t.has(key):
+                raise t.error(key, "only applies to a cluster this run starts, not to an "
+                              "existing scheduler (expected a cluster, or no " + key + ")")
+    options = t.data.get("options", {})
+    if not isinstance(options, Mapping):
+        raise t.error("options", f"got {_describe(options)} (expected a table of keyword "
+                      "arguments, such as { queue = \"short\" })")
+    return DistributedSettings(
+        scheduler=scheduler,
+        cluster=(None if scheduler is not None else
+                 cast(Cluster, t.choice("cluster", "local", CLUSTERS))),
+        workers=t.integer("workers", d.workers, "an integer >= 1", _at_least_one),
+        shards=t.integer("shards", d.shards, "an integer >= 1", _at_least_one),
+        options=dict(options))
+
+
+# ---------------------------------------------------------------- entry points
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+def parse_run_card(text: str, source: str | os.PathLike[str] = "<run card>", *,
+                   base_dir: str | os.PathLike[str] | None = None) -> RunCard:
+    """A run card from its TOML text.
+
+    Parameters
+    ----------
+    text : str
+    source : str or path
+        The file it came from, named in errors; relative paths in the card are
+        resolved against its directory unless ``base_dir`` is given.
+    base_dir : str or path, optional
+
+    Raises
+    ------
+    RunCardError
+        TOML syntax errors keep tomllib's line and column.
+    """
+    name = os.fspath(source)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        message = str(err)
+        match = _TOML_POSITION.search(message)
+        if match is not None:
+            where = f"{name}:{match.group(1)}:{match.group(2)}"
+            message = message[:match.start()]
+        else:
+            where = f"{name}:{text.count(chr(10)) + 1}"
+            message = message.replace("(at end of document)", "").strip()
+        raise RunCardError(f"{where}: TOML syntax error: {message}") from err
+    return RunCard.from_mapping(data, name, text=text, base_dir=base_dir)
+
+
+def load_run_card(path: str | os.PathLike[str]) -> RunCard:
+    """Read and validate a run card (a directory means its ``run_card.toml``).
+
+    Raises
+    ------
+    RunCardNotFoundError
+        No such file (also a ``FileNotFoundError``).
+    RunCardError
+        Anything wrong inside, with file and line.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / CARD_NAME
+    if not p.is_file():
+        raise RunCardNotFoundError(f"{p}: no such run card")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise RunCardError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    return parse_run_card(text, p)

@@ -1,0 +1,375 @@
+"""TOML run cards: defaults, round trips, one-line errors with file, line and key, and
+the run cards shipped with the built-in processes."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from madnis_py.cards import (
+    DistributedSettings,
+    RunCard,
+    RunCardError,
+    RunCardNotFoundError,
+    load_run_card,
+    parse_run_card,
+)
+from madnis_py.cards._toml import KeyLocator, toml_value
+from madnis_py.physics import builtin_processes, load_process
+
+PROCESSES = Path(__file__).resolve().parents[2] / "processes"
+
+FULL = """\
+# a card with every table
+[run]
+process = "drell_yan"
+seed = 7
+nevents = 500
+output = "out/dy"
+device = "cpu"
+
+[collider]
+ebeam1 = 6500.0
+ebeam2 = 6500
+lhaid = 303000
+
+[scale]
+dynamical_scale_choice = 3
+alpha_s = 0.118
+
+[cuts]
+ptl = 20
+etal = 2.5
+mmll = 60.0
+
+[training]
+steps = 10
+batch = 512
+lr = 1e-3
+loss = "stratified"
+buffered_steps = 2
+buffer_batches = 3
+trainable_weights = false
+vegas = false
+vegas_iterations = 3
+vegas_points = 1000
+warmup = 5
+min_fraction = 0.2
+drop_threshold = 0.0
+drop_patience = 4
+bins = 8
+blocks = 2
+layers = 2
+units = 16
+
+[integration]
+points = 2000
+iterations = 2
+
+[unweighting]
+max_weight = "replicas"
+quantile = 1.0
+replicas = 5
+overweight = "truncate"
+
+[output]
+lhe = "dy.lhe"
+plots = false
+checkpoint = "dy.pt"
+
+[distributed]
+cluster = "slurm"
+workers = 3
+shards = 6
+options = { queue = "short", cores = 4, "job extra" = ["--exclusive"], env = { A = "1" } }
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "run.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def line_of(text: str, needle: str) -> int:
+    """1-based line of the first line containing ``needle``."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in the text")
+
+
+# ---------------------------------------------------------------- reading
+
+
+def test_minimal_card_has_the_documented_defaults(tmp_path: Path) -> None:
+    card = load_run_card(write(tmp_path, '[run]\nprocess = "ee_mumu"\n'))
+    assert card.run.process == "ee_mumu"
+    assert (card.run.seed, card.run.nevents, card.run.device) == (1, 10_000, "cpu")
+    assert card.run.output == (tmp_path / "ee_mumu_run").resolve()
+    assert card.collider.sqrt_s is None and card.collider.pdf is None
+    assert card.collider.lhaid is None
+    assert card.scale.fixed is None and card.scale.dynamical_scale_choice is None
+    assert card.cuts is None and card.distributed is None
+    t = card.training
+    assert (t.steps, t.batch, t.lr, t.loss) == (200, 4096, 3e-3, "variance")
+    assert (t.buffered_steps, t.buffer_batches, t.trainable_weights) == (0, 4, True)
+    assert (t.vegas, t.vegas_iterations, t.vegas_points) == (True, 10, 20_000)
+    assert (t.warmup, t.min_fraction) == (20, 0.1)
+    assert (t.bins, t.blocks, t.layers, t.units) == (None, None, None, None)
+    assert (card.integration.points, card.integration.iterations) == (100_000, 5)
+    u = card.unweighting
+    assert (u.max_weight, u.quantile, u.replicas, u.overweight) == ("quantile", 0.999, 10,
+                                                                    "keep")
+    assert (card.output.lhe, card.output.plots) == ("events.lhe.gz", True)
+    assert card.output.checkpoint == "checkpoint.pt"
+    assert card.source == (tmp_path / "run.toml").resolve()
+    assert card.lhe_path == (tmp_path / "ee_mumu_run" / "events.lhe.gz").resolve()
+    # a directory means its run_card.toml
+    write(tmp_path, '[run]\nprocess = "ee_mumu"\n', "run_card.toml")
+    assert load_run_card(tmp_path) == card
+
+
+def test_full_card_values_and_keyword_arguments(tmp_path: Path) -> None:
+    card = load_run_card(write(tmp_path, FULL))
+    assert card.run.output == (tmp_path / "out" / "dy").resolve()
+    assert card.collider.sqrt_s == 13000.0 and card.collider.lhaid == 303000
+    assert card.cuts == {"ptl": 20.0, "etal": 2.5, "mmll": 60.0}
+    assert isinstance(card.cuts["ptl"], float)
+    assert card.distributed == DistributedSettings(
+        scheduler=None, cluster="slurm", workers=3, shards=6,
+        options={"queue": "short", "cores": 4, "job extra": ["--exclusive"],
+                 "env": {"A": "1"}})
+    assert card.integrand_options() == {
+        "sqrt_s": 13000.0, "pdf": 303000, "dynamical_scale_choice": 3,
+        "cuts": {"ptl": 20.0, "etal": 2.5, "mmll": 60.0}, "alpha_s": 0.118}
+    assert card.integrator_options() == {
+        "flow_options": {"bins": 8, "blocks": 2, "layers": 2, "units": 16},
+        "trainable_weights": False, "loss": "stratified", "lr": 1e-3, "min_fraction": 0.2,
+        "warmup": 5, "drop_threshold": 0.0, "drop_patience": 4, "mixture": 0.0,
+        "max_weight_penalty": 0.0, "seed": 7}
+    assert card.train_options() == {"steps": 10, "batch": 512, "buffered_steps": 2,
+                                    "buffer_batches": 3}
+    assert card.vegas_options() == {"nitn": 3, "neval": 1000}
+    assert card.integrate_options() == {"n": 2000, "iterations": 2}
+
+
+def test_process_card_defaults_stay_unset_in_integrand_options(tmp_path: Path) -> None:
+    card = load_run_card(write(tmp_path, '[run]\nprocess = "ttbar"\n[cuts]\n'))
+    assert card.integrand_options() == {"cuts": {}}
+    card = load_run_card(write(tmp_path, '[run]\nprocess = "ttbar"\n[scale]\nfixed = 173\n'
+                               '[collider]\npdf = "LHToyPDF"\nsqrt_s = 14000\n'))
+    assert card.integrand_options() == {"sqrt_s": 14000.0, "pdf": "LHToyPDF", "scale": 173.0}
+
+
+@pytest.mark.parametrize("text", [FULL, FULL.split("[distributed]")[0] + (
+    '[distributed]\nscheduler = "tcp://10.0.0.1:8786"\nshards = 2\n'),
+    '[run]\nprocess = "ee_mumu"\n'])
+def test_round_trip_through_to_toml(tmp_path: Path, text: str) -> None:
+    card = load_run_card(write(tmp_path, text))
+    again = parse_run_card(card.to_toml(), "again.toml")
+    assert again == card
+    # the text carries absolute paths: read from elsewhere, it is the same card
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert load_run_card(write(elsewhere, card.to_toml())) == card
+
+
+def test_process_given_as_a_path_relative_to_the_card(tmp_path: Path) -> None:
+    rel = os.path.relpath(PROCESSES / "ee_mumu", tmp_path)
+    card = load_run_card(write(tmp_path, f'[run]\nprocess = "{rel}"\n'))
+    assert card.run.process == (PROCESSES / "ee_mumu").resolve()
+    assert card.run.output == (tmp_path / "ee_mumu_run").resolve()
+    assert card.load_process().name == "ee_mumu"
+    card = load_run_card(write(tmp_path, f'[run]\nprocess = "{rel}/process.toml"\n'))
+    assert card.run.process == (PROCESSES / "ee_mumu" / "process.toml").resolve()
+    assert card.run.output == (tmp_path / "ee_mumu_run").resolve()
+    assert card.load_process().name == "ee_mumu"
+    assert parse_run_card(card.to_toml()) == card
+
+
+# ---------------------------------------------------------------- errors
+
+ERRORS = [
+    # (card text, the text on the line the error must name, what the message says)
+    ('[run]\nprocess = "ee_mumu"\n[trainig]\nsteps = 3\n', "[trainig]",
+     ["[trainig]", "unknown table", "did you mean 'training'?"]),
+    ('[run]\nprocess = "ee_mumu"\n\n[training]\nbatch = 10\nstepz = 3\n', "stepz",
+     ["[training] stepz", "unknown key", "did you mean 'steps'?", "expected one of"]),
+    ('[run]\nprocess = "ee_mumu"\n[output]\nnevents = 3\n', "nevents",
+     ["[output] nevents", "unknown key", "it belongs in [run]"]),
+    ('[run]\nprocess = "ee_mumu"\nnevents = "10000"\n', "nevents",
+     ["[run] nevents", "the string '10000'", "expected an integer >= 0"]),
+    ('[run]\nprocess = "ee_mumu"\n[training]\nsteps = true\n', "steps",
+     ["[training] steps", "the boolean true", "expected an integer"]),
+    ('[run]\nprocess = "ee_mumu"\n[training]\nsteps = 100.0\n', "steps",
+     ["[training] steps", "the float 100.0", "expected an integer"]),
+    ('[run]\nprocess = "ee_mumu"\n[training]\nlr = "fast"\n', "lr",
+     ["[training] lr", "the string 'fast'", "expected a learning rate > 0"]),
+    ('[run]\nprocess = "ee_mumu"\n[collider]\nsqrt_s = true\n', "sqrt_s",
+     ["[collider] sqrt_s", "the boolean true"]),
+    ('[run]\nprocess = "ee_mumu"\n[training]\nvegas = 1\n', "vegas",
+     ["[training] vegas", "the integer 1", "expected true or false"]),
+    ('[run]\nprocess = "ee_mumu"\nseed = 2\nnevents = -5\n', "nevents",
+     ["[run] nevents", "-5 is out of range", "expected an integer >= 0"]),
+    ('[run]\nprocess = "ee_mumu"\n[unweighting]\nquantile = 0.0\n', "quantile",
+     ["[unweighting] quantile", "out of range", "expected 0 < quantile <= 1"]),
+    ('[run]\nprocess = "ee_mumu"\n[unweighting]\nquantile = 1.5\n', "quantile",
+     ["[unweighting] quantile", "out of range"]),
+    ('[run]\nprocess = "ee_mumu"\n[scale]\nalpha_s = nan\n', "alpha_s",
+     ["[scale] alpha_s", "not a finite number"]),
+    ('[run]\nprocess = "ee_mumu"\ndevice = "gpu"\n', "device",
+     ["[run] device", "'gpu' is not allowed", "expected one of 'cpu', 'cuda'"]),
+    ('[run]\nprocess = "ee_mumu"\n[training]\nloss = "kl"\n', "loss",
+     ["[training] loss", "'variance', 'stratified', 'forward_kl', 'reverse_kl'"]),
+    ('[run]\nprocess = "ee_mumu"\n[unweighting]\nmax_weight = "max"\n', "max_weight",
+     ["[unweighting] max_weight", "'exact', 'quantile', 'replicas'"]),
+    ('[run]\nprocess = "ee_mumu"\n[scale]\ndynamical_scale_choice = -1\n',
+     "dynamical_scale_choice", ["[scale] dynamical_scale_choice", "-1 is out of range"]),
+    ('[run]\nprocess = "ee_mumu"\n[collider]\nsqrt_s = 500.0\nebeam1 = 250.0\n'
+     'ebeam2 = 250.0\n', "ebeam1", ["[collider] ebeam1", "together with sqrt_s"]),
+    ('[run]\nprocess = "ee_mumu"\n[collider]\nebeam1 = 250.0\nebeam2 = 300.0\n', "ebeam2",
+     ["[collider] ebeam2", "300.0 differs from ebeam1 = 250.0", "symmetric beams"]),
+    ('[run]\nprocess = "ee_mumu"\n[collider]\nebeam2 = 300.0\n', "ebeam2",
+     ["[collider] ebeam2", "given without ebeam1"]),
+    ('[run]\nprocess = "ee_mumu"\n[collider]\npdf = "LHToyPDF"\nlhaid = 1\n', "lhaid",
+     ["[collider] lhaid", "together with pdf"]),
+    ('[run]\nprocess = "ee_mumu"\n[scale]\nfixed = 91.0\ndynamical_scale_choice = 3\n',
+     "dynamical_scale_choice", ["[scale] dynamical_scale_choice", "together with fixed"]),
+    ('[run]\nprocess = "ee_mumu"\n[distributed]\nscheduler = "tcp://h:1"\n'
+     'cluster = "slurm"\n', "cluster", ["[distributed] cluster", "together with scheduler"]),
+    ('[run]\nprocess = "ee_mumu"\n[distributed]\nscheduler = "tcp://h:1"\nworkers = 3\n',
+     "workers", ["[distributed] workers", "existing scheduler"]),
+    ('[run]\nprocess = "ee_mumu"\n[distributed]\noptions = 3\n', "options",
+     ["[distributed] options", "the integer 3", "expected a table"]),
+    ('[run]\nprocess = "ee_mumu"\n[cuts]\nptl = 10.0\nptll = 5.0\n', "ptll",
+     ["[cuts] ptll", "unknown cut name", "did you mean 'ptl'?", "SUPPORTED_CUTS"]),
+    ('[run]\nprocess = "ee_mumu"\n[cuts]\nPTL = 10.0\n', "PTL",
+     ["[cuts] PTL", "did you mean 'ptl'?"]),
+    ('[run]\nprocess = "ee_mumu"\n[cuts]\nptl = "10"\n', "ptl",
+     ["[cuts] ptl", "the string '10'"]),
+    ('[run]\nseed = 3\n', "[run]", ["[run] process", "missing"]),
+    ('[run]\nprocess = "drell-yan"\n', "process",
+     ["[run] process", "no built-in process 'drell-yan'", "did you mean 'drell_yan'?"]),
+    ('[run]\nprocess = "./nowhere"\n', "process",
+     ["[run] process", "no such process directory or card"]),
+    ('[run]\nprocess = "ee_mumu"\n[output]\nlhe = "events.txt"\n', "lhe",
+     ["[output] lhe", "'events.txt'", "expected a file name ending in .lhe or .lhe.gz"]),
+    ('[run]\nprocess = "ee_mumu"\n[output]\ncheckpoint = "a/b.pt"\n', "checkpoint",
+     ["[output] checkpoint", "no directory"]),
+    ('[run]\nprocess = "ee_mumu"\n[integration]\npoints = 3\niterations = 2\n', "points",
+     ["[integration] points", "expected an integer >= 2 * iterations = 4"]),
+    # inline tables, dotted keys, tables that are not tables
+    ('run = { process = "ee_mumu", nevents = -1 }\n', "run = {",
+     ["[run] nevents", "out of range"]),
+    ('[run]\nprocess = "ee_mumu"\n[training]\nsteps = 1\n[scale]\n'
+     'x.y = 1\n', "x.y", ["[scale] x", "unknown key"]),
+    ('training.steps = -2\n[run]\nprocess = "ee_mumu"\n', "training.steps",
+     ["[training] steps", "out of range"]),
+    ('run = 3\n', "run = 3", ["[run]", "the integer 3", "expected a table"]),
+    ('[run]\nprocess = "ee_mumu"\n[training]\nsteps = [\n  1,\n  2,\n]\nwarmup = -1\n',
+     "steps = [", ["[training] steps", "an array"]),
+]
+
+
+@pytest.mark.parametrize("text,where,fragments", ERRORS)
+def test_errors_are_one_line_with_file_line_and_key(tmp_path: Path, text: str, where: str,
+                                                    fragments: list[str]) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(RunCardError) as info:
+        load_run_card(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}:{line_of(text, where)}: "), message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_toml_syntax_error_keeps_line_and_column(tmp_path: Path) -> None:
+    text = '[run]\nprocess = "ee_mumu"\nseed = = 3\n'
+    path = write(tmp_path, text)
+    with pytest.raises(RunCardError) as info:
+        load_run_card(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:3:8: TOML syntax error: "), message
+    assert "\n" not in message
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    with pytest.raises(RunCardNotFoundError, match="nope.toml: no such run card") as info:
+        load_run_card(path)
+    assert isinstance(info.value, FileNotFoundError)
+    assert isinstance(info.value, RunCardError)
+
+
+def test_from_mapping_without_text_names_the_source_without_a_line() -> None:
+    with pytest.raises(RunCardError, match=r"^mapping: \[run\] seed: got the string 'x'"):
+        RunCard.from_mapping({"run": {"process": "ee_mumu", "seed": "x"}}, "mapping")
+    card = RunCard.from_mapping({"run": {"process": "ee_mumu"}})
+    assert card.source is None
+    assert card.run.output == Path.cwd().resolve() / "ee_mumu_run"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def test_locator_finds_keys_in_tables_dotted_keys_and_inline_tables() -> None:
+    text = ('top = 1\na.b = 2\n[run]\n# seed = 0 (a comment)\nseed = 1\n'
+            '"quoted key" = 2\ntext = """\nfake = 1\n"""\nafter = 3\n'
+            '[distributed]\noptions = { queue = "q", cores = 4 }\n[ x . "y" ]\nz = 1\n')
+    loc = KeyLocator(text)
+    assert loc.line("", "top") == 1
+    assert loc.line("a", "b") == 2 and loc.line("", "a.b") == 2 and loc.line("a") == 2
+    assert loc.line("run") == 3 and loc.line("run", "seed") == 5
+    assert loc.line("run", "quoted key") == 6
+    assert loc.line("run", "fake") == 3  # inside a multi-line string: not a key
+    assert loc.line("run", "after") == 10
+    assert loc.line("distributed", "options") == 12
+    assert loc.line("distributed.options", "cores") == 12
+    assert loc.line("x.y", "z") == 14
+    assert loc.line("nowhere", "z") is None
+    # a line inside a multi-line array is not a key, the real one after it is
+    loc = KeyLocator('[t]\narr = [\n  "k = 1",  # ]\n  ["x"],\n]\nk = 2\n')
+    assert loc.line("t", "arr") == 2 and loc.line("t", "k") == 6
+
+
+@pytest.mark.parametrize("value", [
+    "plain", 'quo"te', "back\\slash", "tab\there", "new\nline", "\x7f\x01", "ünïcødé 🎉",
+    1, -3, 0.1, 1e-5, 1e16, float("inf"), True, False, [1, 2.5, "x"], [],
+    {"a": 1, "b c": {"d": [True]}}, {}])
+def test_toml_value_reads_back_the_same(value: object) -> None:
+    assert tomllib.loads(f"v = {toml_value(value)}")["v"] == value
+
+
+# ---------------------------------------------------------- shipped run cards
+
+
+def shipped() -> list[str]:
+    return sorted(p.parent.name for p in PROCESSES.glob("*/run_card.toml"))
+
+
+def test_every_builtin_process_ships_a_run_card() -> None:
+    assert shipped() == builtin_processes()
+
+
+@pytest.mark.parametrize("name", shipped())
+def test_shipped_run_card_reproduces_the_process_defaults(name: str) -> None:
+    card = load_run_card(PROCESSES / name / "run_card.toml")
+    process = load_process(name)
+    assert card.run.process == name
+    assert card.load_process().name == process.name
+    d = process.defaults
+    assert card.collider.sqrt_s == d.sqrt_s
+    assert card.collider.pdf == d.pdf
+    assert card.collider.lhaid is None
+    assert card.scale.fixed == d.scale
+    assert card.scale.dynamical_scale_choice == d.dynamical_scale_choice
+    assert card.cuts == process.cuts
+    assert card.output.lhe.endswith(".lhe.gz")
+    assert card.run.nevents == 10_000
+    assert 100 <= card.training.steps <= 200 and 2048 <= card.training.batch <= 4096
+    assert parse_run_card(card.to_toml()) == card
