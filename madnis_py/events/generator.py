@@ -254,7 +254,9 @@ class EventGenerator:
             res = self.unweighter.unweight(w, self.rng, w_max=self.w_max)
             excess += float(np.maximum(w - self.w_max, 0).sum())
             total += float(w.sum())
-            idx = res.indices[: n_events - done]
+            # the batch is ordered by channel: keep a random subset of the accepted
+            # points when the last batch has more than needed, never the first ones
+            idx = np.sort(self.rng.permutation(res.indices)[: n_events - done])
             if len(idx) == 0:
                 continue
             accepted += len(res.indices)

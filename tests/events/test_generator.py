@@ -1,0 +1,112 @@
+"""Unweighted events of a trained integrator reproduce its weighted distributions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from madnis_py.events import Unweighter
+from madnis_py.events.generator import EventGenerator
+from madnis_py.integrand import Integrand, TorchChannels
+from madnis_py.training import Integrator
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[Integrand, Integrator]:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    integrand = Integrand("drell_yan")
+    channels = TorchChannels(integrand)
+    mc = Integrator(channels, feature_dims=channels.feature_dims, seed=1)
+    mc.train(15, batch=1024)
+    return integrand, mc
+
+
+def observables(p: np.ndarray) -> dict[str, np.ndarray]:
+    ll = p[:, 2] + p[:, 3]
+    return {"m_ll": np.sqrt(ll[:, 0] ** 2 - (ll[:, 1:] ** 2).sum(axis=1)),
+            "y_ll": 0.5 * np.log((ll[:, 0] + ll[:, 3]) / (ll[:, 0] - ll[:, 3])),
+            "pt_e": np.hypot(p[:, 3, 1], p[:, 3, 2])}
+
+
+def chi2_pvalue(events: np.ndarray, ev_weights: np.ndarray, ref: np.ndarray,
+                ref_weights: np.ndarray, edges: np.ndarray) -> float:
+    """p-value of the unweighted histogram against the weighted one (both with their
+    statistical errors: Poisson about the expectation for the events, whose few
+    overweight ones carry more weight, and sum w^2 for the weighted points), over the
+    bins expecting at least 5 events."""
+    n = ev_weights.sum()
+    h, _ = np.histogram(events, edges, weights=ev_weights)
+    r, _ = np.histogram(ref, edges, weights=ref_weights)
+    r2, _ = np.histogram(ref, edges, weights=ref_weights ** 2)
+    scale = n / ref_weights.sum()
+    expected = r * scale
+    var = expected * (ev_weights ** 2).sum() / n + r2 * scale ** 2
+    ok = expected >= 5
+    chi2 = float(((h - expected)[ok] ** 2 / var[ok]).sum())
+    return float(stats.chi2.sf(chi2, int(ok.sum()) - 1))
+
+
+def test_unweighted_events_reproduce_weighted_distributions(
+        trained: tuple[Integrand, Integrator]) -> None:
+    integrand, mc = trained
+    sigma = mc.integrate(40_000).value
+    gen = EventGenerator(mc, sigma, unweighter=Unweighter(method="quantile", quantile=0.999),
+                         seed=5)
+    events, summary = gen.generate(20_000, batch=20_000, calibration=50_000)
+    assert events is not None and len(events) == summary.n_events == 20_000
+    # the weighted reference of the same run: fresh points, their momenta and weights
+    w, channels, x = gen.weighted(200_000)
+    moms = np.zeros((len(w), 4, 4))
+    n_sub = len(integrand.process.subprocesses)
+    sub_w = np.zeros(n_sub)
+    for c in np.unique(channels):
+        sel = channels == c
+        b = integrand(x[sel].numpy(), int(c), prior=False, details=True)
+        moms[sel] = b.momenta
+        assert b.subprocess_f is not None
+        on = b.f > 0
+        sub_w += (b.subprocess_f[on] / b.f[on, None] * w[sel][on, None]).sum(axis=0)
+    ev_obs, ref_obs = observables(events.momenta), observables(moms)
+    ev_w = events.weights / events.weights.mean()
+    for name in ev_obs:
+        ok = w > 0
+        # 30 bins of equal cross section between the 0.5 % and 99.5 % quantiles
+        order = np.argsort(ref_obs[name][ok])
+        cum = np.cumsum(w[ok][order]) / w[ok].sum()
+        edges = np.interp(np.linspace(0.005, 0.995, 31), cum, ref_obs[name][ok][order])
+        p = chi2_pvalue(ev_obs[name], ev_w, ref_obs[name][ok], w[ok], edges)
+        assert p > 1e-3, (name, p)
+        # the test has power: the events' own unweighted histogram against the flat
+        # (unit-weight) reference of the weighted points is rejected
+        p_wrong = chi2_pvalue(ev_obs[name], ev_w, ref_obs[name][ok], np.ones(ok.sum()), edges)
+        assert p_wrong < 1e-6, (name, p_wrong)
+    # flavours follow the subprocess parts of the weighted points
+    proc = integrand.process
+    share = np.bincount(events.subprocess, minlength=n_sub) / len(events)
+    want = sub_w / sub_w.sum()
+    err = np.sqrt(want * (1 - want) / len(events) + 0.02 ** 2 * want ** 2)
+    assert np.all(np.abs(share - want) < 4 * err), (share, want)
+    # momentum conservation and the flavours/colours written with the events
+    balance = events.momenta[:, :2].sum(axis=1) - events.momenta[:, 2:].sum(axis=1)
+    assert np.abs(balance).max() < 1e-9 * events.momenta[:, :2, 0].sum(axis=1).max()
+    np.testing.assert_array_equal(events.pdgs,
+                                  np.array([proc.subprocesses[k].pdgs for k in events.subprocess]))
+    assert set(np.unique(events.colours)) == {0, 501}
+
+
+def test_truncation_and_efficiency_are_reported(trained: tuple[Integrand, Integrator]) -> None:
+    _, mc = trained
+    gen = EventGenerator(mc, 1000.0, unweighter=Unweighter(method="quantile", quantile=0.9,
+                                                          overweight="truncate"), seed=2)
+    events, summary = gen.generate(3000, batch=10_000, calibration=20_000)
+    assert events is not None and np.all(events.weights == 1000.0)
+    assert summary.n_overweight > 0 and 0 < summary.truncation_bias < 0.5
+    assert 0 < summary.efficiency <= 1
+    with pytest.raises(TypeError, match="process"):
+        from madnis_py.testfunctions import RidgeAndPeak
+
+        EventGenerator(Integrator(RidgeAndPeak(), feature_dims=2), 1.0,
+                       unweighter=Unweighter())
