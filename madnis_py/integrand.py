@@ -280,16 +280,17 @@ class Integrand:
                 passed[idx[sel]] = True
                 if prior_num is not None and self._amp2:
                     amp2 = self.matrix_element.amp2(p[sel], sub.pdgs, alpha_s=alphas[sel])
-                    cols = (sub.diagram_channels if sub.diagram_channels is not None
-                            else tuple(range(self.n_channels)))
-                    if amp2.shape[1] != len(cols):
+                    diagrams = (sub.diagram_channels if sub.diagram_channels is not None
+                                else tuple(range(self.n_channels)))
+                    if amp2.shape[1] != len(diagrams):
                         raise MatrixElementError(
                             f"process {self.process.name}: the library gives "
                             f"{amp2.shape[1]} diagrams for {list(sub.pdgs)}, the card "
-                            f"{len(cols)} channels (diagram_channels, else all): they "
+                            f"{len(diagrams)} channels (diagram_channels, else all): they "
                             "must correspond one to one")
                     per_channel = np.zeros((len(amp2), self.n_channels))
-                    np.add.at(per_channel, (slice(None), list(cols)), amp2)
+                    for j, c in enumerate(diagrams):  # several diagrams may share a channel
+                        per_channel[:, c] += amp2[:, j]
                     amp2 = per_channel
                     prior_num[idx[sel]] += lum[sel, None] * amp2
             if prior_num is not None and not self._amp2:

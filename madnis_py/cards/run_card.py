@@ -12,7 +12,7 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     seed = 1                  # random seed, integer >= 0
     nevents = 10000           # unweighted events to write, integer >= 0
     output = "run_dy"         # output directory, relative to the card
-                              # (default: "<process>_run" beside the card)
+                              # (default: "<process>_run" in the working directory)
     device = "cpu"            # "cpu" or "cuda": where the flows train and sample
 
     [collider]                # default: the process card's [defaults]
@@ -693,9 +693,10 @@ def _read_run(t: _Table) -> RunSettings:
     process = _resolve_process(t, raw)
     output_name = t.string("output", None, "a directory path relative to the card",
                            lambda v: bool(v.strip()))
-    if output_name is None:
-        output_name = f"{_process_stem(process)}_run"
-    output = (t.ctx.base_dir / Path(output_name).expanduser()).resolve()
+    # no output key: "<process>_run" in the working directory, so that the cards shipped
+    # inside the package never write into it
+    output = (Path.cwd() / f"{_process_stem(process)}_run" if output_name is None else
+              (t.ctx.base_dir / Path(output_name).expanduser()).resolve())
     return RunSettings(
         process=process,
         seed=t.integer("seed", 1, "an integer >= 0", _non_negative),

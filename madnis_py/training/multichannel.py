@@ -630,8 +630,10 @@ class Integrator:
         self.use_flow = [bool(v) for v in state["use_flow"]]
         self.active = state["active"].numpy().astype(bool).copy()
         result = state.get("result")
-        self.last_result = (None if result is None else MultiChannelResult(
-            **{k: (tuple(v) if isinstance(v, list) else v) for k, v in result.items()}))
+        fields: dict[str, Any] = ({} if result is None else
+                                  {k: (tuple(v) if isinstance(v, list) else v)
+                                   for k, v in result.items()})
+        self.last_result = None if result is None else MultiChannelResult(**fields)
         grids = state["vegas_grids"]
         if grids:
             import vegas
