@@ -1,0 +1,76 @@
+"""Time to 10^5 unweighted events for each built-in process from a trained checkpoint.
+
+For every built-in process: ``madnis-py integrate`` with the process's shipped run card
+(training, VEGAS pre-training and the integral; not timed here), then ``madnis-py
+generate --checkpoint ... -n N`` timed end to end in this process (checkpoint load,
+calibration of w_max, sampling, the second evaluation of accepted points, LHE writing
+with gzip). Threads: torch's default (2 on the reference machine).
+
+    python benchmarks/bench_events.py [--events 100000] [--only drell_yan,ttbar] [--markdown F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from madnis_py.cli import main as cli
+from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
+
+
+def run(argv: list[str]) -> dict[str, object]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli(argv + ["--json", "--quiet"])
+    if code != 0:
+        raise RuntimeError(f"madnis-py {' '.join(argv)} exited {code}")
+    return json.loads(out.getvalue().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--only", default=None, help="comma-separated process names")
+    ap.add_argument("--markdown", default=None)
+    args = ap.parse_args()
+    names = args.only.split(",") if args.only else builtin_processes()
+    lines = [f"python {' '.join(sys.argv)}; {platform.machine()}, torch {torch.__version__}, "
+             f"{torch.get_num_threads()} threads", "",
+             "| process | sigma [pb] | eps_uw (gen.) | weighted points | t(train) [s] | "
+             f"t({args.events} events) [s] | events/s | LHE size [MB] |",
+             "|---|---|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            card = str(builtin_process_dir(name) / "run_card.toml")
+            out = Path(tmp) / name
+            t0 = time.perf_counter()
+            trained = run(["integrate", card, "--output", str(out)])
+            t_train = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            gen = run(["generate", card, "--checkpoint", str(out / "checkpoint.pt"),
+                       "-n", str(args.events), "--output", str(out / "gen")])
+            t_gen = time.perf_counter() - t0
+            size = Path(str(gen["lhe"])).stat().st_size / 1e6
+            row = (f"| {name} | {trained['sigma_pb']:.5g} +- {trained['error_pb']:.2g} | "
+                   f"{gen['efficiency']:.3g} | {gen['generation_calls']} | {t_train:.1f} | "
+                   f"{t_gen:.1f} | {args.events / t_gen:.0f} | {size:.1f} |")
+            print(row, flush=True)
+            lines.append(row)
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

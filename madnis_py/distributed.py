@@ -1,0 +1,819 @@
+"""Event generation and matrix-element evaluation spread over a Dask cluster.
+
+Two jobs scale out, both through ``dask.distributed`` (the scheduler, the retries and the
+recovery from lost workers are Dask's; nothing here schedules work itself):
+
+* **Sharded event generation** (:func:`generate_sharded`). The driver loads the trained
+  checkpoint once, takes the cross section from its last integration and fixes the
+  maximum weight ``w_max`` (with its overweight normalisation) on one calibration sample,
+  exactly as the single-process ``madnis-py generate`` does. The events are split into
+  shards whose counts add up to the request; each shard is one Dask task that rebuilds
+  the integrand and the integrator on its worker, draws its events with its own seed
+  (:func:`shard_seed`) and writes its own LHE part file. A shard is a pure function of
+  (card, checkpoint, seed, count, ``w_max``), and its part file only appears, by an
+  atomic rename, once it is complete: a worker that dies mid-shard leaves at most hidden
+  temporary files, Dask reruns the task elsewhere, and the merged file is byte for byte
+  the one of a run without the failure. The merge streams the parts' ``<event>`` blocks
+  in shard order into one file whose ``<init>`` carries the cross section of every
+  subprocess from the event counts summed over the shards.
+
+* **Distributed matrix elements during training** (:class:`DistributedChannels`). The
+  flows train on the driver; only the integrand (phase-space mapping, PDFs and matrix
+  element) is evaluated on the workers, on chunks of each batch, and reassembled in
+  order. The evaluation is deterministic per point, so a training gives the same losses
+  and integral as in one process for the same seed.
+
+Workers rebuild the integrand from a small picklable :class:`IntegrandSpec` (a process
+name or card path and the integrand's options) and keep it in a per-process cache, so the
+matrix-element library is loaded once per worker, not once per task; numpy arrays travel,
+torch modules never do. Paths (checkpoint, output directory, process cards outside the
+package) must be visible to every worker: a shared file system on a batch cluster.
+
+Clusters come from the run card's ``[distributed]`` table (:func:`cluster_from_settings`):
+an existing scheduler, a ``LocalCluster`` of worker processes, or a batch-system cluster
+of ``dask_jobqueue`` (SLURM, HTCondor, PBS).
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from distributed import Client
+
+    from madnis_py.cards.run_card import DistributedSettings, RunCard
+    from madnis_py.integrand import Integrand
+
+__all__ = [
+    "DistributedChannels",
+    "IntegrandSpec",
+    "ShardReport",
+    "ShardedGeneration",
+    "cluster_from_settings",
+    "generate_sharded",
+    "merge_lhe_parts",
+    "shard_seed",
+    "split_events",
+]
+
+#: The ``[distributed] cluster`` names and the ``dask_jobqueue`` class of each batch system.
+JOBQUEUE_CLUSTERS: dict[str, str] = {"slurm": "SLURMCluster", "htcondor": "HTCondorCluster",
+                                     "pbs": "PBSCluster"}
+
+_TAIL = b"</LesHouchesEvents>\n"
+_INIT_END = b"</init>\n"
+
+
+# ------------------------------------------------------------------------- seeds, shards
+
+
+def shard_seed(run_seed: int, shard: int) -> int:
+    """The seed of shard ``shard`` of a run seeded with ``run_seed``.
+
+    Drawn from ``numpy.random.SeedSequence([run_seed, shard])``, so that shards of one
+    run, and the same shard of different runs, get statistically independent streams
+    (consecutive integers as seeds would not guarantee that for every generator).
+
+    Raises
+    ------
+    ValueError
+        ``run_seed`` or ``shard`` is not a non-negative integer.
+    """
+    for name, value in (("run_seed", run_seed), ("shard", shard)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(np.random.SeedSequence([int(run_seed), int(shard)]).generate_state(1)[0])
+
+
+def split_events(n_events: int, shards: int) -> list[int]:
+    """``n_events`` split into ``shards`` counts that differ by at most one and add up
+    exactly (the first ``n_events % shards`` shards take one more).
+
+    Raises
+    ------
+    ValueError
+        ``n_events < 0`` or ``shards < 1``.
+    """
+    if n_events < 0:
+        raise ValueError(f"n_events must be >= 0, got {n_events}")
+    if shards < 1:
+        raise ValueError(f"shards must be >= 1, got {shards}")
+    base, extra = divmod(int(n_events), int(shards))
+    return [base + (1 if i < extra else 0) for i in range(shards)]
+
+
+# ------------------------------------------------------------------- integrand recipes
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable copy of an option value (the cuts are a mapping)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class IntegrandSpec:
+    """What a worker needs to build a physics :class:`~madnis_py.integrand.Integrand`:
+    small, picklable and hashable (it keys the per-worker cache).
+
+    Attributes
+    ----------
+    process : str
+        A built-in process name, or the path of a process directory or ``process.toml``
+        (visible to the workers).
+    options : tuple of (name, value)
+        Keyword arguments of ``Integrand`` (``sqrt_s``, ``pdf``, ``scale``,
+        ``dynamical_scale_choice``, ``cuts``, ``alpha_s``), the cuts as sorted pairs.
+    """
+
+    process: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def create(cls, process: str | os.PathLike[str], **options: Any) -> IntegrandSpec:
+        """A spec from a process and ``Integrand`` keyword arguments."""
+        return cls(os.fspath(process), tuple(sorted((k, _freeze(v))
+                                                    for k, v in options.items())))
+
+    @classmethod
+    def from_card(cls, card: RunCard) -> IntegrandSpec:
+        """The integrand of a run card: its process (a built-in name stays a name, so that
+        workers find it in their own installation) and ``card.integrand_options()``."""
+        from madnis_py.physics.builtin import builtin_processes
+
+        process = card.run.process
+        if isinstance(process, str) and process in builtin_processes():
+            name = process
+        else:
+            name = os.fspath(card.load_process().card)
+        return cls.create(name, **card.integrand_options())
+
+    @classmethod
+    def from_integrand(cls, integrand: Integrand) -> IntegrandSpec:
+        """The recipe of an existing integrand: its process card and the options it was
+        built with (the PDF by set name and member)."""
+        opts: dict[str, Any] = {"sqrt_s": integrand.sqrt_s, "cuts": dict(integrand.cut_values)}
+        if integrand.scale is not None:
+            opts["scale"] = integrand.scale
+        if integrand.dynamical_scale_choice is not None:
+            opts["dynamical_scale_choice"] = integrand.dynamical_scale_choice
+        if integrand.alpha_s is not None:
+            opts["alpha_s"] = integrand.alpha_s
+        if integrand.pdf is not None:
+            name, member = str(integrand.pdf.name), int(integrand.pdf.member)
+            opts["pdf"] = name if member == 0 else f"{name}/{member}"
+        return cls.create(integrand.process.card, **opts)
+
+    def kwargs(self) -> dict[str, Any]:
+        """The options as ``Integrand`` keyword arguments."""
+        return {k: (dict(v) if k == "cuts" else v) for k, v in self.options}
+
+    def build(self) -> Integrand:
+        """A new integrand (loads the matrix-element library)."""
+        from madnis_py.integrand import Integrand
+        from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
+        from madnis_py.physics.process import load_process
+
+        if self.process in builtin_processes():
+            process = load_process(builtin_process_dir(self.process))
+        else:
+            process = load_process(self.process)
+        return Integrand(process, **self.kwargs())
+
+
+# One integrand per spec and worker process: the matrix-element library, the PDF grids and
+# the phase-space mappings are loaded by the first task that needs them, not by every task.
+_INTEGRANDS: dict[IntegrandSpec, Integrand] = {}
+
+
+def _worker_integrand(spec: IntegrandSpec) -> tuple[Integrand, float]:
+    """The worker's cached integrand of ``spec`` and the seconds it took to build (0 when
+    cached)."""
+    import torch
+
+    torch.set_num_threads(1)  # one task per worker thread; the cores are the workers'
+    cached = _INTEGRANDS.get(spec)
+    if cached is not None:
+        return cached, 0.0
+    t0 = time.perf_counter()
+    integrand = spec.build()
+    _INTEGRANDS[spec] = integrand
+    return integrand, time.perf_counter() - t0
+
+
+def _spec_of(source: Any) -> IntegrandSpec:
+    from madnis_py.cards.run_card import RunCard
+    from madnis_py.integrand import Integrand, TorchChannels
+
+    if isinstance(source, IntegrandSpec):
+        return source
+    if isinstance(source, RunCard):
+        return IntegrandSpec.from_card(source)
+    if isinstance(source, TorchChannels):
+        return IntegrandSpec.from_integrand(source.integrand)
+    if isinstance(source, Integrand):
+        return IntegrandSpec.from_integrand(source)
+    if isinstance(source, (str, os.PathLike)):
+        return IntegrandSpec.create(source)
+    raise TypeError(f"source must be an IntegrandSpec, a RunCard, an Integrand, "
+                    f"TorchChannels or a process name/path, got {type(source).__name__}")
+
+
+# ------------------------------------------------------- distributed matrix elements
+
+
+def _describe_channels(spec: IntegrandSpec) -> tuple[int, list[int], int]:
+    from madnis_py.integrand import TorchChannels
+
+    channels = TorchChannels(_worker_integrand(spec)[0])
+    n = channels.n_channels
+    return n, [channels.dims(i) for i in range(n)], channels.feature_dims
+
+
+def _evaluate_chunk(spec: IntegrandSpec, x: np.ndarray,
+                    channel: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``TorchChannels(integrand)(x, channel)`` on a worker, as numpy arrays (the same code
+    path as in one process, so the same numbers)."""
+    import torch
+
+    from madnis_py.integrand import TorchChannels
+
+    f, features, prior = TorchChannels(_worker_integrand(spec)[0])(torch.from_numpy(x),
+                                                                   channel)
+    return f.numpy(), features.numpy(), None if prior is None else prior.numpy()
+
+
+class DistributedChannels:
+    """A multi-channel integrand whose evaluations run on Dask workers.
+
+    It implements the protocol of :class:`~madnis_py.training.Integrator`
+    (``n_channels``, ``dims(channel)``, ``feature_dims`` and
+    ``(x, channel) -> (f, features, prior)`` on torch float64 points), splitting every
+    batch into chunks that workers evaluate with their cached
+    :class:`~madnis_py.integrand.Integrand` and putting the results back in order. The
+    flows, the optimiser and the random numbers stay on the driver, so with the same seed
+    a training gives the same losses and integral as with ``TorchChannels``.
+
+    Parameters
+    ----------
+    source : IntegrandSpec, RunCard, Integrand, TorchChannels or str
+        The integrand: a spec, a run card's, an existing integrand's recipe (rebuilt on
+        the workers, never shipped), or a process name or path with its card's defaults.
+    client : distributed.Client
+        Client of the cluster that evaluates.
+    chunks : int, optional
+        Tasks per batch (default: the number of workers when constructed).
+    min_chunk : int
+        Fewest points per task: smaller batches use fewer tasks, since a task round trip
+        costs a few milliseconds.
+    retries : int
+        Dask ``retries`` of each task (a lost worker is handled by the scheduler anyway).
+
+    Examples
+    --------
+    >>> channels = DistributedChannels(card, client)                 # doctest: +SKIP
+    >>> mc = Integrator(channels, feature_dims=channels.feature_dims, seed=1)
+    >>> mc.train(100, batch=4096)
+    """
+
+    def __init__(self, source: Any, client: Client, *, chunks: int | None = None,
+                 min_chunk: int = 256, retries: int = 1) -> None:
+        from madnis_py.integrand import Integrand, TorchChannels
+
+        if chunks is not None and chunks < 1:
+            raise ValueError(f"chunks must be >= 1, got {chunks}")
+        if min_chunk < 1:
+            raise ValueError(f"min_chunk must be >= 1, got {min_chunk}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.spec = _spec_of(source)
+        self.client = client
+        if chunks is None:
+            chunks = max(1, len(client.scheduler_info().get("workers", {})))
+        self.chunks = int(chunks)
+        self.min_chunk = int(min_chunk)
+        self.retries = int(retries)
+        local = (TorchChannels(source) if isinstance(source, Integrand)
+                 else source if isinstance(source, TorchChannels) else None)
+        if local is not None:
+            n = local.n_channels
+            self._dims = [local.dims(i) for i in range(n)]
+            self.feature_dims = local.feature_dims
+        else:  # only the workers load the library
+            n, self._dims, self.feature_dims = client.submit(
+                _describe_channels, self.spec, pure=False).result()
+        self.n_channels = n
+
+    def dims(self, channel: int) -> int:
+        return self._dims[channel]
+
+    def __call__(self, x: torch.Tensor,
+                 channel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        import torch
+
+        if not 0 <= channel < self.n_channels:
+            raise IndexError(f"channel {channel}: the integrand has {self.n_channels} "
+                             "channels")
+        points = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] != self._dims[channel]:
+            raise ValueError(f"x must have shape (n, {self._dims[channel]}) for channel "
+                             f"{channel}, got {tuple(points.shape)}")
+        n = len(points)
+        if n == 0:
+            return (torch.zeros(0).to(x), torch.zeros(0, self.feature_dims).to(x),
+                    torch.zeros(0, self.n_channels).to(x))
+        k = max(1, min(self.chunks, n // self.min_chunk))
+        pieces = np.array_split(points, k)
+        futures = self.client.map(_evaluate_chunk, [self.spec] * k, pieces, [channel] * k,
+                                  pure=False, retries=self.retries)
+        parts = self.client.gather(futures)
+        f = np.concatenate([p[0] for p in parts])
+        features = np.concatenate([p[1] for p in parts])
+        priors = [p[2] for p in parts]
+        prior = (None if any(p is None for p in priors)
+                 else torch.from_numpy(np.concatenate(priors)).to(x))
+        return torch.from_numpy(f).to(x), torch.from_numpy(features).to(x), prior
+
+
+# ------------------------------------------------------------------- sharded generation
+
+
+@dataclass
+class ShardReport:
+    """What one shard did (returned by its task).
+
+    Attributes
+    ----------
+    shard, seed, n_events
+        Index, seed and unweighted events of the shard.
+    path : str
+        Its LHE part file.
+    subprocess_events : list of int
+        Events per subprocess.
+    max_weights : list of float
+        Largest event weight per subprocess (0 where none), for ``XMAXUP``.
+    n_calls : int
+        Integrand calls.
+    efficiency : float
+        Accepted / drawn points.
+    load_s, setup_s, generate_s
+        Seconds to build the integrand (0 when the worker had it cached), to load the
+        checkpoint, and to generate and write the events.
+    worker : str
+        Address of the worker that completed it.
+    """
+
+    shard: int
+    seed: int
+    n_events: int
+    path: str
+    subprocess_events: list[int]
+    max_weights: list[float]
+    n_calls: int
+    efficiency: float
+    load_s: float
+    setup_s: float
+    generate_s: float
+    worker: str = ""
+
+
+@dataclass
+class ShardedGeneration:
+    """The result of :func:`generate_sharded`.
+
+    Attributes
+    ----------
+    path : Path
+        The merged LHE file.
+    n_events : int
+    sigma, error : float
+        Cross section and error in pb (the checkpoint's integration).
+    w_max, norm : float
+        Maximum weight and overweight normalisation shared by all shards.
+    subprocess_events : list of int
+        Events per subprocess, summed over the shards.
+    shards : list of ShardReport
+        In shard order.
+    calibrate_s, run_s, merge_s : float
+        Seconds to load and calibrate on the driver, for the shards (submission to the
+        last result) and for the merge.
+    """
+
+    path: Path
+    n_events: int
+    sigma: float
+    error: float
+    w_max: float
+    norm: float
+    subprocess_events: list[int]
+    shards: list[ShardReport] = field(default_factory=list)
+    calibrate_s: float = 0.0
+    run_s: float = 0.0
+    merge_s: float = 0.0
+
+    @property
+    def events_per_second(self) -> float:
+        """Events over the time the shards took."""
+        return self.n_events / self.run_s if self.run_s > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class _Shard:
+    """Everything one shard task needs: its result depends on nothing else."""
+
+    card: RunCard
+    checkpoint: str
+    shard: int
+    seed: int
+    n_events: int
+    sigma: float
+    error: float
+    w_max: float
+    norm: float
+    batch: int
+    path: str
+
+
+def _unweighter(card: RunCard) -> Any:
+    from madnis_py.events import Unweighter
+
+    u = card.unweighting
+    return Unweighter(method=u.max_weight, quantile=u.quantile, replicas=u.replicas,
+                      overweight=u.overweight)
+
+
+def _load_integrator(integrand: Integrand, card: RunCard, checkpoint: str | Path) -> Any:
+    """The integrator of a checkpoint on ``integrand``, built as ``madnis-py`` does."""
+    from madnis_py.integrand import TorchChannels
+    from madnis_py.training import Integrator
+
+    return Integrator.load(checkpoint, TorchChannels(integrand))
+
+
+def _run_shard(task: _Shard) -> ShardReport:
+    """One shard on a worker: events drawn with the shard's seed into its part file."""
+    from madnis_py.cli import _lhe_init
+    from madnis_py.events import LHEWriter
+    from madnis_py.events.generator import EventBatch, EventGenerator
+
+    integrand, load_s = _worker_integrand(IntegrandSpec.from_card(task.card))
+    t0 = time.perf_counter()
+    mc = _load_integrator(integrand, task.card, task.checkpoint)
+    mc.generator.manual_seed(task.seed)
+    gen = EventGenerator(mc, task.sigma, seed=task.seed, unweighter=_unweighter(task.card))
+    gen.fix_max_weight(task.w_max, task.norm)
+    setup_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    proc = integrand.process
+    n_sub = len(proc.subprocesses)
+    counts = np.zeros(n_sub, dtype=np.int64)
+    xmax = np.zeros(n_sub)
+    columns = _event_columns(integrand)
+    path = Path(task.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # LHEWriter streams to hidden temporaries and renames onto `path` when complete: a
+    # worker killed here leaves no part file, only temporaries the merge removes.
+    with LHEWriter(path) as writer:
+        def sink(events: EventBatch) -> None:
+            writer.write_batch(idup=events.pdgs, icolup=events.colours,
+                               momenta=events.momenta, weights=events.weights,
+                               scales=events.scales, aqcd=events.alpha_s,
+                               idprup=events.subprocess + 1, **columns)
+            np.add.at(counts, events.subprocess, 1)
+            np.maximum.at(xmax, events.subprocess, events.weights)
+
+        _, summary = gen.generate(task.n_events, batch=task.batch, sink=sink)
+        writer.set_init(_lhe_init(integrand, task.sigma, task.error, counts, xmax))
+    if summary.n_events != task.n_events:  # the generator's contract, checked
+        raise RuntimeError(f"shard {task.shard}: {summary.n_events} events generated, "
+                           f"{task.n_events} requested")
+    worker = ""
+    try:
+        from distributed import get_worker
+
+        worker = str(get_worker().address)
+    except (ImportError, ValueError):
+        pass
+    return ShardReport(task.shard, task.seed, task.n_events, str(path), counts.tolist(),
+                       xmax.tolist(), summary.n_calls, summary.efficiency, load_s, setup_s,
+                       time.perf_counter() - t0, worker)
+
+
+def _event_columns(integrand: Integrand) -> dict[str, Any]:
+    """The LHE particle columns every event of the process shares (as ``madnis-py``
+    writes them): status codes, mothers, generated masses and alpha_QED."""
+    proc = integrand.process
+    n_part = proc.n_particles
+    return {"istup": np.array([-1, -1] + [1] * (n_part - 2)),
+            "mothup": np.array([[0, 0], [0, 0]] + [[1, 2]] * (n_part - 2)),
+            "masses": np.array([0.0, 0.0] + list(integrand.masses)),
+            "aqed": 1.0 / proc.parameters().get("sminputs", 1)}
+
+
+def _event_body(part: Path) -> tuple[int, int]:
+    """Byte offsets of the ``<event>`` blocks of a plain LHE file written by
+    :class:`~madnis_py.events.LHEWriter`: after ``</init>``, before the closing tag."""
+    size = part.stat().st_size
+    with open(part, "rb") as f:
+        head = b""
+        while _INIT_END not in head:
+            chunk = f.read(1 << 16)
+            if not chunk:
+                raise ValueError(f"{part}: no </init> line: not a complete LHE part file")
+            head += chunk
+        f.seek(size - len(_TAIL))
+        if f.read() != _TAIL:
+            raise ValueError(f"{part}: does not end with </LesHouchesEvents>: not a complete "
+                             "LHE part file")
+    return head.index(_INIT_END) + len(_INIT_END), size - len(_TAIL)
+
+
+def merge_lhe_parts(parts: Sequence[str | os.PathLike[str]], path: str | os.PathLike[str],
+                    init: Any, *, header: str | None = None) -> Path:
+    """One LHE file from part files, their events in the given order, with a new
+    ``<init>`` block.
+
+    The head (``<LesHouchesEvents>``, header, ``<init>`` with the ``<generator>`` tag) is
+    the one :class:`~madnis_py.events.LHEWriter` writes, and a ``path`` ending in ``.gz``
+    gets the writer's three gzip members, so the result is what one writer given all the
+    events would have produced. The events are copied as bytes, never parsed. Written to
+    a temporary name and renamed when complete.
+
+    Parameters
+    ----------
+    parts
+        Plain (uncompressed) LHE files written by ``LHEWriter``.
+    path
+        The merged file.
+    init : LHEInit
+        Its ``<init>`` block; every process id of the parts' events must be in it.
+    header
+        Free text for the header (the run card), as in ``LHEWriter``.
+
+    Raises
+    ------
+    ValueError
+        A part that is not a complete LHE file.
+    """
+    from madnis_py.events import LHEWriter
+
+    out_path = Path(path)
+    parts = [Path(p) for p in parts]
+    spans = [_event_body(p) for p in parts]  # every part checked before writing anything
+    token = secrets.token_hex(4)
+    # The writer's own head and tail: an event-free file with the same header and init.
+    head_path = out_path.with_name(f".{out_path.stem}.{token}.head.lhe")
+    try:
+        LHEWriter(head_path, init, header=header).close()
+        text = head_path.read_bytes()
+    finally:
+        head_path.unlink(missing_ok=True)
+    if not text.endswith(_TAIL):
+        raise RuntimeError(f"LHEWriter wrote an unexpected file {head_path}")
+    head = text[: -len(_TAIL)]
+    tmp = out_path.with_name(f".{out_path.name}.{token}.part")
+    gz = out_path.name.endswith(".gz")
+    try:
+        with open(tmp, "xb") as out:
+            if gz:  # the writer's layout: head, events, tail as separate gzip members
+                out.write(gzip.compress(head, compresslevel=1, mtime=0))
+                body: Any = gzip.GzipFile(filename="", mode="wb", fileobj=out,
+                                          compresslevel=1, mtime=0)
+            else:
+                out.write(head)
+                body = out
+            for part, (start, end) in zip(parts, spans):
+                with open(part, "rb") as src:
+                    src.seek(start)
+                    left = end - start
+                    while left > 0:
+                        chunk = src.read(min(left, 1 << 24))
+                        if not chunk:
+                            raise ValueError(f"{part}: shorter than when it was checked")
+                        body.write(chunk)
+                        left -= len(chunk)
+            if gz:
+                body.close()
+                out.write(gzip.compress(_TAIL, compresslevel=1, mtime=0))
+            else:
+                out.write(_TAIL)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out_path
+
+
+def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events: int,
+                     client: Client, *, output: str | os.PathLike[str],
+                     shards: int | None = None, w_max: float | None = None,
+                     norm: float = 1.0, batch: int = 20_000, retries: int = 2,
+                     progress: Callable[[ShardReport], None] | None = None,
+                     ) -> ShardedGeneration:
+    """Unweighted events of a trained checkpoint, generated in shards on a Dask cluster
+    and merged into one LHE file ``output / card.output.lhe``.
+
+    The driver loads the checkpoint once: the cross section and its error are those of
+    its last integration, and unless ``w_max`` is given the maximum weight and the
+    overweight normalisation are calibrated as in ``madnis-py generate`` (same sample,
+    same seed ``card.run.seed + 1``). Shard ``i`` draws ``split_events(n_events,
+    shards)[i]`` events with seed ``shard_seed(card.run.seed, i)`` into
+    ``output/parts/part-{i:04d}.lhe``; the parts are then merged in shard order and
+    removed. The file depends on the card, checkpoint, ``n_events``, ``shards``,
+    ``w_max``, ``norm`` and ``batch`` only: not on the number of workers, the order the
+    shards finish in, or workers lost on the way.
+
+    Parameters
+    ----------
+    card : RunCard
+        The run card the checkpoint was trained with (process, integrand options,
+        unweighting settings, LHE name and header).
+    checkpoint : path
+        Written by ``madnis-py run``/``integrate`` (visible to every worker).
+    n_events : int
+        Events in the merged file, exactly.
+    client : distributed.Client
+    output : path
+        Directory of the merged file (and of the temporary ``parts`` directory; visible to
+        every worker).
+    shards : int, optional
+        Number of tasks (default: the card's ``[distributed] shards``, else 4). More
+        shards than workers balance the load and make a lost shard cheaper.
+    w_max, norm : float, optional
+        Maximum weight and overweight normalisation fixed elsewhere (no calibration).
+    batch : int
+        Weighted points per draw inside a shard (part of the shard's definition).
+    retries : int
+        Dask ``retries`` of a shard whose task raises (a worker that dies is handled by
+        the scheduler, up to its ``distributed.scheduler.allowed-failures``).
+    progress : callable, optional
+        Called with each :class:`ShardReport` as its shard completes.
+
+    Raises
+    ------
+    ValueError
+        A bad ``n_events``, ``shards``, ``w_max`` or ``batch``, or a checkpoint with a
+        non-positive cross section.
+    RuntimeError
+        A shard failed after its retries (the message names it); no merged file is
+        written.
+    """
+    from distributed import as_completed
+
+    from madnis_py.cards.run_card import DistributedSettings
+    from madnis_py.cli import _lhe_init
+    from madnis_py.events.generator import EventGenerator
+
+    if n_events < 0:
+        raise ValueError(f"n_events must be >= 0, got {n_events}")
+    if shards is None:
+        shards = (card.distributed or DistributedSettings()).shards
+    if shards < 1:
+        raise ValueError(f"shards must be >= 1, got {shards}")
+    if w_max is not None and not w_max > 0:
+        raise ValueError(f"w_max must be > 0, got {w_max!r}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    checkpoint = Path(checkpoint).resolve()
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: no such checkpoint")
+    out_dir = Path(output).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    integrand = IntegrandSpec.from_card(card).build()
+    mc = _load_integrator(integrand, card, checkpoint)
+    result = mc.last_result
+    if result is None:  # as madnis-py generate: integrate a checkpoint that was not
+        result = mc.integrate(**card.integrate_options())
+    sigma, error = float(result.value), float(result.error)
+    if not sigma > 0 or not math.isfinite(sigma):
+        raise ValueError(f"{checkpoint}: cross section {sigma!r} pb; events need sigma > 0")
+    if w_max is None:
+        gen = EventGenerator(mc, sigma, seed=card.run.seed + 1, unweighter=_unweighter(card))
+        w_max = gen.calibrate(max(20_000, min(card.integration.points, 200_000)))
+        norm = gen.norm
+    calibrate_s = time.perf_counter() - t0
+
+    parts_dir = out_dir / "parts"
+    if parts_dir.exists():  # a previous run's leftovers (its inputs are unknown)
+        shutil.rmtree(parts_dir)
+    parts_dir.mkdir()
+    counts = split_events(n_events, shards)
+    tasks = [_Shard(card, str(checkpoint), i, shard_seed(card.run.seed, i), c, sigma, error,
+                    float(w_max), float(norm), int(batch),
+                    str(parts_dir / f"part-{i:04d}.lhe")) for i, c in enumerate(counts)]
+    run = secrets.token_hex(4)  # unique keys: a rerun never picks up an older result
+    t0 = time.perf_counter()
+    futures = [client.submit(_run_shard, t, key=f"madnis-shard-{t.shard:04d}-{run}",
+                             pure=False, retries=retries) for t in tasks]
+    index = {f.key: i for i, f in enumerate(futures)}
+    reports: list[ShardReport | None] = [None] * shards
+    try:
+        for fut in as_completed(futures):
+            i = index[fut.key]
+            try:
+                report = fut.result()
+            except Exception as err:
+                raise RuntimeError(f"shard {i} ({tasks[i].n_events} events, seed "
+                                   f"{tasks[i].seed}) failed after {retries} retries: "
+                                   f"{type(err).__name__}: {err}") from err
+            reports[i] = report
+            if progress is not None:
+                progress(report)
+    except BaseException:
+        client.cancel(futures)
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        raise
+    run_s = time.perf_counter() - t0
+    done = [r for r in reports if r is not None]
+    t0 = time.perf_counter()
+    try:
+        n_sub = len(integrand.process.subprocesses)
+        sub_counts = np.zeros(n_sub, dtype=np.int64)
+        xmax = np.zeros(n_sub)
+        for r in done:
+            sub_counts += np.asarray(r.subprocess_events, dtype=np.int64)
+            xmax = np.maximum(xmax, r.max_weights)
+        if int(sub_counts.sum()) != n_events:
+            raise RuntimeError(f"the shards wrote {int(sub_counts.sum())} events, "
+                               f"{n_events} requested")
+        init = _lhe_init(integrand, sigma, error, sub_counts, xmax)
+        path = merge_lhe_parts([t.path for t in tasks], out_dir / card.output.lhe, init,
+                               header=card.to_toml())
+    finally:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+    return ShardedGeneration(path, n_events, sigma, error, float(w_max), float(norm),
+                             sub_counts.tolist(), done, calibrate_s, run_s,
+                             time.perf_counter() - t0)
+
+
+# -------------------------------------------------------------------------- clusters
+
+
+def cluster_from_settings(settings: DistributedSettings) -> tuple[Client, Any]:
+    """A client for the run card's ``[distributed]`` table, and the cluster it started.
+
+    ``scheduler = "tcp://host:8786"`` joins a running scheduler (the cluster is then
+    ``None``: someone else owns it). ``cluster = "local"`` starts a ``LocalCluster`` of
+    ``workers`` processes with one thread each; ``"slurm"``, ``"htcondor"`` and
+    ``"pbs"`` start the ``dask_jobqueue`` cluster of that batch system with ``options``
+    as its keyword arguments (``queue``, ``cores``, ``memory``, ``walltime``, ...) and
+    scale it to ``workers`` workers. Close both when done (``client.close()``,
+    ``cluster.close()``).
+
+    Raises
+    ------
+    ValueError
+        An unknown cluster name, or neither a scheduler nor a cluster.
+    ImportError
+        ``dask_jobqueue`` (or ``distributed``) is not installed; the message says how to
+        install it.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as err:
+        raise ImportError("[distributed] needs dask.distributed: pip install "
+                          "'dask[distributed]' dask-jobqueue") from err
+    if settings.scheduler is not None:
+        return Client(settings.scheduler), None
+    name = settings.cluster
+    if name == "local":
+        cluster: Any = LocalCluster(n_workers=settings.workers, threads_per_worker=1,
+                                    processes=True, **settings.options)
+        return Client(cluster), cluster
+    if name not in JOBQUEUE_CLUSTERS:
+        known = ", ".join(["local", *JOBQUEUE_CLUSTERS])
+        raise ValueError(f"[distributed] cluster: unknown cluster {name!r} (expected one of "
+                         f"{known}, or a scheduler address)")
+    try:
+        import dask_jobqueue
+    except ImportError as err:
+        raise ImportError(f"[distributed] cluster = {name!r} needs dask-jobqueue: pip "
+                          "install dask-jobqueue") from err
+    cluster = getattr(dask_jobqueue, JOBQUEUE_CLUSTERS[name])(**settings.options)
+    try:
+        cluster.scale(settings.workers)
+        client = Client(cluster)
+    except BaseException:
+        cluster.close()
+        raise
+    return client, cluster
