@@ -341,7 +341,7 @@ class DistributedChannels:
         pieces = np.array_split(points, k)
         futures = self.client.map(_evaluate_chunk, [self.spec] * k, pieces, [channel] * k,
                                   pure=False, retries=self.retries)
-        parts = self.client.gather(futures)
+        parts = self.client.gather(futures)  # type: ignore[no-untyped-call]
         f = np.concatenate([p[0] for p in parts])
         features = np.concatenate([p[1] for p in parts])
         priors = [p[2] for p in parts]
@@ -457,7 +457,7 @@ def _unweighter(card: RunCard) -> Any:
                       overweight=u.overweight)
 
 
-def _load_integrator(integrand: Integrand, card: RunCard, checkpoint: str | Path) -> Any:
+def _load_integrator(integrand: Integrand, checkpoint: str | Path) -> Any:
     """The integrator of a checkpoint on ``integrand``, built as ``madnis-py`` does."""
     from madnis_py.integrand import TorchChannels
     from madnis_py.training import Integrator
@@ -473,7 +473,7 @@ def _run_shard(task: _Shard) -> ShardReport:
 
     integrand, load_s = _worker_integrand(IntegrandSpec.from_card(task.card))
     t0 = time.perf_counter()
-    mc = _load_integrator(integrand, task.card, task.checkpoint)
+    mc = _load_integrator(integrand, task.checkpoint)
     mc.generator.manual_seed(task.seed)
     gen = EventGenerator(mc, task.sigma, seed=task.seed, unweighter=_unweighter(task.card))
     gen.fix_max_weight(task.w_max, task.norm)
@@ -574,8 +574,8 @@ def merge_lhe_parts(parts: Sequence[str | os.PathLike[str]], path: str | os.Path
     from madnis_py.events import LHEWriter
 
     out_path = Path(path)
-    parts = [Path(p) for p in parts]
-    spans = [_event_body(p) for p in parts]  # every part checked before writing anything
+    files = [Path(p) for p in parts]
+    spans = [_event_body(p) for p in files]  # every part checked before writing anything
     token = secrets.token_hex(4)
     # The writer's own head and tail: an event-free file with the same header and init.
     head_path = out_path.with_name(f".{out_path.stem}.{token}.head.lhe")
@@ -598,7 +598,7 @@ def merge_lhe_parts(parts: Sequence[str | os.PathLike[str]], path: str | os.Path
             else:
                 out.write(head)
                 body = out
-            for part, (start, end) in zip(parts, spans):
+            for part, (start, end) in zip(files, spans):
                 with open(part, "rb") as src:
                     src.seek(start)
                     left = end - start
@@ -700,7 +700,7 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
 
     t0 = time.perf_counter()
     integrand = IntegrandSpec.from_card(card).build()
-    mc = _load_integrator(integrand, card, checkpoint)
+    mc = _load_integrator(integrand, checkpoint)
     result = mc.last_result
     if result is None:  # as madnis-py generate: integrate a checkpoint that was not
         result = mc.integrate(**card.integrate_options())
@@ -728,7 +728,7 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
     index = {f.key: i for i, f in enumerate(futures)}
     reports: list[ShardReport | None] = [None] * shards
     try:
-        for fut in as_completed(futures):
+        for fut in as_completed(futures):  # type: ignore[no-untyped-call]
             i = index[fut.key]
             try:
                 report = fut.result()
@@ -740,7 +740,7 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
             if progress is not None:
                 progress(report)
     except BaseException:
-        client.cancel(futures)
+        client.cancel(futures)  # type: ignore[no-untyped-call]
         shutil.rmtree(parts_dir, ignore_errors=True)
         raise
     run_s = time.perf_counter() - t0
@@ -794,12 +794,13 @@ def cluster_from_settings(settings: DistributedSettings) -> tuple[Client, Any]:
         raise ImportError("[distributed] needs dask.distributed: pip install "
                           "'dask[distributed]' dask-jobqueue") from err
     if settings.scheduler is not None:
-        return Client(settings.scheduler), None
+        return Client(settings.scheduler), None  # type: ignore[no-untyped-call]
     name = settings.cluster
     if name == "local":
-        cluster: Any = LocalCluster(n_workers=settings.workers, threads_per_worker=1,
-                                    processes=True, **settings.options)
-        return Client(cluster), cluster
+        cluster: Any = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=settings.workers, threads_per_worker=1, processes=True,
+            **settings.options)
+        return Client(cluster), cluster  # type: ignore[no-untyped-call]
     if name not in JOBQUEUE_CLUSTERS:
         known = ", ".join(["local", *JOBQUEUE_CLUSTERS])
         raise ValueError(f"[distributed] cluster: unknown cluster {name!r} (expected one of "
@@ -812,7 +813,7 @@ def cluster_from_settings(settings: DistributedSettings) -> tuple[Client, Any]:
     cluster = getattr(dask_jobqueue, JOBQUEUE_CLUSTERS[name])(**settings.options)
     try:
         cluster.scale(settings.workers)
-        client = Client(cluster)
+        client = Client(cluster)  # type: ignore[no-untyped-call]
     except BaseException:
         cluster.close()
         raise
