@@ -41,6 +41,7 @@ import math
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -199,14 +200,17 @@ class IntegrandSpec:
 # One integrand per spec and worker process: the matrix-element library, the PDF grids and
 # the phase-space mappings are loaded by the first task that needs them, not by every task.
 _INTEGRANDS: dict[IntegrandSpec, Integrand] = {}
+# Tasks of one process take turns on a cached integrand: with threaded workers (not what
+# cluster_from_settings starts) two threads must not share a library's global state.
+_LOCK = threading.RLock()
 
 
 def _worker_integrand(spec: IntegrandSpec) -> tuple[Integrand, float]:
     """The worker's cached integrand of ``spec`` and the seconds it took to build (0 when
-    cached)."""
+    cached). Call with ``_LOCK`` held."""
     import torch
 
-    torch.set_num_threads(1)  # one task per worker thread; the cores are the workers'
+    torch.set_num_threads(1)  # one task per worker process; the cores are the workers'
     cached = _INTEGRANDS.get(spec)
     if cached is not None:
         return cached, 0.0
@@ -240,7 +244,8 @@ def _spec_of(source: Any) -> IntegrandSpec:
 def _describe_channels(spec: IntegrandSpec) -> tuple[int, list[int], int]:
     from madnis_py.integrand import TorchChannels
 
-    channels = TorchChannels(_worker_integrand(spec)[0])
+    with _LOCK:
+        channels = TorchChannels(_worker_integrand(spec)[0])
     n = channels.n_channels
     return n, [channels.dims(i) for i in range(n)], channels.feature_dims
 
@@ -253,8 +258,9 @@ def _evaluate_chunk(spec: IntegrandSpec, x: np.ndarray,
 
     from madnis_py.integrand import TorchChannels
 
-    f, features, prior = TorchChannels(_worker_integrand(spec)[0])(torch.from_numpy(x),
-                                                                   channel)
+    with _LOCK:
+        f, features, prior = TorchChannels(_worker_integrand(spec)[0])(torch.from_numpy(x),
+                                                                       channel)
     return f.numpy(), features.numpy(), None if prior is None else prior.numpy()
 
 
@@ -405,6 +411,8 @@ class ShardedGeneration:
         Cross section and error in pb (the checkpoint's integration).
     w_max, norm : float
         Maximum weight and overweight normalisation shared by all shards.
+    batch : int
+        Weighted points per draw in the shards.
     subprocess_events : list of int
         Events per subprocess, summed over the shards.
     shards : list of ShardReport
@@ -420,6 +428,7 @@ class ShardedGeneration:
     error: float
     w_max: float
     norm: float
+    batch: int
     subprocess_events: list[int]
     shards: list[ShardReport] = field(default_factory=list)
     calibrate_s: float = 0.0
@@ -467,6 +476,11 @@ def _load_integrator(integrand: Integrand, checkpoint: str | Path) -> Any:
 
 def _run_shard(task: _Shard) -> ShardReport:
     """One shard on a worker: events drawn with the shard's seed into its part file."""
+    with _LOCK:
+        return _shard_events(task)
+
+
+def _shard_events(task: _Shard) -> ShardReport:
     from madnis_py.cli import _lhe_init
     from madnis_py.events import LHEWriter
     from madnis_py.events.generator import EventBatch, EventGenerator
@@ -625,7 +639,7 @@ def merge_lhe_parts(parts: Sequence[str | os.PathLike[str]], path: str | os.Path
 def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events: int,
                      client: Client, *, output: str | os.PathLike[str],
                      shards: int | None = None, w_max: float | None = None,
-                     norm: float = 1.0, batch: int = 20_000, retries: int = 2,
+                     norm: float = 1.0, batch: int | None = None, retries: int = 2,
                      progress: Callable[[ShardReport], None] | None = None,
                      ) -> ShardedGeneration:
     """Unweighted events of a trained checkpoint, generated in shards on a Dask cluster
@@ -659,8 +673,12 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
         shards than workers balance the load and make a lost shard cheaper.
     w_max, norm : float, optional
         Maximum weight and overweight normalisation fixed elsewhere (no calibration).
-    batch : int
+    batch : int, optional
         Weighted points per draw inside a shard (part of the shard's definition).
+        Default: half the largest shard, between 5,000 and 20,000 (the generator's
+        batch): a shard discards the unused tail of its last draw, which with 20,000
+        would be most of the work of a small shard, while every draw has a fixed cost
+        (tens of ms for a few channels) that makes much smaller draws slower.
     retries : int
         Dask ``retries`` of a shard whose task raises (a worker that dies is handled by
         the scheduler, up to its ``distributed.scheduler.allowed-failures``).
@@ -690,7 +708,7 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
         raise ValueError(f"shards must be >= 1, got {shards}")
     if w_max is not None and not w_max > 0:
         raise ValueError(f"w_max must be > 0, got {w_max!r}")
-    if batch < 1:
+    if batch is not None and batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     checkpoint = Path(checkpoint).resolve()
     if not checkpoint.is_file():
@@ -718,6 +736,8 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
         shutil.rmtree(parts_dir)
     parts_dir.mkdir()
     counts = split_events(n_events, shards)
+    if batch is None:
+        batch = min(20_000, max(5_000, -(-max(counts) // 2)))
     tasks = [_Shard(card, str(checkpoint), i, shard_seed(card.run.seed, i), c, sigma, error,
                     float(w_max), float(norm), int(batch),
                     str(parts_dir / f"part-{i:04d}.lhe")) for i, c in enumerate(counts)]
@@ -762,7 +782,7 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
     return ShardedGeneration(path, n_events, sigma, error, float(w_max), float(norm),
-                             sub_counts.tolist(), done, calibrate_s, run_s,
+                             int(batch), sub_counts.tolist(), done, calibrate_s, run_s,
                              time.perf_counter() - t0)
 
 

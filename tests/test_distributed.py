@@ -76,7 +76,7 @@ def _one_thread() -> None:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[tuple[Any, Any]]:
     lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None)
+                                  dashboard_address=":0")
     client = distributed.Client(lc)
     try:
         yield client, lc
