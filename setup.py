@@ -144,7 +144,9 @@ setup(
     install_requires=["torch>=2.1", "numpy>=1.22", "cffi>=1.15", "vegas>=6", "tqdm>=4",
                       "matplotlib>=3.5", "rich>=12"],
     extras_require={
-        "test": ["pytest>=7", "scipy>=1.9", "mpmath>=1.2", "ufoamp", "ufo-sm", "pylhe>=0.9"],
+        "test": ["pytest>=7", "scipy>=1.9", "mpmath>=1.2", "ufoamp", "ufo-sm", "pylhe>=0.9",
+                 "dask[distributed]>=2024.1", "dask-jobqueue>=0.8"],
+        "distributed": ["dask[distributed]>=2024.1", "dask-jobqueue>=0.8"],
         "dev": ["mypy==2.4.1"],
         "bench": ["zuko", "madnis", "madspace", "vegas"],
         "pdf": ["hoppet"],

@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---:|---:|",
         f"| cluster start (scheduler + nanny + worker processes) | {one['start_s']:.2f} s | "
         f"{two['start_s']:.2f} s |",
-        f"| first import of torch + madnis_py on the workers | {one['import_s']:.2f} s | "
+        f"| first import of torch + madnis_py on the workers (after the start, which "
+        f"spawns them with this script's imports) | {one['import_s']:.2f} s | "
         f"{two['import_s']:.2f} s |",
         f"| library load (integrand build, once per worker) | "
         f"{', '.join(f'{v:.2f}' for v in one['load_s'])} s | "
@@ -259,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({big_events // big_shards} events each) would take about {t_big:.0f} s of "
         f"generation (plus the batch queue's wait for the jobs and the worker start), "
         f"then a merge of ~{big_events * mb_per_event / 1e3:.0f} GB at the "
-        f"{merge_rate:.0f} MB/s measured here, ~{merge_big:.0f} s: single-threaded "
+        f"{merge_rate:.0f} MB/s measured here (a small file in the page cache: a shared "
+        f"file system is slower), ~{merge_big:.0f} s or more: single-threaded "
         "copying on the driver, which becomes the bottleneck for very large runs (write "
         "`.lhe.gz` to trade disk for compression time, or keep the parts). The driver's "
         "calibration is a fixed cost independent of the worker count, and a lost worker "

@@ -4,7 +4,7 @@
 
     madnis-py run CARD [--seed N] [--output DIR] [--device cpu|cuda] [--json]
     madnis-py integrate CARD [...]
-    madnis-py generate CARD --checkpoint FILE -n N [...]
+    madnis-py generate CARD --checkpoint FILE -n N [--scheduler ADDRESS] [--shards N] [...]
     madnis-py processes
 
 ``CARD`` is a TOML run card (:mod:`madnis_py.cards.run_card`; every built-in process
@@ -12,9 +12,12 @@ ships one, ``madnis-py run drell_yan`` takes the built-in's) or a MadGraph
 ``run_card.dat`` (its common fields, with ``--process NAME``). ``run`` pre-trains VEGAS
 grids, trains the flows, integrates, writes the checkpoint, generates the unweighted
 events into an LHE file and draws the plots; ``integrate`` stops after the integral;
-``generate`` starts from a checkpoint. The output directory receives ``summary.json``
-and the PNG plots beside the events. ``--json`` prints the summary as one JSON object on
-standard output (progress and the table go to standard error).
+``generate`` starts from a checkpoint. With a ``[distributed]`` table in the card, or
+``--scheduler ADDRESS``, ``run`` and ``generate`` generate the events in shards on a Dask
+cluster (:mod:`madnis_py.distributed`) and merge them into one LHE file. The output
+directory receives ``summary.json`` and the PNG plots beside the events. ``--json``
+prints the summary as one JSON object on standard output (progress and the table go to
+standard error).
 
 Bad input (a missing card, a bad value, an unknown key) is one line on standard error
 and exit code 2. An interrupted run leaves no half-written LHE file (events are written
@@ -62,10 +65,20 @@ def _parser() -> argparse.ArgumentParser:
                        help="print the final result as one JSON object on stdout")
         p.add_argument("--quiet", action="store_true", help="no progress bars or table")
 
-    common(sub.add_parser("run", help="train, integrate, generate events, write LHE"))
+    def distributed(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="generate the events on this Dask scheduler (tcp://host:8786); "
+                       "overrides the card's [distributed] cluster")
+        p.add_argument("--shards", type=int, default=None,
+                       help="event shards on the cluster ([distributed] shards)")
+
+    run = sub.add_parser("run", help="train, integrate, generate events, write LHE")
+    common(run)
+    distributed(run)
     common(sub.add_parser("integrate", help="train and integrate (no events)"))
     gen = sub.add_parser("generate", help="events from a trained checkpoint")
     common(gen)
+    distributed(gen)
     gen.add_argument("--checkpoint", required=True, help="checkpoint written by run/integrate")
     gen.add_argument("-n", "--nevents", type=int, required=True, help="unweighted events")
     sub.add_parser("processes", help="list the built-in processes")
@@ -249,6 +262,40 @@ def _generate(card: Any, integrand: Any, mc: Any, sigma: float, error: float, n_
             "generation_calls": summary.n_calls, "plots": plots}
 
 
+def _distributed_settings(card: Any, args: argparse.Namespace) -> Any:
+    """The card's [distributed] table with the command line's overrides, or None."""
+    from madnis_py.cards import DistributedSettings
+
+    settings = card.distributed
+    if getattr(args, "scheduler", None) is not None:
+        shards = (settings or DistributedSettings()).shards
+        settings = DistributedSettings(scheduler=args.scheduler, cluster=None, shards=shards)
+    if getattr(args, "shards", None) is not None:
+        if args.shards < 1:
+            raise CLIError(f"--shards must be >= 1, got {args.shards}")
+        settings = dataclasses.replace(settings or DistributedSettings(), shards=args.shards)
+    return settings
+
+
+def _generate_distributed(card: Any, settings: Any, checkpoint: Path, n_events: int,
+                          out: Path, timings: dict[str, float]) -> dict[str, Any]:
+    from madnis_py.distributed import cluster_client, generate_sharded
+
+    t0 = time.perf_counter()
+    try:
+        with cluster_client(settings) as client:
+            res = generate_sharded(card, checkpoint, n_events, client, output=out,
+                                   shards=settings.shards)
+    except ImportError as err:  # no dask: pip install 'madnis_py[distributed]'
+        raise CLIError(str(err)) from err
+    timings["generation_s"] = time.perf_counter() - t0
+    return {"lhe": str(res.path), "events": res.n_events, "max_weight": res.w_max,
+            "efficiency": res.efficiency,
+            "overweight_fraction": res.n_overweight / max(res.n_events, 1),
+            "truncation_bias": res.truncation_bias, "generation_calls": res.n_calls,
+            "shards": len(res.shards), "plots": []}
+
+
 def _event_plots(gen: Any, integrand: Any, weights: np.ndarray, w_max: float,
                  sample: list[Any], out: Path) -> list[str]:
     from madnis_py.events.generator import EventBatch
@@ -301,6 +348,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     from madnis_py.training import Integrator
 
     card = _load_card(args)
+    settings = _distributed_settings(card, args)  # checked before any training
     if card.run.device == "cuda":
         raise CLIError("--device cuda: the multi-channel trainer runs its flows on the CPU "
                        "in this version (the CUDA kernels serve the flow and phase-space "
@@ -338,8 +386,14 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             n_events = args.nevents if args.command == "generate" else card.run.nevents
             if n_events < 0:
                 raise CLIError(f"-n must be >= 0, got {n_events}")
-            summary.update(_generate(card, integrand, mc, result.value, result.error,
-                                     n_events, out, bars, timings))
+            if settings is None:
+                summary.update(_generate(card, integrand, mc, result.value, result.error,
+                                         n_events, out, bars, timings))
+            else:
+                checkpoint = Path(args.checkpoint if args.command == "generate"
+                                  else card.checkpoint_path)
+                summary.update(_generate_distributed(card, settings, checkpoint, n_events,
+                                                     out, timings))
     finally:
         bars.stop()
     summary["calls"] = int(mc.n_calls)

@@ -43,7 +43,8 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,7 @@ __all__ = [
     "IntegrandSpec",
     "ShardReport",
     "ShardedGeneration",
+    "cluster_client",
     "cluster_from_settings",
     "generate_sharded",
     "merge_lhe_parts",
@@ -375,8 +377,14 @@ class ShardReport:
         Largest event weight per subprocess (0 where none), for ``XMAXUP``.
     n_calls : int
         Integrand calls.
+    n_weighted : int
+        Weighted points drawn.
     efficiency : float
         Accepted / drawn points.
+    n_overweight : int
+        Accepted events with ``w > w_max``.
+    truncation_bias : float
+        Relative cross-section bias of truncated overweights (0 when kept).
     load_s, setup_s, generate_s
         Seconds to build the integrand (0 when the worker had it cached), to load the
         checkpoint, and to generate and write the events.
@@ -391,7 +399,10 @@ class ShardReport:
     subprocess_events: list[int]
     max_weights: list[float]
     n_calls: int
+    n_weighted: int
     efficiency: float
+    n_overweight: int
+    truncation_bias: float
     load_s: float
     setup_s: float
     generate_s: float
@@ -439,6 +450,29 @@ class ShardedGeneration:
     def events_per_second(self) -> float:
         """Events over the time the shards took."""
         return self.n_events / self.run_s if self.run_s > 0 else math.inf
+
+    @property
+    def n_calls(self) -> int:
+        """Integrand calls of all shards (the driver's calibration not included)."""
+        return sum(r.n_calls for r in self.shards)
+
+    @property
+    def efficiency(self) -> float:
+        """Accepted / drawn points over all shards."""
+        drawn = sum(r.n_weighted for r in self.shards)
+        return sum(r.efficiency * r.n_weighted for r in self.shards) / max(drawn, 1)
+
+    @property
+    def n_overweight(self) -> int:
+        """Events with ``w > w_max`` over all shards."""
+        return sum(r.n_overweight for r in self.shards)
+
+    @property
+    def truncation_bias(self) -> float:
+        """Relative bias of truncated overweights, the shards' biases weighted by their
+        drawn points (0 when overweights are kept)."""
+        drawn = sum(r.n_weighted for r in self.shards)
+        return sum(r.truncation_bias * r.n_weighted for r in self.shards) / max(drawn, 1)
 
 
 @dataclass(frozen=True)
@@ -525,8 +559,9 @@ def _shard_events(task: _Shard) -> ShardReport:
     except (ImportError, ValueError):
         pass
     return ShardReport(task.shard, task.seed, task.n_events, str(path), counts.tolist(),
-                       xmax.tolist(), summary.n_calls, summary.efficiency, load_s, setup_s,
-                       time.perf_counter() - t0, worker)
+                       xmax.tolist(), summary.n_calls, summary.n_weighted,
+                       summary.efficiency, summary.n_overweight, summary.truncation_bias,
+                       load_s, setup_s, time.perf_counter() - t0, worker)
 
 
 def _event_columns(integrand: Integrand) -> dict[str, Any]:
@@ -838,3 +873,22 @@ def cluster_from_settings(settings: DistributedSettings) -> tuple[Client, Any]:
         cluster.close()
         raise
     return client, cluster
+
+
+@contextmanager
+def cluster_client(settings: DistributedSettings) -> Iterator[Client]:
+    """:func:`cluster_from_settings` as a context: the client, closed with the cluster it
+    started (if any) when the block ends.
+
+    Examples
+    --------
+    >>> with cluster_client(card.distributed) as client:           # doctest: +SKIP
+    ...     generate_sharded(card, checkpoint, 100_000, client, output=out)
+    """
+    client, cluster = cluster_from_settings(settings)
+    try:
+        yield client
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
+        if cluster is not None:
+            cluster.close()
