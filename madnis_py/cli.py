@@ -211,6 +211,17 @@ def _lhe_init(integrand: Any, sigma: float, error: float, counts: np.ndarray,
     return LHEInit(idbmup, (half, half), 3, processes, pdfgup=(0, 0), pdfsup=pdfsup)
 
 
+def _event_columns(integrand: Any) -> dict[str, Any]:
+    """The LHE particle columns every event of the process shares: status codes, mothers,
+    generated masses and alpha_QED (used by the sharded generation too)."""
+    proc = integrand.process
+    n_part = proc.n_particles
+    return {"istup": np.array([-1, -1] + [1] * (n_part - 2)),
+            "mothup": np.array([[0, 0], [0, 0]] + [[1, 2]] * (n_part - 2)),
+            "masses": np.array([0.0, 0.0] + list(integrand.masses)),
+            "aqed": 1.0 / proc.parameters().get("sminputs", 1)}
+
+
 def _generate(card: Any, integrand: Any, mc: Any, sigma: float, error: float, n_events: int,
               out: Path, bars: _Progress, timings: dict[str, float]) -> dict[str, Any]:
     from madnis_py.events import LHEWriter, Unweighter
@@ -228,21 +239,17 @@ def _generate(card: Any, integrand: Any, mc: Any, sigma: float, error: float, n_
     n_sub = len(proc.subprocesses)
     counts = np.zeros(n_sub, dtype=np.int64)
     xmax = np.zeros(n_sub)
-    aqed = 1.0 / proc.parameters().get("sminputs", 1)
-    masses = np.array([0.0, 0.0] + list(integrand.masses))
-    n_part = proc.n_particles
-    status = np.array([-1, -1] + [1] * (n_part - 2))
-    mothers = np.array([[0, 0], [0, 0]] + [[1, 2]] * (n_part - 2))
+    columns = _event_columns(integrand)
     sample: list[EventBatch] = []
     task = bars.task("events", n_events)
     path = out / card.output.lhe
 
     with LHEWriter(path, header=card.to_toml()) as writer:
         def sink(events: EventBatch) -> None:
-            writer.write_batch(idup=events.pdgs, istup=status, mothup=mothers,
-                               icolup=events.colours, momenta=events.momenta,
-                               masses=masses, weights=events.weights, scales=events.scales,
-                               aqed=aqed, aqcd=events.alpha_s, idprup=events.subprocess + 1)
+            writer.write_batch(idup=events.pdgs, icolup=events.colours,
+                               momenta=events.momenta, weights=events.weights,
+                               scales=events.scales, aqcd=events.alpha_s,
+                               idprup=events.subprocess + 1, **columns)
             np.add.at(counts, events.subprocess, 1)
             np.maximum.at(xmax, events.subprocess, events.weights)
             if sum(len(b) for b in sample) < 20_000:

@@ -532,6 +532,8 @@ def _shard_events(task: _Shard) -> ShardReport:
     n_sub = len(proc.subprocesses)
     counts = np.zeros(n_sub, dtype=np.int64)
     xmax = np.zeros(n_sub)
+    from madnis_py.cli import _event_columns
+
     columns = _event_columns(integrand)
     path = Path(task.path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -562,17 +564,6 @@ def _shard_events(task: _Shard) -> ShardReport:
                        xmax.tolist(), summary.n_calls, summary.n_weighted,
                        summary.efficiency, summary.n_overweight, summary.truncation_bias,
                        load_s, setup_s, time.perf_counter() - t0, worker)
-
-
-def _event_columns(integrand: Integrand) -> dict[str, Any]:
-    """The LHE particle columns every event of the process shares (as ``madnis-py``
-    writes them): status codes, mothers, generated masses and alpha_QED."""
-    proc = integrand.process
-    n_part = proc.n_particles
-    return {"istup": np.array([-1, -1] + [1] * (n_part - 2)),
-            "mothup": np.array([[0, 0], [0, 0]] + [[1, 2]] * (n_part - 2)),
-            "masses": np.array([0.0, 0.0] + list(integrand.masses)),
-            "aqed": 1.0 / proc.parameters().get("sminputs", 1)}
 
 
 def _event_body(part: Path) -> tuple[int, int]:
