@@ -82,7 +82,42 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--checkpoint", required=True, help="checkpoint written by run/integrate")
     gen.add_argument("-n", "--nevents", type=int, required=True, help="unweighted events")
     sub.add_parser("processes", help="list the built-in processes")
+    mg = sub.add_parser("madgraph", help="MadGraph 5: install the `output madnis_py` "
+                        "plugin, import an existing output")
+    mg_sub = mg.add_subparsers(dest="madgraph_command", required=True, metavar="ACTION")
+    inst = mg_sub.add_parser("install", help="link the plugin into MG5_DIR/PLUGIN")
+    inst.add_argument("mg5_dir", help="the MadGraph5_aMC@NLO directory")
+    imp = mg_sub.add_parser("import", help="a process directory from an `output madnis_py`, "
+                            "`standalone` or `madevent` directory")
+    imp.add_argument("directory", help="the MadGraph output directory")
+    imp.add_argument("--output", default=None,
+                     help="process directory to write (default: DIRECTORY_madnis; not used "
+                     "for an `output madnis_py` directory, which is completed in place)")
+    imp.add_argument("--mg5", default=None,
+                     help="MadGraph directory (default: $MADNIS_PY_MG5_HOME, or the one "
+                     "the output names)")
     return ap
+
+
+def _madgraph(args: argparse.Namespace) -> int:
+    from madnis_py.madgraph import AssembleError, MadGraphError, import_output, install_plugin
+    from madnis_py.physics.matrix_element import MatrixElementError
+    from madnis_py.physics.process import ProcessCardError
+
+    try:
+        if args.madgraph_command == "install":
+            target = install_plugin(args.mg5_dir)
+            print(f"installed the madnis_py output mode in {target}; in MadGraph: "
+                  "`output madnis_py DIR` after `generate`")
+            return 0
+        done = import_output(args.directory, destination=args.output, mg5=args.mg5)
+    except (MadGraphError, AssembleError, MatrixElementError, ProcessCardError,
+            FileNotFoundError) as err:
+        print(f"madnis-py: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{done.process_card}: {done.n_subprocesses} subprocesses, {done.n_diagrams} "
+          f"diagrams, {done.n_channels} channels\nrun it with: madnis-py run {done.run_card}")
+    return 0
 
 
 def _load_card(args: argparse.Namespace) -> Any:
@@ -415,6 +450,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``madnis-py`` console script."""
     args = _parser().parse_args(argv)
+    if args.command == "madgraph":
+        return _madgraph(args)
     if args.command == "processes":
         from madnis_py.physics.builtin import builtin_processes
         from madnis_py.physics.process import load_process

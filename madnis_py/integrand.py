@@ -15,7 +15,7 @@ propagator denominators, normalised over channels.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -204,7 +204,12 @@ class Integrand:
                 raise ValueError(f"process {proc.name}: subprocesses with different "
                                  "final-state masses need separate integrands")
         self.beams = Beams(self.sqrt_s, proc.hadronic)
-        self.mappings: list[ChannelMapping] = channel_mappings(proc.channels, self.masses,
+        # The cuts bound the partonic energy from below; a channel's mapping starts there
+        # (or at its card's min_shat, if higher): no event the cuts keep is lost.
+        shat_cut = min(c.min_shat(self.masses) for c in self.cuts) if proc.hadronic else 0.0
+        topologies = [t if t.min_shat >= shat_cut else replace(t, min_shat=shat_cut)
+                      for t in proc.channels]
+        self.mappings: list[ChannelMapping] = channel_mappings(topologies, self.masses,
                                                                self.beams, threads=threads)
         self._amp2 = self.matrix_element.has_amp2
         self.n_calls = 0
@@ -271,7 +276,8 @@ class Integrand:
                 sel = ok & (lum != 0)
                 if not sel.any():
                     continue
-                m2 = self.matrix_element(p[sel], sub.pdgs, alpha_s=alphas[sel])
+                p_lib = sub.library_momenta(p[sel])
+                m2 = self.matrix_element(p_lib, sub.library_pdgs, alpha_s=alphas[sel])
                 self.n_calls += int(sel.sum())
                 part = lum[sel] * m2 * common[sel]
                 f[idx[sel]] += part
@@ -279,7 +285,8 @@ class Integrand:
                     sub_f[idx[sel], k] = part
                 passed[idx[sel]] = True
                 if prior_num is not None and self._amp2:
-                    amp2 = self.matrix_element.amp2(p[sel], sub.pdgs, alpha_s=alphas[sel])
+                    amp2 = self.matrix_element.amp2(p_lib, sub.library_pdgs,
+                                                    alpha_s=alphas[sel])
                     diagrams = (sub.diagram_channels if sub.diagram_channels is not None
                                 else tuple(range(self.n_channels)))
                     if amp2.shape[1] != len(diagrams):
@@ -290,7 +297,8 @@ class Integrand:
                             "must correspond one to one")
                     per_channel = np.zeros((len(amp2), self.n_channels))
                     for j, c in enumerate(diagrams):  # several diagrams may share a channel
-                        per_channel[:, c] += amp2[:, j]
+                        if c >= 0:  # -1: no channel (a 4-point vertex; |M_j|^2 is 0)
+                            per_channel[:, c] += amp2[:, j]
                     amp2 = per_channel
                     prior_num[idx[sel]] += lum[sel, None] * amp2
             if prior_num is not None and not self._amp2:

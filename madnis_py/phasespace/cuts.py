@@ -505,6 +505,30 @@ class Cuts:
         """
         return dict(self._active)
 
+    def min_shat(self, masses: Sequence[float]) -> float:
+        """A lower bound on the partonic s of the events that pass (GeV^2).
+
+        In the partonic rest frame ``sqrt(s) = sum E_i >= sum sqrt(m_i^2 + pT_i^2)``, so
+        with each final-state particle's smallest pT allowed by the ``ptX`` cuts the
+        bound never removes an event the cuts keep; and ``s`` is at least the squared
+        invariant mass of any pair, so an active ``mmXX`` lower cut (not a veto window)
+        bounds it too. ``masses``: the final-state masses.
+        """
+        if len(masses) != len(self._pdgs) - 2:
+            raise ValueError(f"masses: expected {len(self._pdgs) - 2} final-state masses, "
+                             f"got {len(masses)}")
+        root = 0.0
+        for cls, m in zip(self._classes[2:], masses, strict=True):
+            pt_min = self._active.get(f"pt{cls}", 0.0) if cls in ("j", "b", "a", "l") else 0.0
+            root += math.hypot(float(m), max(float(pt_min), 0.0))
+        bound = root * root
+        for pair in ("jj", "bb", "aa", "ll"):
+            low = self._active.get(f"mm{pair}")
+            high = self._active.get(f"mm{pair}max")
+            if low is not None and (high is None or high >= low):
+                bound = max(bound, low * low)
+        return bound
+
     def mask(self, momenta: npt.ArrayLike) -> BoolArray:
         """Which events pass every cut.
 

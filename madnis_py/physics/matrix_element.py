@@ -5,19 +5,54 @@ process of ``processes/`` (same ABI, see ``processes/common/madnis_process.h``),
 with cffi: the library is opened, the entry points resolved, and their addresses handed to
 the compiled core, whose loop over the events calls them (``csrc/matrix_element.cpp``).
 
-Facts of the ABI handled here: ``setparamlog_(0)`` first, or the library writes
-``param.log`` into the working directory; ``initialise_`` takes the param_card path as a
-blank-padded ``char[512]`` plus its hidden length, and a missing card makes Fortran
-``STOP`` (the whole interpreter dies), so the card is checked here first; ``smatrixhel_``
-leaves its answer untouched when no subprocess has the PDG list, which is detected and
-raised. Without ``--prefix`` MadGraph names the initialisation ``setpara_`` (or
-``initialisemodel_``). The library keeps its state in COMMON blocks: one parameter set
-per library per process, calls serialised by a lock; run several processes (Dask) for
-parallelism.
+Supported libraries. MadGraph must write its output with ``output standalone DIR
+--prefix=int``: only then is ``SubProcesses/all_matrix.f`` a dispatcher exporting
+``smatrixhel_(pdgs, procid, npdg, p, alphas, scale2, nhel, ans)``, ``initialise_`` and the
+subprocess table ``get_pdg_order_``. (``--prefix`` renames the per-process routines,
+``M0_SMATRIXHEL`` and so on, never the dispatcher, so symbols are looked up unprefixed.)
+Without ``--prefix=int`` the library exports a 3-argument ``smatrixhel_(p, hel, ans)``
+that the 8-argument call would corrupt memory with; such a library, or any library that
+exports neither ``get_pdg_order_`` (MadGraph ``--prefix=int``) nor
+``madnis_abi_version_`` (built-in processes and madnis_py's own MadGraph output), is
+refused when it is opened, before any of its functions runs.
+
+Facts of the ABI handled here, all checked before the library is called (a Fortran
+``STOP`` ends the whole interpreter, with exit code 0 and no Python error):
+
+* ``setparamlog_(0)`` first, or the library writes ``param.log`` into the working
+  directory; ``initialise_`` takes the param_card path as a blank-padded ``char[512]`` plus
+  its hidden length; a missing card makes Fortran ``STOP``, so the card is checked here.
+* MadGraph's card reader (``Source/MODEL/lha_read.f``) needs ``ident_card.dat``: it tries
+  ``./ident_card.dat`` in the working directory, then the param_card's directory (only if
+  that path, with its ``/``, is at most 76 characters and has no space: it is kept in a
+  ``CHARACTER*90`` with ``ident_card.dat`` appended, cut at the first blank), then
+  ``Cards/ident_card.dat`` in the working directory and up to five parents, and stops
+  otherwise. The loader therefore looks for ``ident_card.dat`` beside the param_card, then
+  in ``Cards/`` of the MadGraph output the library sits in (``<out>/lib/*.so``,
+  ``<out>/SubProcesses/*.so``, ``<out>/SubProcesses/P*/*.so``), raises
+  :class:`MatrixElementError` if there is none, copies both cards into a short private
+  directory (``/tmp/mnp...``) and initialises from there; an ``ident_card.dat`` in the
+  working directory that differs from the one found is refused, as MadGraph would prefer it.
+* ``smatrixhel_`` leaves its answer untouched when no subprocess has the PDG list, which
+  is detected and raised. A MadGraph dispatcher with one multiplicity does not check the
+  list's length, so where the library exports its subprocess table
+  (:attr:`MatrixElement.subprocesses`) a PDG list not in it is refused before the call.
+* The library keeps its state in COMMON blocks (static variables), and opening one path
+  twice with dlopen returns the same handle: a second param_card would silently change the
+  first object's couplings. Every :class:`MatrixElement` therefore loads a private copy of
+  the library (copied into a fresh temporary directory, opened, and the copy's file removed
+  at once: the mapping stays valid until the interpreter exits), so objects with different
+  cards are independent. The copy privatises what is linked into the library itself; state
+  in other shared libraries it depends on (a ``libmodel.so`` of a ``dynamic`` MadGraph
+  build, Sherpa's libraries) stays shared. Calls are serialised by one lock; run several
+  processes (Dask) for parallelism.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,7 +77,18 @@ void smatrixhel_(const int* pdgs, const int* procid, const int* npdg, const doub
 void madnis_amp2_(const int* pdgs, const int* procid, const int* npdg, const double* p,
                   const double* alphas, const double* scale2, double* amp2, int* namp2);
 int madnis_abi_version_(void);
+void get_pdg_order_(int* pdg, int* allproc);
+void lha_loadcard_(void);  /* looked up, never called: marks MadGraph's card reader */
 """
+# MadGraph's get_pdg_order_(PDG(NPROC, NLEGS), ALLPROC(NPROC)) writes arrays whose sizes
+# the caller cannot ask for: generous buffers filled with a sentinel, then counted.
+_SENTINEL = -(2**31)
+_TABLE_PROCS = 1 << 16
+_TABLE_PDGS = 1 << 20
+_IDENT_CARD = "ident_card.dat"
+# lha_read.f: CHARACTER*90 tempname = <param_card directory with '/'> // 'ident_card.dat'
+_CARD_DIR_LIMIT = 90 - len(_IDENT_CARD)
+_SHOWN_SUBPROCESSES = 20
 
 
 class MatrixElementError(RuntimeError):
@@ -60,22 +106,68 @@ def _ffi() -> Any:
     return ffi
 
 
+def _find_ident_card(library: Path, param_card: Path) -> Path:
+    """``ident_card.dat`` beside the param_card, else in ``Cards/`` of the library's output."""
+    candidates = [param_card.resolve().parent / _IDENT_CARD]
+    lib_dir = library.resolve().parent
+    candidates += [d / "Cards" / _IDENT_CARD for d in (lib_dir, *lib_dir.parents[:2])]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise MatrixElementError(
+        f"{library} is a MadGraph library, whose card reader needs {_IDENT_CARD} (the "
+        f"names of the param_card's entries) and stops the interpreter without it; there "
+        f"is none beside the param_card {param_card} nor in Cards/ of the MadGraph output "
+        f"the library belongs to (looked at {', '.join(str(c) for c in candidates)}). "
+        f"Put the output's Cards/{_IDENT_CARD} beside the param_card")
+
+
+def _stage_cards(param_card: Path, ident_card: Path) -> Path:
+    """Copies of both cards in a fresh directory short enough for MadGraph's reader."""
+    base = "/tmp" if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK) else None
+    staged = Path(tempfile.mkdtemp(prefix="mnp", dir=base))
+    text = str(staged)
+    if len(text) + 1 > _CARD_DIR_LIMIT or any(c.isspace() for c in text):
+        shutil.rmtree(staged, ignore_errors=True)
+        raise MatrixElementError(
+            f"cannot stage the param_card {param_card} for MadGraph's card reader: the "
+            f"temporary directory {text!r} is longer than {_CARD_DIR_LIMIT - 1} characters "
+            "or holds a space (lha_read.f would not find ident_card.dat and stop the "
+            "interpreter); set TMPDIR to a short path")
+    shutil.copyfile(param_card, staged / "param_card.dat")
+    shutil.copyfile(ident_card, staged / _IDENT_CARD)
+    return staged
+
+
+def _check_working_directory(ident_card: Path, library: Path) -> None:
+    # lha_read.f opens ./ident_card.dat before the one beside the param_card.
+    local = Path.cwd() / _IDENT_CARD
+    if local.is_file() and local.read_bytes() != ident_card.read_bytes():
+        raise MatrixElementError(
+            f"the working directory holds an {_IDENT_CARD} ({local}) that differs from "
+            f"{ident_card}: MadGraph's card reader in {library} would read the param_card "
+            f"with the working directory's one; run from another directory")
+
+
 class MatrixElement:
     """|M|^2 of a MadGraph standalone (Fortran ABI) library, batched.
 
     Use :meth:`from_madgraph`. Calling the object with momenta ``(n, nparticles, 4)`` (E,
     px, py, pz in GeV, incoming first, beam 1 along +z) and the PDG list returns |M|^2
     ``(n,)`` averaged over initial spins and colours, summed over helicities.
+
+    Every object holds a private copy of the library (see the module's docstring), so
+    objects opened from one library with different param_cards are independent.
     """
 
     _lock = threading.Lock()
 
-    def __init__(self, library: Path, param_card: Path, lib: Any, ffi: Any, prefix: str) -> None:
+    def __init__(self, library: Path, param_card: Path, lib: Any, ffi: Any) -> None:
         self.library = library
         self.param_card = param_card
         self._lib = lib
         self._ffi = ffi
-        self._prefix = prefix
+        self._table: tuple[tuple[int, tuple[int, ...]], ...] | None = None
         self._smatrixhel = self._address("smatrixhel_")
         try:
             self._amp2: int | None = self._address("madnis_amp2_")
@@ -83,19 +175,20 @@ class MatrixElement:
             self._amp2 = None
 
     @classmethod
-    def from_madgraph(cls, library: str | Path, param_card: str | Path, *,
-                      prefix: str = "") -> MatrixElement:
+    def from_madgraph(cls, library: str | Path, param_card: str | Path) -> MatrixElement:
         """Open a compiled standalone output and initialise it with an SLHA param_card.
 
         Parameters
         ----------
         library : path
-            The shared library (``.so``) built from MadGraph's standalone output (or a
-            built-in process, see :func:`madnis_py.physics.builtin_library`).
+            The shared library (``.so``) built from MadGraph's ``output standalone DIR
+            --prefix=int`` (its ``SubProcesses/all_matrix.f`` with the ``P*/matrix.f``,
+            ``lib/libdhelas.a`` and ``lib/libmodel.a`` linked in), or a built-in process
+            (see :func:`madnis_py.physics.builtin_library`).
         param_card : path
-            SLHA parameter card the library reads, as MadGraph's ``initialise_`` does.
-        prefix : str
-            The ``--prefix`` given to MadGraph's output command, prepended to every symbol.
+            SLHA parameter card the library reads, as MadGraph's ``initialise_`` does. For
+            a MadGraph library, ``ident_card.dat`` must lie beside it or in ``Cards/`` of
+            the output the library sits in.
 
         Raises
         ------
@@ -104,7 +197,9 @@ class MatrixElement:
         SLHAError
             The param_card is malformed (the message names file and line).
         MatrixElementError
-            The library cannot be opened or lacks an entry point (named in the message).
+            The library cannot be opened, lacks an entry point (named in the message), has
+            the wrong ABI (a MadGraph output without ``--prefix=int``), or is a MadGraph
+            library without an ``ident_card.dat`` to go with the param_card.
         """
         library = Path(library)
         param_card = Path(param_card)
@@ -117,7 +212,7 @@ class MatrixElement:
         # Syntax errors are reported here with file and line; MadGraph's Fortran reader
         # would stop the interpreter or silently use defaults.
         read_slha(param_card)
-        return cls._open(library, param_card, prefix)
+        return cls._open(library, param_card, madgraph_abi=True)
 
     @classmethod
     def from_sherpa(cls, library: str | Path, run_dir: str | Path) -> MatrixElement:
@@ -131,31 +226,133 @@ class MatrixElement:
             raise FileNotFoundError(f"matrix-element library {library} does not exist")
         if not (run_dir / "Sherpa.yaml").is_file():
             raise FileNotFoundError(f"{run_dir}: no Sherpa.yaml run card")
-        return cls._open(library, run_dir, "")
+        # The shim has the 8-argument ABI but exports no ABI marker, and no card reader.
+        return cls._open(library, run_dir, madgraph_abi=False)
 
     @classmethod
-    def _open(cls, library: Path, init_path: Path, prefix: str) -> MatrixElement:
+    def _open(cls, library: Path, init_path: Path, *, madgraph_abi: bool) -> MatrixElement:
         resolved = str(init_path.resolve())
         if len(resolved) > _PATH_LENGTH:
             raise ValueError(f"path {resolved} is longer than the {_PATH_LENGTH} characters "
                              "initialise_ accepts")
         ffi = _ffi()
-        try:
-            lib = ffi.dlopen(str(library.resolve()))
-        except OSError as err:
-            raise MatrixElementError(f"cannot open matrix-element library {library}: {err}") \
-                from err
-        me = cls(library, init_path, lib, ffi, prefix)
-        me._initialise(resolved)
+        lib = cls._dlopen_private_copy(ffi, library)
+        me = cls(library, init_path, lib, ffi)
+        if madgraph_abi:
+            me._check_abi()
+        if madgraph_abi and (me._has("get_pdg_order_") or me._has("lha_loadcard_")):
+            # MadGraph's card reader: every check before the library's first call.
+            ident_card = _find_ident_card(library, init_path)
+            _check_working_directory(ident_card, library)
+            staged = _stage_cards(init_path, ident_card)
+            try:
+                if me._has("get_pdg_order_"):
+                    me._table = me._read_table()
+                me._initialise(str(staged / "param_card.dat"))
+            finally:
+                shutil.rmtree(staged, ignore_errors=True)
+        else:
+            me._initialise(resolved)
         return me
 
-    def _symbol(self, name: str) -> Any:
-        full = self._prefix + name
+    @staticmethod
+    def _dlopen_private_copy(ffi: Any, library: Path) -> Any:
+        # dlopen returns the handle already open for a path (or for the same file), and
+        # with it the COMMON blocks of every other object: open a copy of our own. Its
+        # file is removed right away; the mapping lives on (nothing is left behind when
+        # the process is killed).
+        private = Path(tempfile.mkdtemp(prefix="madnis_me_"))
         try:
-            return getattr(self._lib, full)
+            copy = private / library.name
+            shutil.copyfile(library, copy)
+            os.chmod(copy, 0o700)
+            try:
+                return ffi.dlopen(str(copy))
+            except OSError as err:
+                raise MatrixElementError(
+                    f"cannot open matrix-element library {library} (from its private copy "
+                    f"in {private}; if the temporary directory is mounted noexec, set "
+                    f"TMPDIR to another): {err}") from err
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+    def _has(self, name: str) -> bool:
+        try:
+            self._symbol(name)
+        except MatrixElementError:
+            return False
+        return True
+
+    def _check_abi(self) -> None:
+        if self._has("madnis_abi_version_") or self._has("get_pdg_order_"):
+            return
+        madgraph = self._has("lha_loadcard_")
+        what = ("is a MadGraph standalone output built without --prefix=int" if madgraph
+                else "looks like a MadGraph standalone output built without --prefix=int "
+                     "(or is not a MadGraph library at all)")
+        raise MatrixElementError(
+            f"{self.library} {what}: it exports neither get_pdg_order_ nor "
+            "madnis_abi_version_, and its smatrixhel_ then takes 3 arguments (P, HEL, ANS), "
+            "not the 8 madnis_py passes. Supported are the libraries of MadGraph's `output "
+            "standalone DIR --prefix=int` (or madnis_py's MadGraph output mode) and the "
+            "built-in processes; nothing of this library was called")
+
+    def _read_table(self) -> tuple[tuple[int, tuple[int, ...]], ...]:
+        pdg = np.full(_TABLE_PDGS, _SENTINEL, dtype=np.int32)
+        procs = np.full(_TABLE_PROCS, _SENTINEL, dtype=np.int32)
+        with self._lock:
+            self._symbol("get_pdg_order_")(self._ffi.cast("int*", self._ffi.from_buffer(pdg)),
+                                           self._ffi.cast("int*",
+                                                          self._ffi.from_buffer(procs)))
+        nproc = int(np.argmax(procs == _SENTINEL)) if procs[-1] == _SENTINEL else -1
+        written = int(np.argmax(pdg == _SENTINEL)) if pdg[-1] == _SENTINEL else -1
+        if (nproc <= 0 or written <= 0 or written % nproc != 0
+                or np.any(procs[nproc:] != _SENTINEL) or np.any(pdg[written:] != _SENTINEL)):
+            raise MatrixElementError(f"{self.library}: get_pdg_order_ returned no readable "
+                                     f"subprocess table ({nproc} process ids, {written} "
+                                     "PDG codes)")
+        nlegs = written // nproc
+        # Fortran PDG(NPROC, NLEGS), column-major; shorter subprocesses padded with 0.
+        table = pdg[:written].reshape(nlegs, nproc).T
+        rows = []
+        for pid, row in zip(procs[:nproc].tolist(), table.tolist(), strict=True):
+            while row and row[-1] == 0:
+                row.pop()
+            rows.append((int(pid), tuple(int(x) for x in row)))
+        return tuple(rows)
+
+    @property
+    def subprocesses(self) -> tuple[tuple[int, ...], ...] | None:
+        """The PDG lists (incoming first) the library answers, in its order.
+
+        Read from MadGraph's ``get_pdg_order_``; ``None`` for a library without this table
+        (the built-in processes), whose unknown PDG lists are detected by the untouched
+        answer instead.
+        """
+        return None if self._table is None else tuple(row for _, row in self._table)
+
+    def _check_pdgs(self, pdgs: Sequence[int], procid: int) -> None:
+        if self._table is None:
+            return
+        key = tuple(int(x) for x in pdgs)
+        ids = [pid for pid, row in self._table if row == key]
+        if ids and (procid <= 0 or procid in ids):
+            return
+        shown = [f"{list(row)} (procid {pid})"
+                 for pid, row in self._table[:_SHOWN_SUBPROCESSES]]
+        if len(self._table) > _SHOWN_SUBPROCESSES:
+            shown.append(f"... ({len(self._table)} in all)")
+        which = (f"the PDG list {list(pdgs)}" if not ids or procid <= 0
+                 else f"the PDG list {list(pdgs)} with procid {procid}")
+        raise MatrixElementError(f"{self.library}: no subprocess has {which}; the library "
+                                 f"has {', '.join(shown)}")
+
+    def _symbol(self, name: str) -> Any:
+        try:
+            return getattr(self._lib, name)
         except (AttributeError, NotImplementedError) as err:
-            raise MatrixElementError(f"{self.library}: no symbol {full!r} (is this a MadGraph "
-                                     "standalone library, and is the prefix right?)") from err
+            raise MatrixElementError(f"{self.library}: no symbol {name!r} (is this a MadGraph "
+                                     "standalone library, output with --prefix=int?)") from err
 
     def _address(self, name: str) -> int:
         return int(self._ffi.cast("uintptr_t", self._symbol(name)))
@@ -176,7 +373,7 @@ class MatrixElement:
                 init(buf, _PATH_LENGTH)
                 return
         raise MatrixElementError(f"{self.library}: none of initialise_, setpara_, "
-                                 f"initialisemodel_ (prefix {self._prefix!r}) is exported")
+                                 "initialisemodel_ is exported")
 
     @property
     def has_amp2(self) -> bool:
@@ -209,8 +406,10 @@ class MatrixElement:
         """|M|^2 ``(n,)`` for momenta ``(n, nparticles, 4)`` of the subprocess ``pdgs``.
 
         ``alpha_s`` and ``scale2`` (the renormalisation scale squared; 0 lets the couplings
-        follow alpha_s) are scalars or per-event arrays.
+        follow alpha_s) are scalars or per-event arrays. A PDG list the library's
+        subprocess table (:attr:`subprocesses`) lacks raises before the library is called.
         """
+        self._check_pdgs(pdgs, procid)
         p, pd, a, s = self._inputs(momenta, pdgs, alpha_s, scale2)
         out = np.empty(p.shape[0])
         with self._lock:
@@ -241,6 +440,7 @@ class MatrixElement:
         if self._amp2 is None:
             raise MatrixElementError(f"{self.library} exports no per-diagram |M_i|^2 "
                                      "(madnis_amp2_)")
+        self._check_pdgs(pdgs, procid)
         p, pd, a, s = self._inputs(momenta, pdgs, alpha_s, scale2)
         out = np.zeros((p.shape[0], ext.ME_MAX_AMP2))
         with self._lock:

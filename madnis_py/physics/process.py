@@ -13,6 +13,10 @@ A card ``process.toml`` (built-in ones under ``processes/<name>/``)::
     [[subprocess]]
     pdgs = [-11, 11, -13, 13]  # incoming first, MadGraph's order
     colour_flows = [[[0, 0], [0, 0], [0, 0], [0, 0]]]
+    # optional: diagram_channels = [0, 1]  channel of each library diagram (-1: none)
+    # optional: mirror = true  the library has this subprocess with the incoming partons
+    #           swapped (MadGraph's mirror processes, e.g. u g for g u): it is called with
+    #           the swapped PDG list and the two incoming momenta swapped
 
     [[channel]]                # one per diagram, madnis_py.phasespace topology fields
     name = "Z"
@@ -29,6 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from madnis_py.phasespace.topology import Topology, TopologyError
 from madnis_py.physics.builtin import builtin_library, builtin_process_dir, builtin_processes
@@ -48,11 +54,31 @@ class ProcessCardError(ValueError):
 class Subprocess:
     """One partonic subprocess: PDG ids (incoming first), its colour flows (LHE tags) and
     the channels its diagrams belong to (``madnis_amp2_`` order; ``None``: diagram i is
-    channel i, all of them)."""
+    channel i, all of them; -1: a diagram without a channel, such as one with a 4-point
+    vertex, whose |M_i|^2 the library leaves at zero).
+
+    ``mirror``: the library knows this subprocess only with the incoming partons swapped
+    (MadGraph generates ``g u > ...`` and marks ``u g > ...`` as its mirror); the matrix
+    element is then called with :attr:`library_pdgs` and the incoming momenta swapped
+    (:meth:`library_momenta`), as madevent does."""
 
     pdgs: tuple[int, ...]
     colour_flows: tuple[tuple[tuple[int, int], ...], ...] = ()
     diagram_channels: tuple[int, ...] | None = None
+    mirror: bool = False
+
+    @property
+    def library_pdgs(self) -> tuple[int, ...]:
+        """The PDG list the matrix-element library is called with."""
+        if not self.mirror:
+            return self.pdgs
+        return (self.pdgs[1], self.pdgs[0], *self.pdgs[2:])
+
+    def library_momenta(self, momenta: np.ndarray) -> np.ndarray:
+        """Momenta ``(n, nparticles, 4)`` in the library's order of incoming partons."""
+        if not self.mirror:
+            return momenta
+        return np.ascontiguousarray(momenta[:, [1, 0, *range(2, momenta.shape[1])]])
 
 
 @dataclass(frozen=True)
@@ -137,11 +163,15 @@ def _read_card(path: Path) -> Process:
                           for flow in sub.get("colour_flows", []))
             diagrams = (tuple(int(c) for c in sub["diagram_channels"])
                         if "diagram_channels" in sub else None)
+            mirror = sub.get("mirror", False)
+            if not isinstance(mirror, bool):
+                raise TypeError(f"mirror = {mirror!r} is not true or false")
         except (KeyError, TypeError, ValueError) as err:
             raise ProcessCardError(f"{path}: [[subprocess]] #{i}: needs pdgs = [..] (ints), "
-                                   f"colour_flows of (colour, anticolour) pairs and "
-                                   f"diagram_channels of channel indices: {err}") from err
-        unknown_sub = set(sub) - {"pdgs", "colour_flows", "diagram_channels"}
+                                   f"colour_flows of (colour, anticolour) pairs, "
+                                   f"diagram_channels of channel indices and mirror = "
+                                   f"true/false: {err}") from err
+        unknown_sub = set(sub) - {"pdgs", "colour_flows", "diagram_channels", "mirror"}
         if unknown_sub:
             raise ProcessCardError(f"{path}: [[subprocess]] #{i}: unknown field(s) "
                                    f"{sorted(unknown_sub)}")
@@ -151,7 +181,7 @@ def _read_card(path: Path) -> Process:
         if any(len(flow) != len(pdgs) for flow in flows):
             raise ProcessCardError(f"{path}: [[subprocess]] #{i}: every colour flow needs one "
                                    f"(colour, anticolour) pair per particle ({len(pdgs)})")
-        subs.append(Subprocess(pdgs, flows, diagrams))
+        subs.append(Subprocess(pdgs, flows, diagrams, mirror))
     if not subs:
         raise ProcessCardError(f"{path}: no [[subprocess]] tables")
     if len({len(s.pdgs) for s in subs}) != 1:
@@ -167,7 +197,7 @@ def _read_card(path: Path) -> Process:
         raise ProcessCardError(f"{path}: no [[channel]] tables (one per diagram)")
     for i, sub in enumerate(subs):
         if sub.diagram_channels is not None and not all(
-                0 <= c < len(channels) for c in sub.diagram_channels):
+                -1 <= c < len(channels) for c in sub.diagram_channels):
             raise ProcessCardError(f"{path}: [[subprocess]] #{i}: diagram_channels "
                                    f"{list(sub.diagram_channels)} outside the "
                                    f"{len(channels)} channels")

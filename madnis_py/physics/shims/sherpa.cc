@@ -29,6 +29,9 @@ std::vector<int> flavours;
 
 extern "C" {
 
+// The 8-argument smatrixhel_ ABI of madnis_py (the loader checks for this symbol).
+int madnis_abi_version_(void) { return 1; }
+
 void setparamlog_(const int*) {}
 
 void initialise_(const char* path, std::size_t len) {

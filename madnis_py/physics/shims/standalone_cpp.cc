@@ -42,6 +42,9 @@ const int kNpdg = sizeof(kPdgs) / sizeof(kPdgs[0]);
 
 extern "C" {
 
+// The 8-argument smatrixhel_ ABI of madnis_py (the loader checks for this symbol).
+int madnis_abi_version_(void) { return 1; }
+
 void setparamlog_(const int*) {}  // standalone_cpp writes no param.log
 
 void initialise_(const char* path, std::size_t len) {

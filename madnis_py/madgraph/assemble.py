@@ -1,0 +1,309 @@
+"""A madnis_py process directory from what the MadGraph plugin wrote.
+
+``output madnis_py DIR`` (the plugin, :mod:`madnis_py.madgraph.plugin`) leaves in ``DIR``
+MadGraph's standalone Fortran, the shared library ``lib/libmadnis_me.so`` and
+``madgraph.json`` (subprocesses, colour flows, diagram structure). :func:`assemble` turns
+that into the two cards ``madnis-py run`` needs:
+
+- ``DIR/process.toml``: one ``[[subprocess]]`` per PDG list MadGraph generated, plus its
+  mirror (incoming partons swapped, ``mirror = true``) where MadGraph marks one; one
+  ``[[channel]]`` per diagram with 3-point vertices only (as madevent's ``configs.inc``),
+  derived by :func:`madnis_py.madgraph.diagrams.channel_table`, with identical topologies
+  across subprocesses grouped into one channel (``diagram_channels`` says which); the
+  cuts of MadGraph's run card; the beams from the incoming partons;
+- ``DIR/run_card.toml``: MadGraph's ``Cards/run_card.dat`` translated by
+  :func:`madnis_py.cards.import_madgraph_run_card`; what it could not translate is
+  listed in comments at the top and printed once.
+
+Run it as ``python -m madnis_py.madgraph DIR`` (the plugin does) or through
+``madnis-py madgraph import DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from madnis_py.cards._toml import toml_value
+from madnis_py.madgraph.diagrams import Diagram, DiagramError, channel_table, group_channels
+
+__all__ = ["AssembleError", "Assembled", "assemble"]
+
+_QCD = {1, 2, 3, 4, 5, 6, 21}
+_LEPTONS = {11, 13, 15, 22}
+
+
+class AssembleError(ValueError):
+    """A MadGraph output madnis_py cannot use; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """What :func:`assemble` wrote and what it could not translate."""
+
+    process_card: Path
+    run_card: Path
+    n_subprocesses: int
+    n_diagrams: int
+    n_channels: int
+    messages: tuple[str, ...]
+
+
+def _plain(description: str) -> str:
+    """A MadGraph process string without its coupling orders and process number."""
+    return re.sub(r"\s+(WEIGHTED|QCD|QED)\S*|\s+@\S+|^Process:\s*", "", description).strip()
+
+
+def _mirror_table(table: dict[str, Any]) -> dict[str, Any]:
+    """The channel of a diagram with the incoming partons swapped (t-chains reversed)."""
+    out = dict(table)
+    if "t_channel" in table:
+        t = table["t_channel"]
+        out["t_channel"] = {"blocks": list(reversed(t["blocks"])),
+                            "propagators": list(reversed(t["propagators"]))}
+    return out
+
+
+def _beams(pdg_lists: Sequence[Sequence[int]], path: Path) -> str:
+    kinds = set()
+    for pdgs in pdg_lists:
+        for p in pdgs[:2]:
+            kinds.add("proton" if abs(p) in _QCD else "lepton" if abs(p) in _LEPTONS
+                      else "other")
+    if kinds == {"proton"}:
+        return "proton"
+    if kinds == {"lepton"}:
+        return "lepton"
+    raise AssembleError(f"{path}: incoming partons {sorted({p for s in pdg_lists for p in s[:2]})}"
+                        " mix hadron and lepton beams or are neither; madnis_py integrates "
+                        "p p (quarks, gluons) and lepton-lepton collisions")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _inline(obj: Any) -> str:
+    """A TOML inline value (tables inline, as the built-in cards write channels)."""
+    if isinstance(obj, dict):
+        return "{ " + ", ".join(f"{k} = {_inline(v)}" for k, v in obj.items()) + " }"
+    if isinstance(obj, list):
+        return "[" + ", ".join(_inline(v) for v in obj) + "]"
+    return toml_value(obj)
+
+
+def assemble(directory: str | os.PathLike[str], *, quiet: bool = False) -> Assembled:
+    """Write ``process.toml`` and ``run_card.toml`` into a ``output madnis_py`` directory.
+
+    Raises
+    ------
+    AssembleError
+        No ``madgraph.json`` (not a madnis_py MadGraph output), a diagram that is not a
+        tree of 3-point vertices, beams madnis_py does not integrate, a subprocess with
+        other final-state masses than the first.
+    """
+    from madnis_py.cards.madgraph import import_madgraph_run_card
+    from madnis_py.physics.slha import read_slha
+
+    root = Path(directory).resolve()
+    info_path = root / "madgraph.json"
+    if not info_path.is_file():
+        raise AssembleError(f"{root}: no madgraph.json; not written by MadGraph's `output "
+                            "madnis_py` (for a standalone or madevent output use `madnis-py "
+                            "madgraph import`)")
+    try:
+        info = json.loads(info_path.read_text())
+        records = info["subprocesses"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise AssembleError(f"{info_path}: unreadable ({err})") from err
+    if not records:
+        raise AssembleError(f"{info_path}: MadGraph generated no subprocess (zero diagrams)")
+    library = root / info["library"]
+    if not library.is_file():
+        raise AssembleError(f"{library}: the matrix-element library was not built")
+    param_card = root / info["param_card"]
+    slha = read_slha(param_card)
+
+    subprocesses: list[dict[str, Any]] = []
+    tables: list[list[dict[str, Any] | None]] = []
+    n_diagrams = 0
+    for record in records:
+        nexternal = int(record["nexternal"])
+        per_diagram: list[dict[str, Any] | None] = []
+        label = _plain(record["processes"][0]["description"])
+        for raw in record["diagrams"]:
+            if raw is None:
+                per_diagram.append(None)
+                continue
+            diagram = Diagram.from_json(raw)
+            try:
+                per_diagram.append(channel_table(diagram, nexternal,
+                                                 name=f"{label} #{diagram.number}"))
+            except DiagramError as err:
+                raise AssembleError(f"{info_path}: {record['directory']}: {err}") from err
+        n_diagrams += len(per_diagram)
+        for proc in record["processes"]:
+            pdgs = [int(p) for p in proc["pdgs"]]
+            flows = [[list(c) for c in flow] for flow in record["colour_flows"]]
+            subprocesses.append({"pdgs": pdgs, "colour_flows": flows, "mirror": False,
+                                 "comment": _plain(proc["description"])})
+            tables.append(per_diagram)
+            if record["mirror"]:
+                swapped = [pdgs[1], pdgs[0], *pdgs[2:]]
+                mflows = [[f[1], f[0], *f[2:]] for f in flows]
+                subprocesses.append({"pdgs": swapped, "colour_flows": mflows, "mirror": True,
+                                     "comment": "mirror of " + _plain(proc["description"])})
+                tables.append([None if t is None else _mirror_table(t) for t in per_diagram])
+    channels, diagram_channels = group_channels(tables)
+    if not channels:
+        raise AssembleError(f"{info_path}: no diagram with 3-point vertices only: no channel")
+
+    pdg_lists = [s["pdgs"] for s in subprocesses]
+    beams = _beams(pdg_lists, info_path)
+    masses = [slha.mass(p) for p in pdg_lists[0][2:]]
+    for pdgs in pdg_lists[1:]:
+        if [slha.mass(p) for p in pdgs[2:]] != masses:
+            raise AssembleError(f"{info_path}: subprocess {pdgs} has other final-state "
+                                f"masses than {pdg_lists[0]}; generate them as separate "
+                                "processes")
+
+    name = root.name
+    messages: list[str] = []
+    # The run card: MadGraph's, translated. It decides the cuts and defaults written below.
+    rc_path = root / info.get("run_card", "Cards/run_card.dat")
+    mg_card = None
+    if rc_path.is_file():
+        mg_card = import_madgraph_run_card(rc_path, output=root / "madnis_run")
+    cuts = dict(mg_card.cuts) if mg_card is not None and mg_card.cuts is not None else {}
+    lines = [f"# {name}: written by madnis_py from MadGraph {info.get('madgraph_version', '')} "
+             f"`output madnis_py` (model {info.get('model', '?')}).",
+             "# One channel per diagram with 3-point vertices (madevent's configs.inc), "
+             "identical topologies",
+             "# grouped; propagator masses and widths from Cards/param_card.dat at output "
+             "time.",
+             "",
+             "[process]",
+             f"name = {toml_value(name)}",
+             f"title = {toml_value('; '.join(_plain(r['processes'][0]['description']) for r in records))}",
+             f"library = {toml_value(os.path.relpath(library, root))}",
+             f"beams = {toml_value(beams)}",
+             f"param_card = {toml_value(os.path.relpath(param_card, root))}",
+             ""]
+    for sub, chans in zip(subprocesses, diagram_channels, strict=True):
+        lines += [f"[[subprocess]]  # {sub['comment']}",
+                  f"pdgs = {_inline(sub['pdgs'])}",
+                  f"colour_flows = {_inline(sub['colour_flows'])}",
+                  f"diagram_channels = {_inline(chans)}"]
+        if sub["mirror"]:
+            lines.append("mirror = true")
+        lines.append("")
+    for table in channels:
+        body = {k: v for k, v in table.items() if k != "name"}
+        lines += ["[[channel]]", f"name = {toml_value(table['name'])}"]
+        lines += [f"{k} = {_inline(v)}" for k, v in body.items()] + [""]
+    lines.append("[cuts]  # MadGraph's run_card.dat")
+    lines += [f"{k} = {toml_value(float(v))}" for k, v in cuts.items()]
+    lines.append("")
+    lines.append("[defaults]")
+    if mg_card is not None:
+        if mg_card.collider.sqrt_s is not None:
+            lines.append(f"sqrt_s = {toml_value(mg_card.collider.sqrt_s)}")
+        if mg_card.scale.fixed is not None:
+            lines.append(f"scale = {toml_value(mg_card.scale.fixed)}")
+        elif mg_card.scale.dynamical_scale_choice is not None:
+            lines.append(f"dynamical_scale_choice = "
+                         f"{mg_card.scale.dynamical_scale_choice}")
+    process_card = root / "process.toml"
+    _write_atomic(process_card, "\n".join(lines) + "\n")
+
+    # Check the card reads back and the library has every subprocess, before the run card.
+    from madnis_py.physics.process import load_process
+
+    process = load_process(root)
+    me = process.matrix_element()
+    known = getattr(me, "subprocesses", None)
+    if known is not None:
+        missing = [list(s.library_pdgs) for s in process.subprocesses
+                   if tuple(s.library_pdgs) not in {tuple(k) for k in known}]
+        if missing:
+            raise AssembleError(f"{library}: no subprocess for {missing}")
+
+    run_card = root / "run_card.toml"
+    header = ["# madnis-py run card of " + name + ", translated from "
+              f"{os.path.relpath(rc_path, root) if mg_card else 'nothing'}"]
+    if mg_card is not None:
+        card = mg_card.as_run_card()
+        from dataclasses import replace
+
+        card = replace(card, run=replace(card.run, process=root))
+        if beams == "proton" and card.collider.lhaid is not None:
+            from madnis_py.physics.pdf import PDF, PDFError
+
+            try:
+                PDF(card.collider.lhaid)
+            except PDFError:
+                messages.append(
+                    f"run_card.dat: the PDF set LHAPDF ID {card.collider.lhaid} (pdlabel/"
+                    "lhaid) is not installed here, so run_card.toml uses the embedded "
+                    "LHToyPDF; to use the set, install it (LHAPDF_DATA_PATH) and set "
+                    f"[collider] lhaid = {card.collider.lhaid}")
+                card = replace(card, collider=replace(card.collider, lhaid=None,
+                                                      pdf="LHToyPDF"))
+        for note in mg_card.notes:
+            messages.append(f"run_card.dat: {note}")
+        for field_name in mg_card.unsupported:
+            messages.append(f"run_card.dat: {field_name} = {_mg_value(rc_path, field_name)} "
+                            "is not supported by madnis-py and was not translated")
+        header += [f"# NOTE {m}" for m in messages]
+        text = card.to_toml()
+    else:
+        messages.append(f"{rc_path}: no MadGraph run card; the run card has madnis-py's "
+                        "defaults")
+        header.append(f"# NOTE {messages[-1]}")
+        text = f"[run]\nprocess = {toml_value(str(root))}\n"
+    _write_atomic(run_card, "\n".join(header) + "\n" + text)
+    if not quiet:
+        for m in messages:
+            print(m, file=sys.stderr)
+    return Assembled(process_card, run_card, len(subprocesses), n_diagrams, len(channels),
+                     tuple(messages))
+
+
+def _mg_value(path: Path, name: str) -> str:
+    from madnis_py.cards.madgraph import read_madgraph_run_card
+
+    return read_madgraph_run_card(path).get(name, "?")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m madnis_py.madgraph DIR", file=sys.stderr)
+        return 2
+    try:
+        done = assemble(args[0])
+    except (AssembleError, OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{done.process_card}: {done.n_subprocesses} subprocesses, {done.n_diagrams} "
+          f"diagrams, {done.n_channels} channels; run it with: madnis-py run "
+          f"{done.run_card}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,195 @@
+"""Put the plugin into a MadGraph tree, and bring existing MadGraph outputs over.
+
+:func:`install_plugin` makes ``MG5_DIR/PLUGIN/madnis_py``: links to the plugin's files in
+this package (so that it follows the installed madnis_py) and ``python.txt``, the Python
+interpreter that has madnis_py, which the plugin runs to write the process card.
+
+:func:`import_output` takes a directory MadGraph wrote before:
+
+- an ``output madnis_py`` directory: its cards are (re)written from ``madgraph.json``;
+- an ``output standalone`` or ``output madevent`` directory: its own process definition
+  (``Cards/proc_card_mg5.dat``) is run again through MadGraph with ``output madnis_py`` into
+  a new directory (MadGraph is found from ``--mg5``, ``MADNIS_PY_MG5_HOME``, or the output's
+  ``Cards/me5_configuration.txt``); the diagrams, colour flows and library then come from
+  MadGraph itself rather than from parsing its Fortran. The output's
+  ``Cards/run_card.dat`` and ``param_card.dat`` are copied over, so the result is the
+  same process directory ``output madnis_py`` writes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from madnis_py.madgraph.assemble import Assembled, assemble
+
+__all__ = ["MadGraphError", "find_madgraph", "import_output", "install_plugin"]
+
+PLUGIN_NAME = "madnis_py"
+_PLUGIN_FILES = ("__init__.py", "exporter.py")
+_MARKER = "python.txt"
+
+
+class MadGraphError(RuntimeError):
+    """A MadGraph tree or output that cannot be used; the message says which and why."""
+
+
+def _plugin_source() -> Path:
+    return Path(__file__).resolve().parent / "plugin"
+
+
+def _check_mg5(mg5_dir: Path) -> Path:
+    mg5 = mg5_dir.expanduser().resolve()
+    if not (mg5 / "bin" / "mg5_aMC").is_file() or not (mg5 / "madgraph").is_dir():
+        raise MadGraphError(f"{mg5_dir}: not a MadGraph5_aMC@NLO tree (no bin/mg5_aMC)")
+    return mg5
+
+
+def install_plugin(mg5_dir: str | os.PathLike[str], *, python: str | None = None) -> Path:
+    """Install the ``output madnis_py`` plugin into a MadGraph tree; returns its directory.
+
+    An earlier install of this plugin is replaced; anything else at
+    ``PLUGIN/madnis_py`` is an error (never overwritten).
+    """
+    mg5 = _check_mg5(Path(mg5_dir))
+    plugins = mg5 / "PLUGIN"
+    if not plugins.is_dir():
+        raise MadGraphError(f"{mg5}: no PLUGIN directory (MadGraph 3 has one)")
+    target = plugins / PLUGIN_NAME
+    if target.is_symlink() or (target.exists() and not (target / _MARKER).is_file()):
+        raise MadGraphError(f"{target} exists and was not made by `madnis-py madgraph "
+                            "install`; remove it first")
+    staging = Path(tempfile.mkdtemp(prefix=".madnis_py.", dir=plugins))
+    try:
+        for name in _PLUGIN_FILES:
+            (staging / name).symlink_to(_plugin_source() / name)
+        (staging / _MARKER).write_text((python or sys.executable) + "\n")
+        staging.chmod(0o755)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def find_madgraph(output: Path | None = None, mg5: str | os.PathLike[str] | None = None
+                  ) -> Path:
+    """The MadGraph tree: ``mg5``, else ``$MADNIS_PY_MG5_HOME``, else the one an output
+    names in ``Cards/me5_configuration.txt`` (``mg5_path``)."""
+    if mg5 is not None:
+        return _check_mg5(Path(mg5))
+    env = os.environ.get("MADNIS_PY_MG5_HOME")
+    if env:
+        return _check_mg5(Path(env))
+    if output is not None:
+        conf = output / "Cards" / "me5_configuration.txt"
+        if conf.is_file():
+            for line in conf.read_text(errors="replace").splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "mg5_path" and value.split("#")[0].strip():
+                    return _check_mg5(Path(value.split("#")[0].strip()))
+    raise MadGraphError("MadGraph not found: pass --mg5 MG5_DIR or set MADNIS_PY_MG5_HOME")
+
+
+def run_madgraph(mg5: Path, commands: list[str], *, log: Path) -> None:
+    """Run MadGraph on a command script; its output goes to ``log``."""
+    with tempfile.NamedTemporaryFile("w", suffix=".mg5", delete=False) as fh:
+        fh.write("\n".join(commands) + "\n")
+        script = fh.name
+    try:
+        with log.open("w") as out:
+            done = subprocess.run([_mg5_python(), str(mg5 / "bin" / "mg5_aMC"), script],
+                                  cwd=mg5,
+                                  stdout=out, stderr=subprocess.STDOUT)
+    finally:
+        Path(script).unlink(missing_ok=True)
+    text = log.read_text(errors="replace")
+    if done.returncode != 0 or "Command \"" in text and "interrupted" in text:
+        raise MadGraphError(f"MadGraph failed (exit {done.returncode}); see {log}")
+    for marker in ("InvalidCmd", "MadGraph5Error", "Error detected", "No amplitudes generated"):
+        if marker in text:
+            lines = [ln for ln in text.splitlines() if ln.strip()]
+            raise MadGraphError(f"MadGraph: {marker}: {lines[-1] if lines else ''} (see {log})")
+
+
+def _mg5_python() -> str:
+    """MadGraph's Python: ``$MADNIS_PY_MG5_PYTHON``, else the first of this interpreter,
+    ``python3`` on PATH and ``/usr/bin/python3`` that has ``six`` (all MadGraph needs)."""
+    chosen = os.environ.get("MADNIS_PY_MG5_PYTHON")
+    if chosen:
+        return chosen
+    for candidate in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
+        if candidate and subprocess.run([candidate, "-c", "import six"],
+                                        capture_output=True).returncode == 0:
+            return candidate
+    raise MadGraphError("no Python with the `six` module to run MadGraph: pip install six, "
+                        "or set MADNIS_PY_MG5_PYTHON")
+
+
+def _process_lines(proc_card: Path) -> list[str]:
+    """The model and process definition lines of a proc_card_mg5.dat."""
+    keep = ("import", "define", "generate", "add process", "set ")
+    lines = []
+    for raw in proc_card.read_text(errors="replace").splitlines():
+        line = raw.split("#")[0].strip()
+        if not line or line.startswith(("output", "launch", "exit", "quit", "display",
+                                         "install", "history")):
+            continue
+        if line.startswith(keep):
+            lines.append(line)
+    if not any(ln.startswith(("generate", "add process")) for ln in lines):
+        raise MadGraphError(f"{proc_card}: no generate/add process line")
+    return lines
+
+
+def import_output(output: str | os.PathLike[str], *, destination: str | os.PathLike[str] | None
+                  = None, mg5: str | os.PathLike[str] | None = None,
+                  quiet: bool = False) -> Assembled:
+    """A madnis_py process directory from an existing MadGraph output (module docstring).
+
+    Raises
+    ------
+    MadGraphError
+        Not a MadGraph output, MadGraph not found, or MadGraph failing on it.
+    AssembleError
+        The process cannot be integrated (named in the message).
+    """
+    src = Path(output).expanduser().resolve()
+    if not src.is_dir():
+        raise MadGraphError(f"{output}: no such directory")
+    if (src / "madgraph.json").is_file():
+        return assemble(src, quiet=quiet)
+    proc_card = src / "Cards" / "proc_card_mg5.dat"
+    if not proc_card.is_file() or not (src / "SubProcesses").is_dir():
+        raise MadGraphError(f"{src}: not a MadGraph output directory (no Cards/proc_card_"
+                            "mg5.dat and SubProcesses/)")
+    dest = Path(destination) if destination is not None else src.with_name(
+        src.name + "_madnis")
+    dest = dest.expanduser().resolve()
+    if dest.exists():
+        raise MadGraphError(f"{dest} exists; choose another destination")
+    mg5_dir = find_madgraph(src, mg5)
+    install_plugin(mg5_dir)
+    commands = _process_lines(proc_card) + [f"output madnis_py {dest}"]
+    log = dest.with_name(dest.name + ".mg5.log")
+    # The plugin runs the assembly itself; the cards of the original output replace the
+    # defaults afterwards, so the assembly is repeated with them.
+    try:
+        run_madgraph(mg5_dir, commands, log=log)
+    except MadGraphError:
+        if dest.exists() and not (dest / "process.toml").is_file():
+            shutil.rmtree(dest, ignore_errors=True)
+        raise
+    for card in ("param_card.dat", "run_card.dat"):
+        if (src / "Cards" / card).is_file():
+            shutil.copyfile(src / "Cards" / card, dest / "Cards" / card)
+    return assemble(dest, quiet=quiet)
+
+
+__all__ += ["run_madgraph"]

@@ -1,0 +1,339 @@
+"""The ``madnis_py`` output mode of MadGraph 5 (runs inside MadGraph's Python).
+
+``output madnis_py DIR`` writes what ``output standalone DIR --prefix=int`` writes (the
+Fortran matrix elements of every subprocess and the ``smatrixhel_``/``initialise_``
+dispatcher in ``SubProcesses/all_matrix.f``), and adds:
+
+- per subprocess, the per-diagram |M_i|^2 that MadGraph's single-diagram enhancement uses
+  (``AMP2``, accumulated in the helicity loop of ``<prefix>MATRIX`` exactly as madevent's
+  ``matrix1.f`` does, from MadGraph's own ``get_amp2_lines``), read out by
+  ``<prefix>MADNIS_AMP2``, and a ``madnis_amp2_`` dispatcher (``SubProcesses/madnis_amp2.f``)
+  with the madnis_py ABI;
+- one shared library ``lib/libmadnis_me.so`` built from all of it with ``-O2 -fPIC``
+  (MadGraph's own ``make_opts`` builds ``-O0``);
+- ``madgraph.json``: what MadGraph knows and madnis_py needs: per subprocess the PDG lists,
+  process ids, mirror flag, identical-particle factor, colour flows from MadGraph's colour
+  basis, and every diagram's s- and t-channel vertices (``get_s_and_t_channels``, the
+  input of madevent's ``configs.inc``) with the propagators' masses and widths evaluated on
+  the output's param_card.
+
+Then it runs ``python -m madnis_py.madgraph DIR`` with the Python that installed the
+plugin (``madnis-py madgraph install``), which writes ``process.toml`` and ``run_card.toml``.
+This file imports only MadGraph and the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import madgraph.iolibs.export_v4 as export_v4
+from madgraph import MadGraph5Error
+
+logger = logging.getLogger("madgraph.export_v4")
+
+#: Largest number of diagrams per subprocess the madnis_amp2_ ABI takes (MADNIS_MAX_AMP2).
+MAX_AMP2 = 64
+
+_LIBRARY = "lib/libmadnis_me.so"
+_FFLAGS = ["-O2", "-fPIC", "-w", "-ffixed-line-length-132"]
+
+
+def _fortran(lines: list[str]) -> str:
+    """Fixed-form Fortran: statements from column 7, continuation lines past column 72."""
+    out = []
+    for line in lines:
+        text = line.strip()
+        first = True
+        while text:
+            width = 66 if first else 60
+            chunk, text = text[:width], text[width:]
+            out.append(("      " if first else "     $      ") + chunk)
+            first = False
+    return "\n".join(out) + "\n"
+
+
+class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
+    """``output standalone --prefix=int`` plus per-diagram |M_i|^2, one shared library and
+    the channel description madnis_py derives its process card from."""
+
+    check = True
+    exporter = "v4"
+    output = "Template"
+    sa_symmetry = False
+    grouped_mode = False
+
+    def __init__(self, *args, **opts):
+        opts.setdefault("format", "standalone")
+        super().__init__(*args, **opts)
+        # MadGraph's --prefix=int is what makes the f2py-style dispatcher (all_matrix.f).
+        self.cmd_options["prefix"] = "int"
+        self._madnis_subprocesses = []
+
+    def _fail(self, message):
+        """Stop the output with ``message``, leaving no half-written directory behind."""
+        import shutil
+
+        if self.dir_path and (Path(self.dir_path) / "SubProcesses").is_dir():
+            shutil.rmtree(self.dir_path, ignore_errors=True)
+        raise MadGraph5Error(message)
+
+    # ------------------------------------------------------------------ subprocesses
+    def generate_subprocess_directory(self, matrix_element, fortran_model, number):
+        ndiagrams = len(matrix_element.get("diagrams"))
+        if ndiagrams == 0:
+            self._fail("madnis_py: a subprocess without diagrams cannot be "
+                                 "integrated")
+        if ndiagrams > MAX_AMP2:
+            self._fail(
+                f"madnis_py: {matrix_element.get('processes')[0].nice_string()} has "
+                f"{ndiagrams} diagrams; the channel-prior ABI (madnis_amp2_) takes at most "
+                f"{MAX_AMP2} per subprocess")
+        calls = super().generate_subprocess_directory(matrix_element, fortran_model, number)
+        prefix = "M%s_" % number
+        dirpath = Path(self.dir_path) / "SubProcesses" / (
+            "P%s" % matrix_element.get("processes")[0].shell_string())
+        self._add_amp2(dirpath / "matrix.f", matrix_element, prefix)
+        self._madnis_subprocesses.append(self._describe(matrix_element, prefix, dirpath.name))
+        return calls
+
+    def _add_amp2(self, path, matrix_element, prefix):
+        """Accumulate AMP2 in <prefix>MATRIX and add <prefix>MADNIS_AMP2 to matrix.f."""
+        text = path.read_text()
+        namps = len(matrix_element.get_all_amplitudes())
+        ndiagrams = len(matrix_element.get("diagrams"))
+        common = [f"REAL*8 MADNIS_AMP2({namps})",
+                  f"COMMON/{prefix}MADNIS_AMPS/MADNIS_AMP2"]
+        amp2 = [line.replace("AMP2(", "MADNIS_AMP2(")
+                for line in self.get_amp2_lines(matrix_element)]
+        # Declarations after the AMP array of <prefix>MATRIX, accumulation before its
+        # colour sum (where madevent's matrix1.f accumulates AMP2).
+        decl = re.compile(r"^(\s+COMPLEX\*16 AMP\(NGRAPHS\).*\n)", re.M)
+        text, n_decl = decl.subn(lambda m: m.group(1) + _fortran(common), text, count=1)
+        start = re.compile(r"^(\s+%sMATRIX = 0\.D0\s*\n)" % re.escape(prefix), re.M)
+        text, n_acc = start.subn(lambda m: _fortran(amp2) + m.group(1), text, count=1)
+        if n_decl != 1 or n_acc != 1:
+            self._fail(f"madnis_py: {path} does not have the layout of MadGraph "
+                                 "3.5's standalone matrix.f (AMP(NGRAPHS), "
+                                 f"{prefix}MATRIX = 0.D0); cannot add the per-diagram "
+                                 "|M_i|^2")
+        text += "\n" + _fortran([
+            f"SUBROUTINE {prefix}MADNIS_AMP2(P, AMP2, NAMP2)",
+            "IMPLICIT NONE",
+            "REAL*8 P(*), AMP2(*), ANS",
+            "INTEGER NAMP2, I",
+            *common,
+            f"DO I = 1, {namps}",
+            "MADNIS_AMP2(I) = 0D0",
+            "ENDDO",
+            f"CALL {prefix}SMATRIX(P, ANS)",
+            f"DO I = 1, {ndiagrams}",
+            "AMP2(I) = MADNIS_AMP2(I)",
+            "ENDDO",
+            f"NAMP2 = {ndiagrams}",
+            "END",
+        ])
+        path.write_text(text)
+
+    def _describe(self, matrix_element, prefix, directory):
+        """The JSON record of one matrix element (one P directory)."""
+        nexternal, ninitial = matrix_element.get_nexternal_ninitial()
+        if ninitial != 2:
+            self._fail("madnis_py integrates 2 -> n scattering; decays (1 -> n) "
+                                 "are not supported")
+        processes = matrix_element.get("processes")
+        first = processes[0]
+        if first.get("decay_chains") or first.get("is_decay_chain"):
+            self._fail("madnis_py: decay chains (p p > t t~, t > b w+) are not "
+                                 "supported; generate the full final state instead")
+        if first.get("perturbation_couplings"):
+            self._fail("madnis_py: loop processes are not supported (tree level "
+                                 "only)")
+        model = first.get("model")
+
+        def line(pdg):
+            # Masses and widths are model parameters, evaluated on the output's
+            # param_card in finalize (the card is written after the subprocesses).
+            part = model.get_particle(abs(pdg)) if pdg else None
+            if part is None:
+                return {"pdg": pdg, "mass": "ZERO", "width": "ZERO", "name": ""}
+            name = part.get("name") if pdg > 0 else part.get("antiname")
+            return {"pdg": pdg, "mass": part.get("mass"), "width": part.get("width"),
+                    "name": name}
+
+        new_pdg = model.get_first_non_pdg()
+        vert_max = [max(d.get_vertex_leg_numbers()) for d in matrix_element.get("diagrams")
+                    if d.get_vertex_leg_numbers()]
+        minvert = min(vert_max) if vert_max else 0
+        diagrams = []
+        for idiag, diagram in enumerate(matrix_element.get("diagrams")):
+            legs = diagram.get_vertex_leg_numbers()
+            if legs and max(legs) > minvert:
+                diagrams.append(None)  # a 4-point vertex: no channel, as in madevent
+                continue
+            s_ch, t_ch = diagram.get("amplitudes")[0].get_s_and_t_channels(
+                ninitial, model, new_pdg)
+
+            def vertex(v):
+                mother = v.get("legs")[-1]
+                return {"daughters": [leg.get("number") for leg in v.get("legs")[:-1]],
+                        "mother": mother.get("number"), **line(mother.get("id"))}
+            diagrams.append({"number": idiag + 1, "s": [vertex(v) for v in s_ch],
+                             "t": [vertex(v) for v in t_ch]})
+
+        colour_flows = []
+        legs = first.get_legs_with_decays()
+        if matrix_element.get("color_basis"):
+            repr_dict = {leg.get("number"): model.get_particle(leg.get("id")).get_color()
+                         * (-1) ** (1 + leg.get("state")) for leg in legs}
+            for flow in matrix_element.get("color_basis").color_flow_decomposition(
+                    repr_dict, ninitial):
+                colour_flows.append([list(flow[leg.get("number")]) for leg in legs])
+        else:
+            colour_flows.append([[0, 0] for _ in legs])
+
+        return {
+            "directory": directory,
+            "prefix": prefix,
+            "processes": [{"pdgs": [leg.get("id") for leg in proc.get_legs_with_decays()],
+                           "id": proc.get("id"),
+                           "description": proc.nice_string().replace("Process: ", "")}
+                          for proc in processes],
+            "mirror": bool(matrix_element.get("has_mirror_process")),
+            "identical_particle_factor": matrix_element.get("identical_particle_factor"),
+            "nexternal": nexternal,
+            "ndiagrams": len(matrix_element.get("diagrams")),
+            "colour_flows": colour_flows,
+            "diagrams": diagrams,
+        }
+
+    # ------------------------------------------------------------------ build
+    def make(self):
+        """Build Source (HELAS and the model) optimised and position independent."""
+        env = dict(os.environ, FFLAGS=" ".join(_FFLAGS))
+        source = Path(self.dir_path) / "Source"
+        logger.info("madnis_py: building the HELAS and model libraries (-O2 -fPIC)")
+        for target in ("../lib/libdhelas.a", "../lib/libmodel.a"):
+            subprocess.run(["make", target], cwd=source, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+
+    def finalize(self, matrix_elements, history, mg5options, flaglist):
+        super().finalize(matrix_elements, history, mg5options, flaglist)
+        root = Path(self.dir_path)
+        self._evaluate_masses(root / "Cards" / "param_card.dat")
+        self._write_amp2_dispatcher(root / "SubProcesses" / "madnis_amp2.f")
+        self._build_library(root, mg5options.get("fortran_compiler") or "gfortran")
+        info = {
+            "generator": "MadGraph5_aMC@NLO",
+            "madgraph_version": self._mg5_version(),
+            "model": self.model.get("name") if self.model is not None else "",
+            "library": _LIBRARY,
+            "param_card": "Cards/param_card.dat",
+            "run_card": "Cards/run_card.dat",
+            "subprocesses": self._madnis_subprocesses,
+        }
+        tmp = root / "madgraph.json.tmp"
+        tmp.write_text(json.dumps(info, indent=1))
+        tmp.replace(root / "madgraph.json")
+        self._assemble(root)
+
+    def _evaluate_masses(self, param_card):
+        """Replace the mass and width parameter names by their values on the card."""
+        self.model.set_parameters_and_couplings(str(param_card))
+        values = {k.lower(): v for k, v in self.model.get("parameter_dict").items()}
+
+        def value(name):
+            if str(name).lower() == "zero":
+                return 0.0
+            if str(name).lower() not in values:
+                self._fail(f"madnis_py: parameter {name} has no value on "
+                                     f"{param_card}")
+            return abs(complex(values[str(name).lower()]))
+        for record in self._madnis_subprocesses:
+            for diagram in record["diagrams"]:
+                for vertex in (diagram or {}).get("s", []) + (diagram or {}).get("t", []):
+                    vertex["mass"] = value(vertex["mass"])
+                    vertex["width"] = value(vertex["width"])
+
+    def _mg5_version(self):
+        try:
+            import madgraph.various.misc as misc
+            return misc.get_pkg_info()["version"]
+        except Exception:  # noqa: BLE001 - informative only
+            return ""
+
+    def _write_amp2_dispatcher(self, path):
+        lines = ["SUBROUTINE MADNIS_AMP2(PDGS, PROCID, NPDG, P, ALPHAS, SCALE2, AMP2, NAMP2)",
+                 "IMPLICIT NONE",
+                 "INTEGER PDGS(*), PROCID, NPDG, NAMP2",
+                 "DOUBLE PRECISION P(*), ALPHAS, SCALE2, AMP2(*), PI",
+                 "INCLUDE 'coupl.inc'",
+                 "NAMP2 = 0",
+                 "IF (SCALE2.EQ.0) THEN",
+                 "PI = 3.141592653589793D0",
+                 "G = 2*DSQRT(ALPHAS*PI)",
+                 "CALL UPDATE_AS_PARAM()",
+                 "ELSE",
+                 "CALL UPDATE_AS_PARAM2(SCALE2, ALPHAS)",
+                 "ENDIF"]
+        for sub in self._madnis_subprocesses:
+            for proc in sub["processes"]:
+                pdgs = proc["pdgs"]
+                cond = [f"NPDG.EQ.{len(pdgs)}"] + [f"PDGS({i + 1}).EQ.{p}"
+                                                   for i, p in enumerate(pdgs)]
+                cond.append(f"(PROCID.LE.0.OR.PROCID.EQ.{proc['id']})")
+                lines += ["IF (" + ".AND.".join(cond) + ") THEN",
+                          f"CALL {sub['prefix']}MADNIS_AMP2(P, AMP2, NAMP2)",
+                          "RETURN",
+                          "ENDIF"]
+        lines += ["RETURN", "END"]
+        path.write_text(_fortran(lines))
+
+    def _build_library(self, root, fc):
+        sub = root / "SubProcesses"
+        objects = []
+        build = root / "lib" / "madnis_build"
+        build.mkdir(parents=True, exist_ok=True)
+        logger.info("madnis_py: compiling the matrix elements (-O2 -fPIC)")
+        for record in self._madnis_subprocesses:
+            pdir = sub / record["directory"]
+            obj = build / f"{record['prefix']}matrix.o"
+            subprocess.run([fc, *_FFLAGS, "-c", "matrix.f", "-o", str(obj)], cwd=pdir,
+                           check=True)
+            objects.append(str(obj))
+        for name in ("all_matrix.f", "madnis_amp2.f"):
+            obj = build / name.replace(".f", ".o")
+            subprocess.run([fc, *_FFLAGS, "-c", name, "-o", str(obj)], cwd=sub, check=True)
+            objects.append(str(obj))
+        target = root / _LIBRARY
+        tmp = target.with_name(target.name + ".tmp")
+        subprocess.run([fc, "-shared", "-o", str(tmp), *objects, "-L" + str(root / "lib"),
+                        "-ldhelas", "-lmodel"], check=True)
+        tmp.replace(target)
+        logger.info("madnis_py: wrote %s", target)
+
+    def _assemble(self, root):
+        here = Path(__file__).parent
+        python_file = here / "python.txt"
+        python = python_file.read_text().strip() if python_file.is_file() else ""
+        command = [python or "python3", "-m", "madnis_py.madgraph", str(root)]
+        if not python:
+            logger.warning("madnis_py: the plugin was not installed with `madnis-py madgraph "
+                           "install`; finish with: %s", " ".join(command[1:]))
+            return
+        logger.info("madnis_py: writing process.toml and run_card.toml")
+        out = subprocess.run(command, capture_output=True, text=True)
+        for text in (out.stdout, out.stderr):
+            for msg in text.splitlines():
+                if msg.strip():
+                    logger.info("madnis_py: %s", msg)
+        if out.returncode != 0:
+            self._fail(f"madnis_py: writing the process card failed (see above); "
+                                 f"rerun with: {' '.join(command)}")
+
+
+__all__ = ["MadnisPyExporter"]
