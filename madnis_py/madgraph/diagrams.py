@@ -39,7 +39,6 @@ __all__ = [
     "channel_key",
     "channel_table",
     "group_channels",
-    "min_shat",
 ]
 
 
@@ -244,12 +243,3 @@ def group_channels(tables: Iterable[Sequence[dict[str, Any] | None]]
         mapping.append(row)
     return channels, mapping
 
-
-def min_shat(masses: Sequence[float], pt_min: Sequence[float]) -> float:
-    """A lower bound on the partonic s from the final-state masses and pT cuts.
-
-    In the partonic rest frame sqrt(s) = sum E_i >= sum sqrt(m_i^2 + pT_i^2), so this
-    bound never removes an event the cuts keep.
-    """
-    root = sum((m * m + p * p) ** 0.5 for m, p in zip(masses, pt_min, strict=True))
-    return root * root

@@ -30,6 +30,7 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from typing import Any, NoReturn
 
 import madgraph.iolibs.export_v4 as export_v4
 from madgraph import MadGraph5Error
@@ -57,7 +58,7 @@ def _fortran(lines: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
+class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc]
     """``output standalone --prefix=int`` plus per-diagram |M_i|^2, one shared library and
     the channel description madnis_py derives its process card from."""
 
@@ -67,14 +68,14 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
     sa_symmetry = False
     grouped_mode = False
 
-    def __init__(self, *args, **opts):
+    def __init__(self, *args: Any, **opts: Any) -> None:
         opts.setdefault("format", "standalone")
         super().__init__(*args, **opts)
         # MadGraph's --prefix=int is what makes the f2py-style dispatcher (all_matrix.f).
         self.cmd_options["prefix"] = "int"
-        self._madnis_subprocesses = []
+        self._madnis_subprocesses: list[dict[str, Any]] = []
 
-    def _fail(self, message):
+    def _fail(self, message: str) -> NoReturn:
         """Stop the output with ``message``, leaving no half-written directory behind."""
         import shutil
 
@@ -83,7 +84,8 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
         raise MadGraph5Error(message)
 
     # ------------------------------------------------------------------ subprocesses
-    def generate_subprocess_directory(self, matrix_element, fortran_model, number):
+    def generate_subprocess_directory(self, matrix_element: Any, fortran_model: Any,
+                                      number: int) -> int:
         ndiagrams = len(matrix_element.get("diagrams"))
         if ndiagrams == 0:
             self._fail("madnis_py: a subprocess without diagrams cannot be "
@@ -99,9 +101,9 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
             "P%s" % matrix_element.get("processes")[0].shell_string())
         self._add_amp2(dirpath / "matrix.f", matrix_element, prefix)
         self._madnis_subprocesses.append(self._describe(matrix_element, prefix, dirpath.name))
-        return calls
+        return int(calls or 0)
 
-    def _add_amp2(self, path, matrix_element, prefix):
+    def _add_amp2(self, path: Path, matrix_element: Any, prefix: str) -> None:
         """Accumulate AMP2 in <prefix>MATRIX and add <prefix>MADNIS_AMP2 to matrix.f."""
         text = path.read_text()
         namps = len(matrix_element.get_all_amplitudes())
@@ -139,7 +141,7 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
         ])
         path.write_text(text)
 
-    def _describe(self, matrix_element, prefix, directory):
+    def _describe(self, matrix_element: Any, prefix: str, directory: str) -> dict[str, Any]:
         """The JSON record of one matrix element (one P directory)."""
         nexternal, ninitial = matrix_element.get_nexternal_ninitial()
         if ninitial != 2:
@@ -155,7 +157,7 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
                                  "only)")
         model = first.get("model")
 
-        def line(pdg):
+        def line(pdg: int) -> dict[str, Any]:
             # Masses and widths are model parameters, evaluated on the output's
             # param_card in finalize (the card is written after the subprocesses).
             part = model.get_particle(abs(pdg)) if pdg else None
@@ -169,7 +171,7 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
         vert_max = [max(d.get_vertex_leg_numbers()) for d in matrix_element.get("diagrams")
                     if d.get_vertex_leg_numbers()]
         minvert = min(vert_max) if vert_max else 0
-        diagrams = []
+        diagrams: list[dict[str, Any] | None] = []
         for idiag, diagram in enumerate(matrix_element.get("diagrams")):
             legs = diagram.get_vertex_leg_numbers()
             if legs and max(legs) > minvert:
@@ -178,7 +180,7 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
             s_ch, t_ch = diagram.get("amplitudes")[0].get_s_and_t_channels(
                 ninitial, model, new_pdg)
 
-            def vertex(v):
+            def vertex(v: Any) -> dict[str, Any]:
                 mother = v.get("legs")[-1]
                 return {"daughters": [leg.get("number") for leg in v.get("legs")[:-1]],
                         "mother": mother.get("number"), **line(mother.get("id"))}
@@ -212,7 +214,7 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
         }
 
     # ------------------------------------------------------------------ build
-    def make(self):
+    def make(self) -> None:
         """Build Source (HELAS and the model) optimised and position independent."""
         env = dict(os.environ, FFLAGS=" ".join(_FFLAGS))
         source = Path(self.dir_path) / "Source"
@@ -221,7 +223,8 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
             subprocess.run(["make", target], cwd=source, env=env, check=True,
                            stdout=subprocess.DEVNULL)
 
-    def finalize(self, matrix_elements, history, mg5options, flaglist):
+    def finalize(self, matrix_elements: Any, history: Any, mg5options: dict[str, Any],
+                 flaglist: Any) -> None:
         super().finalize(matrix_elements, history, mg5options, flaglist)
         root = Path(self.dir_path)
         self._evaluate_masses(root / "Cards" / "param_card.dat")
@@ -241,12 +244,12 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
         tmp.replace(root / "madgraph.json")
         self._assemble(root)
 
-    def _evaluate_masses(self, param_card):
+    def _evaluate_masses(self, param_card: Path) -> None:
         """Replace the mass and width parameter names by their values on the card."""
         self.model.set_parameters_and_couplings(str(param_card))
         values = {k.lower(): v for k, v in self.model.get("parameter_dict").items()}
 
-        def value(name):
+        def value(name: Any) -> float:
             if str(name).lower() == "zero":
                 return 0.0
             if str(name).lower() not in values:
@@ -259,14 +262,14 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
                     vertex["mass"] = value(vertex["mass"])
                     vertex["width"] = value(vertex["width"])
 
-    def _mg5_version(self):
+    def _mg5_version(self) -> str:
         try:
             import madgraph.various.misc as misc
-            return misc.get_pkg_info()["version"]
+            return str(misc.get_pkg_info()["version"])
         except Exception:  # noqa: BLE001 - informative only
             return ""
 
-    def _write_amp2_dispatcher(self, path):
+    def _write_amp2_dispatcher(self, path: Path) -> None:
         lines = ["SUBROUTINE MADNIS_AMP2(PDGS, PROCID, NPDG, P, ALPHAS, SCALE2, AMP2, NAMP2)",
                  "IMPLICIT NONE",
                  "INTEGER PDGS(*), PROCID, NPDG, NAMP2",
@@ -293,7 +296,7 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
         lines += ["RETURN", "END"]
         path.write_text(_fortran(lines))
 
-    def _build_library(self, root, fc):
+    def _build_library(self, root: Path, fc: str) -> None:
         sub = root / "SubProcesses"
         objects = []
         build = root / "lib" / "madnis_build"
@@ -316,7 +319,7 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):
         tmp.replace(target)
         logger.info("madnis_py: wrote %s", target)
 
-    def _assemble(self, root):
+    def _assemble(self, root: Path) -> None:
         here = Path(__file__).parent
         python_file = here / "python.txt"
         python = python_file.read_text().strip() if python_file.is_file() else ""

@@ -1,0 +1,76 @@
+"""``madnis-py madgraph install`` and ``import`` on trees and outputs written here (no
+MadGraph needed); the real MadGraph path is tests/madgraph/test_with_madgraph.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from madnis_py.cli import main
+from madnis_py.madgraph import MadGraphError, import_output, install_plugin
+from madnis_py.madgraph.install import _process_lines
+
+
+def fake_mg5(root: Path) -> Path:
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "mg5_aMC").write_text("#!/usr/bin/env python3\n")
+    (root / "madgraph").mkdir()
+    (root / "PLUGIN").mkdir()
+    return root
+
+
+def test_install_links_the_plugin_and_records_the_python(tmp_path: Path) -> None:
+    mg5 = fake_mg5(tmp_path / "MG5")
+    target = install_plugin(mg5)
+    assert target == mg5 / "PLUGIN" / "madnis_py"
+    init = target / "__init__.py"
+    assert init.is_symlink() and "new_output" in init.read_text()
+    assert (target / "exporter.py").resolve().name == "exporter.py"
+    assert (target / "python.txt").read_text().strip() == sys.executable
+    install_plugin(mg5, python="/opt/py/bin/python3")  # a reinstall replaces it
+    assert (target / "python.txt").read_text().strip() == "/opt/py/bin/python3"
+    assert [p.name for p in (mg5 / "PLUGIN").iterdir()] == ["madnis_py"]
+
+
+def test_install_refuses_what_is_not_its_own(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(MadGraphError, match="not a MadGraph5_aMC@NLO tree"):
+        install_plugin(tmp_path)
+    mg5 = fake_mg5(tmp_path / "MG5")
+    (mg5 / "PLUGIN" / "madnis_py").mkdir()
+    (mg5 / "PLUGIN" / "madnis_py" / "__init__.py").write_text("# someone else's\n")
+    with pytest.raises(MadGraphError, match="was not made by"):
+        install_plugin(mg5)
+    assert (mg5 / "PLUGIN" / "madnis_py" / "__init__.py").read_text() == "# someone else's\n"
+    assert main(["madgraph", "install", str(mg5)]) == 2
+    assert "was not made by" in capsys.readouterr().err
+
+
+def test_import_needs_a_madgraph_output_and_madgraph(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MADNIS_PY_MG5_HOME", raising=False)
+    with pytest.raises(MadGraphError, match="not a MadGraph output directory"):
+        import_output(tmp_path)
+    out = tmp_path / "ee"
+    (out / "Cards").mkdir(parents=True)
+    (out / "SubProcesses").mkdir()
+    (out / "Cards" / "proc_card_mg5.dat").write_text(
+        "import model sm\ngenerate e+ e- > mu+ mu-\noutput standalone ee --prefix=int\n")
+    with pytest.raises(MadGraphError, match="MadGraph not found"):
+        import_output(out)
+    assert not (tmp_path / "ee_madnis").exists()
+
+
+def test_process_lines_keep_the_definition_only(tmp_path: Path) -> None:
+    card = tmp_path / "proc_card_mg5.dat"
+    card.write_text("#************\n# comment\nset group_subprocesses Auto\nimport model sm\n"
+                    "define p = g u d u~ d~\ngenerate p p > e+ e- j\nadd process p p > mu+ "
+                    "mu- j\noutput madevent PROC -f\nlaunch\n")
+    assert _process_lines(card) == ["set group_subprocesses Auto", "import model sm",
+                                    "define p = g u d u~ d~", "generate p p > e+ e- j",
+                                    "add process p p > mu+ mu- j"]
+    card.write_text("import model sm\n")
+    with pytest.raises(MadGraphError, match="no generate"):
+        _process_lines(card)

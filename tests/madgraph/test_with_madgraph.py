@@ -1,0 +1,176 @@
+"""``output madnis_py`` with a real MadGraph (``MADNIS_PY_MG5_HOME``; set it up with
+``../shared/tools/mg5/setup-mg5.sh``); skipped without it.
+
+For e+ e- > mu+ mu- a, g g > t t~ g and p p > e+ e- j: the plugin's library gives
+MadGraph's own standalone |M|^2 (``output standalone --prefix=int``, built as MadGraph
+builds it), one channel per diagram with 3-point vertices (as many as madevent's
+``configs.inc``), per-diagram |M_i|^2 with a zero column for a 4-point diagram, and
+``madnis-py run`` on the written run card, with no edits, gives an event file the LHE
+checks accept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from madnis_py.events import check_lhe
+from madnis_py.madgraph import install_plugin
+from madnis_py.madgraph.install import run_madgraph
+from madnis_py.phasespace import Beams, Rambo
+from madnis_py.physics import MatrixElement
+from madnis_py.physics.process import load_process
+
+MG5 = os.environ.get("MADNIS_PY_MG5_HOME")
+pytestmark = [pytest.mark.skipif(not MG5, reason="set MADNIS_PY_MG5_HOME to a MadGraph "
+                                 "3.5 tree (../shared/tools/mg5/setup-mg5.sh)"),
+              pytest.mark.slow]
+
+PROCESSES = {"eemumua": "e+ e- > mu+ mu- a", "ggttg": "g g > t t~ g",
+             "ppeej": "p p > e+ e- j"}
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path, Path]]:
+    """Per process: the madnis_py output, MadGraph's standalone output, madevent's."""
+    assert MG5 is not None
+    root = tmp_path_factory.mktemp("mg5")
+    install_plugin(MG5)
+    commands = ["import model sm"]
+    out = {}
+    for name, proc in PROCESSES.items():
+        dirs = (root / name, root / f"{name}_sa", root / f"{name}_me")
+        commands += [f"generate {proc}", f"output madnis_py {dirs[0]} -f",
+                     f"output standalone {dirs[1]} --prefix=int -f",
+                     f"output madevent {dirs[2]} -f"]
+        out[name] = dirs
+    run_madgraph(Path(MG5), commands, log=root / "mg5.log")
+    for name, (_, sa, _) in out.items():
+        _build_standalone(sa)
+    return out
+
+
+def _build_standalone(sa: Path) -> None:
+    """MadGraph's standalone Fortran as MadGraph builds it (its -O0 HELAS and model
+    libraries), linked into one shared library."""
+    sub = sa / "SubProcesses"
+    objs = []
+    for f in sorted(sub.glob("P*/matrix.f")):
+        obj = f.with_suffix(".o")
+        subprocess.run(["gfortran", "-fPIC", "-w", "-ffixed-line-length-132", "-c",
+                        "matrix.f", "-o", str(obj)], cwd=f.parent, check=True)
+        objs.append(str(obj))
+    subprocess.run(["gfortran", "-fPIC", "-w", "-ffixed-line-length-132", "-c",
+                    "all_matrix.f"], cwd=sub, check=True)
+    subprocess.run(["gfortran", "-shared", "-o", str(sa / "lib" / "libsa.so"), *objs,
+                    str(sub / "all_matrix.o"), f"-L{sa / 'lib'}", "-ldhelas", "-lmodel"],
+                   check=True)
+
+
+def _momenta(proc, n: int, seed: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    rambo = Rambo(proc.final_masses(), Beams(1000.0))
+    return rambo.map(np.random.default_rng(seed).random((n, rambo.dims))).momenta
+
+
+@pytest.mark.parametrize("name", list(PROCESSES))
+def test_matrix_elements_equal_madgraph_standalone(
+        outputs: dict[str, tuple[Path, Path, Path]], name: str) -> None:
+    ours_dir, sa, _ = outputs[name]
+    proc = load_process(ours_dir)
+    ours = proc.matrix_element()
+    theirs = MatrixElement.from_madgraph(sa / "lib" / "libsa.so",
+                                         sa / "Cards" / "param_card.dat")
+    assert ours.subprocesses == theirs.subprocesses
+    p = _momenta(proc, 50, 1)
+    for sub in proc.subprocesses:
+        pl = sub.library_momenta(p)
+        a = ours(pl, sub.library_pdgs, alpha_s=0.118)
+        b = theirs(pl, sub.library_pdgs, alpha_s=0.118)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+        assert np.all(a > 0)
+
+
+@pytest.mark.parametrize("name", list(PROCESSES))
+def test_one_channel_per_diagram_as_madevent(outputs: dict[str, tuple[Path, Path, Path]],
+                                             name: str) -> None:
+    ours_dir, _, me = outputs[name]
+    info = json.loads((ours_dir / "madgraph.json").read_text())
+    ours = sorted(sum(d is not None for d in r["diagrams"]) for r in info["subprocesses"])
+    # madevent writes one config per diagram with 3-point vertices (mapconfig(0)).
+    theirs = []
+    for configs in me.glob("SubProcesses/P*/configs.inc"):
+        found = re.search(r"MAPCONFIG\(0\)/\s*(\d+)\s*/", configs.read_text(), re.I)
+        assert found is not None
+        theirs.append(int(found.group(1)))
+    # madevent groups subprocesses (one P directory, one config set, for several of ours).
+    assert set(ours) == set(theirs)
+    proc = load_process(ours_dir)
+    for sub, record_diagrams in zip(proc.subprocesses, _per_subprocess(info)):
+        assert sub.diagram_channels is not None
+        assert len(sub.diagram_channels) == len(record_diagrams)
+        assert [c >= 0 for c in sub.diagram_channels] == [d is not None
+                                                          for d in record_diagrams]
+
+
+def _per_subprocess(info: dict) -> list[list]:  # type: ignore[type-arg]
+    out = []
+    for record in info["subprocesses"]:
+        for _ in record["processes"]:
+            out.append(record["diagrams"])
+            if record["mirror"]:
+                out.append(record["diagrams"])
+    return out
+
+
+def test_per_diagram_amplitudes(outputs: dict[str, tuple[Path, Path, Path]]) -> None:
+    ours_dir = outputs["ggttg"][0]
+    proc = load_process(ours_dir)
+    me = proc.matrix_element()
+    p = _momenta(proc, 20, 2)
+    amp2 = me.amp2(p, [21, 21, 6, -6, 21], alpha_s=0.118)
+    assert amp2.shape == (20, 16)
+    assert np.all(amp2[:, :15] > 0)
+    assert np.all(amp2[:, 15] == 0)  # diagram 16 has the 4-gluon vertex: no channel
+    assert proc.subprocesses[0].diagram_channels[15] == -1  # type: ignore[index]
+
+
+@pytest.mark.parametrize("name", list(PROCESSES))
+def test_run_without_edits_writes_valid_events(outputs: dict[str, tuple[Path, Path, Path]],
+                                               name: str, tmp_path: Path) -> None:
+    from madnis_py.cli import main
+
+    ours_dir = outputs[name][0]
+    text = (ours_dir / "run_card.toml").read_text()
+    # The written card as it is, made short: fewer steps, points and events.
+    small = re.sub(r"(?m)^steps = .*$", "steps = 5", text)
+    small = re.sub(r"(?m)^nevents = .*$", "nevents = 200", small)
+    small = re.sub(r"(?m)^vegas_points = .*$", "vegas_points = 2000", small)
+    small = re.sub(r"(?m)^vegas_iterations = .*$", "vegas_iterations = 3", small)
+    small = re.sub(r"(?m)^points = .*$", "points = 20000", small)
+    small = re.sub(r"(?m)^output = .*$", f'output = "{tmp_path / "run"}"', small)
+    small = re.sub(r"(?m)^plots = .*$", "plots = false", small)
+    card = tmp_path / "run_card.toml"
+    card.write_text(small)
+    assert main(["run", str(card), "--quiet"]) == 0
+    lhe = next((tmp_path / "run").glob("events.lhe*"))
+    check_lhe(lhe)
+
+
+@pytest.mark.parametrize("kind", [1, 2])
+def test_import_of_standalone_and_madevent_outputs(
+        outputs: dict[str, tuple[Path, Path, Path]], kind: int, tmp_path: Path) -> None:
+    from madnis_py.madgraph import import_output
+
+    ours_dir = outputs["eemumua"][0]
+    done = import_output(outputs["eemumua"][kind], destination=tmp_path / "imported",
+                         mg5=MG5, quiet=True)
+    assert done.process_card == tmp_path / "imported" / "process.toml"
+    ours, imported = load_process(ours_dir), load_process(tmp_path / "imported")
+    assert imported.channels == ours.channels
+    assert imported.subprocesses == ours.subprocesses
