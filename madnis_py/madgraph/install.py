@@ -19,6 +19,7 @@ interpreter that has madnis_py, which the plugin runs to write the process card.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -112,10 +113,24 @@ def run_madgraph(mg5: Path, commands: list[str], *, log: Path) -> None:
     text = log.read_text(errors="replace")
     if done.returncode != 0 or "Command \"" in text and "interrupted" in text:
         raise MadGraphError(f"MadGraph failed (exit {done.returncode}); see {log}")
-    for marker in ("InvalidCmd", "MadGraph5Error", "Error detected", "No amplitudes generated"):
-        if marker in text:
-            lines = [ln for ln in text.splitlines() if ln.strip()]
-            raise MadGraphError(f"MadGraph: {marker}: {lines[-1] if lines else ''} (see {log})")
+    if any(m in text for m in ("InvalidCmd", "MadGraph5Error", "Error detected",
+                                "No amplitudes generated", "command not executed")):
+        raise MadGraphError(f"MadGraph: {_mg5_error(text)} (see {log})")
+
+
+def _mg5_error(text: str) -> str:
+    """The line of a MadGraph log that says what went wrong."""
+    clean = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in text.splitlines()]
+    clean = [ln for ln in clean if ln and ln not in ("quit", "exit")]
+    for ln in clean:
+        if "madnis_py:" in ln:
+            return ln[ln.index("madnis_py:"):]
+        if ln.startswith("str :"):
+            return ln[5:].strip()
+    for i, ln in enumerate(clean):
+        if ln.startswith(("Error detected", "No amplitudes generated", "InvalidCmd")):
+            return " ".join(clean[i:i + 2])
+    return clean[-1] if clean else "no output"
 
 
 def _mg5_python() -> str:
@@ -148,6 +163,36 @@ def _process_lines(proc_card: Path) -> list[str]:
     return lines
 
 
+def _process_lines_from_code(output: Path) -> list[str]:
+    """The process definition of an output without a proc card (``standalone_cpp``): the
+    ``Process:`` lines MadGraph writes at the top of every subprocess's code, as ``generate``
+    / ``add process`` lines, and the model its ``src/Parameters_<model>.h`` names.
+
+    Such an output does not record MadGraph's mirror processes (``u~ u`` for a generated
+    ``u u~`` of ``p p``): the processes are taken as written, and a note says so.
+    """
+    found: list[str] = []
+    for code in sorted(output.glob("SubProcesses/P*/*")):
+        if code.suffix not in (".f", ".h", ".cc"):
+            continue
+        for line in code.read_text(errors="replace").splitlines():
+            m = re.match(r"^\s*(?://|[cC])\s+Process:\s*(.+?)\s*$", line)
+            if m:
+                text = re.sub(r"\s+(WEIGHTED|QCD|QED)\S*|\s+@\S+", "", m.group(1)).strip()
+                if text not in found:
+                    found.append(text)
+    if not found:
+        raise MadGraphError(f"{output}: not a MadGraph output directory (no Cards/proc_card_"
+                            "mg5.dat and no 'Process:' lines in SubProcesses/P*)")
+    models = sorted(output.glob("src/Parameters_*.h"))
+    model = models[0].stem.removeprefix("Parameters_") if models else "sm"
+    print(f"note: {output} has no proc card; the processes are read from its code "
+          f"({'; '.join(found)}), without MadGraph's mirror processes (add the swapped "
+          "initial states by hand if the output came from p p)", file=sys.stderr)
+    return [f"import model {model}", f"generate {found[0]}",
+            *(f"add process {p}" for p in found[1:])]
+
+
 def import_output(output: str | os.PathLike[str], *, destination: str | os.PathLike[str] | None
                   = None, mg5: str | os.PathLike[str] | None = None,
                   quiet: bool = False) -> Assembled:
@@ -166,9 +211,12 @@ def import_output(output: str | os.PathLike[str], *, destination: str | os.PathL
     if (src / "madgraph.json").is_file():
         return assemble(src, quiet=quiet)
     proc_card = src / "Cards" / "proc_card_mg5.dat"
-    if not proc_card.is_file() or not (src / "SubProcesses").is_dir():
-        raise MadGraphError(f"{src}: not a MadGraph output directory (no Cards/proc_card_"
-                            "mg5.dat and SubProcesses/)")
+    if not (src / "SubProcesses").is_dir():
+        raise MadGraphError(f"{src}: not a MadGraph output directory (no SubProcesses/)")
+    if proc_card.is_file():
+        definition = _process_lines(proc_card)
+    else:
+        definition = _process_lines_from_code(src)
     dest = Path(destination) if destination is not None else src.with_name(
         src.name + "_madnis")
     dest = dest.expanduser().resolve()
@@ -176,7 +224,7 @@ def import_output(output: str | os.PathLike[str], *, destination: str | os.PathL
         raise MadGraphError(f"{dest} exists; choose another destination")
     mg5_dir = find_madgraph(src, mg5)
     install_plugin(mg5_dir)
-    commands = _process_lines(proc_card) + [f"output madnis_py {dest}"]
+    commands = definition + [f"output madnis_py {dest}"]
     log = dest.with_name(dest.name + ".mg5.log")
     # The plugin runs the assembly itself; the cards of the original output replace the
     # defaults afterwards, so the assembly is repeated with them.

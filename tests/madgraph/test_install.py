@@ -74,3 +74,22 @@ def test_process_lines_keep_the_definition_only(tmp_path: Path) -> None:
     card.write_text("import model sm\n")
     with pytest.raises(MadGraphError, match="no generate"):
         _process_lines(card)
+
+
+def test_process_lines_of_a_standalone_cpp_output(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from madnis_py.madgraph.install import _process_lines_from_code
+
+    for name, procs in (("P1_Sigma_sm_uux_epem", ["u u~", "c c~"]),
+                        ("P1_Sigma_sm_ddx_epem", ["d d~"])):
+        pdir = tmp_path / "SubProcesses" / name
+        pdir.mkdir(parents=True)
+        (pdir / "CPPProcess.cc").write_text("".join(
+            f"// Process: {p} > e+ e- WEIGHTED<=4 @1\n" for p in procs) + "int x;\n")
+        (pdir / "CPPProcess.h").write_text(f"// Process: {procs[0]} > e+ e- WEIGHTED<=4 @1\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "Parameters_sm.h").write_text("\n")
+    assert _process_lines_from_code(tmp_path) == [
+        "import model sm", "generate d d~ > e+ e-", "add process u u~ > e+ e-",
+        "add process c c~ > e+ e-"]
+    assert "without MadGraph's mirror processes" in capsys.readouterr().err

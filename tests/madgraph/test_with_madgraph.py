@@ -174,3 +174,33 @@ def test_import_of_standalone_and_madevent_outputs(
     ours, imported = load_process(ours_dir), load_process(tmp_path / "imported")
     assert imported.channels == ours.channels
     assert imported.subprocesses == ours.subprocesses
+
+
+@pytest.mark.parametrize("process, reason", [
+    ("p p > t t~, t > b w+", "decay chains"),
+    ("t > b w+", "decays"),
+])
+def test_unsupported_processes_leave_no_directory(process: str, reason: str,
+                                                  tmp_path: Path) -> None:
+    from madnis_py.madgraph import MadGraphError
+
+    assert MG5 is not None
+    install_plugin(MG5)
+    out = tmp_path / "bad"
+    with pytest.raises(MadGraphError, match=reason):
+        run_madgraph(Path(MG5), ["import model sm", f"generate {process}",
+                                 f"output madnis_py {out} -f"], log=tmp_path / "mg5.log")
+    assert not out.exists()
+
+
+def test_import_of_a_standalone_cpp_output(tmp_path: Path) -> None:
+    from madnis_py.madgraph import import_output
+
+    assert MG5 is not None
+    cpp = tmp_path / "ppee_cpp"
+    run_madgraph(Path(MG5), ["import model sm", "generate p p > e+ e-",
+                             f"output standalone_cpp {cpp} -f"], log=tmp_path / "mg5.log")
+    done = import_output(cpp, mg5=MG5, quiet=True)
+    proc = load_process(done.process_card)
+    assert {s.pdgs[:2] for s in proc.subprocesses} == {(1, -1), (2, -2), (3, -3), (4, -4)}
+    assert len(proc.channels) == 2  # photon and Z, shared by all four

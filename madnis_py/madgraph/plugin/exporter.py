@@ -86,10 +86,11 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
     # ------------------------------------------------------------------ subprocesses
     def generate_subprocess_directory(self, matrix_element: Any, fortran_model: Any,
                                       number: int) -> int:
+        self._check_supported(matrix_element)
         ndiagrams = len(matrix_element.get("diagrams"))
         if ndiagrams == 0:
             self._fail("madnis_py: a subprocess without diagrams cannot be "
-                                 "integrated")
+                       "integrated")
         if ndiagrams > MAX_AMP2:
             self._fail(
                 f"madnis_py: {matrix_element.get('processes')[0].nice_string()} has "
@@ -102,6 +103,24 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
         self._add_amp2(dirpath / "matrix.f", matrix_element, prefix)
         self._madnis_subprocesses.append(self._describe(matrix_element, prefix, dirpath.name))
         return int(calls or 0)
+
+    def _check_supported(self, matrix_element: Any) -> None:
+        """Refuse, before anything is written for it, what madnis_py cannot integrate."""
+        processes = matrix_element.get("processes")
+        first = processes[0]
+        if first.get("perturbation_couplings") or first.get("NLO_mode") not in (
+                None, "", "tree", "LO", "LOonly"):
+            self._fail("madnis_py: loop processes are not supported (tree level only): "
+                       + first.nice_string())
+        if first.get("decay_chains") or first.get("is_decay_chain"):
+            self._fail("madnis_py: decay chains (p p > t t~, t > b w+) are not supported; "
+                       "generate the full final state instead")
+        if matrix_element.get_nexternal_ninitial()[1] != 2:
+            self._fail("madnis_py: only 2 -> n scattering is integrated; decays "
+                       "(1 -> n) are not supported")
+        if matrix_element.get_nexternal_ninitial()[0] < 4:
+            self._fail("madnis_py: 2 -> 1 processes are not supported (at least two "
+                       "final-state particles)")
 
     def _add_amp2(self, path: Path, matrix_element: Any, prefix: str) -> None:
         """Accumulate AMP2 in <prefix>MATRIX and add <prefix>MADNIS_AMP2 to matrix.f."""
@@ -120,9 +139,9 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
         text, n_acc = start.subn(lambda m: _fortran(amp2) + m.group(1), text, count=1)
         if n_decl != 1 or n_acc != 1:
             self._fail(f"madnis_py: {path} does not have the layout of MadGraph "
-                                 "3.5's standalone matrix.f (AMP(NGRAPHS), "
-                                 f"{prefix}MATRIX = 0.D0); cannot add the per-diagram "
-                                 "|M_i|^2")
+                       "3.5's standalone matrix.f (AMP(NGRAPHS), "
+                       f"{prefix}MATRIX = 0.D0); cannot add the per-diagram "
+                       "|M_i|^2")
         text += "\n" + _fortran([
             f"SUBROUTINE {prefix}MADNIS_AMP2(P, AMP2, NAMP2)",
             "IMPLICIT NONE",
@@ -144,17 +163,8 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
     def _describe(self, matrix_element: Any, prefix: str, directory: str) -> dict[str, Any]:
         """The JSON record of one matrix element (one P directory)."""
         nexternal, ninitial = matrix_element.get_nexternal_ninitial()
-        if ninitial != 2:
-            self._fail("madnis_py integrates 2 -> n scattering; decays (1 -> n) "
-                                 "are not supported")
         processes = matrix_element.get("processes")
         first = processes[0]
-        if first.get("decay_chains") or first.get("is_decay_chain"):
-            self._fail("madnis_py: decay chains (p p > t t~, t > b w+) are not "
-                                 "supported; generate the full final state instead")
-        if first.get("perturbation_couplings"):
-            self._fail("madnis_py: loop processes are not supported (tree level "
-                                 "only)")
         model = first.get("model")
 
         def line(pdg: int) -> dict[str, Any]:
@@ -254,7 +264,7 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
                 return 0.0
             if str(name).lower() not in values:
                 self._fail(f"madnis_py: parameter {name} has no value on "
-                                     f"{param_card}")
+                           f"{param_card}")
             return abs(complex(values[str(name).lower()]))
         for record in self._madnis_subprocesses:
             for diagram in record["diagrams"]:
@@ -336,7 +346,7 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
                     logger.info("madnis_py: %s", msg)
         if out.returncode != 0:
             self._fail(f"madnis_py: writing the process card failed (see above); "
-                                 f"rerun with: {' '.join(command)}")
+                       f"rerun with: {' '.join(command)}")
 
 
 __all__ = ["MadnisPyExporter"]
