@@ -36,12 +36,25 @@ cut names                  ``[cuts]``: every field whose name is in
                            mean "no cut" (``mmll = 0``, ``ptlmax = -1``) included.
 ========================== ===============================================================
 
-Everything else is ignored and listed in :attr:`MadGraphRunCard.ignored`; the ignored
+Everything else is ignored and listed in :attr:`MadGraphRunCard.ignored`. The ignored
 fields that change the physics when they differ from MadGraph's default (other cuts
 such as ``ptllmin`` or ``pt_min_pdg``, ``maxjetflavor``, ``scalefact``, ``xqcut``,
-beam polarisation, ``custom_fcts``) and do differ are listed in
-:attr:`MadGraphRunCard.unsupported`, so that a caller can warn instead of losing them.
+beam polarisation, ``custom_fcts``) and do differ are *unsupported*: the import refuses
+them with one error naming each field, its value and its line, unless
+``allow_unsupported=True`` (``--allow-unsupported`` on the command line), which imports
+without them and lists them in :attr:`MadGraphRunCard.unsupported`.
 The training, integration, unweighting and output settings are the run card defaults.
+
+An empty or truncated file is an error too, not a card of defaults: the import needs
+every field of :data:`REQUIRED_FIELDS`, those MadGraph 3.5 writes into every LO
+``run_card.dat`` whatever the process. The cut fields proper (``ptj``, ``ptl``, ``etaa``,
+``drjj``, ``mmll``, ...) are *not* among them, because MadGraph writes only those of the
+particle classes in the process's final state (its default card for p p > e+ e- has
+``ptl`` but no ``ptj``, ``pta``, ``etaj`` or ``drjj``). The ``*_pdg`` cut dictionaries
+are written for every process and lie between them, and ``maxjetflavor`` comes after
+the last cut, so a card cut anywhere inside its cut section still misses a required
+field. ``lhaid`` is not required: MadGraph only reads it with ``pdlabel = lhapdf``, and
+then a missing ``lhaid`` is an error of its own.
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -65,6 +79,7 @@ from madnis_py.physics.process import Process
 
 __all__ = [
     "MADGRAPH_PDF_IDS",
+    "REQUIRED_FIELDS",
     "MadGraphFields",
     "MadGraphRunCard",
     "import_madgraph_run_card",
@@ -101,6 +116,18 @@ _PHYSICS_DEFAULTS: dict[str, str] = {
     **{f"pt{p}{i}min": "0" for p in "jl" for i in range(1, 5)},
     **{f"pt{p}{i}max": "-1" for p in "jl" for i in range(1, 5)},
 }
+
+#: The fields every MadGraph 3.5 LO run_card.dat has, whatever the process, in the
+#: card's order: without one of them the card is not complete (empty or truncated) and
+#: the import is an error rather than a card of defaults. See the module docstring for
+#: why the process-dependent cuts (ptj, ptl, ...) and lhaid are not among them.
+REQUIRED_FIELDS: tuple[str, ...] = (
+    "nevents", "iseed", "lpp1", "lpp2", "ebeam1", "ebeam2", "pdlabel",
+    "fixed_ren_scale", "fixed_fac_scale", "scale", "dsqrt_q2fact1", "dsqrt_q2fact2",
+    "dynamical_scale_choice", "scalefact", "dsqrt_shat", "bwcutoff",
+    "pt_min_pdg", "pt_max_pdg", "eta_min_pdg", "eta_max_pdg", "mxx_min_pdg",
+    "maxjetflavor",
+)
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -178,7 +205,8 @@ class MadGraphRunCard(RunCard):
     ignored : tuple of str
         Every field that was not mapped, in the card's order.
     unsupported : tuple of str
-        The ignored fields that change the physics and differ from MadGraph's default.
+        The ignored fields that change the physics and differ from MadGraph's default
+        (only ever non-empty when imported with ``allow_unsupported=True``).
     notes : tuple of str
         Choices the import made (such as ``dynamical_scale_choice = -1`` becoming 3).
 
@@ -371,11 +399,43 @@ def _process(process: str | os.PathLike[str] | Process | None) -> tuple[
     return loaded.card.resolve().parent, loaded
 
 
+def _check_complete(f: MadGraphFields) -> None:
+    """One error listing every missing field of :data:`REQUIRED_FIELDS`."""
+    missing = [name for name in REQUIRED_FIELDS if name not in f]
+    if not missing:
+        return
+    if f.lines:
+        last = max(f.lines, key=lambda name: f.lines[name])
+        seen = f"its last field is {last} at line {f.lines[last]}"
+    else:
+        seen = "it has no 'value = name' line at all"
+    raise RunCardError(f"{f.path}: not a complete MadGraph run card: missing "
+                       f"{', '.join(missing)} (empty or truncated? {seen}; expected every "
+                       "field MadGraph writes into a run_card.dat)")
+
+
+def _refuse_unsupported(f: MadGraphFields, unsupported: Sequence[str]) -> None:
+    """One error naming every unsupported field with its value and line."""
+    if not unsupported:
+        return
+    how = ("madnis-py cannot reproduce them: set them to MadGraph's default, or pass "
+           "--allow-unsupported (allow_unsupported=True) to run without them")
+    if len(unsupported) == 1:
+        name = unsupported[0]
+        raise f.error(name, f"{f[name]!r} is not supported (MadGraph's default is "
+                      f"{_PHYSICS_DEFAULTS[name]!r}; {how.replace('them', 'it')})")
+    listed = ", ".join(f"{name} = {f[name]!r} (line {f.lines[name]}, default "
+                       f"{_PHYSICS_DEFAULTS[name]!r})" for name in unsupported)
+    raise RunCardError(f"{f.path}: {len(unsupported)} unsupported fields that change the "
+                       f"physics: {listed} ({how})")
+
+
 # ---------------------------------------------------------------------- import
 
 def import_madgraph_run_card(path: str | os.PathLike[str], *,
                              process: str | os.PathLike[str] | Process | None = None,
-                             output: str | os.PathLike[str] | None = None) -> MadGraphRunCard:
+                             output: str | os.PathLike[str] | None = None,
+                             allow_unsupported: bool = False) -> MadGraphRunCard:
     """A run card from a MadGraph ``run_card.dat`` (see the module docstring).
 
     Parameters
@@ -389,6 +449,10 @@ def import_madgraph_run_card(path: str | os.PathLike[str], *,
         result has ``run.process = None`` and must be completed before it can run.
     output : str or path, optional
         The output directory (default ``"<process>_run"`` in the working directory).
+    allow_unsupported : bool
+        Import a card whose unsupported fields (see the module docstring) differ from
+        MadGraph's defaults, without them; they are listed in
+        :attr:`MadGraphRunCard.unsupported`. Default: refuse such a card.
 
     Returns
     -------
@@ -398,10 +462,14 @@ def import_madgraph_run_card(path: str | os.PathLike[str], *,
     Raises
     ------
     RunCardError
-        An unreadable line or value, or a setting madnis-py cannot reproduce, naming the
-        file, the line and the field.
+        An empty or truncated card (the missing fields of :data:`REQUIRED_FIELDS`, all
+        in one message); an unreadable line or value, or a setting madnis-py cannot
+        reproduce, naming the file, the line and the field; unsupported fields that
+        differ from MadGraph's defaults, each with its value and line, unless
+        ``allow_unsupported``.
     """
     f = read_madgraph_run_card(path)
+    _check_complete(f)
     entry, loaded = _process(process)
     used: set[str] = set()
     notes: list[str] = []
@@ -440,6 +508,8 @@ def import_madgraph_run_card(path: str | os.PathLike[str], *,
     ignored = tuple(name for name in f if name not in used)
     unsupported = tuple(name for name in ignored if name in _PHYSICS_DEFAULTS
                         and not _same(f[name], _PHYSICS_DEFAULTS[name]))
+    if not allow_unsupported:
+        _refuse_unsupported(f, unsupported)
     return MadGraphRunCard(
         run=RunSettings(process=entry, seed=seed, nevents=nevents,
                         output=out_dir.expanduser().resolve()),

@@ -9,8 +9,8 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     [run]
     process = "drell_yan"     # a built-in process name, or a path (relative to the card)
                               # to a process directory or a process.toml
-    seed = 1                  # random seed, integer >= 0
-    nevents = 10000           # unweighted events to write, integer >= 0
+    seed = 1                  # random seed, integer, 0 <= seed < 2**63
+    nevents = 10000           # unweighted events to write, integer, 0 <= nevents <= 10**9
     output = "run_dy"         # output directory, relative to the card
                               # (default: "<process>_run" in the working directory)
     device = "cpu"            # "cpu" or "cuda": where the flows train and sample
@@ -35,8 +35,9 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
                               # to keep them
 
     [training]
-    steps = 200               # flow training steps, integer >= 0 (0: VEGAS only)
-    batch = 4096              # integrand points per step, integer >= 1
+    steps = 200               # flow training steps, integer, 0 <= steps <= 10**6 (0: VEGAS
+                              #   only)
+    batch = 4096              # integrand points per step, integer, 1 <= batch <= 10**7
     lr = 3e-3                 # Adam learning rate, > 0
     loss = "variance"         # "variance", "stratified", "forward_kl" or "reverse_kl"
     buffered_steps = 0        # extra optimisation steps per step on stored batches, >= 0
@@ -44,7 +45,7 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     trainable_weights = true  # train the channel weights with the flows
     vegas = true              # VEGAS pre-training of every channel first
     vegas_iterations = 10     # its iterations, >= 1
-    vegas_points = 20000      # its integrand points per iteration and channel, >= 1
+    vegas_points = 20000      # its integrand points per iteration and channel, 1 to 10**8
     warmup = 20               # steps with a uniform channel allocation, >= 0
     min_fraction = 0.1        # smallest share of a batch for all channels, 0 <= f < 1
     drop_threshold = 1e-4     # a channel's share of the integral at or below which it ...
@@ -58,6 +59,7 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
 
     [integration]
     points = 100000           # integrand points of the final estimate, >= 2 * iterations
+                              #   and <= 10**10
     iterations = 5            # batches it is split into (chi2/dof across them), >= 1
 
     [unweighting]
@@ -79,9 +81,16 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     cluster = "local"         #   a cluster to start: "local", "slurm", "htcondor", "pbs"
                               #   (the default without a scheduler)
     workers = 2               # workers of that cluster, >= 1 (not with a scheduler)
-    shards = 4                # event-generation shards (seeds seed, seed+1, ...), >= 1
+    shards = 4                # event-generation shards (seeds seed, seed+1, ...), 1 to
+                              #   10000, and not more than the events (checked by the
+                              #   command, where -n and --shards may replace nevents and
+                              #   shards: madnis_py.cli)
     options = { queue = "short", cores = 4 }  # keyword arguments of the cluster class
                               #   (dask-jobqueue's SLURMCluster, ...), free-form
+
+Integer keys take TOML integers only: ``nevents = 1e6`` is a float and an error (write
+``1_000_000``). The upper limits above (:data:`LIMITS`) catch typos that would otherwise
+run for days or exhaust the memory; they are far above any sensible run.
 
 Relative paths are resolved against the card's directory, and the card keeps them
 absolute, so that its text says the same wherever it is read again.
@@ -113,6 +122,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLUSTERS",
     "DEVICES",
+    "LIMITS",
     "LOSSES",
     "MAX_WEIGHTS",
     "OVERWEIGHTS",
@@ -143,6 +153,18 @@ LOSSES: tuple[str, ...] = ("variance", "stratified", "forward_kl", "reverse_kl")
 MAX_WEIGHTS: tuple[str, ...] = ("exact", "quantile", "replicas")
 OVERWEIGHTS: tuple[str, ...] = ("keep", "truncate")
 CLUSTERS: tuple[str, ...] = ("local", "slurm", "htcondor", "pbs")
+
+#: Upper limits of integer keys, ``(table, key)`` to the largest allowed value (the seed:
+#: below 2**63, the largest a 64-bit signed integer holds).
+LIMITS: dict[tuple[str, str], int] = {
+    ("run", "seed"): 2**63 - 1,
+    ("run", "nevents"): 10**9,
+    ("training", "steps"): 10**6,
+    ("training", "batch"): 10**7,
+    ("training", "vegas_points"): 10**8,
+    ("integration", "points"): 10**10,
+    ("distributed", "shards"): 10_000,
+}
 
 #: The card's name inside a directory given to :func:`load_run_card`.
 CARD_NAME = "run_card.toml"
@@ -592,6 +614,19 @@ class _Table:
                 ok: Callable[[int], bool] | None = None) -> int | _T:
         if key not in self.data:
             return default
+        value = self.data[key]
+        if isinstance(value, float):
+            hint = ""
+            if math.isfinite(value) and value.is_integer():
+                hint = (f"; TOML integers have no '.' and no exponent: write "
+                        f"{int(value):_}")
+            raise self.error(key, f"got {_describe(value)} (expected {expected}{hint})")
+        limit = LIMITS.get((self.name, key))
+        if limit is not None:
+            expected = f"{expected} and <= {_limit(limit)}"
+            inner = ok
+            ok = (lambda v: v <= limit) if inner is None else (
+                lambda v: inner(v) and v <= limit)
         return int(self._get(key, _is_int, expected, ok))
 
     def number(self, key: str, default: _T, expected: str,
@@ -624,6 +659,16 @@ class _Table:
         if first in self.data and second in self.data:
             raise self.error(second, f"cannot be given together with {first} "
                              f"(expected {expected})")
+
+
+def _limit(value: int) -> str:
+    """A limit for messages: ``1000000000 (10**9)``."""
+    if value == 2**63 - 1:
+        return f"{value} (2**63 - 1)"
+    exponent = round(math.log10(value))
+    if 10**exponent == value:
+        return f"{value} (10**{exponent})"
+    return str(value)
 
 
 def _is_int(value: object) -> bool:

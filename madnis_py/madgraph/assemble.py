@@ -106,8 +106,13 @@ def _inline(obj: Any) -> str:
     return toml_value(obj)
 
 
-def assemble(directory: str | os.PathLike[str], *, quiet: bool = False) -> Assembled:
+def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
+             allow_unsupported: bool = False) -> Assembled:
     """Write ``process.toml`` and ``run_card.toml`` into a ``output madnis_py`` directory.
+
+    A ``Cards/run_card.dat`` with physics fields madnis-py cannot reproduce (edited away
+    from MadGraph's defaults) is refused (:class:`~madnis_py.cards.RunCardError` listing
+    them) unless ``allow_unsupported``; they are then listed in the run card's notes.
 
     Raises
     ------
@@ -187,7 +192,8 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False) -> Assem
     rc_path = root / info.get("run_card", "Cards/run_card.dat")
     mg_card = None
     if rc_path.is_file():
-        mg_card = import_madgraph_run_card(rc_path, output=root / "madnis_run")
+        mg_card = import_madgraph_run_card(rc_path, output=root / "madnis_run",
+                                           allow_unsupported=allow_unsupported)
     cuts = dict(mg_card.cuts) if mg_card is not None and mg_card.cuts is not None else {}
     lines = [f"# {name}: written by madnis_py from MadGraph {info.get('madgraph_version', '')} "
              f"`output madnis_py` (model {info.get('model', '?')}).",

@@ -195,7 +195,7 @@ def _process_lines_from_code(output: Path) -> list[str]:
 
 def import_output(output: str | os.PathLike[str], *, destination: str | os.PathLike[str] | None
                   = None, mg5: str | os.PathLike[str] | None = None,
-                  quiet: bool = False) -> Assembled:
+                  quiet: bool = False, allow_unsupported: bool = False) -> Assembled:
     """A madnis_py process directory from an existing MadGraph output (module docstring).
 
     Raises
@@ -209,7 +209,7 @@ def import_output(output: str | os.PathLike[str], *, destination: str | os.PathL
     if not src.is_dir():
         raise MadGraphError(f"{output}: no such directory")
     if (src / "madgraph.json").is_file():
-        return assemble(src, quiet=quiet)
+        return assemble(src, quiet=quiet, allow_unsupported=allow_unsupported)
     proc_card = src / "Cards" / "proc_card_mg5.dat"
     if not (src / "SubProcesses").is_dir():
         raise MadGraphError(f"{src}: not a MadGraph output directory (no SubProcesses/)")
@@ -237,7 +237,7 @@ def import_output(output: str | os.PathLike[str], *, destination: str | os.PathL
     for card in ("param_card.dat", "run_card.dat"):
         if (src / "Cards" / card).is_file():
             shutil.copyfile(src / "Cards" / card, dest / "Cards" / card)
-    return assemble(dest, quiet=quiet)
+    return assemble(dest, quiet=quiet, allow_unsupported=allow_unsupported)
 
 
 __all__ += ["run_madgraph"]

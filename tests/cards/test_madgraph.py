@@ -100,7 +100,11 @@ def test_non_default_unsupported_fields_are_listed(default_card: Path) -> None:
     set_field(default_card, "maxjetflavor", "5")
     set_field(default_card, "scalefact", "2d0")
     set_field(default_card, "ptlmax", "200")  # supported: mapped, not listed
-    card = import_madgraph_run_card(default_card)
+    # refused by default, one error naming them all; allowed on request, then listed
+    with pytest.raises(RunCardError, match=r": 4 unsupported fields that change the "
+                       r"physics: scalefact = '2d0' \(line \d+, default '1'\), pt_min_pdg"):
+        import_madgraph_run_card(default_card)
+    card = import_madgraph_run_card(default_card, allow_unsupported=True)
     assert card.unsupported == ("scalefact", "pt_min_pdg", "mmnl", "maxjetflavor")
     assert card.cuts is not None and card.cuts["ptlmax"] == 200.0
     assert card.run.process is None  # no process given: to complete before a run

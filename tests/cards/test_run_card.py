@@ -373,3 +373,64 @@ def test_shipped_run_card_reproduces_the_process_defaults(name: str) -> None:
     assert card.run.nevents == 10_000
     assert 100 <= card.training.steps <= 200 and 2048 <= card.training.batch <= 4096
     assert parse_run_card(card.to_toml()) == card
+
+
+# ------------------------------------------------------------- limits of integer keys
+
+_RUN = '[run]\nprocess = "ee_mumu"\n'
+
+LIMIT_ERRORS = [
+    # (card text, the key the error must name, what the message says)
+    (_RUN + "nevents = 1_000_000_001\n", "nevents",
+     ["[run] nevents", "the integer 1000000001 is out of range", "<= 1000000000 (10**9)"]),
+    (_RUN + "seed = 9223372036854775808\n", "seed",
+     ["[run] seed", "out of range", ">= 0 and <= 9223372036854775807 (2**63 - 1)"]),
+    (_RUN + "seed = -1\n", "seed", ["[run] seed", "the integer -1 is out of range"]),
+    (_RUN + "[training]\nsteps = 1_000_001\n", "steps",
+     ["[training] steps", "out of range", "<= 1000000 (10**6)"]),
+    (_RUN + "[training]\nbatch = 10_000_001\n", "batch",
+     ["[training] batch", "out of range", ">= 1 and <= 10000000 (10**7)"]),
+    (_RUN + "[training]\nvegas_points = 100_000_001\n", "vegas_points",
+     ["[training] vegas_points", "out of range", "<= 100000000 (10**8)"]),
+    (_RUN + "[integration]\npoints = 10_000_000_001\n", "points",
+     ["[integration] points", "out of range", ">= 2 * iterations = 10 and <= "
+      "10000000000 (10**10)"]),
+    (_RUN + "[distributed]\nshards = 10_001\n", "shards",
+     ["[distributed] shards", "out of range", ">= 1 and <= 10000 (10**4)"]),
+    # a float where an integer is expected, even a whole one
+    (_RUN + "nevents = 1e12\n", "nevents",
+     ["[run] nevents", "got the float 1000000000000.0", "expected an integer >= 0",
+      "write 1_000_000_000_000"]),
+    (_RUN + "nevents = 1e6\n", "nevents", ["got the float 1000000.0", "write 1_000_000"]),
+    (_RUN + "[training]\nsteps = 2.5\n", "steps", ["[training] steps", "the float 2.5"]),
+    (_RUN + "[integration]\npoints = 1e5\n", "points",
+     ["[integration] points", "the float 100000.0", "write 100_000"]),
+]
+
+
+@pytest.mark.parametrize("text,where,fragments", LIMIT_ERRORS)
+def test_integer_keys_are_bounded(tmp_path: Path, text: str, where: str,
+                                  fragments: list[str]) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(RunCardError) as info:
+        load_run_card(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}:{line_of(text, where)}: "), message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_integer_keys_at_their_limits_are_fine(tmp_path: Path) -> None:
+    card = load_run_card(write(tmp_path, _RUN + (
+        "seed = 9223372036854775807\nnevents = 1_000_000_000\n"
+        "[training]\nsteps = 1_000_000\nbatch = 10_000_000\nvegas_points = 100_000_000\n"
+        "[integration]\npoints = 10_000_000_000\n[distributed]\nshards = 10_000\n")))
+    assert card.run.seed == 2**63 - 1 and card.run.nevents == 10**9
+    assert (card.training.steps, card.training.batch, card.training.vegas_points) == (
+        10**6, 10**7, 10**8)
+    assert card.integration.points == 10**10
+    assert card.distributed is not None and card.distributed.shards == 10_000
+    # not more shards than events is the command's check (madnis_py.cli), where -n and
+    # --shards replace the card's values: the card alone accepts it
+    assert parse_run_card(card.to_toml()) == card

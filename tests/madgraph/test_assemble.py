@@ -41,6 +41,15 @@ RUN_CARD = """\
  0.0  = ptl       ! minimum pt for the charged leptons
  -1.0  = etal    ! max rap for the charged leptons
  50.0   = mmll    ! min invariant mass of l+l- (same flavour) lepton pair
+ 1.0  = scalefact
+ 0.0  = dsqrt_shat
+ 15.0  = bwcutoff
+ {} = pt_min_pdg
+ {} = pt_max_pdg
+ {} = eta_min_pdg
+ {} = eta_max_pdg
+ {} = mxx_min_pdg
+ 4 = maxjetflavor
 """
 
 
