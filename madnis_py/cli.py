@@ -2,7 +2,8 @@
 
 ::
 
-    madnis-py run CARD [--seed N] [--output DIR] [--device cpu|cuda] [--json]
+    madnis-py run CARD [--seed N] [--output DIR] [--device cpu|cuda] [--json] [--force]
+                       [--resume] [--checkpoint-every STEPS] [--allow-unsupported]
     madnis-py integrate CARD [...]
     madnis-py generate CARD --checkpoint FILE -n N [--scheduler ADDRESS] [--shards N] [...]
     madnis-py processes
@@ -19,9 +20,19 @@ directory receives ``summary.json`` and the PNG plots beside the events. ``--jso
 prints the summary as one JSON object on standard output (progress and the table go to
 standard error).
 
-Bad input (a missing card, a bad value, an unknown key) is one line on standard error
-and exit code 2. An interrupted run leaves no half-written LHE file (events are written
-to a temporary name and renamed when complete).
+Bad input (a missing card, a bad value, an unknown key, a physics setting the process
+cannot be integrated with, a checkpoint of other physics) is one line on standard error
+and exit code 2, checked before any training where it can be (the output directory, the
+Dask scheduler and cluster options, the event and shard counts). An interrupt (exit 130)
+or SIGTERM (exit 143, what SLURM and HTCondor send) leaves no half-written file: every
+output is written to a hidden temporary name and renamed when complete.
+
+The output directory (:mod:`madnis_py.output_dir`) is locked for the run; one that holds
+a finished run (its ``summary.json``, written last and listing the run's files) is
+refused unless ``--force``. Training writes the checkpoint every ``--checkpoint-every``
+steps; ``--resume`` continues an interrupted training from it. ``generate`` refuses a
+checkpoint trained on other physics (process, library, param card, beams, energy, PDF,
+scale, cuts), naming the field.
 """
 
 from __future__ import annotations
@@ -36,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from madnis_py.output_dir import RunDirectory
 
 __all__ = ["main"]
 
@@ -64,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true",
                        help="print the final result as one JSON object on stdout")
         p.add_argument("--quiet", action="store_true", help="no progress bars or table")
+        p.add_argument("--force", action="store_true",
+                       help="replace a finished run in the output directory (default: "
+                       "refuse the directory)")
+        p.add_argument("--allow-unsupported", action="store_true",
+                       help="run a MadGraph run_card.dat whose physics fields madnis-py "
+                       "cannot reproduce (listed in the error without this)")
 
     def distributed(p: argparse.ArgumentParser) -> None:
         p.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -75,7 +94,14 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train, integrate, generate events, write LHE")
     common(run)
     distributed(run)
-    common(sub.add_parser("integrate", help="train and integrate (no events)"))
+    integ = sub.add_parser("integrate", help="train and integrate (no events)")
+    common(integ)
+    for p in (run, integ):
+        p.add_argument("--resume", action="store_true",
+                       help="continue the interrupted training whose checkpoint is in the "
+                       "output directory (it is written every --checkpoint-every steps)")
+        p.add_argument("--checkpoint-every", type=int, default=50, metavar="STEPS",
+                       help="steps between checkpoints during training (default 50)")
     gen = sub.add_parser("generate", help="events from a trained checkpoint")
     common(gen)
     distributed(gen)
@@ -93,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--output", default=None,
                      help="process directory to write (default: DIRECTORY_madnis; not used "
                      "for an `output madnis_py` directory, which is completed in place)")
+    imp.add_argument("--allow-unsupported", action="store_true",
+                     help="translate a run_card.dat whose physics fields madnis-py cannot "
+                     "reproduce (they are listed in the card's notes)")
     imp.add_argument("--mg5", default=None,
                      help="MadGraph directory (default: $MADNIS_PY_MG5_HOME, or the one "
                      "the output names)")
@@ -100,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _madgraph(args: argparse.Namespace) -> int:
+    from madnis_py.cards import RunCardError
     from madnis_py.madgraph import AssembleError, MadGraphError, import_output, install_plugin
     from madnis_py.physics.matrix_element import MatrixElementError
     from madnis_py.physics.process import ProcessCardError
@@ -110,9 +140,10 @@ def _madgraph(args: argparse.Namespace) -> int:
             print(f"installed the madnis_py output mode in {target}; in MadGraph: "
                   "`output madnis_py DIR` after `generate`")
             return 0
-        done = import_output(args.directory, destination=args.output, mg5=args.mg5)
+        done = import_output(args.directory, destination=args.output, mg5=args.mg5,
+                             allow_unsupported=args.allow_unsupported)
     except (MadGraphError, AssembleError, MatrixElementError, ProcessCardError,
-            FileNotFoundError) as err:
+            RunCardError, FileNotFoundError) as err:
         print(f"madnis-py: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     print(f"{done.process_card}: {done.n_subprocesses} subprocesses, {done.n_diagrams} "
@@ -133,7 +164,14 @@ def _load_card(args: argparse.Namespace) -> Any:
             raise CLIError(f"{path}: no such run card")
         if args.process is None:
             raise CLIError(f"{path}: a MadGraph run_card.dat has no process; pass --process")
-        card = import_madgraph_run_card(path, process=args.process).card
+        imported = import_madgraph_run_card(path, process=args.process,
+                                            allow_unsupported=args.allow_unsupported)
+        for note in imported.notes:
+            _note(args, f"{path}: {note}")
+        for name in imported.unsupported:
+            _note(args, f"{path}: {name} is not supported and was ignored "
+                        "(--allow-unsupported)")
+        card = imported.card
     else:
         card = load_run_card(path)
         if args.process is not None:
@@ -141,8 +179,8 @@ def _load_card(args: argparse.Namespace) -> Any:
                                                                     process=args.process))
     run = card.run
     if args.seed is not None:
-        if args.seed < 0:
-            raise CLIError(f"--seed must be >= 0, got {args.seed}")
+        if not 0 <= args.seed < 2 ** 63:
+            raise CLIError(f"--seed must be >= 0 and < 2**63, got {args.seed}")
         run = dataclasses.replace(run, seed=args.seed)
     if args.output is not None:
         run = dataclasses.replace(run, output=Path(args.output).resolve())
@@ -151,6 +189,20 @@ def _load_card(args: argparse.Namespace) -> Any:
     card = dataclasses.replace(card, run=run)
     assert isinstance(card, RunCard)
     return card
+
+
+def _note(args: argparse.Namespace, message: str) -> None:
+    """A message for the user on standard error (stdout stays for --json)."""
+    if not getattr(args, "quiet", False):
+        print(f"madnis-py: note: {message}", file=sys.stderr)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what SLURM and HTCondor send), handled like an interrupt."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated
 
 
 class _Progress:
@@ -193,19 +245,23 @@ def _integrator(card: Any, process: Any) -> tuple[Any, Any]:
     return integrand, Integrator(channels, feature_dims=channels.feature_dims, **opts)
 
 
-def _train(card: Any, mc: Any, bars: _Progress, timings: dict[str, float]) -> None:
+def _train(card: Any, mc: Any, bars: _Progress, timings: dict[str, float], *,
+           resumed: bool, checkpoint_every: int) -> None:
     t0 = time.perf_counter()
-    if card.training.vegas:
+    if card.training.vegas and not resumed:
         mc.pretrain_vegas(**card.vegas_options())
     timings["vegas_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     opts = card.train_options()
+    if resumed:  # the rest of the interrupted training, with its optimizer's state
+        opts["steps"] = int(mc.steps_remaining)
     task = bars.task("training", opts["steps"])
 
     def step(_: int, loss: float) -> None:
         bars.advance(task, info=f"loss {loss:.3g}, rel. std {mc.history.rel_std[-1]:.3g}")
 
-    mc.train(**opts, callback=step)
+    mc.train(**opts, callback=step, checkpoint=card.checkpoint_path,
+             checkpoint_every=checkpoint_every)
     mc.select_flows(max(2_000, card.training.batch))
     timings["training_s"] = time.perf_counter() - t0
 
@@ -373,46 +429,108 @@ def _summary_table(summary: dict[str, Any]) -> None:
         table.add_row("overweight fraction", f"{summary['overweight_fraction']:.2g}")
         table.add_row("LHE file", summary["lhe"])
     table.add_row("integrand calls", str(summary["calls"]))
+    for warning in summary.get("warnings", []):
+        table.add_row("[bold red]not trustworthy[/]", warning)
     for key, value in summary["timings"].items():
         table.add_row(key.removesuffix("_s") + " (s)", f"{value:.1f}")
     Console(stderr=True).print(table)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+    from madnis_py._atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+_LIMITS = {"events": 10 ** 9, "shards": 10_000}
+
+
+def _check_counts(args: argparse.Namespace, card: Any, settings: Any) -> int:
+    """The number of events asked for, and the shards, checked against their limits."""
+    n_events = int(args.nevents if args.command == "generate" else card.run.nevents)
+    if not 0 <= n_events <= _LIMITS["events"]:
+        raise CLIError(f"{'-n' if args.command == 'generate' else '[run] nevents'} = "
+                       f"{n_events}: expected 0 <= n <= {_LIMITS['events']:.0e}")
+    if settings is not None and args.command != "integrate":
+        if settings.shards > min(_LIMITS["shards"], max(n_events, 1)):
+            raise CLIError(f"--shards {settings.shards} for {n_events} events: at most "
+                           f"{min(_LIMITS['shards'], max(n_events, 1))} (one event per shard "
+                           f"and {_LIMITS['shards']} shards at the most)")
+    if getattr(args, "checkpoint_every", 1) < 1:
+        raise CLIError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    return n_events
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
-
-    from madnis_py.training import Integrator
-
     card = _load_card(args)
     settings = _distributed_settings(card, args)  # checked before any training
     if card.run.device == "cuda":
         raise CLIError("--device cuda: the multi-channel trainer runs its flows on the CPU "
                        "in this version (the CUDA kernels serve the flow and phase-space "
                        "layers directly); use --device cpu")
+    n_events = _check_counts(args, card, settings)
+    if settings is not None and args.command != "integrate":
+        from madnis_py.distributed import check_distributed
+
+        check_distributed(settings)
+    if args.command == "generate":
+        checkpoint_in = Path(args.checkpoint)
+        if not checkpoint_in.is_file():
+            raise CLIError(f"--checkpoint {checkpoint_in}: no such file")
     process = card.load_process()
     out = card.lhe_path.parent
-    out.mkdir(parents=True, exist_ok=True)
+    outputs = [card.output.lhe, "history.json", "training.png", "weights.png",
+               "kinematics.png"]
+    if args.command != "generate":
+        outputs.append(card.checkpoint_path.name)
+    resume = bool(getattr(args, "resume", False))
+    with RunDirectory(out, outputs, force=args.force or resume) as run_dir:
+        if run_dir.removed_temporaries:
+            _note(args, f"removed {len(run_dir.removed_temporaries)} temporary file(s) of "
+                        f"an interrupted run in {out}")
+        return _run_in(args, card, settings, process, out, n_events, resume)
+
+
+def _run_in(args: argparse.Namespace, card: Any, settings: Any, process: Any, out: Path,
+            n_events: int, resume: bool) -> dict[str, Any]:
+    import torch
+
+    from madnis_py.training import Integrator
+
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     bars = _Progress(args.quiet)
     try:
         torch.manual_seed(card.run.seed)  # the flows' and channel weights' initialisation
-        integrand, mc = _integrator(card, process)
+        try:
+            integrand, mc = _integrator(card, process)
+        except ValueError as err:  # physics the integrand cannot be built for
+            raise CLIError(f"process {process.name}: {err}") from err
+        physics = integrand.fingerprint()
+        calls_before = 0
         if args.command == "generate":
-            mc = Integrator.load(args.checkpoint, mc.base_integrand)
+            mc = Integrator.load(args.checkpoint, mc.base_integrand, physics=physics)
+            calls_before = int(mc.n_calls)
             result = mc.last_result
             if result is None:
                 result = _integrate(card, mc, timings)
         else:
-            _train(card, mc, bars, timings)
+            mc.physics = physics
+            resumed = False
+            if resume:
+                if not card.checkpoint_path.is_file():
+                    raise CLIError(f"--resume: no checkpoint {card.checkpoint_path} to "
+                                   "resume from")
+                mc = Integrator.load(card.checkpoint_path, mc.base_integrand,
+                                     physics=physics)
+                mc.physics = physics
+                resumed = True
+                _note(args, f"resuming from {card.checkpoint_path} after "
+                            f"{mc.steps_done} training steps")
+            _train(card, mc, bars, timings, resumed=resumed,
+                   checkpoint_every=args.checkpoint_every)
             result = _integrate(card, mc, timings)
-            mc.save(card.checkpoint_path)
+            mc.save(card.checkpoint_path, physics=physics)
             if card.output.plots:
                 mc.plot_history(out / "training.png")
             mc.save_history(out / "history.json")
@@ -424,10 +542,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             "checkpoint": str(args.checkpoint if args.command == "generate"
                               else card.checkpoint_path),
             "output": str(out)}
+        for warning in getattr(result, "warnings", ()):
+            _note(args, f"the result may not be trustworthy: {warning}")
+        summary["warnings"] = list(getattr(result, "warnings", ()))
         if args.command in ("run", "generate"):
-            n_events = args.nevents if args.command == "generate" else card.run.nevents
-            if n_events < 0:
-                raise CLIError(f"-n must be >= 0, got {n_events}")
             if settings is None:
                 summary.update(_generate(card, integrand, mc, result.value, result.error,
                                          n_events, out, bars, timings))
@@ -438,10 +556,12 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                                                      out, timings))
     finally:
         bars.stop()
-    summary["calls"] = int(mc.n_calls)
+    summary["calls"] = int(mc.n_calls) - calls_before  # this run's calls only
     timings["total_s"] = time.perf_counter() - t_start
     summary["timings"] = timings
-    _write_json(out / "summary.json", summary)
+    summary["files"] = sorted(p.name for p in out.iterdir()
+                              if not p.name.startswith(".") and p.name != "summary.json")
+    _write_json(out / "summary.json", summary)  # last: it marks the run finished
     if not args.quiet:
         _summary_table(summary)
     return summary
@@ -459,21 +579,38 @@ def main(argv: list[str] | None = None) -> int:
         for name in builtin_processes():
             print(f"{name:12s} {load_process(name).title}")
         return 0
+    import signal
+
+    from madnis_py._atomic import FileWriteError
     from madnis_py.cards import RunCardError
+    from madnis_py.distributed import DistributedError
+    from madnis_py.output_dir import OutputDirectoryError
+    from madnis_py.phasespace.topology import TopologyError
     from madnis_py.physics.matrix_element import MatrixElementError
     from madnis_py.physics.pdf import PDFError
     from madnis_py.physics.process import ProcessCardError
+    from madnis_py.physics.slha import SLHAError
+    from madnis_py.training import CheckpointError, IntegrandError
 
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         summary = _run(args)
     except (CLIError, RunCardError, ProcessCardError, PDFError, MatrixElementError,
-            FileNotFoundError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            SLHAError, TopologyError, CheckpointError, IntegrandError, DistributedError,
+            OutputDirectoryError, FileWriteError, FileNotFoundError,
+            ZeroDivisionError) as err:
+        message = " ".join(str(err).split()) if str(err) else type(err).__name__
         print(f"madnis-py: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("madnis-py: terminated (SIGTERM); no event file was left half-written",
+              file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("madnis-py: interrupted; no event file was left half-written", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if args.json:
         print(json.dumps(summary))
     return 0

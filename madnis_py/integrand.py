@@ -14,8 +14,10 @@ propagator denominators, normalised over channels.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -314,6 +316,51 @@ class Integrand:
 
     def channel_names(self) -> Sequence[str]:
         return [m.topology.name for m in self.mappings]
+
+    def fingerprint(self) -> dict[str, object]:
+        """What a trained integrator depends on, as JSON-ready plain values: the process
+        name, sha256 of its matrix-element library and param_card, beams, sqrt(s), PDF set
+        and member (None with lepton beams), the fixed scale or dynamical scale choice in
+        use, a fixed alpha_s, the cuts (sorted) and the channels' dimensions.
+
+        A checkpoint stores it; loading compares it (:meth:`Integrator.load
+        <madnis_py.training.Integrator.load>`), so that flows are never applied to
+        another process or other settings."""
+        proc = self.process
+        pdf_name = pdf_member = None
+        if self.pdf is not None:
+            pdf_name = str(getattr(self.pdf, "name", type(self.pdf).__name__))
+            member = getattr(self.pdf, "member", None)
+            pdf_member = None if member is None else int(member)
+        out: dict[str, object] = {
+            "process": proc.name,
+            "library_sha256": _sha256(proc.library),
+            "param_card_sha256": _sha256(proc.param_card),
+            "beams": proc.beams,
+            "sqrt_s": float(self.sqrt_s),
+            "pdf": pdf_name,
+            "pdf_member": pdf_member,
+            "scale": None if self.scale is None else float(self.scale),
+            "dynamical_scale_choice": (None if self.scale is not None
+                                       or self.dynamical_scale_choice is None
+                                       else int(self.dynamical_scale_choice)),
+            "alpha_s": None if self.alpha_s is None else float(self.alpha_s),
+            "cuts": {str(k): float(v) for k, v in sorted(self.cut_values.items())},
+            "n_channels": self.n_channels,
+            "channel_dims": [int(self.dims(i)) for i in range(self.n_channels)],
+        }
+        sherpa = getattr(proc, "sherpa_run_dir", None)  # a Sherpa library reads its card
+        if sherpa is not None and (Path(sherpa) / "Sherpa.yaml").is_file():
+            out["sherpa_run_card_sha256"] = _sha256(Path(sherpa) / "Sherpa.yaml")
+        return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class TorchChannels:

@@ -27,14 +27,28 @@ Losses (``loss=``): ``"variance"`` (default), ``"stratified"``, ``"forward_kl"``
 ``"reverse_kl"``. The two KL losses train the flows towards ``p_i = alpha_i f / I_i``; the
 channel weights are always trained on the variance (a KL divergence per channel does not
 say how to share the integrand between channels).
+
+Integrand values must be finite and non-negative (zero, e.g. outside the cuts, is fine).
+A NaN, an infinity or a negative value raises :class:`IntegrandError` instead of being
+set to zero: an infinite value means a divergent integral, whose finite estimate would be
+a lie, and dropping negative values (or NaNs) biases the estimate silently. Negative
+weights are not supported.
+
+Checkpoints (:meth:`Integrator.save`, ``train(checkpoint=...)``) are written atomically
+and carry the physics fingerprint of the integrand (:meth:`Integrand.fingerprint
+<madnis_py.integrand.Integrand.fingerprint>`); loading refuses a checkpoint of other
+physics (:class:`CheckpointMismatchError`) or an unreadable one (:class:`CheckpointError`),
+and opens only built-in processes by itself. A result carries ``warnings`` when its error
+cannot be trusted (iterations that disagree, a few dominating weights, a variance whose
+own uncertainty is large).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -42,14 +56,35 @@ from typing import Any, Protocol, cast
 import numpy as np
 import torch
 
+from madnis_py._atomic import CheckpointWriteError, torch_save_atomic, write_text_atomic
 from madnis_py.flows import Flow
 from madnis_py.training.channel_weights import ChannelWeights
 
-__all__ = ["LOSSES", "ChannelSample", "Integrator", "MultiChannelIntegrand",
+__all__ = ["LOSSES", "ChannelSample", "CheckpointError", "CheckpointMismatchError",
+           "CheckpointWriteError", "IntegrandError", "Integrator", "MultiChannelIntegrand",
            "MultiChannelResult", "allocate"]
 
 #: The training losses of :class:`Integrator`.
 LOSSES = ("variance", "stratified", "forward_kl", "reverse_kl")
+
+#: Thresholds of :attr:`MultiChannelResult.warnings`: chi2/dof of >= 3 iterations, the
+#: largest event weight's share of the sum, and the relative uncertainty of the
+#: variance estimate (from the weights' 4th moment).
+TRUST_LIMITS = {"chi2_dof": 5.0, "max_weight_share": 0.1, "variance_rel_error": 0.3}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: unreadable, not a checkpoint, or one that would
+    need a process the caller did not name. The message is one line naming the file."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint of other physics or another process (channels, flow shapes); the
+    message names the file and the first field that differs, with both values."""
+
+
+class IntegrandError(ValueError):
+    """The integrand returned NaN, an infinite or a negative value."""
 
 
 class MultiChannelIntegrand(Protocol):
@@ -90,12 +125,16 @@ class MultiChannelResult:
     n_calls
         Integrand calls of this estimate.
     n_invalid
-        Points whose integrand was NaN, inf or negative (set to zero, reported).
+        Always 0: NaN, infinite or negative integrand values raise :class:`IntegrandError`
+        (kept for checkpoints and callers of older versions).
     eps_uw, eps_uw_quantile
         Unweighting efficiency <W> / max W of the sample's event weights, and with the
         maximum replaced by the 99.9 % quantile (arXiv:2001.10028).
     chi2_dof
         chi^2 per degree of freedom of the iterations' estimates (``iterations > 1``).
+    warnings
+        Why the error (or the value) cannot be trusted, one sentence each; empty when no
+        test fired (:data:`TRUST_LIMITS`).
     """
 
     value: float
@@ -109,13 +148,15 @@ class MultiChannelResult:
     eps_uw: float = math.nan
     eps_uw_quantile: float = math.nan
     chi2_dof: float = math.nan
+    warnings: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         extra = "" if math.isnan(self.eps_uw) else (
             f", eps_uw {self.eps_uw:.3g} ({self.eps_uw_quantile:.3g} with the 99.9% quantile)")
         chi2 = "" if math.isnan(self.chi2_dof) else f", chi2/dof {self.chi2_dof:.2f}"
-        return (f"{self.value:.6g} +- {self.error:.2g} (rel. std {self.rel_std:.3g}, "
+        text = (f"{self.value:.6g} +- {self.error:.2g} (rel. std {self.rel_std:.3g}, "
                 f"{self.n_calls} calls, {len(self.channel_values)} channels{extra}{chi2})")
+        return "".join([text] + [f"\nWARNING: {w}" for w in self.warnings])
 
 
 def allocate(n: int, sigmas: np.ndarray, *, min_fraction: float = 0.05,
@@ -199,6 +240,131 @@ class _VegasMapped:
         return f * jac, features, prior
 
 
+def _check_values(f: torch.Tensor, channel: int) -> None:
+    """Refuse NaN, infinite and negative integrand values (see the module docstring)."""
+    bad = ~torch.isfinite(f) | (f < 0)
+    if not bool(bad.any()):
+        return
+    first = int(torch.nonzero(bad)[0, 0])
+    value = float(f[first])
+    if math.isnan(value):
+        why = "NaN (the integrand failed to evaluate there)"
+    elif math.isinf(value):
+        why = ("infinite: the integral diverges (a missing cut, or a massless propagator "
+               "at zero?)")
+    else:
+        why = ("negative: negative weights are not supported (setting them to zero "
+               "would bias the estimate)")
+    raise IntegrandError(f"channel {channel}: {int(bad.sum())} of {len(f)} integrand values "
+                         f"are NaN, infinite or negative; the first, at point {first}, is "
+                         f"{value!r}, {why}")
+
+
+def _shape_mismatch(stored: Mapping[str, Any], own: Mapping[str, torch.Tensor],
+                    prefix: str) -> str | None:
+    """The first parameter whose name or shape differs between two state dicts."""
+    for name, tensor in own.items():
+        other = stored.get(name)
+        if not isinstance(other, torch.Tensor):
+            return f"{prefix}.{name} is missing from it"
+        if tuple(other.shape) != tuple(tensor.shape):
+            return (f"{prefix}.{name} has shape {tuple(other.shape)} there, "
+                    f"{tuple(tensor.shape)} here")
+    extra = sorted(set(stored) - set(own))
+    if extra:
+        return f"it has a parameter {prefix}.{extra[0]} this integrator does not"
+    return None
+
+
+def _first_difference(stored: Mapping[str, Any],
+                      expected: Mapping[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first field (in the stored order) where two physics fingerprints differ; only
+    fields both have are compared, dictionaries (the cuts) key by key."""
+    for key, old in stored.items():
+        if key not in expected:
+            continue
+        new = expected[key]
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            for sub in sorted(set(old) | set(new)):
+                a, b = old.get(sub), new.get(sub)
+                if not _same(a, b):
+                    return f"{key}[{sub!r}]", a, b
+        elif not _same(old, new):
+            return key, old, new
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not (
+            isinstance(a, bool) or isinstance(b, bool)):
+        return float(a) == float(b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "not set"
+    return str(value) if isinstance(value, (int, float)) else repr(value)
+
+
+def _plain(value: Mapping[str, object]) -> dict[str, Any]:
+    """A fingerprint as JSON round-trips it (tuples become lists)."""
+    return cast(dict[str, Any], json.loads(json.dumps(dict(value))))
+
+
+_STATE_KEYS = ("flows", "weights", "generator", "sigmas", "counters", "use_flow", "active",
+               "config")
+_CONFIG_KEYS = {"feature_dims", "flow_options", "trainable_weights", "loss", "lr",
+                "min_fraction", "warmup", "drop_threshold", "drop_patience", "mixture",
+                "max_weight_penalty", "top_fraction", "seed", "process"}
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return type(err).__name__ + (f": {text.splitlines()[0][:120]}" if text else "")
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """The state dict of a checkpoint, or a one-line :class:`CheckpointError`."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the checkpoint is empty (0 bytes; an interrupted "
+                              "write by an older version?)")
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as err:
+        # torch raises anything from EOFError and OSError('Invalid argument') to
+        # UnpicklingError; none of its texts says more than this (the cause stays chained)
+        with path.open("rb") as fh:
+            zipped = fh.read(4) == b"PK\x03\x04"
+        what = ("a truncated or corrupt checkpoint (its zip archive cannot be read)"
+                if zipped else "not a madnis_py checkpoint (another kind of file)")
+        raise CheckpointError(f"{path}: {what}") from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a madnis_py checkpoint (it holds a "
+                              f"{type(state).__name__}, not a state dict)")
+    missing = [k for k in _STATE_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a madnis_py checkpoint (no {missing[0]!r} "
+                              "entry)")
+    kinds = {"flows": dict, "weights": dict, "sigmas": torch.Tensor,
+             "counters": torch.Tensor, "use_flow": torch.Tensor, "active": torch.Tensor,
+             "generator": torch.Tensor}
+    for key, kind in kinds.items():
+        if not isinstance(state[key], kind):
+            raise CheckpointError(f"{path}: not a madnis_py checkpoint ({key!r} is a "
+                                  f"{type(state[key]).__name__})")
+    config = state["config"]
+    if not isinstance(config, dict) or not set(config) <= _CONFIG_KEYS or not isinstance(
+            config.get("flow_options", {}), dict):
+        raise CheckpointError(f"{path}: not a madnis_py checkpoint (its config is not the "
+                              "integrator's settings)")
+    return state
+
+
 def _as_channels(integrand: object) -> MultiChannelIntegrand:
     from madnis_py.integrand import Integrand, TorchChannels
     from madnis_py.physics.process import Process
@@ -208,6 +374,46 @@ def _as_channels(integrand: object) -> MultiChannelIntegrand:
     if isinstance(integrand, Integrand):
         return TorchChannels(integrand)
     return cast(MultiChannelIntegrand, integrand)
+
+
+def _trust_warnings(events: np.ndarray, raw: Mapping[int, list[np.ndarray]], chi2: float,
+                    iterations: int) -> tuple[str, ...]:
+    """Why an estimate cannot be trusted (:data:`TRUST_LIMITS`), one sentence each.
+
+    The variance of the estimated variance of channel ``i`` is (mu4_i - sigma_i^4) / n_i
+    (mu4 the central 4th moment of its weights); summed over channels with the weights
+    1 / n_i^2 of ``sigma^2 = sum_i sigma_i^2 / n_i`` it gives the relative uncertainty of
+    the variance. It falls as 1 / sqrt(n) when the weights have a finite 4th moment and
+    stays of order one when a few extreme weights carry the variance (an infinite one).
+    """
+    out = []
+    if iterations >= 3 and chi2 > TRUST_LIMITS["chi2_dof"]:
+        out.append(f"chi2/dof = {chi2:.3g} across {iterations} iterations: the iterations "
+                   "disagree beyond their errors, so the error is underestimated (a badly "
+                   "sampled or divergent integrand; train longer or use more points)")
+    total = float(events.sum())
+    share = float(events.max()) / total if total > 0 else 0.0
+    if share > TRUST_LIMITS["max_weight_share"]:
+        out.append(f"one point carries {share:.0%} of the integral: a few weights dominate "
+                   "(a divergent integrand, or a peak the sampler misses); neither the value "
+                   "nor its error can be trusted")
+    variance = var_of_variance = 0.0
+    for parts in raw.values():
+        w = np.concatenate(parts)
+        n = len(w)
+        if n < 2:
+            continue
+        d = w - w.mean()
+        m2 = float(np.mean(d ** 2))
+        m4 = float(np.mean(d ** 4))
+        variance += m2 / n
+        var_of_variance += max(m4 - m2 ** 2, 0.0) / n ** 3
+    rel = math.sqrt(var_of_variance) / variance if variance > 0 else 0.0
+    if rel > TRUST_LIMITS["variance_rel_error"]:
+        out.append(f"the variance estimate is itself uncertain by {rel:.0%} (from the "
+                   "weights' 4th moment): the weights are heavy-tailed, the variance may be "
+                   "infinite, and the error cannot be trusted")
+    return tuple(out)
 
 
 class Integrator:
@@ -248,6 +454,19 @@ class Integrator:
         and the other channels share the whole integrand (a message says so).
     seed : int
         Seeds torch's generator used for every draw.
+
+    Attributes
+    ----------
+    steps_done : int
+        Training steps (fresh batches) taken over the integrator's whole life: every
+        :meth:`train` call adds its steps, a checkpoint keeps the count, and a loaded
+        integrator goes on counting from it. The warm-up and channel dropping follow it.
+    steps_remaining : int
+        Steps left of a :meth:`train` call that was interrupted after a checkpoint
+        (0 if none): ``train(steps_remaining)`` on the loaded integrator continues it.
+    physics : mapping or None
+        The physics fingerprint stored in checkpoints and compared on loading; ``None``
+        takes the integrand's own (``Integrand.fingerprint()``) when it has one.
     """
 
     def __init__(self, integrand: MultiChannelIntegrand | str | object, *,
@@ -308,19 +527,37 @@ class Integrator:
         self.n_invalid = 0
         self.steps_done = 0
         self.history = _History()
+        self.physics: Mapping[str, object] | None = None
+        self._own_physics: dict[str, Any] | None | bool = False  # False: not computed yet
+        self._training: dict[str, object] | None = None  # the train() call in progress
+        self._resume: dict[str, Any] | None = None  # an interrupted one, from a checkpoint
+
+    @property
+    def steps_remaining(self) -> int:
+        if self._resume is None:
+            return 0
+        return int(self._resume["steps"]) - int(self._resume["done"])
+
+    def _physics(self) -> dict[str, Any] | None:
+        """The fingerprint for checkpoints: :attr:`physics`, else the integrand's own."""
+        if self.physics is not None:
+            return _plain(self.physics)
+        if self._own_physics is False:
+            base = self.base_integrand
+            own = None
+            for obj in (base, getattr(base, "integrand", None)):
+                fp = getattr(obj, "fingerprint", None)
+                if callable(fp):
+                    own = _plain(fp())
+                    break
+            self._own_physics = own
+        return cast("dict[str, Any] | None", self._own_physics)
 
     def _evaluate(self, channel: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
                                                                 torch.Tensor | None]:
         f, features, prior = self.integrand(x, channel)
         self.n_calls += len(x)
-        bad = ~torch.isfinite(f) | (f < 0)
-        if bool(bad.any()):
-            count = int(bad.sum())
-            self.n_invalid += count
-            warnings.warn(f"channel {channel}: {count} integrand value(s) NaN, inf or "
-                          "negative; set to zero and left out of the loss", RuntimeWarning,
-                          stacklevel=3)
-            f = torch.where(bad, torch.zeros_like(f), f)
+        _check_values(f, channel)
         return f, features, prior
 
     def _active(self) -> torch.Tensor:
@@ -430,26 +667,66 @@ class Integrator:
 
     def train(self, steps: int, *, batch: int = 4096, buffered_steps: int = 0,
               buffer_batches: int = 4, progress: bool = False,
-              callback: Callable[[int, float], None] | None = None) -> list[float]:
+              callback: Callable[[int, float], None] | None = None,
+              checkpoint: str | Path | None = None,
+              checkpoint_every: int = 50) -> list[float]:
         """Train the flows (and channel weights) for ``steps`` steps of ``batch`` fresh
         points each.
 
         ``buffered_steps`` extra optimisation steps follow every fresh one on the last
         ``buffer_batches`` batches kept in memory (no new integrand calls; the losses
         reweight them from the density they were drawn from). ``progress`` shows a tqdm
-        bar with the loss and the relative std.
+        bar with the loss and the relative std. ``callback(steps_done, loss)`` follows
+        every step (after its checkpoint).
+
+        ``checkpoint``: a file written atomically (:meth:`save`) every ``checkpoint_every``
+        steps and after the last; it keeps the optimizer, the learning-rate schedule and
+        the history, so that after a crash ``Integrator.load(checkpoint, ...)`` and
+        ``train(steps_remaining)`` continue this call where its last checkpoint left it
+        (with the same ``batch``, bit for bit; the in-memory buffer of
+        ``buffered_steps`` starts empty). Any other number of steps starts a new
+        optimizer and schedule, as every ``train`` call does.
         """
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
         params = list(self.flows.parameters()) + list(self.weights.parameters())
         opt = torch.optim.Adam(params, lr=self.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
-        losses = []
+        resume, self._resume = self._resume, None
+        total, start = steps, 0
+        if resume is not None and steps == int(resume["steps"]) - int(resume["done"]):
+            total, start = int(resume["steps"]), int(resume["done"])
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1))
+        if start:
+            assert resume is not None
+            try:
+                opt.load_state_dict(resume["optimizer"])
+                sched.load_state_dict(resume["scheduler"])
+            except (KeyError, TypeError, ValueError) as err:
+                raise CheckpointError(f"the checkpoint's optimizer state does not fit this "
+                                      f"integrator ({err})") from err
+        losses: list[float] = []
+        try:
+            self._train_steps(steps, start, total, opt, sched, losses, batch=batch,
+                              buffered_steps=buffered_steps, buffer_batches=buffer_batches,
+                              progress=progress, callback=callback,
+                              checkpoint=None if checkpoint is None else Path(checkpoint),
+                              checkpoint_every=checkpoint_every)
+        finally:
+            self._training = None
+        return losses
+
+    def _train_steps(self, steps: int, start: int, total: int, opt: torch.optim.Optimizer,
+                     sched: torch.optim.lr_scheduler.LRScheduler, losses: list[float], *,
+                     batch: int, buffered_steps: int, buffer_batches: int, progress: bool,
+                     callback: Callable[[int, float], None] | None, checkpoint: Path | None,
+                     checkpoint_every: int) -> None:
         buffer: list[list[_Stored]] = []
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=steps, desc="training", unit="step")
-        for _ in range(steps):
+        for k in range(1, steps + 1):
             uniform = self.steps_done < self.warmup
             counts = allocate(batch, np.ones(self.n_channels) if uniform else self.sigmas,
                               min_fraction=self.min_fraction, active=self.active)
@@ -486,11 +763,16 @@ class Integrator:
             if bar is not None:
                 bar.set_postfix(loss=f"{losses[-1]:.3g}", rel_std=f"{h.rel_std[-1]:.3g}")
                 bar.update()
+            if checkpoint is not None and (k % checkpoint_every == 0 or k == steps):
+                self._training = {"steps": total, "done": start + k,
+                                  "optimizer": opt.state_dict(),
+                                  "scheduler": sched.state_dict()}
+                self.save(checkpoint)
+                self._training = None
             if callback is not None:
                 callback(self.steps_done, losses[-1])
         if bar is not None:
             bar.close()
-        return losses
 
     @property
     def base_integrand(self) -> MultiChannelIntegrand:
@@ -592,8 +874,14 @@ class Integrator:
         return choice
 
     def state_dict(self) -> dict[str, object]:
-        """Everything a resumed run needs: flows, channel weights, allocation, RNG state."""
+        """Everything a resumed run needs: flows, channel weights, allocation, RNG state,
+        the history, the physics fingerprint (a JSON string) and, while :meth:`train` is
+        running, its optimizer and schedule. Tensors and plain values only, so that
+        ``torch.load(..., weights_only=True)`` reads it."""
+        physics = self._physics()
+        h = self.history
         return {
+            "format": 2,
             "flows": self.flows.state_dict(),
             "weights": self.weights.state_dict(),
             "generator": self.generator.get_state(),
@@ -601,7 +889,13 @@ class Integrator:
             "counters": torch.tensor([self.n_calls, self.n_invalid, self.steps_done]),
             "use_flow": torch.tensor(self.use_flow),
             "active": torch.from_numpy(self.active.copy()),
+            "low_steps": torch.from_numpy(self._low_steps.copy()),
             "config": self.config,
+            "physics": None if physics is None else json.dumps(physics, sort_keys=False),
+            "history": {"loss": list(h.loss), "value": list(h.value),
+                        "rel_std": list(h.rel_std), "eps_uw": list(h.eps_uw),
+                        "fractions": [list(f) for f in h.fractions]},
+            "training": self._training,
             "result": ({k: (list(v) if isinstance(v, tuple) else v)
                         for k, v in dataclasses.asdict(self.last_result).items()}
                        if self.last_result is not None else None),
@@ -612,55 +906,152 @@ class Integrator:
                             if isinstance(self.integrand, _VegasMapped) else []),
         }
 
-    def save(self, path: str | Path) -> None:
-        """Write a checkpoint (to a temporary name, renamed when complete)."""
+    def save(self, path: str | Path, *, physics: Mapping[str, object] | None = None) -> None:
+        """Write a checkpoint atomically (a temporary file in the same directory, renamed
+        when complete; :class:`~madnis_py._atomic.CheckpointWriteError` names the file when
+        the disk is full).
+
+        ``physics``: the fingerprint to store (it also becomes :attr:`physics`); by
+        default :attr:`physics`, else the integrand's ``fingerprint()``.
+        """
+        if physics is not None:
+            self.physics = physics
+        torch_save_atomic(self.state_dict(), Path(path), what="checkpoint",
+                          error=CheckpointWriteError)
+
+    def load_state(self, path: str | Path, *,
+                   physics: Mapping[str, object] | None = None) -> None:
+        """Restore a checkpoint written by :meth:`save` (``weights_only=True``).
+
+        Raises :class:`CheckpointError` for a file that is not a readable checkpoint and
+        :class:`CheckpointMismatchError` when it was trained on other physics (compared
+        when both the checkpoint and this integrator, or ``physics``, have a fingerprint)
+        or has other channels or flow shapes.
+        """
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(path)
+        self._load_state(_read_checkpoint(path), path, physics)
 
-    def load_state(self, path: str | Path) -> None:
-        """Restore a checkpoint written by :meth:`save` (``weights_only=True``)."""
-        state = torch.load(Path(path), weights_only=True)
-        self.flows.load_state_dict(state["flows"])
-        self.weights.load_state_dict(state["weights"])
-        self.generator.set_state(state["generator"])
-        self.sigmas = state["sigmas"].numpy().copy()
-        self.n_calls, self.n_invalid, self.steps_done = (int(v) for v in state["counters"])
-        self.use_flow = [bool(v) for v in state["use_flow"]]
-        self.active = state["active"].numpy().astype(bool).copy()
-        result = state.get("result")
-        fields: dict[str, Any] = ({} if result is None else
-                                  {k: (tuple(v) if isinstance(v, list) else v)
-                                   for k, v in result.items()})
-        self.last_result = None if result is None else MultiChannelResult(**fields)
-        grids = state["vegas_grids"]
-        if grids:
-            import vegas
+    def _load_state(self, state: dict[str, Any], path: Path,
+                    physics: Mapping[str, object] | None) -> None:
+        stored_physics = state.get("physics")
+        expected = _plain(physics) if physics is not None else self._physics()
+        if isinstance(stored_physics, str) and expected is not None:
+            try:
+                stored = json.loads(stored_physics)
+            except ValueError as err:
+                raise CheckpointError(f"{path}: its physics fingerprint is not JSON") from err
+            if isinstance(stored, dict):
+                diff = _first_difference(stored, expected)
+                if diff is not None:
+                    key, old, new = diff
+                    raise CheckpointMismatchError(
+                        f"{path} was trained with {key} = {_show(old)}, the card says "
+                        f"{_show(new)}; retrain (madnis-py run) or use the card it was "
+                        "trained with")
+        try:
+            n_stored = len(state["sigmas"])
+            if n_stored != self.n_channels:
+                raise CheckpointMismatchError(
+                    f"{path} is a checkpoint of {n_stored} channels, this integrand has "
+                    f"{self.n_channels} (another process?); retrain or pass its integrand")
+            for prefix, module in (("flows", self.flows), ("weights", self.weights)):
+                why = _shape_mismatch(state[prefix], module.state_dict(), prefix)
+                if why is not None:
+                    raise CheckpointMismatchError(
+                        f"{path} does not fit this integrator: {why} (another process or "
+                        "other flow_options?)")
+            try:
+                self.flows.load_state_dict(state["flows"])
+                self.weights.load_state_dict(state["weights"])
+            except RuntimeError as err:
+                raise CheckpointMismatchError(
+                    f"{path} does not fit this integrator (another process or other "
+                    f"flow_options?): {str(err).splitlines()[0]}") from err
+            self.generator.set_state(state["generator"])
+            self.sigmas = state["sigmas"].numpy().astype(np.float64).copy()
+            self.n_calls, self.n_invalid, self.steps_done = (
+                int(v) for v in state["counters"])
+            self.use_flow = [bool(v) for v in state["use_flow"]]
+            self.active = state["active"].numpy().astype(bool).copy()
+            if "low_steps" in state:
+                self._low_steps = state["low_steps"].numpy().astype(np.int64).copy()
+            history = state.get("history")
+            if history is not None:
+                self.history = _History(
+                    loss=[float(v) for v in history["loss"]],
+                    value=[float(v) for v in history["value"]],
+                    rel_std=[float(v) for v in history["rel_std"]],
+                    eps_uw=[float(v) for v in history["eps_uw"]],
+                    fractions=[[float(v) for v in f] for f in history["fractions"]])
+            training = state.get("training")
+            self._resume = (training if isinstance(training, dict)
+                            and int(training["done"]) < int(training["steps"]) else None)
+            result = state.get("result")
+            known = {f.name for f in dataclasses.fields(MultiChannelResult)}
+            fields: dict[str, Any] = ({} if result is None else
+                                      {k: (tuple(v) if isinstance(v, list) else v)
+                                       for k, v in result.items() if k in known})
+            self.last_result = None if result is None else MultiChannelResult(**fields)
+            grids = state.get("vegas_grids", [])
+            if grids:
+                import vegas
 
-            inner = (self.integrand.inner if isinstance(self.integrand, _VegasMapped)
-                     else self.integrand)
-            maps = [vegas.AdaptiveMap([g.numpy() for g in grid]) for grid in grids]
-            self.integrand = cast(MultiChannelIntegrand, _VegasMapped(inner, maps))
+                inner = (self.integrand.inner if isinstance(self.integrand, _VegasMapped)
+                         else self.integrand)
+                maps = [vegas.AdaptiveMap([g.numpy() for g in grid]) for grid in grids]
+                self.integrand = cast(MultiChannelIntegrand, _VegasMapped(inner, maps))
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                RuntimeError) as err:
+            raise CheckpointError(f"{path}: a damaged or incompatible madnis_py checkpoint "
+                                  f"({_one_line(err)})") from err
+        if physics is not None:
+            self.physics = physics
 
     @classmethod
-    def load(cls, path: str | Path, integrand: object | None = None) -> Integrator:
+    def load(cls, path: str | Path, integrand: object | None = None, *,
+             physics: Mapping[str, object] | None = None) -> Integrator:
         """An integrator restored from :meth:`save`, ready to resume.
 
-        ``integrand`` is needed unless the integrator was built from a process name, which
-        the checkpoint remembers. Loading uses ``torch.load(..., weights_only=True)``.
+        ``integrand`` is needed unless the integrator was built from the name of a
+        built-in process, which the checkpoint remembers: without it only a built-in
+        process is opened, never a path or library named in the file (that raises
+        :class:`CheckpointError`). ``physics`` (default: the integrand's fingerprint) is
+        compared with the checkpoint's, see :meth:`load_state`. Loading uses
+        ``torch.load(..., weights_only=True)``.
         """
-        state = torch.load(Path(path), weights_only=True)
+        from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
+        from madnis_py.physics.process import load_process
+
+        path = Path(path)
+        state = _read_checkpoint(path)
         config = dict(state["config"])
-        process = config.pop("process")
+        process = config.pop("process", None)
         if integrand is None:
             if process is None:
-                raise ValueError(f"{path}: the integrand was not a process name; pass it "
-                                 "to Integrator.load(path, integrand)")
-            integrand = process
-        flow_options = config.pop("flow_options")
-        mc = cls(integrand, flow_options=dict(flow_options), **config)
-        mc.load_state(path)
+                raise CheckpointError(f"{path}: the integrand was not a built-in process "
+                                      "name; pass it to Integrator.load(path, integrand)")
+            if not isinstance(process, str) or process not in builtin_processes():
+                raise CheckpointError(
+                    f"{path} names the process {str(process)[:200]!r}, which is not a "
+                    "built-in one; a checkpoint never opens a process by itself: pass the "
+                    "process or integrand to Integrator.load(path, integrand)")
+            # the built-in directory itself: a same-named directory in the working
+            # directory must not be picked up
+            integrand = load_process(builtin_process_dir(process))
+            opened = process
+        else:
+            opened = None
+        flow_options = config.pop("flow_options", {})
+        try:
+            mc = cls(integrand, flow_options=dict(flow_options), **config)
+        except TypeError as err:
+            raise CheckpointError(f"{path}: its settings do not build an integrator "
+                                  f"({err})") from err
+        if opened is not None:
+            mc.config["process"] = opened
+        mc._load_state(state, path, physics)
         return mc
 
     def integrate(self, n: int, *, iterations: int = 1) -> MultiChannelResult:
@@ -672,6 +1063,7 @@ class Integrator:
         calls, invalid = self.n_calls, self.n_invalid
         per_iter = []
         events = []
+        raw: dict[int, list[np.ndarray]] = {}
         for k in range(iterations):
             m = n // iterations + (1 if k < n % iterations else 0)
             means = np.zeros(self.n_channels)
@@ -685,6 +1077,7 @@ class Integrator:
                 stds[s.channel] = float(w.std()) if len(w) > 1 else 0.0
                 var[s.channel] = stds[s.channel] ** 2 / len(w) if len(w) > 1 else math.inf
                 events.append(w.numpy() * (m / len(w)))
+                raw.setdefault(s.channel, []).append(w.numpy())
             per_iter.append((means, var, points, stds))
         totals = np.array([p[0].sum() for p in per_iter])
         variances = np.array([p[1][p[2] > 0].sum() for p in per_iter])
@@ -719,21 +1112,20 @@ class Integrator:
             n_calls=self.n_calls - calls, n_invalid=self.n_invalid - invalid,
             eps_uw=avg / top if top > 0 else math.nan,
             eps_uw_quantile=min(avg / q999, 1.0) if q999 > 0 else math.nan,
-            chi2_dof=chi2)
+            chi2_dof=chi2,
+            warnings=_trust_warnings(weights, raw, chi2, iterations))
         return self.last_result
 
     def save_history(self, path: str | Path) -> None:
         """The training history (loss, sigma, rel. std, eps_uw of the batch, channel
-        fractions per step) as JSON."""
-        import json
-
+        fractions per step) as JSON, written atomically."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"loss": self.history.loss, "value": self.history.value,
-                                   "rel_std": self.history.rel_std,
-                                   "eps_uw": self.history.eps_uw,
-                                   "fractions": self.history.fractions}))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps({"loss": self.history.loss,
+                                            "value": self.history.value,
+                                            "rel_std": self.history.rel_std,
+                                            "eps_uw": self.history.eps_uw,
+                                            "fractions": self.history.fractions}),
+                          what="training history")
 
     def plot_history(self, path: str | Path) -> None:
         """Plot the training history (loss, rel. std, channel fractions) to an image."""

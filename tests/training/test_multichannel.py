@@ -88,23 +88,26 @@ def test_allocation_follows_sigmas_with_a_floor() -> None:
     np.testing.assert_array_equal(allocate(10, np.array([np.nan, np.nan])), [5, 5])
 
 
-def test_bad_integrand_values_are_counted_and_excluded() -> None:
+@pytest.mark.parametrize("bad, why", [(math.nan, "NaN"), (math.inf, "diverges"),
+                                      (-1.0, "negative weights are not supported")])
+def test_bad_integrand_values_are_refused(bad: float, why: str) -> None:
+    from madnis_py.training import IntegrandError
+
     toy = RidgeAndPeak()
 
     def broken(x: torch.Tensor, channel: int):
         f, y, prior = toy(x, channel)
         f = f.clone()
-        f[::50] = math.nan
-        f[1::50] = -1.0
+        f[3::50] = bad
         return f, y, prior
 
     broken.n_channels = 2  # type: ignore[attr-defined]
     broken.dims = toy.dims  # type: ignore[attr-defined]
     mc = Integrator(broken, feature_dims=2, seed=5)  # type: ignore[arg-type]
-    with pytest.warns(RuntimeWarning, match="NaN, inf or negative"):
+    with pytest.raises(IntegrandError, match=f"channel 0: 10 of 500 .* point 3, .*{why}"):
         mc.train(3, batch=1000)
-    assert mc.n_invalid > 0
-    assert all(math.isfinite(p.detach().sum().item()) for p in mc.flows.parameters())
+    with pytest.raises(IntegrandError, match=why):
+        mc.integrate(1000)
 
 
 def test_vegas_pretraining_is_reported_and_unbiased(tmp_path: Path) -> None:
