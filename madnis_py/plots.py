@@ -25,9 +25,14 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=90)
-    tmp.replace(path)
+    """The figure as a PNG, written atomically (exclusive random temporary, then rename)."""
+    import io
+
+    from madnis_py._atomic import write_bytes_atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=90, format=path.suffix.lstrip(".") or "png")
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def plot_weights(weights: np.ndarray, w_max: float, path: str | Path) -> None:

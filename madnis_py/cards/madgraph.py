@@ -399,6 +399,25 @@ def _process(process: str | os.PathLike[str] | Process | None) -> tuple[
     return loaded.card.resolve().parent, loaded
 
 
+#: Fields MadGraph 3.5 writes per beam (``pdlabel1``/``pdlabel2``, ...) where older
+#: cards have one; madnis-py needs them equal and reads them as the one field.
+_PER_BEAM = ("pdlabel", "fixed_fac_scale")
+
+
+def _merge_per_beam(f: MadGraphFields) -> None:
+    """``pdlabel1``/``pdlabel2`` (MadGraph 3.5's cards) as ``pdlabel``, and so on."""
+    for name in _PER_BEAM:
+        first, second = f"{name}1", f"{name}2"
+        if name in f or first not in f or second not in f:
+            continue
+        if f[first].strip().lower() != f[second].strip().lower():
+            raise f.error(second, f"{f[second]!r} differs from {first} = {f[first]!r} "
+                          "(expected the same for both beams)")
+        f[name] = f[first]
+        f.lines[name] = f.lines[first]
+        del f[first], f[second]
+
+
 def _check_complete(f: MadGraphFields) -> None:
     """One error listing every missing field of :data:`REQUIRED_FIELDS`."""
     missing = [name for name in REQUIRED_FIELDS if name not in f]
@@ -469,6 +488,7 @@ def import_madgraph_run_card(path: str | os.PathLike[str], *,
         ``allow_unsupported``.
     """
     f = read_madgraph_run_card(path)
+    _merge_per_beam(f)
     _check_complete(f)
     entry, loaded = _process(process)
     used: set[str] = set()

@@ -192,3 +192,24 @@ def test_unsupported_fields_at_their_defaults_are_fine(tmp_path: Path) -> None:
     text = set_field(set_field(CARD, "scalefact", "1d0"), "pt_min_pdg", "{ }")
     card = import_madgraph_run_card(write(tmp_path, text), process="drell_yan")
     assert card.unsupported == ()
+
+
+def test_per_beam_fields_of_madgraph_3_5_7(tmp_path: Path) -> None:
+    """MadGraph 3.5.7's `output` writes pdlabel1/pdlabel2 and fixed_fac_scale1/2 (the card
+    above is the older one-field form); both forms import alike."""
+    per_beam = (CARD.replace("     nn23lo1    = pdlabel     ! PDF set",
+                             "     nn23lo1    = pdlabel1     ! PDF type for beam #1\n"
+                             "     nn23lo1    = pdlabel2     ! PDF type for beam #2")
+                .replace("     False = fixed_fac_scale  ! if .true. use fixed fac scale",
+                         " False = fixed_fac_scale1  ! beam 1\n False = fixed_fac_scale2"))
+    assert "pdlabel1" in per_beam and "fixed_fac_scale2" in per_beam
+    old, new = tmp_path / "old.dat", tmp_path / "new.dat"
+    old.write_text(CARD)
+    new.write_text(per_beam)
+    a = import_madgraph_run_card(old, process="drell_yan").card
+    b = import_madgraph_run_card(new, process="drell_yan").card
+    assert a.collider == b.collider and a.collider.lhaid == 247000
+    assert a.scale == b.scale
+    new.write_text(per_beam.replace("nn23lo1    = pdlabel2", "cteq6l1    = pdlabel2"))
+    with pytest.raises(RunCardError, match="pdlabel2.*differs from pdlabel1"):
+        import_madgraph_run_card(new, process="drell_yan")

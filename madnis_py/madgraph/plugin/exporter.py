@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -249,9 +250,10 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
             "run_card": "Cards/run_card.dat",
             "subprocesses": self._madnis_subprocesses,
         }
-        tmp = root / "madgraph.json.tmp"
-        tmp.write_text(json.dumps(info, indent=1))
-        tmp.replace(root / "madgraph.json")
+        fd, tmp = tempfile.mkstemp(prefix=".madgraph.json.", dir=root)  # exclusive
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(info, indent=1))
+        os.replace(tmp, root / "madgraph.json")
         self._assemble(root)
 
     def _evaluate_masses(self, param_card: Path) -> None:
@@ -323,10 +325,12 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
             subprocess.run([fc, *_FFLAGS, "-c", name, "-o", str(obj)], cwd=sub, check=True)
             objects.append(str(obj))
         target = root / _LIBRARY
-        tmp = target.with_name(target.name + ".tmp")
+        staging = Path(tempfile.mkdtemp(prefix=".madnis_lib.", dir=target.parent))
+        tmp = staging / target.name
         subprocess.run([fc, "-shared", "-o", str(tmp), *objects, "-L" + str(root / "lib"),
                         "-ldhelas", "-lmodel"], check=True)
-        tmp.replace(target)
+        os.replace(tmp, target)
+        staging.rmdir()
         logger.info("madnis_py: wrote %s", target)
 
     def _assemble(self, root: Path) -> None:
