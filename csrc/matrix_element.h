@@ -16,6 +16,10 @@ using SMatrixHel = void (*)(const int* pdgs, const int* procid, const int* npdg,
 using Amp2 = void (*)(const int* pdgs, const int* procid, const int* npdg, const double* p,
                       const double* alphas, const double* scale2, double* amp2, int* namp2);
 
+using SMatrixAmp2 = void (*)(const int* pdgs, const int* procid, const int* npdg,
+                             const double* p, const double* alphas, const double* scale2,
+                             double* ans, double* amp2, int* namp2);
+
 constexpr int kMaxAmp2 = 64;
 
 // |M|^2 of n events; alphas and scale2 have n entries (or one, broadcast when
@@ -32,5 +36,11 @@ int64_t me_smatrixhel_batch(SMatrixHel f, const int* pdgs, int npdg, int procid,
 int me_amp2_batch(Amp2 f, const int* pdgs, int npdg, int procid, const double* momenta,
                   const double* alphas, const double* scale2, bool per_event, double* out,
                   int64_t n);
+
+// |M|^2 into ans (n,) and the per-diagram |M_i|^2 into amp2 (n, kMaxAmp2) from one call
+// per event (madnis_smatrix_amp2_, the helicity sum done once); returns as me_amp2_batch.
+int me_smatrix_amp2_batch(SMatrixAmp2 f, const int* pdgs, int npdg, int procid,
+                          const double* momenta, const double* alphas, const double* scale2,
+                          bool per_event, double* ans, double* amp2, int64_t n);
 
 }  // namespace madnis

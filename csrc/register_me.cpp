@@ -76,6 +76,23 @@ void register_me(py::module_& m) {
         py::arg("alphas"), py::arg("scale2"), py::arg("out"),
         "Call madnis_amp2_ for every event: out (n, ME_MAX_AMP2). Returns the number of "
         "diagrams, -1 if no subprocess matches, -2 if the count changes between events.");
+    m.def(
+        "me_smatrix_amp2",
+        [](std::uintptr_t fptr, const py::array& pdgs, int procid, const py::array& momenta,
+           const py::array& alphas, const py::array& scale2, const py::array& ans,
+           const py::array& amp2) {
+            const Call c = prepare(pdgs, momenta, alphas, scale2);
+            double* pa = buffer<double>(ans, "ans", c.n, true);
+            double* po = buffer<double>(amp2, "amp2", c.n * kMaxAmp2, true);
+            const auto f = reinterpret_cast<SMatrixAmp2>(fptr);
+            py::gil_scoped_release release;
+            return me_smatrix_amp2_batch(f, c.pdgs, c.npdg, procid, c.momenta, c.alphas,
+                                         c.scale2, c.per_event, pa, po, c.n);
+        },
+        py::arg("function"), py::arg("pdgs"), py::arg("procid"), py::arg("momenta"),
+        py::arg("alphas"), py::arg("scale2"), py::arg("ans"), py::arg("amp2"),
+        "Call madnis_smatrix_amp2_ for every event: ans (n,) = |M|^2 and amp2 (n, "
+        "ME_MAX_AMP2) from one evaluation. Returns as me_amp2.");
 }
 
 }  // namespace madnis

@@ -279,16 +279,19 @@ class Integrand:
                 if not sel.any():
                     continue
                 p_lib = sub.library_momenta(p[sel])
-                m2 = self.matrix_element(p_lib, sub.library_pdgs, alpha_s=alphas[sel])
+                amp2 = None
+                if prior_num is not None and self._amp2:  # one helicity sum where it can
+                    m2, amp2 = self.matrix_element.smatrix_amp2(
+                        p_lib, sub.library_pdgs, alpha_s=alphas[sel])
+                else:
+                    m2 = self.matrix_element(p_lib, sub.library_pdgs, alpha_s=alphas[sel])
                 self.n_calls += int(sel.sum())
                 part = lum[sel] * m2 * common[sel]
                 f[idx[sel]] += part
                 if sub_f is not None:
                     sub_f[idx[sel], k] = part
                 passed[idx[sel]] = True
-                if prior_num is not None and self._amp2:
-                    amp2 = self.matrix_element.amp2(p_lib, sub.library_pdgs,
-                                                    alpha_s=alphas[sel])
+                if prior_num is not None and amp2 is not None:
                     diagrams = (sub.diagram_channels if sub.diagram_channels is not None
                                 else tuple(range(self.n_channels)))
                     if amp2.shape[1] != len(diagrams):

@@ -164,14 +164,18 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
         for proc in record["processes"]:
             pdgs = [int(p) for p in proc["pdgs"]]
             flows = [[list(c) for c in flow] for flow in record["colour_flows"]]
+            factor = int(record.get("identical_particle_factor", 1) or 1)
+            note = (f"; identical-particle factor 1/{factor}, in MadGraph's |M|^2"
+                    if factor > 1 else "")
             subprocesses.append({"pdgs": pdgs, "colour_flows": flows, "mirror": False,
-                                 "comment": _plain(proc["description"])})
+                                 "comment": _plain(proc["description"]) + note})
             tables.append(per_diagram)
             if record["mirror"]:
                 swapped = [pdgs[1], pdgs[0], *pdgs[2:]]
                 mflows = [[f[1], f[0], *f[2:]] for f in flows]
                 subprocesses.append({"pdgs": swapped, "colour_flows": mflows, "mirror": True,
-                                     "comment": "mirror of " + _plain(proc["description"])})
+                                     "comment": "mirror of " + _plain(proc["description"])
+                                     + note})
                 tables.append([None if t is None else _mirror_table(t) for t in per_diagram])
     channels, diagram_channels = group_channels(tables)
     if not channels:

@@ -44,7 +44,8 @@ Facts of the ABI handled here, all checked before the library is called (a Fortr
   at once: the mapping stays valid until the interpreter exits), so objects with different
   cards are independent. The copy privatises what is linked into the library itself; state
   in other shared libraries it depends on (a ``libmodel.so`` of a ``dynamic`` MadGraph
-  build, Sherpa's libraries) stays shared. Calls are serialised by one lock; run several
+  build, Sherpa's libraries) stays shared: Sherpa's globals allow one Sherpa run per
+  process (:meth:`MatrixElement.from_sherpa`). Calls are serialised by one lock; run several
   processes (Dask) for parallelism.
 """
 
@@ -76,7 +77,11 @@ void smatrixhel_(const int* pdgs, const int* procid, const int* npdg, const doub
                  const double* alphas, const double* scale2, const int* nhel, double* ans);
 void madnis_amp2_(const int* pdgs, const int* procid, const int* npdg, const double* p,
                   const double* alphas, const double* scale2, double* amp2, int* namp2);
+void madnis_smatrix_amp2_(const int* pdgs, const int* procid, const int* npdg,
+                          const double* p, const double* alphas, const double* scale2,
+                          double* ans, double* amp2, int* namp2);
 int madnis_abi_version_(void);
+const char* madnis_sherpa_error_(void);
 void get_pdg_order_(int* pdg, int* allproc);
 void lha_loadcard_(void);  /* looked up, never called: marks MadGraph's card reader */
 """
@@ -173,6 +178,10 @@ class MatrixElement:
             self._amp2: int | None = self._address("madnis_amp2_")
         except MatrixElementError:
             self._amp2 = None
+        try:  # |M|^2 and |M_i|^2 from one helicity sum (madnis_py's MadGraph output)
+            self._both: int | None = self._address("madnis_smatrix_amp2_")
+        except MatrixElementError:
+            self._both = None
 
     @classmethod
     def from_madgraph(cls, library: str | Path, param_card: str | Path) -> MatrixElement:
@@ -218,16 +227,36 @@ class MatrixElement:
     def from_sherpa(cls, library: str | Path, run_dir: str | Path) -> MatrixElement:
         """Open a library built by :func:`madnis_py.physics.shims.build_sherpa`.
 
-        ``run_dir`` is the directory of the Sherpa run card (``Sherpa.yaml``) of one
-        process; Sherpa takes its parameters from there.
+        ``run_dir`` is the directory of a Sherpa 3 run card (``Sherpa.yaml``) whose
+        processes are evaluated (any PDG list the card's partonic processes have); Sherpa
+        takes its parameters from there, initialises in that directory (it writes
+        ``Process/``, ``Results/`` and its log ``sherpa.log`` there) and ignores the
+        ``alpha_s`` and ``scale2`` arguments of calls. |M|^2 follows MadGraph's convention.
+
+        Sherpa keeps its state in process-wide globals: one Sherpa run per process. A second
+        ``from_sherpa`` in a process that already opened one raises; open further runs in
+        other processes. See ``docs/sherpa.md``.
+
+        Raises
+        ------
+        FileNotFoundError
+            The library or ``run_dir/Sherpa.yaml`` does not exist.
+        MatrixElementError
+            Sherpa failed to initialise the run (the message has Sherpa's error; its log is
+            ``run_dir/sherpa.log``), or Sherpa already runs in this process.
         """
         library, run_dir = Path(library), Path(run_dir)
         if not library.is_file():
             raise FileNotFoundError(f"matrix-element library {library} does not exist")
         if not (run_dir / "Sherpa.yaml").is_file():
             raise FileNotFoundError(f"{run_dir}: no Sherpa.yaml run card")
-        # The shim has the 8-argument ABI but exports no ABI marker, and no card reader.
-        return cls._open(library, run_dir, madgraph_abi=False)
+        # The shim exports madnis_abi_version_ but no card reader: initialise_ gets the run
+        # directory, and reports failures through madnis_sherpa_error_.
+        me = cls._open(library, run_dir, madgraph_abi=False)
+        error = me._library_error()
+        if error:
+            raise MatrixElementError(f"{library}: {error}")
+        return me
 
     @classmethod
     def _open(cls, library: Path, init_path: Path, *, madgraph_abi: bool) -> MatrixElement:
@@ -354,6 +383,14 @@ class MatrixElement:
             raise MatrixElementError(f"{self.library}: no symbol {name!r} (is this a MadGraph "
                                      "standalone library, output with --prefix=int?)") from err
 
+    def _library_error(self) -> str:
+        """The last error a Sherpa shim recorded ("" for other libraries)."""
+        if not self._has("madnis_sherpa_error_"):
+            return ""
+        with self._lock:
+            return str(self._ffi.string(self._symbol("madnis_sherpa_error_")()).decode(
+                errors="replace"))
+
     def _address(self, name: str) -> int:
         return int(self._ffi.cast("uintptr_t", self._symbol(name)))
 
@@ -420,6 +457,10 @@ class MatrixElement:
                                      "answer untouched")
         if not np.all(np.isfinite(out)):
             first = int(np.nonzero(~np.isfinite(out))[0][0])
+            detail = self._library_error()
+            if detail:
+                raise MatrixElementError(f"{self.library}: |M|^2 is {out[first]} at event "
+                                         f"{first} of {list(pdgs)}: {detail}")
             raise MatrixElementError(
                 f"{self.library}: |M|^2 is {out[first]} at event {first} of {list(pdgs)} "
                 f"(momenta {p[first].tolist()}); a library that could not read its "
@@ -452,3 +493,29 @@ class MatrixElement:
             raise MatrixElementError(f"{self.library}: madnis_amp2_ changed its number of "
                                      "diagrams between events")
         return out[:, :count]
+
+    def smatrix_amp2(self, momenta: Any, pdgs: Sequence[int], *, alpha_s: Any = 0.118,
+                     scale2: Any = 0.0, procid: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        """|M|^2 ``(n,)`` and the per-diagram |M_i|^2 ``(n, n_diagrams)`` together: from
+        one evaluation where the library exports ``madnis_smatrix_amp2_`` (the output of
+        ``output madnis_py``), else from :meth:`__call__` and :meth:`amp2` (two)."""
+        if self._both is None:
+            return (self(momenta, pdgs, alpha_s=alpha_s, scale2=scale2, procid=procid),
+                    self.amp2(momenta, pdgs, alpha_s=alpha_s, scale2=scale2, procid=procid))
+        self._check_pdgs(pdgs, procid)
+        p, pd, a, s = self._inputs(momenta, pdgs, alpha_s, scale2)
+        ans = np.empty(p.shape[0])
+        out = np.zeros((p.shape[0], ext.ME_MAX_AMP2))
+        with self._lock:
+            count = ext.me_smatrix_amp2(self._both, pd, procid, p, a, s, ans, out)
+        if count == -1:
+            raise MatrixElementError(f"{self.library}: no subprocess has the PDG list "
+                                     f"{list(pdgs)} (madnis_smatrix_amp2_ wrote nothing)")
+        if count == -2:
+            raise MatrixElementError(f"{self.library}: madnis_smatrix_amp2_ changed its "
+                                     "number of diagrams between events")
+        if not np.all(np.isfinite(ans)):
+            first = int(np.nonzero(~np.isfinite(ans))[0][0])
+            raise MatrixElementError(f"{self.library}: |M|^2 is {ans[first]} at event "
+                                     f"{first} of {list(pdgs)} (momenta {p[first].tolist()})")
+        return ans, out[:, :count]

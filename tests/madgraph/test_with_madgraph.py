@@ -204,3 +204,14 @@ def test_import_of_a_standalone_cpp_output(tmp_path: Path) -> None:
     proc = load_process(done.process_card)
     assert {s.pdgs[:2] for s in proc.subprocesses} == {(1, -1), (2, -2), (3, -3), (4, -4)}
     assert len(proc.channels) == 2  # photon and Z, shared by all four
+
+
+def test_one_evaluation_gives_the_amplitude_and_the_diagrams(
+        outputs: dict[str, tuple[Path, Path, Path]]) -> None:
+    proc = load_process(outputs["ggttg"][0])
+    me = proc.matrix_element()
+    p = _momenta(proc, 30, 3)
+    pdgs = [21, 21, 6, -6, 21]
+    m2, amp2 = me.smatrix_amp2(p, pdgs, alpha_s=0.118)
+    np.testing.assert_array_equal(m2, me(p, pdgs, alpha_s=0.118))
+    np.testing.assert_array_equal(amp2, me.amp2(p, pdgs, alpha_s=0.118))

@@ -144,7 +144,7 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
                        f"{prefix}MATRIX = 0.D0); cannot add the per-diagram "
                        "|M_i|^2")
         text += "\n" + _fortran([
-            f"SUBROUTINE {prefix}MADNIS_AMP2(P, AMP2, NAMP2)",
+            f"SUBROUTINE {prefix}MADNIS_AMP2(P, ANS, AMP2, NAMP2)",
             "IMPLICIT NONE",
             "REAL*8 P(*), AMP2(*), ANS",
             "INTEGER NAMP2, I",
@@ -282,10 +282,22 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
             return ""
 
     def _write_amp2_dispatcher(self, path: Path) -> None:
-        lines = ["SUBROUTINE MADNIS_AMP2(PDGS, PROCID, NPDG, P, ALPHAS, SCALE2, AMP2, NAMP2)",
+        """``madnis_amp2_`` (per-diagram |M_i|^2) and ``madnis_smatrix_amp2_`` (|M|^2 as
+        well, from the same helicity sum), dispatching on the PDG list as
+        ``smatrixhel_`` does."""
+        text = _fortran([
+            "SUBROUTINE MADNIS_AMP2(PDGS, PROCID, NPDG, P, ALPHAS, SCALE2, AMP2, NAMP2)",
+            "IMPLICIT NONE",
+            "INTEGER PDGS(*), PROCID, NPDG, NAMP2",
+            "DOUBLE PRECISION P(*), ALPHAS, SCALE2, AMP2(*), ANS",
+            "CALL MADNIS_SMATRIX_AMP2(PDGS, PROCID, NPDG, P, ALPHAS, SCALE2, ANS, AMP2, "
+            "NAMP2)",
+            "END"])
+        lines = ["SUBROUTINE MADNIS_SMATRIX_AMP2(PDGS, PROCID, NPDG, P, ALPHAS, SCALE2, ANS, "
+                 "AMP2, NAMP2)",
                  "IMPLICIT NONE",
                  "INTEGER PDGS(*), PROCID, NPDG, NAMP2",
-                 "DOUBLE PRECISION P(*), ALPHAS, SCALE2, AMP2(*), PI",
+                 "DOUBLE PRECISION P(*), ALPHAS, SCALE2, AMP2(*), ANS, PI",
                  "INCLUDE 'coupl.inc'",
                  "NAMP2 = 0",
                  "IF (SCALE2.EQ.0) THEN",
@@ -302,11 +314,11 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
                                                    for i, p in enumerate(pdgs)]
                 cond.append(f"(PROCID.LE.0.OR.PROCID.EQ.{proc['id']})")
                 lines += ["IF (" + ".AND.".join(cond) + ") THEN",
-                          f"CALL {sub['prefix']}MADNIS_AMP2(P, AMP2, NAMP2)",
+                          f"CALL {sub['prefix']}MADNIS_AMP2(P, ANS, AMP2, NAMP2)",
                           "RETURN",
                           "ENDIF"]
         lines += ["RETURN", "END"]
-        path.write_text(_fortran(lines))
+        path.write_text(text + "\n" + _fortran(lines))
 
     def _build_library(self, root: Path, fc: str) -> None:
         sub = root / "SubProcesses"
