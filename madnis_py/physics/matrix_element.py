@@ -228,14 +228,17 @@ class MatrixElement:
         """Open a library built by :func:`madnis_py.physics.shims.build_sherpa`.
 
         ``run_dir`` is the directory of a Sherpa 3 run card (``Sherpa.yaml``) whose
-        processes are evaluated (any PDG list the card's partonic processes have); Sherpa
-        takes its parameters from there, initialises in that directory (it writes
-        ``Process/``, ``Results/`` and its log ``sherpa.log`` there) and ignores the
-        ``alpha_s`` and ``scale2`` arguments of calls. |M|^2 follows MadGraph's convention.
+        processes are evaluated (any PDG list the card's partonic processes have, either
+        order of the incoming particles); Sherpa takes its parameters from there (see
+        :func:`madnis_py.physics.shims.write_sherpa_run_card`), initialises in that
+        directory (it writes ``Process/`` and its log ``sherpa.log`` there, nothing onto
+        stdout) and ignores the ``alpha_s`` and ``scale2`` arguments of calls. |M|^2 follows
+        MadGraph's convention.
 
         Sherpa keeps its state in process-wide globals: one Sherpa run per process. A second
-        ``from_sherpa`` in a process that already opened one raises; open further runs in
-        other processes. See ``docs/sherpa.md``.
+        ``from_sherpa`` in a process that already opened one (or failed to) raises; open
+        further runs in other processes. Sherpa ends the process itself on some run-card
+        errors (``exit``, or a crash), saying so on stderr. See ``docs/sherpa.md``.
 
         Raises
         ------

@@ -24,6 +24,17 @@ A card ``process.toml`` (built-in ones under ``processes/<name>/``)::
 
     [cuts]                     # MadGraph run_card names
     [defaults]                 # sqrt_s, scale or dynamical_scale_choice, pdf
+
+A Sherpa process (``docs/sherpa.md``): ``library`` is the path of a library built by
+:func:`madnis_py.physics.shims.build_sherpa`, and ``[process]`` names the directory of the
+Sherpa run card that defines the subprocesses (relative to the card)::
+
+    library = "libme_sherpa.so"
+    sherpa_run_card = "sherpa"  # directory holding Sherpa.yaml
+    param_card = "../common/param_card_sm.dat"  # still read for the masses
+
+The matrix element is then opened with :meth:`MatrixElement.from_sherpa` (one Sherpa run
+per process); Sherpa's parameters should agree with the param_card's.
 """
 
 from __future__ import annotations
@@ -105,6 +116,7 @@ class Process:
     channels: tuple[Topology, ...]
     cuts: dict[str, float] = field(default_factory=dict)
     defaults: ProcessDefaults = ProcessDefaults()
+    sherpa_run_dir: Path | None = None
 
     @property
     def hadronic(self) -> bool:
@@ -124,7 +136,10 @@ class Process:
         return [card.mass(p) for p in self.subprocesses[0].pdgs[2:]]
 
     def matrix_element(self) -> MatrixElement:
-        """Open the process library with its param_card."""
+        """Open the process library with its param_card (a Sherpa library with its run
+        card's directory, :attr:`sherpa_run_dir`)."""
+        if self.sherpa_run_dir is not None:
+            return MatrixElement.from_sherpa(self.library, self.sherpa_run_dir)
         return MatrixElement.from_madgraph(self.library, self.param_card)
 
 
@@ -149,7 +164,15 @@ def _read_card(path: Path) -> Process:
     if beams not in _BEAMS:
         raise ProcessCardError(f"{path}: [process] beams = {beams!r}; expected one of {_BEAMS}")
     lib_field = str(head["library"])
-    if "/" in lib_field or lib_field.endswith((".so", ".dylib")):
+    lib_is_path = "/" in lib_field or lib_field.endswith((".so", ".dylib"))
+    sherpa_run_dir = None
+    if "sherpa_run_card" in head:
+        if not lib_is_path:
+            raise ProcessCardError(f"{path}: [process] sherpa_run_card needs library = the "
+                                   f"path of a Sherpa shim library (built by madnis_py."
+                                   f"physics.shims.build_sherpa), not {lib_field!r}")
+        sherpa_run_dir = (path.parent / str(head["sherpa_run_card"])).resolve()
+    if lib_is_path:
         library = (path.parent / lib_field).resolve()
     else:
         library = builtin_library(lib_field)
@@ -216,7 +239,7 @@ def _read_card(path: Path) -> Process:
     return Process(name=str(head["name"]), title=str(head.get("title", head["name"])),
                    card=path, library=library, beams=beams, param_card=param_card,
                    subprocesses=tuple(subs), channels=tuple(channels), cuts=cuts,
-                   defaults=defaults)
+                   defaults=defaults, sherpa_run_dir=sherpa_run_dir)
 
 
 def load_process(name_or_dir: str | Path) -> Process:
