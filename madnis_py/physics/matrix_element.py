@@ -489,13 +489,17 @@ class MatrixElement:
         out = np.zeros((p.shape[0], ext.ME_MAX_AMP2))
         with self._lock:
             count = ext.me_amp2(self._amp2, pd, procid, p, a, s, out)
+        self._check_count(count, "madnis_amp2_", pdgs)
+        return out[:, :count]
+
+    def _check_count(self, count: int, symbol: str, pdgs: Sequence[int]) -> None:
+        """The errors of the batched per-diagram calls (-1 and -2)."""
         if count == -1:
             raise MatrixElementError(f"{self.library}: no subprocess has the PDG list "
-                                     f"{list(pdgs)} (madnis_amp2_ wrote nothing)")
+                                     f"{list(pdgs)} ({symbol} wrote nothing)")
         if count == -2:
-            raise MatrixElementError(f"{self.library}: madnis_amp2_ changed its number of "
+            raise MatrixElementError(f"{self.library}: {symbol} changed its number of "
                                      "diagrams between events")
-        return out[:, :count]
 
     def smatrix_amp2(self, momenta: Any, pdgs: Sequence[int], *, alpha_s: Any = 0.118,
                      scale2: Any = 0.0, procid: int = -1) -> tuple[np.ndarray, np.ndarray]:
@@ -511,12 +515,7 @@ class MatrixElement:
         out = np.zeros((p.shape[0], ext.ME_MAX_AMP2))
         with self._lock:
             count = ext.me_smatrix_amp2(self._both, pd, procid, p, a, s, ans, out)
-        if count == -1:
-            raise MatrixElementError(f"{self.library}: no subprocess has the PDG list "
-                                     f"{list(pdgs)} (madnis_smatrix_amp2_ wrote nothing)")
-        if count == -2:
-            raise MatrixElementError(f"{self.library}: madnis_smatrix_amp2_ changed its "
-                                     "number of diagrams between events")
+        self._check_count(count, "madnis_smatrix_amp2_", pdgs)
         if not np.all(np.isfinite(ans)):
             first = int(np.nonzero(~np.isfinite(ans))[0][0])
             raise MatrixElementError(f"{self.library}: |M|^2 is {ans[first]} at event "
