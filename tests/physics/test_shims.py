@@ -304,3 +304,35 @@ def test_sherpa_run_card_errors_are_raised(sherpa_lib: Path, tmp_path: Path) -> 
     res = _in_child(_BAD, {"library": str(sherpa_lib), "run": str(run)}, tmp_path)
     assert "Sherpa failed to initialise the run" in res.stdout, res.stdout
     assert "No hard process found" in res.stdout, res.stdout
+
+
+@needs_sherpa
+def test_sherpa_process_runs_end_to_end(sherpa_lib: Path, tmp_path: Path) -> None:
+    """`madnis-py run` on a Drell-Yan process card with the Sherpa library: a valid LHE
+    file and the cross section of the built-in on the same card (it is the same |M|^2)."""
+    from madnis_py.events import check_lhe
+
+    builtin = (builtin_process_dir("drell_yan") / "process.toml").read_text()
+    body = builtin[builtin.index("[[subprocess]]"):]
+    card_dir = tmp_path / "card"
+    _run_card(card_dir / "run", ["93 93 -> -11 11"], hadronic=True, orders=_EW)
+    (card_dir / "process.toml").write_text(
+        _PROCESS_CARD.format(library=sherpa_lib, param_card=CARD.resolve()) + body)
+    runs = {}
+    for name, process in (("sherpa", str(card_dir)), ("builtin", "drell_yan")):
+        card = tmp_path / f"{name}.toml"
+        card.write_text(f'[run]\nprocess = "{process}"\nseed = 2\nnevents = 300\n'
+                        f'output = "{tmp_path / name}"\n[training]\nsteps = 3\n'
+                        'batch = 1024\nvegas = false\n[integration]\npoints = 20000\n'
+                        'iterations = 2\n[output]\nplots = false\n')
+        code = ("import sys; from madnis_py.cli import main; "
+                "raise SystemExit(main(sys.argv[1:]))")
+        res = subprocess.run([sys.executable, "-c", code, "run", str(card), "--json",
+                              "--quiet"], capture_output=True, text=True, timeout=600,
+                             env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        runs[name] = json.loads(res.stdout.strip().splitlines()[-1])
+        assert check_lhe(runs[name]["lhe"]).n_events == 300
+    # The same |M|^2 to 1e-10, but training amplifies any difference: compare within errors.
+    a, b = runs["sherpa"], runs["builtin"]
+    assert abs(a["sigma_pb"] - b["sigma_pb"]) < 3 * math.hypot(a["error_pb"], b["error_pb"])
