@@ -506,31 +506,29 @@ def _run_in(args: argparse.Namespace, card: Any, settings: Any, process: Any, ou
             integrand, mc = _integrator(card, process)
         except ValueError as err:  # physics the integrand cannot be built for
             raise CLIError(f"process {process.name}: {err}") from err
-        physics = integrand.fingerprint()
+        # The integrator binds its checkpoints to integrand.fingerprint() (and checks a
+        # loaded one against it) by itself.
         calls_before = 0
         if args.command == "generate":
-            mc = Integrator.load(args.checkpoint, mc.base_integrand, physics=physics)
+            mc = Integrator.load(args.checkpoint, mc.base_integrand)
             calls_before = int(mc.n_calls)
             result = mc.last_result
             if result is None:
                 result = _integrate(card, mc, timings)
         else:
-            mc.physics = physics
             resumed = False
             if resume:
                 if not card.checkpoint_path.is_file():
                     raise CLIError(f"--resume: no checkpoint {card.checkpoint_path} to "
                                    "resume from")
-                mc = Integrator.load(card.checkpoint_path, mc.base_integrand,
-                                     physics=physics)
-                mc.physics = physics
+                mc = Integrator.load(card.checkpoint_path, mc.base_integrand)
                 resumed = True
                 _note(args, f"resuming from {card.checkpoint_path} after "
                             f"{mc.steps_done} training steps")
             _train(card, mc, bars, timings, resumed=resumed,
                    checkpoint_every=args.checkpoint_every)
             result = _integrate(card, mc, timings)
-            mc.save(card.checkpoint_path, physics=physics)
+            mc.save(card.checkpoint_path)
             if card.output.plots:
                 mc.plot_history(out / "training.png")
             mc.save_history(out / "history.json")

@@ -25,16 +25,16 @@ import json
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from madnis_py._atomic import write_text_atomic
 from madnis_py.cards._toml import toml_value
 from madnis_py.madgraph.diagrams import Diagram, DiagramError, channel_table, group_channels
 
-__all__ = ["AssembleError", "Assembled", "assemble"]
+__all__ = ["AssembleError", "Assembled", "assemble", "plain_process"]
 
 _QCD = {1, 2, 3, 4, 5, 6, 21}
 _LEPTONS = {11, 13, 15, 22}
@@ -56,7 +56,7 @@ class Assembled:
     messages: tuple[str, ...]
 
 
-def _plain(description: str) -> str:
+def plain_process(description: str) -> str:
     """A MadGraph process string without its coupling orders and process number."""
     return re.sub(r"\s+(WEIGHTED|QCD|QED)\S*|\s+@\S+|^Process:\s*", "", description).strip()
 
@@ -86,17 +86,6 @@ def _beams(pdg_lists: Sequence[Sequence[int]], path: Path) -> str:
                         "p p (quarks, gluons) and lepton-lepton collisions")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _inline(obj: Any) -> str:
     """A TOML inline value (tables inline, as the built-in cards write channels)."""
     if isinstance(obj, dict):
@@ -121,7 +110,7 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
         tree of 3-point vertices, beams madnis_py does not integrate, a subprocess with
         other final-state masses than the first.
     """
-    from madnis_py.cards.madgraph import import_madgraph_run_card
+    from madnis_py.cards.madgraph import import_madgraph_run_card, read_madgraph_run_card
     from madnis_py.physics.slha import read_slha
 
     root = Path(directory).resolve()
@@ -149,7 +138,7 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
     for record in records:
         nexternal = int(record["nexternal"])
         per_diagram: list[dict[str, Any] | None] = []
-        label = _plain(record["processes"][0]["description"])
+        label = plain_process(record["processes"][0]["description"])
         for raw in record["diagrams"]:
             if raw is None:
                 per_diagram.append(None)
@@ -168,13 +157,13 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
             note = (f"; identical-particle factor 1/{factor}, in MadGraph's |M|^2"
                     if factor > 1 else "")
             subprocesses.append({"pdgs": pdgs, "colour_flows": flows, "mirror": False,
-                                 "comment": _plain(proc["description"]) + note})
+                                 "comment": plain_process(proc["description"]) + note})
             tables.append(per_diagram)
             if record["mirror"]:
                 swapped = [pdgs[1], pdgs[0], *pdgs[2:]]
                 mflows = [[f[1], f[0], *f[2:]] for f in flows]
                 subprocesses.append({"pdgs": swapped, "colour_flows": mflows, "mirror": True,
-                                     "comment": "mirror of " + _plain(proc["description"])
+                                     "comment": "mirror of " + plain_process(proc["description"])
                                      + note})
                 tables.append([None if t is None else _mirror_table(t) for t in per_diagram])
     channels, diagram_channels = group_channels(tables)
@@ -208,7 +197,7 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
              "",
              "[process]",
              f"name = {toml_value(name)}",
-             f"title = {toml_value('; '.join(_plain(r['processes'][0]['description']) for r in records))}",
+             f"title = {toml_value('; '.join(plain_process(r['processes'][0]['description']) for r in records))}",
              f"library = {toml_value(os.path.relpath(library, root))}",
              f"beams = {toml_value(beams)}",
              f"param_card = {toml_value(os.path.relpath(param_card, root))}",
@@ -238,7 +227,7 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
             lines.append(f"dynamical_scale_choice = "
                          f"{mg_card.scale.dynamical_scale_choice}")
     process_card = root / "process.toml"
-    _write_atomic(process_card, "\n".join(lines) + "\n")
+    write_text_atomic(process_card, "\n".join(lines) + "\n")
 
     # Check the card reads back and the library has every subprocess, before the run card.
     from madnis_py.physics.process import load_process
@@ -257,8 +246,6 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
               f"{os.path.relpath(rc_path, root) if mg_card else 'nothing'}"]
     if mg_card is not None:
         card = mg_card.as_run_card()
-        from dataclasses import replace
-
         card = replace(card, run=replace(card.run, process=root))
         if beams == "proton" and card.collider.lhaid is not None:
             from madnis_py.physics.pdf import PDF, PDFError
@@ -275,8 +262,9 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
                                                       pdf="LHToyPDF"))
         for note in mg_card.notes:
             messages.append(f"run_card.dat: {note}")
+        raw = read_madgraph_run_card(rc_path) if mg_card.unsupported else {}
         for field_name in mg_card.unsupported:
-            messages.append(f"run_card.dat: {field_name} = {_mg_value(rc_path, field_name)} "
+            messages.append(f"run_card.dat: {field_name} = {raw.get(field_name, '?')} "
                             "is not supported by madnis-py and was not translated")
         header += [f"# NOTE {m}" for m in messages]
         text = card.to_toml()
@@ -285,18 +273,12 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
                         "defaults")
         header.append(f"# NOTE {messages[-1]}")
         text = f"[run]\nprocess = {toml_value(str(root))}\n"
-    _write_atomic(run_card, "\n".join(header) + "\n" + text)
+    write_text_atomic(run_card, "\n".join(header) + "\n" + text)
     if not quiet:
         for m in messages:
             print(m, file=sys.stderr)
     return Assembled(process_card, run_card, len(subprocesses), n_diagrams, len(channels),
                      tuple(messages))
-
-
-def _mg_value(path: Path, name: str) -> str:
-    from madnis_py.cards.madgraph import read_madgraph_run_card
-
-    return read_madgraph_run_card(path).get(name, "?")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

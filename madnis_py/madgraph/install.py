@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from madnis_py.madgraph.assemble import Assembled, assemble
+from madnis_py.madgraph.assemble import Assembled, assemble, plain_process
 
 __all__ = ["MadGraphError", "find_madgraph", "import_output", "install_plugin"]
 
@@ -178,7 +178,7 @@ def _process_lines_from_code(output: Path) -> list[str]:
         for line in code.read_text(errors="replace").splitlines():
             m = re.match(r"^\s*(?://|[cC])\s+Process:\s*(.+?)\s*$", line)
             if m:
-                text = re.sub(r"\s+(WEIGHTED|QCD|QED)\S*|\s+@\S+", "", m.group(1)).strip()
+                text = plain_process(m.group(1))
                 if text not in found:
                     found.append(text)
     if not found:

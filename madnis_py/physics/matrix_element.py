@@ -458,17 +458,22 @@ class MatrixElement:
             raise MatrixElementError(f"{self.library}: no subprocess has the PDG list "
                                      f"{list(pdgs)} (procid {procid}); smatrixhel_ left its "
                                      "answer untouched")
-        if not np.all(np.isfinite(out)):
-            first = int(np.nonzero(~np.isfinite(out))[0][0])
-            detail = self._library_error()
-            if detail:
-                raise MatrixElementError(f"{self.library}: |M|^2 is {out[first]} at event "
-                                         f"{first} of {list(pdgs)}: {detail}")
-            raise MatrixElementError(
-                f"{self.library}: |M|^2 is {out[first]} at event {first} of {list(pdgs)} "
-                f"(momenta {p[first].tolist()}); a library that could not read its "
-                f"param_card {self.param_card} answers NaN: see its message on stderr")
+        self._check_finite(out, p, pdgs)
         return out
+
+    def _check_finite(self, m2: np.ndarray, p: np.ndarray, pdgs: Sequence[int]) -> None:
+        """A non-finite |M|^2 is an error naming the event (and the library's own error)."""
+        if np.all(np.isfinite(m2)):
+            return
+        first = int(np.nonzero(~np.isfinite(m2))[0][0])
+        detail = self._library_error()
+        if detail:
+            raise MatrixElementError(f"{self.library}: |M|^2 is {m2[first]} at event "
+                                     f"{first} of {list(pdgs)}: {detail}")
+        raise MatrixElementError(
+            f"{self.library}: |M|^2 is {m2[first]} at event {first} of {list(pdgs)} "
+            f"(momenta {p[first].tolist()}); a library that could not read its "
+            f"param_card {self.param_card} answers NaN: see its message on stderr")
 
     def amp2(self, momenta: Any, pdgs: Sequence[int], *, alpha_s: Any = 0.118,
              scale2: Any = 0.0, procid: int = -1) -> np.ndarray:
@@ -516,8 +521,5 @@ class MatrixElement:
         with self._lock:
             count = ext.me_smatrix_amp2(self._both, pd, procid, p, a, s, ans, out)
         self._check_count(count, "madnis_smatrix_amp2_", pdgs)
-        if not np.all(np.isfinite(ans)):
-            first = int(np.nonzero(~np.isfinite(ans))[0][0])
-            raise MatrixElementError(f"{self.library}: |M|^2 is {ans[first]} at event "
-                                     f"{first} of {list(pdgs)} (momenta {p[first].tolist()})")
+        self._check_finite(ans, p, pdgs)
         return ans, out[:, :count]

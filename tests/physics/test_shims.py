@@ -201,6 +201,17 @@ beams = "proton"
 param_card = "{param_card}"
 """
 
+def _drell_yan_card(sherpa_lib: Path, card_dir: Path) -> Path:
+    """The built-in Drell-Yan process card with the Sherpa library (one run card for all
+    eight subprocesses) in ``card_dir``."""
+    builtin = (builtin_process_dir("drell_yan") / "process.toml").read_text()
+    body = builtin[builtin.index("[[subprocess]]"):]
+    _run_card(card_dir / "run", ["93 93 -> -11 11"], hadronic=True, orders=_EW)
+    (card_dir / "process.toml").write_text(
+        _PROCESS_CARD.format(library=sherpa_lib, param_card=CARD.resolve()) + body)
+    return card_dir
+
+
 _INTEGRAL = r"""
 import json, math, sys
 import numpy as np
@@ -220,12 +231,7 @@ def test_sherpa_drell_yan_cross_section(sherpa_lib: Path, tmp_path: Path) -> Non
     """p p -> e+ e- (u c d s, both orientations) through a process card with the Sherpa
     library gives the built-in's cross section: plain MC over the same uniform points of
     the Z channel, within 3 sigma (in fact to 1e-9: the |M|^2 agree point by point)."""
-    builtin = (builtin_process_dir("drell_yan") / "process.toml").read_text()
-    body = builtin[builtin.index("[[subprocess]]"):]
-    card_dir = tmp_path / "card"
-    _run_card(card_dir / "run", ["93 93 -> -11 11"], hadronic=True, orders=_EW)
-    (card_dir / "process.toml").write_text(
-        _PROCESS_CARD.format(library=sherpa_lib, param_card=CARD.resolve()) + body)
+    card_dir = _drell_yan_card(sherpa_lib, tmp_path / "card")
     n, seed = 200_000, 11
     _in_child(_INTEGRAL, {"process": str(card_dir), "seed": seed, "n": n,
                           "output": str(tmp_path / "f.npy")}, tmp_path)
@@ -312,12 +318,7 @@ def test_sherpa_process_runs_end_to_end(sherpa_lib: Path, tmp_path: Path) -> Non
     file and the cross section of the built-in on the same card (it is the same |M|^2)."""
     from madnis_py.events import check_lhe
 
-    builtin = (builtin_process_dir("drell_yan") / "process.toml").read_text()
-    body = builtin[builtin.index("[[subprocess]]"):]
-    card_dir = tmp_path / "card"
-    _run_card(card_dir / "run", ["93 93 -> -11 11"], hadronic=True, orders=_EW)
-    (card_dir / "process.toml").write_text(
-        _PROCESS_CARD.format(library=sherpa_lib, param_card=CARD.resolve()) + body)
+    card_dir = _drell_yan_card(sherpa_lib, tmp_path / "card")
     runs = {}
     for name, process in (("sherpa", str(card_dir)), ("builtin", "drell_yan")):
         card = tmp_path / f"{name}.toml"
