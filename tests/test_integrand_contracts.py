@@ -1,0 +1,125 @@
+"""Contracts of every multi-channel integrand: each built-in process, every channel.
+
+Shapes and dtypes of :class:`IntegrandBatch` and of the torch view ``TorchChannels``,
+finite non-negative values, the channel prior normalised over channels, the subprocess
+split summing to ``f``, and the one exact cross-channel identity: an event reached
+through two channels has the same differential cross section ``f / w`` and the same prior
+(``w`` the channel's phase-space weight).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from madnis_py.integrand import Integrand, IntegrandBatch, TorchChannels
+from madnis_py.physics import builtin_processes
+
+N = 256
+PROCESSES = builtin_processes()
+
+
+@functools.cache
+def integrand(name: str) -> Integrand:
+    return Integrand(name)
+
+
+def _batch(name: str, channel: int, seed: int, **kw: bool) -> tuple[np.ndarray, IntegrandBatch]:
+    f = integrand(name)
+    x = np.random.default_rng(seed).random((N, f.dims(channel)))
+    return x, f(x, channel, **kw)
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_batch_shapes_finite_values_and_normalised_prior(name: str) -> None:
+    f = integrand(name)
+    n_particles = f.process.n_particles
+    n_sub = len(f.process.subprocesses)
+    assert f.n_channels == len(f.process.channels) == len(f.channel_names())
+    for channel in range(f.n_channels):
+        label = f"{name} channel {channel}"
+        _, b = _batch(name, channel, seed=channel, details=True)
+        assert b.f.shape == (N,) and b.f.dtype == np.float64, label
+        assert b.momenta.shape == (N, n_particles, 4), label
+        assert b.x1x2.shape == (N, 2) and b.phase_space_weight.shape == (N,), label
+        assert b.passed.shape == (N,) and b.passed.dtype == bool, label
+        assert np.all(np.isfinite(b.f)) and np.all(b.f >= 0), label
+        assert b.passed.any() and (b.f > 0).any(), label
+        assert np.all(b.f[~b.passed] == 0), label
+        assert np.all(b.phase_space_weight[b.passed] > 0), label
+        assert b.prior is not None and b.prior.shape == (N, f.n_channels), label
+        assert np.all(np.isfinite(b.prior)) and np.all(b.prior >= 0), label
+        live = b.f > 0
+        np.testing.assert_allclose(b.prior[live].sum(axis=1), 1.0, rtol=1e-12, err_msg=label)
+        assert np.all(b.prior[~live] == 0), label
+        assert b.subprocess_f is not None and b.subprocess_f.shape == (N, n_sub), label
+        assert np.all(b.subprocess_f >= 0), label
+        np.testing.assert_allclose(b.subprocess_f.sum(axis=1), b.f, rtol=1e-12, atol=0,
+                                   err_msg=label)
+        assert b.scale is not None and b.alpha_s is not None, label
+        assert np.all(b.scale[b.passed] > 0) and np.all(np.isfinite(b.alpha_s)), label
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_without_prior_and_details_the_values_are_the_same(name: str) -> None:
+    f = integrand(name)
+    x, full = _batch(name, 0, seed=5, details=True)
+    plain = f(x, 0, prior=False)
+    assert plain.prior is None and plain.subprocess_f is None and plain.scale is None
+    np.testing.assert_array_equal(plain.f, full.f)
+    np.testing.assert_array_equal(plain.momenta, full.momenta)
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_an_event_has_one_cross_section_and_one_prior_whatever_its_channel(name: str) -> None:
+    f = integrand(name)
+    checked = 0
+    for a, b in itertools.permutations(range(f.n_channels), 2):
+        x, batch_a = _batch(name, a, seed=10 * a + b)
+        r_b, w_b = f.mappings[b].inverse(batch_a.momenta)
+        batch_b = f(r_b, b)
+        both = (batch_a.f > 0) & (w_b > 0) & (batch_b.f > 0)
+        # Cut decisions on events at a cut edge may differ by a rounding of the momenta.
+        assert np.mean(batch_a.passed[w_b > 0] != batch_b.passed[w_b > 0]) < 0.02
+        label = f"{name}: channel {a} -> {b}"
+        np.testing.assert_allclose(batch_b.phase_space_weight[both], w_b[both], rtol=1e-7,
+                                   err_msg=label)
+        np.testing.assert_allclose(batch_b.f[both] / w_b[both],
+                                   batch_a.f[both] / batch_a.phase_space_weight[both],
+                                   rtol=1e-6, err_msg=label)
+        assert batch_a.prior is not None and batch_b.prior is not None
+        np.testing.assert_allclose(batch_b.prior[both], batch_a.prior[both], rtol=1e-6,
+                                   atol=1e-12, err_msg=label)
+        checked += int(both.sum())
+    assert checked >= N // 4, f"{name}: only {checked} events reached by two channels"
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_torch_channels_contract(name: str, dtype: torch.dtype) -> None:
+    f = integrand(name)
+    channels = TorchChannels(f)
+    assert channels.n_channels == f.n_channels
+    n_final = f.process.n_particles - 2
+    assert channels.feature_dims == 4 * n_final + (2 if f.beams.hadronic else 0)
+    for channel in range(f.n_channels):
+        x_np = np.random.default_rng(channel).random((N, f.dims(channel)))
+        x = torch.from_numpy(x_np).to(dtype).requires_grad_(True)
+        assert channels.dims(channel) == f.dims(channel)
+        values, features, prior = channels(x, channel)
+        assert values.shape == (N,) and values.dtype == dtype and not values.requires_grad
+        assert features.shape == (N, channels.feature_dims) and features.dtype == dtype
+        assert prior is not None and prior.shape == (N, f.n_channels) and prior.dtype == dtype
+        assert torch.isfinite(values).all() and torch.isfinite(features).all()
+        ref = f(x.detach().double().numpy(), channel)
+        np.testing.assert_allclose(values.double().numpy(), ref.f,
+                                   rtol=1e-6 if dtype == torch.float32 else 0)
+        # Features: final-state momenta over sqrt(s) (energies in [0, 1]), then x1 x2.
+        mom = features[:, :4 * n_final].reshape(N, n_final, 4).double().numpy()
+        np.testing.assert_allclose(mom * f.beams.sqrt_s, ref.momenta[:, 2:], rtol=1e-6,
+                                   atol=1e-9 * f.beams.sqrt_s)
+        assert np.all((mom[..., 0] >= 0) & (mom[..., 0] <= 1 + 1e-6))
