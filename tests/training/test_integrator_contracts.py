@@ -106,7 +106,7 @@ def test_log_q_is_the_autograd_jacobian_of_each_flow(case: dict[str, object]) ->
             log_q = flow.log_prob(x)
         for k in range(len(z)):
             jac = torch.autograd.functional.jacobian(
-                lambda v: flow.transform(v[None])[0][0], z[k])
+                lambda v, flow=flow: flow.transform(v[None])[0][0], z[k])
             exact = -torch.linalg.slogdet(jac)[1]
             torch.testing.assert_close(log_q[k], exact, rtol=1e-9, atol=1e-11,
                                        msg=f"channel {channel}, point {k}")
