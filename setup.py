@@ -145,9 +145,10 @@ setup(
                       "matplotlib>=3.5", "rich>=12"],
     extras_require={
         "test": ["pytest>=7", "scipy>=1.9", "mpmath>=1.2", "ufoamp", "ufo-sm", "pylhe>=0.9",
-                 "dask[distributed]>=2024.1", "dask-jobqueue>=0.8"],
+                 "dask[distributed]>=2024.1", "dask-jobqueue>=0.8",
+                 "ruff==0.17.6", "mypy==2.4.1"],
         "distributed": ["dask[distributed]>=2024.1", "dask-jobqueue>=0.8"],
-        "dev": ["mypy==2.4.1"],
+        "dev": ["mypy==2.4.1", "ruff==0.17.6"],
         "bench": ["zuko", "madnis", "madspace", "vegas"],
         "pdf": ["hoppet"],
     },
