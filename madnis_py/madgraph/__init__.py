@@ -16,7 +16,7 @@ A user's process in one go::
     madnis-py run ggttg/run_card.toml
 """
 
-from madnis_py.madgraph.assemble import AssembleError, Assembled, assemble
+from madnis_py.madgraph.assemble import Assembled, AssembleError, assemble
 from madnis_py.madgraph.diagrams import Diagram, DiagramError, Line, Vertex, channel_table
 from madnis_py.madgraph.install import (
     MadGraphError,

@@ -28,11 +28,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from madnis_py._atomic import write_text_atomic
 from madnis_py.cards._toml import toml_value
 from madnis_py.madgraph.diagrams import Diagram, DiagramError, channel_table, group_channels
+
+if TYPE_CHECKING:
+    from madnis_py.cards.madgraph import MadGraphRunCard
 
 __all__ = ["AssembleError", "Assembled", "assemble", "plain_process"]
 
@@ -95,25 +98,8 @@ def _inline(obj: Any) -> str:
     return toml_value(obj)
 
 
-def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
-             allow_unsupported: bool = False) -> Assembled:
-    """Write ``process.toml`` and ``run_card.toml`` into a ``output madnis_py`` directory.
-
-    A ``Cards/run_card.dat`` with physics fields madnis-py cannot reproduce (edited away
-    from MadGraph's defaults) is refused (:class:`~madnis_py.cards.RunCardError` listing
-    them) unless ``allow_unsupported``; they are then listed in the run card's notes.
-
-    Raises
-    ------
-    AssembleError
-        No ``madgraph.json`` (not a madnis_py MadGraph output), a diagram that is not a
-        tree of 3-point vertices, beams madnis_py does not integrate, a subprocess with
-        other final-state masses than the first.
-    """
-    from madnis_py.cards.madgraph import import_madgraph_run_card, read_madgraph_run_card
-    from madnis_py.physics.slha import read_slha
-
-    root = Path(directory).resolve()
+def _read_info(root: Path) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]:
+    """``madgraph.json`` of an output directory and its subprocess records."""
     info_path = root / "madgraph.json"
     if not info_path.is_file():
         raise AssembleError(f"{root}: no madgraph.json; not written by MadGraph's `output "
@@ -126,29 +112,36 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
         raise AssembleError(f"{info_path}: unreadable ({err})") from err
     if not records:
         raise AssembleError(f"{info_path}: MadGraph generated no subprocess (zero diagrams)")
-    library = root / info["library"]
-    if not library.is_file():
-        raise AssembleError(f"{library}: the matrix-element library was not built")
-    param_card = root / info["param_card"]
-    slha = read_slha(param_card)
+    return info_path, info, records
 
+
+def _diagram_tables(record: dict[str, Any], info_path: Path) -> list[dict[str, Any] | None]:
+    """The channel table of every diagram of one subprocess record (None: no channel)."""
+    nexternal = int(record["nexternal"])
+    per_diagram: list[dict[str, Any] | None] = []
+    label = plain_process(record["processes"][0]["description"])
+    for raw in record["diagrams"]:
+        if raw is None:
+            per_diagram.append(None)
+            continue
+        diagram = Diagram.from_json(raw)
+        try:
+            per_diagram.append(channel_table(diagram, nexternal,
+                                             name=f"{label} #{diagram.number}"))
+        except DiagramError as err:
+            raise AssembleError(f"{info_path}: {record['directory']}: {err}") from err
+    return per_diagram
+
+
+def _subprocesses(records: list[dict[str, Any]], info_path: Path) -> tuple[
+        list[dict[str, Any]], list[list[dict[str, Any] | None]], int]:
+    """Subprocess entries (mirrors included), the channel tables of each subprocess's
+    diagrams, and the number of diagrams."""
     subprocesses: list[dict[str, Any]] = []
     tables: list[list[dict[str, Any] | None]] = []
     n_diagrams = 0
     for record in records:
-        nexternal = int(record["nexternal"])
-        per_diagram: list[dict[str, Any] | None] = []
-        label = plain_process(record["processes"][0]["description"])
-        for raw in record["diagrams"]:
-            if raw is None:
-                per_diagram.append(None)
-                continue
-            diagram = Diagram.from_json(raw)
-            try:
-                per_diagram.append(channel_table(diagram, nexternal,
-                                                 name=f"{label} #{diagram.number}"))
-            except DiagramError as err:
-                raise AssembleError(f"{info_path}: {record['directory']}: {err}") from err
+        per_diagram = _diagram_tables(record, info_path)
         n_diagrams += len(per_diagram)
         for proc in record["processes"]:
             pdgs = [int(p) for p in proc["pdgs"]]
@@ -166,27 +159,16 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
                                      "comment": "mirror of " + plain_process(proc["description"])
                                      + note})
                 tables.append([None if t is None else _mirror_table(t) for t in per_diagram])
-    channels, diagram_channels = group_channels(tables)
-    if not channels:
-        raise AssembleError(f"{info_path}: no diagram with 3-point vertices only: no channel")
+    return subprocesses, tables, n_diagrams
 
-    pdg_lists = [s["pdgs"] for s in subprocesses]
-    beams = _beams(pdg_lists, info_path)
-    masses = [slha.mass(p) for p in pdg_lists[0][2:]]
-    for pdgs in pdg_lists[1:]:
-        if [slha.mass(p) for p in pdgs[2:]] != masses:
-            raise AssembleError(f"{info_path}: subprocess {pdgs} has other final-state "
-                                f"masses than {pdg_lists[0]}; generate them as separate "
-                                "processes")
 
-    name = root.name
-    messages: list[str] = []
-    # The run card: MadGraph's, translated. It decides the cuts and defaults written below.
-    rc_path = root / info.get("run_card", "Cards/run_card.dat")
-    mg_card = None
-    if rc_path.is_file():
-        mg_card = import_madgraph_run_card(rc_path, output=root / "madnis_run",
-                                           allow_unsupported=allow_unsupported)
+def _process_card_lines(name: str, info: dict[str, Any], records: list[dict[str, Any]],
+                        paths: tuple[Path, Path, Path], beams: str,
+                        subprocesses: list[dict[str, Any]], diagram_channels: list[list[int]],
+                        channels: list[dict[str, Any]],
+                        mg_card: MadGraphRunCard | None) -> list[str]:
+    """The lines of ``process.toml``; ``paths`` are the root, library and param card."""
+    root, library, param_card = paths
     cuts = dict(mg_card.cuts) if mg_card is not None and mg_card.cuts is not None else {}
     lines = [f"# {name}: written by madnis_py from MadGraph {info.get('madgraph_version', '')} "
              f"`output madnis_py` (model {info.get('model', '?')}).",
@@ -226,10 +208,11 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
         elif mg_card.scale.dynamical_scale_choice is not None:
             lines.append(f"dynamical_scale_choice = "
                          f"{mg_card.scale.dynamical_scale_choice}")
-    process_card = root / "process.toml"
-    write_text_atomic(process_card, "\n".join(lines) + "\n")
+    return lines
 
-    # Check the card reads back and the library has every subprocess, before the run card.
+
+def _check_library(root: Path, library: Path) -> None:
+    """The card reads back and the library has every subprocess."""
     from madnis_py.physics.process import load_process
 
     process = load_process(root)
@@ -241,8 +224,14 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
         if missing:
             raise AssembleError(f"{library}: no subprocess for {missing}")
 
-    run_card = root / "run_card.toml"
-    header = ["# madnis-py run card of " + name + ", translated from "
+
+def _run_card_text(mg_card: MadGraphRunCard | None, root: Path, rc_path: Path, beams: str,
+                   messages: list[str]) -> str:
+    """``run_card.toml``: MadGraph's card translated, or madnis-py's defaults; what could
+    not be translated is appended to ``messages`` and listed at the top."""
+    from madnis_py.cards.madgraph import read_madgraph_run_card
+
+    header = ["# madnis-py run card of " + root.name + ", translated from "
               f"{os.path.relpath(rc_path, root) if mg_card else 'nothing'}"]
     if mg_card is not None:
         card = mg_card.as_run_card()
@@ -273,7 +262,66 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
                         "defaults")
         header.append(f"# NOTE {messages[-1]}")
         text = f"[run]\nprocess = {toml_value(str(root))}\n"
-    write_text_atomic(run_card, "\n".join(header) + "\n" + text)
+    return "\n".join(header) + "\n" + text
+
+
+def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
+             allow_unsupported: bool = False) -> Assembled:
+    """Write ``process.toml`` and ``run_card.toml`` into a ``output madnis_py`` directory.
+
+    A ``Cards/run_card.dat`` with physics fields madnis-py cannot reproduce (edited away
+    from MadGraph's defaults) is refused (:class:`~madnis_py.cards.RunCardError` listing
+    them) unless ``allow_unsupported``; they are then listed in the run card's notes.
+
+    Raises
+    ------
+    AssembleError
+        No ``madgraph.json`` (not a madnis_py MadGraph output), a diagram that is not a
+        tree of 3-point vertices, beams madnis_py does not integrate, a subprocess with
+        other final-state masses than the first.
+    """
+    from madnis_py.cards.madgraph import import_madgraph_run_card
+    from madnis_py.physics.slha import read_slha
+
+    root = Path(directory).resolve()
+    info_path, info, records = _read_info(root)
+    library = root / info["library"]
+    if not library.is_file():
+        raise AssembleError(f"{library}: the matrix-element library was not built")
+    param_card = root / info["param_card"]
+    slha = read_slha(param_card)
+
+    subprocesses, tables, n_diagrams = _subprocesses(records, info_path)
+    channels, diagram_channels = group_channels(tables)
+    if not channels:
+        raise AssembleError(f"{info_path}: no diagram with 3-point vertices only: no channel")
+
+    pdg_lists = [s["pdgs"] for s in subprocesses]
+    beams = _beams(pdg_lists, info_path)
+    masses = [slha.mass(p) for p in pdg_lists[0][2:]]
+    for pdgs in pdg_lists[1:]:
+        if [slha.mass(p) for p in pdgs[2:]] != masses:
+            raise AssembleError(f"{info_path}: subprocess {pdgs} has other final-state "
+                                f"masses than {pdg_lists[0]}; generate them as separate "
+                                "processes")
+
+    messages: list[str] = []
+    # The run card: MadGraph's, translated. It decides the cuts and defaults written below.
+    rc_path = root / info.get("run_card", "Cards/run_card.dat")
+    mg_card = None
+    if rc_path.is_file():
+        mg_card = import_madgraph_run_card(rc_path, output=root / "madnis_run",
+                                           allow_unsupported=allow_unsupported)
+    lines = _process_card_lines(root.name, info, records, (root, library, param_card), beams,
+                                subprocesses, diagram_channels, channels, mg_card)
+    process_card = root / "process.toml"
+    write_text_atomic(process_card, "\n".join(lines) + "\n")
+
+    # Check the card reads back and the library has every subprocess, before the run card.
+    _check_library(root, library)
+
+    run_card = root / "run_card.toml"
+    write_text_atomic(run_card, _run_card_text(mg_card, root, rc_path, beams, messages))
     if not quiet:
         for m in messages:
             print(m, file=sys.stderr)

@@ -27,7 +27,7 @@ inside MadGraph's own Python.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +111,55 @@ def _leaves(node: Any) -> list[int]:
     return _leaves(node["decay"][0]) + _leaves(node["decay"][1])
 
 
+def _s_root(diagram: Diagram, chain: Sequence[Vertex], label: str) -> int:
+    """The line of a pure s-channel diagram's root: the s-channel line holding every
+    final-state leg (``chain``: at most the closing vertex with the incoming legs)."""
+    if not diagram.s_channels:
+        raise DiagramError(f"{label}: no s-channel vertices and no t-channel chain")
+    root = diagram.s_channels[-1]
+    # The closing vertex joins the root with the incoming legs.
+    if chain and set(chain[0].daughters) - {1, 2, root.mother}:
+        raise DiagramError(f"{label}: the closing vertex {chain[0].daughters} "
+                           "does not join the incoming legs")
+    return root.mother
+
+
+def _t_chain(chain: Sequence[Vertex], label: str,
+             node: Callable[[int], Any]) -> dict[str, Any]:
+    """The ``t_channel`` table of a chain of t-channel vertices; ``node(leg)`` gives the
+    block of the leg emitted at each vertex."""
+    for v in chain:
+        if len(v.daughters) != 2:
+            raise DiagramError(f"{label}: a t-channel vertex with {len(v.daughters)} "
+                               "daughters (only 3-point vertices make a channel)")
+    start = chain[0].daughters
+    if 1 in start:
+        first_incoming, reverse = 1, False
+    elif 2 in start:
+        first_incoming, reverse = 2, True
+    else:
+        raise DiagramError(f"{label}: the t-channel chain does not start at an incoming "
+                           f"leg (first vertex {start})")
+    blocks: list[Any] = []
+    props: list[dict[str, Any]] = []
+    previous = first_incoming
+    for i, v in enumerate(chain):
+        if previous not in v.daughters:
+            raise DiagramError(f"{label}: t-channel vertex {v.daughters} does not "
+                               f"continue the chain from line {previous}")
+        other = v.daughters[1] if v.daughters[0] == previous else v.daughters[0]
+        blocks.append(node(other))
+        if i < len(chain) - 1:
+            props.append(_propagator(v.line))
+        previous = v.mother
+    # The last vertex's remaining leg is the other incoming parton; MadGraph lists it
+    # as the vertex's mother. Its other daughter is the last block, already taken.
+    if reverse:
+        blocks.reverse()
+        props.reverse()
+    return {"blocks": blocks, "propagators": props}
+
+
 def channel_table(diagram: Diagram, nexternal: int, *, name: str = "") -> dict[str, Any]:
     """The ``[[channel]]`` table of one diagram (momentum indices = leg numbers - 1).
 
@@ -149,50 +198,12 @@ def channel_table(diagram: Diagram, nexternal: int, *, name: str = "") -> dict[s
             a, b = b, a
         return {"propagator": _propagator(v.line), "decay": [a, b]}
 
-    chain = [v for v in diagram.t_channels]
+    chain = list(diagram.t_channels)
     table: dict[str, Any] = {"name": label}
     if len(chain) <= 1:
-        # Pure s-channel: the root is the s-channel line holding every final-state leg.
-        if not diagram.s_channels:
-            raise DiagramError(f"{label}: no s-channel vertices and no t-channel chain")
-        root = diagram.s_channels[-1]
-        if chain:
-            # The closing vertex joins the root with the incoming legs.
-            if set(chain[0].daughters) - {1, 2, root.mother}:
-                raise DiagramError(f"{label}: the closing vertex {chain[0].daughters} "
-                                   "does not join the incoming legs")
-        table["s_channel"] = node(root.mother)
+        table["s_channel"] = node(_s_root(diagram, chain, label))
     else:
-        for v in chain:
-            if len(v.daughters) != 2:
-                raise DiagramError(f"{label}: a t-channel vertex with {len(v.daughters)} "
-                                   "daughters (only 3-point vertices make a channel)")
-        start = chain[0].daughters
-        if 1 in start:
-            first_incoming, reverse = 1, False
-        elif 2 in start:
-            first_incoming, reverse = 2, True
-        else:
-            raise DiagramError(f"{label}: the t-channel chain does not start at an incoming "
-                               f"leg (first vertex {start})")
-        blocks: list[Any] = []
-        props: list[dict[str, Any]] = []
-        previous = first_incoming
-        for i, v in enumerate(chain):
-            if previous not in v.daughters:
-                raise DiagramError(f"{label}: t-channel vertex {v.daughters} does not "
-                                   f"continue the chain from line {previous}")
-            other = v.daughters[1] if v.daughters[0] == previous else v.daughters[0]
-            blocks.append(node(other))
-            if i < len(chain) - 1:
-                props.append(_propagator(v.line))
-            previous = v.mother
-        # The last vertex's remaining leg is the other incoming parton; MadGraph lists it
-        # as the vertex's mother. Its other daughter is the last block, already taken.
-        if reverse:
-            blocks.reverse()
-            props.reverse()
-        table["t_channel"] = {"blocks": blocks, "propagators": props}
+        table["t_channel"] = _t_chain(chain, label, node)
     if s_by_mother:
         raise DiagramError(f"{label}: s-channel line(s) {sorted(s_by_mother)} are not part "
                            "of the diagram's tree")

@@ -213,10 +213,8 @@ def import_output(output: str | os.PathLike[str], *, destination: str | os.PathL
     proc_card = src / "Cards" / "proc_card_mg5.dat"
     if not (src / "SubProcesses").is_dir():
         raise MadGraphError(f"{src}: not a MadGraph output directory (no SubProcesses/)")
-    if proc_card.is_file():
-        definition = _process_lines(proc_card)
-    else:
-        definition = _process_lines_from_code(src)
+    definition = (_process_lines(proc_card) if proc_card.is_file()
+                  else _process_lines_from_code(src))
     dest = Path(destination) if destination is not None else src.with_name(
         src.name + "_madnis")
     dest = dest.expanduser().resolve()

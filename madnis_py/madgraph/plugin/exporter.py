@@ -98,9 +98,9 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
                 f"{ndiagrams} diagrams; the channel-prior ABI (madnis_amp2_) takes at most "
                 f"{MAX_AMP2} per subprocess")
         calls = super().generate_subprocess_directory(matrix_element, fortran_model, number)
-        prefix = "M%s_" % number
+        prefix = f"M{number}_"
         dirpath = Path(self.dir_path) / "SubProcesses" / (
-            "P%s" % matrix_element.get("processes")[0].shell_string())
+            f"P{matrix_element.get('processes')[0].shell_string()}")
         self._add_amp2(dirpath / "matrix.f", matrix_element, prefix)
         self._madnis_subprocesses.append(self._describe(matrix_element, prefix, dirpath.name))
         return int(calls or 0)
@@ -136,7 +136,7 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
         # colour sum (where madevent's matrix1.f accumulates AMP2).
         decl = re.compile(r"^(\s+COMPLEX\*16 AMP\(NGRAPHS\).*\n)", re.M)
         text, n_decl = decl.subn(lambda m: m.group(1) + _fortran(common), text, count=1)
-        start = re.compile(r"^(\s+%sMATRIX = 0\.D0\s*\n)" % re.escape(prefix), re.M)
+        start = re.compile(rf"^(\s+{re.escape(prefix)}MATRIX = 0\.D0\s*\n)", re.M)
         text, n_acc = start.subn(lambda m: _fortran(amp2) + m.group(1), text, count=1)
         if n_decl != 1 or n_acc != 1:
             self._fail(f"madnis_py: {path} does not have the layout of MadGraph "
