@@ -149,8 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from madnis_py.cards import load_run_card
     from madnis_py.cli import main as cli
-    from madnis_py.distributed import (IntegrandSpec, _load_integrator, _unweighter,
-                                       split_events)
+    from madnis_py.distributed import IntegrandSpec, _load_integrator, _unweighter, split_events
     from madnis_py.events.generator import EventGenerator
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                         args.repeat) for w in (1, 2)]
         counts = split_events(args.events, args.shards)
         single_s, single_load = min(
-            (in_process(card, checkpoint, counts, rows[0]["batch"], w_max, norm,
-                        result.value, result.error, root) for _ in range(args.repeat)))
+            in_process(card, checkpoint, counts, rows[0]["batch"], w_max, norm,
+                        result.value, result.error, root) for _ in range(args.repeat))
         cli_s = min(in_process(card, checkpoint, [args.events], 20_000, w_max, norm,
                                result.value, result.error, root)[0]
                     for _ in range(args.repeat))

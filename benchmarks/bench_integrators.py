@@ -49,7 +49,6 @@ import torch
 from madnis_py.testfunctions import Camel, RidgeAndPeak
 from madnis_py.training import Integrator
 
-
 # --------------------------------------------------------------------------- integrands
 
 class OneChannel:
@@ -399,22 +398,23 @@ def main() -> int:
             return out
 
         if not args.only_ours:
-            rows += attempt("flat", lambda: run_flat(case.make, budget, args.seed))
+            rows += attempt("flat", lambda make=case.make: run_flat(make, budget, args.seed))
         vr = ([] if args.only_ours else
-              attempt("VEGAS", lambda: run_vegas(case.make, budget, n_eval, args.seed, nitn)))
+              attempt("VEGAS", lambda make=case.make: run_vegas(make, budget, n_eval,
+                                                                  args.seed, nitn)))
         rows += vr
         named.update({r.method: r for r in vr})
         if args.skip_madnis or args.only_ours:
             mad = [Row("madnis", note="skipped (--skip-madnis)")]
         else:
-            mad = attempt("madnis", lambda: run_madnis(case.make, budget, n_eval, args.seed,
-                                                       batch, buffered))
+            mad = attempt("madnis", lambda make=case.make: run_madnis(
+                make, budget, n_eval, args.seed, batch, buffered))
         rows += mad
         named["madnis"] = mad[0]
         variants = []
         for use_vegas in (False, True):
-            variants += attempt("ours", lambda v=use_vegas: run_ours(
-                case.make, budget, n_eval, args.seed, batch, v, nitn, 0.2, buffered,
+            variants += attempt("ours", lambda v=use_vegas, make=case.make: run_ours(
+                make, budget, n_eval, args.seed, batch, v, nitn, 0.2, buffered,
                 ours_options))
         rows += variants
         ok = [r for r in variants if not math.isnan(r.eps_q)]

@@ -71,9 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         loop_n = min(args.batch, 20_000)
         batched = me(p[:loop_n], sub.pdgs)
         np.testing.assert_array_equal(batched, python_loop(me, p[:loop_n], sub.pdgs))
-        fast = best_rate(lambda: me(p, sub.pdgs), args.batch, args.repeats)
-        slow = best_rate(lambda: python_loop(me, p[:loop_n], sub.pdgs), loop_n,
-                         max(1, args.repeats // 2))
+        fast = best_rate(lambda me=me, p=p, pdgs=sub.pdgs: me(p, pdgs), args.batch,
+                         args.repeats)
+        slow = best_rate(lambda me=me, p=p[:loop_n], pdgs=sub.pdgs: python_loop(me, p, pdgs),
+                         loop_n, max(1, args.repeats // 2))
         rows.append((f"{name} {list(sub.pdgs)}", fast, slow))
         print(f"{rows[-1][0]:40s} C++ loop {fast / 1e6:7.2f} M/s   Python loop "
               f"{slow / 1e6:7.3f} M/s   ratio {fast / slow:6.1f}")

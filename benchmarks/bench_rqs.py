@@ -148,7 +148,7 @@ def flow_fns(d: int, bins: int, dtype: torch.dtype, batch: int, threads: int
         import madnis.nn
         md = madnis.nn.Flow(dims_in=d, bins=bins, layers=3, units=32, uniform_latent=True,
                             condition_masks=torch.stack(binary_masks(d)))
-        for sub, block in zip(md.subnets, ours.blocks):
+        for sub, block in zip(md.subnets, ours.blocks, strict=True):
             sub.layers.load_state_dict(block.subnet.state_dict())
         md = md.to(dtype)
         out["madnis"] = torch_pair(md, lambda: md.log_prob(x), lambda: md.sample(

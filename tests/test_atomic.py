@@ -92,13 +92,11 @@ def test_disk_full_keeps_the_old_file_leaves_no_temporary_and_says_so(
 
 
 def test_an_interrupt_removes_the_temporary(tmp_path: Path) -> None:
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_write(tmp_path / "x.txt", "w") as fh:
-            fh.write("half")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_write(tmp_path / "x.txt", "w") as fh:
+        fh.write("half")
+        raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(FileWriteError, match=r"^cannot write file .*nowhere.*x\.txt: "):
         write_text_atomic(tmp_path / "nowhere" / "x.txt", "text")
-    with pytest.raises(ValueError, match="mode"):
-        with atomic_write(tmp_path / "x.txt", "a"):
-            pass
+    with pytest.raises(ValueError, match="mode"), atomic_write(tmp_path / "x.txt", "a"):
+        pass

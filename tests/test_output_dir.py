@@ -13,9 +13,9 @@ def test_lock_is_exclusive_and_released(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with RunDirectory(out, ["events.lhe"]) as run:
         assert run.created and (out / LOCK_NAME).exists()
-        with pytest.raises(OutputDirectoryError, match="in use by another"):
-            with RunDirectory(out, ["events.lhe"]):
-                pass
+        with (pytest.raises(OutputDirectoryError, match="in use by another"),
+              RunDirectory(out, ["events.lhe"])):
+            pass
         (out / "events.lhe").write_text("x")
     with RunDirectory(out, ["events.lhe"]) as again:  # released: usable again
         assert not again.created
@@ -25,9 +25,9 @@ def test_finished_run_refused_then_forced(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "summary.json").write_text("{}")
-    with pytest.raises(OutputDirectoryError, match="holds a finished run"):
-        with RunDirectory(out, ["events.lhe"]):
-            pass
+    with (pytest.raises(OutputDirectoryError, match="holds a finished run"),
+          RunDirectory(out, ["events.lhe"])):
+        pass
     assert (out / "summary.json").exists()
     with RunDirectory(out, ["events.lhe"], force=True):
         assert not (out / "summary.json").exists()  # removed before anything is written
@@ -50,26 +50,24 @@ def test_temporaries_of_a_dead_run_are_removed(tmp_path: Path) -> None:
 
 def test_a_failed_run_leaves_no_empty_directory(tmp_path: Path) -> None:
     out = tmp_path / "new" / "out"
-    with pytest.raises(RuntimeError):
-        with RunDirectory(out, ["events.lhe"]):
-            raise RuntimeError("training failed")
+    with pytest.raises(RuntimeError), RunDirectory(out, ["events.lhe"]):
+        raise RuntimeError("training failed")
     assert not out.exists()
-    with pytest.raises(RuntimeError):
-        with RunDirectory(out, ["events.lhe"]):
-            (out / "checkpoint.pt").write_text("kept: the run wrote something")
-            raise RuntimeError("generation failed")
+    with pytest.raises(RuntimeError), RunDirectory(out, ["events.lhe"]):
+        (out / "checkpoint.pt").write_text("kept: the run wrote something")
+        raise RuntimeError("generation failed")
     assert (out / "checkpoint.pt").exists()
 
 
 def test_names_that_cannot_be_used(tmp_path: Path) -> None:
-    with pytest.raises(OutputDirectoryError, match="UTF-8"):
-        with RunDirectory(tmp_path / "x\udcff", ["events.lhe"]):
-            pass
+    with (pytest.raises(OutputDirectoryError, match="UTF-8"),
+          RunDirectory(tmp_path / "x\udcff", ["events.lhe"])):
+        pass
     (tmp_path / "d" / "events.lhe").mkdir(parents=True)
-    with pytest.raises(OutputDirectoryError, match="is a directory"):
-        with RunDirectory(tmp_path / "d", ["events.lhe"]):
-            pass
+    with (pytest.raises(OutputDirectoryError, match="is a directory"),
+          RunDirectory(tmp_path / "d", ["events.lhe"])):
+        pass
     (tmp_path / "f").write_text("")
-    with pytest.raises(OutputDirectoryError, match="is a file"):
-        with RunDirectory(tmp_path / "f", ["events.lhe"]):
-            pass
+    with (pytest.raises(OutputDirectoryError, match="is a file"),
+          RunDirectory(tmp_path / "f", ["events.lhe"])):
+        pass

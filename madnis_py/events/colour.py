@@ -92,7 +92,7 @@ def leading_colour_flows(pdgs: Sequence[int], *, n_in: int = 2,
         colour = [0] * len(pdgs)
         anti = [0] * len(pdgs)
         tag = 500
-        for k, (q, qbar) in enumerate(zip(quarks, pairing)):
+        for k, (q, qbar) in enumerate(zip(quarks, pairing, strict=True)):
             tag += 1
             colour[q] = tag
             for g in (order if k == 0 else ()):
@@ -128,7 +128,7 @@ def check_colour_flow(pdgs: Sequence[int], flow: Sequence[Sequence[int]], *,
                               f"{len(pdgs)} particles")
     colours: list[int] = []
     antis: list[int] = []
-    for i, (pdg, pair) in enumerate(zip(pdgs, flow)):
+    for i, (pdg, pair) in enumerate(zip(pdgs, flow, strict=True)):
         c, a = (int(pair[0]), int(pair[1]))
         charge = colour_charge(pdg)
         need = {3: (True, False), -3: (False, True), 8: (True, True), 1: (False, False)}

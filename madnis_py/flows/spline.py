@@ -46,7 +46,7 @@ class SplineOptions:
             raise ValueError(f"bins must be in [1, {ext.MAX_BINS}], got {self.bins}")
         for name in ("min_width", "min_height"):
             value = getattr(self, name)
-            if not (0 < value and value * self.bins < 1):
+            if not (value > 0 and value * self.bins < 1):
                 raise ValueError(f"{name} must be in (0, 1/bins), got {value}")
         if not 0 < self.min_derivative < 1:
             raise ValueError(f"min_derivative must be in (0, 1), got {self.min_derivative}")

@@ -51,6 +51,7 @@ Facts of the ABI handled here, all checked before the library is called (a Fortr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -401,10 +402,9 @@ class MatrixElement:
         buf = self._ffi.new(f"char[{_PATH_LENGTH}]", path.ljust(_PATH_LENGTH).encode())
         flag = self._ffi.new("int*", 0)
         with self._lock:
-            try:
+            # Older outputs have no switch; they may write param.log.
+            with contextlib.suppress(MatrixElementError):
                 self._symbol("setparamlog_")(flag)
-            except MatrixElementError:
-                pass  # older outputs have no switch; they may write param.log
             for name in ("initialise_", "setpara_", "initialisemodel_"):
                 try:
                     init = self._symbol(name)

@@ -4,8 +4,10 @@ import mpmath as mp
 
 mp.mp.dps = 60
 
+MIN_SIZE = mp.mpf("1e-3")
 
-def spline(v, raw, bins, inverse, min_size=mp.mpf("1e-3")):
+
+def spline(v, raw, bins, inverse, min_size=MIN_SIZE):
     """(output, logdet) of one event, same conventions as madnis_py.flows.rqs."""
     def knots(r):
         e = [mp.e ** ri for ri in r]
@@ -49,5 +51,5 @@ def gradients(v, raw, bins, inverse, g_out, g_ld):
     gv = mp.diff(lambda t: loss(t, raw), v, direction=direction)
     graw = []
     for j in range(len(raw)):
-        graw.append(mp.diff(lambda t: loss(v, raw[:j] + [t] + raw[j + 1:]), raw[j]))
+        graw.append(mp.diff(lambda t, j=j: loss(v, raw[:j] + [t] + raw[j + 1:]), raw[j]))
     return gv, graw

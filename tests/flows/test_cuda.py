@@ -35,7 +35,7 @@ def test_cuda_matches_cpu(dtype: torch.dtype, inverse: bool) -> None:
         (y + 0.5 * ld).sum().backward()
         results.append([t.detach().cpu() for t in (y, ld, xd.grad, pd.grad)])
     tol = 1e-12 if dtype == torch.float64 else 1e-4
-    for cpu, gpu in zip(*results):
+    for cpu, gpu in zip(*results, strict=True):
         assert torch.allclose(gpu, cpu, rtol=tol, atol=tol)
 
 

@@ -23,9 +23,9 @@ def test_log_det_equals_autograd_jacobian(dims: int, condition_dims: int) -> Non
     log_q = flow.log_prob(x, cond)
     for i in range(5):
         c = None if cond is None else cond[i:i + 1]
-        jac = torch.autograd.functional.jacobian(lambda v: flow.transform(v[None], c)[0][0], z[i])
+        jac = torch.autograd.functional.jacobian(lambda v, c=c: flow.transform(v[None], c)[0][0], z[i])
         assert abs(torch.linalg.slogdet(jac)[1] - logdet[i]) < 1e-9
-        jac_inv = torch.autograd.functional.jacobian(lambda v: flow.inverse(v[None], c)[0][0], x[i])
+        jac_inv = torch.autograd.functional.jacobian(lambda v, c=c: flow.inverse(v[None], c)[0][0], x[i])
         assert abs(torch.linalg.slogdet(jac_inv)[1] - log_q[i]) < 1e-9
 
 
@@ -49,7 +49,7 @@ def test_kernel_and_reference_flows_agree() -> None:
     assert float((lq - lq_ref).detach().abs().max()) < 1e-10
     lq.sum().backward()
     lq_ref.sum().backward()
-    for p, q in zip(flow.parameters(), ref.parameters()):
+    for p, q in zip(flow.parameters(), ref.parameters(), strict=True):
         assert torch.allclose(p.grad, q.grad, rtol=1e-10, atol=1e-10)
 
 
@@ -59,7 +59,7 @@ def test_chunking_does_not_change_results() -> None:
     whole.load_state_dict(flow.state_dict())
     x = torch.rand(4321, 3, dtype=torch.float64)
     with torch.no_grad():
-        for a, b in zip(flow.inverse(x), whole.inverse(x)):
+        for a, b in zip(flow.inverse(x), whole.inverse(x), strict=True):
             assert torch.equal(a, b)
         z, _ = flow.transform(x)
         assert torch.equal(z, whole.transform(x)[0])

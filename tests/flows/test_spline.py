@@ -199,7 +199,7 @@ def test_per_event_path_matches_vectorized(dtype: torch.dtype, inverse: bool) ->
                           gp.numpy(), vectorized=vectorized, **kw)
         outs.append((y, ld, gx, gp))
     tol = 1e-12 if dtype == torch.float64 else 1e-4
-    for a, b in zip(*outs):
+    for a, b in zip(*outs, strict=True):
         assert _rel(a, b) < tol
 
 

@@ -51,7 +51,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, P
                      f"output madevent {dirs[2]} -f"]
         out[name] = dirs
     run_madgraph(Path(MG5), commands, log=root / "mg5.log")
-    for name, (_, sa, _) in out.items():
+    for _, sa, _ in out.values():
         _build_standalone(sa)
     return out
 
@@ -111,7 +111,7 @@ def test_one_channel_per_diagram_as_madevent(outputs: dict[str, tuple[Path, Path
     # madevent groups subprocesses (one P directory, one config set, for several of ours).
     assert set(ours) == set(theirs)
     proc = load_process(ours_dir)
-    for sub, record_diagrams in zip(proc.subprocesses, _per_subprocess(info)):
+    for sub, record_diagrams in zip(proc.subprocesses, _per_subprocess(info), strict=True):
         assert sub.diagram_channels is not None
         assert len(sub.diagram_channels) == len(record_diagrams)
         assert [c >= 0 for c in sub.diagram_channels] == [d is not None
