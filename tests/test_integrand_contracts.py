@@ -1,4 +1,5 @@
-"""Contracts of every multi-channel integrand: each built-in process, every channel.
+"""Contracts of every multi-channel integrand: each built-in process, every channel, and
+the toy ``RidgeAndPeak``.
 
 Shapes and dtypes of :class:`IntegrandBatch` and of the torch view ``TorchChannels``,
 finite non-negative values, the channel prior normalised over channels, the subprocess
@@ -18,6 +19,7 @@ import torch
 
 from madnis_py.integrand import Integrand, IntegrandBatch, TorchChannels
 from madnis_py.physics import builtin_processes
+from madnis_py.testfunctions import RidgeAndPeak
 
 N = 256
 PROCESSES = builtin_processes()
@@ -123,3 +125,49 @@ def test_torch_channels_contract(name: str, dtype: torch.dtype) -> None:
         np.testing.assert_allclose(mom * f.beams.sqrt_s, ref.momenta[:, 2:], rtol=1e-6,
                                    atol=1e-9 * f.beams.sqrt_s)
         assert np.all((mom[..., 0] >= 0) & (mom[..., 0] <= 1 + 1e-6))
+
+
+# ---- the toy multi-channel integrand (madnis_py.testfunctions) ----------------------
+
+
+def _gauss_legendre(breaks: np.ndarray, order: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of composite Gauss-Legendre on the panels between ``breaks``."""
+    t, w = np.polynomial.legendre.leggauss(order)
+    lo, hi = breaks[:-1, None], breaks[1:, None]
+    nodes = (lo + hi) / 2 + (hi - lo) / 2 * t
+    return nodes.ravel(), ((hi - lo) / 2 * w).ravel()
+
+
+def _panels(*peaks: float) -> np.ndarray:
+    """Break points on [0, 1], graded geometrically towards each peak."""
+    parts = [np.linspace(0.0, 1.0, 101)]
+    for p in peaks:
+        d = np.geomspace(1e-8, 1.0, 80)
+        parts += [p - d, p + d]
+    b = np.unique(np.concatenate(parts))
+    return b[(b >= 0) & (b <= 1)]
+
+
+@pytest.mark.parametrize("channel", [0, 1])
+def test_ridge_and_peak_contract_and_each_channel_integrates_to_the_exact_value(
+        channel: int) -> None:
+    toy = RidgeAndPeak()
+    x = torch.from_numpy(np.random.default_rng(channel).random((N, toy.dims(channel))))
+    values, features, prior = toy(x, channel)
+    assert values.shape == (N,) and features.shape == (N, 2) and prior.shape == (N, 2)
+    assert torch.isfinite(values).all() and (values > 0).all()
+    torch.testing.assert_close(prior.sum(dim=1), torch.ones(N, dtype=torch.float64),
+                               rtol=1e-14, atol=0)
+    # Channel-independent features and prior: the same y seen from the other channel.
+    torch.testing.assert_close(prior, toy.prior(features), rtol=0, atol=0)
+    # Each channel alone integrates to the exact value: quadrature in x, with the panels
+    # graded towards the peak and the ridge as they sit in this channel's coordinates
+    # (channel 0 flattens the ridge at y0 = 0.3, channel 1 the peak at y1 = 0).
+    nx, wx = _gauss_legendre(_panels() if channel == 0 else _panels(0.3))
+    ny, wy = _gauss_legendre(_panels(0.0) if channel == 0 else _panels())
+    grid = torch.from_numpy(np.stack(np.meshgrid(nx, ny, indexing="ij"), -1).reshape(-1, 2))
+    f = toy(grid, channel)[0].numpy().reshape(len(nx), len(ny))
+    value = float(wx @ f @ wy)
+    assert value == pytest.approx(toy.exact, rel=1e-9)
+    with pytest.raises(IndexError, match="channel 2"):
+        toy(x, 2)
