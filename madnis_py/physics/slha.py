@@ -40,6 +40,11 @@ class SLHA:
         return self.widths.get(abs(pdg), 0.0)
 
 
+def _number(word: str) -> float:
+    """A real number, Fortran's ``d``/``D`` exponents included."""
+    return float(word.replace("d", "e").replace("D", "e"))
+
+
 def read_slha(path: str | Path) -> SLHA:
     """Read an SLHA card."""
     path = Path(path)
@@ -59,12 +64,11 @@ def read_slha(path: str | Path) -> SLHA:
             if head == "BLOCK":
                 block = card.blocks.setdefault(words[1].lower(), {})
             elif head == "DECAY":
-                card.widths[abs(int(words[1]))] = float(words[2].replace("d", "e"))
+                card.widths[abs(int(words[1]))] = _number(words[2])
                 block = None  # the decay table below is not needed
             elif block is not None:
                 *index, value = words
-                block[tuple(int(i) for i in index)] = float(value.replace("d", "e")
-                                                            .replace("D", "e"))
+                block[tuple(int(i) for i in index)] = _number(value)
         except (IndexError, ValueError) as err:
             raise SLHAError(f"{path}:{lineno}: cannot read {raw.strip()!r} ({err})") from err
     return card
