@@ -25,15 +25,17 @@ import secrets
 import shutil
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import IO, cast
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape, quoteattr, unescape
 
 import numpy as np
 import numpy.typing as npt
+
+from madnis_py.events.banner import Banner
 
 __all__ = [
     "LHEError",
@@ -44,6 +46,7 @@ __all__ = [
     "LHESummary",
     "LHEWriter",
     "check_lhe",
+    "idwtup_for",
     "read_lhe",
 ]
 
@@ -136,6 +139,10 @@ class LHEInit:
         PDF author group and set of each beam. MadGraph writes ``0 0`` for the group and
         the LHAPDF id for the set when it uses LHAPDF, and ``0 0`` / ``0 0`` for lepton
         beams (no PDF), the default here.
+    comments
+        Text of ``#`` comment lines written after the process lines and the ``extra``
+        tags (madnis_py names the subprocess of each LPRUP there); read back by
+        :func:`read_lhe`.
     """
 
     idbmup: tuple[int, int]
@@ -144,6 +151,7 @@ class LHEInit:
     processes: list[LHEProcessInfo]
     pdfgup: tuple[int, int] = field(default=(0, 0), kw_only=True)
     pdfsup: tuple[int, int] = field(default=(0, 0), kw_only=True)
+    comments: tuple[str, ...] = field(default=(), kw_only=True)
 
     @property
     def xsecup(self) -> list[float]:
@@ -171,17 +179,23 @@ class LHEInit:
             if not all(np.isfinite(v) for v in (p.xsecup, p.xerrup, p.xmaxup)):
                 raise ValueError(f"LHEInit.processes[{i}] has a non-finite cross section, "
                                  f"error or maximum weight: {p}")
+        for i, c in enumerate(self.comments):
+            if "\n" in c or "\r" in c:
+                raise ValueError(f"LHEInit.comments[{i}] must be one line, got {c!r}")
 
     def to_lhe(self, *, digits: int = 17, extra: Sequence[str] = ()) -> str:
         """The ``<init>`` block; ``extra`` lines (LHEF v3 tags such as ``<generator>``)
-        go after the process lines, where line-based readers skip them."""
+        go after the process lines, where line-based readers skip them, and the
+        :attr:`comments` after those (after a tag, XML readers such as pylhe do not take
+        them for process lines)."""
         self.validate()
         fmt = _line_formats(_check_digits(digits))[0]
         head = fmt % (*self.idbmup, *self.ebmup, *self.pdfgup, *self.pdfsup, self.idwtup,
                       len(self.processes))
         lines = [p.to_lhe(digits=digits) for p in self.processes]
         tags = "".join(line.rstrip("\n") + "\n" for line in extra)
-        return "<init>\n" + head + "".join(lines) + tags + "</init>\n"
+        notes = "".join(f"# {_escape_text(c)}\n" for c in self.comments)
+        return "<init>\n" + head + "".join(lines) + tags + notes + "</init>\n"
 
 
 @dataclass(slots=True)
@@ -252,6 +266,26 @@ class LHEEvent:
 # --------------------------------------------------------------------------- writer
 
 
+def idwtup_for(requested: int, w_min: float, w_max: float, abs_min: float,
+               abs_max: float) -> int:
+    """The IDWTUP to write for events whose weights span ``w_min .. w_max`` (magnitudes
+    ``abs_min .. abs_max``) when ``requested`` was asked for.
+
+    +-3 says that all events have one weight (up to sign), +-4 that they are weighted
+    with a mean equal to the cross section; the negative sign that weights may be
+    negative. A requested +-3 for weights that differ in magnitude becomes +-4, and a
+    positive strategy for negative weights the negative one; +-1 and +-2 (weights
+    relative to the process's XMAXUP, which the writer cannot check) and strategies
+    that fit are kept.
+    """
+    out = requested
+    if abs(out) == 3 and abs_max > abs_min:
+        out = 4 if out > 0 else -4
+    if out > 0 and w_min < 0:
+        out = -out
+    return out
+
+
 def _remove(*paths: Path) -> None:
     for p in paths:
         try:
@@ -269,9 +303,17 @@ def _package_version() -> str:
         return ""
 
 
-def _header_block(header: str | None) -> str:
+def _escape_text(text: str) -> str:
+    """XML-escape what a parser would take for markup (``&``, ``<``); a lone ``>`` is
+    legal text and stays readable."""
+    return text.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def _header_block(header: str | Banner | None) -> str:
     if header is None:
         return ""
+    if isinstance(header, Banner):
+        return header.to_lhe()
     # Escaped rather than wrapped in CDATA: XML parsers give the text back unchanged,
     # and no line of a card can look like </header> or <init> to a line-based reader.
     text = escape(header.strip("\n"))
@@ -308,6 +350,11 @@ class LHEWriter:
     once all events are generated, may be given at construction, with :meth:`set_init`, or
     as ``close(init=...)``.
 
+    IDWTUP follows the weights written: an ``<init>`` that says +-3 (all events of one
+    weight) for events whose weights differ is written with +-4, and a positive
+    strategy for events with negative weights with the negative one (:func:`idwtup_for`);
+    a strategy that already fits is kept.
+
     A ``path`` ending in ``.gz`` is written gzip-compressed, as three concatenated gzip
     members (head, events, tail) so that the events need not be compressed twice; gzip,
     Python's gzip module (pylhe) and zlib's gzread (Pythia) read them as one stream.
@@ -320,7 +367,10 @@ class LHEWriter:
         The ``<init>`` block, or None to give it later.
     header
         Free text (typically the run card) stored in the header as
-        ``<MadNISRunCard>`` with XML special characters escaped; no header if None.
+        ``<MadNISRunCard>`` with XML special characters escaped, or a
+        :class:`~madnis_py.events.banner.Banner` (MadGraph's cards, and ``#`` comments
+        naming the subprocess of each LPRUP added to ``<init>`` at close); no header if
+        None.
     generator
         Name written in the LHEF v3 ``<generator>`` tag of ``<init>``; its version is the
         package version when the name is ``"madnis_py"``, empty otherwise.
@@ -337,7 +387,8 @@ class LHEWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], init: LHEInit | None = None, *,
-                 header: str | None = None, generator: str = "madnis_py", digits: int = 17,
+                 header: str | Banner | None = None, generator: str = "madnis_py",
+                 digits: int = 17,
                  compresslevel: int = 1) -> None:
         self._path = Path(path)
         self._digits = _check_digits(digits)
@@ -349,6 +400,10 @@ class LHEWriter:
         self._gzip = self._path.name.endswith(".gz")
         self._compresslevel = compresslevel
         self._header = _header_block(header)
+        self._banner = header if isinstance(header, Banner) else None
+        # Range of the written weights and of their magnitudes, for IDWTUP at close.
+        self._weight_range = [math.inf, -math.inf]
+        self._abs_range = [math.inf, -math.inf]
         version = _package_version() if generator == "madnis_py" else ""
         self._generator = (f"<generator name={quoteattr(generator)} "
                            f"version={quoteattr(version)}></generator>")
@@ -423,8 +478,9 @@ class LHEWriter:
                     mothup: npt.ArrayLike, icolup: npt.ArrayLike, momenta: npt.ArrayLike,
                     masses: npt.ArrayLike, weights: npt.ArrayLike, scales: npt.ArrayLike,
                     aqed: npt.ArrayLike, aqcd: npt.ArrayLike, idprup: npt.ArrayLike = 1,
-                    vtimup: npt.ArrayLike = 0.0, spinup: npt.ArrayLike = 9.0) -> None:
-        """Write ``n`` events of ``np`` particles each.
+                    vtimup: npt.ArrayLike = 0.0, spinup: npt.ArrayLike = 9.0,
+                    present: npt.ArrayLike | None = None) -> None:
+        """Write ``n`` events of ``np`` particles each (or fewer, with ``present``).
 
         Per-particle inputs may be given per event, ``(n, np)``, or once for all events,
         ``(np,)``; per-event inputs as ``(n,)`` or a scalar (anything that broadcasts).
@@ -446,12 +502,17 @@ class LHEWriter:
             Process id of each event, one of the ``LPRUP`` of ``<init>``.
         vtimup, spinup
             Lifetime c*tau in mm and helicity (9: unknown), ``(n, np)``.
+        present
+            ``(n, np)`` bool: the rows each event has (default all). Events then differ
+            in ``NUP``, e.g. resonances written only when on their Breit-Wigner peak
+            (:func:`madnis_py.events.resonances.add_resonances`); ``mothup`` are positions
+            among the present rows, and absent rows are not checked.
 
         Raises
         ------
         ValueError
             Naming the input of the wrong shape, a non-finite or non-integer entry, a
-            status code outside the accord, a mother position outside 0..np, a negative
+            status code outside the accord, a mother position outside 0..NUP, a negative
             colour tag, or a process id missing from ``<init>``.
         """
         self._check_open()
@@ -464,7 +525,18 @@ class LHEWriter:
             return
         if npart == 0:
             raise ValueError("momenta has no particles (np = 0); NUP must be at least 1")
-        if not np.isfinite(p).all():
+        keep = np.ones((n, npart), bool)
+        if present is not None:
+            try:
+                keep = np.broadcast_to(np.asarray(present, dtype=bool), (n, npart))
+            except ValueError:
+                raise ValueError(f"present has shape {np.shape(present)}, expected (n, np) = "
+                                 f"{(n, npart)}") from None
+        nup = keep.sum(axis=1)
+        if (nup == 0).any():
+            raise ValueError("present leaves an event without particles (NUP must be at "
+                             "least 1)")
+        if not np.isfinite(p[keep]).all():
             raise ValueError("momenta has non-finite entries")
         shp, shp2 = (n, npart), (n, npart, 2)
         ev = (n,)
@@ -481,13 +553,15 @@ class LHEWriter:
                         _broadcast("scales", scales, ev, "(n,)", integer=False),
                         _broadcast("aqed", aqed, ev, "(n,)", integer=False),
                         _broadcast("aqcd", aqcd, ev, "(n,)", integer=False)]
-        bad = ~np.isin(status, list(STATUS_CODES))
+        bad = ~np.isin(status, list(STATUS_CODES)) & keep
         if bad.any():
             codes = sorted(set(status[bad].astype(int).tolist()))
             raise ValueError(f"istup has status codes {codes} outside the accord's "
                              f"{sorted(STATUS_CODES)}")
-        if ((moth < 0) | (moth > npart)).any():
-            raise ValueError(f"mothup must be 1-based positions in the event, 0..{npart} "
+        limit = nup[:, None, None]
+        if (((moth < 0) | (moth > limit)) & keep[..., None]).any():
+            upto = npart if present is None else "NUP (the present rows)"
+            raise ValueError(f"mothup must be 1-based positions in the event, 0..{upto} "
                              f"(0: no mother), got values from {int(moth.min())} to "
                              f"{int(moth.max())}")
         if (col < 0).any():
@@ -511,11 +585,28 @@ class LHEWriter:
         part[..., 10] = mass
         part[..., 11] = vtim
         part[..., 12] = spin
-        fmt = _event_format(npart, self._digits)
-        for start in range(0, n, _CHUNK):
-            rows = table[start:start + _CHUNK]
-            text = (fmt * rows.shape[0]) % tuple(rows.ravel().tolist())
-            self._body.write(text.encode("ascii"))
+        if keep.all():
+            fmt = _event_format(npart, self._digits)
+            for start in range(0, n, _CHUNK):
+                rows = table[start:start + _CHUNK]
+                text = (fmt * rows.shape[0]) % tuple(rows.ravel().tolist())
+                self._body.write(text.encode("ascii"))
+        else:
+            # The fields of absent rows are dropped from the flat value list, and each
+            # event gets the format of its own NUP.
+            table[:, 0] = nup
+            fields = np.concatenate([np.ones((n, 6), bool), np.repeat(keep, 13, axis=1)],
+                                    axis=1)
+            for start in range(0, n, _CHUNK):
+                stop = min(start + _CHUNK, n)
+                fmt = "".join(_event_format(int(k), self._digits) for k in nup[start:stop])
+                values = table[start:stop][fields[start:stop]]
+                self._body.write((fmt % tuple(values.tolist())).encode("ascii"))
+        w = event_values[1]
+        self._weight_range = [min(self._weight_range[0], float(w.min())),
+                              max(self._weight_range[1], float(w.max()))]
+        self._abs_range = [min(self._abs_range[0], float(np.abs(w).min())),
+                           max(self._abs_range[1], float(np.abs(w).max()))]
         self._idprups |= new
         self._n_events += n
 
@@ -535,8 +626,15 @@ class LHEWriter:
         if self._init is None:
             raise ValueError(f"no <init> block for {self._path}: give it to LHEWriter(), "
                              f"set_init() or close(init=...)")
+        init = self._init
+        if self._n_events:
+            init = replace(init, idwtup=idwtup_for(init.idwtup, *self._weight_range,
+                                                   *self._abs_range))
+        if self._banner is not None and not init.comments:
+            init = replace(init, comments=tuple(
+                self._banner.init_comments([p.lprup for p in init.processes])))
         head = ('<LesHouchesEvents version="3.0">\n' + self._header
-                + self._init.to_lhe(digits=self._digits, extra=[self._generator]))
+                + init.to_lhe(digits=self._digits, extra=[self._generator]))
         tail = "</LesHouchesEvents>\n"
         try:
             self._body.close()
@@ -738,6 +836,7 @@ class _LineReader:
                 self.number(g[0], "XSECUP"), self.number(g[1], "XERRUP"),
                 self.number(g[2], "XMAXUP"), self.integer(g[3], "LPRUP")))
         stack: list[str] = []
+        comments: list[str] = []
         while True:
             s = self.next(f"</init> closing the <init> opened at line {start}").strip()
             if s.startswith("</init"):
@@ -745,9 +844,12 @@ class _LineReader:
             if _is_tag(s, "event"):
                 raise self.error(f"<event> before </init> closing the <init> opened at "
                                  f"line {start}")
+            if s.startswith("#") and not stack:
+                comments.append(unescape(s[1:].strip()))
             self.optional_line(s, stack, f"a line after the NPRUP = {nprup} process lines")
         return LHEInit((ints[0], ints[1]), ebmup, idwtup, processes,
-                       pdfgup=(ints[2], ints[3]), pdfsup=(ints[4], ints[5]))
+                       pdfgup=(ints[2], ints[3]), pdfsup=(ints[4], ints[5]),
+                       comments=tuple(comments))
 
     def read_events(self, init: LHEInit) -> Iterator[LHEEvent]:
         """Check and yield the events, then check the end of the file."""
