@@ -275,7 +275,7 @@ def _integrate(card: Any, mc: Any, timings: dict[str, float]) -> Any:
 
 def _lhe_init(integrand: Any, sigma: float, error: float, counts: np.ndarray,
               xmax: np.ndarray) -> Any:
-    from madnis_py.events import LHEInit, LHEProcessInfo
+    from madnis_py.events import LHEInit, LHEProcessInfo, lhapdf_id
 
     proc = integrand.process
     n = int(counts.sum())
@@ -291,8 +291,7 @@ def _lhe_init(integrand: Any, sigma: float, error: float, counts: np.ndarray,
         processes.append(LHEProcessInfo(sigma, error, sigma, 1))
     if proc.hadronic:
         idbmup = (2212, 2212)
-        info = integrand.pdf.info
-        lhaid = int(info["SetIndex"]) + integrand.pdf.member if "SetIndex" in info else 0
+        lhaid = lhapdf_id(integrand.pdf)
         pdfsup = (lhaid, lhaid)
     else:
         first = proc.subprocesses[0].pdgs
@@ -315,7 +314,7 @@ def _event_columns(integrand: Any) -> dict[str, Any]:
 
 def _generate(card: Any, integrand: Any, mc: Any, sigma: float, error: float, n_events: int,
               out: Path, bars: _Progress, timings: dict[str, float]) -> dict[str, Any]:
-    from madnis_py.events import LHEWriter, Unweighter
+    from madnis_py.events import Banner, LHEWriter, ResonanceTable, Unweighter
     from madnis_py.events.generator import EventBatch, EventGenerator
 
     u = card.unweighting
@@ -331,16 +330,18 @@ def _generate(card: Any, integrand: Any, mc: Any, sigma: float, error: float, n_
     counts = np.zeros(n_sub, dtype=np.int64)
     xmax = np.zeros(n_sub)
     columns = _event_columns(integrand)
+    resonances = ResonanceTable.from_process(proc)
     sample: list[EventBatch] = []
     task = bars.task("events", n_events)
     path = out / card.output.lhe
 
-    with LHEWriter(path, header=card.to_toml()) as writer:
+    with LHEWriter(path, header=Banner.for_run(card, integrand)) as writer:
         def sink(events: EventBatch) -> None:
-            writer.write_batch(idup=events.pdgs, icolup=events.colours,
+            writer.write_batch(**resonances.add(events.channel, events.subprocess,
+                               idup=events.pdgs, icolup=events.colours,
                                momenta=events.momenta, weights=events.weights,
                                scales=events.scales, aqcd=events.alpha_s,
-                               idprup=events.subprocess + 1, **columns)
+                               idprup=events.subprocess + 1, **columns))
             np.add.at(counts, events.subprocess, 1)
             np.maximum.at(xmax, events.subprocess, events.weights)
             if sum(len(b) for b in sample) < 20_000:

@@ -526,7 +526,7 @@ def _run_shard(task: _Shard) -> ShardReport:
 
 def _shard_events(task: _Shard) -> ShardReport:
     from madnis_py.cli import _lhe_init
-    from madnis_py.events import LHEWriter
+    from madnis_py.events import LHEWriter, ResonanceTable
     from madnis_py.events.generator import EventBatch, EventGenerator
 
     integrand, load_s = _worker_integrand(IntegrandSpec.from_card(task.card))
@@ -545,16 +545,18 @@ def _shard_events(task: _Shard) -> ShardReport:
     from madnis_py.cli import _event_columns
 
     columns = _event_columns(integrand)
+    resonances = ResonanceTable.from_process(proc)
     path = Path(task.path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # LHEWriter streams to hidden temporaries and renames onto `path` when complete: a
     # worker killed here leaves no part file, only temporaries the merge removes.
     with LHEWriter(path) as writer:
         def sink(events: EventBatch) -> None:
-            writer.write_batch(idup=events.pdgs, icolup=events.colours,
+            writer.write_batch(**resonances.add(events.channel, events.subprocess,
+                               idup=events.pdgs, icolup=events.colours,
                                momenta=events.momenta, weights=events.weights,
                                scales=events.scales, aqcd=events.alpha_s,
-                               idprup=events.subprocess + 1, **columns)
+                               idprup=events.subprocess + 1, **columns))
             np.add.at(counts, events.subprocess, 1)
             np.maximum.at(xmax, events.subprocess, events.weights)
 
@@ -621,11 +623,12 @@ def merge_lhe_parts(parts: Sequence[str | os.PathLike[str]], path: str | os.Path
     ValueError
         A part that is not a complete LHE file.
     """
-    from madnis_py.events import LHEWriter
+    from madnis_py.events import LHEWriter, idwtup_of_parts
 
     out_path = Path(path)
     files = [Path(p) for p in parts]
     spans = [_event_body(p) for p in files]  # every part checked before writing anything
+    init = idwtup_of_parts(init, [f for f, (a, b) in zip(files, spans) if b > a])
     token = secrets.token_hex(4)
     # The writer's own head and tail: an event-free file with the same header and init.
     head_path = out_path.with_name(f".{out_path.stem}.{token}.head.lhe")
@@ -734,6 +737,7 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
 
     from madnis_py.cards.run_card import DistributedSettings
     from madnis_py.cli import _lhe_init
+    from madnis_py.events import Banner
     from madnis_py.events.generator import EventGenerator
 
     if n_events < 0:
@@ -814,7 +818,7 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
                                f"{n_events} requested")
         init = _lhe_init(integrand, sigma, error, sub_counts, xmax)
         path = merge_lhe_parts([t.path for t in tasks], out_dir / card.output.lhe, init,
-                               header=card.to_toml())
+                               header=Banner.for_run(card, integrand))
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
     return ShardedGeneration(path, n_events, sigma, error, float(w_max), float(norm),

@@ -47,6 +47,7 @@ __all__ = [
     "LHEWriter",
     "check_lhe",
     "idwtup_for",
+    "idwtup_of_parts",
     "read_lhe",
 ]
 
@@ -284,6 +285,34 @@ def idwtup_for(requested: int, w_min: float, w_max: float, abs_min: float,
     if out > 0 and w_min < 0:
         out = -out
     return out
+
+
+def idwtup_of_parts(init: LHEInit, parts: Sequence[str | os.PathLike[str]]) -> LHEInit:
+    """``init`` with the IDWTUP of a file made of the events of ``parts``.
+
+    ``parts`` are LHE files written by :class:`LHEWriter` with at least one event each,
+    so each one's IDWTUP already follows its own weights (only their heads are read): one
+    weighted part, or unit-weight parts of different weights (their XMAXUP), make the
+    whole weighted; one part with negative weights makes the strategy negative.
+    """
+    out = init.idwtup
+    magnitudes: set[float] = set()
+    for part in parts:
+        records = _records(Path(part))
+        try:
+            head = next(records)
+        finally:
+            records.close()
+        assert isinstance(head, LHEInit)
+        if abs(head.idwtup) == 4 and abs(out) == 3:
+            out = 4 if out > 0 else -4
+        if head.idwtup < 0 < out:
+            out = -out
+        if abs(head.idwtup) == 3:
+            magnitudes.update(abs(p.xmaxup) for p in head.processes)
+    if abs(out) == 3 and len(magnitudes) > 1:
+        out = 4 if out > 0 else -4
+    return replace(init, idwtup=out)
 
 
 def _remove(*paths: Path) -> None:
