@@ -135,13 +135,15 @@ class Banner:
         return f"<header>\n{body}</header>\n"
 
     def init_comments(self, lprups: Sequence[int]) -> list[str]:
-        """``#`` lines naming the subprocess of each of ``lprups``."""
+        """Texts of the ``#`` lines (:attr:`LHEInit.comments
+        <madnis_py.events.lhe.LHEInit.comments>`) naming the subprocess of each of
+        ``lprups``."""
         out = []
         for k in lprups:
             pdgs = self.processes.get(k)
             if pdgs is not None:
                 ids = [str(int(p)) for p in pdgs]
-                out.append(f"# IDPRUP {k}: {' '.join(ids[:2])} > {' '.join(ids[2:])}")
+                out.append(f"IDPRUP {k}: {' '.join(ids[:2])} > {' '.join(ids[2:])}")
         return out
 
     @classmethod

@@ -381,3 +381,188 @@ def test_check_lhe_accepts_lhef3_extras(tmp_path: Path) -> None:
     path = tmp_path / "extras.lhe"
     path.write_text("".join(lines[:19] + extras + lines[19:]))
     assert check_lhe(path).n_events == 2
+
+
+# ------------------------------------------------ events of varying NUP, IDWTUP, banner
+
+
+def test_present_rows_give_events_of_their_own_length(tmp_path: Path) -> None:
+    batch = qq_ee(40, np.random.default_rng(10))
+    present = np.ones((40, 5), bool)
+    present[::2, 2] = False  # even events without the Z: the leptons' mothers are 1 2
+    moth = np.broadcast_to(np.array(batch["mothup"]), (40, 5, 2)).copy()
+    moth[::2, 3:] = [1, 2]
+    path = write(tmp_path / "z.lhe", PP_INIT, batch | {"present": present, "mothup": moth})
+    s = check_lhe(path)
+    np.testing.assert_array_equal(s.n_particles, np.where(np.arange(40) % 2, 5, 4))
+    _, events = read_lhe(path)
+    for i, event in enumerate(events):
+        rows = np.flatnonzero(present[i])
+        np.testing.assert_array_equal(event.momenta(), batch["momenta"][i][rows])
+        assert [p.mothup for p in event.particles] == [tuple(m) for m in moth[i][rows]]
+    lhef, read = read_with_pylhe(path)
+    assert [len(e.particles) for e in read] == s.n_particles.tolist()
+    # the text of an event is what LHEEvent.to_lhe writes for it
+    assert list(read_lhe(path)[1])[0].to_lhe() in path.read_text()
+    # a mother past the event's own NUP is refused
+    bad = moth.copy()
+    bad[0, 3] = [5, 5]
+    with LHEWriter(tmp_path / "bad.lhe", PP_INIT) as writer:
+        with pytest.raises(ValueError, match=r"mothup must be 1-based.*0\.\.NUP"):
+            writer.write_batch(**(batch | {"present": present, "mothup": bad}))
+        with pytest.raises(ValueError, match="without particles"):
+            writer.write_batch(**(batch | {"present": np.zeros((40, 5), bool)}))
+
+
+@pytest.mark.parametrize(("requested", "weights", "expected"), [
+    (3, [2.0, 2.0, 2.0], 3),
+    (3, [2.0, 2.5, 2.0], 4),
+    (3, [2.0, -2.0, 2.0], -3),
+    (3, [2.0, -2.5, 2.0], -4),
+    (-4, [1.0, 2.0, 3.0], -4),
+    (4, [2.0, 2.0, 2.0], 4),
+    (1, [0.5, 1.0, 0.2], 1),
+])
+def test_idwtup_follows_the_written_weights(tmp_path: Path, requested: int,
+                                            weights: list[float], expected: int) -> None:
+    batch = ee_mumu(3, np.random.default_rng(11)) | {"weights": weights}
+    init = LHEInit((-11, 11), (MZ / 2, MZ / 2), requested, [LHEProcessInfo(1.0, 0.1, 3, 1)])
+    s = check_lhe(write(tmp_path / "w.lhe", init, batch))
+    assert s.idwtup == expected
+    # an event-free file keeps what was asked for
+    assert check_lhe(write(tmp_path / "e.lhe", init, ee_mumu(0, np.random.default_rng(0))
+                           )).idwtup == requested
+
+
+def test_idwtup_of_parts(tmp_path: Path) -> None:
+    from madnis_py.events import idwtup_of_parts
+
+    init = LHEInit((-11, 11), (MZ / 2, MZ / 2), 3, [LHEProcessInfo(1.0, 0.1, 2.0, 1)])
+
+    def part(name: str, weights: list[float]) -> Path:
+        batch = ee_mumu(len(weights), np.random.default_rng(12)) | {"weights": weights}
+        xmax = max(abs(w) for w in weights)
+        return write(tmp_path / name, LHEInit(init.idbmup, init.ebmup, 3,
+                                              [LHEProcessInfo(1.0, 0.1, xmax, 1)]), batch)
+
+    same = [part("a.lhe", [2.0, 2.0]), part("b.lhe", [2.0])]
+    assert idwtup_of_parts(init, same).idwtup == 3
+    assert idwtup_of_parts(init, same + [part("c.lhe", [2.5, 2.5])]).idwtup == 4
+    assert idwtup_of_parts(init, same + [part("d.lhe", [2.0, 3.0])]).idwtup == 4
+    assert idwtup_of_parts(init, same + [part("e.lhe", [2.0, -2.0])]).idwtup == -3
+
+
+SLHA_CARD = Path(__file__).resolve().parents[2] / "processes" / "zprime" / "param_card.dat"
+
+
+def header_elements(path: Path) -> dict[str, str]:
+    import xml.etree.ElementTree as ET
+
+    text = (gzip.open(path, "rt") if path.suffix == ".gz" else open(path)).read()
+    header = text[text.index("<header>"):text.index("</header>") + len("</header>")]
+    return {child.tag: child.text or "" for child in ET.fromstring(header)}
+
+
+def test_banner_blocks_parse_back(tmp_path: Path) -> None:
+    from madnis_py.cards.madgraph import read_madgraph_run_card
+    from madnis_py.events import Banner
+    from madnis_py.events.banner import madgraph_run_card
+    from madnis_py.physics.slha import read_slha
+
+    run = madgraph_run_card(nevents=500, seed=7, sqrt_s=13000.0, hadronic=True,
+                            lhaid=99000, scale=None, dynamical_scale_choice=3,
+                            bwcutoff=15.0, cuts={"ptl": 10.0, "mmll": 50.0})
+    banner = Banner(run_card=CARD, mg_run_card=run, param_card=SLHA_CARD.read_text(),
+                    processes={1: (2, -2, -11, 11), 2: (1, -1, -11, 11)})
+    path = write(tmp_path / "b.lhe.gz", PP_INIT, qq_ee(5, np.random.default_rng(13)),
+                 header=banner)
+    blocks = header_elements(path)
+    assert list(blocks) == ["MGRunCard", "slha", "MadNISRunCard"]
+    assert blocks["MadNISRunCard"] == "\n" + CARD.strip("\n") + "\n"
+    (tmp_path / "param_card.dat").write_text(blocks["slha"])
+    back, original = read_slha(tmp_path / "param_card.dat"), read_slha(SLHA_CARD)
+    assert back.blocks == original.blocks and back.widths == original.widths
+    assert back.width(32) == 0.5 and back.mass(32) == 400.0
+    (tmp_path / "run_card.dat").write_text(blocks["MGRunCard"])
+    fields = read_madgraph_run_card(tmp_path / "run_card.dat")
+    assert (fields["nevents"], fields["iseed"], fields["lhaid"]) == ("500", "7", "99000")
+    assert (fields["ebeam1"], fields["lpp1"], fields["pdlabel"]) == ("6500.0", "1", "lhapdf")
+    assert (fields["bwcutoff"], fields["ptl"], fields["fixed_ren_scale"]) == (
+        "15.0", "10.0", "False")
+    # <init> names the subprocess of each IDPRUP; our reader gives the comments back
+    init, _ = read_lhe(path)
+    assert init.comments == ("IDPRUP 1: 2 -2 > -11 11", "IDPRUP 2: 1 -1 > -11 11")
+    lhef, events = read_with_pylhe(path)
+    assert lhef.init.initInfo.numProcesses == 2 and len(events) == 5
+    assert init == replace_init(PP_INIT, comments=init.comments)
+
+
+def replace_init(init: LHEInit, **changes: Any) -> LHEInit:
+    import dataclasses
+
+    return dataclasses.replace(init, **changes)
+
+
+def test_lhapdf_ids() -> None:
+    from madnis_py.events import LHAPDF_TOY_ID, lhapdf_id
+    from madnis_py.physics.pdf import PDF
+
+    assert LHAPDF_TOY_ID == 99000
+    assert lhapdf_id(PDF("LHToyPDF")) == 99000
+    assert lhapdf_id(None) == 0
+
+
+def test_run_writes_resonances_and_banner(tmp_path: Path) -> None:
+    """A real small run of the Z' process: Z and Z' written only within 15 widths of
+    their poles, MadGraph's banner blocks, IDPRUP comments, the toy PDF's id."""
+    import torch
+
+    from madnis_py.cards.madgraph import read_madgraph_run_card
+    from madnis_py.cli import main
+    from madnis_py.physics.process import load_process
+    from madnis_py.physics.slha import read_slha
+
+    torch.set_num_threads(1)
+    card = tmp_path / "card.toml"
+    card.write_text('[run]\nprocess = "zprime"\nseed = 5\nnevents = 400\n'
+                    "[training]\nsteps = 6\nbatch = 1024\nvegas = false\nwarmup = 2\n"
+                    "[integration]\npoints = 20000\niterations = 2\n"
+                    '[output]\nlhe = "events.lhe.gz"\nplots = false\n')
+    assert main(["run", str(card), "--output", str(tmp_path / "out"), "--quiet"]) == 0
+    path = tmp_path / "out" / "events.lhe.gz"
+    s = check_lhe(path)
+    assert s.n_events == 400 and s.init.pdfsup == (99000, 99000)
+    proc = load_process("zprime")
+    poles = {23: (91.188, 2.441404), 32: (400.0, 0.5)}
+    init, events = read_lhe(path)
+    assert init.comments == tuple(
+        f"IDPRUP {p.lprup}: {' '.join(map(str, proc.subprocesses[p.lprup - 1].pdgs[:2]))} > "
+        f"{' '.join(map(str, proc.subprocesses[p.lprup - 1].pdgs[2:]))}"
+        for p in init.processes)
+    seen = {23: 0, 32: 0}
+    for event in events:
+        q = event.momenta()
+        status = np.array([x.istup for x in event.particles])
+        assert (status == 2).sum() <= 1
+        np.testing.assert_allclose(q[status == -1].sum(0), q[status == 1].sum(0), rtol=0,
+                                   atol=1e-9 * 13000)
+        for j, part in enumerate(event.particles):
+            if part.istup != 2:
+                continue
+            mass, width = poles[part.idup]
+            seen[part.idup] += 1
+            assert part.mothup == (1, 2) and part.icolup == (0, 0)
+            assert abs(part.m - mass) < 15 * width
+            kids = [k for k, x in enumerate(event.particles) if x.mothup == (j + 1, j + 1)]
+            assert sorted(event.particles[k].idup for k in kids) == [-11, 11]
+            np.testing.assert_allclose(q[j], q[kids].sum(0), rtol=1e-15, atol=1e-12)
+    assert seen[23] > 0 and seen[32] > 0, seen
+    blocks = header_elements(path)
+    assert list(blocks) == ["MGRunCard", "slha", "MadNISRunCard"]
+    (tmp_path / "param_card.dat").write_text(blocks["slha"])
+    assert read_slha(tmp_path / "param_card.dat").blocks == proc.parameters().blocks
+    (tmp_path / "run_card.dat").write_text(blocks["MGRunCard"])
+    fields = read_madgraph_run_card(tmp_path / "run_card.dat")
+    assert (fields["nevents"], fields["lhaid"], fields["mmll"]) == ("400", "99000", "50.0")
+    read = read_with_pylhe(path)[1]
+    assert [len(e.particles) for e in read] == s.n_particles.tolist()
