@@ -24,7 +24,7 @@ import re
 import secrets
 import shutil
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -1035,7 +1035,7 @@ def check_lhe(path: str | os.PathLike[str]) -> LHESummary:
                       np.array(weights, dtype=np.float64))
 
 
-def _records(path: Path) -> Iterator[LHEInit | LHEEvent]:
+def _records(path: Path) -> Generator[LHEInit | LHEEvent, None, None]:
     with _open_text(path) as stream:
         reader = _LineReader(path, stream)
         init = reader.read_head()

@@ -400,10 +400,10 @@ def test_present_rows_give_events_of_their_own_length(tmp_path: Path) -> None:
         rows = np.flatnonzero(present[i])
         np.testing.assert_array_equal(event.momenta(), batch["momenta"][i][rows])
         assert [p.mothup for p in event.particles] == [tuple(m) for m in moth[i][rows]]
-    lhef, read = read_with_pylhe(path)
+    _, read = read_with_pylhe(path)
     assert [len(e.particles) for e in read] == s.n_particles.tolist()
     # the text of an event is what LHEEvent.to_lhe writes for it
-    assert list(read_lhe(path)[1])[0].to_lhe() in path.read_text()
+    assert next(iter(read_lhe(path)[1])).to_lhe() in path.read_text()
     # a mother past the event's own NUP is refused
     bad = moth.copy()
     bad[0, 3] = [5, 5]
@@ -458,7 +458,8 @@ SLHA_CARD = Path(__file__).resolve().parents[2] / "processes" / "zprime" / "para
 def header_elements(path: Path) -> dict[str, str]:
     import xml.etree.ElementTree as ET
 
-    text = (gzip.open(path, "rt") if path.suffix == ".gz" else open(path)).read()
+    with gzip.open(path, "rt") if path.suffix == ".gz" else open(path) as f:
+        text = f.read()
     header = text[text.index("<header>"):text.index("</header>") + len("</header>")]
     return {child.tag: child.text or "" for child in ET.fromstring(header)}
 
