@@ -567,3 +567,37 @@ def test_run_writes_resonances_and_banner(tmp_path: Path) -> None:
     assert (fields["nevents"], fields["lhaid"], fields["mmll"]) == ("400", "99000", "50.0")
     read = read_with_pylhe(path)[1]
     assert [len(e.particles) for e in read] == s.n_particles.tolist()
+
+
+def test_banner_of_a_madgraph_output_carries_its_cards(tmp_path: Path) -> None:
+    """A process directory with MadGraph's Cards/: its run_card.dat and proc card go into
+    the banner as they are, and its bwcutoff decides the resonances."""
+    import shutil
+
+    from madnis_py.cards import RunCard
+    from madnis_py.events import Banner
+    from madnis_py.events.resonances import ResonanceTable
+    from madnis_py.integrand import Integrand
+    from madnis_py.physics.process import load_process
+
+    root = Path(__file__).resolve().parents[2] / "processes" / "zprime"
+    for name in ("process.toml", "param_card.dat"):
+        shutil.copy(root / name, tmp_path / name)
+    (tmp_path / "Cards").mkdir()
+    run_dat = ("#*** MadGraph5_aMC@NLO run card ***\n  5000 = nevents ! n\n"
+               "  20.0 = bwcutoff ! (M+/-bwcutoff*Gamma) & more <text>\n")
+    (tmp_path / "Cards" / "run_card.dat").write_text(run_dat)
+    (tmp_path / "Cards" / "proc_card_mg5.dat").write_text("generate p p > e+ e-\n")
+    proc = load_process(tmp_path)
+    assert ResonanceTable.from_process(proc).bwcutoff == 20.0
+    banner = Banner.for_run(RunCard(), Integrand(proc))
+    assert banner.mg_run_card == run_dat
+    assert banner.proc_card == "generate p p > e+ e-\n"
+    assert banner.param_card == (root / "param_card.dat").read_text()
+    assert banner.processes[1] == (2, -2, -11, 11) and len(banner.processes) == 8
+    path = write(tmp_path / "mg.lhe", PP_INIT, qq_ee(3, np.random.default_rng(14)),
+                 header=banner)
+    blocks = header_elements(path)
+    assert list(blocks) == ["MG5ProcCard", "MGRunCard", "slha", "MadNISRunCard"]
+    assert blocks["MGRunCard"] == "\n" + run_dat.strip("\n") + "\n"
+    check_lhe(path)
