@@ -176,16 +176,12 @@ def channel_resonances(topology: Topology, *, card: SLHA | None = None,
         A subprocess's PDG list (incoming first): when given, a resonance's charge must
         match that of its decay products, and its sign is set from them.
 
-    Raises
-    ------
-    ResonanceError
-        A propagator whose charge cannot match its decay products in ``pdgs``.
-
     Warns
     -----
     UserWarning
         For a Breit-Wigner propagator whose PDG id neither its name nor the param_card
-        tells; it is not written.
+        tells, or whose charge cannot match its decay products in ``pdgs``; it is not
+        written (a wrong label must not cost a trained run its events).
     """
     label = topology.name or "?"
     out: list[Resonance] = []
@@ -204,10 +200,15 @@ def channel_resonances(topology: Topology, *, card: SLHA | None = None,
                               "nor a param_card particle: it is not written as a resonance",
                               stacklevel=3)
             else:
-                if pdgs is not None:
-                    pdg = _signed(pdg, [int(pdgs[i]) for i in legs], label, prop.name)
-                out.append(Resonance(pdg, prop.mass, prop.width, legs, parent, prop.name))
-                here = len(out) - 1
+                try:
+                    if pdgs is not None:
+                        pdg = _signed(pdg, [int(pdgs[i]) for i in legs], label, prop.name)
+                except ResonanceError as err:
+                    warnings.warn(f"{err}: it is not written as a resonance", stacklevel=3)
+                else:
+                    out.append(Resonance(pdg, prop.mass, prop.width, legs, parent,
+                                         prop.name))
+                    here = len(out) - 1
         visit(node.daughters[0], here)
         visit(node.daughters[1], here)
 
