@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from madnis_py.cards.run_card import DistributedSettings, RunCard
+    from madnis_py.events.banner import Banner
     from madnis_py.integrand import Integrand
 
 __all__ = [
@@ -597,7 +598,7 @@ def _event_body(part: Path) -> tuple[int, int]:
 
 
 def merge_lhe_parts(parts: Sequence[str | os.PathLike[str]], path: str | os.PathLike[str],
-                    init: Any, *, header: str | None = None) -> Path:
+                    init: Any, *, header: str | Banner | None = None) -> Path:
     """One LHE file from part files, their events in the given order, with a new
     ``<init>`` block.
 
@@ -616,7 +617,7 @@ def merge_lhe_parts(parts: Sequence[str | os.PathLike[str]], path: str | os.Path
     init : LHEInit
         Its ``<init>`` block; every process id of the parts' events must be in it.
     header
-        Free text for the header (the run card), as in ``LHEWriter``.
+        Free text for the header (the run card) or a ``Banner``, as in ``LHEWriter``.
 
     Raises
     ------
