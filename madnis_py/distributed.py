@@ -629,7 +629,7 @@ def merge_lhe_parts(parts: Sequence[str | os.PathLike[str]], path: str | os.Path
     out_path = Path(path)
     files = [Path(p) for p in parts]
     spans = [_event_body(p) for p in files]  # every part checked before writing anything
-    init = idwtup_of_parts(init, [f for f, (a, b) in zip(files, spans) if b > a])
+    init = idwtup_of_parts(init, [f for f, (a, b) in zip(files, spans, strict=True) if b > a])
     token = secrets.token_hex(4)
     # The writer's own head and tail: an event-free file with the same header and init.
     head_path = out_path.with_name(f".{out_path.stem}.{token}.head.lhe")

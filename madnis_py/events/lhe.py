@@ -864,21 +864,25 @@ class _LineReader:
             processes.append(LHEProcessInfo(
                 self.number(g[0], "XSECUP"), self.number(g[1], "XERRUP"),
                 self.number(g[2], "XMAXUP"), self.integer(g[3], "LPRUP")))
+        return LHEInit((ints[0], ints[1]), ebmup, idwtup, processes,
+                       pdfgup=(ints[2], ints[3]), pdfsup=(ints[4], ints[5]),
+                       comments=self.init_tail(start, nprup))
+
+    def init_tail(self, start: int, nprup: int) -> tuple[str, ...]:
+        """Check the lines after the process lines up to ``</init>``; the text of its
+        ``#`` comments (outside tags)."""
         stack: list[str] = []
         comments: list[str] = []
         while True:
             s = self.next(f"</init> closing the <init> opened at line {start}").strip()
             if s.startswith("</init"):
-                break
+                return tuple(comments)
             if _is_tag(s, "event"):
                 raise self.error(f"<event> before </init> closing the <init> opened at "
                                  f"line {start}")
             if s.startswith("#") and not stack:
                 comments.append(unescape(s[1:].strip()))
             self.optional_line(s, stack, f"a line after the NPRUP = {nprup} process lines")
-        return LHEInit((ints[0], ints[1]), ebmup, idwtup, processes,
-                       pdfgup=(ints[2], ints[3]), pdfsup=(ints[4], ints[5]),
-                       comments=tuple(comments))
 
     def read_events(self, init: LHEInit) -> Iterator[LHEEvent]:
         """Check and yield the events, then check the end of the file."""

@@ -173,7 +173,7 @@ def test_nested_top_and_w_mothers_signs_and_colour() -> None:
     def written(i: int) -> list[tuple[int, int, int]]:
         keep = present[i]
         return [(int(a), int(m[0]), int(m[1])) for a, m in
-                zip(out["idup"][i][keep], out["mothup"][i][keep])]
+                zip(out["idup"][i][keep], out["mothup"][i][keep], strict=True)]
     assert written(0) == [(21, 0, 0), (21, 0, 0), (6, 1, 2), (24, 3, 3), (-6, 1, 2),
                           (5, 3, 3), (-11, 4, 4), (12, 4, 4)]
     assert written(1) == [(21, 0, 0), (21, 0, 0), (6, 1, 2), (-6, 1, 2), (5, 3, 3),
