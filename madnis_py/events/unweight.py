@@ -29,8 +29,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Unweighter", "UnweightingResult", "WeightReport", "effective_sample_size",
-           "max_weight", "share_above", "truncation_max_weight"]
+__all__ = ["DEFAULT_TRUNCATION", "Unweighter", "UnweightingResult", "WeightReport",
+           "effective_sample_size", "max_weight", "share_above", "truncation_max_weight"]
 
 MaxWeightMethod = Literal["exact", "quantile", "replicas", "truncation"]
 OverweightPolicy = Literal["keep", "truncate"]
