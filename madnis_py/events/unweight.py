@@ -94,13 +94,14 @@ def share_above(weights: npt.ArrayLike, w_max: float) -> float:
 
 def truncation_max_weight(weights: npt.ArrayLike, truncation: float = DEFAULT_TRUNCATION
                           ) -> float:
-    """The smallest ``w_max`` whose share of the cross section above it is ``truncation``.
+    """The smallest ``w_max`` with at most a share ``truncation`` of the cross section above.
 
     ``g(t) = sum(max(w - t, 0))`` falls piecewise linearly from ``sum(w)`` at ``t = 0`` to 0
     at the largest weight. With the weights sorted in decreasing order ``w_(1) >= w_(2) >=
     ...`` and ``S_k`` the sum of the ``k`` largest, ``g(t) = S_k - k t`` between ``w_(k+1)``
-    and ``w_(k)``; the solution of ``g(t) = truncation * sum(w)`` is found on the first
-    piece whose lower end exceeds it, exactly (no bisection).
+    and ``w_(k)``; the solution of ``g(t) = truncation * sum(w)`` lies on the first piece
+    (from the top) where ``g`` at the lower end exceeds that target, and is found there in
+    closed form (no bisection).
 
     Parameters
     ----------
@@ -113,8 +114,14 @@ def truncation_max_weight(weights: npt.ArrayLike, truncation: float = DEFAULT_TR
     Returns
     -------
     float
-        ``w_max > 0`` with ``share_above(weights, w_max) = truncation`` up to rounding
-        (``<=`` where the weights allow no exact solution, at ``truncation = 0``).
+        ``w_max > 0`` with ``share_above(weights, w_max) = truncation`` up to rounding.
+
+    Notes
+    -----
+    A single weight above ``truncation * sum(w)`` carries that share by itself: where the
+    weights have rare large outliers, ``w_max`` is set by single events and varies from
+    sample to sample (the share on the sample is still exact). The event generator
+    measures the share again on the points it draws (``truncation_bias``).
     """
     _check_truncation(truncation)
     w = _as_weights(weights)
