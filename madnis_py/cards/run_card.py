@@ -68,7 +68,8 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
                               #   section above it), "exact" (the largest), "quantile" (of
                               #   the weights) or "replicas" (median of the maxima of
                               #   `replicas` sub-samples)
-    max_overweight_truncation = 1e-3  # that share (MadGraph's name), 0 <= value < 1
+    max_overweight_truncation = 1e-3  # that share (MadGraph's name), 0 <= value < 1;
+                              #   also the w_max of the reported eps_uw (truncation)
     quantile = 0.999          # 0 < quantile <= 1
     replicas = 10             # integer >= 1
     overweight = "truncate"   # events above the maximum: "truncate" (weight 1; sigma low by
