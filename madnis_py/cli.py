@@ -320,7 +320,7 @@ def _generate(card: Any, integrand: Any, mc: Any, sigma: float, error: float, n_
     u = card.unweighting
     gen = EventGenerator(mc, sigma, seed=card.run.seed + 1, unweighter=Unweighter(
         method=u.max_weight, quantile=u.quantile, replicas=u.replicas,
-        overweight=u.overweight))
+        truncation=u.max_overweight_truncation, overweight=u.overweight))
     t0 = time.perf_counter()
     calibration = max(20_000, min(card.integration.points, 200_000))
     w_max = gen.calibrate(calibration)
@@ -358,7 +358,8 @@ def _generate(card: Any, integrand: Any, mc: Any, sigma: float, error: float, n_
             "max_weight": summary.max_weight, "efficiency": summary.efficiency,
             "overweight_fraction": summary.n_overweight / max(summary.n_events, 1),
             "truncation_bias": summary.truncation_bias,
-            "generation_calls": summary.n_calls, "plots": plots}
+            "generation_calls": summary.n_calls, "plots": plots,
+            "weights": summary.report.as_dict() if summary.report else {}}
 
 
 def _distributed_settings(card: Any, args: argparse.Namespace) -> Any:

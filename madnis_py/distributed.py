@@ -508,7 +508,7 @@ def _unweighter(card: RunCard) -> Any:
 
     u = card.unweighting
     return Unweighter(method=u.max_weight, quantile=u.quantile, replicas=u.replicas,
-                      overweight=u.overweight)
+                      truncation=u.max_overweight_truncation, overweight=u.overweight)
 
 
 def _load_integrator(integrand: Integrand, checkpoint: str | Path) -> Any:

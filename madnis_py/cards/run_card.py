@@ -63,13 +63,18 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     iterations = 5            # batches it is split into (chi2/dof across them), >= 1
 
     [unweighting]
-    max_weight = "quantile"   # the unweighting's maximum weight: "exact" (the largest),
-                              #   "quantile" (of the weights) or "replicas" (median of the
-                              #   maxima of `replicas` sub-samples)
+    max_weight = "truncation" # the unweighting's maximum weight: "truncation" (the smallest
+                              #   with at most max_overweight_truncation of the cross
+                              #   section above it), "exact" (the largest), "quantile" (of
+                              #   the weights) or "replicas" (median of the maxima of
+                              #   `replicas` sub-samples)
+    max_overweight_truncation = 1e-3  # that share (MadGraph's name), 0 <= value < 1;
+                              #   also the w_max of the reported eps_uw (truncation)
     quantile = 0.999          # 0 < quantile <= 1
     replicas = 10             # integer >= 1
-    overweight = "keep"       # events above the maximum: "keep" (weight w / w_max > 1)
-                              #   or "truncate" (weight 1)
+    overweight = "truncate"   # events above the maximum: "truncate" (weight 1; sigma low by
+                              #   their share above it, reported) or "keep" (weight
+                              #   w / w_max > 1, unbiased)
 
     [output]
     lhe = "events.lhe.gz"     # event file in the output directory, ".lhe" or ".lhe.gz"
@@ -143,14 +148,14 @@ __all__ = [
 
 Device = Literal["cpu", "cuda"]
 Loss = Literal["variance", "stratified", "forward_kl", "reverse_kl"]
-MaxWeight = Literal["exact", "quantile", "replicas"]
+MaxWeight = Literal["exact", "quantile", "replicas", "truncation"]
 Overweight = Literal["keep", "truncate"]
 Cluster = Literal["local", "slurm", "htcondor", "pbs"]
 
 #: Allowed values of the enumerated keys.
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 LOSSES: tuple[str, ...] = ("variance", "stratified", "forward_kl", "reverse_kl")
-MAX_WEIGHTS: tuple[str, ...] = ("exact", "quantile", "replicas")
+MAX_WEIGHTS: tuple[str, ...] = ("exact", "quantile", "replicas", "truncation")
 OVERWEIGHTS: tuple[str, ...] = ("keep", "truncate")
 CLUSTERS: tuple[str, ...] = ("local", "slurm", "htcondor", "pbs")
 
@@ -261,10 +266,11 @@ class IntegrationSettings:
 class UnweightingSettings:
     """``[unweighting]``: how the maximum weight is chosen and overweights treated."""
 
-    max_weight: MaxWeight = "quantile"
+    max_weight: MaxWeight = "truncation"
     quantile: float = 0.999
     replicas: int = 10
-    overweight: Overweight = "keep"
+    overweight: Overweight = "truncate"
+    max_overweight_truncation: float = 1e-3
 
 
 @dataclass(frozen=True)
@@ -298,7 +304,8 @@ _TABLES: dict[str, tuple[str, ...]] = {
     "cuts": SUPPORTED_CUTS,
     "training": tuple(f.name for f in fields(TrainingSettings)),
     "integration": ("points", "iterations"),
-    "unweighting": ("max_weight", "quantile", "replicas", "overweight"),
+    "unweighting": ("max_weight", "quantile", "replicas", "overweight",
+                    "max_overweight_truncation"),
     "output": ("lhe", "plots", "checkpoint"),
     "distributed": ("scheduler", "cluster", "workers", "shards", "options"),
 }
@@ -842,7 +849,11 @@ def _read_unweighting(t: _Table) -> UnweightingSettings:
         quantile=t.number("quantile", d.quantile, "0 < quantile <= 1",
                           lambda v: 0 < v <= 1),
         replicas=t.integer("replicas", d.replicas, "an integer >= 1", _at_least_one),
-        overweight=cast(Overweight, t.choice("overweight", d.overweight, OVERWEIGHTS)))
+        overweight=cast(Overweight, t.choice("overweight", d.overweight, OVERWEIGHTS)),
+        max_overweight_truncation=t.number("max_overweight_truncation",
+                                           d.max_overweight_truncation,
+                                           "0 <= max_overweight_truncation < 1",
+                                           lambda v: 0 <= v < 1))
 
 
 def _read_output(t: _Table) -> OutputSettings:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from madnis_py.events.colour import leading_colour_flows
-from madnis_py.events.unweight import Unweighter, max_weight
+from madnis_py.events.unweight import Unweighter, WeightReport
 from madnis_py.integrand import Integrand
 
 __all__ = ["EventBatch", "EventGenerator", "GenerationSummary"]
@@ -108,6 +108,10 @@ class GenerationSummary:
         Events per subprocess.
     seconds : float
         Wall time.
+    report : WeightReport or None
+        ESS and largest weight of the written events, share of sigma above ``w_max`` and
+        eps_uw three ways, on the calibration sample (on the first batch when ``w_max`` was
+        fixed elsewhere).
     """
 
     n_events: int
@@ -119,6 +123,7 @@ class GenerationSummary:
     truncation_bias: float
     subprocess_events: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    report: WeightReport | None = None
 
 
 class EventGenerator:
@@ -161,6 +166,7 @@ class EventGenerator:
                                           dtype=np.int64) for f in flows])
         self.pdgs = np.asarray([sub.pdgs for sub in proc.subprocesses], dtype=np.int64)
         self.w_max: float | None = None
+        self.calibration_weights: np.ndarray | None = None
         self.norm = 1.0
         self.n_calls = 0
         self.n_weighted = 0
@@ -186,8 +192,8 @@ class EventGenerator:
         """Fix ``w_max`` (and the normalisation of overweight events) on ``n`` points."""
         w, _, _ = self.weighted(n)
         u = self.unweighter
-        self.w_max = max_weight(w, method=u.method, quantile=u.quantile,
-                                replicas=u.replicas, rng=self.rng)
+        self.w_max = u.max_weight(w, self.rng)
+        self.calibration_weights = w
         r = w / self.w_max
         # mean event weight sigma: kept overweights carry max(1, r), and c normalises
         self.norm = (float(np.minimum(r, 1).mean() / r.mean()) if u.overweight == "keep"
@@ -243,6 +249,8 @@ class EventGenerator:
         counts = np.zeros(len(self.pdgs), dtype=np.int64)
         done = drawn = accepted = overweight = 0
         excess = total = 0.0
+        written: list[np.ndarray] = []
+        reference = self.calibration_weights
         bar = None
         if progress:
             from tqdm import tqdm
@@ -252,6 +260,7 @@ class EventGenerator:
             w, channels, x = self.weighted(batch)
             drawn += batch
             res = self.unweighter.unweight(w, self.rng, w_max=self.w_max)
+            reference = w if reference is None else reference
             excess += float(np.maximum(w - self.w_max, 0).sum())
             total += float(w.sum())
             # the batch is ordered by channel: keep a random subset of the accepted
@@ -264,6 +273,7 @@ class EventGenerator:
             overweight += int((ratio > 1).sum())
             scale = (np.maximum(ratio, 1.0) * self.norm if self.unweighter.overweight == "keep"
                      else np.ones(len(idx)))
+            written.append(scale)
             events = self._details(x[idx], channels[idx], self.sigma * scale)
             counts += np.bincount(events.subprocess, minlength=len(counts))
             done += len(events)
@@ -281,6 +291,9 @@ class EventGenerator:
             n_overweight=overweight,
             truncation_bias=(excess / total if self.unweighter.overweight == "truncate"
                              and total > 0 else 0.0),
-            subprocess_events=counts.tolist(), seconds=time.perf_counter() - t0)
+            subprocess_events=counts.tolist(), seconds=time.perf_counter() - t0,
+            report=self.unweighter.report(
+                np.zeros(0) if reference is None else reference, self.w_max,
+                np.concatenate(written) if written else np.zeros(0), nominal=self.norm))
         out = EventBatch.concatenate(kept) if kept else None
         return out, summary

@@ -1,30 +1,46 @@
-"""Accept/reject unweighting: from weighted events to (nearly) unit-weight events.
+"""Accept/reject unweighting: from weighted events to unit-weight events.
 
 An event of weight ``w`` is kept with probability ``min(w / w_max, 1)``. With ``w_max`` the
 largest weight the kept events all carry the same weight ``w_max`` and follow the weighted
 distribution exactly; the expected fraction kept, ``<w> / w_max``, is the unweighting
-efficiency. One rare large weight makes that efficiency tiny, so ``w_max`` is usually taken
-a little below the maximum (a high quantile, or the median of the maxima of random replicas
-of the sample as in arXiv:2001.10028) and the few events above it, the overweights, are
-either kept with their excess weight (unbiased, no longer all of one weight) or truncated to
-``w_max`` (unit weight, biased low by the excess, which is reported).
+efficiency. One rare large weight makes that efficiency tiny, so ``w_max`` is taken below
+the maximum and the few events above it, the overweights, are either truncated to ``w_max``
+(unit weight, the default; the cross section is low by the share above ``w_max``, which is
+reported) or kept with their excess weight (unbiased, no longer all of one weight).
+
+The default ``w_max`` is defined by that share: the smallest ``w_max`` for which the part
+of the cross section above it, ``sum(max(w - w_max, 0)) / sum(w)``, is at most a set
+fraction (MadGraph's ``max_overweight_truncation``, 1e-3), so the truncation bias is bounded
+by the fraction whatever the tail of the weights looks like. A high quantile of the weights
+or the median of the maxima of random replicas of the sample (arXiv:2001.10028) are the
+alternatives; they bound the number of overweight events, not their share of the cross
+section.
+
+Every result reports how close to unit weight the written events are
+(:class:`WeightReport`): their effective sample size, their largest weight, the share of
+the cross section above ``w_max``, and the unweighting efficiency three ways.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Unweighter", "UnweightingResult", "max_weight"]
+__all__ = ["DEFAULT_TRUNCATION", "Unweighter", "UnweightingResult", "WeightReport",
+           "effective_sample_size", "max_weight", "share_above", "truncation_max_weight"]
 
-MaxWeightMethod = Literal["exact", "quantile", "replicas"]
+MaxWeightMethod = Literal["exact", "quantile", "replicas", "truncation"]
 OverweightPolicy = Literal["keep", "truncate"]
 
-_METHODS = ("exact", "quantile", "replicas")
+_METHODS = ("exact", "quantile", "replicas", "truncation")
 _OVERWEIGHT = ("keep", "truncate")
+
+#: MadGraph's default ``max_overweight_truncation``: the largest share of the cross section
+#: allowed above ``w_max``.
+DEFAULT_TRUNCATION = 1e-3
 
 
 def _as_weights(weights: npt.ArrayLike, *, allow_empty: bool = False) -> npt.NDArray[np.float64]:
@@ -50,17 +66,85 @@ def _as_weights(weights: npt.ArrayLike, *, allow_empty: bool = False) -> npt.NDA
     return w
 
 
-def _check_options(method: str, quantile: float, replicas: int) -> None:
+def _check_options(method: str, quantile: float, replicas: int, truncation: float) -> None:
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     if not 0.0 < quantile <= 1.0:
         raise ValueError(f"quantile must be in (0, 1], got {quantile}")
     if int(replicas) != replicas or replicas < 1:
         raise ValueError(f"replicas must be a positive integer, got {replicas}")
+    _check_truncation(truncation)
 
 
-def max_weight(weights: npt.ArrayLike, *, method: MaxWeightMethod = "quantile",
+def _check_truncation(truncation: float) -> None:
+    if not 0.0 <= truncation < 1.0:
+        raise ValueError(f"truncation must be in [0, 1), got {truncation}")
+
+
+def share_above(weights: npt.ArrayLike, w_max: float) -> float:
+    """The share of the cross section above ``w_max``: ``sum(max(w - w_max, 0)) / sum(w)``.
+
+    It is the relative bias of a sample whose overweights are truncated to ``w_max`` (0 for
+    weights that sum to 0).
+    """
+    w = _as_weights(weights, allow_empty=True)
+    total = float(w.sum())
+    return float(np.maximum(w - w_max, 0.0).sum()) / total if total > 0.0 else 0.0
+
+
+def truncation_max_weight(weights: npt.ArrayLike, truncation: float = DEFAULT_TRUNCATION
+                          ) -> float:
+    """The smallest ``w_max`` with at most a share ``truncation`` of the cross section above.
+
+    ``g(t) = sum(max(w - t, 0))`` falls piecewise linearly from ``sum(w)`` at ``t = 0`` to 0
+    at the largest weight. With the weights sorted in decreasing order ``w_(1) >= w_(2) >=
+    ...`` and ``S_k`` the sum of the ``k`` largest, ``g(t) = S_k - k t`` between ``w_(k+1)``
+    and ``w_(k)``; the solution of ``g(t) = truncation * sum(w)`` lies on the first piece
+    (from the top) where ``g`` at the lower end exceeds that target, and is found there in
+    closed form (no bisection).
+
+    Parameters
+    ----------
+    weights
+        Event weights, shape ``(n,)``, finite and non-negative, not all zero.
+    truncation
+        In ``[0, 1)``: the largest share of the cross section above ``w_max`` (MadGraph's
+        ``max_overweight_truncation``). 0 gives the largest weight.
+
+    Returns
+    -------
+    float
+        ``w_max > 0`` with ``share_above(weights, w_max) = truncation`` up to rounding.
+
+    Notes
+    -----
+    A single weight above ``truncation * sum(w)`` carries that share by itself: where the
+    weights have rare large outliers, ``w_max`` is set by single events and varies from
+    sample to sample (the share on the sample is still exact). The event generator
+    measures the share again on the points it draws (``truncation_bias``).
+    """
+    _check_truncation(truncation)
+    w = _as_weights(weights)
+    total = float(w.sum())
+    if total == 0.0:
+        raise ValueError(f"weights are all zero ({w.size} events): no maximum weight to "
+                         f"unweight with")
+    d = np.sort(w)[::-1]
+    top = np.cumsum(d)                      # S_k for k = 1..n
+    below = np.append(d[1:], 0.0)           # w_(k+1), 0 past the smallest
+    k = np.arange(1, d.size + 1, dtype=np.float64)
+    excess = top - k * below                # g(w_(k+1)), non-decreasing in k
+    target = truncation * total
+    # g(0) = sum(w) > target, so a piece exists; argmax finds the first True
+    i = int(np.argmax(excess > target))
+    wmax = (float(top[i]) - target) / float(k[i])
+    # rounding must not put w_max outside its piece
+    return float(min(max(wmax, below[i]), d[i]))
+
+
+def max_weight(weights: npt.ArrayLike, *, method: MaxWeightMethod = "truncation",
                quantile: float = 0.999, replicas: int = 10,
+               truncation: float = DEFAULT_TRUNCATION,
                rng: np.random.Generator | None = None) -> float:
     """The reference weight ``w_max`` for unweighting a sample of weights.
 
@@ -75,11 +159,15 @@ def max_weight(weights: npt.ArrayLike, *, method: MaxWeightMethod = "quantile",
         between order statistics, ``quantile=1`` is the maximum. ``"replicas"``: the
         weights are split into ``replicas`` random parts of (nearly) equal size and the
         median of the parts' maxima is returned (arXiv:2001.10028); it is at most the
-        maximum and much less sensitive to a single outlier.
+        maximum and much less sensitive to a single outlier. ``"truncation"``: the smallest
+        ``w_max`` with at most a share ``truncation`` of the cross section above it
+        (:func:`truncation_max_weight`).
     quantile
         In ``(0, 1]``; used by ``"quantile"``.
     replicas
         Number of parts, at most the number of weights; used by ``"replicas"``.
+    truncation
+        In ``[0, 1)``; used by ``"truncation"``.
     rng
         Draws the random split for ``"replicas"``; a fresh unseeded generator if None.
 
@@ -91,10 +179,10 @@ def max_weight(weights: npt.ArrayLike, *, method: MaxWeightMethod = "quantile",
     Raises
     ------
     ValueError
-        On an unknown method, a quantile outside ``(0, 1]``, fewer weights than replicas,
-        or weights that are empty, all zero, negative or not finite.
+        On an unknown method, a quantile outside ``(0, 1]``, a truncation outside
+        ``[0, 1)``, fewer weights than replicas, or weights that are empty, all zero, negative or not finite.
     """
-    _check_options(method, quantile, replicas)
+    _check_options(method, quantile, replicas, truncation)
     w = _as_weights(weights)
     if not w.any():
         raise ValueError(f"weights are all zero ({w.size} events): no maximum weight to "
@@ -103,6 +191,8 @@ def max_weight(weights: npt.ArrayLike, *, method: MaxWeightMethod = "quantile",
         return float(w.max())
     if method == "quantile":
         return float(np.quantile(w, quantile))
+    if method == "truncation":
+        return truncation_max_weight(w, truncation)
     if replicas > w.size:
         raise ValueError(f"replicas={replicas} is more than the {w.size} weights to split")
     rng = np.random.default_rng() if rng is None else rng
@@ -116,6 +206,107 @@ def max_weight(weights: npt.ArrayLike, *, method: MaxWeightMethod = "quantile",
     return wmax
 
 
+def effective_sample_size(weights: npt.ArrayLike) -> float:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2``: the number of events when all
+    carry one weight, fewer the more the weights vary (0 for no events or zero weights)."""
+    w = _as_weights(weights, allow_empty=True)
+    squares = float(np.dot(w, w))
+    return float(w.sum()) ** 2 / squares if squares > 0.0 else 0.0
+
+
+@dataclass(frozen=True)
+class WeightReport:
+    """How close to unit weight the written events are, and what their ``w_max`` cost.
+
+    The first two attributes describe the written (unweighted) events, the others the
+    weighted sample ``w_max`` was measured against (the calibration sample, or the weights
+    passed to :meth:`Unweighter.unweight`).
+
+    Attributes
+    ----------
+    ess
+        Effective sample size of the written events, ``(sum w)^2 / sum w^2`` over their
+        weights; equals their number exactly when all carry one weight.
+    max_weight_ratio
+        Largest written weight over the nominal one (the weight of an event at or below
+        ``w_max``): 1 for a unit-weight sample, ``max(w) / w_max`` over the accepted
+        events when overweights are kept.
+    share_above
+        Share of the cross section above ``w_max``, ``sum(max(w - w_max, 0)) / sum(w)``:
+        the relative bias of a sample whose overweights are truncated to ``w_max`` (the
+        cross section it estimates is ``(1 - share_above) sum(w)``).
+    eps_truncation
+        Unweighting efficiency ``<w> / w_max`` with the truncation-defined ``w_max``, the
+        smallest with at most a share ``truncation`` of the cross section above it
+        (:func:`truncation_max_weight`); the mean runs over all weights, zeros included.
+    eps_raw
+        ``<w> / max(w)``: the efficiency of exact unweighting against the largest weight.
+    eps_quantile
+        ``<w> / q(w)`` with ``q`` the ``quantile`` of the weights (99.9 % by default),
+        at most 1 (arXiv:2001.10028).
+    truncation, quantile
+        The share and the quantile the two efficiencies were computed with.
+    """
+
+    ess: float
+    max_weight_ratio: float
+    share_above: float
+    eps_truncation: float
+    eps_raw: float
+    eps_quantile: float
+    truncation: float = DEFAULT_TRUNCATION
+    quantile: float = 0.999
+
+    @classmethod
+    def measure(cls, weights: npt.ArrayLike, w_max: float, written: npt.ArrayLike, *,
+                nominal: float | None = None, truncation: float = DEFAULT_TRUNCATION,
+                quantile: float = 0.999) -> WeightReport:
+        """The report of events ``written`` unweighted from ``weights`` against ``w_max``.
+
+        Parameters
+        ----------
+        weights
+            The weighted sample, shape ``(n,)``; the efficiencies are NaN when it is empty
+            or all zero.
+        w_max
+            The reference weight the events were unweighted against.
+        written
+            Weights of the written events, shape ``(m,)``, in any unit.
+        nominal
+            Weight of a written event at or below ``w_max``, in the unit of ``written``;
+            ``w_max`` if None (``written`` in the unit of ``weights``).
+        truncation, quantile
+            Settings of ``eps_truncation`` and ``eps_quantile``.
+        """
+        _check_truncation(truncation)
+        w = _as_weights(weights, allow_empty=True)
+        out = _as_weights(written, allow_empty=True)
+        unit = w_max if nominal is None else nominal
+        if not (np.isfinite(unit) and unit > 0.0):
+            raise ValueError(f"the nominal weight must be finite and positive, got {unit}")
+        ratio = float(out.max()) / unit if out.size else 0.0
+        if w.any():
+            mean = float(w.mean())
+            eps_t = mean / truncation_max_weight(w, truncation)
+            eps_r = mean / float(w.max())
+            eps_q = min(mean / float(np.quantile(w, quantile)), 1.0)
+        else:
+            eps_t = eps_r = eps_q = float("nan")
+        return cls(ess=effective_sample_size(out), max_weight_ratio=ratio,
+                   share_above=share_above(w, w_max), eps_truncation=eps_t, eps_raw=eps_r,
+                   eps_quantile=eps_q, truncation=float(truncation), quantile=float(quantile))
+
+    def as_dict(self) -> dict[str, float]:
+        """The attributes by name (for JSON summaries)."""
+        return {k: float(v) for k, v in asdict(self).items()}
+
+    def __str__(self) -> str:
+        return (f"ESS {self.ess:.6g}, largest weight {self.max_weight_ratio:.4g} x nominal, "
+                f"{self.share_above:.3g} of sigma above w_max; eps_uw {self.eps_truncation:.3g}"
+                f" (truncation {self.truncation:g}), {self.eps_raw:.3g} (max), "
+                f"{self.eps_quantile:.3g} ({self.quantile:g} quantile)")
+
+
 @dataclass(frozen=True)
 class UnweightingResult:
     """What an unweighting pass kept and what it cost.
@@ -126,8 +317,9 @@ class UnweightingResult:
         Indices of the accepted events in the input, increasing, ``int64``.
     weights
         Weight each accepted event carries, in the units of the input weights:
-        ``max(w, w_max)`` when overweights are kept (so that the expected sum of output
-        weights is the sum of input weights), exactly ``w_max`` when they are truncated.
+        exactly ``w_max`` when overweights are truncated (the default), ``max(w, w_max)``
+        when they are kept (so that the expected sum of output weights is the sum of input
+        weights).
     max_weight
         The ``w_max`` used.
     efficiency
@@ -144,6 +336,10 @@ class UnweightingResult:
         Relative bias of the cross section estimated from the output weights:
         ``sum(max(w - w_max, 0)) / sum(w)`` when truncated (the sample is low by this
         fraction), 0 when overweights are kept.
+    report
+        Effective sample size and largest weight of the accepted events, share of the cross
+        section above ``w_max``, and the efficiency with the truncation-defined, the
+        largest and the quantile ``w_max`` (:class:`WeightReport`).
     """
 
     indices: npt.NDArray[np.int64]
@@ -154,6 +350,7 @@ class UnweightingResult:
     n_overweight: int
     overweight_fraction: float
     bias: float
+    report: WeightReport
 
     @property
     def n_accepted(self) -> int:
@@ -162,7 +359,7 @@ class UnweightingResult:
     def __str__(self) -> str:
         return (f"UnweightingResult({self.n_accepted} accepted, w_max={self.max_weight:.6g}, "
                 f"efficiency={self.efficiency:.4g}, overweight={self.overweight_fraction:.3g}"
-                f" ({self.n_overweight}), bias={self.bias:.3g})")
+                f" ({self.n_overweight}), bias={self.bias:.3g}; {self.report})")
 
 
 class Unweighter:
@@ -170,34 +367,52 @@ class Unweighter:
 
     Parameters
     ----------
-    method, quantile, replicas
-        How ``w_max`` is found from the weights, see :func:`max_weight`.
+    method, quantile, replicas, truncation
+        How ``w_max`` is found from the weights, see :func:`max_weight`. The default is the
+        smallest ``w_max`` with at most a share ``truncation`` (1e-3) of the cross section
+        above it.
     overweight
-        ``"keep"``: events above ``w_max`` keep their weight ``w`` (unbiased, not all of
-        unit weight). ``"truncate"``: they carry ``w_max`` (unit weight, biased low by
-        :attr:`UnweightingResult.bias`).
+        ``"truncate"`` (default): events above ``w_max`` carry ``w_max``, so every event
+        has unit weight and the cross section is low by :attr:`UnweightingResult.bias`
+        (at most ``truncation`` on the calibration sample with the default method).
+        ``"keep"``: they keep their weight ``w`` (unbiased, not all of unit weight).
 
     Examples
     --------
     >>> rng = np.random.default_rng(1)
-    >>> result = Unweighter(method="exact").unweight(rng.random(1000), rng)
-    >>> bool(np.all(result.weights == result.max_weight))
-    True
+    >>> result = Unweighter().unweight(rng.random(1000), rng)
+    >>> bool(np.all(result.weights == result.max_weight)), round(result.bias, 12)
+    (True, 0.001)
     """
 
-    def __init__(self, *, method: MaxWeightMethod = "quantile", quantile: float = 0.999,
-                 replicas: int = 10, overweight: OverweightPolicy = "keep") -> None:
-        _check_options(method, quantile, replicas)
+    def __init__(self, *, method: MaxWeightMethod = "truncation", quantile: float = 0.999,
+                 replicas: int = 10, truncation: float = DEFAULT_TRUNCATION,
+                 overweight: OverweightPolicy = "truncate") -> None:
+        _check_options(method, quantile, replicas, truncation)
         if overweight not in _OVERWEIGHT:
             raise ValueError(f"overweight must be one of {_OVERWEIGHT}, got {overweight!r}")
         self.method: MaxWeightMethod = method
         self.quantile = float(quantile)
         self.replicas = int(replicas)
+        self.truncation = float(truncation)
         self.overweight: OverweightPolicy = overweight
 
     def __repr__(self) -> str:
         return (f"Unweighter(method={self.method!r}, quantile={self.quantile}, "
-                f"replicas={self.replicas}, overweight={self.overweight!r})")
+                f"replicas={self.replicas}, truncation={self.truncation}, "
+                f"overweight={self.overweight!r})")
+
+    def max_weight(self, weights: npt.ArrayLike, rng: np.random.Generator | None = None
+                   ) -> float:
+        """``w_max`` of ``weights`` with this unweighter's method (:func:`max_weight`)."""
+        return max_weight(weights, method=self.method, quantile=self.quantile,
+                          replicas=self.replicas, truncation=self.truncation, rng=rng)
+
+    def report(self, weights: npt.ArrayLike, w_max: float, written: npt.ArrayLike, *,
+               nominal: float | None = None) -> WeightReport:
+        """:meth:`WeightReport.measure` with this unweighter's truncation and quantile."""
+        return WeightReport.measure(weights, w_max, written, nominal=nominal,
+                                    truncation=self.truncation, quantile=self.quantile)
 
     def unweight(self, weights: npt.ArrayLike, rng: np.random.Generator, *,
                  w_max: float | None = None) -> UnweightingResult:
@@ -220,8 +435,7 @@ class Unweighter:
         """
         if w_max is None:
             w = _as_weights(weights)
-            wmax = max_weight(w, method=self.method, quantile=self.quantile,
-                              replicas=self.replicas, rng=rng)
+            wmax = self.max_weight(w, rng)
         else:
             w = _as_weights(weights, allow_empty=True)
             wmax = float(w_max)
@@ -247,4 +461,5 @@ class Unweighter:
         return UnweightingResult(
             indices=indices, weights=out, max_weight=wmax, efficiency=efficiency,
             acceptance=acceptance, n_overweight=n_over,
-            overweight_fraction=n_over / indices.size if indices.size else 0.0, bias=bias)
+            overweight_fraction=n_over / indices.size if indices.size else 0.0, bias=bias,
+            report=self.report(w, wmax, out))

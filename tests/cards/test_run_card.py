@@ -122,8 +122,9 @@ def test_minimal_card_has_the_documented_defaults(tmp_path: Path) -> None:
     assert (t.bins, t.blocks, t.layers, t.units) == (None, None, None, None)
     assert (card.integration.points, card.integration.iterations) == (100_000, 5)
     u = card.unweighting
-    assert (u.max_weight, u.quantile, u.replicas, u.overweight) == ("quantile", 0.999, 10,
-                                                                    "keep")
+    assert (u.max_weight, u.quantile, u.replicas, u.overweight) == ("truncation", 0.999, 10,
+                                                                    "truncate")
+    assert u.max_overweight_truncation == 1e-3
     assert (card.output.lhe, card.output.plots) == ("events.lhe.gz", True)
     assert card.output.checkpoint == "checkpoint.pt"
     assert card.source == (tmp_path / "run.toml").resolve()
@@ -219,6 +220,9 @@ ERRORS = [
      ["[unweighting] quantile", "out of range", "expected 0 < quantile <= 1"]),
     ('[run]\nprocess = "ee_mumu"\n[unweighting]\nquantile = 1.5\n', "quantile",
      ["[unweighting] quantile", "out of range"]),
+    ('[run]\nprocess = "ee_mumu"\n[unweighting]\nmax_overweight_truncation = 1.0\n',
+     "max_overweight_truncation", ["[unweighting] max_overweight_truncation", "out of range",
+                                   "expected 0 <= max_overweight_truncation < 1"]),
     ('[run]\nprocess = "ee_mumu"\n[scale]\nalpha_s = nan\n', "alpha_s",
      ["[scale] alpha_s", "not a finite number"]),
     ('[run]\nprocess = "ee_mumu"\ndevice = "gpu"\n', "device",

@@ -1,12 +1,22 @@
-"""Accept/reject unweighting: acceptance, distributions, overweights and their bias."""
+"""Accept/reject unweighting: acceptance, distributions, overweights and their bias, the
+truncation-defined maximum weight and the weight report."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import optimize, stats
 
-from madnis_py.events import Unweighter, UnweightingResult, max_weight
+from madnis_py.events import Unweighter, UnweightingResult, check_lhe, max_weight
+from madnis_py.events.unweight import (
+    WeightReport,
+    effective_sample_size,
+    share_above,
+    truncation_max_weight,
+)
 
 BINS = np.linspace(0.0, 1.0, 21)
 
@@ -88,7 +98,7 @@ def test_kept_overweights_reproduce_the_weighted_histogram() -> None:
 
 
 def test_truncation_bias_is_the_excess_weight() -> None:
-    x, w = x_sample(200_000, seed=9)
+    _, w = x_sample(200_000, seed=9)
     result = Unweighter(method="quantile", quantile=0.9, overweight="truncate").unweight(
         w, np.random.default_rng(10))
     wmax = result.max_weight
@@ -112,9 +122,10 @@ def test_max_weight_methods() -> None:
     replicas = max_weight(w, method="replicas", replicas=10, rng=np.random.default_rng(12))
     assert replicas < exact
     assert replicas > q  # the median of 10 maxima of 10^4 events lies far in the tail
-    # the default quantile includes zero weights (events cut away)
+    # the quantile includes zero weights (events cut away)
     padded = np.concatenate([w, np.zeros(w.size)])
-    assert max_weight(padded, quantile=0.999) == pytest.approx(np.quantile(padded, 0.999))
+    assert max_weight(padded, method="quantile", quantile=0.999) == pytest.approx(
+        np.quantile(padded, 0.999))
 
 
 def test_seeded_rng_reproduces_the_result() -> None:
@@ -156,6 +167,8 @@ def test_given_max_weight() -> None:
     ([1.0, np.nan], {}, r"weights must be finite.*weights\[1\]"),
     ([np.inf, 1.0], {}, r"weights must be finite.*weights\[0\]"),
     ([[1.0, 2.0]], {}, r"1-d array.*shape \(1, 2\)"),
+    ([1.0, 2.0], {"truncation": 1.0}, r"truncation must be in \[0, 1\), got 1.0"),
+    ([1.0, 2.0], {"truncation": -1e-3}, r"truncation must be in \[0, 1\)"),
 ])
 def test_max_weight_errors(weights: list[float], kwargs: dict[str, object],
                            message: str) -> None:
@@ -168,8 +181,228 @@ def test_unweighter_errors() -> None:
         Unweighter(overweight="drop")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="quantile must be"):
         Unweighter(quantile=2.0)
+    with pytest.raises(ValueError, match="truncation must be"):
+        Unweighter(truncation=np.nan)
+    with pytest.raises(ValueError, match="weights are all zero"):
+        truncation_max_weight([0.0, 0.0])
+    with pytest.raises(ValueError, match="nominal weight must be finite and positive"):
+        WeightReport.measure([1.0], 1.0, [1.0], nominal=0.0)
     for bad in (0.0, -1.0, np.nan, np.inf):
         with pytest.raises(ValueError, match="w_max must be finite and positive"):
             Unweighter().unweight([1.0], np.random.default_rng(0), w_max=bad)
     with pytest.raises(ValueError, match="weights are all zero"):
         Unweighter().unweight([0.0, 0.0], np.random.default_rng(0))
+
+
+# ------------------------------------------------------------- truncation-defined w_max
+
+@pytest.mark.parametrize(("truncation", "expected"), [
+    (0.0, 4.0), (0.05, 3.5), (0.1, 3.0), (0.25, 2.25), (0.3, 2.0), (0.6, 1.0), (0.8, 0.5)])
+def test_truncation_max_weight_solves_the_share_exactly(truncation: float,
+                                                        expected: float) -> None:
+    # weights 1, 2, 3, 4 (sum 10): the excess above t is 4 - t on [3, 4], 7 - 2 t on
+    # [2, 3], 9 - 3 t on [1, 2] and 10 - 4 t on [0, 1]
+    w = np.array([3.0, 1.0, 4.0, 2.0])
+    assert truncation_max_weight(w, truncation) == pytest.approx(expected, rel=1e-15)
+    assert share_above(w, expected) == pytest.approx(truncation, abs=1e-15)
+    # events cut away (zero weights) carry no cross section: w_max does not move
+    assert truncation_max_weight(np.concatenate([w, np.zeros(7)]), truncation) == \
+        truncation_max_weight(w, truncation)
+    assert max_weight(w, truncation=truncation) == truncation_max_weight(w, truncation)
+
+
+def test_truncation_of_tied_maxima_is_the_maximum() -> None:
+    w = np.array([1.0, 5.0, 5.0, 5.0, 2.0])
+    assert truncation_max_weight(w, 0.0) == 5.0
+    assert truncation_max_weight(w, 1e-3) == pytest.approx(5.0 - 1e-3 * 18.0 / 3.0)
+
+
+def _exponential_share(t: float) -> float:
+    """Share of E[W] above t for W ~ Exp(1): E[(W - t)+] = e^-t, E[W] = 1."""
+    return float(np.exp(-t))
+
+
+def _lognormal_share(t: float) -> float:
+    """Share of E[W] above t for W = exp(Z), Z ~ N(0, 1): E[(W - t)+] / E[W] =
+    Phi(1 - ln t) - t e^-1/2 Phi(-ln t) (the Black-Scholes integral)."""
+    return float(stats.norm.cdf(1.0 - np.log(t)) - t * np.exp(-0.5) * stats.norm.cdf(-np.log(t)))
+
+
+@pytest.mark.parametrize("distribution", ["exponential", "lognormal"])
+def test_share_above_truncation_max_weight_is_within_target(distribution: str) -> None:
+    """On weights with a known tail integral, the w_max found on a sample leaves the target
+    share of the true cross section above it, to within the sample's statistical error."""
+    target = 1e-3
+    rng = np.random.default_rng(21)
+    n = 2_000_000
+    if distribution == "exponential":
+        w = rng.exponential(size=n)
+        true_share, mean = _exponential_share, 1.0
+    else:
+        w = np.exp(rng.standard_normal(n))
+        true_share, mean = _lognormal_share, float(np.exp(0.5))
+    wmax = truncation_max_weight(w, target)
+    # on the sample itself the share is the target, up to rounding
+    assert share_above(w, wmax) == pytest.approx(target, rel=1e-9)
+    # the ratio estimator's error (delta method) from the sample: z = (w - t)+ - f w
+    z = np.maximum(w - wmax, 0.0) - target * w
+    sigma = float(z.std() / np.sqrt(n) / w.mean())
+    assert 0 < sigma < 0.15 * target  # a sample big enough for the check to mean something
+    assert abs(true_share(wmax) - target) < 4 * sigma
+    # and w_max is near the true one, t* with share(t*) = target; d share / dt is
+    # -P(W > t) / E[W], which turns the share's error into w_max's
+    t_star = optimize.brentq(lambda t: true_share(t) - target, 1e-3, 1e3, xtol=1e-14)
+    assert abs(wmax - t_star) < 4 * sigma * mean / np.mean(w > t_star)
+    # the quantile w_max bounds the number of overweights, not their share: for the
+    # exponential P(W > t) = e^-t is the share, so both give -ln(1e-3); for the log-normal
+    # the share above its 99.9 % quantile is 5.0e-3, five times the target
+    q = max_weight(w, method="quantile", quantile=0.999)
+    if distribution == "exponential":
+        assert q == pytest.approx(wmax, rel=0.03)
+    else:
+        assert share_above(w, q) == pytest.approx(true_share(q), rel=0.1)
+        assert true_share(q) > 4.5 * target
+    # eps_uw with the truncation definition: <w> / w_max, near <W> / t*
+    result = Unweighter().unweight(w, np.random.default_rng(22))
+    assert result.max_weight == wmax and result.bias == pytest.approx(target, rel=1e-9)
+    assert result.report.eps_truncation == pytest.approx(w.mean() / wmax, rel=1e-12)
+    assert result.report.eps_truncation == pytest.approx(mean / t_star, rel=0.03)
+
+
+def power_law_sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """x ~ U(0, 1) weighted by w = 0.6 x^-0.4: the weighted distribution is 0.6 x^-0.4 (CDF
+    x^0.6), the cross section 1, and the share above t is 0.4 (0.6 / t)^1.5, a long tail."""
+    x = np.random.default_rng(seed).random(n)
+    return x, 0.6 * x ** -0.4
+
+
+def binned(x: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return np.bincount(np.digitize(x, BINS) - 1, values, minlength=BINS.size - 1)
+
+
+def test_unit_weight_sample_follows_the_weighted_one_within_the_reported_bias() -> None:
+    x, w = power_law_sample(400_000, seed=23)
+    sigma = w.mean()
+    result = Unweighter().unweight(w, np.random.default_rng(24))  # defaults: unit weight
+    wmax = result.max_weight
+    np.testing.assert_array_equal(result.weights, wmax)
+    assert result.report.max_weight_ratio == 1.0
+    assert result.n_overweight > 0  # the tail is long: there is something to truncate
+    assert result.bias == result.report.share_above == pytest.approx(1e-3, rel=1e-9)
+    assert share_above(w, wmax) == pytest.approx(0.4 * (0.6 / wmax) ** 1.5, rel=0.2)
+    # the cross section the unit-weight sample estimates is low by exactly the bias ...
+    p = np.minimum(w / wmax, 1.0)
+    assert wmax * p.mean() == pytest.approx((1 - result.bias) * sigma, rel=1e-12)
+    # ... and the sample's own estimate agrees with that within its binomial error
+    noise = wmax * np.sqrt(np.sum(p * (1 - p))) / w.size
+    sigma_unit = result.weights.sum() / w.size
+    assert abs(sigma_unit - (1 - result.bias) * sigma) < 4 * noise
+    # the histogram of the unit-weight events against the weighted one of the same sample,
+    # with the accept/reject variance: the 1e-3 bias is invisible
+    variance = binned(x, p * (1 - p) * wmax ** 2)
+    observed = binned(x[result.indices], result.weights)
+    assert chi2_pvalue(observed, binned(x, w), variance) > 1e-3
+    # A truncation set to 5 % of the cross section is visible to the same test; the events
+    # then follow min(w, w_max), and sigma is low by the reported 5 %.
+    coarse = Unweighter(truncation=0.05).unweight(w, np.random.default_rng(24))
+    p5 = np.minimum(w / coarse.max_weight, 1.0)
+    variance5 = binned(x, p5 * (1 - p5) * coarse.max_weight ** 2)
+    observed5 = binned(x[coarse.indices], coarse.weights)
+    assert chi2_pvalue(observed5, binned(x, w), variance5) < 1e-6
+    assert chi2_pvalue(observed5, binned(x, np.minimum(w, coarse.max_weight)), variance5) > 1e-3
+    assert coarse.bias == pytest.approx(0.05, rel=1e-9)
+    noise5 = coarse.max_weight * np.sqrt(np.sum(p5 * (1 - p5))) / w.size
+    assert abs(coarse.weights.sum() / w.size - 0.95 * sigma) < 4 * noise5
+
+
+# ---------------------------------------------------------------------- weight report
+
+def test_report_of_kept_overweights() -> None:
+    w = np.random.default_rng(25).exponential(size=100_000)
+    unweighter = Unweighter(method="quantile", quantile=0.99, overweight="keep")
+    result = unweighter.unweight(w, np.random.default_rng(26))
+    r = result.report
+    out, wmax = result.weights, result.max_weight
+    assert result.n_overweight > 100
+    assert r.ess == pytest.approx(out.sum() ** 2 / (out ** 2).sum(), rel=1e-12)
+    assert r.ess < 0.998 * result.n_accepted  # kept overweights cost effective events
+    assert r.max_weight_ratio == pytest.approx(w.max() / wmax, rel=1e-15)
+    assert r.share_above == pytest.approx(np.maximum(w - wmax, 0).sum() / w.sum(), rel=1e-12)
+    assert result.bias == 0.0 and r.share_above > 1e-3
+    assert r.eps_raw == pytest.approx(w.mean() / w.max(), rel=1e-15)
+    assert r.eps_quantile == pytest.approx(w.mean() / np.quantile(w, 0.99), rel=1e-15)
+    assert r.eps_truncation == pytest.approx(w.mean() / truncation_max_weight(w, 1e-3),
+                                             rel=1e-15)
+    assert r.eps_raw < r.eps_truncation < r.eps_quantile
+    assert (r.truncation, r.quantile) == (1e-3, 0.99)
+    assert set(r.as_dict()) == {"ess", "max_weight_ratio", "share_above", "eps_truncation",
+                                "eps_raw", "eps_quantile", "truncation", "quantile"}
+    assert "ESS" in str(result)
+
+
+def test_report_of_unit_weights_and_of_nothing() -> None:
+    w = np.random.default_rng(27).exponential(size=50_000)
+    result = Unweighter().unweight(w, np.random.default_rng(28))
+    assert result.report.ess == pytest.approx(result.n_accepted, rel=1e-12)
+    assert result.report.max_weight_ratio == 1.0
+    assert effective_sample_size([]) == 0.0
+    empty = WeightReport.measure([], 1.0, [])
+    assert (empty.ess, empty.max_weight_ratio, empty.share_above) == (0.0, 0.0, 0.0)
+    assert np.isnan(empty.eps_raw) and np.isnan(empty.eps_truncation)
+    # written weights in another unit: the nominal weight says which
+    scaled = WeightReport.measure(w, 2.0, [5.0, 5.0, 15.0], nominal=5.0)
+    assert scaled.max_weight_ratio == 3.0
+    assert scaled.ess == pytest.approx(25.0 ** 2 / 275.0)
+
+
+RUN_CARD = """
+[run]
+process = "drell_yan"
+seed = 5
+nevents = 1500
+
+[training]
+steps = 0
+vegas = false
+
+[integration]
+points = 20000
+iterations = 2
+
+[unweighting]
+{unweighting}
+
+[output]
+lhe = "events.lhe"
+plots = false
+"""
+
+
+@pytest.mark.parametrize("unweighting", [
+    "",  # the defaults: truncation-defined w_max, unit weight
+    'max_weight = "quantile"\nquantile = 0.99\noverweight = "keep"'])
+def test_reported_ess_is_that_of_the_written_lhe_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], unweighting: str) -> None:
+    """A small real run (untrained flows): the summary's weight report describes the
+    events in the LHE file it wrote."""
+    torch = pytest.importorskip("torch")
+    from madnis_py.cli import main
+
+    torch.set_num_threads(1)
+    card = tmp_path / "card.toml"
+    card.write_text(RUN_CARD.format(unweighting=unweighting))
+    assert main(["run", str(card), "--output", str(tmp_path / "out"), "--json",
+                 "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    report = summary["weights"]
+    xwgtup = check_lhe(tmp_path / "out" / "events.lhe").weights
+    assert xwgtup.size == 1500
+    assert report["ess"] == pytest.approx(xwgtup.sum() ** 2 / (xwgtup ** 2).sum(), rel=1e-8)
+    assert report["max_weight_ratio"] == pytest.approx(xwgtup.max() / xwgtup.min(), rel=1e-8)
+    if not unweighting:
+        assert np.all(xwgtup == xwgtup[0]) and report["ess"] == pytest.approx(1500)
+        assert summary["truncation_bias"] > 0 and report["share_above"] == pytest.approx(
+            1e-3, rel=1e-6)
+    else:
+        assert report["ess"] < 1499 and report["max_weight_ratio"] > 1.5
+        assert summary["truncation_bias"] == 0.0 and report["share_above"] > 1e-3
