@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,6 +252,7 @@ class _Setup:
     cuts: Mapping[str, float]
     res: list[Resonance]
     masses: tuple[float, ...]  # final state
+    min_mass: float = 0.0      # sqrt of the smallest min_shat of the channels
 
     def cls(self, leg: int) -> str | None:
         return particle_class(self.pdgs[leg])
@@ -305,6 +307,8 @@ class _Setup:
             if r.legs == tuple(sorted(ls)):
                 marks.append((r.mass, f"{r.name} {r.mass:g} GeV"))
         threshold = sum(self.masses[i - 2] for i in ls)
+        if cut is None and threshold > 0:
+            marks.append((threshold, f"threshold {threshold:g} GeV"))
         if window is not None:
             half = max(15 * window.width, window.mass / 4)
             lo, hi = max(window.mass - half, threshold, cut or 0.0), window.mass + half
@@ -394,7 +398,13 @@ def _generic(s: _Setup) -> list[Observable]:
             out.append(s.mass_axis(r.legs, f"m({_join(s.names[i] for i in r.legs)})",
                                    window=r))
     if s.hadronic and len(legs) > 2:
-        out.append(s.mass_axis(legs, "m(final state)"))
+        full = s.mass_axis(legs, "m(final state)")
+        lo = 0.8 * s.min_mass if s.min_mass > 0 else full.lo
+        hi = min(s.sqrt_s, 3 * full.hi)
+        marks = full.marks + (((s.min_mass, f"channels' min sqrt(shat) {s.min_mass:g}"),)
+                              if s.min_mass > 0 else ())
+        out.append(Observable(full.label, full.symbol, full.unit, full.values, lo, hi,
+                              log_x=lo > 0 and hi / lo > 8, log_y=True, marks=marks))
     return out
 
 
@@ -430,8 +440,9 @@ def observables(pdgs: Sequence[Sequence[int]], *, hadronic: bool, sqrt_s: float,
     masses = tuple(float(m) for m in masses) if masses is not None else (0.0,) * n_final
     if len(masses) != n_final:
         raise ValueError(f"masses: expected {n_final} final-state masses, got {len(masses)}")
+    min_mass = math.sqrt(min((t.min_shat for t in channels), default=0.0))
     s = _Setup(["beam1", "beam2"] + final_state_names(pdgs), first, hadronic, float(sqrt_s),
-               dict(cuts or {}), resonances(channels), masses)
+               dict(cuts or {}), resonances(channels), masses, min_mass)
     legs = list(range(2, len(first)))
     columns = [{int(p[i]) for p in pdgs} for i in range(len(first))]
     leptons = [i for i in legs if all(abs(p) in _CHARGED_LEPTONS for p in columns[i])
@@ -608,7 +619,8 @@ def plot_kinematics(unweighted: np.ndarray, weighted: np.ndarray, weights: np.nd
         ax.errorbar(mid, hu / norm_u / width, np.sqrt(hu2) / norm_u / width, fmt=".",
                     ms=3, label="unweighted")
         for x, what in o.marks:
-            style = ("--", "0.4") if "cut" in what or not what else (":", "C2")
+            resonance = "GeV" in what and not what.startswith(("threshold", "channels"))
+            style = (":", "C2") if resonance else ("--", "0.4")
             ax.axvline(x, ls=style[0], color=style[1], lw=1, label=what or None)
         outside = 1 - hw.sum() / norm_w
         ax.set(xlabel=o.xlabel, ylabel=o.ylabel, xlim=(edges[0], edges[-1]),
