@@ -646,7 +646,14 @@ def _history_series(history: Any, key: str) -> list[Any]:
 
 
 _STYLES = ["-", "--", "-.", ":"]
-_MARKERS = ["", "o", "s", "^", "v", "D", "x", "+"]
+_MARKERS = ["o", "s", "^", "v", "D", "x", "+", "*"]
+
+
+def _log_y_if_spread(ax: Any, values: np.ndarray) -> None:
+    """Log y where the positive values span at least a factor 5 (falling curves)."""
+    v = values[np.isfinite(values)]
+    if v.size and np.all(v > 0) and v.max() >= 5 * v.min():
+        ax.set_yscale("log")
 
 
 def plot_history(history: Any, path: str | Path, channel_names: Sequence[str] | None = None,
@@ -677,8 +684,7 @@ def plot_history(history: Any, path: str | Path, channel_names: Sequence[str] | 
     ax = axes[0]
     ax[0].plot(steps, loss)
     ax[0].set(xlabel="training step", ylabel="loss", title="loss")
-    if np.all(loss > 0):
-        ax[0].set_yscale("log")
+    _log_y_if_spread(ax[0], loss)
     ax[1].plot(steps, value, lw=0.8, alpha=0.6, label="batch")
     running = np.cumsum(value) / steps
     ax[1].plot(steps, running, color="C3", label="running mean")
@@ -687,26 +693,26 @@ def plot_history(history: Any, path: str | Path, channel_names: Sequence[str] | 
     ax[1].legend(fontsize=7)
     ax[2].plot(steps, rel_std)
     ax[2].set(xlabel="training step", ylabel="rel. std (stratified)", title="relative std")
-    if np.all(rel_std > 0):
-        ax[2].set_yscale("log")
+    _log_y_if_spread(ax[2], rel_std)
     ax[3].plot(steps, eps_uw)
     ax[3].set(xlabel="training step", ylabel="eps_uw", title="unweighting efficiency")
-    if np.all(eps_uw > 0):
-        ax[3].set_yscale("log")
+    _log_y_if_spread(ax[3], eps_uw)
     if fractions.size:
         names = list(channel_names) if channel_names is not None else []
         k = fractions.shape[1]
         if names and len(names) != k:
             raise ValueError(f"channel_names: {len(names)} names for {k} channels")
-        every = max(len(steps) // 10, 1)
+        every = max(len(steps) // 10, k, 1)
         for i in range(k):
             frac = np.where(fractions[:, i] > 0, fractions[:, i], np.nan)  # dropped: gap
+            # markers shifted per channel, so that equal shares stay distinguishable
             ax[4].plot(steps, frac, ls=_STYLES[i % len(_STYLES)],
-                       marker=_MARKERS[(i // len(_STYLES)) % len(_MARKERS)] or None,
-                       markevery=every, ms=4, color=f"C{i % 10}",
+                       marker=_MARKERS[i % len(_MARKERS)],
+                       markevery=(i * every // k, every), ms=4, color=f"C{i % 10}",
                        label=names[i] if names else f"channel {i}")
-        ax[4].set(xlabel="training step", ylabel="fraction of the batch", yscale="log",
+        ax[4].set(xlabel="training step", ylabel="fraction of the batch",
                   title="channel shares")
+        _log_y_if_spread(ax[4], np.where(fractions > 0, fractions, np.nan))
         ax[4].legend(fontsize=7, ncol=1 + k // 8)
     fig.tight_layout()
     _save(fig, Path(path))
