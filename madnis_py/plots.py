@@ -21,14 +21,14 @@ from __future__ import annotations
 import io
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from madnis_py.phasespace.cuts import eta, invariant_mass, particle_class, pt, rapidity
+from madnis_py.phasespace.cuts import eta, particle_class, pt, rapidity
 from madnis_py.phasespace.topology import Decay, Topology
 
 __all__ = [
@@ -231,16 +231,20 @@ def _cut(cuts: Mapping[str, float], name: str) -> float | None:
     return float(value) if value is not None and value > 0 else None
 
 
-def _p(i: int) -> Callable[[Momenta], np.ndarray]:
-    return lambda m: m[:, i]
-
-
-def _pair(i: int, j: int) -> Callable[[Momenta], np.ndarray]:
-    return lambda m: m[:, i] + m[:, j]
+def _of(f: Callable[[np.ndarray], np.ndarray], legs: Sequence[int]
+        ) -> Callable[[Momenta], np.ndarray]:
+    """``f`` of the summed four-momenta of ``legs``, as a function of the event momenta."""
+    ls = [int(i) for i in legs]
+    return lambda m: f(m[:, ls].sum(axis=1))
 
 
 def _mass(p: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.maximum(p[:, 0] ** 2 - (p[:, 1:] ** 2).sum(axis=1), 0.0))
+    return np.asarray(np.sqrt(np.maximum(p[:, 0] ** 2 - (p[:, 1:] ** 2).sum(axis=1), 0.0)))
+
+
+def _cos_beam(p: np.ndarray) -> np.ndarray:
+    """cos of the angle to +z (beam 1)."""
+    return np.asarray(p[:, 3] / np.linalg.norm(p[:, 1:], axis=1))
 
 
 @dataclass(frozen=True)
@@ -272,8 +276,7 @@ class _Setup:
         """pT of one leg or of the sum of several."""
         cut = _cut(self.cuts, f"pt{self.cls(legs[0])}") if len(legs) == 1 else None
         hi = self.mass_hi() / 2
-        f = (lambda m, i=legs[0]: pt(m[:, i])) if len(legs) == 1 else (
-            lambda m, ls=tuple(legs): pt(m[:, list(ls)].sum(axis=1)))
+        f = _of(pt, legs)
         if cut is not None:
             return Observable(label, "pT", "GeV", f, cut / 2, hi, log_x=hi / cut > 8,
                               log_y=True, marks=((cut, f"cut pT > {cut:g}"),))
@@ -282,14 +285,13 @@ class _Setup:
     def angle_axis(self, leg: int, name: str) -> Observable:
         """eta at a hadron collider (range from the eta cut), cos theta at a lepton one."""
         if not self.hadronic:
-            return Observable(f"cos theta({name})", "cos theta", "",
-                              lambda m, i=leg: m[:, i, 3] / np.linalg.norm(m[:, i, 1:], axis=1),
+            return Observable(f"cos theta({name})", "cos theta", "", _of(_cos_beam, [leg]),
                               -1.0, 1.0)
         cut = _cut(self.cuts, f"eta{self.cls(leg)}")
         ymax = 1.15 * cut if cut is not None else 5.0
         marks = ((-cut, f"cut |eta| < {cut:g}"), (cut, "")) if cut is not None else ()
-        return Observable(f"eta({name})", "eta", "", lambda m, i=leg: eta(m[:, i]),
-                          -ymax, ymax, marks=marks)
+        return Observable(f"eta({name})", "eta", "", _of(eta, [leg]), -ymax, ymax,
+                          marks=marks)
 
     def mass_axis(self, legs: Sequence[int], label: str, *,
                   window: Resonance | None = None) -> Observable:
@@ -297,7 +299,7 @@ class _Setup:
         :meth:`mass_hi`, or a window of +-max(15 widths, M/4) around one resonance; the
         resonances decaying into exactly these legs are marked."""
         ls = tuple(legs)
-        f = (lambda m: _mass(m[:, list(ls)].sum(axis=1)))
+        f = _of(_mass, ls)
         cut = _cut(self.cuts, f"mm{self.cls(ls[0])}{self.cls(ls[0])}") if (
             len(ls) == 2 and len({self.cls(i) for i in ls}) == 1) else None
         marks: list[tuple[float, str]] = []
@@ -322,7 +324,7 @@ class _Setup:
                           log_y=True, marks=tuple(marks))
 
 
-def _join(names: Sequence[str]) -> str:
+def _join(names: Iterable[str]) -> str:
     return " ".join(names)
 
 
@@ -335,7 +337,7 @@ def _two_leptons(s: _Setup, legs: list[int]) -> list[Observable]:
     if s.hadronic:
         cut = _cut(s.cuts, "etal")
         ymax = 1.15 * cut if cut is not None else 5.0
-        out.append(Observable(f"y({pair})", "y", "", lambda m: rapidity(m[:, minus] + m[:, plus]),
+        out.append(Observable(f"y({pair})", "y", "", _of(rapidity, legs),
                               -ymax, ymax))
         out.append(Observable(f"cos theta*_CS({nm})", "cos theta*", "",
                               lambda m: collins_soper_cos_theta(m[:, minus], m[:, plus]),
@@ -345,8 +347,7 @@ def _two_leptons(s: _Setup, legs: list[int]) -> list[Observable]:
         sign = 1.0 if s.pdgs[0] > 0 else -1.0
         beam = particle_name(s.pdgs[0] if sign > 0 else s.pdgs[1])
         out.append(Observable(f"cos theta({nm}, {beam} beam)", "cos theta", "",
-                              lambda m: sign * m[:, minus, 3]
-                              / np.linalg.norm(m[:, minus, 1:], axis=1), -1.0, 1.0))
+                              _of(lambda p: sign * _cos_beam(p), [minus]), -1.0, 1.0))
     for i in (minus, plus):
         out.append(s.pt_axis([i], f"pT({s.names[i]})"))
     if s.hadronic:
@@ -360,9 +361,12 @@ def _lepton_collider_partons(s: _Setup, legs: list[int]) -> list[Observable]:
     t_lo = 2 / 3 if len(legs) == 3 and all(s.masses[i - 2] == 0 for i in legs) else 0.5
     out = [Observable("thrust T", "T", "", lambda m: thrust(m[:, legs]), t_lo - 0.02, 1.0,
                       log_y=True, marks=edge)]
+    def fraction(p: np.ndarray) -> np.ndarray:
+        return np.asarray(2 * p[:, 0] / s.sqrt_s)
+
     for i in legs:
-        out.append(Observable(f"x({s.names[i]}) = 2E/sqrt(s)", "x", "",
-                              lambda m, i=i: 2 * m[:, i, 0] / s.sqrt_s, 0.0, 1.0, marks=edge))
+        out.append(Observable(f"x({s.names[i]}) = 2E/sqrt(s)", "x", "", _of(fraction, [i]),
+                              0.0, 1.0, marks=edge))
     for i, j in itertools.combinations(legs, 2):
         out.append(s.mass_axis([i, j], f"m({s.names[i]} {s.names[j]})"))
     return out
@@ -373,8 +377,8 @@ def _top_pair(s: _Setup, top: int, anti: int) -> list[Observable]:
     return [s.mass_axis([top, anti], f"m({nt} {na})"),
             s.pt_axis([top], f"pT({nt})"),
             s.pt_axis([anti], f"pT({na})"),
-            Observable(f"y({nt})", "y", "", lambda m: rapidity(m[:, top]), -4.0, 4.0),
-            Observable(f"y({nt} {na})", "y", "", lambda m: rapidity(m[:, top] + m[:, anti]),
+            Observable(f"y({nt})", "y", "", _of(rapidity, [top]), -4.0, 4.0),
+            Observable(f"y({nt} {na})", "y", "", _of(rapidity, [top, anti]),
                        -4.0, 4.0),
             s.pt_axis([top, anti], f"pT({nt} {na})")]
 
@@ -391,7 +395,7 @@ def _generic(s: _Setup) -> list[Observable]:
         miss = _cut(s.cuts, "misset")
         hi = s.mass_hi() / 2
         out.append(Observable("missing pT", "pT", "GeV",
-                              lambda m: pt(m[:, nus].sum(axis=1)), 0.0, hi, log_y=True,
+                              _of(pt, nus), 0.0, hi, log_y=True,
                               marks=((miss, f"cut > {miss:g}"),) if miss else ()))
     for r in s.res:
         if len(r.legs) >= 2:
@@ -483,12 +487,11 @@ def _fallback_observables(momenta: Momenta) -> list[Observable]:
     fin = momenta.shape[1] - 2
     out = []
     for i in range(2, 2 + min(fin, 3)):
-        out.append(Observable(f"pT(p{i + 1})", "pT", "GeV", lambda m, i=i: pt(m[:, i]),
-                              0.0, 1.0, log_y=True))
-        out.append(Observable(f"y(p{i + 1})", "y", "", lambda m, i=i: rapidity(m[:, i]),
-                              -1.0, 1.0))
+        out.append(Observable(f"pT(p{i + 1})", "pT", "GeV", _of(pt, [i]), 0.0, 1.0,
+                              log_y=True))
+        out.append(Observable(f"y(p{i + 1})", "y", "", _of(rapidity, [i]), -1.0, 1.0))
     out.append(Observable("m(final state)", "m", "GeV",
-                          lambda m: _mass(m[:, 2:].sum(axis=1)), 0.0, 1.0, log_y=True))
+                          _of(_mass, range(2, momenta.shape[1])), 0.0, 1.0, log_y=True))
     return out
 
 
