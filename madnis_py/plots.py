@@ -7,8 +7,7 @@ it, so that tests and notebooks can read the panels back.
 
 Kinematics are chosen by process class, from the particles' PDG ids
 (:func:`observables`): two opposite-sign leptons (Drell-Yan-like: m_ll, pT_ll, y_ll,
-cos theta* in the Collins-Soper frame, arXiv hep-ph/0006304 eq. (4) with
-Phys. Rev. D 16 (1977) 2219), partons from a lepton collider (thrust, energy fractions,
+cos theta* in the Collins-Soper frame, Phys. Rev. D 16 (1977) 2219), partons from a lepton collider (thrust, energy fractions,
 parton-pair masses), top pairs (m_tt, pT_t, y_t, y_tt), and a generic set otherwise
 (pT and eta of every particle, the masses of the resonances' decay products, missing
 pT). The histogram ranges come from the cuts, the collision energy and the resonances'
@@ -267,15 +266,17 @@ class _Setup:
         if not self.hadronic:
             return self.sqrt_s
         heavy = max((r.mass + 5 * r.width for r in self.res), default=0.0)
-        threshold = max(sum(self.masses), *(v for k in ("mmll", "mmjj", "mmaa", "mmbb")
-                                            if (v := _cut(self.cuts, k)) is not None),
-                        10.0)
+        pt_cuts = sum(_cut(self.cuts, f"pt{self.cls(i)}") or 0.0
+                      for i in range(2, len(self.pdgs)))
+        threshold = max(sum(self.masses), pt_cuts, self.min_mass, 10.0,
+                        *(v for k in ("mmll", "mmjj", "mmaa", "mmbb")
+                          if (v := _cut(self.cuts, k)) is not None))
         return min(self.sqrt_s, max(2 * heavy, 4 * threshold))
 
     def pt_axis(self, legs: Sequence[int], label: str) -> Observable:
         """pT of one leg or of the sum of several."""
         cut = _cut(self.cuts, f"pt{self.cls(legs[0])}") if len(legs) == 1 else None
-        hi = self.mass_hi() / 2
+        hi = max(self.mass_hi() / 2, 4 * (cut or 0.0))
         f = _of(pt, legs)
         if cut is not None:
             return Observable(label, "pT", "GeV", f, cut / 2, hi, log_x=hi / cut > 8,
@@ -300,8 +301,10 @@ class _Setup:
         resonances decaying into exactly these legs are marked."""
         ls = tuple(legs)
         f = _of(_mass, ls)
-        cut = _cut(self.cuts, f"mm{self.cls(ls[0])}{self.cls(ls[0])}") if (
-            len(ls) == 2 and len({self.cls(i) for i in ls}) == 1) else None
+        kind = self.cls(ls[0])
+        same = len(ls) == 2 and kind is not None and self.cls(ls[1]) == kind and (
+            kind != "l" or self.pdgs[ls[0]] == -self.pdgs[ls[1]])  # mmll: opposite sign
+        cut = _cut(self.cuts, f"mm{kind}{kind}") if same else None
         marks: list[tuple[float, str]] = []
         if cut is not None:
             marks.append((cut, f"cut m > {cut:g}"))
@@ -314,8 +317,8 @@ class _Setup:
         if window is not None:
             half = max(15 * window.width, window.mass / 4)
             lo, hi = max(window.mass - half, threshold, cut or 0.0), window.mass + half
-        else:
-            hi = self.mass_hi()
+        if window is None or lo >= hi:  # no window, or a cut above it: the full range
+            hi = max(self.mass_hi(), 4 * (cut or 0.0))
             lo = cut * 0.8 if cut is not None else (0.95 * threshold if threshold > 0
                                                      else hi / 1000)
         if not self.hadronic and len(ls) == len(self.masses):
@@ -472,10 +475,7 @@ def _process_observables(process: Any, cuts: Mapping[str, float] | None,
     energy = sqrt_s if sqrt_s is not None else process.defaults.sqrt_s
     if energy is None:
         raise ValueError(f"process {process.name}: no collision energy (pass sqrt_s)")
-    try:
-        masses = process.final_masses()
-    except (OSError, ValueError, KeyError):  # a card without its param_card: massless
-        masses = None
+    masses = process.final_masses()
     return observables([sub.pdgs for sub in process.subprocesses], hadronic=process.hadronic,
                        sqrt_s=energy, cuts=process.cuts if cuts is None else cuts,
                        channels=process.channels, masses=masses)

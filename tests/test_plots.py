@@ -214,6 +214,16 @@ def test_drell_yan_like_panels_from_cuts_and_resonances() -> None:
     by = {o.xlabel: o for o in tight}
     assert inside(by["m(e+ e-) [GeV]"], 120.0) and inside(by["pT(e-) [GeV]"], 30.0)
     assert inside(by["eta(e-)"], 1.5) and by["eta(e-)"].hi < 2
+    # cuts far above the resonances: the ranges follow the cuts, not the Z'
+    hard = observables([s.pdgs for s in proc.subprocesses], hadronic=True, sqrt_s=13000,
+                       cuts={"ptl": 300.0, "mmll": 1500.0}, channels=proc.channels)
+    by = {o.xlabel: o for o in hard}
+    assert inside(by["m(e+ e-) [GeV]"], 1500.0) and inside(by["pT(e+) [GeV]"], 300.0)
+    assert inside(by["pT(e+) [GeV]"], 750.0)  # the Jacobian peak of m = 1500
+    # mmll acts on opposite-sign same-flavour pairs only (MadGraph): e+ mu- is not marked
+    emu = observables([(2, -2, -11, 13)], hadronic=True, sqrt_s=13000,
+                      cuts={"mmll": 50.0, "ptl": 10.0})
+    assert labels(emu)[0] == "m(e+ mu-) [GeV]" and not emu[0].marks
 
 
 def test_panels_of_the_other_classes() -> None:
