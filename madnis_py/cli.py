@@ -411,7 +411,8 @@ def _event_plots(gen: Any, integrand: Any, weights: np.ndarray, w_max: float,
             moms[sel] = integrand(x[sel].numpy(), int(c), prior=False).momenta
         events = EventBatch.concatenate(sample)
         plot_kinematics(events.momenta, moms, w, out / "kinematics.png",
-                        event_weights=events.weights)
+                        event_weights=events.weights, process=integrand.process,
+                        cuts=integrand.cut_values, sqrt_s=integrand.sqrt_s)
         made.append(str(out / "kinematics.png"))
     return made
 
@@ -532,7 +533,9 @@ def _run_in(args: argparse.Namespace, card: Any, settings: Any, process: Any, ou
             result = _integrate(card, mc, timings)
             mc.save(card.checkpoint_path)
             if card.output.plots:
-                mc.plot_history(out / "training.png")
+                from madnis_py.plots import plot_history
+                plot_history(mc.history, out / "training.png",
+                             channel_names=[c.name for c in process.channels])
             mc.save_history(out / "history.json")
         summary: dict[str, Any] = {
             "process": process.name, "seed": card.run.seed, "sigma_pb": result.value,

@@ -139,8 +139,8 @@ class EventGenerator:
     unweighter : Unweighter
         How the maximum weight is chosen and overweights are treated.
     seed : int
-        Seeds the accept/reject and flavour/colour choices (the integrator's own
-        generator draws the points).
+        Seeds the accept/reject and flavour/colour choices, and reseeds the integrator's
+        own generator, which draws the points.
     """
 
     def __init__(self, integrator: Any, sigma: float, *, unweighter: Unweighter,
@@ -157,6 +157,9 @@ class EventGenerator:
         self.sigma = float(sigma)
         self.unweighter = unweighter
         self.rng = np.random.default_rng(seed)
+        # A loaded checkpoint restores the generator's state: without this, generation
+        # from one checkpoint drew the same points whatever the seed.
+        integrator.generator.manual_seed(seed)
         proc = physics.process
         flows = [sub.colour_flows or leading_colour_flows(sub.pdgs)
                  for sub in proc.subprocesses]
