@@ -14,6 +14,8 @@ Sets are looked up by name in the package's embedded sets (``madnis_py/data/pdfs
 ``lhapdf`` Python module imports, through LHAPDF itself, else in the directories of
 ``LHAPDF_DATA_PATH`` (or ``LHAPATH``) and ``LHAPDF_DATA_PREFIX``. An integer is an
 LHAPDF ID, mapped to a set and member through ``pdfsets.index`` in those directories.
+The LHAPDF backend evaluates a batch with one call per parton ID, and silences LHAPDF's
+banner (it would otherwise go to standard output).
 
 Modules, each with one job: :mod:`.info` (metadata), :mod:`.grid` (member files),
 :mod:`.interpolation` (interpolation and extrapolation), :mod:`.alphas`, :mod:`.lookup`

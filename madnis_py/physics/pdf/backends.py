@@ -11,11 +11,11 @@ from numpy.typing import NDArray
 from madnis_py.physics.pdf.alphas import make_alphas
 from madnis_py.physics.pdf.errors import PDFError, PDFGridFormatError, PDFSetNotFoundError
 from madnis_py.physics.pdf.grid import read_lhagrid
-from madnis_py.physics.pdf.info import INFO_DEFAULTS, parse_value, read_info
+from madnis_py.physics.pdf.info import INFO_DEFAULTS, parse_metadata, parse_value, read_info
 from madnis_py.physics.pdf.interpolation import LogBicubicGrid
 from madnis_py.physics.pdf.lookup import member_file
 
-__all__ = ["Backend", "GridBackend", "LHAPDFBackend", "import_lhapdf"]
+__all__ = ["Backend", "GridBackend", "LHAPDFBackend", "import_lhapdf", "lhapdf_paths"]
 
 FloatArray = NDArray[np.float64]
 
@@ -126,21 +126,36 @@ class GridBackend:
         return self._alphas(q2)
 
 
+#: Metadata keys asked of LHAPDF one by one where the set's ``.info`` is not on disk.
+_LHAPDF_INFO_KEYS = ("SetIndex", "SetDesc", "Format", "DataVersion", "NumMembers", "Particle",
+                     "Flavors", "OrderQCD", "FlavorScheme", "NumFlavors", "ErrorType",
+                     "XMin", "XMax", "QMin", "QMax", "MZ", "MUp", "MDown", "MStrange",
+                     "MCharm", "MBottom", "MTop", "AlphaS_MZ", "AlphaS_OrderQCD",
+                     "AlphaS_Type", "Interpolator", "Extrapolator", "ForcePositive")
+
+def lhapdf_paths(lhapdf: Any) -> list[Path]:
+    """LHAPDF's own data directories (its ``LHAPDF_DATA_PATH`` and install prefix)."""
+    try:
+        return list(dict.fromkeys(Path(p) for p in lhapdf.paths()))
+    except Exception:  # noqa: BLE001 - bindings without paths(): nothing to add
+        return []
+
+
 class LHAPDFBackend:
-    """A member evaluated by the LHAPDF library (point by point through its bindings)."""
+    """A member evaluated by the LHAPDF library.
+
+    LHAPDF's verbosity is set to 0 for the whole process: at 1 it prints a banner on
+    every set it loads and a citation request at exit, both on standard output, where
+    ``madnis-py --json`` writes its one JSON document. A batch is evaluated with one call
+    per parton ID (the bindings loop over zipped x and Q2 lists in compiled code);
+    LHAPDF's alpha_s takes one Q2 per call.
+    """
 
     kind = "lhapdf"
 
     def __init__(self, lhapdf: Any, name: str | int, member: int):
+        lhapdf.setVerbosity(0)
         self._pdf = lhapdf.mkPDF(name) if isinstance(name, int) else lhapdf.mkPDF(name, member)
-        info: dict[str, Any] = {}
-        try:
-            src = self._pdf.info()
-            for key in src.keys():
-                info[str(key)] = parse_value(str(src.get_entry(key)))
-        except Exception:  # older bindings: no key listing
-            pass
-        self.info = info
         self.path: Path | None = None
         self.pids = [int(p) for p in self._pdf.flavors()]
         self.set_name: str | None = None
@@ -148,8 +163,39 @@ class LHAPDFBackend:
         try:
             self.set_name = str(self._pdf.set().name)
             self.member = int(self._pdf.memberID)
-        except Exception:  # bindings without set()/memberID
+        except Exception:  # noqa: BLE001 - bindings without set()/memberID
             pass
+        self.info = self._read_info(lhapdf)
+        self._zipped = True
+
+    def _read_info(self, lhapdf: Any) -> dict[str, Any]:
+        """The set's ``.info`` over LHAPDF's defaults and the member header, from disk
+        where LHAPDF's directories hold it, else the common keys through the bindings."""
+        info: dict[str, Any] = dict(INFO_DEFAULTS)
+        setdir = None if self.set_name is None else next(
+            (d / self.set_name for d in lhapdf_paths(lhapdf)
+             if (d / self.set_name / f"{self.set_name}.info").is_file()), None)
+        if setdir is not None:
+            info.update(read_info(setdir / f"{self.set_name}.info"))
+            mem = member_file(setdir, self.member)
+            if mem.is_file():
+                self.path = mem
+                with open(mem, encoding="utf-8") as fh:
+                    head = []
+                    for line in fh:
+                        if line.strip() == "---":
+                            break
+                        head.append(line)
+                info.update(parse_metadata(head, mem))
+            return info
+        try:
+            src = self._pdf.info()
+            for key in _LHAPDF_INFO_KEYS:
+                if src.has_key(key):
+                    info[key] = parse_value(str(src.get_entry(key)))
+        except Exception:  # noqa: BLE001 - bindings without has_key/get_entry
+            pass
+        return info
 
     @property
     def flavours(self) -> list[int]:
@@ -164,10 +210,25 @@ class LHAPDFBackend:
         return float(self._pdf.q2Min), float(self._pdf.q2Max)
 
     def xfxQ2(self, pid: NDArray[np.int64], x: FloatArray, q2: FloatArray) -> FloatArray:
+        pids = np.unique(pid)
+        if pids.size == 1:
+            return self._xfxQ2_one(int(pids[0]), x, q2)
+        out = np.empty(x.size)
+        for p in pids:
+            sel = pid == p
+            out[sel] = self._xfxQ2_one(int(p), x[sel], q2[sel])
+        return out
+
+    def _xfxQ2_one(self, pid: int, x: FloatArray, q2: FloatArray) -> FloatArray:
         f = self._pdf.xfxQ2
-        return np.fromiter((f(int(p), float(a), float(b)) for p, a, b in zip(pid, x, q2)),
+        if self._zipped:
+            try:
+                return np.asarray(f(pid, x.tolist(), q2.tolist()), dtype=np.float64)
+            except TypeError:  # bindings before 6.3 take scalars only
+                self._zipped = False
+        return np.fromiter((f(pid, a, b) for a, b in zip(x.tolist(), q2.tolist())),
                            dtype=np.float64, count=x.size)
 
     def alphasQ2(self, q2: FloatArray) -> FloatArray:
-        f = self._pdf.alphasQ2
-        return np.fromiter((f(float(b)) for b in q2), dtype=np.float64, count=q2.size)
+        return np.fromiter(map(self._pdf.alphasQ2, q2.tolist()), dtype=np.float64,
+                           count=q2.size)

@@ -13,8 +13,8 @@ from typing import Iterable, Sequence
 from madnis_py.physics.pdf.errors import PDFGridFormatError, PDFSetNotFoundError
 from madnis_py.physics.pdf.info import INT_RE
 
-__all__ = ["DEFAULT_PDF_SET", "EMBEDDED_PDFSETS_DIR", "find_set_dir", "lookup_lhaid",
-           "member_file", "pdf_search_paths"]
+__all__ = ["DEFAULT_PDF_SET", "EMBEDDED_PDFSETS_DIR", "find_set_dir", "install_hint",
+           "lookup_lhaid", "member_file", "pdf_search_paths"]
 
 #: The set used when none is named: the embedded Les Houches toy PDF.
 DEFAULT_PDF_SET = "LHToyPDF"
@@ -41,6 +41,14 @@ def pdf_search_paths() -> list[Path]:
         if p not in seen:
             seen.append(p)
     return seen
+
+
+def install_hint(name: str | None = None) -> str:
+    """How to make a missing set available, for the errors that report one."""
+    how = f"'lhapdf install {name}'" if name else "'lhapdf install NAME'"
+    return (f"install the set (LHAPDF's {how}, or unpack it from "
+            "https://lhapdfsets.web.cern.ch/current/, with LHAPDF's pdfsets.index for IDs) "
+            "and point LHAPDF_DATA_PATH at the directory that holds it")
 
 
 def member_file(setdir: Path, member: int) -> Path:
@@ -77,6 +85,6 @@ def lookup_lhaid(lhaid: int, paths: Sequence[Path]) -> tuple[str, int]:
         searched = ", ".join(str(i) for i in indices) or "none found"
         raise PDFSetNotFoundError(
             f"LHAPDF ID {lhaid} is in no pdfsets.index (index files: {searched}; searched "
-            f"directories: {', '.join(str(p) for p in paths)})")
+            f"directories: {', '.join(str(p) for p in paths)}); {install_hint()}")
     return best[1], lhaid - best[0]
 

@@ -15,7 +15,8 @@ from madnis_py.physics.pdf import backends as _backends
 from madnis_py.physics.pdf.backends import Backend, GridBackend, LHAPDFBackend
 from madnis_py.physics.pdf.errors import PDFSetNotFoundError
 from madnis_py.physics.pdf.lookup import (DEFAULT_PDF_SET, EMBEDDED_PDFSETS_DIR,
-                                          find_set_dir, lookup_lhaid, pdf_search_paths)
+                                          find_set_dir, install_hint, lookup_lhaid,
+                                          pdf_search_paths)
 
 __all__ = ["PDF"]
 
@@ -51,8 +52,8 @@ class PDF:
     backend : {"auto", "grid", "lhapdf"}
         ``"grid"``: this module's reader. ``"lhapdf"``: the LHAPDF library (must import).
         ``"auto"``: embedded sets and explicit paths with the grid reader; other names
-        through LHAPDF when it imports, else with the grid reader from the LHAPDF data
-        directories.
+        and LHAPDF IDs through LHAPDF when it imports, else with the grid reader from
+        the LHAPDF data directories.
 
     Raises
     ------
@@ -70,27 +71,25 @@ class PDF:
         if isinstance(member, bool) or not isinstance(member, (int, np.integer)) or member < 0:
             raise ValueError(f"member must be a non-negative int; got {member!r}")
         member = int(member)
-        paths = pdf_search_paths()
-        self._backend: Backend
-
         if isinstance(spec, bool) or not isinstance(spec, (str, os.PathLike, int, np.integer)):
             raise TypeError("name_or_path_or_lhaid must be a set name, a path or an LHAPDF "
                             f"ID (int); got {type(spec).__name__}")
+        lhapdf = None if backend == "grid" else _backends.import_lhapdf()
+        if backend == "lhapdf" and lhapdf is None:
+            raise ImportError("backend='lhapdf' needs the LHAPDF Python module "
+                              "('import lhapdf' failed)")
+        paths = pdf_search_paths()
+        self._backend: Backend
+        lhaid: int | None = None
 
         if isinstance(spec, (int, np.integer)):
             lhaid = int(spec)
-            if backend != "grid":
-                lhapdf = _backends.import_lhapdf()
-                if lhapdf is not None:
-                    self._backend = LHAPDFBackend(lhapdf, lhaid, 0)
-                    self.name = self._backend.set_name or str(lhaid)
-                    self.member = self._backend.member
-                    return
-                if backend == "lhapdf":
-                    raise ImportError("backend='lhapdf' needs the LHAPDF Python module "
-                                      "('import lhapdf' failed)")
-            setname, member = lookup_lhaid(lhaid, paths)
-            spec = setname
+            if lhapdf is not None:
+                self._backend = self._lhapdf(lhapdf, lhaid, 0, f"LHAPDF ID {lhaid}")
+                self.name = self._backend.set_name or str(lhaid)
+                self.member = self._backend.member
+                return
+            spec, member = lookup_lhaid(lhaid, paths)
 
         text = os.fspath(spec)
         p = Path(text)
@@ -116,31 +115,31 @@ class PDF:
         if backend == "auto" and embedded is not None:
             self._backend = GridBackend(embedded, member, name)
             return
-        if backend in ("auto", "lhapdf"):
-            lhapdf = _backends.import_lhapdf()
-            if lhapdf is not None:
-                try:
-                    self._backend = LHAPDFBackend(lhapdf, name, member)
-                except Exception as exc:
-                    lpaths = []
-                    try:
-                        lpaths = [str(x) for x in lhapdf.paths()]
-                    except Exception:
-                        pass
-                    raise PDFSetNotFoundError(
-                        f"LHAPDF could not load PDF set {name!r} member {member} ({exc}); "
-                        f"LHAPDF searched: {', '.join(lpaths) or 'unknown'}") from exc
-                return
-            if backend == "lhapdf":
-                raise ImportError("backend='lhapdf' needs the LHAPDF Python module "
-                                  "('import lhapdf' failed)")
+        if lhapdf is not None:
+            self._backend = self._lhapdf(lhapdf, name, member, f"PDF set {name!r}")
+            return
         found = find_set_dir(name, paths)
         if found is None:
+            what = (f"PDF set {name!r}" if lhaid is None
+                    else f"LHAPDF ID {lhaid} (set {name!r} member {member} in pdfsets.index)")
             searched = "\n  ".join(str(x) for x in paths)
             raise PDFSetNotFoundError(
-                f"PDF set {name!r} not found: no {name}/{name}.info in any of\n  {searched}\n"
-                "(set LHAPDF_DATA_PATH to the directory holding the set, or install LHAPDF)")
+                f"{what} not found: no {name}/{name}.info in any of\n  {searched}\n"
+                f"({install_hint(name)})")
         self._backend = GridBackend(found, member, name)
+
+    @staticmethod
+    def _lhapdf(lhapdf: Any, spec: str | int, member: int, what: str) -> LHAPDFBackend:
+        """The LHAPDF backend, its failure to load the set as a PDFSetNotFoundError."""
+        try:
+            return LHAPDFBackend(lhapdf, spec, member)
+        except Exception as exc:  # noqa: BLE001 - LHAPDF raises RuntimeError subclasses
+            searched = ", ".join(str(x) for x in _backends.lhapdf_paths(lhapdf)) or "unknown"
+            raise PDFSetNotFoundError(
+                f"LHAPDF could not load {what}" + (f" member {member}" if isinstance(spec, str)
+                                                   else "")
+                + f" ({exc}); LHAPDF searched: {searched}; "
+                + install_hint(spec if isinstance(spec, str) else None)) from exc
 
     @staticmethod
     def _resolve_path(p: Path, member: int) -> tuple[Path, int]:
