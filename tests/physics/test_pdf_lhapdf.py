@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ TOY_ID = 99000  # the toy set's ID in LHAPDF's pdfsets.index
 
 
 @pytest.fixture
-def toy_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def toy_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A data directory with the toy set and its pdfsets.index, first in LHAPDF's paths."""
     shutil.copytree(SETDIR, tmp_path / "LHToyPDF")
     with open(tmp_path / "LHToyPDF" / "LHToyPDF.info", "a") as fh:

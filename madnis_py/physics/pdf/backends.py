@@ -29,7 +29,9 @@ class Backend(Protocol):
 
     kind: str
     info: dict[str, Any]
-    path: Path | None
+
+    @property
+    def path(self) -> Path | None: ...
 
     @property
     def flavours(self) -> list[int]: ...

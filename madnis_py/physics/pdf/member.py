@@ -74,16 +74,13 @@ class PDF:
         if isinstance(spec, bool) or not isinstance(spec, (str, os.PathLike, int, np.integer)):
             raise TypeError("name_or_path_or_lhaid must be a set name, a path or an LHAPDF "
                             f"ID (int); got {type(spec).__name__}")
-        lhapdf = None if backend == "grid" else _backends.import_lhapdf()
-        if backend == "lhapdf" and lhapdf is None:
-            raise ImportError("backend='lhapdf' needs the LHAPDF Python module "
-                              "('import lhapdf' failed)")
         paths = pdf_search_paths()
         self._backend: Backend
         lhaid: int | None = None
 
         if isinstance(spec, (int, np.integer)):
             lhaid = int(spec)
+            lhapdf = self._import_lhapdf(backend)
             if lhapdf is not None:
                 self._backend = self._lhapdf(lhapdf, lhaid, 0, f"LHAPDF ID {lhaid}")
                 self.name = self._backend.set_name or str(lhaid)
@@ -115,6 +112,7 @@ class PDF:
         if backend == "auto" and embedded is not None:
             self._backend = GridBackend(embedded, member, name)
             return
+        lhapdf = self._import_lhapdf(backend)
         if lhapdf is not None:
             self._backend = self._lhapdf(lhapdf, name, member, f"PDF set {name!r}")
             return
@@ -127,6 +125,15 @@ class PDF:
                 f"{what} not found: no {name}/{name}.info in any of\n  {searched}\n"
                 f"({install_hint(name)})")
         self._backend = GridBackend(found, member, name)
+
+    @staticmethod
+    def _import_lhapdf(backend: str) -> Any:
+        """The ``lhapdf`` module, None for ``backend="grid"`` or where it does not import."""
+        lhapdf = None if backend == "grid" else _backends.import_lhapdf()
+        if backend == "lhapdf" and lhapdf is None:
+            raise ImportError("backend='lhapdf' needs the LHAPDF Python module "
+                              "('import lhapdf' failed)")
+        return lhapdf
 
     @staticmethod
     def _lhapdf(lhapdf: Any, spec: str | int, member: int, what: str) -> LHAPDFBackend:
