@@ -83,6 +83,13 @@ def test_a_missing_set_says_how_to_install_it(toy_data: Path) -> None:
     msg = str(err.value)
     assert "NoSuchSet42" in msg and str(toy_data) in msg
     assert "lhapdf install NoSuchSet42" in msg and "LHAPDF_DATA_PATH" in msg
+    # an ID in LHAPDF's index whose set is not installed: the set to install is named
+    with open(toy_data / "pdfsets.index", "a") as fh:
+        fh.write("247000 NNPDF23_lo_as_0130_qed 1\n")
+    with pytest.raises(PDFSetNotFoundError) as err:
+        PDF(247000, backend="lhapdf")
+    assert "LHAPDF ID 247000" in str(err.value)
+    assert "lhapdf install NNPDF23_lo_as_0130_qed" in str(err.value)
 
 
 def test_lhapdf_prints_nothing_on_stdout(toy_data: Path) -> None:

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from madnis_py.physics.pdf import backends as _backends
 from madnis_py.physics.pdf.backends import Backend, GridBackend, LHAPDFBackend
-from madnis_py.physics.pdf.errors import PDFSetNotFoundError
+from madnis_py.physics.pdf.errors import PDFError, PDFSetNotFoundError
 from madnis_py.physics.pdf.lookup import (DEFAULT_PDF_SET, EMBEDDED_PDFSETS_DIR,
                                           find_set_dir, install_hint, lookup_lhaid,
                                           pdf_search_paths)
@@ -141,12 +141,18 @@ class PDF:
         try:
             return LHAPDFBackend(lhapdf, spec, member)
         except Exception as exc:  # noqa: BLE001 - LHAPDF raises RuntimeError subclasses
-            searched = ", ".join(str(x) for x in _backends.lhapdf_paths(lhapdf)) or "unknown"
+            dirs = _backends.lhapdf_paths(lhapdf)
+            name: str | None = spec if isinstance(spec, str) else None
+            if isinstance(spec, int):  # the set to install, where LHAPDF's index knows the ID
+                try:
+                    name = lookup_lhaid(spec, dirs)[0]
+                except PDFError:
+                    pass
             raise PDFSetNotFoundError(
                 f"LHAPDF could not load {what}" + (f" member {member}" if isinstance(spec, str)
                                                    else "")
-                + f" ({exc}); LHAPDF searched: {searched}; "
-                + install_hint(spec if isinstance(spec, str) else None)) from exc
+                + f" ({exc}); LHAPDF searched: {', '.join(map(str, dirs)) or 'unknown'}; "
+                + install_hint(name)) from exc
 
     @staticmethod
     def _resolve_path(p: Path, member: int) -> tuple[Path, int]:
