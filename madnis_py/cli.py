@@ -2,8 +2,8 @@
 
 ::
 
-    madnis-py run CARD [--seed N] [--output DIR] [--device cpu|cuda] [--json] [--force]
-                       [--resume] [--checkpoint-every STEPS] [--allow-unsupported]
+    madnis-py run CARD [--seed N] [--pdf NAME] [--output DIR] [--device cpu|cuda] [--json]
+                       [--force] [--resume] [--checkpoint-every STEPS] [--allow-unsupported]
     madnis-py integrate CARD [...]
     madnis-py generate CARD --checkpoint FILE -n N [--scheduler ADDRESS] [--shards N] [...]
     madnis-py processes
@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--process", default=None,
                        help="process for a MadGraph run_card.dat (built-in name or path)")
         p.add_argument("--seed", type=int, default=None, help="overrides [run] seed")
+        p.add_argument("--pdf", default=None, metavar="NAME",
+                       help="PDF set by LHAPDF name or id; overrides [collider] pdf/lhaid "
+                       "(a MadGraph card's pdlabel/lhaid)")
         p.add_argument("--output", default=None, help="output directory ([run] output)")
         p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                        help="overrides [run] device")
@@ -187,6 +190,14 @@ def _load_card(args: argparse.Namespace) -> Any:
     if args.device is not None:
         run = dataclasses.replace(run, device=args.device)
     card = dataclasses.replace(card, run=run)
+    if args.pdf is not None:
+        pdf = args.pdf.strip()
+        if not pdf:
+            raise CLIError("--pdf needs an LHAPDF set name or id, got ''")
+        collider = (dataclasses.replace(card.collider, pdf=None, lhaid=int(pdf))
+                    if pdf.isdigit() else
+                    dataclasses.replace(card.collider, pdf=pdf, lhaid=None))
+        card = dataclasses.replace(card, collider=collider)
     assert isinstance(card, RunCard)
     return card
 
@@ -235,11 +246,38 @@ class _Progress:
             self.progress.stop()
 
 
-def _integrator(card: Any, process: Any) -> tuple[Any, Any]:
+def _pdf_origin(args: argparse.Namespace, card: Any) -> str:
+    """Where the run's PDF set was chosen: the option, the card and its field."""
+    if getattr(args, "pdf", None) is not None:
+        return f"--pdf {args.pdf}"
+    src = card.source
+    if src is not None and src.suffix == ".dat":
+        from madnis_py.cards import read_madgraph_run_card
+
+        fields = read_madgraph_run_card(src)
+        label = next((n for n in ("pdlabel", "pdlabel1") if n in fields), "pdlabel")
+        name = "lhaid" if fields.get(label, "").strip().lower() == "lhapdf" else label
+        line = fields.lines.get(name)
+        return (f"{src}{'' if line is None else f':{line}'}: {name} = "
+                f"{fields.get(name, '?').strip()} (LHAPDF ID {card.collider.lhaid})")
+    where = "" if src is None else f"{src}: "
+    if card.collider.pdf is not None:
+        return f"{where}[collider] pdf = {card.collider.pdf!r}"
+    if card.collider.lhaid is not None:
+        return f"{where}[collider] lhaid = {card.collider.lhaid}"
+    return "the process card's [defaults] pdf"
+
+
+def _integrator(card: Any, process: Any, args: argparse.Namespace) -> tuple[Any, Any]:
     from madnis_py.integrand import Integrand, TorchChannels
+    from madnis_py.physics.pdf import PDFSetNotFoundError
     from madnis_py.training import Integrator
 
-    integrand = Integrand(process, **card.integrand_options())
+    try:
+        integrand = Integrand(process, **card.integrand_options())
+    except PDFSetNotFoundError as err:
+        raise CLIError(f"{_pdf_origin(args, card)}: {err}; or choose an installed set with "
+                       "--pdf NAME (such as --pdf LHToyPDF, the embedded toy set)") from err
     channels = TorchChannels(integrand)
     opts = card.integrator_options()
     return integrand, Integrator(channels, feature_dims=channels.feature_dims, **opts)
@@ -506,7 +544,7 @@ def _run_in(args: argparse.Namespace, card: Any, settings: Any, process: Any, ou
     try:
         torch.manual_seed(card.run.seed)  # the flows' and channel weights' initialisation
         try:
-            integrand, mc = _integrator(card, process)
+            integrand, mc = _integrator(card, process, args)
         except ValueError as err:  # physics the integrand cannot be built for
             raise CLIError(f"process {process.name}: {err}") from err
         # The integrator binds its checkpoints to integrand.fingerprint() (and checks a

@@ -17,6 +17,7 @@ import torch
 from scipy.integrate import quad_vec
 
 from madnis_py.physics import pdf as pdfmod
+from madnis_py.physics.pdf import backends as pdf_backends
 from madnis_py.physics.pdf import (
     PDF,
     AlphaSAnalytic,
@@ -45,7 +46,7 @@ def reference() -> dict[str, np.ndarray]:
 
 @pytest.fixture
 def no_lhapdf(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pdfmod, "_try_import_lhapdf", lambda: None)
+    monkeypatch.setattr(pdf_backends, "import_lhapdf", lambda: None)
 
 
 def _copy_set(tmp_path: Path) -> Path:
