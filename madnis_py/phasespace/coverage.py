@@ -36,32 +36,26 @@ def _leaves(node: Node) -> list[int]:
     return [node]
 
 
-def _describe(cuts: Sequence[Cuts], names: set[str]) -> str:
-    """``"mmll = 10, ptl = 10"``: the active cuts among ``names`` (loosest over the
-    subprocesses), or a sentence saying that none is active."""
-    values: dict[str, float] = {}
-    for c in cuts:
-        for name, value in c.active.items():
-            if name in names:
-                values[name] = min(values.get(name, value), value)
+def _describe(cuts: Cuts, names: set[str]) -> str:
+    """``"cuts mmll = 10, ptl = 10"``: the active cuts among ``names``, or a sentence
+    saying that none is active."""
+    values = {name: value for name, value in cuts.active.items() if name in names}
     if not values:
         return "no cut bounds it from below"
     return "cuts " + ", ".join(f"{name} = {value:g}" for name, value in sorted(values.items()))
 
 
-def _mass_cut_names(cuts: Sequence[Cuts], legs: Sequence[int], whole: bool) -> set[str]:
-    names = {name for c in cuts for (i, j), (name, _) in c.pair_mass_cuts().items()
+def _mass_cut_names(cuts: Cuts, legs: Sequence[int], whole: bool) -> set[str]:
+    names = {name for (i, j), (name, _) in cuts.pair_mass_cuts().items()
              if i in legs and j in legs}
     if whole:
         names |= _shat_cut_names(cuts)
     return names
 
 
-def _shat_cut_names(cuts: Sequence[Cuts]) -> set[str]:
-    names = {name for c in cuts for name in c.active
-             if name.startswith("pt") and not name.endswith("max")}
-    names |= {"misset"} | {name for c in cuts for _, (name, _) in c.pair_mass_cuts().items()}
-    return names
+def _shat_cut_names(cuts: Cuts) -> set[str]:
+    names = {name for name in cuts.active if name.startswith("pt") and not name.endswith("max")}
+    return names | {"misset"} | {name for name, _ in cuts.pair_mass_cuts().values()}
 
 
 def _too_tight(limit: float, bound: float) -> bool:
@@ -104,13 +98,18 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
     if not cuts:
         raise ValueError("cuts: expected the Cuts of at least one subprocess")
     n_final = len(masses)
+    several = len({c.pdgs for c in cuts}) > 1
+
+    def _which(c: Cuts) -> str:
+        return f" in subprocess {list(c.pdgs)}" if several else ""
+
     where = f"{card}: " if card is not None else ""
 
     def fail(label: str, field: str, value: str, what: str, bound: str,
-             names: set[str]) -> None:
+             loosest: Cuts, names: set[str]) -> None:
         raise CutCoverageError(
             f"{where}channel {label!r}: {field} = {value} is above what the run's cuts "
-            f"allow: {what} down to {bound} ({_describe(cuts, names)}). The channel would "
+            f"allow: {what} down to {bound} ({_describe(loosest, names)}{_which(loosest)}). The channel would "
             f"never generate the events in between and their cross section would be lost; "
             f"lower or drop {field} in the process card (the mapping follows the cuts by "
             f"itself), or tighten the cut to match")
@@ -123,12 +122,13 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
         d1 = fit_node(node.daughters[1], label, f"{field}.decay[1]", False)
         if is_root and not hadronic:
             return Decay(node.propagator, (d0, d1), node.min_mass)
-        bound = min(c.min_mass(legs, masses) for c in cuts)
+        bound, loosest = min(((c.min_mass(legs, masses), c) for c in cuts),
+                             key=lambda pair: pair[0])
         if _too_tight(node.min_mass, bound):
             name = node.propagator.name or "?"
             fail(label, f"{field}.min_mass", f"{node.min_mass:g} GeV",
                  f"m({', '.join(map(str, legs))}) of propagator {name}", f"{bound:g} GeV",
-                 _mass_cut_names(cuts, legs, len(legs) == n_final))
+                 loosest, _mass_cut_names(loosest, legs, len(legs) == n_final))
         return Decay(node.propagator, (d0, d1), max(node.min_mass, bound))
 
     out = []
@@ -142,10 +142,11 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
                            for k, b in enumerate(topo.t_channel.blocks))
             fitted = replace(topo, t_channel=TChannel(blocks, topo.t_channel.propagators))
         if hadronic:
-            shat = min(c.min_shat(masses) for c in cuts)
+            shat, loosest = min(((c.min_shat(masses), c) for c in cuts),
+                                key=lambda pair: pair[0])
             if _too_tight(topo.min_shat, shat):
                 fail(label, "min_shat", f"{topo.min_shat:g} GeV^2", "the partonic s",
-                     f"{shat:g} GeV^2", _shat_cut_names(cuts))
+                     f"{shat:g} GeV^2", loosest, _shat_cut_names(loosest))
             fitted = replace(fitted, min_shat=max(topo.min_shat, shat))
         out.append(fitted)
     return out

@@ -553,9 +553,10 @@ class Cuts:
         k the others carry ``sum_j |pT_j| >= |pT_k|``, so by Minkowski's inequality
         ``sqrt(s) >= sqrt(m_k^2 + pT_k^2) + sqrt(M^2 + P^2)`` with M the others' masses
         and ``P = max(pT_k, sum_j pT_j)`` (``ptj > 20`` alone gives ``sqrt(s) >= 40``).
-        ``s`` is at least the squared invariant mass of any pair, so an active ``mmXX``
-        lower cut (not a veto window) bounds it too. None of these removes an event the
-        cuts keep. ``masses``: the final-state masses.
+        ``sqrt(s)`` is at least the sum of the invariant masses of disjoint pairs (and
+        the other masses), so active ``mmXX`` lower cuts (not veto windows) bound it
+        too. None of these removes an event the cuts keep. ``masses``: the final-state
+        masses.
         """
         m = self._final_masses(masses)
         a = self._pt_minima()
@@ -564,19 +565,34 @@ class Cuts:
             rest_m = sum(m) - m[k]
             rest_pt = max(a[k], sum(a) - a[k])
             root = max(root, math.hypot(m[k], a[k]) + math.hypot(rest_m, rest_pt))
-        bound = root * root
-        for (i, j), (_, low) in self.pair_mass_cuts().items():
-            bound = max(bound, (low + sum(m) - m[i - 2] - m[j - 2]) ** 2)
+        pairs = self._pairs_bound(range(2, len(m) + 2), m)
+        return max(root, pairs) ** 2
+
+    def _pairs_bound(self, legs: Sequence[int], m: Sequence[float]) -> float:
+        """The sum of the masses of ``legs``, with disjoint pairs under a lower ``mmXX``
+        cut counted at their cut: the mass of a set of physical momenta is at least the
+        sum of the masses of its parts. Pairs are taken greedily by gain, which may miss
+        the best combination but never overstates the bound."""
+        chosen = set(legs)
+        bound = sum(m[leg - 2] for leg in chosen)
+        gains = sorted(((low - m[i - 2] - m[j - 2], i, j)
+                        for (i, j), (_, low) in self.pair_mass_cuts().items()
+                        if i in chosen and j in chosen), reverse=True)
+        used: set[int] = set()
+        for gain, i, j in gains:
+            if gain > 0 and i not in used and j not in used:
+                bound += gain
+                used |= {i, j}
         return bound
 
     def min_mass(self, legs: Sequence[int], masses: Sequence[float]) -> float:
         """A lower bound (GeV) on the invariant mass of the final-state particles ``legs``
         (momentum indices, 2 and above) in every event that passes.
 
-        The sum of their masses; a pair among them with a lower ``mmXX`` cut adds its cut
-        in place of the two masses (the mass of a set of physical momenta is at least
-        the sum of the masses of any split into parts); and the whole final state is
-        bounded by :meth:`min_shat`.
+        The sum of their masses, with disjoint pairs among them under a lower ``mmXX``
+        cut counted at their cut (the mass of a set of physical momenta is at least the
+        sum of the masses of any split into parts); the whole final state is bounded by
+        :meth:`min_shat` too.
         """
         m = self._final_masses(masses)
         chosen = sorted({int(leg) for leg in legs})
@@ -584,11 +600,7 @@ class Cuts:
                 2 <= leg < len(self._pdgs) for leg in chosen):
             raise ValueError(f"legs: expected distinct final-state momentum indices in "
                              f"2..{len(self._pdgs) - 1}, got {list(legs)}")
-        total = sum(m[leg - 2] for leg in chosen)
-        bound = total
-        for (i, j), (_, low) in self.pair_mass_cuts().items():
-            if i in chosen and j in chosen:
-                bound = max(bound, low + total - m[i - 2] - m[j - 2])
+        bound = self._pairs_bound(chosen, m)
         if len(chosen) == len(m):
             bound = max(bound, math.sqrt(self.min_shat(m)))
         return bound
