@@ -16,6 +16,7 @@ installed); their libraries are the built-in ones.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import replace
@@ -132,7 +133,7 @@ def two_body_quadrature(integrand: Integrand, *, m_breaks: list[float],
     masses = integrand.masses
     pieces: list[tuple[np.ndarray, np.ndarray]] = []
     breaks = sorted(set(m_breaks))
-    for lo, hi in zip(breaks[:-1], breaks[1:]):
+    for lo, hi in itertools.pairwise(breaks):
         inside = [(mr, wr) for mr, wr in resonances if lo < mr < hi]
         if inside:
             mr, wr = inside[0]

@@ -99,27 +99,27 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
         raise ValueError("cuts: expected the Cuts of at least one subprocess")
     n_final = len(masses)
     several = len({c.pdgs for c in cuts}) > 1
-
-    def _which(c: Cuts) -> str:
-        return f" in subprocess {list(c.pdgs)}" if several else ""
-
     where = f"{card}: " if card is not None else ""
 
     def fail(label: str, field: str, value: str, what: str, bound: str,
              loosest: Cuts, names: set[str]) -> None:
+        source = _describe(loosest, names)
+        if several:
+            source += f" in subprocess {list(loosest.pdgs)}"
         raise CutCoverageError(
             f"{where}channel {label!r}: {field} = {value} is above what the run's cuts "
-            f"allow: {what} down to {bound} ({_describe(loosest, names)}{_which(loosest)}). The channel would "
-            f"never generate the events in between and their cross section would be lost; "
-            f"lower or drop {field} in the process card (the mapping follows the cuts by "
-            f"itself), or tighten the cut to match")
+            f"allow: {what} down to {bound} ({source}). The channel would never generate "
+            f"the events in between and their cross section would be lost; lower or drop "
+            f"{field} in the process card (the mapping follows the cuts by itself), or "
+            f"tighten the cut to match")
 
-    def fit_node(node: Node, label: str, field: str, is_root: bool) -> Node:
-        if not isinstance(node, Decay):
-            return node
+    def fit_node(node: Node, label: str, field: str) -> Node:
+        return fit_decay(node, label, field, False) if isinstance(node, Decay) else node
+
+    def fit_decay(node: Decay, label: str, field: str, is_root: bool) -> Decay:
         legs = sorted(_leaves(node))
-        d0 = fit_node(node.daughters[0], label, f"{field}.decay[0]", False)
-        d1 = fit_node(node.daughters[1], label, f"{field}.decay[1]", False)
+        d0 = fit_node(node.daughters[0], label, f"{field}.decay[0]")
+        d1 = fit_node(node.daughters[1], label, f"{field}.decay[1]")
         if is_root and not hadronic:
             return Decay(node.propagator, (d0, d1), node.min_mass)
         bound, loosest = min(((c.min_mass(legs, masses), c) for c in cuts),
@@ -135,10 +135,10 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
     for i, topo in enumerate(topologies):
         label = topo.name or f"channel {i}"
         if topo.s_channel is not None:
-            fitted = replace(topo, s_channel=fit_node(topo.s_channel, label, "s_channel", True))
+            fitted = replace(topo, s_channel=fit_decay(topo.s_channel, label, "s_channel", True))
         else:
             assert topo.t_channel is not None
-            blocks = tuple(fit_node(b, label, f"t_channel.blocks[{k}]", False)
+            blocks = tuple(fit_node(b, label, f"t_channel.blocks[{k}]")
                            for k, b in enumerate(topo.t_channel.blocks))
             fitted = replace(topo, t_channel=TChannel(blocks, topo.t_channel.propagators))
         if hadronic:
