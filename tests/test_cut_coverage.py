@@ -421,7 +421,7 @@ def test_card_mass_limit_tighter_than_the_cuts_is_an_error(tmp_path: Path) -> No
         Integrand(process, cuts={"mmll": 50.0})
     with pytest.raises(CutCoverageError, match=rf"{path}: channel 'photon': "
                        r"s_channel.min_mass = 50 GeV .*down to 20 GeV \(cuts mmll = 10, "
-                       r"ptl = 10 in subprocess \[2, -2, -11, 11\]\)"):
+                       r"ptl = 10\)\. "):
         Integrand(process, cuts={"ptl": 10.0, "etal": 2.5, "mmll": 10.0})
 
 
@@ -429,6 +429,5 @@ def test_card_min_shat_tighter_than_the_cuts_is_an_error(tmp_path: Path) -> None
     path = _card_with(tmp_path, "udx_enug", lambda t: t.replace(
         'name = "g from beam 1"\n', 'name = "g from beam 1"\nmin_shat = 1600.0\n'))
     with pytest.raises(CutCoverageError, match=r"channel 'g from beam 1': min_shat = 1600 "
-                       r"GeV\^2 .*down to 400 GeV\^2 \(cuts ptj = 10, ptl = 10 in "
-                       r"subprocess \[2, -1, -11, 12, 21\]\)"):
+                       r"GeV\^2 .*down to 400 GeV\^2 \(cuts ptj = 10, ptl = 10\)\. "):
         Integrand(load_process(path), cuts=W_JET_CUTS["looser"])

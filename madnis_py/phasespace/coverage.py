@@ -98,13 +98,12 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
     if not cuts:
         raise ValueError("cuts: expected the Cuts of at least one subprocess")
     n_final = len(masses)
-    several = len({c.pdgs for c in cuts}) > 1
     where = f"{card}: " if card is not None else ""
 
     def fail(label: str, field: str, value: str, what: str, bound: str,
-             loosest: Cuts, names: set[str]) -> None:
+             loosest: Cuts, names: set[str], several: bool) -> None:
         source = _describe(loosest, names)
-        if several:
+        if several:  # the subprocesses' cuts bound it differently: name the loosest
             source += f" in subprocess {list(loosest.pdgs)}"
         raise CutCoverageError(
             f"{where}channel {label!r}: {field} = {value} is above what the run's cuts "
@@ -122,13 +121,15 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
         d1 = fit_node(node.daughters[1], label, f"{field}.decay[1]")
         if is_root and not hadronic:
             return Decay(node.propagator, (d0, d1), node.min_mass)
-        bound, loosest = min(((c.min_mass(legs, masses), c) for c in cuts),
-                             key=lambda pair: pair[0])
+        bounds = [c.min_mass(legs, masses) for c in cuts]
+        bound = min(bounds)
         if _too_tight(node.min_mass, bound):
             name = node.propagator.name or "?"
+            loosest = cuts[bounds.index(bound)]
             fail(label, f"{field}.min_mass", f"{node.min_mass:g} GeV",
                  f"m({', '.join(map(str, legs))}) of propagator {name}", f"{bound:g} GeV",
-                 loosest, _mass_cut_names(loosest, legs, len(legs) == n_final))
+                 loosest, _mass_cut_names(loosest, legs, len(legs) == n_final),
+                 len(set(bounds)) > 1)
         return Decay(node.propagator, (d0, d1), max(node.min_mass, bound))
 
     out = []
@@ -142,11 +143,12 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
                            for k, b in enumerate(topo.t_channel.blocks))
             fitted = replace(topo, t_channel=TChannel(blocks, topo.t_channel.propagators))
         if hadronic:
-            shat, loosest = min(((c.min_shat(masses), c) for c in cuts),
-                                key=lambda pair: pair[0])
+            shats = [c.min_shat(masses) for c in cuts]
+            shat = min(shats)
             if _too_tight(topo.min_shat, shat):
+                loosest = cuts[shats.index(shat)]
                 fail(label, "min_shat", f"{topo.min_shat:g} GeV^2", "the partonic s",
-                     f"{shat:g} GeV^2", loosest, _shat_cut_names(loosest))
+                     f"{shat:g} GeV^2", loosest, _shat_cut_names(loosest), len(set(shats)) > 1)
             fitted = replace(fitted, min_shat=max(topo.min_shat, shat))
         out.append(fitted)
     return out
