@@ -1,8 +1,9 @@
 """Every built-in process, with cuts looser and tighter than its card's, integrates to the
 direct integral of the region the cuts allow.
 
-Each channel alone is an unbiased estimator of sigma (``Integrand``), so each is sampled
-flat on its unit hypercube and held to a reference that does not use the channel
+The integrand is integrated as the integrator does, sum_i int alpha_i f over each channel
+i's hypercube with its prior alpha_i, by VEGAS alone (no flows); e+ e- -> mu+ mu- takes
+each channel alone, flat. The result is held to a reference that does not use the channel
 mappings: Gauss-Legendre quadrature in (m, Y, cos theta*) for the 2 -> 2 processes, in the
 energy fractions (x1, x2) averaged over the event orientation for e+ e- -> q q~ g, the
 analytic formula for e+ e- -> mu+ mu-, and an independent numpy phase-space generator
