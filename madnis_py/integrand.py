@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from madnis_py.phasespace import Beams, ChannelMapping, Cuts, channel_mappings
+from madnis_py.phasespace import Beams, ChannelMapping, Cuts, channel_mappings, fit_to_cuts
 from madnis_py.phasespace.topology import Decay, Node, Topology
 from madnis_py.physics.matrix_element import MatrixElementError
 from madnis_py.physics.process import Process, load_process
@@ -188,31 +188,31 @@ class Integrand:
             self.dynamical_scale_choice = 4  # lepton beams: sqrt(s), only alpha_s sees it
         if self.dynamical_scale_choice is not None:
             dynamical_scale(np.zeros((1, proc.n_particles, 4)), self.dynamical_scale_choice)
+        parameters = proc.parameters()
+        self.cut_values = dict(proc.cuts if cuts is None else cuts)
+        self.cuts = [Cuts(s.pdgs, self.cut_values) for s in proc.subprocesses]
+        self.masses = proc.final_masses()
+        for sub in proc.subprocesses[1:]:
+            if [parameters.mass(p) for p in sub.pdgs[2:]] != self.masses:
+                raise ValueError(f"process {proc.name}: subprocesses with different "
+                                 "final-state masses need separate integrands")
+        self.beams = Beams(self.sqrt_s, proc.hadronic)
+        # Every mapping limit (s-channel min_mass, min_shat) follows the cuts: a channel
+        # starts where they allow, so no event they keep is lost; a card limit tighter
+        # than the cuts is an error here, before the PDF and the library are opened.
+        topologies = fit_to_cuts(proc.channels, self.cuts, self.masses,
+                                 hadronic=proc.hadronic, card=proc.card)
+        self.mappings: list[ChannelMapping] = channel_mappings(topologies, self.masses,
+                                                               self.beams, threads=threads)
         self.pdf: Any = None
         if proc.hadronic:
             from madnis_py.physics.pdf import PDF
 
             self.pdf = pdf if (pdf is not None and not isinstance(pdf, (str, int))) else PDF(
                 pdf or d.pdf or "LHToyPDF")
-        card = proc.parameters()
         self.alpha_s = alpha_s if alpha_s is not None else (
-            None if proc.hadronic else card.get("sminputs", 3))
+            None if proc.hadronic else parameters.get("sminputs", 3))
         self.matrix_element = proc.matrix_element()
-        self.cut_values = dict(proc.cuts if cuts is None else cuts)
-        self.cuts = [Cuts(s.pdgs, self.cut_values) for s in proc.subprocesses]
-        self.masses = proc.final_masses()
-        for sub in proc.subprocesses[1:]:
-            if [card.mass(p) for p in sub.pdgs[2:]] != self.masses:
-                raise ValueError(f"process {proc.name}: subprocesses with different "
-                                 "final-state masses need separate integrands")
-        self.beams = Beams(self.sqrt_s, proc.hadronic)
-        # The cuts bound the partonic energy from below; a channel's mapping starts there
-        # (or at its card's min_shat, if higher): no event the cuts keep is lost.
-        shat_cut = min(c.min_shat(self.masses) for c in self.cuts) if proc.hadronic else 0.0
-        topologies = [t if t.min_shat >= shat_cut else replace(t, min_shat=shat_cut)
-                      for t in proc.channels]
-        self.mappings: list[ChannelMapping] = channel_mappings(topologies, self.masses,
-                                                               self.beams, threads=threads)
         self._amp2 = self.matrix_element.has_amp2
         self.n_calls = 0
 

@@ -1,6 +1,7 @@
 """Phase space: mappings from the unit hypercube to momenta with exact weights, channel
 topologies as data, and MadGraph-style cuts."""
 
+from madnis_py.phasespace.coverage import CutCoverageError, fit_to_cuts
 from madnis_py.phasespace.cuts import Cuts
 from madnis_py.phasespace.invariants import BreitWigner, PowerLaw
 from madnis_py.phasespace.mapping import (
@@ -24,6 +25,7 @@ __all__ = [
     "Beams",
     "BreitWigner",
     "Cuts",
+    "CutCoverageError",
     "ChannelMapping",
     "Decay",
     "Mapping",
@@ -35,5 +37,6 @@ __all__ = [
     "Topology",
     "TopologyError",
     "channel_mappings",
+    "fit_to_cuts",
     "load_topologies",
 ]

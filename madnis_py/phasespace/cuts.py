@@ -505,28 +505,104 @@ class Cuts:
         """
         return dict(self._active)
 
-    def min_shat(self, masses: Sequence[float]) -> float:
-        """A lower bound on the partonic s of the events that pass (GeV^2).
-
-        In the partonic rest frame ``sqrt(s) = sum E_i >= sum sqrt(m_i^2 + pT_i^2)``, so
-        with each final-state particle's smallest pT allowed by the ``ptX`` cuts the
-        bound never removes an event the cuts keep; and ``s`` is at least the squared
-        invariant mass of any pair, so an active ``mmXX`` lower cut (not a veto window)
-        bounds it too. ``masses``: the final-state masses.
-        """
+    def _final_masses(self, masses: Sequence[float]) -> list[float]:
         if len(masses) != len(self._pdgs) - 2:
             raise ValueError(f"masses: expected {len(self._pdgs) - 2} final-state masses, "
                              f"got {len(masses)}")
-        root = 0.0
-        for cls, m in zip(self._classes[2:], masses, strict=True):
-            pt_min = self._active.get(f"pt{cls}", 0.0) if cls in ("j", "b", "a", "l") else 0.0
-            root += math.hypot(float(m), max(float(pt_min), 0.0))
-        bound = root * root
+        for i, m in enumerate(masses):
+            if not (math.isfinite(float(m)) and float(m) >= 0):
+                raise ValueError(f"masses[{i}]: expected a finite mass >= 0 in GeV, got {m!r}")
+        return [float(m) for m in masses]
+
+    def _pt_minima(self) -> list[float]:
+        """Smallest pT every final-state particle can have in an event that passes."""
+        out = []
+        neutrinos = self._indices("v")
+        for index, cls in enumerate(self._classes[2:], start=2):
+            low = 0.0
+            if cls in ("j", "b", "a", "l"):
+                low = self._active.get(f"pt{cls}", 0.0)
+            elif cls == "v" and len(neutrinos) == 1 and index in neutrinos:
+                low = self._active.get("misset", 0.0)  # one neutrino: its pT is missing pT
+            out.append(max(float(low), 0.0))
+        return out
+
+    def pair_mass_cuts(self) -> dict[tuple[int, int], tuple[str, float]]:
+        """Lower invariant-mass cuts on pairs: ``{(i, j): (name, mmin)}`` with ``i < j``
+        momentum indices, for every active ``mmXX`` that is a lower bound (a veto window,
+        ``mmXX > mmXXmax``, bounds nothing from below)."""
+        out: dict[tuple[int, int], tuple[str, float]] = {}
         for pair in ("jj", "bb", "aa", "ll"):
             low = self._active.get(f"mm{pair}")
             high = self._active.get(f"mm{pair}max")
-            if low is not None and (high is None or high >= low):
-                bound = max(bound, low * low)
+            if low is None or (high is not None and high < low):
+                continue
+            first, second = self._targets(_TABLE[f"mm{pair}"])
+            for i, j in zip(first, second):
+                key = (min(i, j), max(i, j))
+                if key not in out or out[key][1] < low:
+                    out[key] = (f"mm{pair}", float(low))
+        return out
+
+    def min_shat(self, masses: Sequence[float]) -> float:
+        """A lower bound on the partonic s of the events that pass (GeV^2).
+
+        In the partonic rest frame ``sqrt(s) = sum E_i >= sum sqrt(m_i^2 + pT_i^2)``, with
+        each final-state particle's smallest pT allowed by the ``ptX`` cuts (``misset``
+        for a single neutrino). The transverse momenta also balance: for every particle
+        k the others carry ``sum_j |pT_j| >= |pT_k|``, so by Minkowski's inequality
+        ``sqrt(s) >= sqrt(m_k^2 + pT_k^2) + sqrt(M^2 + P^2)`` with M the others' masses
+        and ``P = max(pT_k, sum_j pT_j)`` (``ptj > 20`` alone gives ``sqrt(s) >= 40``).
+        ``sqrt(s)`` is at least the sum of the invariant masses of disjoint pairs (and
+        the other masses), so active ``mmXX`` lower cuts (not veto windows) bound it
+        too. None of these removes an event the cuts keep. ``masses``: the final-state
+        masses.
+        """
+        m = self._final_masses(masses)
+        a = self._pt_minima()
+        root = sum(math.hypot(mi, ai) for mi, ai in zip(m, a, strict=True))
+        for k in range(len(m)):
+            rest_m = sum(m) - m[k]
+            rest_pt = max(a[k], sum(a) - a[k])
+            root = max(root, math.hypot(m[k], a[k]) + math.hypot(rest_m, rest_pt))
+        pairs = self._pairs_bound(range(2, len(m) + 2), m)
+        return max(root, pairs) ** 2
+
+    def _pairs_bound(self, legs: Sequence[int], m: Sequence[float]) -> float:
+        """The sum of the masses of ``legs``, with disjoint pairs under a lower ``mmXX``
+        cut counted at their cut: the mass of a set of physical momenta is at least the
+        sum of the masses of its parts. Pairs are taken greedily by gain, which may miss
+        the best combination but never overstates the bound."""
+        chosen = set(legs)
+        bound = sum(m[leg - 2] for leg in chosen)
+        gains = sorted(((low - m[i - 2] - m[j - 2], i, j)
+                        for (i, j), (_, low) in self.pair_mass_cuts().items()
+                        if i in chosen and j in chosen), reverse=True)
+        used: set[int] = set()
+        for gain, i, j in gains:
+            if gain > 0 and i not in used and j not in used:
+                bound += gain
+                used |= {i, j}
+        return bound
+
+    def min_mass(self, legs: Sequence[int], masses: Sequence[float]) -> float:
+        """A lower bound (GeV) on the invariant mass of the final-state particles ``legs``
+        (momentum indices, 2 and above) in every event that passes.
+
+        The sum of their masses, with disjoint pairs among them under a lower ``mmXX``
+        cut counted at their cut (the mass of a set of physical momenta is at least the
+        sum of the masses of any split into parts); the whole final state is bounded by
+        :meth:`min_shat` too.
+        """
+        m = self._final_masses(masses)
+        chosen = sorted({int(leg) for leg in legs})
+        if len(chosen) != len(legs) or not chosen or not all(
+                2 <= leg < len(self._pdgs) for leg in chosen):
+            raise ValueError(f"legs: expected distinct final-state momentum indices in "
+                             f"2..{len(self._pdgs) - 1}, got {list(legs)}")
+        bound = self._pairs_bound(chosen, m)
+        if len(chosen) == len(m):
+            bound = max(bound, math.sqrt(self.min_shat(m)))
         return bound
 
     def mask(self, momenta: npt.ArrayLike) -> BoolArray:

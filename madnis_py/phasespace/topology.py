@@ -107,6 +107,8 @@ class Decay:
 
     ``min_mass`` is an optional lower cut on the invariant mass of the daughters in GeV
     (MadGraph's ``mmjj``/``mmll`` for this pair); the kinematic threshold is added anyway.
+    The integrand raises it to the bound the run's cuts imply and refuses a value above
+    that bound (:func:`madnis_py.phasespace.coverage.fit_to_cuts`).
     """
 
     propagator: Propagator
@@ -131,7 +133,8 @@ class Topology:
     """One channel's topology: exactly one of ``s_channel`` and ``t_channel``.
 
     ``min_shat`` is a lower cut on the partonic invariant mass squared in GeV^2 (hadron
-    beams); the threshold of the final-state masses applies anyway.
+    beams); the threshold of the final-state masses applies anyway. Like ``min_mass`` it
+    follows the run's cuts in the integrand and may only be looser than they are.
     """
 
     s_channel: Decay | None = None
@@ -324,7 +327,8 @@ def compile_topology(topology: Topology, masses: Sequence[float], *,
             raise TopologyError(
                 f"channel {label}: s-channel propagator {prop.name or where} is massless with "
                 f"nu = {prop.nu} >= 1 and nothing keeps its invariant mass away from zero: "
-                "give it a min_mass cut or nu < 1")
+                "give it a min_mass cut (in a run, a lower mmXX cut on its daughters sets "
+                "it) or nu < 1")
 
     def add_chain(blocks: Sequence[Node], props: Sequence[Propagator], first: int) -> int:
         # root -> (B1, X1), X1 -> (B2, X2), ..., X_{k-2} -> (B_{k-1}, B_k)
@@ -373,7 +377,8 @@ def compile_topology(topology: Topology, masses: Sequence[float], *,
         if nu_root >= 1 and floats[0][F_MIN_MASS] == 0:
             raise TopologyError(
                 f"channel {label}: massless final state at a hadron collider: the partonic "
-                "energy needs a lower cut (min_shat, or min_mass of the s-channel)")
+                "energy needs a lower cut (min_shat, or min_mass of the s-channel; in a run, "
+                "a pT or mmXX cut of the final state sets it)")
     else:
         ints[0][I_SAMPLER] = SAMPLER_NONE
 

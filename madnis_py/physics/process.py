@@ -21,6 +21,8 @@ A card ``process.toml`` (built-in ones under ``processes/<name>/``)::
     [[channel]]                # one per diagram, madnis_py.phasespace topology fields
     name = "Z"
     s_channel = { propagator = { mass = 91.188, width = 2.441404 }, decay = [2, 3] }
+    # optional: min_mass (of a decay), min_shat (of the channel): only looser than the
+    #           run's cuts, which set both anyway (madnis_py.phasespace.coverage)
 
     [cuts]                     # MadGraph run_card names
     [defaults]                 # sqrt_s, scale or dynamical_scale_choice, pdf

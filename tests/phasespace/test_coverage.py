@@ -1,0 +1,152 @@
+"""Mapping limits from the cuts: the bounds never cut an event the cuts keep, are reached
+by events that pass, and a card limit tighter than the cuts is an error."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from madnis_py.phasespace import (
+    Beams,
+    CutCoverageError,
+    Cuts,
+    Decay,
+    Propagator,
+    Rambo,
+    TChannel,
+    Topology,
+    fit_to_cuts,
+)
+
+DY = [2, -2, -11, 11]
+WJ = [2, -1, -11, 12, 21]
+ZZ4L = [21, 21, -11, 11, -13, 13]
+PHOTON = Topology(s_channel=Decay(Propagator(name="a"), (2, 3), min_mass=50.0), name="photon")
+W = Propagator(80.419, 2.0476, name="W+")
+WJET = Topology(t_channel=TChannel((4, Decay(W, (2, 3))), (Propagator(name="q"),)),
+                name="g from beam 1", min_shat=1600.0)
+
+
+def _mass2(p: np.ndarray) -> np.ndarray:
+    return np.asarray(p[..., 0] ** 2 - (p[..., 1:] ** 2).sum(axis=-1))
+
+
+@pytest.mark.parametrize(("pdgs", "masses", "cuts"), [
+    (DY, [0.0, 0.0], {"ptl": 10.0, "etal": 2.5}),
+    (WJ, [0.0, 0.0, 0.0], {"ptj": 20.0, "ptl": 10.0, "misset": 15.0}),
+    (WJ, [0.0, 0.0, 0.0], {"ptj": 5.0, "ptl": 30.0}),
+    ([21, 21, 6, -6, 21], [173.0, 173.0, 0.0], {"ptj": 50.0}),
+    (ZZ4L, [0.0] * 4, {"ptl": 15.0, "mmll": 40.0}),
+])
+def test_bounds_hold_for_every_event_that_passes(pdgs: list[int], masses: list[float],
+                                                 cuts: dict[str, float]) -> None:
+    """Flat events (RAMBO, not a channel map) that pass the cuts all lie above the bounds,
+    and the smallest of them come close: the bounds are neither wrong nor loose."""
+    c = Cuts(pdgs, cuts)
+    shat_min = c.min_shat(masses)
+    sqrt_s = 1.5 * math.sqrt(shat_min) + sum(masses)
+    rambo = Rambo(masses, Beams(sqrt_s))
+    mom = rambo.map(np.random.default_rng(7).random((400_000, rambo.dims))).momenta
+    ok = c.mask(mom)
+    assert ok.sum() > 1000
+    shat = _mass2(mom[ok, 0] + mom[ok, 1])
+    assert shat.min() >= shat_min * (1 - 1e-12)
+    n = len(masses)
+    for size in range(2, n + 1):
+        for legs in [list(range(2, 2 + size)), list(range(n + 2 - size, n + 2))]:
+            bound = c.min_mass(legs, masses)
+            m = np.sqrt(np.maximum(_mass2(mom[ok][:, legs].sum(axis=1)), 0))
+            assert m.min() >= bound * (1 - 1e-12), (legs, m.min(), bound)
+
+
+def test_pt_balance_bounds_shat() -> None:
+    """ptj > 20 GeV alone: the gluon's pT is balanced by the lepton pair, sqrt(s) >= 40;
+    an event at exactly that energy passes."""
+    c = Cuts(WJ, {"ptj": 20.0, "ptl": 10.0})
+    assert c.min_shat([0.0] * 3) == pytest.approx(1600.0, rel=1e-15)
+    # e+ and ve collinear with pT 10 each, the gluon with 20 opposite, all at eta = 0.
+    event = np.array([[[20, 0, 0, 20], [20, 0, 0, -20], [10, 10, 0, 0], [10, 10, 0, 0],
+                       [20, -20, 0, 0]]], dtype=float)
+    assert c.mask(event).tolist() == [True]
+    assert Cuts(DY, {"ptl": 10.0}).min_shat([0.0, 0.0]) == pytest.approx(400.0)
+    # Massive: two tops and a 50 GeV jet: 50 + sqrt((2 mt)^2 + 50^2) > 2 mt + 50.
+    top = Cuts([21, 21, 6, -6, 21], {"ptj": 50.0}).min_shat([173.0, 173.0, 0.0])
+    assert math.sqrt(top) == pytest.approx(50 + math.hypot(346.0, 50.0), rel=1e-14)
+    # A single neutrino's pT is the missing pT.
+    assert Cuts(WJ, {"misset": 30.0}).min_shat([0.0] * 3) == pytest.approx(3600.0)
+
+
+def test_pair_mass_bounds() -> None:
+    c = Cuts(ZZ4L, {"mmll": 40.0})
+    assert c.pair_mass_cuts() == {(2, 3): ("mmll", 40.0), (4, 5): ("mmll", 40.0)}
+    assert c.min_mass([2, 3], [0.0] * 4) == 40.0
+    assert c.min_mass([2, 4], [0.0] * 4) == 0.0  # e+ mu+: not a same-flavour pair
+    assert c.min_mass([2, 3, 4], [0.0] * 4) == 40.0
+    assert c.min_mass([2, 3, 4, 5], [0.0] * 4) == 80.0  # two pairs at once
+    assert Cuts(DY, {"mmll": 100.0, "mmllmax": 80.0}).pair_mass_cuts() == {}  # a veto
+    assert Cuts([-11, 11, 1, -1, 21], {"mmjj": 10.0}).min_mass([2, 4], [0.0] * 3) == 10.0
+    with pytest.raises(ValueError, match="legs"):
+        c.min_mass([1, 2], [0.0] * 4)
+
+
+def test_looser_card_limits_follow_the_cuts() -> None:
+    loose = Topology(s_channel=Decay(Propagator(name="a"), (2, 3), min_mass=5.0), name="a")
+    for cut, expected in ((30.0, 30.0), (0.0, 20.0)):
+        (fitted,) = fit_to_cuts([loose], [Cuts(DY, {"ptl": 10.0, "mmll": cut})],
+                                [0.0, 0.0], hadronic=True)
+        assert fitted.s_channel is not None
+        assert fitted.s_channel.min_mass == expected
+        assert fitted.min_shat == expected ** 2
+    (wjet,) = fit_to_cuts([WJET], [Cuts(WJ, {"ptj": 30.0, "ptl": 10.0})], [0.0] * 3,
+                          hadronic=True)
+    assert wjet.min_shat == 3600.0
+    # Several subprocesses: the loosest cuts decide (mmll has no e+ e- pair in the second).
+    mixed = [Cuts(DY, {"mmll": 60.0}), Cuts([2, -2, -11, 13], {"mmll": 60.0, "ptl": 3.0})]
+    (both,) = fit_to_cuts([replace(loose, s_channel=Decay(Propagator(), (2, 3)))], mixed,
+                          [0.0, 0.0], hadronic=True)
+    assert both.s_channel is not None and both.s_channel.min_mass == 6.0
+    with pytest.raises(CutCoverageError, match=r"down to 6 GeV \(cuts ptl = 3 in "
+                       r"subprocess \[2, -2, -11, 13\]\)"):
+        fit_to_cuts([PHOTON], mixed[::-1], [0.0, 0.0], hadronic=True)
+
+
+def test_lepton_beams_leave_the_root_alone() -> None:
+    """With lepton beams the root's mass is sqrt(s): no limit to fit; inner decays are."""
+    topo = Topology(s_channel=Decay(Propagator(name="Z"), (Decay(Propagator(name="q"), (2, 4)),
+                                                           3)), name="Z, g from q")
+    (fitted,) = fit_to_cuts([topo], [Cuts([-11, 11, 1, -1, 21], {"mmjj": 10.0})],
+                            [0.0] * 3, hadronic=False)
+    assert fitted.s_channel is not None
+    assert fitted.s_channel.min_mass == 0.0
+    inner = fitted.s_channel.daughters[0]
+    assert isinstance(inner, Decay) and inner.min_mass == 10.0
+
+
+def test_tighter_card_mass_limit_names_channel_and_cut() -> None:
+    with pytest.raises(CutCoverageError, match=r"card.toml: channel 'photon': "
+                       r"s_channel.min_mass = 50 GeV .* m\(2, 3\) of propagator a down to "
+                       r"20 GeV \(cuts mmll = 10, ptl = 10\)"):
+        fit_to_cuts([PHOTON], [Cuts(DY, {"ptl": 10.0, "etal": 2.5, "mmll": 10.0})],
+                    [0.0, 0.0], hadronic=True, card="card.toml")
+    with pytest.raises(CutCoverageError, match="down to 0 GeV \\(no cut bounds it"):
+        fit_to_cuts([PHOTON], [Cuts(DY, {})], [0.0, 0.0], hadronic=True)
+    inner = Topology(s_channel=Decay(Propagator(), (Decay(Propagator(name="q"), (2, 4),
+                                                          min_mass=20.0), 3)), name="q")
+    with pytest.raises(CutCoverageError, match=r"channel 'q': s_channel.decay\[0\].min_mass"
+                       r" = 20 GeV .*m\(2, 4\).*down to 10 GeV \(cuts mmjj = 10\)"):
+        fit_to_cuts([inner], [Cuts([-11, 11, 1, -1, 21], {"mmjj": 10.0})], [0.0] * 3,
+                    hadronic=False)
+    # Equal to the cut (as written in a card) is not tighter.
+    fit_to_cuts([PHOTON], [Cuts(DY, {"mmll": 50.0})], [0.0, 0.0], hadronic=True)
+
+
+def test_tighter_card_min_shat_names_channel_and_cut() -> None:
+    with pytest.raises(CutCoverageError, match=r"channel 'g from beam 1': min_shat = 1600 "
+                       r"GeV\^2 .*partonic s down to 400 GeV\^2 \(cuts ptj = 10, ptl = 10\)"):
+        fit_to_cuts([WJET], [Cuts(WJ, {"ptj": 10.0, "ptl": 10.0, "etal": 2.5})], [0.0] * 3,
+                    hadronic=True)
+    # With lepton beams min_shat is no limit (the partonic energy is not sampled).
+    fit_to_cuts([WJET], [Cuts(WJ, {})], [0.0] * 3, hadronic=False)
