@@ -17,15 +17,16 @@ the unsupported fields it ignored go to standard error). Names follow
 built-in even where a file or directory of that name exists; ``./NAME``, anything with a
 path separator or ending in ``.toml`` is a path. The command parses the arguments, runs
 :func:`madnis_py.run.run_card` and prints its :class:`~madnis_py.run.RunSummary`.
-``run`` pre-trains VEGAS
-grids, trains the flows, integrates, writes the checkpoint, generates the unweighted
-events into an LHE file and draws the plots; ``integrate`` stops after the integral;
-``generate`` starts from a checkpoint. With a ``[distributed]`` table in the card, or
-``--scheduler ADDRESS``, ``run`` and ``generate`` generate the events in shards on a Dask
-cluster (:mod:`madnis_py.distributed`) and merge them into one LHE file. The output
-directory receives ``summary.json`` and the PNG plots beside the events. ``--json``
-prints the summary as one JSON object on standard output (progress and the table go to
-standard error).
+
+``run`` pre-trains VEGAS grids, trains the flows, integrates, writes the checkpoint,
+generates the unweighted events into an LHE file and draws the plots; ``integrate``
+stops after the integral; ``generate`` starts from a checkpoint. With a
+``[distributed]`` table in the card, or ``--scheduler ADDRESS``, ``run`` and
+``generate`` generate the events in shards on a Dask cluster
+(:mod:`madnis_py.distributed`) and merge them into one LHE file. The output directory
+receives ``summary.json`` (listing every plot and file written) and the PNG plots beside
+the events. ``--json`` prints the summary as one JSON object on standard output
+(progress, notes and the table go to standard error).
 
 Bad input (a missing card, a bad value, an unknown key, a physics setting the process
 cannot be integrated with, a checkpoint of other physics) is one line on standard error

@@ -240,7 +240,10 @@ def run_card(card: RunCard, request: RunRequest,
     """
     reporter = reporter or SilentReporter()
     _check_request(card, request)
-    process = card.load_process()
+    try:
+        process = card.load_process()
+    except KeyError as err:  # a bare name that is no built-in process and no directory
+        raise RunError(f"process: {err.args[0]}") from err
     out = card.lhe_path.parent
     outputs = [card.output.lhe, "history.json", "training.png", "weights.png",
                "kinematics.png"]

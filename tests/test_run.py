@@ -140,3 +140,12 @@ def test_a_missing_pdf_set_names_the_card_field_and_keeps_the_message(
     assert f"{path}: [collider] pdf = 'NoSuchSet_nlo'" in text
     assert "not found" in text and "LHAPDF_DATA_PATH" in text and "\n" not in text
     assert not (tmp_path / "dy" / "summary.json").exists()
+
+
+def test_an_unknown_process_name_is_one_error(tmp_path: Path) -> None:
+    import dataclasses
+
+    card = make_card(tmp_path, "u")
+    card = dataclasses.replace(card, run=dataclasses.replace(card.run, process="nosuch"))
+    with pytest.raises(RunError, match="no built-in process 'nosuch'.*ee_mumu"):
+        run_card(card, RunRequest("integrate"))

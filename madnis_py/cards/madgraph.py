@@ -387,7 +387,7 @@ def _process(process: str | os.PathLike[str] | Process | None) -> tuple[
         return None, None
     if isinstance(process, Process):
         loaded = process
-    elif builtin_name(process) is not None:
+    elif isinstance(process, str) and builtin_name(process) is not None:
         return process, load_process(process)
     else:
         loaded = load_process(Path(process))

@@ -655,7 +655,7 @@ def _open_binary(path: Path) -> IO[bytes]:
     with open(path, "rb") as f:
         magic = f.read(2)
     if magic == b"\x1f\x8b":  # gzip, whatever the name says
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     return open(path, "rb")
 
 

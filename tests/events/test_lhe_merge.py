@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from madnis_py.events import LHEError, LHEInit, LHEProcessInfo, LHEWriter, check_lhe, read_lhe
+from madnis_py.events import (
+    LHEError,
+    LHEInit,
+    LHEProcessInfo,
+    LHEWriter,
+    check_lhe,
+    read_lhe,
+)
 
 
 def init(*lprups: int) -> LHEInit:
