@@ -646,8 +646,7 @@ class LHEWriter:
             raise
 
 
-# An <event> tag alone at the start of its line (LHEF v3 allows attributes).
-_EVENT_TAG = re.compile(rb"^[ \t]*<event[\s>/]", re.MULTILINE)
+_EVENT_END = b"</event>"  # closes every event (and no other LHEF v3 tag)
 _ROOT_END = b"</LesHouchesEvents>"
 
 
@@ -677,19 +676,19 @@ def _copy_events(part: Path, writer: LHEWriter) -> None:
             if not chunk:
                 break
             pending += chunk
-            # Hand on whole lines only (so no <event> tag is split between two counts),
+            # Hand on whole lines only (so no </event> tag is split between two counts),
             # and keep back the last line, which must be the closing tag.
             cut = pending.rfind(b"\n", 0, max(len(pending.rstrip()) - len(_ROOT_END), 0))
             if cut >= 0:
                 block = pending[:cut + 1]
-                writer._write_event_text(block, len(_EVENT_TAG.findall(block)), lprups)
+                writer._write_event_text(block, block.count(_EVENT_END), lprups)
                 pending = pending[cut + 1:]
     body, tag, rest = pending.rpartition(_ROOT_END)
     if not tag or rest.strip() or (body.strip() and not body.endswith(b"\n")):
         raise LHEError(f"{part}: does not end with {_ROOT_END.decode()} on a line of its "
                        "own: not a complete LHE file")
     if body:
-        writer._write_event_text(body, len(_EVENT_TAG.findall(body)), lprups)
+        writer._write_event_text(body, body.count(_EVENT_END), lprups)
 
 
 # --------------------------------------------------------------------------- reader
