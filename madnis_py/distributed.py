@@ -54,7 +54,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
     from madnis_py.cards.run_card import DistributedSettings, RunCard
     from madnis_py.events.lhe import LHEInit
-    from madnis_py.integrand import Integrand
+    from madnis_py.integrand import Integrand, TorchChannels
     from madnis_py.training import Integrator
 
 __all__ = [
@@ -223,7 +223,13 @@ def _worker_integrand(spec: IntegrandSpec) -> tuple[Integrand, float]:
     return integrand, time.perf_counter() - t0
 
 
-def _spec_of(source: Any) -> IntegrandSpec:
+#: What an integrand can be given as: a spec, a run card, an integrand (its recipe), or
+#: a process name or path.
+IntegrandSource = Union["IntegrandSpec", "RunCard", "Integrand", "TorchChannels", str,
+                        "os.PathLike[str]"]
+
+
+def _spec_of(source: IntegrandSource) -> IntegrandSpec:
     from madnis_py.cards.run_card import RunCard
     from madnis_py.integrand import Integrand, TorchChannels
 
@@ -300,7 +306,7 @@ class DistributedChannels:
     >>> mc.train(100, batch=4096)
     """
 
-    def __init__(self, source: Any, client: Client, *, chunks: int | None = None,
+    def __init__(self, source: IntegrandSource, client: Client, *, chunks: int | None = None,
                  min_chunk: int = 256, retries: int = 1) -> None:
         from madnis_py.integrand import Integrand, TorchChannels
 
