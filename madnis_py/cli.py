@@ -2,23 +2,31 @@
 
 ::
 
-    madnis-py run CARD [--seed N] [--pdf NAME] [--output DIR] [--device cpu|cuda] [--json]
-                       [--force] [--resume] [--checkpoint-every STEPS] [--allow-unsupported]
+    madnis-py run CARD [--seed N] [--output DIR] [--device cpu|cuda] [--json] [--force]
+                       [--resume] [--checkpoint-every STEPS] [--allow-unsupported]
     madnis-py integrate CARD [...]
     madnis-py generate CARD --checkpoint FILE -n N [--scheduler ADDRESS] [--shards N] [...]
-    madnis-py processes
+    madnis-py processes [--json]
+    madnis-py --version
 
 ``CARD`` is a TOML run card (:mod:`madnis_py.cards.run_card`; every built-in process
 ships one, ``madnis-py run drell_yan`` takes the built-in's) or a MadGraph
-``run_card.dat`` (its common fields, with ``--process NAME``). ``run`` pre-trains VEGAS
-grids, trains the flows, integrates, writes the checkpoint, generates the unweighted
-events into an LHE file and draws the plots; ``integrate`` stops after the integral;
-``generate`` starts from a checkpoint. With a ``[distributed]`` table in the card, or
-``--scheduler ADDRESS``, ``run`` and ``generate`` generate the events in shards on a Dask
-cluster (:mod:`madnis_py.distributed`) and merge them into one LHE file. The output
-directory receives ``summary.json`` and the PNG plots beside the events. ``--json``
-prints the summary as one JSON object on standard output (progress and the table go to
-standard error).
+``run_card.dat`` (its common fields, with ``--process NAME``; the importer's notes and
+the unsupported fields it ignored go to standard error). Names follow
+:func:`madnis_py.physics.process.load_process`'s rule: a bare built-in name is the
+built-in even where a file or directory of that name exists; ``./NAME``, anything with a
+path separator or ending in ``.toml`` is a path. The command parses the arguments, runs
+:func:`madnis_py.run.run_card` and prints its :class:`~madnis_py.run.RunSummary`.
+
+``run`` pre-trains VEGAS grids, trains the flows, integrates, writes the checkpoint,
+generates the unweighted events into an LHE file and draws the plots; ``integrate``
+stops after the integral; ``generate`` starts from a checkpoint. With a
+``[distributed]`` table in the card, or ``--scheduler ADDRESS``, ``run`` and
+``generate`` generate the events in shards on a Dask cluster
+(:mod:`madnis_py.distributed`) and merge them into one LHE file. The output directory
+receives ``summary.json`` (listing every plot and file written) and the PNG plots beside
+the events. ``--json`` prints the summary as one JSON object on standard output
+(progress, notes and the table go to standard error).
 
 Bad input (a missing card, a bad value, an unknown key, a physics setting the process
 cannot be integrated with, a checkpoint of other physics) is one line on standard error
@@ -40,29 +48,36 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING
 
-import numpy as np
+from madnis_py.run import RunError
 
-from madnis_py.output_dir import RunDirectory
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from madnis_py.cards.run_card import DistributedSettings, RunCard
+    from madnis_py.run import RunSummary
 
 __all__ = ["main"]
 
 EXIT_USAGE = 2
 
 
-class CLIError(Exception):
+class CLIError(RunError):
     """A problem with the user's input: printed as one line, exit code 2."""
 
 
 def _parser() -> argparse.ArgumentParser:
+    from madnis_py import __version__
+
     ap = argparse.ArgumentParser(
         prog="madnis-py",
         description="Neural multi-channel importance sampling of collider processes.")
+    ap.add_argument("--version", action="version", version=f"madnis-py {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -74,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--pdf", default=None, metavar="NAME",
                        help="PDF set by LHAPDF name or id; overrides [collider] pdf/lhaid "
                        "(a MadGraph card's pdlabel/lhaid)")
+        p.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="CPU threads of this process (default: $MADNIS_PY_THREADS, "
+                       "else $OMP_NUM_THREADS, else 1: extra threads spin-wait on a busy "
+                       "machine; use Dask workers for more cores)")
         p.add_argument("--output", default=None, help="output directory ([run] output)")
         p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                        help="overrides [run] device")
@@ -110,7 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     distributed(gen)
     gen.add_argument("--checkpoint", required=True, help="checkpoint written by run/integrate")
     gen.add_argument("-n", "--nevents", type=int, required=True, help="unweighted events")
-    sub.add_parser("processes", help="list the built-in processes")
+    procs = sub.add_parser("processes", help="list the built-in processes")
+    procs.add_argument("--json", action="store_true",
+                       help="print the list as one JSON array on stdout")
     mg = sub.add_parser("madgraph", help="MadGraph 5: install the `output madnis_py` "
                         "plugin, import an existing output")
     mg_sub = mg.add_subparsers(dest="madgraph_command", required=True, metavar="ACTION")
@@ -154,14 +175,14 @@ def _madgraph(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_card(args: argparse.Namespace) -> Any:
+def _load_card(args: argparse.Namespace) -> RunCard:
     from madnis_py.cards import RunCard, import_madgraph_run_card, load_run_card
-    from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
+    from madnis_py.physics.builtin import builtin_process_dir
+    from madnis_py.physics.process import builtin_name
 
     spec = str(args.card)
-    path = Path(spec)
-    if not path.exists() and spec in builtin_processes():
-        path = builtin_process_dir(spec) / "run_card.toml"
+    name = builtin_name(spec)  # load_process's rule: a bare built-in name first
+    path = builtin_process_dir(name) / "run_card.toml" if name is not None else Path(spec)
     if path.suffix == ".dat":
         if not path.exists():
             raise CLIError(f"{path}: no such run card")
@@ -171,9 +192,9 @@ def _load_card(args: argparse.Namespace) -> Any:
                                             allow_unsupported=args.allow_unsupported)
         for note in imported.notes:
             _note(args, f"{path}: {note}")
-        for name in imported.unsupported:
-            _note(args, f"{path}: {name} is not supported and was ignored "
-                        "(--allow-unsupported)")
+        for field_name in imported.unsupported:  # physics changed: shown even with --quiet
+            print(f"madnis-py: warning: {path}: {field_name} is not supported and was "
+                  "ignored (--allow-unsupported): the run does not apply it", file=sys.stderr)
         card = imported.card
     else:
         card = load_run_card(path)
@@ -212,16 +233,18 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (what SLURM and HTCondor send), handled like an interrupt."""
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Terminated
 
 
 class _Progress:
-    """Rich progress bars on standard error (or nothing with --quiet)."""
+    """Rich progress bars and notes on standard error (or nothing with --quiet): the
+    run's :class:`~madnis_py.run.Reporter`."""
 
-    def __init__(self, quiet: bool) -> None:
-        self.progress: Any = None
-        if not quiet:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.progress: Progress | None = None
+        if not args.quiet:
             from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                        TimeRemainingColumn)
@@ -232,175 +255,27 @@ class _Progress:
                                      console=Console(stderr=True), transient=False)
             self.progress.start()
 
-    def task(self, description: str, total: int) -> Any:
-        if self.progress is None:
-            return None
-        return self.progress.add_task(description, total=total, info="")
+    def note(self, message: str) -> None:
+        _note(self.args, message)
 
-    def advance(self, task: Any, n: int = 1, info: str = "") -> None:
-        if self.progress is not None and task is not None:
-            self.progress.update(task, advance=n, info=info)
+    def task(self, description: str, total: int) -> Callable[[int, str], None]:
+        if self.progress is None:
+            return lambda n, info: None
+        progress = self.progress
+        task = progress.add_task(description, total=total, info="")
+
+        def advance(n: int, info: str) -> None:
+            progress.update(task, advance=n, info=info)
+
+        return advance
 
     def stop(self) -> None:
         if self.progress is not None:
             self.progress.stop()
 
 
-def _pdf_origin(args: argparse.Namespace, card: Any) -> str:
-    """Where the run's PDF set was chosen: the option, the card and its field."""
-    if getattr(args, "pdf", None) is not None:
-        return f"--pdf {args.pdf}"
-    src = card.source
-    if src is not None and src.suffix == ".dat":
-        from madnis_py.cards import read_madgraph_run_card
-
-        fields = read_madgraph_run_card(src)
-        label = next((n for n in ("pdlabel", "pdlabel1") if n in fields), "pdlabel")
-        name = "lhaid" if fields.get(label, "").strip().lower() == "lhapdf" else label
-        line = fields.lines.get(name)
-        return (f"{src}{'' if line is None else f':{line}'}: {name} = "
-                f"{fields.get(name, '?').strip()} (LHAPDF ID {card.collider.lhaid})")
-    where = "" if src is None else f"{src}: "
-    if card.collider.pdf is not None:
-        return f"{where}[collider] pdf = {card.collider.pdf!r}"
-    if card.collider.lhaid is not None:
-        return f"{where}[collider] lhaid = {card.collider.lhaid}"
-    return "the process card's [defaults] pdf"
-
-
-def _integrator(card: Any, process: Any, args: argparse.Namespace) -> tuple[Any, Any]:
-    from madnis_py.integrand import Integrand, TorchChannels
-    from madnis_py.physics.pdf import PDFSetNotFoundError
-    from madnis_py.training import Integrator
-
-    try:
-        integrand = Integrand(process, **card.integrand_options())
-    except PDFSetNotFoundError as err:
-        raise CLIError(f"{_pdf_origin(args, card)}: {err}; or choose an installed set with "
-                       "--pdf NAME (such as --pdf LHToyPDF, the embedded toy set)") from err
-    channels = TorchChannels(integrand)
-    opts = card.integrator_options()
-    return integrand, Integrator(channels, feature_dims=channels.feature_dims, **opts)
-
-
-def _train(card: Any, mc: Any, bars: _Progress, timings: dict[str, float], *,
-           resumed: bool, checkpoint_every: int) -> None:
-    t0 = time.perf_counter()
-    if card.training.vegas and not resumed:
-        mc.pretrain_vegas(**card.vegas_options())
-    timings["vegas_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    opts = card.train_options()
-    if resumed:  # the rest of the interrupted training, with its optimizer's state
-        opts["steps"] = int(mc.steps_remaining)
-    task = bars.task("training", opts["steps"])
-
-    def step(_: int, loss: float) -> None:
-        bars.advance(task, info=f"loss {loss:.3g}, rel. std {mc.history.rel_std[-1]:.3g}")
-
-    mc.train(**opts, callback=step, checkpoint=card.checkpoint_path,
-             checkpoint_every=checkpoint_every)
-    mc.select_flows(max(2_000, card.training.batch))
-    timings["training_s"] = time.perf_counter() - t0
-
-
-def _integrate(card: Any, mc: Any, timings: dict[str, float]) -> Any:
-    t0 = time.perf_counter()
-    result = mc.integrate(**card.integrate_options())
-    timings["integration_s"] = time.perf_counter() - t0
-    return result
-
-
-def _lhe_init(integrand: Any, sigma: float, error: float, counts: np.ndarray,
-              xmax: np.ndarray) -> Any:
-    from madnis_py.events import LHEInit, LHEProcessInfo, lhapdf_id
-
-    proc = integrand.process
-    n = int(counts.sum())
-    processes = []
-    for k, nk in enumerate(counts):
-        if nk == 0:
-            continue
-        share = nk / n
-        rel = math.sqrt((error / sigma) ** 2 + (1 - share) / nk)
-        processes.append(LHEProcessInfo(sigma * share, sigma * share * rel, float(xmax[k]),
-                                        k + 1))
-    if not processes:
-        processes.append(LHEProcessInfo(sigma, error, sigma, 1))
-    if proc.hadronic:
-        idbmup = (2212, 2212)
-        lhaid = lhapdf_id(integrand.pdf)
-        pdfsup = (lhaid, lhaid)
-    else:
-        first = proc.subprocesses[0].pdgs
-        idbmup = (int(first[0]), int(first[1]))
-        pdfsup = (0, 0)
-    half = integrand.sqrt_s / 2
-    return LHEInit(idbmup, (half, half), 3, processes, pdfgup=(0, 0), pdfsup=pdfsup)
-
-
-def _event_columns(integrand: Any) -> dict[str, Any]:
-    """The LHE particle columns every event of the process shares: status codes, mothers,
-    generated masses and alpha_QED (used by the sharded generation too)."""
-    proc = integrand.process
-    n_part = proc.n_particles
-    return {"istup": np.array([-1, -1] + [1] * (n_part - 2)),
-            "mothup": np.array([[0, 0], [0, 0]] + [[1, 2]] * (n_part - 2)),
-            "masses": np.array([0.0, 0.0] + list(integrand.masses)),
-            "aqed": 1.0 / proc.parameters().get("sminputs", 1)}
-
-
-def _generate(card: Any, integrand: Any, mc: Any, sigma: float, error: float, n_events: int,
-              out: Path, bars: _Progress, timings: dict[str, float]) -> dict[str, Any]:
-    from madnis_py.events import Banner, LHEWriter, ResonanceTable, Unweighter
-    from madnis_py.events.generator import EventBatch, EventGenerator
-
-    u = card.unweighting
-    gen = EventGenerator(mc, sigma, seed=card.run.seed + 1, unweighter=Unweighter(
-        method=u.max_weight, quantile=u.quantile, replicas=u.replicas,
-        truncation=u.max_overweight_truncation, overweight=u.overweight))
-    t0 = time.perf_counter()
-    calibration = max(20_000, min(card.integration.points, 200_000))
-    w_max = gen.calibrate(calibration)
-    card_weights, _, _ = gen.weighted(min(calibration, 50_000))
-    proc = integrand.process
-    n_sub = len(proc.subprocesses)
-    counts = np.zeros(n_sub, dtype=np.int64)
-    xmax = np.zeros(n_sub)
-    columns = _event_columns(integrand)
-    resonances = ResonanceTable.from_process(proc)
-    sample: list[EventBatch] = []
-    task = bars.task("events", n_events)
-    path = out / card.output.lhe
-
-    with LHEWriter(path, header=Banner.for_run(card, integrand)) as writer:
-        def sink(events: EventBatch) -> None:
-            writer.write_batch(**resonances.add(events.channel, events.subprocess,
-                               idup=events.pdgs, icolup=events.colours,
-                               momenta=events.momenta, weights=events.weights,
-                               scales=events.scales, aqcd=events.alpha_s,
-                               idprup=events.subprocess + 1, **columns))
-            np.add.at(counts, events.subprocess, 1)
-            np.maximum.at(xmax, events.subprocess, events.weights)
-            if sum(len(b) for b in sample) < 20_000:
-                sample.append(events)
-            bars.advance(task, len(events))
-
-        _, summary = gen.generate(n_events, sink=sink)
-        writer.set_init(_lhe_init(integrand, sigma, error, counts, xmax))
-    timings["generation_s"] = time.perf_counter() - t0
-    plots: list[str] = []
-    if card.output.plots:
-        plots = _event_plots(gen, integrand, card_weights, w_max, sample, out)
-    return {"lhe": str(path), "events": summary.n_events,
-            "max_weight": summary.max_weight, "efficiency": summary.efficiency,
-            "overweight_fraction": summary.n_overweight / max(summary.n_events, 1),
-            "truncation_bias": summary.truncation_bias,
-            "generation_calls": summary.n_calls, "plots": plots,
-            "weights": summary.report.as_dict() if summary.report else {}}
-
-
-def _distributed_settings(card: Any, args: argparse.Namespace) -> Any:
+def _distributed_settings(card: RunCard,
+                          args: argparse.Namespace) -> DistributedSettings | None:
     """The card's [distributed] table with the command line's overrides, or None."""
     from madnis_py.cards import DistributedSettings
 
@@ -415,197 +290,66 @@ def _distributed_settings(card: Any, args: argparse.Namespace) -> Any:
     return settings
 
 
-def _generate_distributed(card: Any, settings: Any, checkpoint: Path, n_events: int,
-                          out: Path, timings: dict[str, float]) -> dict[str, Any]:
-    from madnis_py.distributed import cluster_client, generate_sharded
-
-    t0 = time.perf_counter()
-    try:
-        with cluster_client(settings) as client:
-            res = generate_sharded(card, checkpoint, n_events, client, output=out,
-                                   shards=settings.shards)
-    except ImportError as err:  # no dask: pip install 'madnis_py[distributed]'
-        raise CLIError(str(err)) from err
-    timings["generation_s"] = time.perf_counter() - t0
-    return {"lhe": str(res.path), "events": res.n_events, "max_weight": res.w_max,
-            "efficiency": res.efficiency,
-            "overweight_fraction": res.n_overweight / max(res.n_events, 1),
-            "truncation_bias": res.truncation_bias, "generation_calls": res.n_calls,
-            "shards": len(res.shards), "plots": []}
-
-
-def _event_plots(gen: Any, integrand: Any, weights: np.ndarray, w_max: float,
-                 sample: list[Any], out: Path) -> list[str]:
-    from madnis_py.events.generator import EventBatch
-    from madnis_py.plots import plot_kinematics, plot_weights
-
-    plot_weights(weights, w_max, out / "weights.png")
-    made = [str(out / "weights.png")]
-    if sample:
-        w, channels, x = gen.weighted(20_000)
-        moms = np.zeros((len(w), integrand.process.n_particles, 4))
-        for c in np.unique(channels):
-            sel = np.nonzero(channels == c)[0]
-            moms[sel] = integrand(x[sel].numpy(), int(c), prior=False).momenta
-        events = EventBatch.concatenate(sample)
-        plot_kinematics(events.momenta, moms, w, out / "kinematics.png",
-                        event_weights=events.weights, process=integrand.process,
-                        cuts=integrand.cut_values, sqrt_s=integrand.sqrt_s)
-        made.append(str(out / "kinematics.png"))
-    return made
-
-
-def _summary_table(summary: dict[str, Any]) -> None:
+def _summary_table(summary: RunSummary) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"madnis-py: {summary['process']}")
+    table = Table(title=f"madnis-py: {summary.process}")
     table.add_column("quantity")
-    table.add_column("value", justify="right")
-    table.add_row("cross section", f"{summary['sigma_pb']:.6g} +- {summary['error_pb']:.2g} pb")
+    # paths are folded onto further lines, never cut
+    table.add_column("value", justify="right", overflow="fold")
+    table.add_row("cross section", f"{summary.sigma_pb:.6g} +- {summary.error_pb:.2g} pb")
     table.add_row("eps_uw (max / 99.9% quantile)",
-                  f"{summary['eps_uw']:.3g} / {summary['eps_uw_quantile']:.3g}")
-    if "events" in summary:
-        table.add_row("unweighted events", str(summary["events"]))
-        table.add_row("overweight fraction", f"{summary['overweight_fraction']:.2g}")
-        table.add_row("LHE file", summary["lhe"])
-    table.add_row("integrand calls", str(summary["calls"]))
-    for warning in summary.get("warnings", []):
+                  f"{summary.eps_uw:.3g} / {summary.eps_uw_quantile:.3g}")
+    if summary.events is not None:
+        table.add_row("unweighted events", str(summary.events.events))
+        table.add_row("overweight fraction", f"{summary.events.overweight_fraction:.2g}")
+        table.add_row("LHE file", summary.events.lhe)
+    table.add_row("integrand calls", str(summary.calls))
+    for warning in summary.warnings:
         table.add_row("[bold red]not trustworthy[/]", warning)
-    for key, value in summary["timings"].items():
+    for key, value in summary.timings.items():
         table.add_row(key.removesuffix("_s") + " (s)", f"{value:.1f}")
     Console(stderr=True).print(table)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from madnis_py._atomic import write_text_atomic
+def _run(args: argparse.Namespace) -> RunSummary:
+    from madnis_py.run import RunRequest, run_card
 
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
-_LIMITS = {"events": 10 ** 9, "shards": 10_000}
-
-
-def _check_counts(args: argparse.Namespace, card: Any, settings: Any) -> int:
-    """The number of events asked for, and the shards, checked against their limits."""
-    n_events = int(args.nevents if args.command == "generate" else card.run.nevents)
-    if not 0 <= n_events <= _LIMITS["events"]:
-        raise CLIError(f"{'-n' if args.command == 'generate' else '[run] nevents'} = "
-                       f"{n_events}: expected 0 <= n <= {_LIMITS['events']:.0e}")
-    if settings is not None and args.command != "integrate":
-        if settings.shards > min(_LIMITS["shards"], max(n_events, 1)):
-            raise CLIError(f"--shards {settings.shards} for {n_events} events: at most "
-                           f"{min(_LIMITS['shards'], max(n_events, 1))} (one event per shard "
-                           f"and {_LIMITS['shards']} shards at the most)")
-    if getattr(args, "checkpoint_every", 1) < 1:
-        raise CLIError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
-    return n_events
-
-
-def _run(args: argparse.Namespace) -> dict[str, Any]:
     card = _load_card(args)
     settings = _distributed_settings(card, args)  # checked before any training
-    if card.run.device == "cuda":
-        raise CLIError("--device cuda: the multi-channel trainer runs its flows on the CPU "
-                       "in this version (the CUDA kernels serve the flow and phase-space "
-                       "layers directly); use --device cpu")
-    n_events = _check_counts(args, card, settings)
-    if settings is not None and args.command != "integrate":
-        from madnis_py.distributed import check_distributed
-
-        check_distributed(settings)
-    if args.command == "generate":
-        checkpoint_in = Path(args.checkpoint)
-        if not checkpoint_in.is_file():
-            raise CLIError(f"--checkpoint {checkpoint_in}: no such file")
-    process = card.load_process()
-    out = card.lhe_path.parent
-    outputs = [card.output.lhe, "history.json", "training.png", "weights.png",
-               "kinematics.png"]
-    if args.command != "generate":
-        outputs.append(card.checkpoint_path.name)
-    resume = bool(getattr(args, "resume", False))
-    with RunDirectory(out, outputs, force=args.force or resume) as run_dir:
-        if run_dir.removed_temporaries:
-            _note(args, f"removed {len(run_dir.removed_temporaries)} temporary file(s) of "
-                        f"an interrupted run in {out}")
-        return _run_in(args, card, settings, process, out, n_events, resume)
-
-
-def _run_in(args: argparse.Namespace, card: Any, settings: Any, process: Any, out: Path,
-            n_events: int, resume: bool) -> dict[str, Any]:
-    import torch
-
-    from madnis_py.training import Integrator
-
-    timings: dict[str, float] = {}
-    t_start = time.perf_counter()
-    bars = _Progress(args.quiet)
+    generate = args.command == "generate"
+    request = RunRequest(
+        command=args.command,
+        n_events=int(args.nevents if generate else card.run.nevents),
+        checkpoint=Path(args.checkpoint) if generate else None,
+        resume=bool(getattr(args, "resume", False)),
+        checkpoint_every=int(getattr(args, "checkpoint_every", 50)),
+        distributed=settings, force=bool(args.force), pdf=args.pdf,
+        threads=args.threads)
+    progress = _Progress(args)
     try:
-        torch.manual_seed(card.run.seed)  # the flows' and channel weights' initialisation
-        try:
-            integrand, mc = _integrator(card, process, args)
-        except ValueError as err:  # physics the integrand cannot be built for
-            raise CLIError(f"process {process.name}: {err}") from err
-        # The integrator binds its checkpoints to integrand.fingerprint() (and checks a
-        # loaded one against it) by itself.
-        calls_before = 0
-        if args.command == "generate":
-            mc = Integrator.load(args.checkpoint, mc.base_integrand)
-            calls_before = int(mc.n_calls)
-            result = mc.last_result
-            if result is None:
-                result = _integrate(card, mc, timings)
-        else:
-            resumed = False
-            if resume:
-                if not card.checkpoint_path.is_file():
-                    raise CLIError(f"--resume: no checkpoint {card.checkpoint_path} to "
-                                   "resume from")
-                mc = Integrator.load(card.checkpoint_path, mc.base_integrand)
-                resumed = True
-                _note(args, f"resuming from {card.checkpoint_path} after "
-                            f"{mc.steps_done} training steps")
-            _train(card, mc, bars, timings, resumed=resumed,
-                   checkpoint_every=args.checkpoint_every)
-            result = _integrate(card, mc, timings)
-            mc.save(card.checkpoint_path)
-            if card.output.plots:
-                from madnis_py.plots import plot_history
-                plot_history(mc.history, out / "training.png",
-                             channel_names=[c.name for c in process.channels])
-            mc.save_history(out / "history.json")
-        summary: dict[str, Any] = {
-            "process": process.name, "seed": card.run.seed, "sigma_pb": result.value,
-            "error_pb": result.error, "rel_std": result.rel_std, "eps_uw": result.eps_uw,
-            "eps_uw_quantile": result.eps_uw_quantile,
-            "channel_sigma_pb": list(result.channel_values),
-            "checkpoint": str(args.checkpoint if args.command == "generate"
-                              else card.checkpoint_path),
-            "output": str(out)}
-        for warning in getattr(result, "warnings", ()):
-            _note(args, f"the result may not be trustworthy: {warning}")
-        summary["warnings"] = list(getattr(result, "warnings", ()))
-        if args.command in ("run", "generate"):
-            if settings is None:
-                summary.update(_generate(card, integrand, mc, result.value, result.error,
-                                         n_events, out, bars, timings))
-            else:
-                checkpoint = Path(args.checkpoint if args.command == "generate"
-                                  else card.checkpoint_path)
-                summary.update(_generate_distributed(card, settings, checkpoint, n_events,
-                                                     out, timings))
+        summary = run_card(card, request, progress)
     finally:
-        bars.stop()
-    summary["calls"] = int(mc.n_calls) - calls_before  # this run's calls only
-    timings["total_s"] = time.perf_counter() - t_start
-    summary["timings"] = timings
-    summary["files"] = sorted(p.name for p in out.iterdir()
-                              if not p.name.startswith(".") and p.name != "summary.json")
-    _write_json(out / "summary.json", summary)  # last: it marks the run finished
+        progress.stop()
     if not args.quiet:
         _summary_table(summary)
     return summary
+
+
+def _processes(args: argparse.Namespace) -> int:
+    from madnis_py.physics.builtin import builtin_processes
+    from madnis_py.physics.process import load_process
+
+    processes = [load_process(name) for name in builtin_processes()]
+    if args.json:
+        print(json.dumps([{"name": p.name, "title": p.title, "beams": p.beams,
+                           "subprocesses": len(p.subprocesses), "channels": len(p.channels),
+                           "card": str(p.card)} for p in processes]))
+    else:
+        for p in processes:
+            print(f"{p.name:12s} {p.title}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -614,12 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "madgraph":
         return _madgraph(args)
     if args.command == "processes":
-        from madnis_py.physics.builtin import builtin_processes
-        from madnis_py.physics.process import load_process
-
-        for name in builtin_processes():
-            print(f"{name:12s} {load_process(name).title}")
-        return 0
+        return _processes(args)
     import signal
 
     from madnis_py._atomic import FileWriteError
@@ -636,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         summary = _run(args)
-    except (CLIError, RunCardError, ProcessCardError, PDFError, MatrixElementError,
+    except (RunError, RunCardError, ProcessCardError, PDFError, MatrixElementError,
             SLHAError, TopologyError, CheckpointError, IntegrandError, DistributedError,
             OutputDirectoryError, FileWriteError, FileNotFoundError,
             ZeroDivisionError) as err:
@@ -653,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary.to_json()))
     return 0
 
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import gzip
 import inspect
 import math
 import os
@@ -55,7 +54,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -65,7 +64,9 @@ if TYPE_CHECKING:
 
     from madnis_py.cards.run_card import DistributedSettings, RunCard
     from madnis_py.events.banner import Banner
-    from madnis_py.integrand import Integrand
+    from madnis_py.events.lhe import LHEInit
+    from madnis_py.integrand import Integrand, TorchChannels
+    from madnis_py.training import Integrator
 
 __all__ = [
     "DistributedChannels",
@@ -85,9 +86,6 @@ __all__ = [
 #: The ``[distributed] cluster`` names and the ``dask_jobqueue`` class of each batch system.
 JOBQUEUE_CLUSTERS: dict[str, str] = {"slurm": "SLURMCluster", "htcondor": "HTCondorCluster",
                                      "pbs": "PBSCluster"}
-
-_TAIL = b"</LesHouchesEvents>\n"
-_INIT_END = b"</init>\n"
 
 
 # ------------------------------------------------------------------------- seeds, shards
@@ -168,13 +166,11 @@ class IntegrandSpec:
     def from_card(cls, card: RunCard) -> IntegrandSpec:
         """The integrand of a run card: its process (a built-in name stays a name, so that
         workers find it in their own installation) and ``card.integrand_options()``."""
-        from madnis_py.physics.builtin import builtin_processes
+        from madnis_py.physics.process import builtin_name
 
         process = card.run.process
-        if isinstance(process, str) and process in builtin_processes():
-            name = process
-        else:
-            name = os.fspath(card.load_process().card)
+        name = (process if process is not None and builtin_name(process) is not None
+                else os.fspath(card.load_process().card))
         return cls.create(name, **card.integrand_options())
 
     @classmethod
@@ -200,14 +196,9 @@ class IntegrandSpec:
     def build(self) -> Integrand:
         """A new integrand (loads the matrix-element library)."""
         from madnis_py.integrand import Integrand
-        from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
         from madnis_py.physics.process import load_process
 
-        if self.process in builtin_processes():
-            process = load_process(builtin_process_dir(self.process))
-        else:
-            process = load_process(self.process)
-        return Integrand(process, **self.kwargs())
+        return Integrand(load_process(self.process), **self.kwargs())
 
 
 # One integrand per spec and worker process: the matrix-element library, the PDF grids and
@@ -233,7 +224,13 @@ def _worker_integrand(spec: IntegrandSpec) -> tuple[Integrand, float]:
     return integrand, time.perf_counter() - t0
 
 
-def _spec_of(source: Any) -> IntegrandSpec:
+#: What an integrand can be given as: a spec, a run card, an integrand (its recipe), or
+#: a process name or path.
+IntegrandSource = Union["IntegrandSpec", "RunCard", "Integrand", "TorchChannels", str,
+                        "os.PathLike[str]"]
+
+
+def _spec_of(source: IntegrandSource) -> IntegrandSpec:
     from madnis_py.cards.run_card import RunCard
     from madnis_py.integrand import Integrand, TorchChannels
 
@@ -310,7 +307,7 @@ class DistributedChannels:
     >>> mc.train(100, batch=4096)
     """
 
-    def __init__(self, source: Any, client: Client, *, chunks: int | None = None,
+    def __init__(self, source: IntegrandSource, client: Client, *, chunks: int | None = None,
                  min_chunk: int = 256, retries: int = 1) -> None:
         from madnis_py.integrand import Integrand, TorchChannels
 
@@ -442,6 +439,9 @@ class ShardedGeneration:
     calibrate_s, run_s, merge_s : float
         Seconds to load and calibrate on the driver, for the shards (submission to the
         last result) and for the merge.
+    driver_calls : int
+        Integrand calls on the driver: the integration of a checkpoint that had none, and
+        the calibration of ``w_max``.
     """
 
     path: Path
@@ -456,6 +456,7 @@ class ShardedGeneration:
     calibrate_s: float = 0.0
     run_s: float = 0.0
     merge_s: float = 0.0
+    driver_calls: int = 0
 
     @property
     def events_per_second(self) -> float:
@@ -466,6 +467,11 @@ class ShardedGeneration:
     def n_calls(self) -> int:
         """Integrand calls of all shards (the driver's calibration not included)."""
         return sum(r.n_calls for r in self.shards)
+
+    @property
+    def total_calls(self) -> int:
+        """Integrand calls of the whole generation: the shards' and the driver's."""
+        return self.n_calls + self.driver_calls
 
     @property
     def efficiency(self) -> float:
@@ -503,15 +509,7 @@ class _Shard:
     path: str
 
 
-def _unweighter(card: RunCard) -> Any:
-    from madnis_py.events import Unweighter
-
-    u = card.unweighting
-    return Unweighter(method=u.max_weight, quantile=u.quantile, replicas=u.replicas,
-                      truncation=u.max_overweight_truncation, overweight=u.overweight)
-
-
-def _load_integrator(integrand: Integrand, checkpoint: str | Path) -> Any:
+def _load_integrator(integrand: Integrand, checkpoint: str | Path) -> Integrator:
     """The integrator of a checkpoint on ``integrand``, built as ``madnis-py`` does."""
     from madnis_py.integrand import TorchChannels
     from madnis_py.training import Integrator
@@ -526,46 +524,20 @@ def _run_shard(task: _Shard) -> ShardReport:
 
 
 def _shard_events(task: _Shard) -> ShardReport:
-    from madnis_py.cli import _lhe_init
-    from madnis_py.events import LHEWriter, ResonanceTable
-    from madnis_py.events.generator import EventBatch, EventGenerator
+    from madnis_py.events.output import generate_events
 
     integrand, load_s = _worker_integrand(IntegrandSpec.from_card(task.card))
     t0 = time.perf_counter()
     mc = _load_integrator(integrand, task.checkpoint)
     mc.generator.manual_seed(task.seed)
-    gen = EventGenerator(mc, task.sigma, seed=task.seed, unweighter=_unweighter(task.card))
-    gen.fix_max_weight(task.w_max, task.norm)
     setup_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    proc = integrand.process
-    n_sub = len(proc.subprocesses)
-    counts = np.zeros(n_sub, dtype=np.int64)
-    xmax = np.zeros(n_sub)
-    from madnis_py.cli import _event_columns
-
-    columns = _event_columns(integrand)
-    resonances = ResonanceTable.from_process(proc)
     path = Path(task.path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # LHEWriter streams to hidden temporaries and renames onto `path` when complete: a
-    # worker killed here leaves no part file, only temporaries the merge removes.
-    with LHEWriter(path) as writer:
-        def sink(events: EventBatch) -> None:
-            writer.write_batch(**resonances.add(events.channel, events.subprocess,
-                               idup=events.pdgs, icolup=events.colours,
-                               momenta=events.momenta, weights=events.weights,
-                               scales=events.scales, aqcd=events.alpha_s,
-                               idprup=events.subprocess + 1, **columns))
-            np.add.at(counts, events.subprocess, 1)
-            np.maximum.at(xmax, events.subprocess, events.weights)
-
-        _, summary = gen.generate(task.n_events, batch=task.batch, sink=sink)
-        writer.set_init(_lhe_init(integrand, task.sigma, task.error, counts, xmax))
-    if summary.n_events != task.n_events:  # the generator's contract, checked
-        raise RuntimeError(f"shard {task.shard}: {summary.n_events} events generated, "
-                           f"{task.n_events} requested")
+    # The LHE writer streams to hidden temporaries and renames onto `path` when complete:
+    # a worker killed here leaves no part file, only temporaries the merge removes.
+    done = generate_events(mc, task.card, task.n_events, path, sigma=task.sigma,
+                           error=task.error, seed=task.seed, w_max=task.w_max,
+                           norm=task.norm, batch=task.batch)
     worker = ""
     try:
         from distributed import get_worker
@@ -573,107 +545,19 @@ def _shard_events(task: _Shard) -> ShardReport:
         worker = str(get_worker().address)
     except (ImportError, ValueError):
         pass
-    return ShardReport(task.shard, task.seed, task.n_events, str(path), counts.tolist(),
-                       xmax.tolist(), summary.n_calls, summary.n_weighted,
-                       summary.efficiency, summary.n_overweight, summary.truncation_bias,
-                       load_s, setup_s, time.perf_counter() - t0, worker)
-
-
-def _event_body(part: Path) -> tuple[int, int]:
-    """Byte offsets of the ``<event>`` blocks of a plain LHE file written by
-    :class:`~madnis_py.events.LHEWriter`: after ``</init>``, before the closing tag."""
-    size = part.stat().st_size
-    with open(part, "rb") as f:
-        head = b""
-        while _INIT_END not in head:
-            chunk = f.read(1 << 16)
-            if not chunk:
-                raise ValueError(f"{part}: no </init> line: not a complete LHE part file")
-            head += chunk
-        f.seek(size - len(_TAIL))
-        if f.read() != _TAIL:
-            raise ValueError(f"{part}: does not end with </LesHouchesEvents>: not a complete "
-                             "LHE part file")
-    return head.index(_INIT_END) + len(_INIT_END), size - len(_TAIL)
+    return ShardReport(task.shard, task.seed, task.n_events, str(path),
+                       done.subprocess_events, done.max_weights, done.n_calls,
+                       done.n_weighted, done.efficiency, done.n_overweight,
+                       done.truncation_bias, load_s, setup_s, done.generate_s, worker)
 
 
 def merge_lhe_parts(parts: Sequence[str | os.PathLike[str]], path: str | os.PathLike[str],
-                    init: Any, *, header: str | Banner | None = None) -> Path:
+                    init: LHEInit, *, header: str | Banner | None = None) -> Path:
     """One LHE file from part files, their events in the given order, with a new
-    ``<init>`` block.
+    ``<init>``: :meth:`madnis_py.events.LHEWriter.merge_parts`."""
+    from madnis_py.events import LHEWriter
 
-    The head (``<LesHouchesEvents>``, header, ``<init>`` with the ``<generator>`` tag) is
-    the one :class:`~madnis_py.events.LHEWriter` writes, and a ``path`` ending in ``.gz``
-    gets the writer's three gzip members, so the result is what one writer given all the
-    events would have produced. The events are copied as bytes, never parsed. Written to
-    a temporary name and renamed when complete.
-
-    Parameters
-    ----------
-    parts
-        Plain (uncompressed) LHE files written by ``LHEWriter``.
-    path
-        The merged file.
-    init : LHEInit
-        Its ``<init>`` block; every process id of the parts' events must be in it.
-    header
-        Free text for the header (the run card) or a ``Banner``, as in ``LHEWriter``.
-
-    Raises
-    ------
-    ValueError
-        A part that is not a complete LHE file.
-    """
-    from madnis_py.events import LHEWriter, idwtup_of_parts
-
-    out_path = Path(path)
-    files = [Path(p) for p in parts]
-    spans = [_event_body(p) for p in files]  # every part checked before writing anything
-    init = idwtup_of_parts(init, [f for f, (a, b) in zip(files, spans, strict=True) if b > a])
-    token = secrets.token_hex(4)
-    # The writer's own head and tail: an event-free file with the same header and init.
-    head_path = out_path.with_name(f".{out_path.stem}.{token}.head.lhe")
-    try:
-        LHEWriter(head_path, init, header=header).close()
-        text = head_path.read_bytes()
-    finally:
-        head_path.unlink(missing_ok=True)
-    if not text.endswith(_TAIL):
-        raise RuntimeError(f"LHEWriter wrote an unexpected file {head_path}")
-    head = text[: -len(_TAIL)]
-    tmp = out_path.with_name(f".{out_path.name}.{token}.part")
-    gz = out_path.name.endswith(".gz")
-    try:
-        with open(tmp, "xb") as out:
-            if gz:  # the writer's layout: head, events, tail as separate gzip members
-                out.write(gzip.compress(head, compresslevel=1, mtime=0))
-                body: Any = gzip.GzipFile(filename="", mode="wb", fileobj=out,
-                                          compresslevel=1, mtime=0)
-            else:
-                out.write(head)
-                body = out
-            for part, (start, end) in zip(files, spans):
-                with open(part, "rb") as src:
-                    src.seek(start)
-                    left = end - start
-                    while left > 0:
-                        chunk = src.read(min(left, 1 << 24))
-                        if not chunk:
-                            raise ValueError(f"{part}: shorter than when it was checked")
-                        body.write(chunk)
-                        left -= len(chunk)
-            if gz:
-                body.close()
-                out.write(gzip.compress(_TAIL, compresslevel=1, mtime=0))
-            else:
-                out.write(_TAIL)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out_path
+    return LHEWriter.merge_parts(parts, path, init, header=header)
 
 
 def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events: int,
@@ -737,9 +621,14 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
     from distributed import as_completed
 
     from madnis_py.cards.run_card import DistributedSettings
-    from madnis_py.cli import _lhe_init
-    from madnis_py.events import Banner
+    from madnis_py.events import Banner, LHEWriter
     from madnis_py.events.generator import EventGenerator
+    from madnis_py.events.output import (
+        calibration_size,
+        cross_section,
+        lhe_init,
+        unweighter_from_card,
+    )
 
     if n_events < 0:
         raise ValueError(f"n_events must be >= 0, got {n_events}")
@@ -760,16 +649,19 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
     t0 = time.perf_counter()
     integrand = IntegrandSpec.from_card(card).build()
     mc = _load_integrator(integrand, checkpoint)
-    result = mc.last_result
-    if result is None:  # as madnis-py generate: integrate a checkpoint that was not
-        result = mc.integrate(**card.integrate_options())
+    calls_before = int(mc.n_calls)
+    result = cross_section(mc, card)  # as madnis-py generate
     sigma, error = float(result.value), float(result.error)
     if not sigma > 0 or not math.isfinite(sigma):
         raise ValueError(f"{checkpoint}: cross section {sigma!r} pb; events need sigma > 0")
+    driver_calls = int(mc.n_calls) - calls_before
     if w_max is None:
-        gen = EventGenerator(mc, sigma, seed=card.run.seed + 1, unweighter=_unweighter(card))
-        w_max = gen.calibrate(max(20_000, min(card.integration.points, 200_000)))
+        # The calibration of madnis-py generate (generate_events): same seed, same size.
+        gen = EventGenerator(mc, sigma, seed=card.run.seed + 1,
+                             unweighter=unweighter_from_card(card))
+        w_max = gen.calibrate(calibration_size(card))
         norm = gen.norm
+        driver_calls += int(gen.n_calls)
     calibrate_s = time.perf_counter() - t0
 
     parts_dir = out_dir / "parts"
@@ -817,14 +709,14 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
         if int(sub_counts.sum()) != n_events:
             raise RuntimeError(f"the shards wrote {int(sub_counts.sum())} events, "
                                f"{n_events} requested")
-        init = _lhe_init(integrand, sigma, error, sub_counts, xmax)
-        path = merge_lhe_parts([t.path for t in tasks], out_dir / card.output.lhe, init,
-                               header=Banner.for_run(card, integrand))
+        init = lhe_init(integrand, sigma, error, sub_counts, xmax)
+        path = LHEWriter.merge_parts([t.path for t in tasks], out_dir / card.output.lhe,
+                                     init, header=Banner.for_run(card, integrand))
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
     return ShardedGeneration(path, n_events, sigma, error, float(w_max), float(norm),
                              int(batch), sub_counts.tolist(), done, calibrate_s, run_s,
-                             time.perf_counter() - t0)
+                             time.perf_counter() - t0, driver_calls)
 
 
 # -------------------------------------------------------------------------- clusters

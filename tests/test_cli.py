@@ -214,3 +214,67 @@ def test_console_script_and_a_madgraph_run_card(tmp_path: Path) -> None:
                          env=env, timeout=600)
     assert res.returncode == 2 and "--process" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_version_and_processes_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    from madnis_py import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"madnis-py {__version__}"
+    assert main(["processes", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    by_name = {p["name"]: p for p in listed}
+    assert {"ee_mumu", "drell_yan", "zprime", "ee_qqg", "ttbar", "udx_enug"} <= set(by_name)
+    ee = load_process("ee_mumu")
+    assert by_name["ee_mumu"] == {"name": "ee_mumu", "title": ee.title, "beams": "lepton",
+                                  "subprocesses": len(ee.subprocesses),
+                                  "channels": len(ee.channels), "card": str(ee.card)}
+
+
+def test_madgraph_card_notes_and_ignored_fields_go_to_stderr(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from madnis_py.cli import _load_card, _parser
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "reference"
+    default = shared / "run_card_madgraph_default.dat"
+    if not default.exists():
+        pytest.skip(f"{default} not found (the shared reference inputs)")
+    import re
+
+    text = default.read_text()
+    for pattern, new in ((r"^\s*1\s*= lpp1", " 0 = lpp1"), (r"^\s*1\s*= lpp2", " 0 = lpp2"),
+                         (r"^\s*0\.0\s*= ptllmin", " 20.0 = ptllmin")):
+        text, n = re.subn(pattern, new, text, flags=re.MULTILINE)
+        assert n == 1, pattern
+    dat = tmp_path / "run_card.dat"
+    dat.write_text(text)
+    argv = ["run", str(dat), "--process", "ee_mumu", "--allow-unsupported", "--json"]
+    card = _load_card(_parser().parse_args(argv))
+    assert "ptllmin" not in card.cuts
+    out, err = capsys.readouterr()
+    assert out == ""  # stdout stays for the one JSON document
+    assert f"warning: {dat}: ptllmin is not supported and was ignored" in err
+    assert "note:" in err and "iseed = 0" in err
+    _load_card(_parser().parse_args([*argv, "--quiet"]))
+    out, err = capsys.readouterr()
+    assert out == "" and "ptllmin" in err and "note:" not in err  # the warning stays
+
+
+def test_the_summary_table_never_cuts_the_lhe_path(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from madnis_py.cli import _summary_table
+    from madnis_py.run import EventsSummary, RunSummary
+
+    lhe = str(tmp_path / ("a-rather-long-directory-name-" * 3) / "events.lhe.gz")
+    summary = RunSummary("ee_mumu", 1, 1.5, 0.01, 0.2, 0.1, 0.3, [1.5], "c.pt", "o",
+                         calls=10, timings={"total_s": 1.0},
+                         events=EventsSummary(lhe, 10, 2.0, 0.5, 0.0, 0.0, 20))
+    monkeypatch.setenv("COLUMNS", "60")
+    _summary_table(summary)
+    err = capsys.readouterr().err
+    assert max(len(line) for line in err.splitlines()) <= 60
+    folded = "".join(ch for ch in err if not ch.isspace() and ch not in "│┃║|")
+    assert lhe in folded

@@ -381,15 +381,14 @@ def _process(process: str | os.PathLike[str] | Process | None) -> tuple[
         str | Path | None, Process | None]:
     """The card's process entry (a built-in name or a path) and the process."""
     from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
-    from madnis_py.physics.process import load_process
+    from madnis_py.physics.process import builtin_name, load_process
 
     if process is None:
         return None, None
     if isinstance(process, Process):
         loaded = process
-    elif (isinstance(process, str) and "/" not in process and not Path(process).exists()
-          and process in builtin_processes()):
-        return process, load_process(builtin_process_dir(process))
+    elif isinstance(process, str) and builtin_name(process) is not None:
+        return process, load_process(process)
     else:
         loaded = load_process(Path(process))
     name = loaded.name

@@ -506,7 +506,6 @@ class RunCard:
 
     def load_process(self) -> Process:
         """The card's process, loaded (:func:`madnis_py.physics.process.load_process`)."""
-        from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
         from madnis_py.physics.process import load_process
 
         process = self.run.process
@@ -514,9 +513,7 @@ class RunCard:
         if process is None:
             raise RunCardError(f"{where}[run] process: not set (expected a built-in process "
                                "name or a path)")
-        if isinstance(process, str) and process in builtin_processes():
-            return load_process(builtin_process_dir(process))
-        return load_process(process)  # a path (a str one relative to the working directory)
+        return load_process(process)  # its rule: a bare built-in name first, else a path
 
 
 def _items(settings: object) -> list[tuple[str, object]]:
@@ -707,9 +704,14 @@ def _process_stem(process: str | Path | None) -> str:
 
 
 def _resolve_process(t: _Table, value: str) -> str | Path:
-    """A built-in name stays a name; anything else is a path relative to the card."""
+    """A built-in name stays a name; anything else is a path relative to the card
+    (:func:`madnis_py.physics.process.load_process`'s rule: a bare built-in name wins
+    over a same-named directory)."""
     from madnis_py.physics.builtin import builtin_processes
+    from madnis_py.physics.process import builtin_name, looks_like_path
 
+    if builtin_name(value) is not None:
+        return value
     candidate = t.ctx.base_dir / Path(value).expanduser()
     if candidate.is_dir():
         if not (candidate / "process.toml").is_file():
@@ -718,11 +720,8 @@ def _resolve_process(t: _Table, value: str) -> str | Path:
         return candidate.resolve()
     if candidate.is_file():
         return candidate.resolve()
-    looks_like_path = "/" in value or "\\" in value or value.endswith(".toml")
     names = builtin_processes()
-    if not looks_like_path and value in names:
-        return value
-    if looks_like_path:
+    if looks_like_path(value):
         raise t.error("process", f"no such process directory or card: {candidate} "
                       "(expected a path relative to the run card)")
     raise t.error("process", f"no built-in process {value!r} and no such directory" +

@@ -685,6 +685,62 @@ class LHEWriter:
         self._cleanup()
         return self._path
 
+    def _write_event_text(self, data: bytes, n_events: int, idprups: set[int]) -> None:
+        """Append ``<event>`` blocks that are already LHE text (used by :meth:`merge_parts`);
+        ``idprups`` are the process ids they may carry, checked against ``<init>``."""
+        self._check_open()
+        if self._init is not None:
+            self._check_idprup(self._init, idprups)
+        self._body.write(data)
+        self._idprups |= idprups
+        self._n_events += n_events
+
+    @classmethod
+    def merge_parts(cls, parts: Sequence[str | os.PathLike[str]],
+                    path: str | os.PathLike[str], init: LHEInit, *,
+                    header: str | Banner | None = None, generator: str = "madnis_py",
+                    digits: int = 17, compresslevel: int = 1) -> Path:
+        """One LHE file from part files, their events in the given order, under a new
+        header and ``<init>`` block.
+
+        The merged file is written by a writer of its own (same options as
+        :class:`LHEWriter`), so its head, tail and compression are whatever the writer
+        writes, and the result equals what one writer given all the events would have
+        produced. A part may be plain or gzip-compressed (by its content, not its name);
+        its head is checked as by :func:`check_lhe` up to ``</init>``, its ``<event>``
+        blocks are copied as text, never re-formatted, and it must end with
+        ``</LesHouchesEvents>``. The process ids a part's events may carry are the
+        ``LPRUP`` of its own ``<init>`` (the accord requires it, :class:`LHEWriter`
+        enforces it); each must be in ``init``. The merged IDWTUP follows the parts that
+        carry events (:func:`idwtup_of_parts`). A part that fails a check leaves ``path``
+        as it was.
+
+        Parameters
+        ----------
+        parts
+            The LHE files to merge.
+        path
+            The merged file (``.gz``: compressed, as for :class:`LHEWriter`).
+        init
+            The merged ``<init>`` block (cross sections of the whole sample).
+        header, generator, digits, compresslevel
+            As for :class:`LHEWriter` (``digits`` applies to ``<init>``; the events keep
+            the digits of their parts).
+
+        Raises
+        ------
+        LHEError
+            A part that is not a complete LHE file (names the file, and the line where
+            its head breaks the accord).
+        ValueError
+            A part's process id missing from ``init``.
+        """
+        with cls(path, init, header=header, generator=generator, digits=digits,
+                 compresslevel=compresslevel) as writer:
+            with_events = [Path(part) for part in parts if _copy_events(Path(part), writer)]
+            writer.set_init(idwtup_of_parts(init, with_events))
+        return writer.path
+
     def _encode(self, text: str) -> bytes:
         data = text.encode("utf-8")
         if self._gzip:
@@ -716,6 +772,55 @@ class LHEWriter:
         except BaseException:
             self.abort()
             raise
+
+
+_EVENT_END = b"</event>"  # closes every event (and no other LHEF v3 tag)
+_ROOT_END = b"</LesHouchesEvents>"
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic == b"\x1f\x8b":  # gzip, whatever the name says
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return open(path, "rb")
+
+
+def _copy_events(part: Path, writer: LHEWriter) -> int:
+    """Append the ``<event>`` blocks of ``part`` to ``writer`` (see
+    :meth:`LHEWriter.merge_parts`); returns how many."""
+    n = 0
+    with _open_binary(part) as src:
+        head: list[bytes] = []
+        while True:
+            line = src.readline()
+            head.append(line)
+            if not line or line.strip().startswith(b"</init"):
+                break
+        text = b"".join(head).decode("utf-8", errors="replace")
+        lprups = {p.lprup for p in _LineReader(part, io.StringIO(text)).read_head().processes}
+        pending = b""
+        while True:
+            chunk = src.read(1 << 22)
+            if not chunk:
+                break
+            pending += chunk
+            # Hand on whole lines only (so no </event> tag is split between two counts),
+            # and keep back the last line, which must be the closing tag.
+            cut = pending.rfind(b"\n", 0, max(len(pending.rstrip()) - len(_ROOT_END), 0))
+            if cut >= 0:
+                block = pending[:cut + 1]
+                n += block.count(_EVENT_END)
+                writer._write_event_text(block, block.count(_EVENT_END), lprups)
+                pending = pending[cut + 1:]
+    body, tag, rest = pending.rpartition(_ROOT_END)
+    if not tag or rest.strip() or (body.strip() and not body.endswith(b"\n")):
+        raise LHEError(f"{part}: does not end with {_ROOT_END.decode()} on a line of its "
+                       "own: not a complete LHE file")
+    if body:
+        n += body.count(_EVENT_END)
+        writer._write_event_text(body, body.count(_EVENT_END), lprups)
+    return n
 
 
 # --------------------------------------------------------------------------- reader

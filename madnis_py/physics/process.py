@@ -41,6 +41,7 @@ per process); Sherpa's parameters should agree with the param_card's.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,7 +55,8 @@ from madnis_py.physics.builtin import builtin_library, builtin_process_dir, buil
 from madnis_py.physics.matrix_element import MatrixElement
 from madnis_py.physics.slha import SLHA, read_slha
 
-__all__ = ["Process", "ProcessCardError", "ProcessDefaults", "Subprocess", "load_process"]
+__all__ = ["Process", "ProcessCardError", "ProcessDefaults", "Subprocess", "builtin_name",
+           "load_process", "looks_like_path"]
 
 _BEAMS = ("lepton", "proton")
 
@@ -244,28 +246,65 @@ def _read_card(path: Path) -> Process:
                    defaults=defaults, sherpa_run_dir=sherpa_run_dir)
 
 
-def load_process(name_or_dir: str | Path) -> Process:
-    """A built-in process by name (``"ee_mumu"``), or a directory (or file) with a card.
+def looks_like_path(name_or_path: str | os.PathLike[str]) -> bool:
+    """Whether a process argument is an explicit path under :func:`load_process`'s rule:
+    a path object, or a string with a path separator (``/`` or ``\\``), ending in
+    ``.toml``, or starting with ``.`` or ``~`` (``./ee_mumu``, ``~/procs/zz``)."""
+    if not isinstance(name_or_path, str):
+        return True
+    s = name_or_path
+    seps = [sep for sep in ("/", "\\", os.sep, os.altsep) if sep]
+    return any(sep in s for sep in seps) or s.endswith(".toml") or s.startswith((".", "~"))
+
+
+def builtin_name(name_or_path: str | os.PathLike[str]) -> str | None:
+    """The built-in process that ``name_or_path`` names under :func:`load_process`'s
+    rule, or None when it is to be read as a path."""
+    if looks_like_path(name_or_path):
+        return None
+    assert isinstance(name_or_path, str)
+    return name_or_path if name_or_path in builtin_processes() else None
+
+
+def load_process(name_or_dir: str | os.PathLike[str]) -> Process:
+    """A process: a built-in one by name (``"ee_mumu"``), or a directory or card file.
+
+    The one rule for process names, used everywhere one is resolved (the command line, run
+    cards, MadGraph run-card imports, Dask workers):
+
+    1. An explicit path is a path: a path object, or a string containing a path
+       separator, ending in ``.toml``, or starting with ``.`` or ``~`` (``./ee_mumu``,
+       ``procs/zz``, ``zz/process.toml``). A directory means its ``process.toml``.
+    2. Any other string is the built-in process of that name if there is one, even when
+       the working directory has a file or directory of the same name (so
+       ``madnis-py run ee_mumu`` after ``--output ee_mumu`` still runs the built-in; write
+       ``./ee_mumu`` for the directory).
+    3. Otherwise it is a directory or card relative to the working directory.
 
     Raises
     ------
     KeyError
-        An unknown built-in name (the message lists the built-in processes).
+        A bare name that is neither a built-in process nor an existing path (the message
+        lists the built-in processes).
+    FileNotFoundError
+        An explicit path that does not exist, or a directory without ``process.toml``.
     ProcessCardError
         A card that cannot be used (names the file and field).
     """
-    p = Path(name_or_dir)
-    if p.is_dir():
-        card = p / "process.toml"
-    elif p.is_file():
-        card = p
-    elif isinstance(name_or_dir, str) and "/" not in name_or_dir:
-        if name_or_dir not in builtin_processes():
+    name = builtin_name(name_or_dir)
+    if name is not None:
+        card = builtin_process_dir(name) / "process.toml"
+    else:
+        p = Path(name_or_dir).expanduser()
+        if p.is_dir():
+            card = p / "process.toml"
+        elif p.is_file():
+            card = p
+        elif not looks_like_path(name_or_dir):
             raise KeyError(f"no built-in process {name_or_dir!r} and no such directory; "
                            f"built-in: {builtin_processes()}")
-        card = builtin_process_dir(name_or_dir) / "process.toml"
-    else:
-        raise FileNotFoundError(f"process {name_or_dir}: no such directory or card")
+        else:
+            raise FileNotFoundError(f"process {name_or_dir}: no such directory or card")
     if not card.is_file():
         raise FileNotFoundError(f"{card}: no process card")
     return _read_card(card.resolve())

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from madnis_py.cli import main
-from madnis_py.events import read_lhe
+from madnis_py.events import LHAPDF_TOY_ID, read_lhe
 from madnis_py.physics.pdf import EMBEDDED_PDFSETS_DIR
 
 MG_CARD = (Path(__file__).resolve().parents[3] / "shared" / "reference"
@@ -110,7 +110,7 @@ def test_pdf_option_overrides_the_card(tmp_path: Path, capsys: pytest.CaptureFix
     summary = json.loads(capsys.readouterr().out)
     assert summary["events"] == 50
     init, _ = read_lhe(summary["lhe"])
-    assert init.pdfsup == (0, 0)  # the embedded toy set has no LHAPDF ID
+    assert init.pdfsup == (LHAPDF_TOY_ID, LHAPDF_TOY_ID)  # the embedded toy set's own id
 
 
 def test_run_json_with_the_lhapdf_backend_is_one_document(tmp_path: Path) -> None:

@@ -1,0 +1,502 @@
+"""The run pipeline behind ``madnis-py run``, ``integrate`` and ``generate``.
+
+:func:`run_card` takes a validated run card and what to do (:class:`RunRequest`), checks
+everything that can be checked before any work (the device, the event and shard counts,
+the checkpoint to start from, the Dask settings, the output directory), and then, in the
+locked output directory (:class:`~madnis_py.output_dir.RunDirectory`):
+
+1. builds the integrand and the multi-channel integrator from the card (or loads the
+   checkpoint for ``generate``, or the interrupted training's for ``resume``);
+2. trains (VEGAS pre-training, then the flows and channel weights, checkpoints on the
+   way), integrates and saves the checkpoint, the history and the training plot;
+3. generates the unweighted events into the LHE file, in this process
+   (:func:`madnis_py.events.output.generate_events`) or in shards on a Dask cluster
+   (:func:`madnis_py.distributed.generate_sharded`), and draws the event plots;
+4. writes ``summary.json`` last: it marks the run finished.
+
+It returns a :class:`RunSummary`. Progress and notes go to a :class:`Reporter` (the
+command's progress bars on standard error; nothing by default). Input that cannot work
+raises :class:`RunError` (one line naming the input), before any training where it can.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+
+from madnis_py.output_dir import RunDirectory
+
+if TYPE_CHECKING:
+    from madnis_py.cards.run_card import DistributedSettings, RunCard
+    from madnis_py.events.output import GeneratedEvents
+    from madnis_py.integrand import Integrand
+    from madnis_py.physics.process import Process
+    from madnis_py.training import Integrator, MultiChannelResult
+
+__all__ = ["Command", "EventsSummary", "Reporter", "RunError", "RunRequest", "RunSummary",
+           "SilentReporter", "run_card"]
+
+Command = Literal["run", "integrate", "generate"]
+
+#: Upper limits on what one run may ask for.
+LIMITS = {"events": 10 ** 9, "shards": 10_000}
+#: Unweighted events kept in memory for the kinematics plot.
+PLOT_EVENTS = 20_000
+
+
+class RunError(ValueError):
+    """Input the run cannot work with, found before the work: one line naming it."""
+
+
+class Reporter(Protocol):
+    """Where the pipeline reports progress and notes (the command: standard error)."""
+
+    def note(self, message: str) -> None:
+        """A message for the user."""
+
+    def task(self, description: str, total: int) -> Callable[[int, str], None]:
+        """A task of ``total`` steps; the result advances it by ``n`` with an info text."""
+
+
+class SilentReporter:
+    """A :class:`Reporter` that reports nothing."""
+
+    def note(self, message: str) -> None:
+        pass
+
+    def task(self, description: str, total: int) -> Callable[[int, str], None]:
+        return lambda n, info: None
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to do with a run card.
+
+    Attributes
+    ----------
+    command
+        ``"run"`` (train, integrate, generate), ``"integrate"`` (no events) or
+        ``"generate"`` (events from ``checkpoint``).
+    n_events
+        Unweighted events to generate (``run``: usually ``card.run.nevents``).
+    checkpoint
+        The checkpoint ``generate`` starts from.
+    resume
+        Continue the interrupted training whose checkpoint is in the output directory.
+    checkpoint_every
+        Training steps between checkpoints.
+    distributed
+        Generate the events on this Dask cluster (None: in this process).
+    force
+        Replace a finished run in the output directory.
+    pdf
+        The ``--pdf`` option the card's PDF set was replaced with (for error messages).
+    threads
+        CPU threads of this process (None: :func:`madnis_py.threads.default_threads`).
+    """
+
+    command: Command
+    n_events: int = 0
+    checkpoint: Path | None = None
+    resume: bool = False
+    checkpoint_every: int = 50
+    distributed: DistributedSettings | None = None
+    force: bool = False
+    pdf: str | None = None
+    threads: int | None = None
+
+
+@dataclass
+class EventsSummary:
+    """The events of a run.
+
+    Attributes
+    ----------
+    lhe : str
+        The LHE file.
+    events : int
+    max_weight : float
+        The unweighting's ``w_max``.
+    efficiency : float
+        Accepted / drawn weighted points.
+    overweight_fraction : float
+        Events with ``w > w_max`` over all events.
+    truncation_bias : float
+        Relative cross-section bias of truncated overweights (0 when kept).
+    generation_calls : int
+        Integrand calls of the generation (calibration and all shards included).
+    weights : dict
+        The weights written (:class:`~madnis_py.events.unweight.WeightReport`): effective
+        sample size, largest weight over ``w_max``, cross-section share above ``w_max``
+        and eps_uw with the truncation, raw and 99.9 %-quantile definitions (empty for a
+        sharded run).
+    shards : int or None
+        Dask shards (None: generated in this process).
+    """
+
+    lhe: str
+    events: int
+    max_weight: float
+    efficiency: float
+    overweight_fraction: float
+    truncation_bias: float
+    generation_calls: int
+    weights: dict[str, float] = field(default_factory=dict)
+    shards: int | None = None
+
+
+@dataclass
+class RunSummary:
+    """What a run did; :meth:`to_json` is ``summary.json`` and ``--json``'s output.
+
+    Attributes
+    ----------
+    process, seed
+        The process name and the run's seed.
+    sigma_pb, error_pb, rel_std, eps_uw, eps_uw_quantile, channel_sigma_pb
+        The integration: cross section and error (pb), relative standard deviation of the
+        weights, unweighting efficiencies (max and quantile ``w_max``), per-channel sigma.
+    checkpoint, output : str
+        The checkpoint (written, or read by ``generate``) and the output directory.
+    warnings : list of str
+        Why the result may not be trustworthy (empty when it is).
+    calls : int
+        Integrand calls of this run: training, integration and event generation (the
+        calibration and every shard included); the calls of the run that trained a
+        checkpoint are not counted again by ``generate``, nor are the plots' draws.
+    timings : dict
+        Seconds per step (``vegas_s``, ``training_s``, ``integration_s``,
+        ``generation_s``, ``total_s``).
+    plots : list of str
+        Every plot written (``training.png``, ``weights.png``, ``kinematics.png``).
+    files : list of str
+        The files of the output directory (``summary.json`` aside).
+    events : EventsSummary or None
+        The events (None for ``integrate``).
+    """
+
+    process: str
+    seed: int
+    sigma_pb: float
+    error_pb: float
+    rel_std: float
+    eps_uw: float
+    eps_uw_quantile: float
+    channel_sigma_pb: list[float]
+    checkpoint: str
+    output: str
+    warnings: list[str] = field(default_factory=list)
+    calls: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    plots: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    events: EventsSummary | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A flat JSON object: the fields, with the events' fields (if any) at the top
+        level (``events`` is then their count)."""
+        data = asdict(self)
+        events = data.pop("events")
+        if events is not None:
+            if events["shards"] is None:
+                del events["shards"]
+            data.update(events)
+        return data
+
+
+def _check_request(card: RunCard, request: RunRequest) -> None:
+    """Everything about the request that can be checked before any work."""
+    if card.run.device == "cuda":
+        raise RunError("--device cuda: the multi-channel trainer runs its flows on the CPU "
+                       "in this version (the CUDA kernels serve the flow and phase-space "
+                       "layers directly); use --device cpu")
+    n = request.n_events
+    if not 0 <= n <= LIMITS["events"]:
+        what = "-n" if request.command == "generate" else "[run] nevents"
+        raise RunError(f"{what} = {n}: expected 0 <= n <= {LIMITS['events']:.0e}")
+    settings = request.distributed
+    if settings is not None and request.command != "integrate":
+        most = min(LIMITS["shards"], max(n, 1))
+        if settings.shards > most:
+            raise RunError(f"--shards {settings.shards} for {n} events: at most {most} (one "
+                           f"event per shard and {LIMITS['shards']} shards at the most)")
+    if request.threads is not None and request.threads < 1:
+        raise RunError(f"--threads must be >= 1, got {request.threads}")
+    if request.checkpoint_every < 1:
+        raise RunError(f"--checkpoint-every must be >= 1, got {request.checkpoint_every}")
+    if settings is not None and request.command != "integrate":
+        from madnis_py.distributed import check_distributed
+
+        check_distributed(settings)
+    if request.command == "generate":
+        if request.checkpoint is None:
+            raise RunError("generate: no checkpoint given (--checkpoint FILE)")
+        if not request.checkpoint.is_file():
+            raise RunError(f"--checkpoint {request.checkpoint}: no such file")
+
+
+def run_card(card: RunCard, request: RunRequest,
+             reporter: Reporter | None = None) -> RunSummary:
+    """Run ``request`` on ``card`` in the card's output directory (see the module
+    docstring); returns the summary also written to ``summary.json``.
+
+    Raises
+    ------
+    RunError
+        A request or card setting that cannot work (before any training where it can be
+        found then), or physics the integrand cannot be built for.
+    """
+    from madnis_py.threads import configure_threads
+
+    reporter = reporter or SilentReporter()
+    _check_request(card, request)
+    try:
+        configure_threads(request.threads)
+    except ValueError as err:  # a bad MADNIS_PY_THREADS / OMP_NUM_THREADS
+        raise RunError(str(err)) from err
+    try:
+        process = card.load_process()
+    except KeyError as err:  # a bare name that is no built-in process and no directory
+        raise RunError(f"process: {err.args[0]}") from err
+    out = card.lhe_path.parent
+    outputs = [card.output.lhe, "history.json", "training.png", "weights.png",
+               "kinematics.png"]
+    if request.command != "generate":
+        outputs.append(card.checkpoint_path.name)
+    with RunDirectory(out, outputs, force=request.force or request.resume) as run_dir:
+        if run_dir.removed_temporaries:
+            reporter.note(f"removed {len(run_dir.removed_temporaries)} temporary file(s) of "
+                          f"an interrupted run in {out}")
+        return _run_in(card, request, process, out, reporter)
+
+
+def _integrator(card: RunCard, process: Process,
+                pdf_option: str | None = None) -> tuple[Integrand, Integrator]:
+    from madnis_py.integrand import Integrand, TorchChannels
+    from madnis_py.physics.pdf import PDFError, PDFSetNotFoundError
+    from madnis_py.training import Integrator
+
+    try:
+        integrand = Integrand(process, **card.integrand_options())
+    except PDFSetNotFoundError as err:  # the whole message, the field, and the way out
+        raise RunError(f"{_pdf_field(card, process, pdf_option)}: "
+                       f"{' '.join(str(err).split())}; or choose an installed set with "
+                       "--pdf NAME (such as --pdf LHToyPDF, the embedded toy set)") from err
+    except PDFError as err:  # the whole message, and the card field the set came from
+        raise RunError(f"{_pdf_field(card, process, pdf_option)}: "
+                       f"{' '.join(str(err).split())}") from err
+    except ValueError as err:  # physics the integrand cannot be built for
+        raise RunError(f"process {process.name}: {err}") from err
+    channels = TorchChannels(integrand)
+    return integrand, Integrator(channels, feature_dims=channels.feature_dims,
+                                 **card.integrator_options())
+
+
+def _pdf_field(card: RunCard, process: Process, pdf_option: str | None = None) -> str:
+    """Where the run's PDF set was named: ``--pdf``, the run card's field (a MadGraph
+    card's ``pdlabel``/``lhaid`` with its line), else the process card's default."""
+    if pdf_option is not None:
+        return f"--pdf {pdf_option}"
+    where = f"{card.source}: " if card.source is not None else ""
+    madgraph = card.source is not None and Path(card.source).suffix == ".dat"
+    if madgraph:
+        from madnis_py.cards import read_madgraph_run_card
+
+        fields = read_madgraph_run_card(Path(card.source))
+        label = next((n for n in ("pdlabel", "pdlabel1") if n in fields), "pdlabel")
+        name = "lhaid" if fields.get(label, "").strip().lower() == "lhapdf" else label
+        line = fields.lines.get(name)
+        return (f"{card.source}{'' if line is None else f':{line}'}: {name} = "
+                f"{fields.get(name, '?').strip()} (LHAPDF ID {card.collider.lhaid})")
+    if card.collider.pdf is not None:
+        return f"{where}{'pdlabel' if madgraph else '[collider] pdf'} = {card.collider.pdf!r}"
+    if card.collider.lhaid is not None:
+        return f"{where}{'lhaid' if madgraph else '[collider] lhaid'} = {card.collider.lhaid}"
+    return f"{process.card}: [defaults] pdf = {process.defaults.pdf!r}"
+
+
+def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str, float], *,
+           resumed: bool, checkpoint_every: int) -> None:
+    t0 = time.perf_counter()
+    if card.training.vegas and not resumed:
+        mc.pretrain_vegas(**card.vegas_options())
+    timings["vegas_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    opts: dict[str, Any] = dict(card.train_options())
+    if resumed:  # the rest of the interrupted training, with its optimizer's state
+        opts["steps"] = int(mc.steps_remaining)
+    advance = reporter.task("training", opts["steps"])
+
+    def step(_: int, loss: float) -> None:
+        advance(1, f"loss {loss:.3g}, rel. std {mc.history.rel_std[-1]:.3g}")
+
+    mc.train(**opts, callback=step, checkpoint=card.checkpoint_path,
+             checkpoint_every=checkpoint_every)
+    mc.select_flows(max(2_000, card.training.batch))
+    timings["training_s"] = time.perf_counter() - t0
+
+
+def _integrate(card: RunCard, mc: Integrator, timings: dict[str, float]) -> MultiChannelResult:
+    t0 = time.perf_counter()
+    result = mc.integrate(**card.integrate_options())
+    timings["integration_s"] = time.perf_counter() - t0
+    return result
+
+
+def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
+            reporter: Reporter) -> RunSummary:
+    import torch
+
+    from madnis_py.events.output import cross_section
+    from madnis_py.training import Integrator
+
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    torch.manual_seed(card.run.seed)  # the flows' and channel weights' initialisation
+    integrand, mc = _integrator(card, process, request.pdf)
+    # The integrator binds its checkpoints to integrand.fingerprint() (and checks a loaded
+    # one against it) by itself.
+    plots: list[str] = []
+    if request.command == "generate":
+        assert request.checkpoint is not None
+        mc = Integrator.load(request.checkpoint, mc.base_integrand)
+        calls_before = int(mc.n_calls)  # the checkpoint's own calls are not this run's
+        integrated = mc.last_result is None  # a checkpoint of an interrupted training
+        t0 = time.perf_counter()
+        result = cross_section(mc, card)
+        if integrated:
+            timings["integration_s"] = time.perf_counter() - t0
+        checkpoint = request.checkpoint
+    else:
+        resumed = False
+        if request.resume:
+            if not card.checkpoint_path.is_file():
+                raise RunError(f"--resume: no checkpoint {card.checkpoint_path} to resume "
+                               "from")
+            mc = Integrator.load(card.checkpoint_path, mc.base_integrand)
+            resumed = True
+            reporter.note(f"resuming from {card.checkpoint_path} after {mc.steps_done} "
+                          "training steps")
+        calls_before = int(mc.n_calls)
+        _train(card, mc, reporter, timings, resumed=resumed,
+               checkpoint_every=request.checkpoint_every)
+        result = _integrate(card, mc, timings)
+        mc.save(card.checkpoint_path)
+        if card.output.plots:
+            from madnis_py.plots import plot_history
+
+            plot_history(mc.history, out / "training.png",
+                         channel_names=[c.name for c in process.channels])
+            plots.append(str(out / "training.png"))
+        mc.save_history(out / "history.json")
+        checkpoint = card.checkpoint_path
+    warnings = [str(w) for w in getattr(result, "warnings", ())]
+    for warning in warnings:
+        reporter.note(f"the result may not be trustworthy: {warning}")
+    summary = RunSummary(
+        process=process.name, seed=card.run.seed, sigma_pb=result.value,
+        error_pb=result.error, rel_std=result.rel_std, eps_uw=result.eps_uw,
+        eps_uw_quantile=result.eps_uw_quantile,
+        channel_sigma_pb=[float(v) for v in result.channel_values],
+        checkpoint=str(checkpoint), output=str(out), warnings=warnings)
+    calls = int(mc.n_calls) - calls_before  # training and integration of this run
+    if request.command != "integrate":
+        t0 = time.perf_counter()
+        if request.distributed is None:
+            done = _generate(card, integrand, mc, result, request.n_events, out, reporter)
+            summary.events = _events_summary(done)
+            if card.output.plots:
+                plots += _event_plots(card, done, integrand, out)
+        else:
+            summary.events = _generate_distributed(card, request.distributed, checkpoint,
+                                                   request.n_events, out)
+        timings["generation_s"] = time.perf_counter() - t0
+        calls += summary.events.generation_calls
+    summary.calls = calls
+    summary.plots = plots
+    timings["total_s"] = time.perf_counter() - t_start
+    summary.timings = timings
+    summary.files = sorted(p.name for p in out.iterdir()
+                           if not p.name.startswith(".") and p.name != "summary.json")
+    _write_json(out / "summary.json", summary.to_json())  # last: it marks the run finished
+    return summary
+
+
+def _generate(card: RunCard, integrand: Integrand, mc: Integrator,
+              result: MultiChannelResult, n_events: int, out: Path,
+              reporter: Reporter) -> GeneratedEvents:
+    from madnis_py.events.banner import Banner
+    from madnis_py.events.output import generate_events
+
+    advance = reporter.task("events", n_events)
+    return generate_events(mc, card, n_events, out / card.output.lhe, sigma=result.value,
+                           error=result.error, seed=card.run.seed + 1,
+                           header=Banner.for_run(card, integrand),
+                           keep=PLOT_EVENTS if card.output.plots else 0,
+                           on_events=lambda n: advance(n, ""))
+
+
+def _events_summary(done: GeneratedEvents) -> EventsSummary:
+    return EventsSummary(lhe=str(done.path), events=done.n_events, max_weight=done.w_max,
+                         efficiency=done.efficiency,
+                         overweight_fraction=done.n_overweight / max(done.n_events, 1),
+                         truncation_bias=done.truncation_bias,
+                         generation_calls=done.n_calls,
+                         weights=done.report.as_dict() if done.report else {})
+
+
+def _generate_distributed(card: RunCard, settings: DistributedSettings, checkpoint: Path,
+                          n_events: int, out: Path) -> EventsSummary:
+    from madnis_py.distributed import cluster_client, generate_sharded
+
+    try:
+        with cluster_client(settings) as client:
+            res = generate_sharded(card, checkpoint, n_events, client, output=out,
+                                   shards=settings.shards)
+    except ImportError as err:  # no dask: pip install 'madnis_py[distributed]'
+        raise RunError(str(err)) from err
+    return EventsSummary(lhe=str(res.path), events=res.n_events, max_weight=res.w_max,
+                         efficiency=res.efficiency,
+                         overweight_fraction=res.n_overweight / max(res.n_events, 1),
+                         truncation_bias=res.truncation_bias,
+                         generation_calls=res.total_calls, shards=len(res.shards))
+
+
+def _event_plots(card: RunCard, done: GeneratedEvents, integrand: Integrand,
+                 out: Path) -> list[str]:
+    """The weight distribution (with ``w_max``) and the kinematics of the events against
+    weighted points, drawn after the events so that the events do not depend on whether
+    plots are drawn."""
+    from madnis_py.events.generator import EventBatch
+    from madnis_py.events.output import calibration_size
+    from madnis_py.plots import plot_kinematics, plot_weights
+
+    gen = done.generator
+    assert gen is not None
+    weights, _, _ = gen.weighted(min(calibration_size(card), 50_000))
+    plot_weights(weights, done.w_max, out / "weights.png")
+    made = [str(out / "weights.png")]
+    if done.sample:
+        w, channels, x = gen.weighted(PLOT_EVENTS)
+        moms = np.zeros((len(w), integrand.process.n_particles, 4))
+        for c in np.unique(channels):
+            sel = np.nonzero(channels == c)[0]
+            moms[sel] = integrand(x[sel].numpy(), int(c), prior=False).momenta
+        events = EventBatch.concatenate(done.sample)
+        plot_kinematics(events.momenta, moms, w, out / "kinematics.png",
+                        event_weights=events.weights, process=integrand.process,
+                        cuts=integrand.cut_values, sqrt_s=integrand.sqrt_s)
+        made.append(str(out / "kinematics.png"))
+    return made
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    from madnis_py._atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

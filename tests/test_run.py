@@ -1,0 +1,151 @@
+"""The run pipeline (madnis_py.run): typed summary, summary.json, this run's calls, every
+plot listed, errors before any work."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from madnis_py.cards import RunCard, load_run_card
+from madnis_py.integrand import Integrand, TorchChannels
+from madnis_py.run import RunError, RunRequest, RunSummary, run_card
+from madnis_py.training import Integrator
+
+CARD = """
+[run]
+process = "ee_mumu"
+seed = 7
+nevents = {nevents}
+output = "{output}"
+{collider}
+[training]
+steps = 6
+batch = 512
+vegas = false
+warmup = 2
+
+[integration]
+points = 8000
+iterations = 2
+
+[output]
+lhe = "events.lhe"
+plots = {plots}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def make_card(tmp_path: Path, output: str, *, nevents: int = 60, plots: bool = False,
+              collider: str = "") -> RunCard:
+    path = tmp_path / f"{output}.toml"
+    path.write_text(CARD.format(nevents=nevents, output=output, plots=str(plots).lower(),
+                                collider=collider))
+    return load_run_card(path)
+
+
+class Recorder:
+    """A Reporter that records what it is told."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.done: dict[str, list[int]] = {}
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+    def task(self, description: str, total: int) -> Callable[[int, str], None]:
+        self.done[description] = [total, 0]
+
+        def advance(n: int, info: str) -> None:
+            self.done[description][1] += n
+
+        return advance
+
+
+def test_integrate_then_generate_count_their_own_calls(tmp_path: Path) -> None:
+    card = make_card(tmp_path, "a")
+    seen = Recorder()
+    summary = run_card(card, RunRequest("integrate"), seen)
+    assert isinstance(summary, RunSummary) and summary.events is None
+    assert seen.done["training"] == [6, 6]
+    out = tmp_path / "a"
+    written = json.loads((out / "summary.json").read_text())
+    assert written == json.loads(json.dumps(summary.to_json()))
+    assert "events" not in written and "lhe" not in written
+    assert written["files"] == ["checkpoint.pt", "history.json"]
+    # a fresh run's calls are all the checkpoint's calls (training and integration)
+    mc = Integrator.load(out / "checkpoint.pt", TorchChannels(Integrand("ee_mumu")))
+    assert summary.calls == mc.n_calls > 0
+    assert summary.sigma_pb == mc.last_result.value
+
+    gen_card = make_card(tmp_path, "b")
+    gen = run_card(gen_card, RunRequest("generate", n_events=80,
+                                        checkpoint=out / "checkpoint.pt"), seen)
+    assert gen.events is not None and gen.events.events == 80
+    assert seen.done["events"] == [80, 80]
+    # the checkpoint had its integration: this run's calls are the generation's alone,
+    # not the checkpoint's cumulative count
+    assert gen.calls == gen.events.generation_calls
+    assert "integration_s" not in gen.timings and "generation_s" in gen.timings
+    assert gen.sigma_pb == summary.sigma_pb and gen.checkpoint == str(out / "checkpoint.pt")
+    flat = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert flat["events"] == 80 and flat["lhe"] == str(tmp_path / "b" / "events.lhe")
+    assert "shards" not in flat and flat["calls"] == gen.calls
+
+
+def test_a_run_lists_every_plot_it_wrote(tmp_path: Path) -> None:
+    card = make_card(tmp_path, "p", nevents=100, plots=True)
+    summary = run_card(card, RunRequest("run", n_events=100))
+    out = tmp_path / "p"
+    names = ["training.png", "weights.png", "kinematics.png"]
+    assert summary.plots == [str(out / n) for n in names]
+    assert json.loads((out / "summary.json").read_text())["plots"] == summary.plots
+    assert all((out / n).stat().st_size > 0 for n in names)
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(names)
+    assert summary.events is not None
+    assert summary.calls > summary.events.generation_calls > 0
+
+
+@pytest.mark.parametrize("request_, message", [
+    (RunRequest("run", n_events=-1), "nevents = -1"),
+    (RunRequest("generate", n_events=5, checkpoint=Path("missing.pt")), "missing.pt"),
+    (RunRequest("run", n_events=5, checkpoint_every=0), "--checkpoint-every"),
+])
+def test_bad_requests_fail_before_any_work(tmp_path: Path, request_: RunRequest,
+                                           message: str) -> None:
+    card = make_card(tmp_path, "bad")
+    with pytest.raises(RunError, match=message):
+        run_card(card, request_)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_missing_pdf_set_names_the_card_field_and_keeps_the_message(
+        tmp_path: Path) -> None:
+    path = tmp_path / "dy.toml"
+    path.write_text(CARD.format(nevents=5, output="dy", plots="false", collider="")
+                    .replace('"ee_mumu"', '"drell_yan"')
+                    + '\n[collider]\npdf = "NoSuchSet_nlo"\n')
+    card = load_run_card(path)
+    with pytest.raises(RunError) as err:
+        run_card(card, RunRequest("integrate"))
+    text = str(err.value)
+    assert f"{path}: [collider] pdf = 'NoSuchSet_nlo'" in text
+    assert "not found" in text and "LHAPDF_DATA_PATH" in text and "\n" not in text
+    assert not (tmp_path / "dy" / "summary.json").exists()
+
+
+def test_an_unknown_process_name_is_one_error(tmp_path: Path) -> None:
+    import dataclasses
+
+    card = make_card(tmp_path, "u")
+    card = dataclasses.replace(card, run=dataclasses.replace(card.run, process="nosuch"))
+    with pytest.raises(RunError, match="no built-in process 'nosuch'.*ee_mumu"):
+        run_card(card, RunRequest("integrate"))
