@@ -510,7 +510,7 @@ def _run_in(args: argparse.Namespace, card: Any, settings: Any, process: Any, ou
         # loaded one against it) by itself.
         calls_before = 0
         if args.command == "generate":
-            mc = Integrator.load(args.checkpoint, mc.base_integrand)
+            mc = Integrator.load(args.checkpoint, mc.integrand)
             calls_before = int(mc.n_calls)
             result = mc.last_result
             if result is None:
@@ -521,7 +521,7 @@ def _run_in(args: argparse.Namespace, card: Any, settings: Any, process: Any, ou
                 if not card.checkpoint_path.is_file():
                     raise CLIError(f"--resume: no checkpoint {card.checkpoint_path} to "
                                    "resume from")
-                mc = Integrator.load(card.checkpoint_path, mc.base_integrand)
+                mc = Integrator.load(card.checkpoint_path, mc.integrand)
                 resumed = True
                 _note(args, f"resuming from {card.checkpoint_path} after "
                             f"{mc.steps_done} training steps")
