@@ -227,6 +227,7 @@ class ScaleSettings:
 
 #: The integrator's defaults, whose options the [training] table shares.
 _OPTIONS = TrainingOptions()
+_LOSS = cast(Loss, _OPTIONS.loss)
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,7 @@ class TrainingSettings:
     steps: int = 200
     batch: int = 4096
     lr: float = _OPTIONS.lr
-    loss: Loss = cast(Loss, _OPTIONS.loss)
+    loss: Loss = _LOSS
     buffered_steps: int = 0
     buffer_batches: int = 4
     trainable_weights: bool = _OPTIONS.trainable_weights

@@ -19,9 +19,18 @@ import torch
 
 from madnis_py.training.options import TrainingOptions
 
-__all__ = ["CheckpointError", "CheckpointMismatchError", "CONFIG_KEYS", "STATE_KEYS",
-           "check_physics", "first_difference", "one_line", "plain", "read_checkpoint",
-           "shape_mismatch"]
+__all__ = [
+    "CONFIG_KEYS",
+    "STATE_KEYS",
+    "CheckpointError",
+    "CheckpointMismatchError",
+    "check_physics",
+    "first_difference",
+    "one_line",
+    "plain",
+    "read_checkpoint",
+    "shape_mismatch",
+]
 
 
 class CheckpointError(ValueError):

@@ -211,13 +211,16 @@ def _merge(batches: list[list[ChannelSample]]) -> list[ChannelSample]:
     out = []
     for c, parts in sorted(by_channel.items()):
         priors = [p.prior for p in parts]
+
+        def cat(name: str, parts: list[ChannelSample] = parts) -> torch.Tensor:
+            return torch.cat([getattr(p, name) for p in parts])
+
         out.append(ChannelSample(
-            c, *(torch.cat([getattr(p, name) for p in parts])
-                 for name in ("x", "features", "weight", "event_weight", "f")),
-            None if any(q is None for q in priors)
-            else torch.cat([q for q in priors if q is not None]),
-            *(torch.cat([getattr(p, name) for p in parts])
-              for name in ("z", "log_q", "log_jac"))))
+            c, x=cat("x"), features=cat("features"), weight=cat("weight"),
+            event_weight=cat("event_weight"), f=cat("f"),
+            prior=(None if any(q is None for q in priors)
+                   else torch.cat([q for q in priors if q is not None])),
+            z=cat("z"), log_q=cat("log_q"), log_jac=cat("log_jac")))
     return out
 
 
@@ -684,7 +687,7 @@ class Integrator:
         running, its optimizer and schedule. Tensors and plain values only, so that
         ``torch.load(..., weights_only=True)`` reads it."""
         physics = self._physics()
-        grids = [s.grid() for s in self.samplers]
+        grids = [g for g in (s.grid() for s in self.samplers) if g is not None]
         return {
             "format": 2,
             "flows": self.flows.state_dict(),
@@ -705,7 +708,7 @@ class Integrator:
             # one tensor per dimension: vegas may give the dimensions different numbers
             # of increments; all channels have a map after pretrain_vegas, none before
             "vegas_grids": ([[torch.tensor(g) for g in grid] for grid in grids]
-                            if all(g is not None for g in grids) else []),
+                            if len(grids) == self.n_channels else []),
         }
 
     def save(self, path: str | Path, *, physics: Mapping[str, object] | None = None) -> None:

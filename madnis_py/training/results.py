@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["IterationAverage", "MultiChannelResult", "TRUST_LIMITS", "trust_warnings"]
+__all__ = ["TRUST_LIMITS", "IterationAverage", "MultiChannelResult", "trust_warnings"]
 
 #: Thresholds of :attr:`MultiChannelResult.warnings`: chi2/dof of >= 3 iterations, the
 #: largest event weight's share of the sum, and the relative uncertainty of the
@@ -170,7 +170,7 @@ class IterationAverage:
         return self.chi2 / self.dof if self.dof > 0 else math.nan
 
     @property
-    def Q(self) -> float:  # noqa: N802 (vegas' name)
+    def Q(self) -> float:
         """P(chi2' > chi2) for chi2 with ``dof`` degrees of freedom (nan for one)."""
         if self.dof < 1:
             return math.nan

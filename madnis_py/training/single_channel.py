@@ -17,7 +17,7 @@ import torch
 from madnis_py.flows import Flow
 from madnis_py.training.losses import LOSSES, check_loss
 
-__all__ = ["IntegrationResult", "train_flow", "integrate_flow"]
+__all__ = ["IntegrationResult", "integrate_flow", "train_flow"]
 
 Integrand = Callable[[torch.Tensor], torch.Tensor]
 
