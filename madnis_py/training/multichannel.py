@@ -67,6 +67,9 @@ import torch
 
 from madnis_py._atomic import CheckpointWriteError, torch_save_atomic
 from madnis_py.flows import Flow
+from madnis_py.integrand import Integrand, TorchChannels
+from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
+from madnis_py.physics.process import Process, load_process
 from madnis_py.training.channel_sampler import ChannelSampler
 from madnis_py.training.channel_weights import ChannelWeights
 from madnis_py.training.checkpoint import (
@@ -246,9 +249,6 @@ def _check_values(f: torch.Tensor, channel: int) -> None:
 
 
 def _as_channels(integrand: object) -> MultiChannelIntegrand:
-    from madnis_py.integrand import Integrand, TorchChannels
-    from madnis_py.physics.process import Process
-
     if isinstance(integrand, (str, Process)):
         integrand = Integrand(integrand)
     if isinstance(integrand, Integrand):
@@ -809,9 +809,6 @@ class Integrator:
         compared with the checkpoint's, see :meth:`load_state`. Loading uses
         ``torch.load(..., weights_only=True)``.
         """
-        from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
-        from madnis_py.physics.process import load_process
-
         path = Path(path)
         state = read_checkpoint(path)
         config = dict(state["config"])
