@@ -2,22 +2,30 @@
 
 A checkpoint is a ``torch.save`` state dict of tensors and plain values, read with
 ``torch.load(..., weights_only=True)``. This module refuses what cannot be one
-(:class:`CheckpointError`, one line naming the file) and says where a checkpoint of other
-physics or another process differs (:class:`CheckpointMismatchError`); the integrator
-writes and restores its own state (:meth:`Integrator.state_dict
-<madnis_py.training.Integrator.state_dict>`).
+(:class:`CheckpointError`, one line naming the file), says where a checkpoint of other
+physics or another process differs (:class:`CheckpointMismatchError`), and writes and
+restores the integrator's state (:func:`integrator_state`, :func:`restore_state`, behind
+:meth:`Integrator.save <madnis_py.training.Integrator.save>` and
+:meth:`Integrator.load_state <madnis_py.training.Integrator.load_state>`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import torch
 
+from madnis_py.training.history import History
 from madnis_py.training.options import TrainingOptions
+from madnis_py.training.results import MultiChannelResult
+
+if TYPE_CHECKING:
+    from madnis_py.training.multichannel import Integrator
 
 __all__ = [
     "CONFIG_KEYS",
@@ -169,3 +177,97 @@ def check_physics(stored_physics: object, expected: Mapping[str, Any] | None,
                 f"{path} was trained with {key} = {_show(old)}, the card says "
                 f"{_show(new)}; retrain (madnis-py run) or use the card it was "
                 "trained with")
+
+
+def integrator_state(mc: Integrator) -> dict[str, object]:
+    """The checkpoint of ``mc`` (:meth:`Integrator.state_dict
+    <madnis_py.training.Integrator.state_dict>`): tensors and plain values only."""
+    physics = mc._physics()
+    grids = [g for g in (s.grid() for s in mc.samplers) if g is not None]
+    return {
+        "format": 2,
+        "flows": mc.flows.state_dict(),
+        "weights": mc.weights.state_dict(),
+        "generator": mc.generator.get_state(),
+        "sigmas": torch.from_numpy(mc.sigmas.copy()),
+        "counters": torch.tensor([mc.n_calls, mc.n_invalid, mc.steps_done]),
+        "use_flow": torch.tensor(mc.use_flow),
+        "active": torch.from_numpy(mc.active.copy()),
+        "low_steps": torch.from_numpy(mc._low_steps.copy()),
+        "config": mc.config,
+        "physics": None if physics is None else json.dumps(physics, sort_keys=False),
+        "history": mc.history.to_dict(),
+        "training": mc._training,
+        "result": ({k: (list(v) if isinstance(v, tuple) else v)
+                    for k, v in dataclasses.asdict(mc.last_result).items()}
+                   if mc.last_result is not None else None),
+        # one tensor per dimension: vegas may give the dimensions different numbers
+        # of increments; all channels have a map after pretrain_vegas, none before
+        "vegas_grids": ([[torch.tensor(g) for g in grid] for grid in grids]
+                        if len(grids) == mc.n_channels else []),
+    }
+
+
+def restore_state(mc: Integrator, state: dict[str, Any], path: Path,
+                  physics: Mapping[str, object] | None) -> None:
+    """Restore ``mc`` from a checkpoint read by :func:`read_checkpoint`: one-line
+    :class:`CheckpointError` and :class:`CheckpointMismatchError` as
+    :meth:`Integrator.load_state <madnis_py.training.Integrator.load_state>` says."""
+    check_physics(state.get("physics"),
+                  plain(physics) if physics is not None else mc._physics(), path)
+    try:
+        n_stored = len(state["sigmas"])
+        if n_stored != mc.n_channels:
+            raise CheckpointMismatchError(
+                f"{path} is a checkpoint of {n_stored} channels, this integrand has "
+                f"{mc.n_channels} (another process?); retrain or pass its integrand")
+        for prefix, module in (("flows", mc.flows), ("weights", mc.weights)):
+            why = shape_mismatch(state[prefix], module.state_dict(), prefix)
+            if why is not None:
+                raise CheckpointMismatchError(
+                    f"{path} does not fit this integrator: {why} (another process or "
+                    "other flow_options?)")
+        try:
+            mc.flows.load_state_dict(state["flows"])
+            mc.weights.load_state_dict(state["weights"])
+        except RuntimeError as err:
+            raise CheckpointMismatchError(
+                f"{path} does not fit this integrator (another process or other "
+                f"flow_options?): {str(err).splitlines()[0]}") from err
+        mc.generator.set_state(state["generator"])
+        mc.sigmas = state["sigmas"].numpy().astype(np.float64).copy()
+        mc.n_calls, mc.n_invalid, mc.steps_done = (
+            int(v) for v in state["counters"])
+        mc.use_flow = [bool(v) for v in state["use_flow"]]
+        mc.active = state["active"].numpy().astype(bool).copy()
+        if "low_steps" in state:
+            mc._low_steps = state["low_steps"].numpy().astype(np.int64).copy()
+        history = state.get("history")
+        if history is not None:
+            mc.history = History.from_dict(history)
+        training = state.get("training")
+        mc._resume = (training if isinstance(training, dict)
+                        and int(training["done"]) < int(training["steps"]) else None)
+        result = state.get("result")
+        known = {f.name for f in dataclasses.fields(MultiChannelResult)}
+        fields: dict[str, Any] = ({} if result is None else
+                                  {k: (tuple(v) if isinstance(v, list) else v)
+                                   for k, v in result.items() if k in known})
+        mc.last_result = None if result is None else MultiChannelResult(**fields)
+        grids = state.get("vegas_grids", [])
+        if grids:
+            import vegas
+
+            if len(grids) != mc.n_channels:
+                raise ValueError(f"{len(grids)} VEGAS grids for {mc.n_channels} "
+                                 "channels")
+            for sampler, grid in zip(mc.samplers, grids):
+                sampler.base = vegas.AdaptiveMap([g.numpy() for g in grid])
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+            RuntimeError) as err:
+        raise CheckpointError(f"{path}: a damaged or incompatible madnis_py checkpoint "
+                              f"({one_line(err)})") from err
+    if physics is not None:
+        mc.physics = physics

@@ -53,8 +53,6 @@ own uncertainty is large).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import warnings
 from collections.abc import Callable, Mapping
@@ -75,11 +73,10 @@ from madnis_py.training.channel_weights import ChannelWeights
 from madnis_py.training.checkpoint import (
     CheckpointError,
     CheckpointMismatchError,
-    check_physics,
-    one_line,
+    integrator_state,
     plain,
     read_checkpoint,
-    shape_mismatch,
+    restore_state,
 )
 from madnis_py.training.history import History
 from madnis_py.training.losses import (
@@ -686,30 +683,7 @@ class Integrator:
         the history, the physics fingerprint (a JSON string) and, while :meth:`train` is
         running, its optimizer and schedule. Tensors and plain values only, so that
         ``torch.load(..., weights_only=True)`` reads it."""
-        physics = self._physics()
-        grids = [g for g in (s.grid() for s in self.samplers) if g is not None]
-        return {
-            "format": 2,
-            "flows": self.flows.state_dict(),
-            "weights": self.weights.state_dict(),
-            "generator": self.generator.get_state(),
-            "sigmas": torch.from_numpy(self.sigmas.copy()),
-            "counters": torch.tensor([self.n_calls, self.n_invalid, self.steps_done]),
-            "use_flow": torch.tensor(self.use_flow),
-            "active": torch.from_numpy(self.active.copy()),
-            "low_steps": torch.from_numpy(self._low_steps.copy()),
-            "config": self.config,
-            "physics": None if physics is None else json.dumps(physics, sort_keys=False),
-            "history": self.history.to_dict(),
-            "training": self._training,
-            "result": ({k: (list(v) if isinstance(v, tuple) else v)
-                        for k, v in dataclasses.asdict(self.last_result).items()}
-                       if self.last_result is not None else None),
-            # one tensor per dimension: vegas may give the dimensions different numbers
-            # of increments; all channels have a map after pretrain_vegas, none before
-            "vegas_grids": ([[torch.tensor(g) for g in grid] for grid in grids]
-                            if len(grids) == self.n_channels else []),
-        }
+        return integrator_state(self)
 
     def save(self, path: str | Path, *, physics: Mapping[str, object] | None = None) -> None:
         """Write a checkpoint atomically (a temporary file in the same directory, renamed
@@ -738,64 +712,7 @@ class Integrator:
 
     def _load_state(self, state: dict[str, Any], path: Path,
                     physics: Mapping[str, object] | None) -> None:
-        check_physics(state.get("physics"),
-                      plain(physics) if physics is not None else self._physics(), path)
-        try:
-            n_stored = len(state["sigmas"])
-            if n_stored != self.n_channels:
-                raise CheckpointMismatchError(
-                    f"{path} is a checkpoint of {n_stored} channels, this integrand has "
-                    f"{self.n_channels} (another process?); retrain or pass its integrand")
-            for prefix, module in (("flows", self.flows), ("weights", self.weights)):
-                why = shape_mismatch(state[prefix], module.state_dict(), prefix)
-                if why is not None:
-                    raise CheckpointMismatchError(
-                        f"{path} does not fit this integrator: {why} (another process or "
-                        "other flow_options?)")
-            try:
-                self.flows.load_state_dict(state["flows"])
-                self.weights.load_state_dict(state["weights"])
-            except RuntimeError as err:
-                raise CheckpointMismatchError(
-                    f"{path} does not fit this integrator (another process or other "
-                    f"flow_options?): {str(err).splitlines()[0]}") from err
-            self.generator.set_state(state["generator"])
-            self.sigmas = state["sigmas"].numpy().astype(np.float64).copy()
-            self.n_calls, self.n_invalid, self.steps_done = (
-                int(v) for v in state["counters"])
-            self.use_flow = [bool(v) for v in state["use_flow"]]
-            self.active = state["active"].numpy().astype(bool).copy()
-            if "low_steps" in state:
-                self._low_steps = state["low_steps"].numpy().astype(np.int64).copy()
-            history = state.get("history")
-            if history is not None:
-                self.history = History.from_dict(history)
-            training = state.get("training")
-            self._resume = (training if isinstance(training, dict)
-                            and int(training["done"]) < int(training["steps"]) else None)
-            result = state.get("result")
-            known = {f.name for f in dataclasses.fields(MultiChannelResult)}
-            fields: dict[str, Any] = ({} if result is None else
-                                      {k: (tuple(v) if isinstance(v, list) else v)
-                                       for k, v in result.items() if k in known})
-            self.last_result = None if result is None else MultiChannelResult(**fields)
-            grids = state.get("vegas_grids", [])
-            if grids:
-                import vegas
-
-                if len(grids) != self.n_channels:
-                    raise ValueError(f"{len(grids)} VEGAS grids for {self.n_channels} "
-                                     "channels")
-                for sampler, grid in zip(self.samplers, grids):
-                    sampler.base = vegas.AdaptiveMap([g.numpy() for g in grid])
-        except CheckpointError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
-                RuntimeError) as err:
-            raise CheckpointError(f"{path}: a damaged or incompatible madnis_py checkpoint "
-                                  f"({one_line(err)})") from err
-        if physics is not None:
-            self.physics = physics
+        restore_state(self, state, path, physics)
 
     @classmethod
     def load(cls, path: str | Path, integrand: object | None = None, *,
