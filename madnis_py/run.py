@@ -365,7 +365,7 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
     plots: list[str] = []
     if request.command == "generate":
         assert request.checkpoint is not None
-        mc = Integrator.load(request.checkpoint, mc.base_integrand)
+        mc = Integrator.load(request.checkpoint, mc.integrand)
         calls_before = int(mc.n_calls)  # the checkpoint's own calls are not this run's
         integrated = mc.last_result is None  # a checkpoint of an interrupted training
         t0 = time.perf_counter()
@@ -379,7 +379,7 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
             if not card.checkpoint_path.is_file():
                 raise RunError(f"--resume: no checkpoint {card.checkpoint_path} to resume "
                                "from")
-            mc = Integrator.load(card.checkpoint_path, mc.base_integrand)
+            mc = Integrator.load(card.checkpoint_path, mc.integrand)
             resumed = True
             reporter.note(f"resuming from {card.checkpoint_path} after {mc.steps_done} "
                           "training steps")

@@ -52,6 +52,8 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     drop_patience = 10        # ... is dropped after this many steps (>= 1)
     mixture = 0.0             # defensive mixture weight of the VEGAS/flat density, [0, 1)
     max_weight_penalty = 0.0  # loss term on the largest weights, >= 0
+    top_fraction = 0.01       # share of each channel's batch that term counts as its
+                              #   largest weights, 0 < top_fraction <= 1
     bins = 10                 # optional flow shape (madnis_py.flows.Flow): spline bins,
     blocks = 4                #   coupling blocks, subnet layers and units, each >= 1
     layers = 3                #   (default: the Flow's defaults)
@@ -120,6 +122,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from madnis_py.cards._toml import KeyLocator, toml_key, toml_value
 from madnis_py.phasespace.cuts import SUPPORTED_CUTS
+from madnis_py.training.losses import LOSSES
+from madnis_py.training.options import OPTION_CHECKS, TrainingOptions
 
 if TYPE_CHECKING:
     from madnis_py.physics.process import Process
@@ -152,9 +156,8 @@ MaxWeight = Literal["exact", "quantile", "replicas", "truncation"]
 Overweight = Literal["keep", "truncate"]
 Cluster = Literal["local", "slurm", "htcondor", "pbs"]
 
-#: Allowed values of the enumerated keys.
+#: Allowed values of the enumerated keys (the losses: madnis_py.training.losses.LOSSES).
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
-LOSSES: tuple[str, ...] = ("variance", "stratified", "forward_kl", "reverse_kl")
 MAX_WEIGHTS: tuple[str, ...] = ("exact", "quantile", "replicas", "truncation")
 OVERWEIGHTS: tuple[str, ...] = ("keep", "truncate")
 CLUSTERS: tuple[str, ...] = ("local", "slurm", "htcondor", "pbs")
@@ -227,27 +230,35 @@ class ScaleSettings:
     alpha_s: float | None = None
 
 
+#: The integrator's defaults, whose options the [training] table shares.
+_OPTIONS = TrainingOptions()
+_LOSS = cast(Loss, _OPTIONS.loss)
+
+
 @dataclass(frozen=True)
 class TrainingSettings:
     """``[training]``: the multi-channel integrator and its training (see the module
-    docstring for every key); the flow shape keys are ``None`` for the Flow's defaults."""
+    docstring for every key); the flow shape keys are ``None`` for the Flow's defaults.
+    The integrator's options take their defaults and checks from
+    :class:`~madnis_py.training.options.TrainingOptions`."""
 
     steps: int = 200
     batch: int = 4096
-    lr: float = 3e-3
-    loss: Loss = "variance"
+    lr: float = _OPTIONS.lr
+    loss: Loss = _LOSS
     buffered_steps: int = 0
     buffer_batches: int = 4
-    trainable_weights: bool = True
+    trainable_weights: bool = _OPTIONS.trainable_weights
     vegas: bool = True
     vegas_iterations: int = 10
     vegas_points: int = 20_000
-    warmup: int = 20
-    min_fraction: float = 0.1
-    drop_threshold: float = 1e-4
-    drop_patience: int = 10
-    mixture: float = 0.0
-    max_weight_penalty: float = 0.0
+    warmup: int = _OPTIONS.warmup
+    min_fraction: float = _OPTIONS.min_fraction
+    drop_threshold: float = _OPTIONS.drop_threshold
+    drop_patience: int = _OPTIONS.drop_patience
+    mixture: float = _OPTIONS.mixture
+    max_weight_penalty: float = _OPTIONS.max_weight_penalty
+    top_fraction: float = _OPTIONS.top_fraction
     bins: int | None = None
     blocks: int | None = None
     layers: int | None = None
@@ -466,11 +477,11 @@ class RunCard:
         """Keyword arguments of :class:`madnis_py.training.Integrator` (the seed is the
         run's)."""
         t = self.training
-        return {"flow_options": self.flow_options(), "trainable_weights": t.trainable_weights,
-                "loss": t.loss, "lr": t.lr, "min_fraction": t.min_fraction,
-                "warmup": t.warmup, "drop_threshold": t.drop_threshold,
-                "drop_patience": t.drop_patience, "mixture": t.mixture,
-                "max_weight_penalty": t.max_weight_penalty, "seed": self.run.seed}
+        options = TrainingOptions(
+            flow_options=dict(self.flow_options()), seed=self.run.seed,
+            **{name: getattr(t, name) for name in TrainingOptions.names()
+               if name not in ("flow_options", "seed")})
+        return options.as_dict()
 
     def train_options(self) -> dict[str, int]:
         """Keyword arguments of ``Integrator.train``."""
@@ -806,11 +817,17 @@ def _read_cuts(t: _Table) -> dict[str, float]:
 def _read_training(t: _Table) -> TrainingSettings:
     d = TrainingSettings()
     ge0, ge1 = "an integer >= 0", "an integer >= 1"
+
+    def option(key: str) -> float:
+        """An integrator option, checked as TrainingOptions checks it."""
+        expected, ok = OPTION_CHECKS[key]
+        return t.number(key, getattr(d, key), expected, ok)
+
     return TrainingSettings(
         steps=t.integer("steps", d.steps, ge0, _non_negative),
         batch=t.integer("batch", d.batch, ge1, _at_least_one),
-        lr=t.number("lr", d.lr, "a learning rate > 0", _positive),
-        loss=cast(Loss, t.choice("loss", d.loss, LOSSES)),
+        lr=option("lr"),
+        loss=cast(Loss, t.choice("loss", d.loss, tuple(LOSSES))),
         buffered_steps=t.integer("buffered_steps", d.buffered_steps, ge0, _non_negative),
         buffer_batches=t.integer("buffer_batches", d.buffer_batches, ge1, _at_least_one),
         trainable_weights=t.boolean("trainable_weights", d.trainable_weights),
@@ -818,15 +835,14 @@ def _read_training(t: _Table) -> TrainingSettings:
         vegas_iterations=t.integer("vegas_iterations", d.vegas_iterations, ge1,
                                    _at_least_one),
         vegas_points=t.integer("vegas_points", d.vegas_points, ge1, _at_least_one),
-        warmup=t.integer("warmup", d.warmup, ge0, _non_negative),
-        min_fraction=t.number("min_fraction", d.min_fraction, "0 <= min_fraction < 1",
-                              lambda v: 0 <= v < 1),
-        drop_threshold=t.number("drop_threshold", d.drop_threshold, "a share >= 0",
-                                _non_negative),
-        drop_patience=t.integer("drop_patience", d.drop_patience, ge1, _at_least_one),
-        mixture=t.number("mixture", d.mixture, "0 <= mixture < 1", lambda v: 0 <= v < 1),
-        max_weight_penalty=t.number("max_weight_penalty", d.max_weight_penalty,
-                                    "a coefficient >= 0", _non_negative),
+        warmup=t.integer("warmup", d.warmup, *OPTION_CHECKS["warmup"]),
+        min_fraction=option("min_fraction"),
+        drop_threshold=option("drop_threshold"),
+        drop_patience=t.integer("drop_patience", d.drop_patience,
+                                *OPTION_CHECKS["drop_patience"]),
+        mixture=option("mixture"),
+        max_weight_penalty=option("max_weight_penalty"),
+        top_fraction=option("top_fraction"),
         bins=t.integer("bins", None, ge1, _at_least_one),
         blocks=t.integer("blocks", None, ge1, _at_least_one),
         layers=t.integer("layers", None, ge1, _at_least_one),

@@ -1,8 +1,9 @@
 """Unweighted physical events from a trained integrator: flavours, colours, momenta.
 
-The trained :class:`~madnis_py.Integrator` draws weighted points channel by channel; the
-event weight of a point of channel i is ``alpha_i f / q_i * n / n_i`` (the stratified
-allocation included), whose mean is the cross section. Generation then
+The trained :class:`~madnis_py.Integrator` draws weighted points channel by channel
+(:meth:`~madnis_py.Integrator.random_batch`); the event weight of a point of channel i is
+``alpha_i f / q_i * n / n_i`` (the stratified allocation included), whose mean is the
+cross section. Generation then
 
 1. fixes the maximum weight ``w_max`` on a calibration sample (exact maximum, a high
    quantile, or the median of replica maxima, :mod:`madnis_py.events.unweight`),
@@ -132,7 +133,7 @@ class EventGenerator:
     Parameters
     ----------
     integrator : madnis_py.Integrator
-        Trained on a process (its base integrand is a physics ``Integrand``).
+        Trained on a process (its integrand wraps a physics ``Integrand``).
     sigma : float
         The cross section in pb the events are normalised to (the integrator's
         :meth:`~madnis_py.Integrator.integrate` result).
@@ -145,8 +146,7 @@ class EventGenerator:
 
     def __init__(self, integrator: Any, sigma: float, *, unweighter: Unweighter,
                  seed: int = 0) -> None:
-        base = integrator.base_integrand
-        physics = getattr(base, "integrand", None)
+        physics = getattr(integrator.integrand, "integrand", None)
         if not isinstance(physics, Integrand):
             raise TypeError("event generation needs an integrator built on a process "
                             "(its integrand must be a physics Integrand)")
@@ -175,21 +175,13 @@ class EventGenerator:
         self.n_weighted = 0
 
     def weighted(self, n: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
-        """``n`` weighted points: event weights (n,), channels (n,) and points (n, d)
-        in the integrand's coordinates (channels of equal dimension)."""
-        mc = self.integrator
-        samples = mc.sample(n)
-        weights, channels, points = [], [], []
-        for s in samples:
-            weights.append(s.weight.double().numpy() * (n / len(s.weight)))
-            channels.append(np.full(len(s.weight), s.channel))
-            points.append(mc.integrand_points(s.channel, s.x))
+        """``n`` weighted points (the integrator's :meth:`~madnis_py.Integrator.random_batch`):
+        event weights (n,), channels (n,) and points (n, d) in the integrand's
+        coordinates (channels of equal dimension)."""
+        batch = self.integrator.random_batch(n)
         self.n_weighted += n
         self.n_calls += n
-        dims = {p.shape[1] for p in points}
-        if len(dims) != 1:
-            raise ValueError("channels of different dimensions: points cannot be stacked")
-        return np.concatenate(weights), np.concatenate(channels), torch.cat(points)
+        return batch.weights(), batch.channels(), batch.points()
 
     def calibrate(self, n: int) -> float:
         """Fix ``w_max`` (and the normalisation of overweight events) on ``n`` points."""

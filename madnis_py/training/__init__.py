@@ -1,19 +1,50 @@
-"""Training of flows for importance sampling: losses and the single-channel loop."""
+"""Training of flows for importance sampling: losses, options, per-channel samplers, the
+single-channel loop and the multi-channel integrator."""
 
 from madnis_py._atomic import CheckpointWriteError
+from madnis_py.training.channel_sampler import ChannelSampler
 from madnis_py.training.channel_weights import ChannelWeights
-from madnis_py.training.losses import forward_kl_loss, variance_loss
+from madnis_py.training.checkpoint import CheckpointError, CheckpointMismatchError
+from madnis_py.training.losses import (
+    LOSSES,
+    forward_kl_loss,
+    reverse_kl_loss,
+    variance_loss,
+)
 from madnis_py.training.multichannel import (
-    CheckpointError,
-    CheckpointMismatchError,
+    ChannelSample,
     IntegrandError,
     Integrator,
-    MultiChannelResult,
+    WeightedBatch,
     allocate,
 )
-from madnis_py.training.single_channel import IntegrationResult, integrate_flow, train_flow
+from madnis_py.training.options import TrainingOptions
+from madnis_py.training.results import IterationAverage, MultiChannelResult
+from madnis_py.training.single_channel import (
+    IntegrationResult,
+    integrate_flow,
+    train_flow,
+)
 
-__all__ = ["variance_loss", "forward_kl_loss", "train_flow", "integrate_flow",
-           "IntegrationResult", "ChannelWeights", "Integrator", "MultiChannelResult",
-           "allocate", "CheckpointError", "CheckpointMismatchError", "CheckpointWriteError",
-           "IntegrandError"]
+__all__ = [
+    "LOSSES",
+    "ChannelSample",
+    "ChannelSampler",
+    "ChannelWeights",
+    "CheckpointError",
+    "CheckpointMismatchError",
+    "CheckpointWriteError",
+    "IntegrandError",
+    "IntegrationResult",
+    "Integrator",
+    "IterationAverage",
+    "MultiChannelResult",
+    "TrainingOptions",
+    "WeightedBatch",
+    "allocate",
+    "forward_kl_loss",
+    "integrate_flow",
+    "reverse_kl_loss",
+    "train_flow",
+    "variance_loss",
+]

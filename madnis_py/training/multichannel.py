@@ -10,21 +10,28 @@ variances (or the stratified variance ``(sum_i sigma_i)^2``) with gradients thro
 ``q`` and ``alpha``, never through ``f``; samples are allocated to channels in
 proportion to their standard deviations once a warm-up has measured them.
 
+Each channel owns its sampler (:class:`~madnis_py.training.channel_sampler.ChannelSampler`):
+a base map (flat, or the ``vegas.AdaptiveMap`` of VEGAS pre-training), the flow on top of
+it and a defensive mixture of the two; it draws points in the integrand's own
+coordinates with their density, so :attr:`Integrator.integrand` is always the real
+integrand. One primitive, :meth:`Integrator.random_batch`, draws weighted events
+(``alpha_i f / q_i``, and the event weight ``alpha_i f / q_i * n / n_i``, computed in one
+place) for training, integration and unweighting alike.
+
 VEGAS pre-training (:meth:`Integrator.pretrain_vegas`) adapts a ``vegas.AdaptiveMap``
-per channel to that channel's share of the integrand; the map then becomes the first
-layer of the channel (the flow, identity at the start, is a residual on top), and
+per channel to that channel's share of the integrand; the map then becomes the channel's
+base map (the flow, identity at the start, is a residual on top), and
 :meth:`Integrator.select_flows` keeps per channel whichever of VEGAS alone and VEGAS +
 flow has the smaller measured variance, so the result never loses to VEGAS.
 
-Two options bound the largest weights, which set the unweighting efficiency: a defensive
-mixture ``q = (1 - lambda) q_flow + lambda`` with the channel's base density (VEGAS after
-pre-training, else flat), so that a weight never exceeds its base map's by more than
-``1 / lambda``; and a loss term ``max_weight_penalty * sum_i <w_i>_top / sigma`` on the
+Two options bound the largest weights, which set the unweighting efficiency: the
+defensive mixture ``q_z = (1 - lambda) q_flow + lambda`` with the channel's base map, so
+that a weight never exceeds its base map's by more than ``1 / lambda``; and a loss term ``max_weight_penalty * sum_i <w_i>_top / sigma`` on the
 largest weights of every batch (the top ``top_fraction`` of each channel, scaled by the
 stratification factor the event weights carry).
 
-Losses (``loss=``): ``"variance"`` (default), ``"stratified"``, ``"forward_kl"`` and
-``"reverse_kl"``. The two KL losses train the flows towards ``p_i = alpha_i f / I_i``; the
+Losses (``loss=``, :data:`~madnis_py.training.losses.LOSSES`): ``"variance"``
+(default), ``"stratified"``, ``"forward_kl"`` and ``"reverse_kl"``. The two KL losses train the flows towards ``p_i = alpha_i f / I_i``; the
 channel weights are always trained on the variance (a KL divergence per channel does not
 say how to share the integrand between channels).
 
@@ -38,49 +45,61 @@ Checkpoints (:meth:`Integrator.save`, ``train(checkpoint=...)``) are written ato
 and carry the physics fingerprint of the integrand (:meth:`Integrand.fingerprint
 <madnis_py.integrand.Integrand.fingerprint>`); loading refuses a checkpoint of other
 physics (:class:`CheckpointMismatchError`) or an unreadable one (:class:`CheckpointError`),
-and opens only built-in processes by itself. A result carries ``warnings`` when its error
+and opens only built-in processes by itself (:mod:`madnis_py.training.checkpoint`). A result carries ``warnings`` when its error
 cannot be trusted (iterations that disagree, a few dominating weights, a variance whose
 own uncertainty is large).
 """
 
+
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
+import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
 
-from madnis_py._atomic import CheckpointWriteError, torch_save_atomic, write_text_atomic
+from madnis_py._atomic import CheckpointWriteError, torch_save_atomic
 from madnis_py.flows import Flow
+from madnis_py.integrand import Integrand, TorchChannels
+from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
+from madnis_py.physics.process import Process, load_process
+from madnis_py.training.channel_sampler import ChannelSampler
 from madnis_py.training.channel_weights import ChannelWeights
+from madnis_py.training.checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    integrator_state,
+    plain,
+    read_checkpoint,
+    restore_state,
+)
+from madnis_py.training.history import History
+from madnis_py.training.losses import (
+    LOSSES,
+    forward_kl_term,
+    reverse_kl_term,
+    second_moment,
+)
+from madnis_py.training.options import TrainingOptions
+from madnis_py.training.results import (
+    TRUST_LIMITS,
+    IterationAverage,
+    MultiChannelResult,
+    trust_warnings,
+)
 
-__all__ = ["LOSSES", "ChannelSample", "CheckpointError", "CheckpointMismatchError",
-           "CheckpointWriteError", "IntegrandError", "Integrator", "MultiChannelIntegrand",
-           "MultiChannelResult", "allocate"]
+__all__ = ["LOSSES", "TRUST_LIMITS", "ChannelSample", "CheckpointError",
+           "CheckpointMismatchError", "CheckpointWriteError", "IntegrandError", "Integrator",
+           "MultiChannelIntegrand", "MultiChannelResult", "TrainingOptions", "WeightedBatch",
+           "allocate"]
 
-#: The training losses of :class:`Integrator`.
-LOSSES = ("variance", "stratified", "forward_kl", "reverse_kl")
-
-#: Thresholds of :attr:`MultiChannelResult.warnings`: chi2/dof of >= 3 iterations, the
-#: largest event weight's share of the sum, and the relative uncertainty of the
-#: variance estimate (from the weights' 4th moment).
-TRUST_LIMITS = {"chi2_dof": 5.0, "max_weight_share": 0.1, "variance_rel_error": 0.3}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: unreadable, not a checkpoint, or one that would
-    need a process the caller did not name. The message is one line naming the file."""
-
-
-class CheckpointMismatchError(CheckpointError):
-    """A checkpoint of other physics or another process (channels, flow shapes); the
-    message names the file and the first field that differs, with both values."""
+# the name the tests and older callers import
+_trust_warnings = trust_warnings
 
 
 class IntegrandError(ValueError):
@@ -99,64 +118,71 @@ class MultiChannelIntegrand(Protocol):
                                                              torch.Tensor | None]: ...
 
 
+
 @dataclass
 class ChannelSample:
-    """Weighted points of one channel: ``weight = alpha_i f_i / q_i``."""
+    """Weighted points of one channel, drawn by its :class:`ChannelSampler`.
+
+    Attributes
+    ----------
+    channel : int
+    x : (n, d)
+        The points in the integrand's coordinates.
+    features : (n, F)
+        The integrand's features of the points (input of the channel weights).
+    weight : (n,)
+        ``alpha_i f_i / q_i``: each point alone is an unbiased estimate of the channel's
+        part ``I_i`` of the integral.
+    event_weight : (n,)
+        ``weight * n / n_i`` for a batch of ``n`` points of which ``n_i`` in this channel
+        (the stratified allocation): the mean over the whole batch is the integral.
+    f : (n,)
+        The integrand.
+    prior : (n, C) or None
+        The integrand's channel prior.
+    z : (n, d)
+        The latent points the sampler drew (its flow's coordinates).
+    log_q : (n,)
+        log density of ``x`` (integrand coordinates) when drawn.
+    log_jac : (n,)
+        log |dx/dz| of the channel's base map.
+    """
 
     channel: int
     x: torch.Tensor
     features: torch.Tensor
     weight: torch.Tensor
+    event_weight: torch.Tensor
+    f: torch.Tensor
+    prior: torch.Tensor | None
+    z: torch.Tensor
+    log_q: torch.Tensor
+    log_jac: torch.Tensor
 
 
-@dataclass(frozen=True)
-class MultiChannelResult:
-    """sigma with its error and the per-channel pieces.
+@dataclass
+class WeightedBatch:
+    """A batch of ``n`` weighted events from every channel (:meth:`Integrator.random_batch`),
+    in channel order; ``samples`` holds one :class:`ChannelSample` per channel drawn."""
 
-    Attributes
-    ----------
-    value, error
-        sum_i I_i and sqrt(sum_i sigma_i^2 / n_i).
-    channel_values, channel_errors, channel_points
-        I_i, its error, and n_i per channel.
-    rel_std
-        Relative standard deviation of a weight at the optimal (stratified) allocation,
-        ``sum_i sigma_i / sigma``: the error is rel_std / sqrt(n) * sigma.
-    n_calls
-        Integrand calls of this estimate.
-    n_invalid
-        Always 0: NaN, infinite or negative integrand values raise :class:`IntegrandError`
-        (kept for checkpoints and callers of older versions).
-    eps_uw, eps_uw_quantile
-        Unweighting efficiency <W> / max W of the sample's event weights, and with the
-        maximum replaced by the 99.9 % quantile (arXiv:2001.10028).
-    chi2_dof
-        chi^2 per degree of freedom of the iterations' estimates (``iterations > 1``).
-    warnings
-        Why the error (or the value) cannot be trusted, one sentence each; empty when no
-        test fired (:data:`TRUST_LIMITS`).
-    """
+    n: int
+    samples: list[ChannelSample]
 
-    value: float
-    error: float
-    channel_values: tuple[float, ...]
-    channel_errors: tuple[float, ...]
-    channel_points: tuple[int, ...]
-    rel_std: float
-    n_calls: int
-    n_invalid: int = 0
-    eps_uw: float = math.nan
-    eps_uw_quantile: float = math.nan
-    chi2_dof: float = math.nan
-    warnings: tuple[str, ...] = ()
+    def weights(self) -> np.ndarray:
+        """The event weights ``alpha_i f / q_i * n / n_i`` (n,), float64; their mean is
+        the batch's estimate of the integral."""
+        return np.concatenate([s.event_weight.double().numpy() for s in self.samples])
 
-    def __str__(self) -> str:
-        extra = "" if math.isnan(self.eps_uw) else (
-            f", eps_uw {self.eps_uw:.3g} ({self.eps_uw_quantile:.3g} with the 99.9% quantile)")
-        chi2 = "" if math.isnan(self.chi2_dof) else f", chi2/dof {self.chi2_dof:.2f}"
-        text = (f"{self.value:.6g} +- {self.error:.2g} (rel. std {self.rel_std:.3g}, "
-                f"{self.n_calls} calls, {len(self.channel_values)} channels{extra}{chi2})")
-        return "".join([text] + [f"\nWARNING: {w}" for w in self.warnings])
+    def channels(self) -> np.ndarray:
+        """The channel of each event (n,)."""
+        return np.concatenate([np.full(len(s.weight), s.channel) for s in self.samples])
+
+    def points(self) -> torch.Tensor:
+        """The points (n, d) in the integrand's coordinates (channels of equal dimension)."""
+        dims = {s.x.shape[1] for s in self.samples}
+        if len(dims) != 1:
+            raise ValueError("channels of different dimensions: points cannot be stacked")
+        return torch.cat([s.x for s in self.samples])
 
 
 def allocate(n: int, sigmas: np.ndarray, *, min_fraction: float = 0.05,
@@ -176,68 +202,26 @@ def allocate(n: int, sigmas: np.ndarray, *, min_fraction: float = 0.05,
     return np.asarray(counts, dtype=np.int64)
 
 
-@dataclass
-class _Stored:
-    """Samples of one channel kept for the loss: drawn from q_old, integrand evaluated."""
-
-    channel: int
-    x: torch.Tensor
-    log_q_old: torch.Tensor
-    f: torch.Tensor
-    features: torch.Tensor
-    prior: torch.Tensor | None
-
-
-def _merge(batches: list[list[_Stored]]) -> list[_Stored]:
-    """One _Stored per channel from several batches (the buffer)."""
-    by_channel: dict[int, list[_Stored]] = {}
+def _merge(batches: list[list[ChannelSample]]) -> list[ChannelSample]:
+    """One ChannelSample per channel from several batches (the buffer)."""
+    by_channel: dict[int, list[ChannelSample]] = {}
     for batch in batches:
         for st in batch:
             by_channel.setdefault(st.channel, []).append(st)
     out = []
     for c, parts in sorted(by_channel.items()):
         priors = [p.prior for p in parts]
-        out.append(_Stored(
-            c, torch.cat([p.x for p in parts]), torch.cat([p.log_q_old for p in parts]),
-            torch.cat([p.f for p in parts]), torch.cat([p.features for p in parts]),
-            None if any(q is None for q in priors)
-            else torch.cat([q for q in priors if q is not None])))
+
+        def cat(name: str, parts: list[ChannelSample] = parts) -> torch.Tensor:
+            return torch.cat([getattr(p, name) for p in parts])
+
+        out.append(ChannelSample(
+            c, x=cat("x"), features=cat("features"), weight=cat("weight"),
+            event_weight=cat("event_weight"), f=cat("f"),
+            prior=(None if any(q is None for q in priors)
+                   else torch.cat([q for q in priors if q is not None])),
+            z=cat("z"), log_q=cat("log_q"), log_jac=cat("log_jac")))
     return out
-
-
-@dataclass
-class _History:
-    loss: list[float] = field(default_factory=list)
-    value: list[float] = field(default_factory=list)
-    rel_std: list[float] = field(default_factory=list)
-    eps_uw: list[float] = field(default_factory=list)
-    fractions: list[list[float]] = field(default_factory=list)
-
-
-class _VegasMapped:
-    """Channels seen through their VEGAS maps: f_i(V_i(z)) |dV_i/dz| on z in [0,1]^d."""
-
-    def __init__(self, inner: MultiChannelIntegrand, maps: list[Any]) -> None:
-        self.inner = inner
-        self.maps = maps
-        self.n_channels = inner.n_channels
-        self.feature_dims = getattr(inner, "feature_dims", None)
-
-    def dims(self, channel: int) -> int:
-        return self.inner.dims(channel)
-
-    def map(self, z: torch.Tensor, channel: int) -> tuple[torch.Tensor, torch.Tensor]:
-        zn = np.ascontiguousarray(z.detach().cpu().numpy(), dtype=np.float64)
-        x = np.empty_like(zn)
-        jac = np.empty(len(zn))
-        self.maps[channel].map(zn, x, jac)
-        return torch.from_numpy(x).to(z), torch.from_numpy(jac).to(z)
-
-    def __call__(self, z: torch.Tensor,
-                 channel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        x, jac = self.map(z, channel)
-        f, features, prior = self.inner(x, channel)
-        return f * jac, features, prior
 
 
 def _check_values(f: torch.Tensor, channel: int) -> None:
@@ -260,160 +244,14 @@ def _check_values(f: torch.Tensor, channel: int) -> None:
                          f"{value!r}, {why}")
 
 
-def _shape_mismatch(stored: Mapping[str, Any], own: Mapping[str, torch.Tensor],
-                    prefix: str) -> str | None:
-    """The first parameter whose name or shape differs between two state dicts."""
-    for name, tensor in own.items():
-        other = stored.get(name)
-        if not isinstance(other, torch.Tensor):
-            return f"{prefix}.{name} is missing from it"
-        if tuple(other.shape) != tuple(tensor.shape):
-            return (f"{prefix}.{name} has shape {tuple(other.shape)} there, "
-                    f"{tuple(tensor.shape)} here")
-    extra = sorted(set(stored) - set(own))
-    if extra:
-        return f"it has a parameter {prefix}.{extra[0]} this integrator does not"
-    return None
-
-
-def _first_difference(stored: Mapping[str, Any],
-                      expected: Mapping[str, Any]) -> tuple[str, Any, Any] | None:
-    """The first field (in the stored order) where two physics fingerprints differ; only
-    fields both have are compared, dictionaries (the cuts) key by key."""
-    for key, old in stored.items():
-        if key not in expected:
-            continue
-        new = expected[key]
-        if isinstance(old, Mapping) and isinstance(new, Mapping):
-            for sub in sorted(set(old) | set(new)):
-                a, b = old.get(sub), new.get(sub)
-                if not _same(a, b):
-                    return f"{key}[{sub!r}]", a, b
-        elif not _same(old, new):
-            return key, old, new
-    return None
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not (
-            isinstance(a, bool) or isinstance(b, bool)):
-        return float(a) == float(b)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return bool(a == b)
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "not set"
-    return str(value) if isinstance(value, (int, float)) else repr(value)
-
-
-def _plain(value: Mapping[str, object]) -> dict[str, Any]:
-    """A fingerprint as JSON round-trips it (tuples become lists)."""
-    return cast(dict[str, Any], json.loads(json.dumps(dict(value))))
-
-
-_STATE_KEYS = ("flows", "weights", "generator", "sigmas", "counters", "use_flow", "active",
-               "config")
-_CONFIG_KEYS = {"feature_dims", "flow_options", "trainable_weights", "loss", "lr",
-                "min_fraction", "warmup", "drop_threshold", "drop_patience", "mixture",
-                "max_weight_penalty", "top_fraction", "seed", "process"}
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return type(err).__name__ + (f": {text.splitlines()[0][:120]}" if text else "")
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    """The state dict of a checkpoint, or a one-line :class:`CheckpointError`."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the checkpoint is empty (0 bytes; an interrupted "
-                              "write by an older version?)")
-    try:
-        state = torch.load(path, weights_only=True)
-    except Exception as err:
-        # torch raises anything from EOFError and OSError('Invalid argument') to
-        # UnpicklingError; none of its texts says more than this (the cause stays chained)
-        with path.open("rb") as fh:
-            zipped = fh.read(4) == b"PK\x03\x04"
-        what = ("a truncated or corrupt checkpoint (its zip archive cannot be read)"
-                if zipped else "not a madnis_py checkpoint (another kind of file)")
-        raise CheckpointError(f"{path}: {what}") from err
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: not a madnis_py checkpoint (it holds a "
-                              f"{type(state).__name__}, not a state dict)")
-    missing = [k for k in _STATE_KEYS if k not in state]
-    if missing:
-        raise CheckpointError(f"{path}: not a madnis_py checkpoint (no {missing[0]!r} "
-                              "entry)")
-    kinds = {"flows": dict, "weights": dict, "sigmas": torch.Tensor,
-             "counters": torch.Tensor, "use_flow": torch.Tensor, "active": torch.Tensor,
-             "generator": torch.Tensor}
-    for key, kind in kinds.items():
-        if not isinstance(state[key], kind):
-            raise CheckpointError(f"{path}: not a madnis_py checkpoint ({key!r} is a "
-                                  f"{type(state[key]).__name__})")
-    config = state["config"]
-    if not isinstance(config, dict) or not set(config) <= _CONFIG_KEYS or not isinstance(
-            config.get("flow_options", {}), dict):
-        raise CheckpointError(f"{path}: not a madnis_py checkpoint (its config is not the "
-                              "integrator's settings)")
-    return state
-
 
 def _as_channels(integrand: object) -> MultiChannelIntegrand:
-    from madnis_py.integrand import Integrand, TorchChannels
-    from madnis_py.physics.process import Process
-
     if isinstance(integrand, (str, Process)):
         integrand = Integrand(integrand)
     if isinstance(integrand, Integrand):
         return TorchChannels(integrand)
     return cast(MultiChannelIntegrand, integrand)
 
-
-def _trust_warnings(events: np.ndarray, raw: Mapping[int, list[np.ndarray]], chi2: float,
-                    iterations: int) -> tuple[str, ...]:
-    """Why an estimate cannot be trusted (:data:`TRUST_LIMITS`), one sentence each.
-
-    The variance of the estimated variance of channel ``i`` is (mu4_i - sigma_i^4) / n_i
-    (mu4 the central 4th moment of its weights); summed over channels with the weights
-    1 / n_i^2 of ``sigma^2 = sum_i sigma_i^2 / n_i`` it gives the relative uncertainty of
-    the variance. It falls as 1 / sqrt(n) when the weights have a finite 4th moment and
-    stays of order one when a few extreme weights carry the variance (an infinite one).
-    """
-    out = []
-    if iterations >= 3 and chi2 > TRUST_LIMITS["chi2_dof"]:
-        out.append(f"chi2/dof = {chi2:.3g} across {iterations} iterations: the iterations "
-                   "disagree beyond their errors, so the error is underestimated (a badly "
-                   "sampled or divergent integrand; train longer or use more points)")
-    total = float(events.sum())
-    share = float(events.max()) / total if total > 0 else 0.0
-    if share > TRUST_LIMITS["max_weight_share"]:
-        out.append(f"one point carries {share:.0%} of the integral: a few weights dominate "
-                   "(a divergent integrand, or a peak the sampler misses); neither the value "
-                   "nor its error can be trusted")
-    variance = var_of_variance = 0.0
-    for parts in raw.values():
-        w = np.concatenate(parts)
-        n = len(w)
-        if n < 2:
-            continue
-        d = w - w.mean()
-        m2 = float(np.mean(d ** 2))
-        m4 = float(np.mean(d ** 4))
-        variance += m2 / n
-        var_of_variance += max(m4 - m2 ** 2, 0.0) / n ** 3
-    rel = math.sqrt(var_of_variance) / variance if variance > 0 else 0.0
-    if rel > TRUST_LIMITS["variance_rel_error"]:
-        out.append(f"the variance estimate is itself uncertain by {rel:.0%} (from the "
-                   "weights' 4th moment): the weights are heavy-tailed, the variance may be "
-                   "infinite, and the error cannot be trusted")
-    return tuple(out)
 
 
 class Integrator:
@@ -469,6 +307,7 @@ class Integrator:
         takes the integrand's own (``Integrand.fingerprint()``) when it has one.
     """
 
+
     def __init__(self, integrand: MultiChannelIntegrand | str | object, *,
                  feature_dims: int | None = None,
                  flow_options: dict[str, object] | None = None,
@@ -477,21 +316,13 @@ class Integrator:
                  drop_patience: int = 10, mixture: float = 0.0,
                  max_weight_penalty: float = 0.0, top_fraction: float = 0.01,
                  seed: int = 0) -> None:
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-        if not 0.0 <= mixture < 1.0:
-            raise ValueError(f"mixture must be in [0, 1), got {mixture!r}")
-        if max_weight_penalty < 0:
-            raise ValueError(f"max_weight_penalty must be >= 0, got {max_weight_penalty!r}")
-        if not 0.0 < top_fraction <= 1.0:
-            raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction!r}")
+        self.options = TrainingOptions(
+            flow_options=dict(flow_options or {}), trainable_weights=trainable_weights,
+            loss=loss, lr=lr, min_fraction=min_fraction, warmup=warmup,
+            drop_threshold=drop_threshold, drop_patience=drop_patience, mixture=mixture,
+            max_weight_penalty=max_weight_penalty, top_fraction=top_fraction, seed=seed)
         self.config: dict[str, object] = {
-            "feature_dims": feature_dims, "flow_options": dict(flow_options or {}),
-            "trainable_weights": trainable_weights, "loss": loss, "lr": lr,
-            "min_fraction": min_fraction, "warmup": warmup, "drop_threshold": drop_threshold,
-            "drop_patience": drop_patience, "mixture": mixture,
-            "max_weight_penalty": max_weight_penalty, "top_fraction": top_fraction,
-            "seed": seed,
+            "feature_dims": feature_dims, **self.options.as_dict(),
             "process": integrand if isinstance(integrand, str) else None}
         integrand = _as_channels(integrand)
         if feature_dims is None:
@@ -504,6 +335,8 @@ class Integrator:
         opts = dict(flow_options or {})
         self.flows = torch.nn.ModuleList(
             [Flow(integrand.dims(i), **opts) for i in range(self.n_channels)])  # type: ignore[arg-type]
+        self.samplers = [ChannelSampler(cast(Flow, flow), mixture=mixture)
+                         for flow in self.flows]
         self.weights = ChannelWeights(self.n_channels, feature_dims,
                                       trainable=trainable_weights)
         self.loss_name = loss
@@ -515,7 +348,6 @@ class Integrator:
         self.warmup = warmup
         self.generator = torch.Generator().manual_seed(seed)
         self.sigmas = np.ones(self.n_channels)
-        self.use_flow = [True] * self.n_channels
         self.active = np.ones(self.n_channels, dtype=bool)
         self.drop_threshold = drop_threshold
         self.drop_patience = drop_patience
@@ -526,11 +358,24 @@ class Integrator:
         self.n_calls = 0
         self.n_invalid = 0
         self.steps_done = 0
-        self.history = _History()
+        self.history = History()
         self.physics: Mapping[str, object] | None = None
         self._own_physics: dict[str, Any] | None | bool = False  # False: not computed yet
         self._training: dict[str, object] | None = None  # the train() call in progress
         self._resume: dict[str, Any] | None = None  # an interrupted one, from a checkpoint
+
+    @property
+    def use_flow(self) -> list[bool]:
+        """Per channel, whether its sampler uses the flow (else its base map alone);
+        assign a list to set them all."""
+        return [s.use_flow for s in self.samplers]
+
+    @use_flow.setter
+    def use_flow(self, flags: list[bool]) -> None:
+        if len(flags) != self.n_channels:
+            raise ValueError(f"use_flow needs {self.n_channels} flags, got {len(flags)}")
+        for sampler, flag in zip(self.samplers, flags):
+            sampler.use_flow = bool(flag)
 
     @property
     def steps_remaining(self) -> int:
@@ -541,14 +386,13 @@ class Integrator:
     def _physics(self) -> dict[str, Any] | None:
         """The fingerprint for checkpoints: :attr:`physics`, else the integrand's own."""
         if self.physics is not None:
-            return _plain(self.physics)
+            return plain(self.physics)
         if self._own_physics is False:
-            base = self.base_integrand
             own = None
-            for obj in (base, getattr(base, "integrand", None)):
+            for obj in (self.integrand, getattr(self.integrand, "integrand", None)):
                 fp = getattr(obj, "fingerprint", None)
                 if callable(fp):
-                    own = _plain(fp())
+                    own = plain(fp())
                     break
             self._own_physics = own
         return cast("dict[str, Any] | None", self._own_physics)
@@ -572,48 +416,49 @@ class Integrator:
             if self.active.sum() <= 1:
                 break
             self.active[i] = False
-            print(f"madnis_py: dropping channel {i}: its share of the integral stayed at or "
-                  f"below {self.drop_threshold:g} for {self.drop_patience} steps "
-                  f"(last {values[i] / total:.3g})")
+            warnings.warn(f"madnis_py: dropping channel {i}: its share of the integral "
+                          f"stayed at or below {self.drop_threshold:g} for "
+                          f"{self.drop_patience} steps (last {values[i] / total:.3g})",
+                          stacklevel=4)
 
-    def _flow(self, channel: int) -> Flow:
-        return cast(Flow, self.flows[channel])
-
-    def _log_q(self, channel: int, x: torch.Tensor) -> torch.Tensor:
-        """log density of channel ``channel``'s sampler: the flow, mixed with the base."""
-        log_q = self._flow(channel).log_prob(x)
-        if self.mixture > 0:
-            log_q = torch.logaddexp(log_q + math.log1p(-self.mixture),
-                                    torch.full_like(log_q, math.log(self.mixture)))
-        return log_q
-
-    def _sample_channel(self, channel: int, n: int) -> tuple[
-            torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        flow = self._flow(channel)
+    def _draw(self, channel: int, n_i: int, n: int) -> ChannelSample:
+        """``n_i`` points of one channel in a batch of ``n``, evaluated and weighted: the
+        one place where ``alpha f / q`` and the event weight ``alpha f / q * n / n_i``
+        are computed."""
+        d = self.samplers[channel].sample(n_i, self.generator)
+        f, features, prior = self._evaluate(channel, d.x)
         with torch.no_grad():
-            if not self.use_flow[channel]:
-                x = torch.rand(n, flow.dims, dtype=flow.dtype, generator=self.generator)
-                log_q = torch.zeros(n, dtype=flow.dtype)
-            elif self.mixture > 0:
-                n_base = int((torch.rand(n, dtype=flow.dtype, generator=self.generator)
-                              < self.mixture).sum())
-                x_flow, _ = flow.sample(n - n_base, generator=self.generator)
-                x_base = torch.rand(n_base, flow.dims, dtype=flow.dtype,
-                                    generator=self.generator)
-                x = torch.cat([x_flow, x_base])
-                log_q = self._log_q(channel, x)
-            else:
-                x, log_q = flow.sample(n, generator=self.generator)
-        f, features, prior = self._evaluate(channel, x)
-        return x, log_q, f, features, prior
+            alpha = self.weights(features, prior, self._active())[:, channel]
+            weight = alpha * f / d.log_q.exp()
+        return ChannelSample(channel, d.x, features, weight, weight * (n / n_i), f, prior,
+                             d.z, d.log_q, d.log_jac)
 
-    def _loss(self, samples: list[_Stored]) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    def random_batch(self, n: int, *, counts: np.ndarray | None = None) -> WeightedBatch:
+        """``n`` weighted events, allocated to channels by their current sigmas (or by
+        ``counts``, points per channel summing to ``n``); channels without points are
+        left out. Integration, unweighting and sharded generation all draw through it."""
+        if counts is None:
+            counts = allocate(n, self.sigmas, min_fraction=self.min_fraction,
+                              active=self.active)
+        elif int(np.sum(counts)) != n:
+            raise ValueError(f"counts sum to {int(np.sum(counts))}, not n = {n}")
+        return WeightedBatch(n, [self._draw(i, int(n_i), n) for i, n_i in enumerate(counts)
+                                 if n_i > 0])
+
+    def sample(self, n: int) -> list[ChannelSample]:
+        """``n`` weighted points, allocated to channels by their current sigmas (the
+        channels of :meth:`random_batch`)."""
+        return self.random_batch(n).samples
+
+    def _loss(self, samples: list[ChannelSample]) -> tuple[torch.Tensor, np.ndarray,
+                                                           np.ndarray]:
         """The loss on stored samples, and each channel's integral and weight std.
 
         Channel i's variance on samples of q_old (fresh, or from the buffer):
         E_old[(alpha f)^2 / (q_old q)] - (E_old[alpha f / q_old])^2, gradients through q
-        and alpha only. The KL losses replace the flows' part of it (alpha then sees the
-        variance with q held fixed); the largest-weight term is added on top.
+        and alpha only (:mod:`madnis_py.training.losses`). The KL losses replace the
+        flows' part of it (alpha then sees the variance with q held fixed); the
+        largest-weight term is added on top.
         """
         var_terms = []
         kl_terms = []
@@ -625,19 +470,16 @@ class Integrator:
         kl = self.loss_name in ("forward_kl", "reverse_kl")
         for st in samples:
             alpha = self.weights(st.features, st.prior, active)[:, st.channel]
-            log_q = self._log_q(st.channel, st.x)
-            w_old = alpha * st.f / st.log_q_old.exp()
-            ratio = torch.exp(st.log_q_old - log_q)  # q_old / q
+            log_q = self.samplers[st.channel].latent_log_prob(st.z) - st.log_jac
+            w_old = alpha * st.f / st.log_q.exp()
+            ratio = torch.exp(st.log_q - log_q)  # q_old / q
             mean = w_old.mean()
-            var_terms.append((w_old ** 2 * (ratio.detach() if kl else ratio)).mean()
+            var_terms.append(second_moment(w_old, ratio.detach() if kl else ratio)
                              - mean ** 2)
             if self.loss_name == "forward_kl":
-                kl_terms.append(-(w_old.detach() * log_q).mean())
+                kl_terms.append(forward_kl_term(w_old, log_q))
             elif self.loss_name == "reverse_kl":
-                p = (alpha * st.f).detach()
-                floor = 1e-12 * float(p.max()) if float(p.max()) > 0 else 1e-300
-                log_p = torch.log(torch.clamp(p, min=floor))
-                kl_terms.append(((1 / ratio) * (log_q - log_p)).mean())
+                kl_terms.append(reverse_kl_term(alpha * st.f, ratio, log_q))
             if self.max_weight_penalty > 0:
                 k = max(1, math.ceil(self.top_fraction * len(st.x)))
                 top = torch.topk(w_old.detach(), k).indices
@@ -715,12 +557,13 @@ class Integrator:
             self._training = None
         return losses
 
+
     def _train_steps(self, steps: int, start: int, total: int, opt: torch.optim.Optimizer,
                      sched: torch.optim.lr_scheduler.LRScheduler, losses: list[float], *,
                      batch: int, buffered_steps: int, buffer_batches: int, progress: bool,
                      callback: Callable[[int, float], None] | None, checkpoint: Path | None,
                      checkpoint_every: int) -> None:
-        buffer: list[list[_Stored]] = []
+        buffer: list[list[ChannelSample]] = []
         bar = None
         if progress:
             from tqdm import tqdm
@@ -730,12 +573,11 @@ class Integrator:
             uniform = self.steps_done < self.warmup
             counts = allocate(batch, np.ones(self.n_channels) if uniform else self.sigmas,
                               min_fraction=self.min_fraction, active=self.active)
-            fresh = []
-            for i, n_i in enumerate(counts):
-                if n_i >= 2:
-                    fresh.append(_Stored(i, *self._sample_channel(i, int(n_i))))
-            if not fresh:
+            # a channel needs 2 points for its variance; the others sit this step out
+            counts = np.where(counts >= 2, counts, 0)
+            if not counts.any():
                 raise ValueError(f"batch {batch} leaves no channel 2 points")
+            fresh = self.random_batch(int(counts.sum()), counts=counts).samples
             loss, values, sigmas = self._loss(fresh)
             value = float(values.sum())
             opt.zero_grad()
@@ -754,14 +596,14 @@ class Integrator:
             self.steps_done += 1
             self._drop_small_channels(values, value)
             losses.append(float(loss.detach()))
-            h = self.history
-            h.loss.append(losses[-1])
-            h.value.append(value)
-            h.rel_std.append(float(self.sigmas.sum() / max(value, 1e-300)))
-            h.eps_uw.append(self._batch_eps_uw(fresh))
-            h.fractions.append((counts / counts.sum()).tolist())
+            self.history.append(
+                loss=losses[-1], value=value,
+                rel_std=float(self.sigmas.sum() / max(value, 1e-300)),
+                eps_uw=_eps_uw(torch.cat([s.event_weight for s in fresh])),
+                fractions=(counts / counts.sum()).tolist())
             if bar is not None:
-                bar.set_postfix(loss=f"{losses[-1]:.3g}", rel_std=f"{h.rel_std[-1]:.3g}")
+                bar.set_postfix(loss=f"{losses[-1]:.3g}",
+                                rel_std=f"{self.history.rel_std[-1]:.3g}")
                 bar.update()
             if checkpoint is not None and (k % checkpoint_every == 0 or k == steps):
                 self._training = {"steps": total, "done": start + k,
@@ -774,44 +616,9 @@ class Integrator:
         if bar is not None:
             bar.close()
 
-    @property
-    def base_integrand(self) -> MultiChannelIntegrand:
-        """The integrand the integrator was built on (without the VEGAS maps)."""
-        if isinstance(self.integrand, _VegasMapped):
-            return self.integrand.inner
-        return self.integrand
-
-    def integrand_points(self, channel: int, x: torch.Tensor) -> torch.Tensor:
-        """Points ``x`` of a :class:`ChannelSample` in the coordinates of
-        :attr:`base_integrand` (through the channel's VEGAS map after pre-training)."""
-        if isinstance(self.integrand, _VegasMapped):
-            return self.integrand.map(x, channel)[0]
-        return x
-
-    def _batch_eps_uw(self, fresh: list[_Stored]) -> float:
-        """<W> / max W of a training batch's event weights (stratification included)."""
-        n = sum(len(st.x) for st in fresh)
-        with torch.no_grad():
-            w = torch.cat([self.weights(st.features, st.prior, self._active())[:, st.channel]
-                           * st.f / st.log_q_old.exp() * (n / len(st.x)) for st in fresh])
-        top = float(w.max())
-        return float(w.mean()) / top if top > 0 else math.nan
-
-    def sample(self, n: int) -> list[ChannelSample]:
-        """``n`` weighted points, allocated to channels by their current sigmas."""
-        counts = allocate(n, self.sigmas, min_fraction=self.min_fraction, active=self.active)
-        out = []
-        with torch.no_grad():
-            for i, n_i in enumerate(counts):
-                if n_i == 0:
-                    continue
-                x, log_q, f, features, prior = self._sample_channel(i, int(n_i))
-                alpha = self.weights(features, prior, self._active())[:, i]
-                out.append(ChannelSample(i, x, features, alpha * f / log_q.exp()))
-        return out
-
     def pretrain_vegas(self, *, nitn: int = 10, neval: int = 20_000) -> MultiChannelResult:
-        """Adapt a VEGAS map per channel to ``prior_i f_i`` and put it under the flows.
+        """Adapt a VEGAS map per channel to ``prior_i f_i`` and make it the channel's base
+        map (under its flow).
 
         Uses the ``vegas`` package (``vegas.Integrator`` with a batch integrand, seeded
         from this integrator's seed). Returns the VEGAS-only multi-channel estimate of its
@@ -820,15 +627,14 @@ class Integrator:
         """
         import vegas
 
-        if isinstance(self.integrand, _VegasMapped):
+        if any(s.base is not None for s in self.samplers):
             raise RuntimeError("pretrain_vegas was already called")
-        inner = self.integrand
         maps: list[Any] = []
         values, errors, points = [], [], []
         calls, invalid = self.n_calls, self.n_invalid
         for i in range(self.n_channels):
             rng = np.random.default_rng([self.seed, i])
-            dims = inner.dims(i)
+            dims = self.integrand.dims(i)
             vint = vegas.Integrator([[0.0, 1.0]] * dims,
                                     ran_array_generator=lambda size, r=rng: r.random(size))
 
@@ -845,7 +651,8 @@ class Integrator:
             values.append(float(res.mean))
             errors.append(float(res.sdev))
             points.append(int(vint.last_neval) * max(nitn // 2, 1))
-        self.integrand = cast(MultiChannelIntegrand, _VegasMapped(inner, maps))
+        for sampler, vmap in zip(self.samplers, maps):
+            sampler.base = vmap
         total = sum(values)
         self.vegas_result = MultiChannelResult(
             value=total, error=math.sqrt(sum(e * e for e in errors)),
@@ -861,16 +668,14 @@ class Integrator:
         than its base map (VEGAS after :meth:`pretrain_vegas`, else flat): ``n`` points
         per channel and option, counted in ``n_calls``."""
         choice = []
-        for i in range(self.n_channels):
+        for i, sampler in enumerate(self.samplers):
             rel = []
             for flag in (False, True):
-                self.use_flow[i] = flag
-                x, log_q, f, features, prior = self._sample_channel(i, n)
-                with torch.no_grad():
-                    w = self.weights(features, prior, self._active())[:, i] * f / log_q.exp()
+                sampler.use_flow = flag
+                w = self._draw(i, n, n).weight
                 rel.append(float(w.std() / w.mean()) if float(w.mean()) > 0 else math.inf)
-            self.use_flow[i] = rel[1] < rel[0]
-            choice.append(self.use_flow[i])
+            sampler.use_flow = rel[1] < rel[0]
+            choice.append(sampler.use_flow)
         return choice
 
     def state_dict(self) -> dict[str, object]:
@@ -878,33 +683,7 @@ class Integrator:
         the history, the physics fingerprint (a JSON string) and, while :meth:`train` is
         running, its optimizer and schedule. Tensors and plain values only, so that
         ``torch.load(..., weights_only=True)`` reads it."""
-        physics = self._physics()
-        h = self.history
-        return {
-            "format": 2,
-            "flows": self.flows.state_dict(),
-            "weights": self.weights.state_dict(),
-            "generator": self.generator.get_state(),
-            "sigmas": torch.from_numpy(self.sigmas.copy()),
-            "counters": torch.tensor([self.n_calls, self.n_invalid, self.steps_done]),
-            "use_flow": torch.tensor(self.use_flow),
-            "active": torch.from_numpy(self.active.copy()),
-            "low_steps": torch.from_numpy(self._low_steps.copy()),
-            "config": self.config,
-            "physics": None if physics is None else json.dumps(physics, sort_keys=False),
-            "history": {"loss": list(h.loss), "value": list(h.value),
-                        "rel_std": list(h.rel_std), "eps_uw": list(h.eps_uw),
-                        "fractions": [list(f) for f in h.fractions]},
-            "training": self._training,
-            "result": ({k: (list(v) if isinstance(v, tuple) else v)
-                        for k, v in dataclasses.asdict(self.last_result).items()}
-                       if self.last_result is not None else None),
-            # one tensor per dimension: vegas may give the dimensions different numbers
-            # of increments
-            "vegas_grids": ([[torch.tensor(np.asarray(g, dtype=np.float64))
-                              for g in m.extract_grid()] for m in self.integrand.maps]
-                            if isinstance(self.integrand, _VegasMapped) else []),
-        }
+        return integrator_state(self)
 
     def save(self, path: str | Path, *, physics: Mapping[str, object] | None = None) -> None:
         """Write a checkpoint atomically (a temporary file in the same directory, renamed
@@ -929,85 +708,11 @@ class Integrator:
         or has other channels or flow shapes.
         """
         path = Path(path)
-        self._load_state(_read_checkpoint(path), path, physics)
+        self._load_state(read_checkpoint(path), path, physics)
 
     def _load_state(self, state: dict[str, Any], path: Path,
                     physics: Mapping[str, object] | None) -> None:
-        stored_physics = state.get("physics")
-        expected = _plain(physics) if physics is not None else self._physics()
-        if isinstance(stored_physics, str) and expected is not None:
-            try:
-                stored = json.loads(stored_physics)
-            except ValueError as err:
-                raise CheckpointError(f"{path}: its physics fingerprint is not JSON") from err
-            if isinstance(stored, dict):
-                diff = _first_difference(stored, expected)
-                if diff is not None:
-                    key, old, new = diff
-                    raise CheckpointMismatchError(
-                        f"{path} was trained with {key} = {_show(old)}, the card says "
-                        f"{_show(new)}; retrain (madnis-py run) or use the card it was "
-                        "trained with")
-        try:
-            n_stored = len(state["sigmas"])
-            if n_stored != self.n_channels:
-                raise CheckpointMismatchError(
-                    f"{path} is a checkpoint of {n_stored} channels, this integrand has "
-                    f"{self.n_channels} (another process?); retrain or pass its integrand")
-            for prefix, module in (("flows", self.flows), ("weights", self.weights)):
-                why = _shape_mismatch(state[prefix], module.state_dict(), prefix)
-                if why is not None:
-                    raise CheckpointMismatchError(
-                        f"{path} does not fit this integrator: {why} (another process or "
-                        "other flow_options?)")
-            try:
-                self.flows.load_state_dict(state["flows"])
-                self.weights.load_state_dict(state["weights"])
-            except RuntimeError as err:
-                raise CheckpointMismatchError(
-                    f"{path} does not fit this integrator (another process or other "
-                    f"flow_options?): {str(err).splitlines()[0]}") from err
-            self.generator.set_state(state["generator"])
-            self.sigmas = state["sigmas"].numpy().astype(np.float64).copy()
-            self.n_calls, self.n_invalid, self.steps_done = (
-                int(v) for v in state["counters"])
-            self.use_flow = [bool(v) for v in state["use_flow"]]
-            self.active = state["active"].numpy().astype(bool).copy()
-            if "low_steps" in state:
-                self._low_steps = state["low_steps"].numpy().astype(np.int64).copy()
-            history = state.get("history")
-            if history is not None:
-                self.history = _History(
-                    loss=[float(v) for v in history["loss"]],
-                    value=[float(v) for v in history["value"]],
-                    rel_std=[float(v) for v in history["rel_std"]],
-                    eps_uw=[float(v) for v in history["eps_uw"]],
-                    fractions=[[float(v) for v in f] for f in history["fractions"]])
-            training = state.get("training")
-            self._resume = (training if isinstance(training, dict)
-                            and int(training["done"]) < int(training["steps"]) else None)
-            result = state.get("result")
-            known = {f.name for f in dataclasses.fields(MultiChannelResult)}
-            fields: dict[str, Any] = ({} if result is None else
-                                      {k: (tuple(v) if isinstance(v, list) else v)
-                                       for k, v in result.items() if k in known})
-            self.last_result = None if result is None else MultiChannelResult(**fields)
-            grids = state.get("vegas_grids", [])
-            if grids:
-                import vegas
-
-                inner = (self.integrand.inner if isinstance(self.integrand, _VegasMapped)
-                         else self.integrand)
-                maps = [vegas.AdaptiveMap([g.numpy() for g in grid]) for grid in grids]
-                self.integrand = cast(MultiChannelIntegrand, _VegasMapped(inner, maps))
-        except CheckpointError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
-                RuntimeError) as err:
-            raise CheckpointError(f"{path}: a damaged or incompatible madnis_py checkpoint "
-                                  f"({_one_line(err)})") from err
-        if physics is not None:
-            self.physics = physics
+        restore_state(self, state, path, physics)
 
     @classmethod
     def load(cls, path: str | Path, integrand: object | None = None, *,
@@ -1021,11 +726,8 @@ class Integrator:
         compared with the checkpoint's, see :meth:`load_state`. Loading uses
         ``torch.load(..., weights_only=True)``.
         """
-        from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
-        from madnis_py.physics.process import load_process
-
         path = Path(path)
-        state = _read_checkpoint(path)
+        state = read_checkpoint(path)
         config = dict(state["config"])
         process = config.pop("process", None)
         if integrand is None:
@@ -1046,7 +748,7 @@ class Integrator:
         flow_options = config.pop("flow_options", {})
         try:
             mc = cls(integrand, flow_options=dict(flow_options), **config)
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise CheckpointError(f"{path}: its settings do not build an integrator "
                                   f"({err})") from err
         if opened is not None:
@@ -1054,13 +756,16 @@ class Integrator:
         mc._load_state(state, path, physics)
         return mc
 
+
     def integrate(self, n: int, *, iterations: int = 1) -> MultiChannelResult:
         """Estimate the integral with ``n`` integrand calls (stratified over channels),
-        in ``iterations`` batches combined by their errors (chi^2 across them)."""
+        in ``iterations`` batches combined by their errors (:class:`IterationAverage`:
+        chi^2 and Q across them)."""
         if n < 2 * self.n_channels * iterations:
             raise ValueError(f"n must be at least 2 per channel and iteration "
                              f"({2 * self.n_channels * iterations})")
         calls, invalid = self.n_calls, self.n_invalid
+        average = IterationAverage()
         per_iter = []
         events = []
         raw: dict[int, list[np.ndarray]] = {}
@@ -1070,28 +775,24 @@ class Integrator:
             var = np.zeros(self.n_channels)
             points = np.zeros(self.n_channels, dtype=np.int64)
             stds = np.zeros(self.n_channels)
-            for s in self.sample(m):
+            batch = self.random_batch(m)
+            for s in batch.samples:
                 w = s.weight.double()
                 points[s.channel] = len(w)
                 means[s.channel] = float(w.mean())
                 stds[s.channel] = float(w.std()) if len(w) > 1 else 0.0
                 var[s.channel] = stds[s.channel] ** 2 / len(w) if len(w) > 1 else math.inf
-                events.append(w.numpy() * (m / len(w)))
                 raw.setdefault(s.channel, []).append(w.numpy())
+            events.append(batch.weights())
+            average.add(float(means.sum()), float(var[points > 0].sum()))
             per_iter.append((means, var, points, stds))
-        totals = np.array([p[0].sum() for p in per_iter])
-        variances = np.array([p[1][p[2] > 0].sum() for p in per_iter])
-        if np.all(totals == 0):
+        if all(v == 0 for v in average.means):
             raise ZeroDivisionError(f"the integral is zero on all {n} points: every integrand "
                                     "value was zero (cuts that remove everything?)")
+        value, error = average.mean, average.sdev
         if iterations == 1:
-            value, error, chi2 = float(totals[0]), math.sqrt(variances[0]), math.nan
             means, var, points, stds = per_iter[0]
         else:
-            wgt = 1 / np.maximum(variances, 1e-300)
-            value = float((wgt * totals).sum() / wgt.sum())
-            error = float(1 / math.sqrt(wgt.sum()))
-            chi2 = float((wgt * (totals - value) ** 2).sum() / (iterations - 1))
             points = np.sum([p[2] for p in per_iter], axis=0)
             means = np.sum([p[0] * p[2] for p in per_iter], axis=0) / np.maximum(points, 1)
             with np.errstate(divide="ignore"):
@@ -1112,20 +813,14 @@ class Integrator:
             n_calls=self.n_calls - calls, n_invalid=self.n_invalid - invalid,
             eps_uw=avg / top if top > 0 else math.nan,
             eps_uw_quantile=min(avg / q999, 1.0) if q999 > 0 else math.nan,
-            chi2_dof=chi2,
-            warnings=_trust_warnings(weights, raw, chi2, iterations))
+            chi2_dof=average.chi2_dof, Q=average.Q,
+            warnings=trust_warnings(weights, raw, average.chi2_dof, iterations))
         return self.last_result
 
     def save_history(self, path: str | Path) -> None:
         """The training history (loss, sigma, rel. std, eps_uw of the batch, channel
         fractions per step) as JSON, written atomically."""
-        path = Path(path)
-        write_text_atomic(path, json.dumps({"loss": self.history.loss,
-                                            "value": self.history.value,
-                                            "rel_std": self.history.rel_std,
-                                            "eps_uw": self.history.eps_uw,
-                                            "fractions": self.history.fractions}),
-                          what="training history")
+        self.history.save(path)
 
     def plot_history(self, path: str | Path) -> None:
         """Plot the training history (loss, rel. std, channel fractions) to an image."""
@@ -1153,3 +848,9 @@ class Integrator:
         fig.tight_layout()
         fig.savefig(Path(path))
         plt.close(fig)
+
+
+def _eps_uw(weights: torch.Tensor) -> float:
+    """<W> / max W of event weights."""
+    top = float(weights.max())
+    return float(weights.mean()) / top if top > 0 else math.nan

@@ -8,19 +8,18 @@ single-channel integrator used by the demo and by the flow tests.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from madnis_py.flows import Flow
-from madnis_py.training.losses import forward_kl_loss, variance_loss
+from madnis_py.training.losses import LOSSES, check_loss
 
-__all__ = ["IntegrationResult", "train_flow", "integrate_flow", "LOSSES"]
+__all__ = ["IntegrationResult", "integrate_flow", "train_flow"]
 
 Integrand = Callable[[torch.Tensor], torch.Tensor]
-
-LOSSES = {"variance": variance_loss, "kl": forward_kl_loss}
 
 
 @dataclass(frozen=True)
@@ -88,10 +87,14 @@ def train_flow(flow: Flow, integrand: Integrand, *, steps: int = 500, batch: int
     Each step draws ``batch`` fresh points from the flow (no gradient), evaluates the
     integrand once per point, and takes one Adam step on the chosen loss evaluated with
     the flow's ``log_prob`` on those points. The learning rate decays with a cosine.
+    ``loss`` is a name of :data:`~madnis_py.training.losses.LOSSES` (``"kl"``, the old
+    name of ``"forward_kl"``, is still accepted with a DeprecationWarning).
     """
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
-    loss_fn = LOSSES[loss]
+    if loss == "kl":
+        warnings.warn('train_flow(loss="kl") is now loss="forward_kl"', DeprecationWarning,
+                      stacklevel=2)
+        loss = "forward_kl"
+    loss_fn = LOSSES[check_loss(loss)].one_flow
     opt = torch.optim.Adam(flow.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     history = []

@@ -110,3 +110,23 @@ def test_truncation_and_efficiency_are_reported(trained: tuple[Integrand, Integr
 
         EventGenerator(Integrator(RidgeAndPeak(), feature_dims=2), 1.0,
                        unweighter=Unweighter())
+
+
+def test_points_are_in_the_integrands_coordinates_after_vegas() -> None:
+    """After VEGAS pre-training the generator's points are still the physics integrand's
+    own: evaluating it there gives the f each event was weighed with, and the calibration
+    and events follow without any re-mapping."""
+    torch.manual_seed(0)
+    integrand = Integrand("drell_yan")
+    channels = TorchChannels(integrand)
+    mc = Integrator(channels, feature_dims=channels.feature_dims, seed=3, mixture=0.2)
+    mc.pretrain_vegas(nitn=2, neval=2000)
+    mc.train(3, batch=512)
+    for s in mc.random_batch(2000).samples:
+        f = integrand(s.x.numpy(), s.channel).f
+        np.testing.assert_array_equal(f, s.f.numpy())
+    sigma = mc.integrate(4000).value
+    gen = EventGenerator(mc, sigma, unweighter=Unweighter(method="quantile", quantile=0.99),
+                         seed=1)
+    events, summary = gen.generate(200, batch=4000, calibration=4000)
+    assert events is not None and summary.n_events == 200
