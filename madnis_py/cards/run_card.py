@@ -51,6 +51,9 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     drop_threshold = 1e-4     # a channel's share of the integral at or below which it ...
     drop_patience = 10        # ... is dropped after this many steps (>= 1)
     mixture = 0.0             # defensive mixture weight of the VEGAS/flat density, [0, 1)
+    uniform_mixture = 0.0     # ... and of the uniform density in the integrand's own
+                              #   coordinates (guards the VEGAS grid's holes too);
+                              #   mixture + uniform_mixture < 1
     max_weight_penalty = 0.0  # loss term on the largest weights, >= 0
     top_fraction = 0.01       # share of each channel's batch that term counts as its
                               #   largest weights, 0 < top_fraction <= 1
@@ -257,6 +260,7 @@ class TrainingSettings:
     drop_threshold: float = _OPTIONS.drop_threshold
     drop_patience: int = _OPTIONS.drop_patience
     mixture: float = _OPTIONS.mixture
+    uniform_mixture: float = _OPTIONS.uniform_mixture
     max_weight_penalty: float = _OPTIONS.max_weight_penalty
     top_fraction: float = _OPTIONS.top_fraction
     bins: int | None = None
@@ -841,6 +845,7 @@ def _read_training(t: _Table) -> TrainingSettings:
         drop_patience=t.integer("drop_patience", d.drop_patience,
                                 *OPTION_CHECKS["drop_patience"]),
         mixture=option("mixture"),
+        uniform_mixture=option("uniform_mixture"),
         max_weight_penalty=option("max_weight_penalty"),
         top_fraction=option("top_fraction"),
         bins=t.integer("bins", None, ge1, _at_least_one),

@@ -1,20 +1,20 @@
 """The sampler of one channel: base map, flow and defensive mixture.
 
-A channel draws latent points ``z`` in [0, 1]^d from
+A channel draws latent points ``z`` in [0, 1]^d from the flow, maps them with its base
+map ``x = V(z)`` (an adapted ``vegas.AdaptiveMap`` after VEGAS pre-training, else the
+identity) into the integrand's own coordinates, and mixes in two defensive components
+(Hesterberg's defensive mixture):
 
-    q_z(z) = (1 - lambda) q_flow(z) + lambda,
+    q(x) = [(1 - lambda - mu) q_flow(z) + lambda] / |dV/dz| + mu,
 
-the flow mixed with the uniform density (Hesterberg's defensive mixture; ``lambda`` is
-the ``mixture`` option, 0 switches it off), and maps them with its base map ``x = V(z)``
-(an adapted ``vegas.AdaptiveMap`` after VEGAS pre-training, else the identity) into the
-integrand's own coordinates, where the density is
-
-    q(x) = q_z(z) / |dV/dz|.
-
-So the uniform part of the mixture is the base map alone (VEGAS or flat), and a weight
-``f / q`` never exceeds the base map's ``f / q_base`` by more than ``1 / lambda``: the
-flow's rare tail points cannot set the largest weight. A channel whose flow is switched
-off (``use_flow = False``) samples its base map alone.
+``lambda`` (the ``mixture`` option) the base map alone (VEGAS or flat) and ``mu`` (the
+``uniform_mixture`` option) the uniform density in the integrand's coordinates. A weight
+``f / q`` then never exceeds the base map's ``f / q_base`` by more than ``1 / lambda``
+(the flow's rare tail points cannot set the largest weight) nor ``f / mu`` (the VEGAS
+grid's own holes cannot either: an increment the pre-training shrank to nothing still
+gets ``mu`` of the density). Without a base map both components are the same uniform
+density. A channel whose flow is switched off (``use_flow = False``) samples its base map
+alone, mixed with ``mu`` of the uniform density.
 
 Points and densities are float64 (see docs/architecture.md); the base map runs in numpy
 (vegas), the flow in torch.
@@ -65,19 +65,26 @@ class ChannelSampler:
         The channel's flow on the latent unit hypercube (trained by the integrator,
         which owns its parameters).
     mixture : float
-        Weight ``lambda`` in [0, 1) of the base map alone in the defensive mixture.
+        Weight ``lambda`` of the base map alone in the defensive mixture.
+    uniform_mixture : float
+        Weight ``mu`` of the uniform density in the integrand's coordinates;
+        ``lambda + mu`` must be in [0, 1).
     base : vegas.AdaptiveMap, optional
         The base map from latent to integrand coordinates; ``None`` is the identity.
     use_flow : bool
         ``False`` samples the base map alone (the flow is kept, not used).
     """
 
-    def __init__(self, flow: Flow, *, mixture: float = 0.0, base: Any | None = None,
-                 use_flow: bool = True) -> None:
+    def __init__(self, flow: Flow, *, mixture: float = 0.0, uniform_mixture: float = 0.0,
+                 base: Any | None = None, use_flow: bool = True) -> None:
         if not 0.0 <= mixture < 1.0:
             raise ValueError(f"mixture must be in [0, 1), got {mixture!r}")
+        if not 0.0 <= uniform_mixture < 1.0 - mixture:
+            raise ValueError(f"uniform_mixture must be in [0, 1 - mixture), got "
+                             f"{uniform_mixture!r} with mixture = {mixture!r}")
         self.flow = flow
         self.mixture = float(mixture)
+        self.uniform_mixture = float(uniform_mixture)
         self.base = base
         self.use_flow = use_flow
 
@@ -110,38 +117,63 @@ class ChannelSampler:
         return torch.from_numpy(z).to(x), torch.from_numpy(np.log(jac)).to(x)
 
     def latent_log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """log q_z(z) of latent points, differentiable in the flow's parameters."""
+        """log of the latent part ``(1 - lambda - mu) q_flow(z) + lambda``, normalised
+        to ``1 - mu`` (the uniform component lives in the integrand's coordinates, see
+        :meth:`log_prob_at`), differentiable in the flow's parameters."""
+        flat = math.log1p(-self.uniform_mixture) if self.uniform_mixture else 0.0
         if not self.use_flow:
-            return torch.zeros(len(z), dtype=z.dtype)
+            return torch.full((len(z),), flat, dtype=z.dtype)
         log_q = self.flow.log_prob(z)
+        share = 1.0 - self.mixture - self.uniform_mixture
         if self.mixture > 0:
-            log_q = torch.logaddexp(log_q + math.log1p(-self.mixture),
-                                    torch.full_like(log_q, math.log(self.mixture)))
+            return torch.logaddexp(log_q + math.log(share),
+                                   torch.full_like(log_q, math.log(self.mixture)))
+        return log_q + math.log(share) if self.uniform_mixture else log_q
+
+    def log_prob_at(self, z: torch.Tensor, log_jac: torch.Tensor) -> torch.Tensor:
+        """log q(x) at ``x = V(z)`` with ``log |dV/dz|`` known (the draw's), differentiable
+        in the flow's parameters: the training's density."""
+        log_q = self.latent_log_prob(z) - log_jac
+        if self.uniform_mixture:
+            log_q = torch.logaddexp(log_q, torch.full_like(log_q,
+                                                           math.log(self.uniform_mixture)))
         return log_q
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log q(x) of points in the integrand's coordinates."""
         z, log_jac = self.to_latent(x)
-        return self.latent_log_prob(z) - log_jac
+        return self.log_prob_at(z, log_jac)
 
     def sample(self, n: int, generator: torch.Generator) -> Draw:
         """``n`` points with their densities (no gradient)."""
         flow = self.flow
         with torch.no_grad():
+            n_uniform = 0
+            if self.uniform_mixture or (self.use_flow and self.mixture > 0):
+                u = torch.rand(n, dtype=flow.dtype, generator=generator)
+                lo = self.mixture if self.use_flow else 0.0
+                n_uniform = int(((u >= lo) & (u < lo + self.uniform_mixture)).sum())
             if not self.use_flow:
-                z = torch.rand(n, flow.dims, dtype=flow.dtype, generator=generator)
-                log_qz = torch.zeros(n, dtype=flow.dtype)
-            elif self.mixture > 0:
-                n_base = int((torch.rand(n, dtype=flow.dtype, generator=generator)
-                              < self.mixture).sum())
-                z_flow, _ = flow.sample(n - n_base, generator=generator)
+                z = torch.rand(n - n_uniform, flow.dims, dtype=flow.dtype,
+                               generator=generator)
+                log_qz = torch.zeros(len(z), dtype=flow.dtype)
+            elif self.mixture > 0 or self.uniform_mixture:
+                n_base = int((u < self.mixture).sum())
+                z_flow, _ = flow.sample(n - n_base - n_uniform, generator=generator)
                 z_base = torch.rand(n_base, flow.dims, dtype=flow.dtype, generator=generator)
                 z = torch.cat([z_flow, z_base])
                 log_qz = self.latent_log_prob(z)
             else:
                 z, log_qz = flow.sample(n, generator=generator)
-        x, log_jac = self.to_integrand(z)
-        return Draw(z, x, log_qz - log_jac, log_jac)
+            x, log_jac = self.to_integrand(z)
+            if not n_uniform:
+                return Draw(z, x, log_qz - log_jac, log_jac)
+            x_uni = torch.rand(n_uniform, flow.dims, dtype=flow.dtype, generator=generator)
+            z_uni, log_jac_uni = self.to_latent(x_uni)
+            z = torch.cat([z, z_uni])
+            x = torch.cat([x, x_uni])
+            log_jac = torch.cat([log_jac, log_jac_uni])
+            return Draw(z, x, self.log_prob_at(z, log_jac), log_jac)
 
     def grid(self) -> list[np.ndarray] | None:
         """The base map's grid, one array of increments' edges per dimension (None

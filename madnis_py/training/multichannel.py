@@ -24,9 +24,11 @@ base map (the flow, identity at the start, is a residual on top), and
 :meth:`Integrator.select_flows` keeps per channel whichever of VEGAS alone and VEGAS +
 flow has the smaller measured variance, so the result never loses to VEGAS.
 
-Two options bound the largest weights, which set the unweighting efficiency: the
-defensive mixture ``q_z = (1 - lambda) q_flow + lambda`` with the channel's base map, so
-that a weight never exceeds its base map's by more than ``1 / lambda``; and a loss term ``max_weight_penalty * sum_i <w_i>_top / sigma`` on the
+Options bound the largest weights, which set the unweighting efficiency: the defensive
+mixture with the channel's base map (``mixture = lambda``: a weight never exceeds its base
+map's by more than ``1 / lambda``) and with the uniform density in the integrand's
+coordinates (``uniform_mixture = mu``: no weight exceeds ``alpha f / mu``, wherever the
+VEGAS grid is); and a loss term ``max_weight_penalty * sum_i <w_i>_top / sigma`` on the
 largest weights of every batch (the top ``top_fraction`` of each channel, scaled by the
 stratification factor the event weights carry).
 
@@ -276,6 +278,11 @@ class Integrator:
     mixture : float
         Weight ``lambda`` in [0, 1) of the channel's base density (VEGAS map or flat) in a
         defensive mixture with the flow; 0 switches it off.
+    uniform_mixture : float
+        Weight ``mu`` of the uniform density in the integrand's own coordinates in that
+        mixture (:mod:`madnis_py.training.channel_sampler`): it bounds every weight by
+        ``alpha f / mu``, also where the VEGAS grid has shrunk an increment to nothing;
+        ``mixture + uniform_mixture < 1``.
     max_weight_penalty : float
         Coefficient of the loss term on the largest weights; 0 switches it off.
     top_fraction : float
@@ -314,13 +321,13 @@ class Integrator:
                  trainable_weights: bool = True, loss: str = "variance", lr: float = 3e-3,
                  min_fraction: float = 0.1, warmup: int = 20, drop_threshold: float = 1e-4,
                  drop_patience: int = 10, mixture: float = 0.0,
-                 max_weight_penalty: float = 0.0, top_fraction: float = 0.01,
+                 uniform_mixture: float = 0.0, max_weight_penalty: float = 0.0, top_fraction: float = 0.01,
                  seed: int = 0) -> None:
         self.options = TrainingOptions(
             flow_options=dict(flow_options or {}), trainable_weights=trainable_weights,
             loss=loss, lr=lr, min_fraction=min_fraction, warmup=warmup,
             drop_threshold=drop_threshold, drop_patience=drop_patience, mixture=mixture,
-            max_weight_penalty=max_weight_penalty, top_fraction=top_fraction, seed=seed)
+            uniform_mixture=uniform_mixture, max_weight_penalty=max_weight_penalty, top_fraction=top_fraction, seed=seed)
         self.config: dict[str, object] = {
             "feature_dims": feature_dims, **self.options.as_dict(),
             "process": integrand if isinstance(integrand, str) else None}
@@ -335,7 +342,8 @@ class Integrator:
         opts = dict(flow_options or {})
         self.flows = torch.nn.ModuleList(
             [Flow(integrand.dims(i), **opts) for i in range(self.n_channels)])  # type: ignore[arg-type]
-        self.samplers = [ChannelSampler(cast(Flow, flow), mixture=mixture)
+        self.samplers = [ChannelSampler(cast(Flow, flow), mixture=mixture,
+                                        uniform_mixture=uniform_mixture)
                          for flow in self.flows]
         self.weights = ChannelWeights(self.n_channels, feature_dims,
                                       trainable=trainable_weights)
@@ -470,7 +478,7 @@ class Integrator:
         kl = self.loss_name in ("forward_kl", "reverse_kl")
         for st in samples:
             alpha = self.weights(st.features, st.prior, active)[:, st.channel]
-            log_q = self.samplers[st.channel].latent_log_prob(st.z) - st.log_jac
+            log_q = self.samplers[st.channel].log_prob_at(st.z, st.log_jac)
             w_old = alpha * st.f / st.log_q.exp()
             ratio = torch.exp(st.log_q - log_q)  # q_old / q
             mean = w_old.mean()

@@ -29,6 +29,7 @@ OPTION_CHECKS: Mapping[str, tuple[str, Callable[[Any], bool]]] = {
     "drop_threshold": ("a share >= 0", lambda v: v >= 0),
     "drop_patience": ("an integer >= 1", lambda v: v >= 1),
     "mixture": ("0 <= mixture < 1", lambda v: 0 <= v < 1),
+    "uniform_mixture": ("0 <= uniform_mixture < 1", lambda v: 0 <= v < 1),
     "max_weight_penalty": ("a coefficient >= 0", lambda v: v >= 0),
     "top_fraction": ("0 < top_fraction <= 1", lambda v: 0 < v <= 1),
 }
@@ -49,6 +50,9 @@ class TrainingOptions:
     lr, min_fraction, warmup, drop_threshold, drop_patience : float, float, int, float, int
     mixture : float
         Share of the channel's base map (VEGAS or flat) in its defensive mixture.
+    uniform_mixture : float
+        Share of the uniform density in the integrand's coordinates in it
+        (``mixture + uniform_mixture < 1``).
     max_weight_penalty, top_fraction : float, float
     seed : int
     """
@@ -62,6 +66,7 @@ class TrainingOptions:
     drop_threshold: float = 1e-4
     drop_patience: int = 10
     mixture: float = 0.0
+    uniform_mixture: float = 0.0
     max_weight_penalty: float = 0.0
     top_fraction: float = 0.01
     seed: int = 0
@@ -75,6 +80,9 @@ class TrainingOptions:
                 ok = False
             if not ok:
                 raise ValueError(f"{name} must be {expected}, got {value!r}")
+        if self.mixture + self.uniform_mixture >= 1:
+            raise ValueError(f"mixture + uniform_mixture must be < 1 (the flow needs a "
+                             f"share), got {self.mixture!r} + {self.uniform_mixture!r}")
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
