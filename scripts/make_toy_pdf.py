@@ -43,8 +43,8 @@ import argparse
 import io
 import math
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -176,7 +176,7 @@ def xf_row(hoppet: object, x: float, Q: float) -> list[float]:
     row = [float(e[i]) for i in HOPPET_INDEX]
     for k, pid in enumerate(PIDS):
         thr = THRESHOLDS.get(abs(pid))
-        if thr is not None and Q <= thr:
+        if thr is not None and thr >= Q:
             row[k] = 0.0
     return row
 

@@ -236,10 +236,9 @@ def test_no_file_until_close_and_nothing_left_on_error(tmp_path: Path) -> None:
 
     # an existing file survives a failed rewrite, and is replaced by a good one
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with LHEWriter(target, EE_INIT) as writer:
-            writer.write_batch(**batch)
-            raise RuntimeError
+    with pytest.raises(RuntimeError), LHEWriter(target, EE_INIT) as writer:
+        writer.write_batch(**batch)
+        raise RuntimeError
     assert target.read_bytes() == b"old"
     writer = LHEWriter(target, EE_INIT)
     writer.write_batch(**batch)
