@@ -1017,11 +1017,11 @@ class _LineReader:
             idup, istup, m1, m2, c1, c2 = map(int, g[:6])
             px, py, pz, e, mass, vtim, spin = map(float, g[6:])
         except ValueError:
-            for token, name in zip(g, _PARTICLE_NAMES):
+            for token, name in zip(g, _PARTICLE_NAMES, strict=True):
                 (self.integer if name in _INTEGER_NAMES else self.number)(token, name)
             raise
         if not math.isfinite(px + py + pz + e + mass + vtim + spin):
-            for token, name in zip(g[6:], _PARTICLE_NAMES[6:]):
+            for token, name in zip(g[6:], _PARTICLE_NAMES[6:], strict=True):
                 self.number(token, name)  # raises, unless only the sum overflowed
         if istup not in STATUS_CODES:
             raise self.error(f"ISTUP = {istup} is not one of {sorted(STATUS_CODES)}")

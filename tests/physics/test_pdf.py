@@ -135,7 +135,7 @@ def test_sum_rules(toy: PDF) -> None:
     def integrand(lnx: float, q2: float) -> np.ndarray:
         x = math.exp(lnx)
         f = toy.xfxQ2(pids, x, q2)
-        by = dict(zip(pids.tolist(), f))
+        by = dict(zip(pids.tolist(), f, strict=True))
         return np.array([f.sum() * x, by[2] - by[-2], by[1] - by[-1], by[3] - by[-3]])
 
     for Q in (2.0, 100.0, 5000.0):

@@ -18,7 +18,7 @@ def test_weighted_average_chi2_and_q() -> None:
     means = [1.0, 1.5, 0.9, 1.2]
     variances = [0.04, 0.09, 0.01, 0.16]
     avg = IterationAverage()
-    for m, v in zip(means, variances):
+    for m, v in zip(means, variances, strict=True):
         avg.add(m, v)
     w = 1 / np.array(variances)
     mean = float((w * means).sum() / w.sum())
