@@ -132,7 +132,9 @@ def _propagator_prior(topo: Topology, momenta: np.ndarray) -> np.ndarray:
     else:
         assert topo.t_channel is not None
         q = momenta[:, 0].copy()
-        for block, prop in zip(topo.t_channel.blocks, topo.t_channel.propagators):
+        # k blocks are joined by k - 1 propagators: the last block has none after it.
+        for block, prop in zip(topo.t_channel.blocks, topo.t_channel.propagators,
+                               strict=False):
             q = q - momenta[:, _leaves(block)].sum(axis=1)
             t = q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(axis=1)
             out = out / denominator(t, prop.mass, prop.width)
@@ -268,7 +270,7 @@ class Integrand:
                     parton[beam, pid] = self.pdf.xfxQ2(pid, xb, mu ** 2) / xb
                 return parton[beam, pid]
 
-            for k, (sub, cuts) in enumerate(zip(self.process.subprocesses, self.cuts)):
+            for k, (sub, cuts) in enumerate(zip(self.process.subprocesses, self.cuts, strict=True)):
                 ok = cuts.mask(p)
                 if not ok.any():
                     continue

@@ -85,7 +85,7 @@ def final_state_names(pdgs: Sequence[Sequence[int]]) -> list[str]:
         raise ValueError(f"pdgs: expected one PDG list per subprocess, all of one length, "
                          f"got {list(map(list, pdgs))}")
     names = []
-    for i, column in enumerate(zip(*(p[2:] for p in pdgs))):
+    for i, column in enumerate(zip(*(p[2:] for p in pdgs), strict=True)):
         ids = set(column)
         signs = {p > 0 for p in ids}
         if len(ids) == 1:
@@ -609,7 +609,8 @@ def plot_kinematics(unweighted: np.ndarray, weighted: np.ndarray, weights: np.nd
     cols = min(len(drawn), 4)
     rows = -(-len(drawn) // cols)
     fig, axes = _figure(rows, cols, 4.2, 3.4)
-    for ax, (o, edges, a, b, good) in zip(axes.flat, drawn):
+    # The grid may have spare axes after the last plot: they are deleted below.
+    for ax, (o, edges, a, b, good) in zip(axes.flat, drawn, strict=False):
         width = np.diff(edges)
         mid = np.sqrt(edges[1:] * edges[:-1]) if o.log_x else 0.5 * (edges[1:] + edges[:-1])
         hw, _ = np.histogram(b[good], edges, weights=w[good])

@@ -305,7 +305,7 @@ def _pdf_field(card: RunCard, process: Process, pdf_option: str | None = None) -
         return f"--pdf {pdf_option}"
     where = f"{card.source}: " if card.source is not None else ""
     madgraph = card.source is not None and Path(card.source).suffix == ".dat"
-    if madgraph:
+    if madgraph and card.source is not None:  # (madgraph implies a source; mypy can't tell)
         from madnis_py.cards import read_madgraph_run_card
 
         fields = read_madgraph_run_card(Path(card.source))

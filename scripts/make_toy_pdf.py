@@ -43,8 +43,8 @@ import argparse
 import io
 import math
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def _invert(f: Callable[[float], float], target: float, lo: float, hi: float) ->
 
 def _round(v: float) -> float:
     """Knots are written with 9 significant digits; evaluate at exactly those values."""
-    return float("%.8e" % v)
+    return float(f"{v:.8e}")
 
 
 def x_knots(xmin: float = 1e-7, xtop: float = 0.995, k: float = 0.6, c: float = 5.0,
@@ -108,7 +108,7 @@ def q_subgrids(qmax: float, step: float = 0.12, l_low: float = 0.05, r_low: floa
     """Q knots of the subgrids [Q0, mb], [mb, mt], [mt, qmax] (see the module docstring)."""
     edges = [Q0, MB, MT, qmax]
     out = []
-    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
         last = i == len(edges) - 2
 
         def w(lnq: float, a: float = a, b: float = b, last: bool = last) -> float:
@@ -147,7 +147,7 @@ def _fmt(v: float) -> str:
     """6 significant digits, shortest exponent form (strtod reads it)."""
     if v == 0.0:
         return "0"
-    mant, exp = ("%.5e" % v).split("e")
+    mant, exp = f"{v:.5e}".split("e")
     mant = mant.rstrip("0").rstrip(".")
     e = int(exp)
     return mant if e == 0 else f"{mant}e{e}"
@@ -176,7 +176,7 @@ def xf_row(hoppet: object, x: float, Q: float) -> list[float]:
     row = [float(e[i]) for i in HOPPET_INDEX]
     for k, pid in enumerate(PIDS):
         thr = THRESHOLDS.get(abs(pid))
-        if thr is not None and Q <= thr:
+        if thr is not None and thr >= Q:
             row[k] = 0.0
     return row
 
@@ -232,7 +232,7 @@ def write_set(hoppet: object, outdir: Path, qmax: float) -> tuple[Path, Path]:
         "AlphaS_OrderQCD: 0",
         "AlphaS_Type: ipol",
         f"AlphaS_Qs: [{', '.join(_knot(q) for q in aqs)}]",
-        f"AlphaS_Vals: [{', '.join('%.10e' % a for a in alphas)}]",
+        f"AlphaS_Vals: [{', '.join(f'{a:.10e}' for a in alphas)}]",
         "Interpolator: logcubic",
         "Extrapolator: continuation",
         "ForcePositive: 0",
@@ -247,7 +247,7 @@ def write_reference(hoppet: object, path: Path, n: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     x = np.exp(rng.uniform(math.log(1e-6), math.log(0.9), n))
     Q = np.exp(rng.uniform(math.log(2.0), math.log(5000.0), n))
-    xf = np.array([xf_row(hoppet, float(a), float(b)) for a, b in zip(x, Q)])
+    xf = np.array([xf_row(hoppet, float(a), float(b)) for a, b in zip(x, Q, strict=True)])
     alphas = np.array([hoppet.AlphaS(float(q)) for q in Q])  # type: ignore[attr-defined]
     arrays = {"x": x, "Q": Q, "pids": np.array(PIDS, dtype=np.int64),
               "xf": xf.astype(np.float32), "alphas": alphas}

@@ -106,7 +106,7 @@ def hadronic_f(integrand: Integrand, momenta: np.ndarray, x1: np.ndarray,
     alpha_s = pdf.alphasQ2(mu2) if integrand.alpha_s is None else np.full(len(x1),
                                                                           integrand.alpha_s)
     total = np.zeros(len(x1))
-    for sub, cuts in zip(integrand.process.subprocesses, integrand.cuts):
+    for sub, cuts in zip(integrand.process.subprocesses, integrand.cuts, strict=True):
         ok = cuts.mask(momenta)
         lum = pdf.xfxQ2(sub.pdgs[0], x1, mu2) * pdf.xfxQ2(sub.pdgs[1], x2, mu2) / (x1 * x2)
         sel = ok & (lum != 0)
@@ -248,7 +248,7 @@ def test_ttbar() -> None:
     integrand = Integrand(card("ttbar"), scale=173.0)
     jets = Integrand(card("ttbar"), scale=173.0, cuts={"ptj": 200.0, "etaj": 1.0})
     assert all(not c.active for c in integrand.cuts + jets.cuts)
-    for a, b in zip(integrand.mappings, jets.mappings):
+    for a, b in zip(integrand.mappings, jets.mappings, strict=True):
         np.testing.assert_array_equal(a.program.float_table, b.program.float_table)
         assert a.program.float_table[0, 1] == 2 * 173.0
     exact = two_body_quadrature(integrand, m_breaks=[346.0, 360.0, 450.0, 700.0, 1500.0,
@@ -309,7 +309,7 @@ def ee_qqg_quadrature(integrand: Integrand, mmjj: float, n: int = 24) -> float:
         for leg, k in ((2, k1), (3, k2), (4, k3)):
             mom[:, leg, 0] = e[:, leg - 2]
             mom[:, leg, 1:] = k @ rot.T
-        for sub, cuts in zip(integrand.process.subprocesses, integrand.cuts):
+        for sub, cuts in zip(integrand.process.subprocesses, integrand.cuts, strict=True):
             ok = cuts.mask(mom)
             m2 = integrand.matrix_element(mom[ok], sub.library_pdgs,
                                           alpha_s=np.full(int(ok.sum()), integrand.alpha_s))

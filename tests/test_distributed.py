@@ -316,7 +316,7 @@ def test_distributed_channels_evaluate_as_one_process(cluster: tuple[Any, Any]) 
     gen = torch.Generator().manual_seed(0)
     for c in range(local.n_channels):
         x = torch.rand(1001, local.dims(c), dtype=torch.float64, generator=gen)
-        for ours, theirs in zip(remote(x, c), local(x, c)):
+        for ours, theirs in zip(remote(x, c), local(x, c), strict=True):
             assert theirs is not None and ours is not None
             assert ours.dtype == theirs.dtype == torch.float64
             assert torch.equal(ours, theirs)

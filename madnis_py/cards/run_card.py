@@ -550,8 +550,10 @@ class _Context:
         where = self.source if line is None else f"{self.source}:{line}"
         if not table:
             what = f"{key}"
+        elif key is None:
+            what = f"[{table}]"
         else:
-            what = f"[{table}]" if key is None else f"[{table}] {key}"
+            what = f"[{table}] {key}"
         return RunCardError(" ".join(f"{where}: {what}: {message}".split("\n")))
 
 

@@ -16,6 +16,7 @@ recomputed from the printed momenta as good as those of the generator.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import math
@@ -26,7 +27,7 @@ import shutil
 import weakref
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import IO, cast
@@ -82,7 +83,7 @@ def _check_digits(digits: int) -> int:
     return int(digits)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _line_formats(digits: int) -> tuple[str, str, str, str]:
     """%-formats of the init, process, event and particle lines (each ending in a newline)."""
     p = digits - 1
@@ -317,10 +318,8 @@ def idwtup_of_parts(init: LHEInit, parts: Sequence[str | os.PathLike[str]]) -> L
 
 def _remove(*paths: Path) -> None:
     for p in paths:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             p.unlink()
-        except FileNotFoundError:
-            pass
 
 
 def _package_version() -> str:
@@ -448,7 +447,8 @@ class LHEWriter:
         stem = f".{self._path.name}.{secrets.token_hex(4)}"
         self._body_path = self._path.with_name(stem + ".events.part")
         self._final_path = self._path.with_name(stem + ".part")
-        self._raw = open(self._body_path, "xb")
+        # The writer owns this file until close() or abort(): no `with` can span its life.
+        self._raw = open(self._body_path, "xb")  # noqa: SIM115
         self._body: io.BufferedIOBase = self._raw
         if self._gzip:
             # filename="" and mtime=0: no temporary name or date in the output, so the same
@@ -753,10 +753,8 @@ class LHEWriter:
             return
         self._closed = self._aborted = True
         for f in (self._body, self._raw):
-            try:
+            with contextlib.suppress(OSError):
                 f.close()
-            except OSError:
-                pass
         self._cleanup()
 
     def __enter__(self) -> LHEWriter:
@@ -1019,11 +1017,11 @@ class _LineReader:
             idup, istup, m1, m2, c1, c2 = map(int, g[:6])
             px, py, pz, e, mass, vtim, spin = map(float, g[6:])
         except ValueError:
-            for token, name in zip(g, _PARTICLE_NAMES):
+            for token, name in zip(g, _PARTICLE_NAMES, strict=True):
                 (self.integer if name in _INTEGER_NAMES else self.number)(token, name)
             raise
         if not math.isfinite(px + py + pz + e + mass + vtim + spin):
-            for token, name in zip(g[6:], _PARTICLE_NAMES[6:]):
+            for token, name in zip(g[6:], _PARTICLE_NAMES[6:], strict=True):
                 self.number(token, name)  # raises, unless only the sum overflowed
         if istup not in STATUS_CODES:
             raise self.error(f"ISTUP = {istup} is not one of {sorted(STATUS_CODES)}")

@@ -62,7 +62,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations, product
-from typing import Any, Final, Literal, Union
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -83,7 +83,7 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 ParticleClass = Literal["j", "b", "l", "a", "v"]
-Pdgs = Union[Sequence[int], npt.NDArray[np.integer[Any]]]
+Pdgs = Sequence[int] | npt.NDArray[np.integer[Any]]
 
 _CHARGED_LEPTONS: Final = frozenset({11, 13, 15})
 _NEUTRINOS: Final = frozenset({12, 14, 16})
@@ -293,10 +293,8 @@ class _Check:
             upper = upper * upper
         # Written as "passes" comparisons (infinite defaults included), so NaN fails.
         above, below = values >= lower, values <= upper
-        if self.observable == "mass" and lower > upper:
-            ok = above | below  # MadGraph's veto window when mmXX > mmXXmax
-        else:
-            ok = above & below
+        # "mass" with lower > upper is MadGraph's veto window (mmXX > mmXXmax).
+        ok = above | below if self.observable == "mass" and lower > upper else above & below
         return np.asarray(np.all(ok, axis=1), dtype=np.bool_)
 
     def _values(self, p: FloatArray, *, use_rapidity: bool) -> FloatArray:
@@ -538,7 +536,7 @@ class Cuts:
             if low is None or (high is not None and high < low):
                 continue
             first, second = self._targets(_TABLE[f"mm{pair}"])
-            for i, j in zip(first, second):
+            for i, j in zip(first, second, strict=True):
                 key = (min(i, j), max(i, j))
                 if key not in out or out[key][1] < low:
                     out[key] = (f"mm{pair}", float(low))

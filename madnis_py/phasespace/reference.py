@@ -640,7 +640,7 @@ def rambo_forward(masses: Sequence[float], r: npt.ArrayLike, sqrt_s: float, hadr
             active = np.ones(n_ev, dtype=bool)
             for _ in range(50):
                 f, df = -rs, zero
-                for mi, pi in zip(ms, ps):
+                for mi, pi in zip(ms, ps, strict=True):
                     ei = np.sqrt(mi * mi + xi * xi * pi[0] * pi[0])
                     f, df = f + ei, df + xi * pi[0] * pi[0] / ei
                 step = f / df

@@ -27,7 +27,7 @@ from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -125,7 +125,7 @@ class TChannel:
     propagators: tuple[Propagator, ...]
 
 
-Node = Union[int, Decay]
+Node = int | Decay
 
 
 @dataclass(frozen=True)
@@ -275,13 +275,7 @@ def compile_topology(topology: Topology, masses: Sequence[float], *,
     """
     label = topology.name or "?"
     n = len(masses)
-    if not 2 <= n <= MAX_FINAL:
-        raise TopologyError(f"channel {label}: final-state multiplicity must be in "
-                            f"[2, {MAX_FINAL}], got {n}")
-    for i, m in enumerate(masses):
-        if not (math.isfinite(m) and m >= 0):
-            raise TopologyError(f"channel {label}: mass of particle {i + 2} must be finite "
-                                f"and >= 0, got {m!r}")
+    _check_masses(label, masses)
 
     ints: list[list[int]] = []
     floats: list[list[float]] = []
@@ -354,12 +348,7 @@ def compile_topology(topology: Topology, masses: Sequence[float], *,
     else:
         tc = topology.t_channel
         assert tc is not None
-        n_blocks = len(tc.blocks)
-        if n_blocks < 2:
-            raise TopologyError(f"channel {label}: a t-channel chain needs at least two blocks")
-        if len(tc.propagators) != n_blocks - 1:
-            raise TopologyError(f"channel {label}: a t-channel chain of {n_blocks} blocks needs "
-                                f"{n_blocks - 1} propagators, got {len(tc.propagators)}")
+        _check_chain(label, tc)
         root = add_chain(tc.blocks, tc.propagators, 0)
     assert root == 0
     missing = sorted(set(range(2, n + 2)) - set(seen))
@@ -367,21 +356,51 @@ def compile_topology(topology: Topology, masses: Sequence[float], *,
         raise TopologyError(f"channel {label}: the topology does not close: particle(s) "
                             f"{missing} of the final state are not attached")
 
-    if hadronic:
-        floats[0][F_MIN_MASS] = max(floats[0][F_MIN_MASS], math.sqrt(max(topology.min_shat, 0.0)))
-        if ints[0][I_KIND] == NODE_T:
-            # The partonic energy of a t-channel topology is sampled as 1/shat.
-            ints[0][I_SAMPLER] = SAMPLER_POWER
-            floats[0][F_A], floats[0][F_B] = 1.0, 0.0
-        nu_root = floats[0][F_A] if ints[0][I_SAMPLER] == SAMPLER_POWER else 0.0
-        if nu_root >= 1 and floats[0][F_MIN_MASS] == 0:
-            raise TopologyError(
-                f"channel {label}: massless final state at a hadron collider: the partonic "
-                "energy needs a lower cut (min_shat, or min_mass of the s-channel; in a run, "
-                "a pT or mmXX cut of the final state sets it)")
-    else:
-        ints[0][I_SAMPLER] = SAMPLER_NONE
-
+    _set_root_sampler(ints[0], floats[0], label, topology.min_shat, hadronic=hadronic)
     return Program(label, n, np.ascontiguousarray(ints, dtype=np.int32),
                    np.ascontiguousarray(floats, dtype=np.float64),
                    tuple(float(m) for m in masses))
+
+
+def _check_masses(label: str, masses: Sequence[float]) -> None:
+    """Refuse a final state outside [2, MAX_FINAL] particles or a mass not finite and >= 0."""
+    n = len(masses)
+    if not 2 <= n <= MAX_FINAL:
+        raise TopologyError(f"channel {label}: final-state multiplicity must be in "
+                            f"[2, {MAX_FINAL}], got {n}")
+    for i, m in enumerate(masses):
+        if not (math.isfinite(m) and m >= 0):
+            raise TopologyError(f"channel {label}: mass of particle {i + 2} must be finite "
+                                f"and >= 0, got {m!r}")
+
+
+def _check_chain(label: str, tc: TChannel) -> None:
+    """Refuse a t-channel chain of fewer than two blocks or without one propagator
+    between each pair of neighbouring blocks."""
+    n_blocks = len(tc.blocks)
+    if n_blocks < 2:
+        raise TopologyError(f"channel {label}: a t-channel chain needs at least two blocks")
+    if len(tc.propagators) != n_blocks - 1:
+        raise TopologyError(f"channel {label}: a t-channel chain of {n_blocks} blocks needs "
+                            f"{n_blocks - 1} propagators, got {len(tc.propagators)}")
+
+
+def _set_root_sampler(root_ints: list[int], root_floats: list[float], label: str,
+                      min_shat: float, *, hadronic: bool) -> None:
+    """Set how the root's energy is sampled: not at all with lepton beams; with hadron
+    beams the partonic energy, above ``min_shat``, refusing a massless final state whose
+    1/shat^nu (nu >= 1) sampler has no lower cut."""
+    if not hadronic:
+        root_ints[I_SAMPLER] = SAMPLER_NONE
+        return
+    root_floats[F_MIN_MASS] = max(root_floats[F_MIN_MASS], math.sqrt(max(min_shat, 0.0)))
+    if root_ints[I_KIND] == NODE_T:
+        # The partonic energy of a t-channel topology is sampled as 1/shat.
+        root_ints[I_SAMPLER] = SAMPLER_POWER
+        root_floats[F_A], root_floats[F_B] = 1.0, 0.0
+    nu_root = root_floats[F_A] if root_ints[I_SAMPLER] == SAMPLER_POWER else 0.0
+    if nu_root >= 1 and root_floats[F_MIN_MASS] == 0:
+        raise TopologyError(
+            f"channel {label}: massless final state at a hadron collider: the partonic "
+            "energy needs a lower cut (min_shat, or min_mass of the s-channel; in a run, "
+            "a pT or mmXX cut of the final state sets it)")

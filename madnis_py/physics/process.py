@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,25 @@ def _read_card(path: Path) -> Process:
     beams = str(head["beams"])
     if beams not in _BEAMS:
         raise ProcessCardError(f"{path}: [process] beams = {beams!r}; expected one of {_BEAMS}")
+    library, sherpa_run_dir = _read_library(head, path)
+    param_card = (path.parent / str(head.get("param_card", "param_card.dat"))).resolve()
+    subs = [_read_subprocess(sub, i, path) for i, sub in enumerate(data.get("subprocess", []))]
+    if not subs:
+        raise ProcessCardError(f"{path}: no [[subprocess]] tables")
+    if len({len(s.pdgs) for s in subs}) != 1:
+        raise ProcessCardError(f"{path}: subprocesses with different multiplicities")
+    channels = _read_channels(data, subs, path)
+    cuts = {str(k): float(v) for k, v in _table(data, "cuts", path).items()}
+    defaults = _read_defaults(data, path)
+    return Process(name=str(head["name"]), title=str(head.get("title", head["name"])),
+                   card=path, library=library, beams=beams, param_card=param_card,
+                   subprocesses=tuple(subs), channels=tuple(channels), cuts=cuts,
+                   defaults=defaults, sherpa_run_dir=sherpa_run_dir)
+
+
+def _read_library(head: Mapping[str, Any], path: Path) -> tuple[Path, Path | None]:
+    """The ``[process]`` library (a built-in name or a path next to the card) and the
+    Sherpa run directory (``sherpa_run_card``, only with a library path)."""
     lib_field = str(head["library"])
     lib_is_path = "/" in lib_field or lib_field.endswith((".so", ".dylib"))
     sherpa_run_dir = None
@@ -176,44 +195,44 @@ def _read_card(path: Path) -> Process:
                                    f"path of a Sherpa shim library (built by madnis_py."
                                    f"physics.shims.build_sherpa), not {lib_field!r}")
         sherpa_run_dir = (path.parent / str(head["sherpa_run_card"])).resolve()
-    if lib_is_path:
-        library = (path.parent / lib_field).resolve()
-    else:
-        library = builtin_library(lib_field)
-    param_card = (path.parent / str(head.get("param_card", "param_card.dat"))).resolve()
+    library = ((path.parent / lib_field).resolve() if lib_is_path
+               else builtin_library(lib_field))
+    return library, sherpa_run_dir
 
-    subs = []
-    for i, sub in enumerate(data.get("subprocess", [])):
-        try:
-            pdgs = tuple(int(p) for p in sub["pdgs"])
-            flows = tuple(tuple((int(c), int(a)) for c, a in flow)
-                          for flow in sub.get("colour_flows", []))
-            diagrams = (tuple(int(c) for c in sub["diagram_channels"])
-                        if "diagram_channels" in sub else None)
-            mirror = sub.get("mirror", False)
-            if not isinstance(mirror, bool):
-                raise TypeError(f"mirror = {mirror!r} is not true or false")
-        except (KeyError, TypeError, ValueError) as err:
-            raise ProcessCardError(f"{path}: [[subprocess]] #{i}: needs pdgs = [..] (ints), "
-                                   f"colour_flows of (colour, anticolour) pairs, "
-                                   f"diagram_channels of channel indices and mirror = "
-                                   f"true/false: {err}") from err
-        unknown_sub = set(sub) - {"pdgs", "colour_flows", "diagram_channels", "mirror"}
-        if unknown_sub:
-            raise ProcessCardError(f"{path}: [[subprocess]] #{i}: unknown field(s) "
-                                   f"{sorted(unknown_sub)}")
-        if len(pdgs) < 4:
-            raise ProcessCardError(f"{path}: [[subprocess]] #{i}: a 2 -> n process has at "
-                                   f"least 4 particles, got pdgs {list(pdgs)}")
-        if any(len(flow) != len(pdgs) for flow in flows):
-            raise ProcessCardError(f"{path}: [[subprocess]] #{i}: every colour flow needs one "
-                                   f"(colour, anticolour) pair per particle ({len(pdgs)})")
-        subs.append(Subprocess(pdgs, flows, diagrams, mirror))
-    if not subs:
-        raise ProcessCardError(f"{path}: no [[subprocess]] tables")
-    if len({len(s.pdgs) for s in subs}) != 1:
-        raise ProcessCardError(f"{path}: subprocesses with different multiplicities")
 
+def _read_subprocess(sub: Mapping[str, Any], i: int, path: Path) -> Subprocess:
+    """The ``i``-th ``[[subprocess]]`` table, its fields checked."""
+    try:
+        pdgs = tuple(int(p) for p in sub["pdgs"])
+        flows = tuple(tuple((int(c), int(a)) for c, a in flow)
+                      for flow in sub.get("colour_flows", []))
+        diagrams = (tuple(int(c) for c in sub["diagram_channels"])
+                    if "diagram_channels" in sub else None)
+        mirror = sub.get("mirror", False)
+        if not isinstance(mirror, bool):
+            raise TypeError(f"mirror = {mirror!r} is not true or false")
+    except (KeyError, TypeError, ValueError) as err:
+        raise ProcessCardError(f"{path}: [[subprocess]] #{i}: needs pdgs = [..] (ints), "
+                               f"colour_flows of (colour, anticolour) pairs, "
+                               f"diagram_channels of channel indices and mirror = "
+                               f"true/false: {err}") from err
+    unknown_sub = set(sub) - {"pdgs", "colour_flows", "diagram_channels", "mirror"}
+    if unknown_sub:
+        raise ProcessCardError(f"{path}: [[subprocess]] #{i}: unknown field(s) "
+                               f"{sorted(unknown_sub)}")
+    if len(pdgs) < 4:
+        raise ProcessCardError(f"{path}: [[subprocess]] #{i}: a 2 -> n process has at "
+                               f"least 4 particles, got pdgs {list(pdgs)}")
+    if any(len(flow) != len(pdgs) for flow in flows):
+        raise ProcessCardError(f"{path}: [[subprocess]] #{i}: every colour flow needs one "
+                               f"(colour, anticolour) pair per particle ({len(pdgs)})")
+    return Subprocess(pdgs, flows, diagrams, mirror)
+
+
+def _read_channels(data: Mapping[str, Any], subs: Sequence[Subprocess],
+                   path: Path) -> list[Topology]:
+    """The ``[[channel]]`` topologies, with every subprocess's ``diagram_channels``
+    checked against their number."""
     channels = []
     for i, ch in enumerate(data.get("channel", [])):
         try:
@@ -228,22 +247,21 @@ def _read_card(path: Path) -> Process:
             raise ProcessCardError(f"{path}: [[subprocess]] #{i}: diagram_channels "
                                    f"{list(sub.diagram_channels)} outside the "
                                    f"{len(channels)} channels")
+    return channels
 
-    cuts = {str(k): float(v) for k, v in _table(data, "cuts", path).items()}
+
+def _read_defaults(data: Mapping[str, Any], path: Path) -> ProcessDefaults:
+    """The ``[defaults]`` table (collider energy, scale, PDF), unknown fields refused."""
     d = _table(data, "defaults", path)
     unknown = set(d) - {"sqrt_s", "scale", "dynamical_scale_choice", "pdf"}
     if unknown:
         raise ProcessCardError(f"{path}: [defaults] has unknown field(s) {sorted(unknown)}")
-    defaults = ProcessDefaults(
+    return ProcessDefaults(
         sqrt_s=float(d["sqrt_s"]) if "sqrt_s" in d else None,
         scale=float(d["scale"]) if "scale" in d else None,
         dynamical_scale_choice=(int(d["dynamical_scale_choice"])
                                 if "dynamical_scale_choice" in d else None),
         pdf=str(d["pdf"]) if "pdf" in d else None)
-    return Process(name=str(head["name"]), title=str(head.get("title", head["name"])),
-                   card=path, library=library, beams=beams, param_card=param_card,
-                   subprocesses=tuple(subs), channels=tuple(channels), cuts=cuts,
-                   defaults=defaults, sherpa_run_dir=sherpa_run_dir)
 
 
 def looks_like_path(name_or_path: str | os.PathLike[str]) -> bool:

@@ -90,7 +90,7 @@ def _same(a: Any, b: Any) -> bool:
             isinstance(a, bool) or isinstance(b, bool)):
         return float(a) == float(b)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 
@@ -261,7 +261,7 @@ def restore_state(mc: Integrator, state: dict[str, Any], path: Path,
             if len(grids) != mc.n_channels:
                 raise ValueError(f"{len(grids)} VEGAS grids for {mc.n_channels} "
                                  "channels")
-            for sampler, grid in zip(mc.samplers, grids):
+            for sampler, grid in zip(mc.samplers, grids, strict=True):
                 sampler.base = vegas.AdaptiveMap([g.numpy() for g in grid])
     except CheckpointError:
         raise

@@ -382,7 +382,7 @@ class Integrator:
     def use_flow(self, flags: list[bool]) -> None:
         if len(flags) != self.n_channels:
             raise ValueError(f"use_flow needs {self.n_channels} flags, got {len(flags)}")
-        for sampler, flag in zip(self.samplers, flags):
+        for sampler, flag in zip(self.samplers, flags, strict=True):
             sampler.use_flow = bool(flag)
 
     @property
@@ -506,7 +506,7 @@ class Integrator:
                                 for v in var_terms]).sum() ** 2 / scale
         else:
             loss = torch.stack(var_terms).sum() / scale
-        for st, term in zip(samples, kl_terms):
+        for st, term in zip(samples, kl_terms, strict=True):
             # channel i's KL on its normalised density alpha_i f / I_i, weighted by its
             # share I_i / I of the integral: the forward one is -E[p_i log q_i] = term / I_i
             share = values[st.channel] / value
@@ -659,14 +659,14 @@ class Integrator:
             values.append(float(res.mean))
             errors.append(float(res.sdev))
             points.append(int(vint.last_neval) * max(nitn // 2, 1))
-        for sampler, vmap in zip(self.samplers, maps):
+        for sampler, vmap in zip(self.samplers, maps, strict=True):
             sampler.base = vmap
         total = sum(values)
         self.vegas_result = MultiChannelResult(
             value=total, error=math.sqrt(sum(e * e for e in errors)),
             channel_values=tuple(values), channel_errors=tuple(errors),
             channel_points=tuple(points),
-            rel_std=(sum(e * math.sqrt(n) for e, n in zip(errors, points)) / total
+            rel_std=(sum(e * math.sqrt(n) for e, n in zip(errors, points, strict=True)) / total
                      if total > 0 else math.inf),
             n_calls=self.n_calls - calls, n_invalid=self.n_invalid - invalid)
         return self.vegas_result

@@ -227,19 +227,18 @@ def test_write_and_write_batch_give_the_same_text(tmp_path: Path) -> None:
 def test_no_file_until_close_and_nothing_left_on_error(tmp_path: Path) -> None:
     batch = ee_mumu(5, np.random.default_rng(6))
     target = tmp_path / "events.lhe.gz"
-    with pytest.raises(RuntimeError, match="generator crashed"):
-        with LHEWriter(target, EE_INIT) as writer:
-            writer.write_batch(**batch)
-            assert not target.exists()
-            raise RuntimeError("generator crashed")
+    with (pytest.raises(RuntimeError, match="generator crashed"),
+          LHEWriter(target, EE_INIT) as writer):
+        writer.write_batch(**batch)
+        assert not target.exists()
+        raise RuntimeError("generator crashed")
     assert list(tmp_path.iterdir()) == []
 
     # an existing file survives a failed rewrite, and is replaced by a good one
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with LHEWriter(target, EE_INIT) as writer:
-            writer.write_batch(**batch)
-            raise RuntimeError
+    with pytest.raises(RuntimeError), LHEWriter(target, EE_INIT) as writer:
+        writer.write_batch(**batch)
+        raise RuntimeError
     assert target.read_bytes() == b"old"
     writer = LHEWriter(target, EE_INIT)
     writer.write_batch(**batch)
@@ -269,9 +268,9 @@ def test_init_given_at_close(tmp_path: Path) -> None:
         writer.write_batch(**batch)
 
     # a failing close inside `with` leaves nothing behind either
-    with pytest.raises(ValueError, match="no <init> block"):
-        with LHEWriter(tmp_path / "other.lhe") as writer:
-            writer.write_batch(**batch)
+    with (pytest.raises(ValueError, match="no <init> block"),
+          LHEWriter(tmp_path / "other.lhe") as writer):
+        writer.write_batch(**batch)
     assert [p.name for p in tmp_path.iterdir()] == ["pp.lhe"]
 
 

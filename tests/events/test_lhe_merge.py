@@ -47,7 +47,7 @@ def test_gzip_and_plain_parts_merge_into_what_one_writer_writes(tmp_path: Path,
     # another writer's digits and header
     sizes = [5, 0, 9, 3]
     names = ["p0.lhe.gz", "p1.lhe", "p2.lhe", "p3.lhe"]
-    for i, (name, n) in enumerate(zip(names, sizes)):
+    for i, (name, n) in enumerate(zip(names, sizes, strict=True)):
         with LHEWriter(tmp_path / name, init(1, 2), header=f"part {i}") as w:
             events(w, i, n)
     gz_inside = (tmp_path / "p2.lhe").read_bytes()

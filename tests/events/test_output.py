@@ -85,16 +85,16 @@ def test_init_of_a_hadronic_process(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert [p.lprup for p in init.processes] == [1, 3, 4, n_sub]
     assert [p.xmaxup for p in init.processes] == [xmax[0], xmax[2], xmax[3], xmax[-1]]
     assert sum(p.xsecup for p in init.processes) == pytest.approx(sigma, rel=1e-15)
-    for p, nk in zip(init.processes, [3, 5, 2, 10]):
+    for p, nk in zip(init.processes, [3, 5, 2, 10], strict=True):
         assert p.xsecup == pytest.approx(sigma * nk / 20, rel=1e-15)
     # without an integration error, XERRUP is the binomial error of the share
     exact = lhe_init(integrand, sigma, 0.0, counts, xmax)
-    for p, nk in zip(exact.processes, [3, 5, 2, 10]):
+    for p, nk in zip(exact.processes, [3, 5, 2, 10], strict=True):
         share = nk / 20
         assert p.xerrup == pytest.approx(sigma * math.sqrt(share * (1 - share) / 20),
                                          rel=1e-14)
     # and the integration error adds in quadrature to it
-    for p, q in zip(init.processes, exact.processes):
+    for p, q in zip(init.processes, exact.processes, strict=True):
         assert p.xerrup ** 2 == pytest.approx(q.xerrup ** 2 + (p.xsecup * error / sigma) ** 2,
                                               rel=1e-13)
     # the embedded toy set is written with its documented id (events.banner.LHAPDF_TOY_ID)

@@ -459,66 +459,74 @@ def _reference_pass(pdgs: list[int], p: np.ndarray, cuts: dict[str, float],
     """MadGraph's setcuts.f / cuts.f logic, one event, scalar maths, written separately."""
     if not np.isfinite(p).all():
         return False
-
-    def cls(pdg: int) -> str | None:
-        a = abs(pdg)
-        if a == 21 or 1 <= a <= min(maxjetflavor, 5):
-            return "j"
-        if maxjetflavor < a <= 5:
-            return "b"
-        return {11: "l", 13: "l", 15: "l", 22: "a", 12: "v", 14: "v", 16: "v"}.get(a)
-
-    def get(name: str, default: float) -> float:
-        return cuts.get(name, default)
-
     final = range(2, len(pdgs))
+    classes = {i: _reference_class(pdgs[i], maxjetflavor) for i in final}
     kin: dict[int, tuple[float, float, float, float]] = {}
     for i in final:
         e, px, py, pz = p[i]
         ptv = math.hypot(px, py)
         y = 0.5 * math.log((e + pz) / (e - pz))
         kin[i] = (ptv, math.asinh(pz / ptv), math.atan2(py, px), y)
-    for i in final:
-        c = cls(pdgs[i])
-        if c not in ("j", "b", "a", "l"):
-            continue
-        ptv, etav, _, yv = kin[i]
-        if ptv < get(f"pt{c}", 0) or (get(f"pt{c}max", -1) >= 0 and ptv > get(f"pt{c}max", -1)):
-            return False
-        if (get(f"eta{c}", -1) > 0 and abs(etav) > get(f"eta{c}", -1)) \
-                or abs(etav) < get(f"eta{c}min", 0):
-            return False
-        if get(f"y{c}", -1) > 0 and abs(yv) > get(f"y{c}", -1):
-            return False
-    nus = [i for i in final if cls(pdgs[i]) == "v"]
+    if not all(_reference_single_ok(classes[i], kin[i], cuts) for i in final):
+        return False
+    nus = [i for i in final if classes[i] == "v"]
     if nus:
         miss = math.hypot(sum(p[i][1] for i in nus), sum(p[i][2] for i in nus))
-        if miss < get("misset", 0) or (get("missetmax", -1) >= 0 and miss > get("missetmax", -1)):
+        if not _in_window(miss, cuts.get("misset", 0), cuts.get("missetmax", -1)):
             return False
-    for i in final:
-        for j in final:
-            if j <= i:
-                continue
-            ci, cj = cls(pdgs[i]), cls(pdgs[j])
-            if ci is None or cj is None:
-                continue
-            pair = {frozenset(n): n for n in _DR_NAMES}.get(frozenset((ci, cj)))
-            if pair is not None:
-                dphi = abs((kin[i][2] - kin[j][2] + math.pi) % (2 * math.pi) - math.pi)
-                dr = math.hypot(kin[i][1] - kin[j][1], dphi)
-                lo, hi = get(f"dr{pair}", 0), get(f"dr{pair}max", -1)
-                if dr < lo or (hi >= 0 and dr > hi):
-                    return False
-            if ci == cj and ci in "jbal" and (ci != "l" or pdgs[i] == -pdgs[j]):
-                s = p[i] + p[j]
-                m2 = s[0] ** 2 - s[1] ** 2 - s[2] ** 2 - s[3] ** 2
-                lo, hi = get(f"mm{ci}{ci}", 0), get(f"mm{ci}{ci}max", -1)
-                lo2, hi2 = lo * abs(lo), hi * abs(hi)
-                if hi >= 0 and lo2 > hi2:
-                    if lo2 > m2 > hi2:
-                        return False
-                elif m2 < lo2 or (hi >= 0 and m2 > hi2):
-                    return False
+    return all(_reference_pair_ok(pdgs, p, classes, kin, i, j, cuts)
+               for i in final for j in final if j > i)
+
+
+def _reference_class(pdg: int, maxjetflavor: int) -> str | None:
+    a = abs(pdg)
+    if a == 21 or 1 <= a <= min(maxjetflavor, 5):
+        return "j"
+    if maxjetflavor < a <= 5:
+        return "b"
+    return {11: "l", 13: "l", 15: "l", 22: "a", 12: "v", 14: "v", 16: "v"}.get(a)
+
+
+def _in_window(v: float, lo: float, hi: float) -> bool:
+    """lo <= v <= hi, with hi < 0 meaning no upper cut."""
+    return not (v < lo or (hi >= 0 and v > hi))
+
+
+def _reference_single_ok(c: str | None, kin: tuple[float, float, float, float],
+                         cuts: dict[str, float]) -> bool:
+    """The pt, eta and y cuts of one particle of class ``c``."""
+    if c not in ("j", "b", "a", "l"):
+        return True
+    ptv, etav, _, yv = kin
+    if not _in_window(ptv, cuts.get(f"pt{c}", 0), cuts.get(f"pt{c}max", -1)):
+        return False
+    if (cuts.get(f"eta{c}", -1) > 0 and abs(etav) > cuts.get(f"eta{c}", -1)) \
+            or abs(etav) < cuts.get(f"eta{c}min", 0):
+        return False
+    return not (cuts.get(f"y{c}", -1) > 0 and abs(yv) > cuts.get(f"y{c}", -1))
+
+
+def _reference_pair_ok(pdgs: list[int], p: np.ndarray, classes: dict[int, str | None],
+                       kin: dict[int, tuple[float, float, float, float]], i: int, j: int,
+                       cuts: dict[str, float]) -> bool:
+    """The delta R and invariant-mass cuts of the pair (i, j)."""
+    ci, cj = classes[i], classes[j]
+    if ci is None or cj is None:
+        return True
+    pair = {frozenset(n): n for n in _DR_NAMES}.get(frozenset((ci, cj)))
+    if pair is not None:
+        dphi = abs((kin[i][2] - kin[j][2] + math.pi) % (2 * math.pi) - math.pi)
+        dr = math.hypot(kin[i][1] - kin[j][1], dphi)
+        if not _in_window(dr, cuts.get(f"dr{pair}", 0), cuts.get(f"dr{pair}max", -1)):
+            return False
+    if ci == cj and ci in "jbal" and (ci != "l" or pdgs[i] == -pdgs[j]):
+        s = p[i] + p[j]
+        m2 = s[0] ** 2 - s[1] ** 2 - s[2] ** 2 - s[3] ** 2
+        lo, hi = cuts.get(f"mm{ci}{ci}", 0), cuts.get(f"mm{ci}{ci}max", -1)
+        lo2, hi2 = lo * abs(lo), hi * abs(hi)
+        if hi >= 0 and lo2 > hi2:
+            return not lo2 > m2 > hi2
+        return _in_window(m2, lo2, hi2)  # hi2 < 0 exactly when hi < 0: no upper cut
     return True
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ import torch
 from scipy.integrate import quad_vec
 
 from madnis_py.physics import pdf as pdfmod
-from madnis_py.physics.pdf import backends as pdf_backends
 from madnis_py.physics.pdf import (
     PDF,
     AlphaSAnalytic,
@@ -27,6 +25,7 @@ from madnis_py.physics.pdf import (
     pdf_search_paths,
     read_info,
 )
+from madnis_py.physics.pdf import backends as pdf_backends
 
 DATA = Path(__file__).parent / "data" / "lhtoy_hoppet_reference.npz"
 SETDIR = pdfmod.EMBEDDED_PDFSETS_DIR / "LHToyPDF"
@@ -136,7 +135,7 @@ def test_sum_rules(toy: PDF) -> None:
     def integrand(lnx: float, q2: float) -> np.ndarray:
         x = math.exp(lnx)
         f = toy.xfxQ2(pids, x, q2)
-        by = dict(zip(pids.tolist(), f))
+        by = dict(zip(pids.tolist(), f, strict=True))
         return np.array([f.sum() * x, by[2] - by[-2], by[1] - by[-1], by[3] - by[-3]])
 
     for Q in (2.0, 100.0, 5000.0):

@@ -41,7 +41,8 @@ def toy_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 def _lhapdf_point_by_point(pdf: Any, pid: np.ndarray, x: np.ndarray,
                            q2: np.ndarray) -> np.ndarray:
-    return np.array([pdf.xfxQ2(int(p), float(a), float(b)) for p, a, b in zip(pid, x, q2)])
+    return np.array([pdf.xfxQ2(int(p), float(a), float(b))
+                     for p, a, b in zip(pid, x, q2, strict=True)])
 
 
 def test_a_batch_equals_lhapdf_point_by_point(toy_data: Path) -> None:

@@ -187,7 +187,7 @@ def test_an_interrupted_run_resumes_bit_for_bit(tmp_path: Path) -> None:
                   checkpoint_every=2)
     assert resumed.steps_done == 6 and resumed.steps_remaining == 0
     assert resumed.history.loss == straight.history.loss
-    for a, b in zip(straight.flows.parameters(), resumed.flows.parameters()):
+    for a, b in zip(straight.flows.parameters(), resumed.flows.parameters(), strict=True):
         assert torch.equal(a, b)
     final = Integrator.load(tmp_path / "ck.pt", RidgeAndPeak())
     assert final.steps_done == 6 and final.steps_remaining == 0

@@ -76,7 +76,7 @@ def test_checkpoint_round_trip_gives_identical_next_samples(tmp_path: Path) -> N
     resumed.load_state(tmp_path / "run.pt")
     again = resumed.sample(1000)
     assert resumed.steps_done == 5
-    for a, b in zip(after, again):
+    for a, b in zip(after, again, strict=True):
         assert a.channel == b.channel
         assert torch.equal(a.x, b.x) and torch.equal(a.weight, b.weight)
 
@@ -127,7 +127,7 @@ def test_vegas_pretraining_is_reported_and_unbiased(tmp_path: Path) -> None:
     other = Integrator(toy, feature_dims=2, seed=0)
     other.load_state(tmp_path / "vegas.pt")
     assert other.use_flow == mc.use_flow
-    for a, b in zip(first, other.sample(500)):
+    for a, b in zip(first, other.sample(500), strict=True):
         assert torch.equal(a.weight, b.weight)
 
 
@@ -216,7 +216,7 @@ def test_load_builds_the_integrator_from_the_checkpoint(tmp_path: Path) -> None:
     resumed = Integrator.load(tmp_path / "ee.pt")
     assert resumed.steps_done == 3 and resumed.config == mc.config
     a, b = mc.sample(300), resumed.sample(300)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert torch.equal(x.weight, y.weight)
     toy_run = Integrator(RidgeAndPeak(), feature_dims=2, seed=1)
     toy_run.save(tmp_path / "toy.pt")

@@ -21,7 +21,7 @@ def test_the_card_integrator_and_checkpoint_share_the_options(tmp_path: Path) ->
     for name in TrainingOptions.names():
         if name not in ("flow_options", "seed"):
             assert getattr(card_defaults, name) == getattr(defaults, name), name
-    assert CONFIG_KEYS == set(TrainingOptions.names()) | {"feature_dims", "process"}
+    assert set(TrainingOptions.names()) | {"feature_dims", "process"} == CONFIG_KEYS
     card = parse_run_card('[run]\nprocess = "drell_yan"\nseed = 4\n[training]\n'
                           'top_fraction = 0.05\nloss = "reverse_kl"\n')
     opts = card.integrator_options()

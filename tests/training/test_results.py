@@ -18,7 +18,7 @@ def test_weighted_average_chi2_and_q() -> None:
     means = [1.0, 1.5, 0.9, 1.2]
     variances = [0.04, 0.09, 0.01, 0.16]
     avg = IterationAverage()
-    for m, v in zip(means, variances):
+    for m, v in zip(means, variances, strict=True):
         avg.add(m, v)
     w = 1 / np.array(variances)
     mean = float((w * means).sum() / w.sum())
@@ -26,7 +26,7 @@ def test_weighted_average_chi2_and_q() -> None:
     assert avg.mean == pytest.approx(mean, rel=1e-15)
     assert avg.sdev == pytest.approx(1 / math.sqrt(w.sum()), rel=1e-15)
     assert avg.chi2 == pytest.approx(chi2, rel=1e-14) and avg.dof == 3
-    assert avg.Q == pytest.approx(float(stats.chi2.sf(chi2, 3)), rel=1e-9)
+    assert pytest.approx(float(stats.chi2.sf(chi2, 3)), rel=1e-9) == avg.Q
     assert "Q" in str(avg)
     one = IterationAverage()
     one.add(2.0, 0.25)
@@ -39,5 +39,5 @@ def test_integrate_reports_q_of_its_iterations() -> None:
     torch.manual_seed(0)
     mc = Integrator(RidgeAndPeak(), feature_dims=2, seed=2)
     r = mc.integrate(20_000, iterations=4)
-    assert r.Q == pytest.approx(float(stats.chi2.sf(3 * r.chi2_dof, 3)), rel=1e-9)
+    assert pytest.approx(float(stats.chi2.sf(3 * r.chi2_dof, 3)), rel=1e-9) == r.Q
     assert math.isnan(mc.integrate(5000).Q)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -199,7 +200,7 @@ class AlphaSAnalytic:
     @classmethod
     def from_alphas_mz(cls, alphas_mz: float, mz: float, order: int,
                        thresholds: Mapping[int, float], *, fixed_nf: int | None = None,
-                       fixed_scheme: bool = False) -> "AlphaSAnalytic":
+                       fixed_scheme: bool = False) -> AlphaSAnalytic:
         """Lambdas for nf = 3, 4, 5 fixed by alpha_s(MZ) and continuity at the thresholds.
 
         Not an LHAPDF mode: LHAPDF's analytic alpha_s needs ``AlphaS_LambdaN``; this is

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -73,11 +74,11 @@ class GridBackend:
         data = read_lhagrid(mem_path)
         info.update(data.header)
         flav = info.get("Flavors")
-        if flav is not None:
-            if not isinstance(flav, list) or sorted(int(f) for f in flav) != sorted(data.pids):
-                raise PDFGridFormatError(mem_path, None,
-                                         f"parton IDs {data.pids} in the grid do not match "
-                                         f"Flavors {flav} of {info_path}")
+        if flav is not None and (not isinstance(flav, list)
+                                 or sorted(int(f) for f in flav) != sorted(data.pids)):
+            raise PDFGridFormatError(mem_path, None,
+                                     f"parton IDs {data.pids} in the grid do not match "
+                                     f"Flavors {flav} of {info_path}")
         interp = str(info.get("Interpolator", "logcubic")).lower()
         if interp != "logcubic":
             raise PDFError(f"{info_path}: Interpolator {interp!r} is not supported by the grid "
@@ -228,7 +229,7 @@ class LHAPDFBackend:
                 return np.asarray(f(pid, x.tolist(), q2.tolist()), dtype=np.float64)
             except TypeError:  # bindings before 6.3 take scalars only
                 self._zipped = False
-        return np.fromiter((f(pid, a, b) for a, b in zip(x.tolist(), q2.tolist())),
+        return np.fromiter((f(pid, a, b) for a, b in zip(x.tolist(), q2.tolist(), strict=True)),
                            dtype=np.float64, count=x.size)
 
     def alphasQ2(self, q2: FloatArray) -> FloatArray:

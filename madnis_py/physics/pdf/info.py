@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from madnis_py.physics.pdf.errors import PDFGridFormatError
 
@@ -122,9 +123,7 @@ def parse_metadata(lines: Sequence[str], path: str | os.PathLike[str],
         t = text.strip()
         if t.startswith("[") and not t.endswith("]"):
             return True
-        if t[:1] in ("\"", "'") and (len(t) < 2 or not t.endswith(t[0])):
-            return True
-        return False
+        return t[:1] in ("\"", "'") and (len(t) < 2 or not t.endswith(t[0]))
 
     for offset, raw in enumerate(lines):
         lineno = first_line + offset

@@ -7,8 +7,8 @@ The embedded sets come first, then ``LHAPDF_DATA_PATH`` (or ``LHAPATH``) and
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from madnis_py.physics.pdf.errors import PDFGridFormatError, PDFSetNotFoundError
 from madnis_py.physics.pdf.info import INT_RE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -14,9 +15,14 @@ from numpy.typing import NDArray
 from madnis_py.physics.pdf import backends as _backends
 from madnis_py.physics.pdf.backends import Backend, GridBackend, LHAPDFBackend
 from madnis_py.physics.pdf.errors import PDFError, PDFSetNotFoundError
-from madnis_py.physics.pdf.lookup import (DEFAULT_PDF_SET, EMBEDDED_PDFSETS_DIR,
-                                          find_set_dir, install_hint, lookup_lhaid,
-                                          pdf_search_paths)
+from madnis_py.physics.pdf.lookup import (
+    DEFAULT_PDF_SET,
+    EMBEDDED_PDFSETS_DIR,
+    find_set_dir,
+    install_hint,
+    lookup_lhaid,
+    pdf_search_paths,
+)
 
 __all__ = ["PDF"]
 
@@ -144,10 +150,8 @@ class PDF:
             dirs = _backends.lhapdf_paths(lhapdf)
             name: str | None = spec if isinstance(spec, str) else None
             if isinstance(spec, int):  # the set to install, where LHAPDF's index knows the ID
-                try:
+                with contextlib.suppress(PDFError):
                     name = lookup_lhaid(spec, dirs)[0]
-                except PDFError:
-                    pass
             raise PDFSetNotFoundError(
                 f"LHAPDF could not load {what}" + (f" member {member}" if isinstance(spec, str)
                                                    else "")
