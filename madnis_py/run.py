@@ -368,12 +368,29 @@ def _points_task(reporter: Reporter, description: str, total: int) -> Callable[[
     return lambda n: advance(n, "")
 
 
+def _integration_task(reporter: Reporter, card: RunCard) -> Callable[[int], None]:
+    """An ``integration`` task of the card's integrand calls, naming the iteration
+    (``Integrator.integrate`` gives iteration ``k`` ``n // iterations`` points, one more
+    for the first ``n % iterations``)."""
+    n, iterations = card.integration.points, card.integration.iterations
+    advance = reporter.task("integration", n)
+    ends = np.cumsum([n // iterations + int(k < n % iterations) for k in range(iterations)])
+    done = 0
+
+    def step(points: int) -> None:
+        nonlocal done
+        done += points
+        k = min(int(np.searchsorted(ends, done)), iterations - 1)
+        advance(points, f"iteration {k + 1}/{iterations}")
+
+    return step
+
+
 def _integrate(card: RunCard, mc: Integrator, reporter: Reporter,
                timings: dict[str, float]) -> MultiChannelResult:
     t0 = time.perf_counter()
-    options = card.integrate_options()
-    result = mc.integrate(**options,
-                          progress=_points_task(reporter, "integration", options["n"]))
+    result = mc.integrate(**card.integrate_options(),
+                          progress=_integration_task(reporter, card))
     timings["integration_s"] = time.perf_counter() - t0
     return result
 
@@ -398,8 +415,7 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
         calls_before = int(mc.n_calls)  # the checkpoint's own calls are not this run's
         integrated = mc.last_result is None  # a checkpoint of an interrupted training
         t0 = time.perf_counter()
-        progress = (_points_task(reporter, "integration", card.integration.points)
-                    if integrated else None)
+        progress = _integration_task(reporter, card) if integrated else None
         result = cross_section(mc, card, progress=progress)
         if integrated:
             timings["integration_s"] = time.perf_counter() - t0
