@@ -15,7 +15,11 @@ locked output directory (:class:`~madnis_py.output_dir.RunDirectory`):
 4. writes ``summary.json`` last: it marks the run finished.
 
 It returns a :class:`RunSummary`. Progress and notes go to a :class:`Reporter` (the
-command's progress bars on standard error; nothing by default). Input that cannot work
+command's progress bars on standard error; nothing by default): the tasks ``vegas``
+(VEGAS iterations of every channel), ``training`` (steps), ``integration`` (integrand
+calls), ``calibration`` (the weighted points ``w_max`` is calibrated on) and ``events``
+(unweighted events), each advanced to its total exactly. The callbacks behind them draw
+nothing: a run gives the same results with any reporter. Input that cannot work
 raises :class:`RunError` (one line naming the input), before any training where it can.
 """
 
@@ -325,7 +329,8 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
            resumed: bool, checkpoint_every: int) -> None:
     t0 = time.perf_counter()
     if card.training.vegas and not resumed:
-        mc.pretrain_vegas(**card.vegas_options())
+        options = card.vegas_options()
+        mc.pretrain_vegas(**options, progress=_vegas_task(reporter, mc, options["nitn"]))
     timings["vegas_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     opts: dict[str, Any] = dict(card.train_options())
@@ -342,9 +347,50 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
     timings["training_s"] = time.perf_counter() - t0
 
 
-def _integrate(card: RunCard, mc: Integrator, timings: dict[str, float]) -> MultiChannelResult:
+def _vegas_task(reporter: Reporter, mc: Integrator, nitn: int) -> Callable[[int], None]:
+    """A ``vegas`` task of every channel's VEGAS iterations, naming the channel."""
+    per_channel = sum(mc.vegas_schedule(nitn))
+    advance = reporter.task("vegas", mc.n_channels * per_channel)
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        channel = min((done - 1) // per_channel, mc.n_channels - 1)
+        advance(n, f"channel {channel + 1}/{mc.n_channels}")
+
+    return step
+
+
+def _points_task(reporter: Reporter, description: str, total: int) -> Callable[[int], None]:
+    """A task of ``total`` weighted points advanced by each channel's draw."""
+    advance = reporter.task(description, total)
+    return lambda n: advance(n, "")
+
+
+def _integration_task(reporter: Reporter, card: RunCard) -> Callable[[int], None]:
+    """An ``integration`` task of the card's integrand calls, naming the iteration
+    (``Integrator.integrate`` gives iteration ``k`` ``n // iterations`` points, one more
+    for the first ``n % iterations``)."""
+    n, iterations = card.integration.points, card.integration.iterations
+    advance = reporter.task("integration", n)
+    ends = np.cumsum([n // iterations + int(k < n % iterations) for k in range(iterations)])
+    done = 0
+
+    def step(points: int) -> None:
+        nonlocal done
+        done += points
+        k = min(int(np.searchsorted(ends, done)), iterations - 1)
+        advance(points, f"iteration {k + 1}/{iterations}")
+
+    return step
+
+
+def _integrate(card: RunCard, mc: Integrator, reporter: Reporter,
+               timings: dict[str, float]) -> MultiChannelResult:
     t0 = time.perf_counter()
-    result = mc.integrate(**card.integrate_options())
+    result = mc.integrate(**card.integrate_options(),
+                          progress=_integration_task(reporter, card))
     timings["integration_s"] = time.perf_counter() - t0
     return result
 
@@ -369,7 +415,8 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
         calls_before = int(mc.n_calls)  # the checkpoint's own calls are not this run's
         integrated = mc.last_result is None  # a checkpoint of an interrupted training
         t0 = time.perf_counter()
-        result = cross_section(mc, card)
+        progress = _integration_task(reporter, card) if integrated else None
+        result = cross_section(mc, card, progress=progress)
         if integrated:
             timings["integration_s"] = time.perf_counter() - t0
         checkpoint = request.checkpoint
@@ -386,7 +433,7 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
         calls_before = int(mc.n_calls)
         _train(card, mc, reporter, timings, resumed=resumed,
                checkpoint_every=request.checkpoint_every)
-        result = _integrate(card, mc, timings)
+        result = _integrate(card, mc, reporter, timings)
         mc.save(card.checkpoint_path)
         if card.output.plots:
             from madnis_py.plots import plot_history
@@ -432,14 +479,16 @@ def _generate(card: RunCard, integrand: Integrand, mc: Integrator,
               result: MultiChannelResult, n_events: int, out: Path,
               reporter: Reporter) -> GeneratedEvents:
     from madnis_py.events.banner import Banner
-    from madnis_py.events.output import generate_events
+    from madnis_py.events.output import calibration_size, generate_events
 
+    calibration = _points_task(reporter, "calibration", calibration_size(card))
     advance = reporter.task("events", n_events)
     return generate_events(mc, card, n_events, out / card.output.lhe, sigma=result.value,
                            error=result.error, seed=card.run.seed + 1,
                            header=Banner.for_run(card, integrand),
                            keep=PLOT_EVENTS if card.output.plots else 0,
-                           on_events=lambda n: advance(n, ""))
+                           on_events=lambda n: advance(n, ""),
+                           on_calibration=calibration)
 
 
 def _events_summary(done: GeneratedEvents) -> EventsSummary:

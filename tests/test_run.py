@@ -57,15 +57,21 @@ class Recorder:
     def __init__(self) -> None:
         self.notes: list[str] = []
         self.done: dict[str, list[int]] = {}
+        self.order: list[str] = []
+        self.info: dict[str, list[str]] = {}
 
     def note(self, message: str) -> None:
         self.notes.append(message)
 
     def task(self, description: str, total: int) -> Callable[[int, str], None]:
         self.done[description] = [total, 0]
+        self.order.append(description)
+        self.info[description] = []
 
         def advance(n: int, info: str) -> None:
+            assert n > 0
             self.done[description][1] += n
+            self.info[description].append(info)
 
         return advance
 
@@ -149,3 +155,51 @@ def test_an_unknown_process_name_is_one_error(tmp_path: Path) -> None:
     card = dataclasses.replace(card, run=dataclasses.replace(card.run, process="nosuch"))
     with pytest.raises(RunError, match="no built-in process 'nosuch'.*ee_mumu"):
         run_card(card, RunRequest("integrate"))
+
+
+def test_every_long_step_reports_its_progress_to_the_total(tmp_path: Path) -> None:
+    """VEGAS (iterations of every channel), training (steps), integration (calls),
+    calibration (weighted points) and events each reach their total exactly."""
+    from madnis_py.events.output import calibration_size
+
+    path = tmp_path / "v.toml"
+    path.write_text(CARD.format(nevents=50, output="v", plots="false", collider="")
+                    .replace("vegas = false", "vegas = true\nvegas_iterations = 3\n"
+                             "vegas_points = 600"))
+    card = load_run_card(path)
+    seen = Recorder()
+    summary = run_card(card, RunRequest("run", n_events=50), seen)
+    n_channels = len(summary.channel_sigma_pb)
+    assert n_channels == 2  # ee_mumu: two channels, so the channel info below is checked
+    assert seen.order == ["vegas", "training", "integration", "calibration", "events"]
+    assert seen.done == {"vegas": [2 * 3, 2 * 3], "training": [6, 6],
+                         "integration": [8000, 8000],
+                         "calibration": [calibration_size(card)] * 2,
+                         "events": [50, 50]}
+    # 2 adapting + 1 measuring iteration per channel, channel after channel
+    assert seen.info["vegas"] == ["channel 1/2"] * 3 + ["channel 2/2"] * 3
+    # one advance per channel and iteration (2 iterations) and per calibration channel
+    assert seen.info["integration"] == ["iteration 1/2"] * 2 + ["iteration 2/2"] * 2
+    assert len(seen.info["calibration"]) == 2
+
+
+def test_generate_from_an_unintegrated_checkpoint_reports_its_integration(
+        tmp_path: Path) -> None:
+    card = make_card(tmp_path, "t")
+    _, mc = _integrator_of(card)
+    mc.train(2, batch=256)
+    mc.save(tmp_path / "trained.pt")  # no integration: generate integrates first
+    seen = Recorder()
+    gen = run_card(make_card(tmp_path, "g"),
+                   RunRequest("generate", n_events=30, checkpoint=tmp_path / "trained.pt"),
+                   seen)
+    assert seen.order == ["integration", "calibration", "events"]
+    assert seen.done["integration"] == [8000, 8000] and "integration_s" in gen.timings
+    assert seen.done["events"] == [30, 30]
+
+
+def _integrator_of(card: RunCard) -> tuple[Integrand, Integrator]:
+    integrand = Integrand(card.run.process)
+    channels = TorchChannels(integrand)
+    return integrand, Integrator(channels, feature_dims=channels.feature_dims,
+                                 **card.integrator_options())

@@ -174,18 +174,22 @@ class EventGenerator:
         self.n_calls = 0
         self.n_weighted = 0
 
-    def weighted(self, n: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    def weighted(self, n: int, *, progress: Callable[[int], None] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
         """``n`` weighted points (the integrator's :meth:`~madnis_py.Integrator.random_batch`):
         event weights (n,), channels (n,) and points (n, d) in the integrand's
-        coordinates (channels of equal dimension)."""
-        batch = self.integrator.random_batch(n)
+        coordinates (channels of equal dimension). ``progress(n_i)`` follows each
+        channel's draw (``n`` points in all)."""
+        batch = self.integrator.random_batch(n, progress=progress)
         self.n_weighted += n
         self.n_calls += n
         return batch.weights(), batch.channels(), batch.points()
 
-    def calibrate(self, n: int) -> float:
-        """Fix ``w_max`` (and the normalisation of overweight events) on ``n`` points."""
-        w, _, _ = self.weighted(n)
+    def calibrate(self, n: int, *, progress: Callable[[int], None] | None = None) -> float:
+        """Fix ``w_max`` (and the normalisation of overweight events) on ``n`` points.
+        ``progress(n_i)`` follows each channel's share of the points (``n`` in all); the
+        points and the result do not depend on it."""
+        w, _, _ = self.weighted(n, progress=progress)
         u = self.unweighter
         self.w_max = u.max_weight(w, self.rng)
         self.calibration_weights = w

@@ -65,12 +65,14 @@ def unweighter_from_card(card: RunCard) -> Unweighter:
                       truncation=u.max_overweight_truncation, overweight=u.overweight)
 
 
-def cross_section(mc: Integrator, card: RunCard) -> MultiChannelResult:
+def cross_section(mc: Integrator, card: RunCard, *,
+                  progress: Callable[[int], None] | None = None) -> MultiChannelResult:
     """The integrator's last integration, or a new one with the card's settings when the
-    checkpoint it was loaded from holds none."""
+    checkpoint it was loaded from holds none (``progress``: see
+    :meth:`~madnis_py.training.Integrator.integrate`)."""
     result = mc.last_result
     if result is None:
-        result = mc.integrate(**card.integrate_options())
+        result = mc.integrate(**card.integrate_options(), progress=progress)
     return result
 
 
@@ -231,7 +233,9 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
                     norm: float = 1.0, batch: int | None = None,
                     header: str | Banner | None = None,
                     keep: int = 0,
-                    on_events: Callable[[int], None] | None = None) -> GeneratedEvents:
+                    on_events: Callable[[int], None] | None = None,
+                    on_calibration: Callable[[int], None] | None = None
+                    ) -> GeneratedEvents:
     """``n_events`` unweighted events of a trained integrator into the LHE file ``path``.
 
     The generator uses the card's unweighting (:func:`unweighter_from_card`) and draws
@@ -262,6 +266,10 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         Header of the LHE file: the run's :class:`Banner` (param and run cards) or text.
     keep, on_events
         See :class:`LHESink`.
+    on_calibration
+        Called with the number of weighted points of each channel's share of the
+        calibration (:func:`calibration_size` in all; never called when ``w_max`` is
+        given). It draws nothing: the events do not depend on it.
 
     Raises
     ------
@@ -273,7 +281,7 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
     t0 = time.perf_counter()
     gen = EventGenerator(mc, sigma, seed=seed, unweighter=unweighter_from_card(card))
     if w_max is None:
-        gen.calibrate(calibration_size(card))
+        gen.calibrate(calibration_size(card), progress=on_calibration)
     else:
         gen.fix_max_weight(w_max, norm)
     with LHEWriter(path, header=header) as writer:

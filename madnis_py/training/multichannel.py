@@ -441,17 +441,25 @@ class Integrator:
         return ChannelSample(channel, d.x, features, weight, weight * (n / n_i), f, prior,
                              d.z, d.log_q, d.log_jac)
 
-    def random_batch(self, n: int, *, counts: np.ndarray | None = None) -> WeightedBatch:
+    def random_batch(self, n: int, *, counts: np.ndarray | None = None,
+                     progress: Callable[[int], None] | None = None) -> WeightedBatch:
         """``n`` weighted events, allocated to channels by their current sigmas (or by
         ``counts``, points per channel summing to ``n``); channels without points are
-        left out. Integration, unweighting and sharded generation all draw through it."""
+        left out. Integration, unweighting and sharded generation all draw through it.
+        ``progress(n_i)`` follows each channel's draw (its ``n_i`` points, summing to
+        ``n``); it draws nothing itself."""
         if counts is None:
             counts = allocate(n, self.sigmas, min_fraction=self.min_fraction,
                               active=self.active)
         elif int(np.sum(counts)) != n:
             raise ValueError(f"counts sum to {int(np.sum(counts))}, not n = {n}")
-        return WeightedBatch(n, [self._draw(i, int(n_i), n) for i, n_i in enumerate(counts)
-                                 if n_i > 0])
+        samples = []
+        for i, n_i in enumerate(counts):
+            if n_i > 0:
+                samples.append(self._draw(i, int(n_i), n))
+                if progress is not None:
+                    progress(int(n_i))
+        return WeightedBatch(n, samples)
 
     def sample(self, n: int) -> list[ChannelSample]:
         """``n`` weighted points, allocated to channels by their current sigmas (the
@@ -624,7 +632,14 @@ class Integrator:
         if bar is not None:
             bar.close()
 
-    def pretrain_vegas(self, *, nitn: int = 10, neval: int = 20_000) -> MultiChannelResult:
+    @staticmethod
+    def vegas_schedule(nitn: int) -> tuple[int, int]:
+        """VEGAS iterations per channel of :meth:`pretrain_vegas`: ``(adapting only,
+        adapting and measuring)``, ``nitn`` split in two halves of at least one."""
+        return max(nitn - nitn // 2, 1), max(nitn // 2, 1)
+
+    def pretrain_vegas(self, *, nitn: int = 10, neval: int = 20_000,
+                       progress: Callable[[int], None] | None = None) -> MultiChannelResult:
         """Adapt a VEGAS map per channel to ``prior_i f_i`` and make it the channel's base
         map (under its flow).
 
@@ -632,6 +647,8 @@ class Integrator:
         from this integrator's seed). Returns the VEGAS-only multi-channel estimate of its
         last ``nitn // 2`` iterations (every call counted in ``n_calls``). Call before
         :meth:`train`; the flows start as the identity on top of the maps.
+        ``progress(1)`` follows every VEGAS iteration, channel after channel
+        (:meth:`vegas_schedule` iterations per channel); it draws nothing itself.
         """
         import vegas
 
@@ -653,12 +670,15 @@ class Integrator:
                 alpha = self.weights(features, prior, self._active())[:, i].detach()
                 return np.asarray((alpha * f).numpy())
 
-            vint(share, nitn=max(nitn - nitn // 2, 1), neval=neval)  # adapt
-            res = vint(share, nitn=max(nitn // 2, 1), neval=neval)  # adapt and measure
+            adapt, measure = self.vegas_schedule(nitn)
+            analyzer = None if progress is None else _VegasProgress(progress)
+            vint(share, nitn=adapt, neval=neval, analyzer=analyzer)  # adapt
+            res = vint(share, nitn=measure, neval=neval,
+                       analyzer=analyzer)  # adapt and measure
             maps.append(vint.map)
             values.append(float(res.mean))
             errors.append(float(res.sdev))
-            points.append(int(vint.last_neval) * max(nitn // 2, 1))
+            points.append(int(vint.last_neval) * measure)
         for sampler, vmap in zip(self.samplers, maps, strict=True):
             sampler.base = vmap
         total = sum(values)
@@ -765,10 +785,12 @@ class Integrator:
         return mc
 
 
-    def integrate(self, n: int, *, iterations: int = 1) -> MultiChannelResult:
+    def integrate(self, n: int, *, iterations: int = 1,
+                  progress: Callable[[int], None] | None = None) -> MultiChannelResult:
         """Estimate the integral with ``n`` integrand calls (stratified over channels),
         in ``iterations`` batches combined by their errors (:class:`IterationAverage`:
-        chi^2 and Q across them)."""
+        chi^2 and Q across them). ``progress(n_i)`` follows every channel's draw of every
+        iteration (:meth:`random_batch`): the points drawn, ``n`` in all."""
         if n < 2 * self.n_channels * iterations:
             raise ValueError(f"n must be at least 2 per channel and iteration "
                              f"({2 * self.n_channels * iterations})")
@@ -783,7 +805,7 @@ class Integrator:
             var = np.zeros(self.n_channels)
             points = np.zeros(self.n_channels, dtype=np.int64)
             stds = np.zeros(self.n_channels)
-            batch = self.random_batch(m)
+            batch = self.random_batch(m, progress=progress)
             for s in batch.samples:
                 w = s.weight.double()
                 points[s.channel] = len(w)
@@ -856,6 +878,19 @@ class Integrator:
         fig.tight_layout()
         fig.savefig(Path(path))
         plt.close(fig)
+
+
+class _VegasProgress:
+    """A ``vegas`` analyzer that reports each finished iteration (and nothing else)."""
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        self.progress = progress
+
+    def begin(self, itn: int, integrator: object) -> None:
+        pass
+
+    def end(self, itn_result: object, result: object) -> None:
+        self.progress(1)
 
 
 def _eps_uw(weights: torch.Tensor) -> float:
