@@ -330,7 +330,7 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
     t0 = time.perf_counter()
     if card.training.vegas and not resumed:
         options = card.vegas_options()
-        mc.pretrain_vegas(**options, progress=_vegas_task(reporter, mc, options["nitn"]))
+        mc.pretrain_vegas(**options, progress=_vegas_task(reporter, mc, int(options["nitn"])))
     timings["vegas_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     opts: dict[str, Any] = dict(card.train_options())

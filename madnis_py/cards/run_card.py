@@ -46,6 +46,8 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     vegas = true              # VEGAS pre-training of every channel first
     vegas_iterations = 10     # its iterations, >= 1
     vegas_points = 20000      # its integrand points per iteration and channel, 1 to 10**8
+    vegas_floor = 0.3         # share of the uniform density mixed into every dimension of
+                              #   the VEGAS map after it, [0, 1) (bounds its Jacobian)
     warmup = 20               # steps with a uniform channel allocation, >= 0
     min_fraction = 0.1        # smallest share of a batch for all channels, 0 <= f < 1
     drop_threshold = 1e-4     # a channel's share of the integral at or below which it ...
@@ -125,6 +127,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from madnis_py.cards._toml import KeyLocator, toml_key, toml_value
 from madnis_py.phasespace.cuts import SUPPORTED_CUTS
+from madnis_py.training.channel_sampler import VEGAS_FLOOR
 from madnis_py.training.losses import LOSSES
 from madnis_py.training.options import OPTION_CHECKS, TrainingOptions
 
@@ -255,6 +258,7 @@ class TrainingSettings:
     vegas: bool = True
     vegas_iterations: int = 10
     vegas_points: int = 20_000
+    vegas_floor: float = VEGAS_FLOOR
     warmup: int = _OPTIONS.warmup
     min_fraction: float = _OPTIONS.min_fraction
     drop_threshold: float = _OPTIONS.drop_threshold
@@ -493,10 +497,11 @@ class RunCard:
         return {"steps": t.steps, "batch": t.batch, "buffered_steps": t.buffered_steps,
                 "buffer_batches": t.buffer_batches}
 
-    def vegas_options(self) -> dict[str, int]:
+    def vegas_options(self) -> dict[str, Any]:
         """Keyword arguments of ``Integrator.pretrain_vegas`` (run it when
         ``training.vegas`` is true)."""
-        return {"nitn": self.training.vegas_iterations, "neval": self.training.vegas_points}
+        return {"nitn": self.training.vegas_iterations, "neval": self.training.vegas_points,
+                "floor": self.training.vegas_floor}
 
     def integrate_options(self) -> dict[str, int]:
         """Keyword arguments of ``Integrator.integrate``."""
@@ -841,6 +846,8 @@ def _read_training(t: _Table) -> TrainingSettings:
         vegas_iterations=t.integer("vegas_iterations", d.vegas_iterations, ge1,
                                    _at_least_one),
         vegas_points=t.integer("vegas_points", d.vegas_points, ge1, _at_least_one),
+        vegas_floor=t.number("vegas_floor", d.vegas_floor, "0 <= vegas_floor < 1",
+                             lambda v: 0 <= v < 1),
         warmup=t.integer("warmup", d.warmup, *OPTION_CHECKS["warmup"]),
         min_fraction=option("min_fraction"),
         drop_threshold=option("drop_threshold"),

@@ -31,7 +31,43 @@ import torch
 
 from madnis_py.flows import Flow
 
-__all__ = ["ChannelSampler", "Draw"]
+__all__ = ["VEGAS_FLOOR", "ChannelSampler", "Draw", "floored_map"]
+
+#: Default share of the uniform density mixed into every dimension of a VEGAS map after
+#: pre-training (:func:`floored_map`); measured on drell_yan (benchmarks/RESULTS.md).
+VEGAS_FLOOR = 0.3
+
+
+def floored_map(vmap: Any, floor: float) -> Any:
+    """A ``vegas.AdaptiveMap`` whose density in every dimension is ``(1 - floor) p + floor``
+    (on the unit interval), with ``p`` the density of ``vmap`` in that dimension.
+
+    VEGAS shrinks the increments where its adaptation saw little of the integrand; with few
+    points per iteration an increment can shrink to ~1e-3 of the interval although the
+    integrand there is not small, and the weights of the rare points that land there set
+    the largest weight (the unweighting efficiency) for the whole run, flow or not. The
+    floor bounds the map's Jacobian by ``1 / floor`` per dimension, at the price of
+    ``floor`` of the points spread uniformly. ``floor = 0`` returns ``vmap`` itself.
+
+    The new increments' edges are the ``k / n`` quantiles of the mixed density, whose
+    cumulative distribution is piecewise linear between the old edges (so the result is
+    exact up to the map's own piecewise-linear form).
+    """
+    if not 0.0 <= floor < 1.0:
+        raise ValueError(f"floor must be in [0, 1), got {floor!r}")
+    if floor == 0.0:
+        return vmap
+    import vegas
+
+    grids = []
+    for edges in vmap.extract_grid():
+        g = np.asarray(edges, dtype=np.float64)
+        n = len(g) - 1
+        cdf = (1.0 - floor) * np.arange(n + 1) / n + floor * (g - g[0]) / (g[-1] - g[0])
+        new = np.interp(np.arange(n + 1) / n, cdf, g)
+        new[0], new[-1] = g[0], g[-1]
+        grids.append(new)
+    return vegas.AdaptiveMap(grids)
 
 
 @dataclass

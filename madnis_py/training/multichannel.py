@@ -70,7 +70,7 @@ from madnis_py.flows import Flow
 from madnis_py.integrand import Integrand, TorchChannels
 from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
 from madnis_py.physics.process import Process, load_process
-from madnis_py.training.channel_sampler import ChannelSampler
+from madnis_py.training.channel_sampler import VEGAS_FLOOR, ChannelSampler, floored_map
 from madnis_py.training.channel_weights import ChannelWeights
 from madnis_py.training.checkpoint import (
     CheckpointError,
@@ -514,7 +514,8 @@ class Integrator:
                                 for v in var_terms]).sum() ** 2 / scale
         else:
             loss = torch.stack(var_terms).sum() / scale
-        for st, term in zip(samples, kl_terms, strict=True):
+        # kl_terms is empty unless a KL loss is chosen, then one term per sample
+        for st, term in zip(samples, kl_terms, strict=False):
             # channel i's KL on its normalised density alpha_i f / I_i, weighted by its
             # share I_i / I of the integral: the forward one is -E[p_i log q_i] = term / I_i
             share = values[st.channel] / value
@@ -639,9 +640,12 @@ class Integrator:
         return max(nitn - nitn // 2, 1), max(nitn // 2, 1)
 
     def pretrain_vegas(self, *, nitn: int = 10, neval: int = 20_000,
+                       floor: float = VEGAS_FLOOR,
                        progress: Callable[[int], None] | None = None) -> MultiChannelResult:
         """Adapt a VEGAS map per channel to ``prior_i f_i`` and make it the channel's base
-        map (under its flow).
+        map (under its flow), with ``floor`` of the uniform density mixed into every
+        dimension (:func:`~madnis_py.training.channel_sampler.floored_map`; 0: the map as
+        VEGAS left it).
 
         Uses the ``vegas`` package (``vegas.Integrator`` with a batch integrand, seeded
         from this integrator's seed). Returns the VEGAS-only multi-channel estimate of its
@@ -654,6 +658,8 @@ class Integrator:
 
         if any(s.base is not None for s in self.samplers):
             raise RuntimeError("pretrain_vegas was already called")
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {floor!r}")
         maps: list[Any] = []
         values, errors, points = [], [], []
         calls, invalid = self.n_calls, self.n_invalid
@@ -680,7 +686,7 @@ class Integrator:
             errors.append(float(res.sdev))
             points.append(int(vint.last_neval) * measure)
         for sampler, vmap in zip(self.samplers, maps, strict=True):
-            sampler.base = vmap
+            sampler.base = floored_map(vmap, floor)
         total = sum(values)
         self.vegas_result = MultiChannelResult(
             value=total, error=math.sqrt(sum(e * e for e in errors)),

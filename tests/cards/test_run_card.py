@@ -154,7 +154,7 @@ def test_full_card_values_and_keyword_arguments(tmp_path: Path) -> None:
         "max_weight_penalty": 0.0, "top_fraction": 0.01, "seed": 7}
     assert card.train_options() == {"steps": 10, "batch": 512, "buffered_steps": 2,
                                     "buffer_batches": 3}
-    assert card.vegas_options() == {"nitn": 3, "neval": 1000}
+    assert card.vegas_options() == {"nitn": 3, "neval": 1000, "floor": 0.3}
     assert card.integrate_options() == {"n": 2000, "iterations": 2}
 
 

@@ -120,3 +120,106 @@ def test_a_checkpoint_of_the_wrapped_integrand_version_still_loads() -> None:
     for s in mc.sample(300):
         np.testing.assert_array_equal(s.z.numpy(), old[f"x{s.channel}"])
         np.testing.assert_allclose(s.weight.numpy(), old[f"w{s.channel}"], rtol=1e-13)
+
+
+# --------------------------------------------------------------------------- defences
+
+
+def _shrunk_map():
+    """A 2-D VEGAS map with one increment shrunk to 1e-4 of the interval (what a poorly
+    sampled adaptation leaves), and a plain one."""
+    import vegas
+
+    edges = np.concatenate([np.linspace(0.0, 0.5, 6), [0.5001], np.linspace(0.6, 1.0, 5)])
+    edges[7] = 0.6  # increments: 5 of 0.1, one of 1e-4, one of 0.0999, 4 of 0.1
+    edges = np.unique(edges)
+    return vegas.AdaptiveMap([edges, np.linspace(0.0, 1.0, len(edges))])
+
+
+def test_floored_map_is_the_mixed_density_and_bounds_the_jacobian() -> None:
+    from madnis_py.training.channel_sampler import floored_map
+
+    vmap = _shrunk_map()
+    assert floored_map(vmap, 0.0) is vmap
+    floor = 0.3
+    new = floored_map(vmap, floor)
+    old_edges = np.asarray(vmap.extract_grid()[0])
+    n = len(old_edges) - 1
+    # Its increments' edges are the k/n quantiles of (1 - floor) p + floor: the mixed CDF,
+    # evaluated on the old map at the new edges, is k/n exactly.
+    z_old = np.empty((n + 1, 2))
+    jac = np.empty(n + 1)
+    edges = np.asarray(new.extract_grid()[0])
+    vmap.invmap(np.stack([edges, np.full(n + 1, 0.5)], axis=1), z_old, jac)
+    cdf = (1 - floor) * z_old[:, 0] + floor * edges
+    np.testing.assert_allclose(cdf, np.arange(n + 1) / n, rtol=0, atol=1e-12)
+    # and the Jacobian never exceeds 1 / floor: the density is >= floor everywhere, also
+    # in the increment the old map had shrunk to 1e-4
+    z = np.random.default_rng(0).random((200_000, 2))
+    x = np.empty_like(z)
+    j = np.empty(len(z))
+    new.map(z, x, j)
+    assert j.max() <= 1 / floor * (1 + 1e-12)
+    # the density 1 / jac integrates to one (flat points in x, through the inverse map)
+    u = np.random.default_rng(1).random((400_000, 2))
+    zz = np.empty_like(u)
+    jj = np.empty(len(u))
+    new.invmap(u, zz, jj)
+    q = 1 / jj
+    assert abs(q.mean() - 1) < 5 * q.std() / math.sqrt(len(q))
+    with pytest.raises(ValueError, match="floor"):
+        floored_map(vmap, 1.0)
+
+
+def test_pretrain_vegas_floors_the_map_and_refuses_a_bad_floor_first() -> None:
+    mc = Integrator(RidgeAndPeak(), feature_dims=2, seed=1)
+    with pytest.raises(ValueError, match="floor"):
+        mc.pretrain_vegas(nitn=2, neval=500, floor=-0.1)
+    assert mc.n_calls == 0 and all(s.base is None for s in mc.samplers)
+    floor = 0.25
+    res = mc.pretrain_vegas(nitn=4, neval=4000, floor=floor)
+    z = torch.rand(50_000, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    for s in mc.samplers:
+        _, log_jac = s.to_integrand(z)
+        assert float(log_jac.max()) <= 2 * math.log(1 / floor) + 1e-12
+    # the VEGAS estimate is unaffected and exact within its error
+    exact = RidgeAndPeak().exact
+    assert abs(res.value - exact) < 5 * res.error
+
+
+def test_uniform_mixture_density_and_weight_bound() -> None:
+    """q = [(1 - lambda - mu) q_flow + lambda] / |dV/dz| + mu in the integrand's coordinates:
+    normalised, drawn with that share of uniform points, recomputed from x alone, and no
+    weight above alpha f / mu."""
+    torch.manual_seed(0)
+    lam, mu = 0.1, 0.2
+    mc = Integrator(RidgeAndPeak(), feature_dims=2, seed=4, mixture=lam, uniform_mixture=mu,
+                    flow_options={"bins": 8})
+    mc.pretrain_vegas(nitn=4, neval=4000, floor=0.0)
+    mc.train(5, batch=1024)
+    gen = torch.Generator().manual_seed(6)
+    for sampler in mc.samplers:
+        d = sampler.sample(20_000, gen)
+        with torch.no_grad():
+            np.testing.assert_allclose(sampler.log_prob(d.x).numpy(), d.log_q.numpy(),
+                                       rtol=0, atol=1e-9)
+            assert bool((d.log_q.exp() >= mu * (1 - 1e-12)).all())
+            u = torch.rand(400_000, 2, dtype=torch.float64, generator=gen)
+            q = sampler.log_prob(u).exp()
+        assert abs(float(q.mean()) - 1) < 5 * float(q.std()) / math.sqrt(len(q))
+    toy = RidgeAndPeak()
+    for s in mc.sample(20_000):
+        f, features, prior = toy(s.x, s.channel)
+        alpha = mc.weights(features, prior, mc._active())[:, s.channel]
+        assert bool((s.weight <= alpha * f / mu * (1 + 1e-12)).all())
+    with pytest.raises(ValueError, match="uniform_mixture"):
+        Integrator(RidgeAndPeak(), feature_dims=2, mixture=0.5, uniform_mixture=0.5)
+
+
+def test_uniform_mixture_zero_keeps_the_random_stream() -> None:
+    """mu = 0 draws exactly what the sampler drew before the option existed."""
+    flow = Flow(2, bins=4)
+    a = ChannelSampler(flow, mixture=0.3).sample(500, torch.Generator().manual_seed(9))
+    b = ChannelSampler(flow, mixture=0.3, uniform_mixture=0.0).sample(
+        500, torch.Generator().manual_seed(9))
+    assert torch.equal(a.x, b.x) and torch.equal(a.log_q, b.log_q)
