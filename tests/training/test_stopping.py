@@ -4,14 +4,18 @@ measurements (exact arithmetic), and ``train(target="events")`` on a flat integr
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from madnis_py.cards.run_card import RunCardError, load_run_card, parse_run_card
 from madnis_py.events.unweight import truncation_max_weight
+from madnis_py.run import RunRequest, run_card
 from madnis_py.testfunctions import Camel
 from madnis_py.training import Integrator
 from madnis_py.training.stopping import Measurement, StoppingRule, truncation_efficiency
@@ -173,3 +177,39 @@ def test_steps_target_records_its_decision() -> None:
     d = mc.training_decision
     assert d is not None and (d.target, d.reason, d.steps) == ("steps", "max_steps", 3)
     assert d.predicted_total_s is None
+
+
+def test_a_run_reports_the_decision_and_the_actual_times(tmp_path: Path) -> None:
+    """e+ e- -> mu+ mu- with a short VEGAS pre-training and 200 events: a few windows."""
+    card = tmp_path / "run.toml"
+    card.write_text('[run]\nprocess = "ee_mumu"\nseed = 3\nnevents = 200\n'
+                    'output = "out"\n[training]\nsteps = 100\nbatch = 512\n'
+                    'target = "events"\nmeasure_every = 5\nmeasure_points = 4000\n'
+                    'vegas_iterations = 4\nvegas_points = 2000\n'
+                    '[integration]\npoints = 4000\niterations = 2\n'
+                    '[output]\nplots = false\n')
+    summary = run_card(load_run_card(card), RunRequest("run", n_events=200))
+    d = summary.training_decision
+    assert d["target"] == "events" and d["reason"] != "max_steps"
+    assert 5 <= d["steps"] < 100 and d["steps"] % 5 == 0
+    assert len(d["measurements"]) == d["steps"] // 5 + 1
+    assert d["predicted_total_s"] > 0 and d["actual_generation_s"] > 0
+    assert d["actual_total_s"] == d["actual_training_s"] + d["actual_generation_s"]
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert written["training_decision"] == json.loads(json.dumps(d))
+    assert summary.events is not None and summary.events.events == 200
+
+
+def test_the_card_key_is_checked_with_its_line() -> None:
+    text = '[run]\nprocess = "drell_yan"\n[training]\ntarget = "event"\n'
+    with pytest.raises(RunCardError, match=r"run.toml:4: \[training\] target: 'event' is "
+                                           r"not allowed.*'steps', 'events'"):
+        parse_run_card(text, "run.toml")
+    card = parse_run_card('[run]\nprocess = "drell_yan"\n[training]\ntarget = "events"\n'
+                          'patience = 5\n')
+    assert card.stopping_options() == {"target": "events", "measure_every": 10,
+                                       "measure_points": 20_000, "patience": 5}
+    assert 'target = "events"' in card.to_toml()
+    with pytest.raises(RunCardError, match=r"run.toml:4: \[training\] patience"):
+        parse_run_card('[run]\nprocess = "drell_yan"\n[training]\npatience = 0\n',
+                       "run.toml")
