@@ -89,18 +89,18 @@ from madnis_py.training.losses import (
     second_moment,
 )
 from madnis_py.training.options import TrainingOptions
+from madnis_py.training.results import (
+    TRUST_LIMITS,
+    IterationAverage,
+    MultiChannelResult,
+    trust_warnings,
+)
 from madnis_py.training.stopping import (
     TARGETS,
     Measurement,
     StoppingRule,
     TrainingDecision,
     truncation_efficiency,
-)
-from madnis_py.training.results import (
-    TRUST_LIMITS,
-    IterationAverage,
-    MultiChannelResult,
-    trust_warnings,
 )
 
 __all__ = ["LOSSES", "TRUST_LIMITS", "ChannelSample", "CheckpointError",
