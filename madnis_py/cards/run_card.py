@@ -46,6 +46,8 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     measure_points = 20000    # ... weighted points of each measurement, 1 to 10**8
     patience = 3              # ... measurements without a better predicted total
                               #   before training stops, >= 1
+    explore = 0.1             # ... once the training since the best one has cost this
+                              #   share of the generation time still at stake, >= 0
     lr = 3e-3                 # Adam learning rate, > 0
     loss = "variance"         # "variance", "stratified", "forward_kl" or "reverse_kl"
     buffered_steps = 0        # extra optimisation steps per step on stored batches, >= 0
@@ -261,6 +263,7 @@ class TrainingSettings:
     measure_every: int = 10
     measure_points: int = 20_000
     patience: int = 3
+    explore: float = 0.1
     lr: float = _OPTIONS.lr
     loss: Loss = _LOSS
     buffered_steps: int = 0
@@ -512,7 +515,8 @@ class RunCard:
         (:mod:`madnis_py.training.stopping`; ``n_events`` is the run's)."""
         t = self.training
         return {"target": t.target, "measure_every": t.measure_every,
-                "measure_points": t.measure_points, "patience": t.patience}
+                "measure_points": t.measure_points, "patience": t.patience,
+                "explore": t.explore}
 
     def vegas_options(self) -> dict[str, int]:
         """Keyword arguments of ``Integrator.pretrain_vegas`` (run it when
@@ -855,6 +859,7 @@ def _read_training(t: _Table) -> TrainingSettings:
         measure_every=t.integer("measure_every", d.measure_every, ge1, _at_least_one),
         measure_points=t.integer("measure_points", d.measure_points, ge1, _at_least_one),
         patience=t.integer("patience", d.patience, ge1, _at_least_one),
+        explore=t.number("explore", d.explore, "a share >= 0", lambda v: v >= 0),
         lr=option("lr"),
         loss=cast(Loss, t.choice("loss", d.loss, tuple(LOSSES))),
         buffered_steps=t.integer("buffered_steps", d.buffered_steps, ge0, _non_negative),

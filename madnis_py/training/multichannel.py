@@ -530,7 +530,7 @@ class Integrator:
               checkpoint: str | Path | None = None,
               checkpoint_every: int = 50, target: str = "steps", n_events: int = 0,
               measure_every: int = 10, measure_points: int = 20_000,
-              patience: int = 3) -> list[float]:
+              patience: int = 3, explore: float = 0.1) -> list[float]:
         """Train the flows (and channel weights) for ``steps`` steps of ``batch`` fresh
         points each (``target="steps"``), or for as long as it shortens the predicted
         wall time to ``n_events`` unweighted events, ``steps`` at most
@@ -539,12 +539,17 @@ class Integrator:
         With ``target="events"`` the base maps alone (flows off) are measured first
         (``measure_points`` weighted events: their truncation-defined efficiency and the
         points per second), then again with the flows after every ``measure_every``
-        steps (the measurements' time counts as training time). If the first one
-        predicts no shorter total than the base maps, the flows are switched off
-        (``"vegas_alone"``); else training stops when the predicted total has not
-        improved for ``patience`` measurements or the last ``patience`` windows saved
-        less generation time than they took, and the flows and channel weights of the
-        best measurement are restored. :attr:`training_decision` records the outcome.
+        steps (the measurements' time counts as training time). If the first one shows
+        that even a perfect flow could not generate faster than the base maps, or no
+        gain in efficiency at all, the flows are switched off (``"vegas_alone"``);
+        else training stops when the predicted total has not improved for ``patience``
+        measurements or the last ``patience`` windows saved less generation time than
+        they took (once a share ``explore`` of the time still at stake is spent since
+        the best measurement), and the flows and channel weights of the best
+        measurement are restored, or switched off where the base maps still generate
+        faster. :attr:`training_decision` records the outcome
+        (:class:`~madnis_py.training.stopping.TrainingDecision`). The stopping rule's
+        state is not in checkpoints: a resumed call measures afresh.
 
         ``buffered_steps`` extra optimisation steps follow every fresh one on the last
         ``buffer_batches`` batches kept in memory (no new integrand calls; the losses
@@ -567,7 +572,7 @@ class Integrator:
             raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
         events = _EventsTarget(self, steps, n_events=n_events, measure_every=measure_every,
                                measure_points=measure_points,
-                               patience=patience, t_start=t_start
+                               patience=patience, explore=explore, t_start=t_start
                                ) if target == "events" else None
         params = list(self.flows.parameters()) + list(self.weights.parameters())
         opt = torch.optim.Adam(params, lr=self.lr)
@@ -906,7 +911,8 @@ class _EventsTarget:
     flows and channel weights of the best measurement."""
 
     def __init__(self, mc: Integrator, steps: int, *, n_events: int, measure_every: int,
-                 measure_points: int, patience: int, t_start: float) -> None:
+                 measure_points: int, patience: int, explore: float,
+                 t_start: float) -> None:
         if measure_every < 1:
             raise ValueError(f"measure_every must be >= 1, got {measure_every}")
         if measure_points < 2 * mc.n_channels:
@@ -916,7 +922,7 @@ class _EventsTarget:
         self.steps = steps
         self.every = measure_every
         self.points = measure_points
-        self.rule = StoppingRule(n_events, patience=patience)
+        self.rule = StoppingRule(n_events, patience=patience, explore=explore)
         self.t0 = t_start  # the train() call's start: its set-up counts as training time
         self.reason: str | None = None
         self.best_state: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None

@@ -12,7 +12,11 @@ cross section above it) and ``r_k`` the weighted points per second of generation
 and integrand call, measured on the same points). Training is worth going on as long as
 this total keeps falling: :class:`StoppingRule` stops it when the predicted total has not
 improved for ``patience`` measurements, or when the gain in generation time over the last
-``patience`` measurement windows is below what those windows cost. The first measurement
+``patience`` measurement windows is below what those windows cost; in either case only
+once the training since the best measurement has cost a share ``explore`` of what is
+still at stake (the generation time a perfect flow, ``eps = 1``, would save): learning
+curves have plateaus, and with many events a plateau is cheap to sit out. The first
+measurement
 after a short probe of flow training is compared with the base maps alone (VEGAS, or flat
 without pre-training): the flows are not trained further when even a perfect flow
 (``eps = 1``) at the measured sampling rate could not generate faster than the base maps,
@@ -136,15 +140,22 @@ class StoppingRule:
     patience : int
         Measurements without a better predicted total (and the windows over which the
         gain is compared with the cost) before training stops; >= 1.
+    explore : float
+        Training time since the best measurement, as a share of the generation time
+        still at stake there, that a plateau may cost before training stops; >= 0
+        (0: stop after ``patience`` measurements whatever is at stake).
     """
 
-    def __init__(self, n_events: int, *, patience: int = 3) -> None:
+    def __init__(self, n_events: int, *, patience: int = 3, explore: float = 0.1) -> None:
         if n_events < 0:
             raise ValueError(f"n_events must be >= 0, got {n_events}")
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience}")
+        if not explore >= 0:
+            raise ValueError(f"explore must be >= 0, got {explore}")
         self.n_events = n_events
         self.patience = patience
+        self.explore = explore
         self.base: Measurement | None = None
         self.measurements: list[Measurement] = []
 
@@ -186,7 +197,7 @@ class StoppingRule:
         when a straight line through the predicted generation times of the last
         ``patience + 1`` measurements, against the training time, falls by less than
         one second per second of training (a line: one noisy measurement does not
-        decide).
+        decide). Either only once :meth:`at_stake` allows it.
         """
         self.measurements.append(m)
         p = self.patience
@@ -195,11 +206,24 @@ class StoppingRule:
             return None
         n = self.n_events
         before = min(x.total_s(n) for x in ms[:-p])
+        reason: Reason | None = None
         if min(x.total_s(n) for x in ms[-p:]) >= before:
-            return "no_improvement"
-        if -self.generation_slope(ms[-p - 1:]) < 1.0:
-            return "marginal_gain_below_cost"
-        return None
+            reason = "no_improvement"
+        elif -self.generation_slope(ms[-p - 1:]) < 1.0:
+            reason = "marginal_gain_below_cost"
+        best = self.best
+        assert best is not None
+        if reason is not None and m.train_s - best.train_s < self.explore * self.at_stake():
+            return None
+        return reason
+
+    def at_stake(self) -> float:
+        """Generation seconds a perfect flow would save over the best measurement:
+        ``N / (eps r) - N / r`` there (0 before a measurement)."""
+        best = self.best
+        if best is None or best.rate <= 0:
+            return 0.0
+        return max(best.generation_s(self.n_events) - self.n_events / best.rate, 0.0)
 
     def generation_slope(self, ms: list[Measurement]) -> float:
         """Least-squares slope of the predicted generation time against the training

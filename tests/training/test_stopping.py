@@ -72,10 +72,10 @@ def test_truncation_efficiency_uses_the_unweightings_w_max() -> None:
     assert truncation_efficiency(np.zeros(3)) == 0.0
 
 
-def _rule(totals: list[tuple[float, float]], *, n: int = 100,
-          patience: int = 2) -> tuple[StoppingRule, list[str | None]]:
+def _rule(totals: list[tuple[float, float]], *, n: int = 100, patience: int = 2,
+          explore: float = 0.0) -> tuple[StoppingRule, list[str | None]]:
     """Measurements at ``(train_s, eps)`` with rate 1: generation time ``n / eps``."""
-    rule = StoppingRule(n, patience=patience)
+    rule = StoppingRule(n, patience=patience, explore=explore)
     rule.set_base(Measurement(0, 0.0, 0.1, 1.0))
     return rule, [rule.add(Measurement(10 * (k + 1), t, eps, 1.0))
                   for k, (t, eps) in enumerate(totals)]
@@ -100,6 +100,20 @@ def test_stops_when_the_gain_per_training_second_falls_below_one() -> None:
     # through (3, 398.5), (4, 397), (5, 397.2): -0.65 s per s, less than it costs
     assert rule.generation_slope(rule.measurements[2:]) == pytest.approx(-0.65, rel=1e-12)
     assert reasons[4] == "marginal_gain_below_cost"
+
+
+def test_a_plateau_may_cost_a_share_of_what_is_at_stake() -> None:
+    # best at t = 2: generation 100 / 0.25 = 400 s, a perfect flow 100 s: 300 s at stake
+    plateau = [(1.0, 0.2), (2.0, 0.25), (3.0, 0.24), (4.0, 0.245), (31.0, 0.25),
+               (33.0, 0.25)]
+    rule, reasons = _rule(plateau, explore=0.1)
+    assert rule.at_stake() == 300.0
+    # no better total since t = 2; stopped once t - 2 >= 0.1 * 300 = 30
+    assert reasons == [None, None, None, None, None, "no_improvement"]
+    _, reasons = _rule(plateau, explore=0.0)
+    assert reasons[3] == "no_improvement"
+    with pytest.raises(ValueError, match="explore"):
+        StoppingRule(10, explore=-1.0)
 
 
 def test_the_probe_decides_whether_flows_start() -> None:
@@ -208,7 +222,8 @@ def test_the_card_key_is_checked_with_its_line() -> None:
     card = parse_run_card('[run]\nprocess = "drell_yan"\n[training]\ntarget = "events"\n'
                           'patience = 5\n')
     assert card.stopping_options() == {"target": "events", "measure_every": 10,
-                                       "measure_points": 20_000, "patience": 5}
+                                       "measure_points": 20_000, "patience": 5,
+                                       "explore": 0.1}
     assert 'target = "events"' in card.to_toml()
     with pytest.raises(RunCardError, match=r"run.toml:4: \[training\] patience"):
         parse_run_card('[run]\nprocess = "drell_yan"\n[training]\npatience = 0\n',
