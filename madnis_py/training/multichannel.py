@@ -613,7 +613,7 @@ class Integrator:
                      batch: int, buffered_steps: int, buffer_batches: int, progress: bool,
                      callback: Callable[[int, float], None] | None, checkpoint: Path | None,
                      checkpoint_every: int,
-                     stop: Callable[[int], bool] | None = None) -> None:
+                     stop: Callable[[int, torch.Tensor], bool] | None = None) -> None:
         buffer: list[list[ChannelSample]] = []
         bar = None
         if progress:
@@ -647,16 +647,17 @@ class Integrator:
             self.steps_done += 1
             self._drop_small_channels(values, value)
             losses.append(float(loss.detach()))
+            event_weights = torch.cat([s.event_weight for s in fresh])
             self.history.append(
                 loss=losses[-1], value=value,
                 rel_std=float(self.sigmas.sum() / max(value, 1e-300)),
-                eps_uw=_eps_uw(torch.cat([s.event_weight for s in fresh])),
+                eps_uw=_eps_uw(event_weights),
                 fractions=(counts / counts.sum()).tolist())
             if bar is not None:
                 bar.set_postfix(loss=f"{losses[-1]:.3g}",
                                 rel_std=f"{self.history.rel_std[-1]:.3g}")
                 bar.update()
-            stopped = stop is not None and stop(k)
+            stopped = stop is not None and stop(k, event_weights.detach())
             if checkpoint is not None and (k % checkpoint_every == 0 or k == steps
                                            or stopped):
                 self._training = {"steps": total, "done": total if stopped else start + k,
@@ -930,8 +931,15 @@ class _EventsTarget:
         self.flags = mc.use_flow
         self.flow_points = 0
         self.flow_s = 0.0
+        self.window: list[np.ndarray] = []  # the window's training event weights
+        self.previous: list[np.ndarray] = []  # the last flow measurement's weights
 
     def _measure(self, steps: int) -> Measurement:
+        """Efficiency and rate of ``measure_points`` fresh weighted events. The
+        efficiency pools them with the event weights of the window's training batches
+        and of the previous flow measurement (free, and drawn from slightly less trained
+        flows): the truncation-defined ``w_max`` of a heavy-tailed sample that missed
+        its rare large weights is too low, and the best of a noisy series is picked."""
         t = time.perf_counter()
         with torch.no_grad():
             weights = self.mc.random_batch(self.points).weights()
@@ -942,8 +950,11 @@ class _EventsTarget:
             rate = self.flow_points / self.flow_s
         else:
             rate = self.points / dt
-        return Measurement(steps=steps, train_s=time.perf_counter() - self.t0,
-                           eps=truncation_efficiency(weights), rate=rate)
+        eps = truncation_efficiency(np.concatenate([weights, *self.window, *self.previous]))
+        self.window = []
+        self.previous = [weights] if steps else []
+        return Measurement(steps=steps, train_s=time.perf_counter() - self.t0, eps=eps,
+                           rate=rate)
 
     def start(self) -> bool:
         """Measure the base maps alone; False when there is no training to do."""
@@ -957,9 +968,10 @@ class _EventsTarget:
             return False
         return True
 
-    def after_step(self, k: int) -> bool:
-        """After step ``k`` of this call: measure every ``measure_every`` steps (and after
-        the last); True to stop."""
+    def after_step(self, k: int, event_weights: torch.Tensor) -> bool:
+        """After step ``k`` of this call (its batch's event weights): measure every
+        ``measure_every`` steps (and after the last); True to stop."""
+        self.window.append(event_weights.double().numpy())
         if k % self.every and k != self.steps:
             return False
         m = self._measure(k)
