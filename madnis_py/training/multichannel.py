@@ -603,7 +603,8 @@ class Integrator:
         finally:
             self._training = None
         self.training_decision = (TrainingDecision(target="steps", reason="max_steps",
-                                                   steps=len(losses))
+                                                   steps=len(losses),
+                                                   chosen_steps=len(losses))
                                   if events is None else events.decision())
         return losses
 
@@ -1004,6 +1005,7 @@ class _EventsTarget:
         steps = rule.measurements[-1].steps if rule.measurements else 0
         return TrainingDecision(
             target="events", reason=self.reason or "max_steps", steps=steps,
+            chosen_steps=chosen.steps,
             predicted_total_s=elapsed + chosen.generation_s(rule.n_events),
             n_events=rule.n_events, use_flow=self.reason != "vegas_alone",
             eps_base=rule.base.eps, eps_final=chosen.eps,

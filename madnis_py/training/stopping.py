@@ -103,6 +103,8 @@ class TrainingDecision:
         ``"marginal_gain_below_cost"`` or ``"vegas_alone"`` (the flows are not used).
     steps : int
         Flow training steps taken.
+    chosen_steps : int
+        Steps of the measurement whose flows are kept (0: the base maps alone).
     predicted_total_s : float or None
         Training time plus the predicted generation time of ``n_events`` at the chosen
         point (None for the ``"steps"`` target, which measures nothing).
@@ -118,6 +120,7 @@ class TrainingDecision:
     target: str
     reason: str
     steps: int
+    chosen_steps: int = 0
     predicted_total_s: float | None = None
     n_events: int = 0
     use_flow: bool = True

@@ -159,7 +159,7 @@ def test_flat_integrand_no_training_beyond_the_first_window(n_channels: int,
     assert len(losses) == 5 and mc.steps_done == 5 and d.steps == 5
     assert d.reason == "vegas_alone" and not d.use_flow
     assert mc.use_flow == [False] * n_channels
-    assert d.eps_final == d.eps_base and len(d.measurements) == 2
+    assert d.eps_final == d.eps_base and len(d.measurements) == 2 and d.chosen_steps == 0
     assert d.predicted_total_s is not None and d.predicted_total_s > 0
 
 
@@ -173,6 +173,9 @@ def test_camel_trains_and_beats_vegas_alone() -> None:
     d = mc.training_decision
     assert d is not None and d.steps > window and d.use_flow, d
     assert d.reason in ("max_steps", "no_improvement", "marginal_gain_below_cost")
+    assert window <= d.chosen_steps <= d.steps and d.chosen_steps % window == 0
+    chosen = [m for m in d.measurements if m["steps"] == d.chosen_steps]
+    assert chosen[0]["eps"] == d.eps_final
     assert d.eps_base is not None and d.eps_final is not None
     assert d.eps_final > 1.2 * d.eps_base, d
     # measured afresh: VEGAS + flow against VEGAS alone, on the same 40000 points each
