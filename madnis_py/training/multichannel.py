@@ -975,9 +975,8 @@ class _EventsTarget:
         self.window.append(event_weights.double().numpy())
         if k % self.every and k != self.steps:
             return False
-        m = self._measure(k)
-        reason = self.rule.add(m)
-        total = m.total_s(self.rule.n_events)
+        reason = self.rule.add(self._measure(k))
+        total = self.rule.smoothed[-1].total_s(self.rule.n_events)
         if total < self.best_total:
             self.best_total = total
             self.best_state = ({n: v.clone() for n, v in self.mc.flows.state_dict().items()},
@@ -1009,7 +1008,9 @@ class _EventsTarget:
             predicted_total_s=elapsed + chosen.generation_s(rule.n_events),
             n_events=rule.n_events, use_flow=self.reason != "vegas_alone",
             eps_base=rule.base.eps, eps_final=chosen.eps,
-            measurements=[asdict(m) for m in [rule.base, *rule.measurements]])
+            measurements=[asdict(rule.base)] + [
+                {**asdict(m), "eps_smoothed": sm.eps}
+                for m, sm in zip(rule.measurements, rule.smoothed, strict=True)])
 
 
 def _eps_uw(weights: torch.Tensor) -> float:

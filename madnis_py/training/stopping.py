@@ -28,7 +28,7 @@ end when their best measurement does not generate faster than the base maps
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -147,20 +147,35 @@ class StoppingRule:
         Training time since the best measurement, as a share of the generation time
         still at stake there, that a plateau may cost before training stops; >= 0
         (0: stop after ``patience`` measurements whatever is at stake).
+    smooth : int
+        The rule sees each flow measurement's efficiency as the median of it and the
+        ``smooth - 1`` flow measurements before it (:attr:`smoothed`): a single sample
+        whose truncation ``w_max`` is set by one huge weight (or missed one) neither
+        stops training nor becomes the best; >= 1 (1: as measured).
+
+    Attributes
+    ----------
+    measurements, smoothed : list of Measurement
+        The flow measurements as measured, and as the rule sees them.
     """
 
-    def __init__(self, n_events: int, *, patience: int = 3, explore: float = 0.1) -> None:
+    def __init__(self, n_events: int, *, patience: int = 3, explore: float = 0.1,
+                 smooth: int = 3) -> None:
         if n_events < 0:
             raise ValueError(f"n_events must be >= 0, got {n_events}")
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience}")
         if not explore >= 0:
             raise ValueError(f"explore must be >= 0, got {explore}")
+        if smooth < 1:
+            raise ValueError(f"smooth must be >= 1, got {smooth}")
         self.n_events = n_events
         self.patience = patience
         self.explore = explore
         self.base: Measurement | None = None
+        self.smooth = smooth
         self.measurements: list[Measurement] = []
+        self.smoothed: list[Measurement] = []
 
     def set_base(self, m: Measurement) -> None:
         """The base maps alone, before any flow training."""
@@ -168,10 +183,11 @@ class StoppingRule:
 
     @property
     def best(self) -> Measurement | None:
-        """The flow measurement with the smallest predicted total (None before one)."""
-        if not self.measurements:
+        """The (smoothed) flow measurement with the smallest predicted total (None
+        before one)."""
+        if not self.smoothed:
             return None
-        return min(self.measurements, key=lambda m: m.total_s(self.n_events))
+        return min(self.smoothed, key=lambda m: m.total_s(self.n_events))
 
     def flows_start(self) -> bool:
         """After the probe (the first flow measurement): whether the flows are worth
@@ -196,15 +212,17 @@ class StoppingRule:
         """Record a measurement after flow training; the reason to stop, or None to go on.
 
         Stops with ``"no_improvement"`` when none of the last ``patience`` measurements
-        improved on the best total before them, and with ``"marginal_gain_below_cost"``
+        improved on the best total before them (all of them :attr:`smoothed`), and with ``"marginal_gain_below_cost"``
         when a straight line through the predicted generation times of the last
         ``patience + 1`` measurements, against the training time, falls by less than
         one second per second of training (a line: one noisy measurement does not
         decide). Either only once :meth:`at_stake` allows it.
         """
         self.measurements.append(m)
+        eps = float(np.median([x.eps for x in self.measurements[-self.smooth:]]))
+        self.smoothed.append(replace(m, eps=eps))
         p = self.patience
-        ms = self.measurements
+        ms = self.smoothed
         if len(ms) <= p:
             return None
         n = self.n_events

@@ -73,9 +73,9 @@ def test_truncation_efficiency_uses_the_unweightings_w_max() -> None:
 
 
 def _rule(totals: list[tuple[float, float]], *, n: int = 100, patience: int = 2,
-          explore: float = 0.0) -> tuple[StoppingRule, list[str | None]]:
+          explore: float = 0.0, smooth: int = 1) -> tuple[StoppingRule, list[str | None]]:
     """Measurements at ``(train_s, eps)`` with rate 1: generation time ``n / eps``."""
-    rule = StoppingRule(n, patience=patience, explore=explore)
+    rule = StoppingRule(n, patience=patience, explore=explore, smooth=smooth)
     rule.set_base(Measurement(0, 0.0, 0.1, 1.0))
     return rule, [rule.add(Measurement(10 * (k + 1), t, eps, 1.0))
                   for k, (t, eps) in enumerate(totals)]
@@ -114,6 +114,22 @@ def test_a_plateau_may_cost_a_share_of_what_is_at_stake() -> None:
     assert reasons[3] == "no_improvement"
     with pytest.raises(ValueError, match="explore"):
         StoppingRule(10, explore=-1.0)
+
+
+def test_one_outlier_neither_stops_training_nor_becomes_the_best() -> None:
+    # eps 0.2, 0.25, 0.004 (one huge weight), 0.3, 0.35, 0.9 (a lucky sample), 0.4
+    series = [(1.0, 0.2), (2.0, 0.25), (3.0, 0.004), (4.0, 0.3), (5.0, 0.35),
+              (6.0, 0.9), (7.0, 0.4)]
+    rule, reasons = _rule(series, patience=3, smooth=3)
+    assert [m.eps for m in rule.smoothed] == [0.2, 0.225, 0.2, 0.25, 0.3, 0.35, 0.4]
+    assert reasons == [None] * 7
+    best = rule.best
+    assert best is not None and best.steps == 70 and best.eps == 0.4
+    # as measured, the outlier's generation time of 25000 s tilts the line: stop
+    _, reasons = _rule(series, patience=3, smooth=1)
+    assert reasons[:4] == [None, None, None, "marginal_gain_below_cost"]
+    with pytest.raises(ValueError, match="smooth"):
+        StoppingRule(10, smooth=0)
 
 
 def test_the_probe_decides_whether_flows_start() -> None:
@@ -175,7 +191,7 @@ def test_camel_trains_and_beats_vegas_alone() -> None:
     assert d.reason in ("max_steps", "no_improvement", "marginal_gain_below_cost")
     assert window <= d.chosen_steps <= d.steps and d.chosen_steps % window == 0
     chosen = [m for m in d.measurements if m["steps"] == d.chosen_steps]
-    assert chosen[0]["eps"] == d.eps_final
+    assert chosen[0]["eps_smoothed"] == d.eps_final
     assert d.eps_base is not None and d.eps_final is not None
     assert d.eps_final > 1.2 * d.eps_base, d
     # measured afresh: VEGAS + flow against VEGAS alone, on the same 40000 points each
