@@ -212,7 +212,8 @@ def test_steps_target_records_its_decision() -> None:
     assert d.predicted_total_s is None
 
 
-def test_a_run_reports_the_decision_and_the_actual_times(tmp_path: Path) -> None:
+def test_a_run_reports_the_decision_and_the_actual_times(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """e+ e- -> mu+ mu- with a short VEGAS pre-training and 200 events: a few windows."""
     card = tmp_path / "run.toml"
     card.write_text('[run]\nprocess = "ee_mumu"\nseed = 3\nnevents = 200\n'
@@ -231,6 +232,12 @@ def test_a_run_reports_the_decision_and_the_actual_times(tmp_path: Path) -> None
     written = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert written["training_decision"] == json.loads(json.dumps(d))
     assert summary.events is not None and summary.events.events == 200
+    from madnis_py.cli import _summary_table
+
+    _summary_table(summary)
+    table = " ".join(capsys.readouterr().err.split())
+    assert f"{d['reason']} after {d['steps']} steps" in table
+    assert f"{d['predicted_total_s']:.1f} / {d['actual_total_s']:.1f}" in table
 
 
 def test_the_card_key_is_checked_with_its_line() -> None:
