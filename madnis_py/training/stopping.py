@@ -9,20 +9,26 @@ with ``eps_k = <w> / w_max`` the unweighting efficiency of the event weights at 
 (``w_max`` the truncation-defined one of the unweighting,
 :func:`~madnis_py.events.unweight.truncation_max_weight` with a share ``1e-3`` of the
 cross section above it) and ``r_k`` the weighted points per second of generation (sampling
-and integrand call, measured on the same points). Training is worth going on as long as
-this total keeps falling: :class:`StoppingRule` stops it when the predicted total has not
-improved for ``patience`` measurements, or when the gain in generation time over the last
-``patience`` measurement windows is below what those windows cost; in either case only
-once the training since the best measurement has cost a share ``explore`` of what is
-still at stake (the generation time a perfect flow, ``eps = 1``, would save): learning
-curves have plateaus, and with many events a plateau is cheap to sit out. The first
-measurement
-after a short probe of flow training is compared with the base maps alone (VEGAS, or flat
-without pre-training): the flows are not trained further when even a perfect flow
-(``eps = 1``) at the measured sampling rate could not generate faster than the base maps,
-or when the probe did not raise the efficiency at all; and they are switched off at the
-end when their best measurement does not generate faster than the base maps
-(``"vegas_alone"``, what MadGraph 7 does for two-body final states).
+and integrand call, measured on the same points). Costs per accepted event (its second
+evaluation with details, writing it) are the same whatever is trained, so they are left
+out: they shift the prediction, not the decision.
+
+Training is worth going on as long as this total keeps falling: :class:`StoppingRule`
+stops it when the predicted total has not improved for ``patience`` measurements, or when
+the gain in generation time over the last ``patience`` measurement windows is below what
+those windows cost; in either case only once the training since the best measurement has
+cost a share ``explore`` of what is still at stake (the generation time a perfect flow,
+``eps = 1``, would save): learning curves have plateaus, and with many events a plateau
+is cheap to sit out. The rule sees a running median of the measured efficiencies: a
+truncation ``w_max`` is set by the few largest weights, and one sample that caught (or
+missed) a huge weight must neither stop training nor become the best.
+
+The first measurement after a short probe of flow training is compared with the base maps
+alone (VEGAS, or flat without pre-training): the flows are not trained further when even a
+perfect flow (``eps = 1``) at the measured sampling rate could not generate faster than
+the base maps, or when the probe did not raise the efficiency at all; and they are
+switched off at the end when their best measurement does not generate faster than the
+base maps (``"vegas_alone"``, what MadGraph 7 does for two-body final states).
 """
 
 from __future__ import annotations
