@@ -315,6 +315,12 @@ def _summary_table(summary: RunSummary) -> None:
         table.add_row("[bold red]not trustworthy[/]", warning)
     for key, value in summary.timings.items():
         table.add_row(key.removesuffix("_s") + " (s)", f"{value:.1f}")
+    d = summary.training_decision
+    if d.get("predicted_total_s") is not None:  # target = "events"
+        table.add_row("training decision", f"{d['reason']} after {d['steps']} steps "
+                      f"(flows of step {d['chosen_steps']})")
+        table.add_row("time to the events, predicted / actual (s)",
+                      f"{d['predicted_total_s']:.1f} / {d['actual_total_s']:.1f}")
     Console(stderr=True).print(table)
 
 

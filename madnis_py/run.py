@@ -183,6 +183,12 @@ class RunSummary:
         The files of the output directory (``summary.json`` aside).
     events : EventsSummary or None
         The events (None for ``integrate``).
+    training_decision : dict
+        How much was trained and why (:class:`~madnis_py.training.stopping.
+        TrainingDecision`: ``target``, ``reason``, ``steps``, ``predicted_total_s`` =
+        the ``train`` call's time plus the predicted time of generating the events, the
+        measurements), beside what it took: ``actual_training_s`` (the ``train`` call),
+        ``actual_generation_s`` and ``actual_total_s``; empty for ``generate``.
     """
 
     process: str
@@ -201,6 +207,7 @@ class RunSummary:
     plots: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     events: EventsSummary | None = None
+    training_decision: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A flat JSON object: the fields, with the events' fields (if any) at the top
@@ -326,14 +333,18 @@ def _pdf_field(card: RunCard, process: Process, pdf_option: str | None = None) -
 
 
 def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str, float], *,
-           resumed: bool, checkpoint_every: int) -> None:
+           resumed: bool, checkpoint_every: int, n_events: int) -> dict[str, Any]:
+    """VEGAS pre-training and the flow training; returns the training decision
+    (:class:`~madnis_py.training.stopping.TrainingDecision` as a dict, with the seconds
+    of the ``train`` call as ``actual_training_s``)."""
     t0 = time.perf_counter()
     if card.training.vegas and not resumed:
         options = card.vegas_options()
         mc.pretrain_vegas(**options, progress=_vegas_task(reporter, mc, int(options["nitn"])))
     timings["vegas_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    opts: dict[str, Any] = dict(card.train_options())
+    opts: dict[str, Any] = {**card.train_options(), **card.stopping_options(),
+                            "n_events": n_events}
     if resumed:  # the rest of the interrupted training, with its optimizer's state
         opts["steps"] = int(mc.steps_remaining)
     advance = reporter.task("training", opts["steps"])
@@ -343,8 +354,16 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
 
     mc.train(**opts, callback=step, checkpoint=card.checkpoint_path,
              checkpoint_every=checkpoint_every)
-    mc.select_flows(max(2_000, card.training.batch))
+    train_s = time.perf_counter() - t0
+    decision = mc.training_decision
+    assert decision is not None
+    if decision.use_flow:  # "vegas_alone" has switched the flows off by measurement
+        mc.select_flows(max(2_000, card.training.batch))
+    else:
+        reporter.note(f"training: the flows do not shorten the time to {n_events} events "
+                      f"(efficiency {decision.eps_base:.3g} without them); VEGAS alone")
     timings["training_s"] = time.perf_counter() - t0
+    return {**decision.as_dict(), "actual_training_s": train_s}
 
 
 def _vegas_task(reporter: Reporter, mc: Integrator, nitn: int) -> Callable[[int], None]:
@@ -409,6 +428,7 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
     # The integrator binds its checkpoints to integrand.fingerprint() (and checks a loaded
     # one against it) by itself.
     plots: list[str] = []
+    decision: dict[str, Any] = {}
     if request.command == "generate":
         assert request.checkpoint is not None
         mc = Integrator.load(request.checkpoint, mc.integrand)
@@ -431,8 +451,9 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
             reporter.note(f"resuming from {card.checkpoint_path} after {mc.steps_done} "
                           "training steps")
         calls_before = int(mc.n_calls)
-        _train(card, mc, reporter, timings, resumed=resumed,
-               checkpoint_every=request.checkpoint_every)
+        decision = _train(card, mc, reporter, timings, resumed=resumed,
+                          checkpoint_every=request.checkpoint_every,
+                          n_events=request.n_events)
         result = _integrate(card, mc, reporter, timings)
         mc.save(card.checkpoint_path)
         if card.output.plots:
@@ -465,6 +486,11 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
                                                    request.n_events, out)
         timings["generation_s"] = time.perf_counter() - t0
         calls += summary.events.generation_calls
+    if decision:  # the prediction against what the training and the events took
+        decision["actual_generation_s"] = timings.get("generation_s", 0.0)
+        decision["actual_total_s"] = (decision["actual_training_s"]
+                                      + decision["actual_generation_s"])
+        summary.training_decision = decision
     summary.calls = calls
     summary.plots = plots
     timings["total_s"] = time.perf_counter() - t_start

@@ -38,6 +38,16 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     steps = 200               # flow training steps, integer, 0 <= steps <= 10**6 (0: VEGAS
                               #   only)
     batch = 4096              # integrand points per step, integer, 1 <= batch <= 10**7
+    target = "steps"          # "steps": train `steps` steps; "events": train while it
+                              #   shortens the predicted wall time to [run] nevents
+                              #   events (`steps` at most; training/stopping.py)
+    measure_every = 10        # "events": steps between measurements of the efficiency
+                              #   and the sampling rate, >= 1
+    measure_points = 20000    # ... weighted points of each measurement, 1 to 10**8
+    patience = 3              # ... measurements without a better predicted total
+                              #   before training stops, >= 1
+    explore = 0.1             # ... once the training since the best one has cost this
+                              #   share of the generation time still at stake, >= 0
     lr = 3e-3                 # Adam learning rate, > 0
     loss = "variance"         # "variance", "stratified", "forward_kl" or "reverse_kl"
     buffered_steps = 0        # extra optimisation steps per step on stored batches, >= 0
@@ -130,6 +140,7 @@ from madnis_py.phasespace.cuts import SUPPORTED_CUTS
 from madnis_py.training.channel_sampler import VEGAS_FLOOR
 from madnis_py.training.losses import LOSSES
 from madnis_py.training.options import OPTION_CHECKS, TrainingOptions
+from madnis_py.training.stopping import TARGETS, Target
 
 if TYPE_CHECKING:
     from madnis_py.physics.process import Process
@@ -175,6 +186,7 @@ LIMITS: dict[tuple[str, str], int] = {
     ("run", "nevents"): 10**9,
     ("training", "steps"): 10**6,
     ("training", "batch"): 10**7,
+    ("training", "measure_points"): 10**8,
     ("training", "vegas_points"): 10**8,
     ("integration", "points"): 10**10,
     ("distributed", "shards"): 10_000,
@@ -250,6 +262,11 @@ class TrainingSettings:
 
     steps: int = 200
     batch: int = 4096
+    target: Target = "steps"
+    measure_every: int = 10
+    measure_points: int = 20_000
+    patience: int = 3
+    explore: float = 0.1
     lr: float = _OPTIONS.lr
     loss: Loss = _LOSS
     buffered_steps: int = 0
@@ -496,6 +513,14 @@ class RunCard:
         t = self.training
         return {"steps": t.steps, "batch": t.batch, "buffered_steps": t.buffered_steps,
                 "buffer_batches": t.buffer_batches}
+
+    def stopping_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``Integrator.train`` that choose when training stops
+        (:mod:`madnis_py.training.stopping`; ``n_events`` is the run's)."""
+        t = self.training
+        return {"target": t.target, "measure_every": t.measure_every,
+                "measure_points": t.measure_points, "patience": t.patience,
+                "explore": t.explore}
 
     def vegas_options(self) -> dict[str, Any]:
         """Keyword arguments of ``Integrator.pretrain_vegas`` (run it when
@@ -837,6 +862,11 @@ def _read_training(t: _Table) -> TrainingSettings:
     return TrainingSettings(
         steps=t.integer("steps", d.steps, ge0, _non_negative),
         batch=t.integer("batch", d.batch, ge1, _at_least_one),
+        target=cast(Target, t.choice("target", d.target, TARGETS)),
+        measure_every=t.integer("measure_every", d.measure_every, ge1, _at_least_one),
+        measure_points=t.integer("measure_points", d.measure_points, ge1, _at_least_one),
+        patience=t.integer("patience", d.patience, ge1, _at_least_one),
+        explore=t.number("explore", d.explore, "a share >= 0", lambda v: v >= 0),
         lr=option("lr"),
         loss=cast(Loss, t.choice("loss", d.loss, tuple(LOSSES))),
         buffered_steps=t.integer("buffered_steps", d.buffered_steps, ge0, _non_negative),

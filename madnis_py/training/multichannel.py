@@ -56,9 +56,10 @@ own uncertainty is large).
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -93,6 +94,13 @@ from madnis_py.training.results import (
     IterationAverage,
     MultiChannelResult,
     trust_warnings,
+)
+from madnis_py.training.stopping import (
+    TARGETS,
+    Measurement,
+    StoppingRule,
+    TrainingDecision,
+    truncation_efficiency,
 )
 
 __all__ = ["LOSSES", "TRUST_LIMITS", "ChannelSample", "CheckpointError",
@@ -371,6 +379,7 @@ class Integrator:
         self._own_physics: dict[str, Any] | None | bool = False  # False: not computed yet
         self._training: dict[str, object] | None = None  # the train() call in progress
         self._resume: dict[str, Any] | None = None  # an interrupted one, from a checkpoint
+        self.training_decision: TrainingDecision | None = None  # of the last train()
 
     @property
     def use_flow(self) -> list[bool]:
@@ -528,9 +537,28 @@ class Integrator:
               buffer_batches: int = 4, progress: bool = False,
               callback: Callable[[int, float], None] | None = None,
               checkpoint: str | Path | None = None,
-              checkpoint_every: int = 50) -> list[float]:
+              checkpoint_every: int = 50, target: str = "steps", n_events: int = 0,
+              measure_every: int = 10, measure_points: int = 20_000,
+              patience: int = 3, explore: float = 0.1) -> list[float]:
         """Train the flows (and channel weights) for ``steps`` steps of ``batch`` fresh
-        points each.
+        points each (``target="steps"``), or for as long as it shortens the predicted
+        wall time to ``n_events`` unweighted events, ``steps`` at most
+        (``target="events"``, :mod:`madnis_py.training.stopping`).
+
+        With ``target="events"`` the base maps alone (flows off) are measured first
+        (``measure_points`` weighted events: their truncation-defined efficiency and the
+        points per second), then again with the flows after every ``measure_every``
+        steps (the measurements' time counts as training time). If the first one shows
+        that even a perfect flow could not generate faster than the base maps, or no
+        gain in efficiency at all, the flows are switched off (``"vegas_alone"``);
+        else training stops when the predicted total has not improved for ``patience``
+        measurements or the last ``patience`` windows saved less generation time than
+        they took (once a share ``explore`` of the time still at stake is spent since
+        the best measurement), and the flows and channel weights of the best
+        measurement are restored, or switched off where the base maps still generate
+        faster. :attr:`training_decision` records the outcome
+        (:class:`~madnis_py.training.stopping.TrainingDecision`). The stopping rule's
+        state is not in checkpoints: a resumed call measures afresh.
 
         ``buffered_steps`` extra optimisation steps follow every fresh one on the last
         ``buffer_batches`` batches kept in memory (no new integrand calls; the losses
@@ -548,6 +576,13 @@ class Integrator:
         """
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        t_start = time.perf_counter()
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+        events = _EventsTarget(self, steps, n_events=n_events, measure_every=measure_every,
+                               measure_points=measure_points,
+                               patience=patience, explore=explore, t_start=t_start
+                               ) if target == "events" else None
         params = list(self.flows.parameters()) + list(self.weights.parameters())
         opt = torch.optim.Adam(params, lr=self.lr)
         resume, self._resume = self._resume, None
@@ -565,13 +600,21 @@ class Integrator:
                                       f"integrator ({err})") from err
         losses: list[float] = []
         try:
+            if events is not None and not events.start():
+                self.training_decision = events.decision()
+                return losses
             self._train_steps(steps, start, total, opt, sched, losses, batch=batch,
                               buffered_steps=buffered_steps, buffer_batches=buffer_batches,
                               progress=progress, callback=callback,
                               checkpoint=None if checkpoint is None else Path(checkpoint),
-                              checkpoint_every=checkpoint_every)
+                              checkpoint_every=checkpoint_every,
+                              stop=None if events is None else events.after_step)
         finally:
             self._training = None
+        self.training_decision = (TrainingDecision(target="steps", reason="max_steps",
+                                                   steps=len(losses),
+                                                   chosen_steps=len(losses))
+                                  if events is None else events.decision())
         return losses
 
 
@@ -579,7 +622,8 @@ class Integrator:
                      sched: torch.optim.lr_scheduler.LRScheduler, losses: list[float], *,
                      batch: int, buffered_steps: int, buffer_batches: int, progress: bool,
                      callback: Callable[[int, float], None] | None, checkpoint: Path | None,
-                     checkpoint_every: int) -> None:
+                     checkpoint_every: int,
+                     stop: Callable[[int, torch.Tensor], bool] | None = None) -> None:
         buffer: list[list[ChannelSample]] = []
         bar = None
         if progress:
@@ -613,23 +657,28 @@ class Integrator:
             self.steps_done += 1
             self._drop_small_channels(values, value)
             losses.append(float(loss.detach()))
+            event_weights = torch.cat([s.event_weight for s in fresh])
             self.history.append(
                 loss=losses[-1], value=value,
                 rel_std=float(self.sigmas.sum() / max(value, 1e-300)),
-                eps_uw=_eps_uw(torch.cat([s.event_weight for s in fresh])),
+                eps_uw=_eps_uw(event_weights),
                 fractions=(counts / counts.sum()).tolist())
             if bar is not None:
                 bar.set_postfix(loss=f"{losses[-1]:.3g}",
                                 rel_std=f"{self.history.rel_std[-1]:.3g}")
                 bar.update()
-            if checkpoint is not None and (k % checkpoint_every == 0 or k == steps):
-                self._training = {"steps": total, "done": start + k,
+            stopped = stop is not None and stop(k, event_weights.detach())
+            if checkpoint is not None and (k % checkpoint_every == 0 or k == steps
+                                           or stopped):
+                self._training = {"steps": total, "done": total if stopped else start + k,
                                   "optimizer": opt.state_dict(),
                                   "scheduler": sched.state_dict()}
                 self.save(checkpoint)
                 self._training = None
             if callback is not None:
                 callback(self.steps_done, losses[-1])
+            if stopped:
+                break
         if bar is not None:
             bar.close()
 
@@ -897,6 +946,112 @@ class _VegasProgress:
 
     def end(self, itn_result: object, result: object) -> None:
         self.progress(1)
+
+
+class _EventsTarget:
+    """The ``target="events"`` side of :meth:`Integrator.train`: measures the generation
+    cost, asks the :class:`~madnis_py.training.stopping.StoppingRule` and keeps the
+    flows and channel weights of the best measurement."""
+
+    def __init__(self, mc: Integrator, steps: int, *, n_events: int, measure_every: int,
+                 measure_points: int, patience: int, explore: float,
+                 t_start: float) -> None:
+        if measure_every < 1:
+            raise ValueError(f"measure_every must be >= 1, got {measure_every}")
+        if measure_points < 2 * mc.n_channels:
+            raise ValueError(f"measure_points must be >= 2 per channel "
+                             f"({2 * mc.n_channels}), got {measure_points}")
+        self.mc = mc
+        self.steps = steps
+        self.every = measure_every
+        self.points = measure_points
+        self.rule = StoppingRule(n_events, patience=patience, explore=explore)
+        self.t0 = t_start  # the train() call's start: its set-up counts as training time
+        self.reason: str | None = None
+        self.best_state: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
+        self.best_total = math.inf
+        self.flags = mc.use_flow
+        self.flow_points = 0
+        self.flow_s = 0.0
+        self.window: list[np.ndarray] = []  # the window's training event weights
+        self.previous: list[np.ndarray] = []  # the last flow measurement's weights
+
+    def _measure(self, steps: int) -> Measurement:
+        """Efficiency and rate of ``measure_points`` fresh weighted events. The
+        efficiency pools them with the event weights of the window's training batches
+        and of the previous flow measurement (free, and drawn from slightly less trained
+        flows): the truncation-defined ``w_max`` of a heavy-tailed sample that missed
+        its rare large weights is too low, and the best of a noisy series is picked."""
+        t = time.perf_counter()
+        with torch.no_grad():
+            weights = self.mc.random_batch(self.points).weights()
+        dt = max(time.perf_counter() - t, 1e-9)
+        if steps:  # the flows' cost per point does not change with training: pooled
+            self.flow_points += self.points
+            self.flow_s += dt
+            rate = self.flow_points / self.flow_s
+        else:
+            rate = self.points / dt
+        eps = truncation_efficiency(np.concatenate([weights, *self.window, *self.previous]))
+        self.window = []
+        self.previous = [weights] if steps else []
+        return Measurement(steps=steps, train_s=time.perf_counter() - self.t0, eps=eps,
+                           rate=rate)
+
+    def start(self) -> bool:
+        """Measure the base maps alone; False when there is no training to do."""
+        self.mc.use_flow = [False] * self.mc.n_channels
+        try:
+            self.rule.set_base(self._measure(0))
+        finally:
+            self.mc.use_flow = self.flags
+        if self.steps == 0:
+            self.reason = "max_steps"
+            return False
+        return True
+
+    def after_step(self, k: int, event_weights: torch.Tensor) -> bool:
+        """After step ``k`` of this call (its batch's event weights): measure every
+        ``measure_every`` steps (and after the last); True to stop."""
+        self.window.append(event_weights.double().numpy())
+        if k % self.every and k != self.steps:
+            return False
+        reason = self.rule.add(self._measure(k))
+        total = self.rule.smoothed[-1].total_s(self.rule.n_events)
+        if total < self.best_total:
+            self.best_total = total
+            self.best_state = ({n: v.clone() for n, v in self.mc.flows.state_dict().items()},
+                               {n: v.clone() for n, v in self.mc.weights.state_dict().items()})
+        if len(self.rule.measurements) == 1 and not self.rule.flows_start():
+            reason = "vegas_alone"
+        elif reason is None and k == self.steps:
+            reason = "max_steps"
+        if reason is None:
+            return False
+        if reason == "vegas_alone" or not self.rule.flows_win():
+            self.mc.use_flow = [False] * self.mc.n_channels
+            reason = "vegas_alone"
+        elif self.best_state is not None:
+            self.mc.flows.load_state_dict(self.best_state[0])
+            self.mc.weights.load_state_dict(self.best_state[1])
+        self.reason = reason
+        return True
+
+    def decision(self) -> TrainingDecision:
+        rule = self.rule
+        assert rule.base is not None
+        chosen = rule.base if self.reason == "vegas_alone" else (rule.best or rule.base)
+        elapsed = time.perf_counter() - self.t0
+        steps = rule.measurements[-1].steps if rule.measurements else 0
+        return TrainingDecision(
+            target="events", reason=self.reason or "max_steps", steps=steps,
+            chosen_steps=chosen.steps,
+            predicted_total_s=elapsed + chosen.generation_s(rule.n_events),
+            n_events=rule.n_events, use_flow=self.reason != "vegas_alone",
+            eps_base=rule.base.eps, eps_final=chosen.eps,
+            measurements=[asdict(rule.base)] + [
+                {**asdict(m), "eps_smoothed": sm.eps}
+                for m, sm in zip(rule.measurements, rule.smoothed, strict=True)])
 
 
 def _eps_uw(weights: torch.Tensor) -> float:
