@@ -39,7 +39,7 @@ def pipeline(with_progress: bool) -> tuple[dict[str, Any], dict[str, list[int]]]
     channels = TorchChannels(Integrand("ee_mumu"))
     mc = Integrator(channels, feature_dims=channels.feature_dims, seed=3)
     vegas_result = mc.pretrain_vegas(nitn=3, neval=500, progress=callback("vegas"))
-    grids = [np.asarray(s.base.grid).copy() for s in mc.samplers]
+    grids = [np.concatenate(s.grid()) for s in mc.samplers]  # the maps' own increments
     mc.train(2, batch=256)
     result = mc.integrate(3001, iterations=3, progress=callback("integration"))
     gen = EventGenerator(mc, result.value, seed=5,
