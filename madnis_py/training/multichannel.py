@@ -907,33 +907,6 @@ class Integrator:
         fractions per step) as JSON, written atomically."""
         self.history.save(path)
 
-    def plot_history(self, path: str | Path) -> None:
-        """Plot the training history (loss, rel. std, channel fractions) to an image."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        h = self.history
-        fig, axes = plt.subplots(1, 5, figsize=(21, 3.5))
-        axes[0].semilogy(h.loss)
-        axes[0].set(xlabel="step", ylabel="loss")
-        axes[1].plot(h.value)
-        axes[1].set(xlabel="step", ylabel="integral of the batch")
-        axes[2].semilogy(h.rel_std)
-        axes[2].set(xlabel="step", ylabel="rel. std (stratified)")
-        axes[3].plot(h.eps_uw)
-        axes[3].set(xlabel="step", ylabel="eps_uw of the batch")
-        if h.fractions:
-            frac = np.array(h.fractions)
-            for i in range(frac.shape[1]):
-                axes[4].plot(frac[:, i], label=f"channel {i}")
-            axes[4].legend()
-        axes[4].set(xlabel="step", ylabel="fraction of the batch")
-        fig.tight_layout()
-        fig.savefig(Path(path))
-        plt.close(fig)
-
 
 class _VegasProgress:
     """A ``vegas`` analyzer that reports each finished iteration (and nothing else)."""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from madnis_py.plots import plot_history
 from madnis_py.testfunctions import RidgeAndPeak
 from madnis_py.training import Integrator, allocate
 
@@ -184,7 +185,8 @@ def test_iterations_chi2_unweighting_efficiency_and_history(tmp_path: Path) -> N
     assert r.chi2_dof < 5
     assert "eps_uw" in str(r) and "chi2/dof" in str(r)
     mc.save_history(tmp_path / "history.json")
-    mc.plot_history(tmp_path / "history.png")
+    plot_history(mc.history, tmp_path / "history.png")  # madnis_py.plots draws it
+    assert (tmp_path / "history.png").stat().st_size > 0
     import json
 
     h = json.loads((tmp_path / "history.json").read_text())
