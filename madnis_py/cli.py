@@ -304,10 +304,19 @@ def _summary_table(summary: RunSummary) -> None:
     # paths are folded onto further lines, never cut
     table.add_column("value", justify="right", overflow="fold")
     table.add_row("cross section", f"{summary.sigma_pb:.6g} +- {summary.error_pb:.2g} pb")
-    table.add_row("eps_uw (max / 99.9% quantile)",
+    table.add_row("eps_uw of the integration (max / 99.9% quantile)",
                   f"{summary.eps_uw:.3g} / {summary.eps_uw_quantile:.3g}")
     if summary.events is not None:
         table.add_row("unweighted events", str(summary.events.events))
+        w = summary.events.weights
+        if w:  # the weights written (events.unweight.WeightReport)
+            table.add_row(f"eps_uw of the events (truncation {w['truncation']:g} / max / "
+                          f"{100 * w['quantile']:g}% quantile)",
+                          f"{w['eps_truncation']:.3g} / {w['eps_raw']:.3g} / "
+                          f"{w['eps_quantile']:.3g}")
+            table.add_row("effective sample size, largest weight / nominal",
+                          f"{w['ess']:.6g}, {w['max_weight_ratio']:.4g}")
+            table.add_row("share of sigma above w_max", f"{w['share_above']:.2g}")
         table.add_row("overweight fraction", f"{summary.events.overweight_fraction:.2g}")
         table.add_row("LHE file", summary.events.lhe)
     table.add_row("integrand calls", str(summary.calls))
