@@ -175,7 +175,8 @@ def _read_card(path: Path) -> Process:
     if len({len(s.pdgs) for s in subs}) != 1:
         raise ProcessCardError(f"{path}: subprocesses with different multiplicities")
     channels = _read_channels(data, subs, path)
-    cuts = {str(k): float(v) for k, v in _table(data, "cuts", path).items()}
+    cuts = {str(k): _number(v, f"[cuts] {k}", path)
+            for k, v in _table(data, "cuts", path).items()}
     defaults = _read_defaults(data, path)
     return Process(name=str(head["name"]), title=str(head.get("title", head["name"])),
                    card=path, library=library, beams=beams, param_card=param_card,
@@ -195,9 +196,23 @@ def _read_library(head: Mapping[str, Any], path: Path) -> tuple[Path, Path | Non
                                    f"path of a Sherpa shim library (built by madnis_py."
                                    f"physics.shims.build_sherpa), not {lib_field!r}")
         sherpa_run_dir = (path.parent / str(head["sherpa_run_card"])).resolve()
-    library = ((path.parent / lib_field).resolve() if lib_is_path
-               else builtin_library(lib_field))
-    return library, sherpa_run_dir
+    if lib_is_path:
+        return (path.parent / lib_field).resolve(), sherpa_run_dir
+    if lib_field not in builtin_processes():
+        raise ProcessCardError(f"{path}: [process] library = {lib_field!r} is neither a "
+                               f"built-in process ({', '.join(builtin_processes())}) nor a "
+                               f"library path (with a '/' or ending in .so)")
+    try:
+        return builtin_library(lib_field), sherpa_run_dir
+    except FileNotFoundError as err:  # a built-in whose library was never compiled
+        raise ProcessCardError(f"{path}: [process] library = {lib_field!r}: {err}") from err
+
+
+def _number(value: Any, field: str, path: Path) -> float:
+    """A card value that must be a number (TOML int or float), or the error naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProcessCardError(f"{path}: {field} = {value!r} is not a number")
+    return float(value)
 
 
 def _read_subprocess(sub: Mapping[str, Any], i: int, path: Path) -> Subprocess:
@@ -256,11 +271,14 @@ def _read_defaults(data: Mapping[str, Any], path: Path) -> ProcessDefaults:
     unknown = set(d) - {"sqrt_s", "scale", "dynamical_scale_choice", "pdf"}
     if unknown:
         raise ProcessCardError(f"{path}: [defaults] has unknown field(s) {sorted(unknown)}")
+    choice = d.get("dynamical_scale_choice")
+    if choice is not None and (isinstance(choice, bool) or not isinstance(choice, int)):
+        raise ProcessCardError(f"{path}: [defaults] dynamical_scale_choice = {choice!r} is "
+                               "not an integer")
     return ProcessDefaults(
-        sqrt_s=float(d["sqrt_s"]) if "sqrt_s" in d else None,
-        scale=float(d["scale"]) if "scale" in d else None,
-        dynamical_scale_choice=(int(d["dynamical_scale_choice"])
-                                if "dynamical_scale_choice" in d else None),
+        sqrt_s=_number(d["sqrt_s"], "[defaults] sqrt_s", path) if "sqrt_s" in d else None,
+        scale=_number(d["scale"], "[defaults] scale", path) if "scale" in d else None,
+        dynamical_scale_choice=choice,
         pdf=str(d["pdf"]) if "pdf" in d else None)
 
 
