@@ -808,16 +808,18 @@ def _copy_events(part: Path, writer: LHEWriter) -> int:
             cut = pending.rfind(b"\n", 0, max(len(pending.rstrip()) - len(_ROOT_END), 0))
             if cut >= 0:
                 block = pending[:cut + 1]
-                n += block.count(_EVENT_END)
-                writer._write_event_text(block, block.count(_EVENT_END), lprups)
+                count = block.count(_EVENT_END)
+                n += count
+                writer._write_event_text(block, count, lprups)
                 pending = pending[cut + 1:]
     body, tag, rest = pending.rpartition(_ROOT_END)
     if not tag or rest.strip() or (body.strip() and not body.endswith(b"\n")):
         raise LHEError(f"{part}: does not end with {_ROOT_END.decode()} on a line of its "
                        "own: not a complete LHE file")
     if body:
-        n += body.count(_EVENT_END)
-        writer._write_event_text(body, body.count(_EVENT_END), lprups)
+        count = body.count(_EVENT_END)
+        n += count
+        writer._write_event_text(body, count, lprups)
     return n
 
 

@@ -134,23 +134,23 @@ class ChannelSampler:
 
     def to_integrand(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x = V(z)`` and ``log |dV/dz|`` (the identity and 0 without a base map)."""
-        if self.base is None:
-            return z, torch.zeros(len(z), dtype=z.dtype)
-        zn = np.ascontiguousarray(z.detach().cpu().numpy(), dtype=np.float64)
-        x = np.empty_like(zn)
-        jac = np.empty(len(zn))
-        self.base.map(zn, x, jac)
-        return torch.from_numpy(x).to(z), torch.from_numpy(np.log(jac)).to(z)
+        return self._through_base("map", z)
 
     def to_latent(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``z = V^-1(x)`` and ``log |dV/dz|`` at it (the inverse of :meth:`to_integrand`)."""
+        return self._through_base("invmap", x)
+
+    def _through_base(self, direction: str,
+                      t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The base map's ``map`` or ``invmap`` (vegas' in-place numpy calls) on ``t``,
+        with ``log |dV/dz|``."""
         if self.base is None:
-            return x, torch.zeros(len(x), dtype=x.dtype)
-        xn = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float64)
-        z = np.empty_like(xn)
-        jac = np.empty(len(xn))
-        self.base.invmap(xn, z, jac)
-        return torch.from_numpy(z).to(x), torch.from_numpy(np.log(jac)).to(x)
+            return t, torch.zeros(len(t), dtype=t.dtype)
+        src = np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float64)
+        out = np.empty_like(src)
+        jac = np.empty(len(src))
+        getattr(self.base, direction)(src, out, jac)
+        return torch.from_numpy(out).to(t), torch.from_numpy(np.log(jac)).to(t)
 
     def latent_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log of the latent part ``(1 - lambda - mu) q_flow(z) + lambda``, normalised

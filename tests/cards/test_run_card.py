@@ -279,9 +279,10 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("text,where,fragments", ERRORS)
-def test_errors_are_one_line_with_file_line_and_key(tmp_path: Path, text: str, where: str,
-                                                    fragments: list[str]) -> None:
+def assert_one_line_error(tmp_path: Path, text: str, where: str,
+                          fragments: list[str]) -> None:
+    """The card ``text`` fails with one line naming the file, the line of ``where`` and
+    every fragment."""
     path = write(tmp_path, text)
     with pytest.raises(RunCardError) as info:
         load_run_card(path)
@@ -290,6 +291,12 @@ def test_errors_are_one_line_with_file_line_and_key(tmp_path: Path, text: str, w
     assert message.startswith(f"{path}:{line_of(text, where)}: "), message
     for fragment in fragments:
         assert fragment in message, message
+
+
+@pytest.mark.parametrize("text,where,fragments", ERRORS)
+def test_errors_are_one_line_with_file_line_and_key(tmp_path: Path, text: str, where: str,
+                                                    fragments: list[str]) -> None:
+    assert_one_line_error(tmp_path, text, where, fragments)
 
 
 def test_toml_syntax_error_keeps_line_and_column(tmp_path: Path) -> None:
@@ -415,14 +422,7 @@ LIMIT_ERRORS = [
 @pytest.mark.parametrize("text,where,fragments", LIMIT_ERRORS)
 def test_integer_keys_are_bounded(tmp_path: Path, text: str, where: str,
                                   fragments: list[str]) -> None:
-    path = write(tmp_path, text)
-    with pytest.raises(RunCardError) as info:
-        load_run_card(path)
-    message = str(info.value)
-    assert "\n" not in message
-    assert message.startswith(f"{path}:{line_of(text, where)}: "), message
-    for fragment in fragments:
-        assert fragment in message, message
+    assert_one_line_error(tmp_path, text, where, fragments)
 
 
 def test_integer_keys_at_their_limits_are_fine(tmp_path: Path) -> None:
