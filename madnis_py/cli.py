@@ -325,6 +325,10 @@ def _summary_table(summary: RunSummary) -> None:
     for key, value in summary.timings.items():
         table.add_row(key.removesuffix("_s") + " (s)", f"{value:.1f}")
     d = summary.training_decision
+    if d.get("vegas_survey"):
+        v = d["vegas_survey"]
+        table.add_row("VEGAS survey", f"{v['rounds']} rounds, {v['n_calls']} calls "
+                      f"({v['reason']})")
     if d.get("predicted_total_s") is not None:  # target = "events"
         table.add_row("training decision", f"{d['reason']} after {d['steps']} steps "
                       f"(flows of step {d['chosen_steps']})")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from madnis_py.output_dir import RunDirectory
 
@@ -340,7 +341,10 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
     t0 = time.perf_counter()
     if card.training.vegas and not resumed:
         options = card.vegas_options()
-        mc.pretrain_vegas(**options, progress=_vegas_task(reporter, mc, int(options["nitn"])))
+        task = _VegasTask(reporter, mc, int(options["nitn"]))
+        mc.pretrain_vegas(**options, progress=task)
+        assert mc.vegas_survey is not None
+        task.finish(mc.vegas_survey.reason)
     timings["vegas_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     opts: dict[str, Any] = {**card.train_options(), **card.stopping_options(),
@@ -363,22 +367,28 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
         reporter.note(f"training: the flows do not shorten the time to {n_events} events "
                       f"(efficiency {decision.eps_base:.3g} without them); VEGAS alone")
     timings["training_s"] = time.perf_counter() - t0
-    return {**decision.as_dict(), "actual_training_s": train_s}
+    survey = None if mc.vegas_survey is None else mc.vegas_survey.as_dict()
+    return {**decision.as_dict(), "actual_training_s": train_s, "vegas_survey": survey}
 
 
-def _vegas_task(reporter: Reporter, mc: Integrator, nitn: int) -> Callable[[int], None]:
-    """A ``vegas`` task of every channel's VEGAS iterations, naming the channel."""
-    per_channel = sum(mc.vegas_schedule(nitn))
-    advance = reporter.task("vegas", mc.n_channels * per_channel)
-    done = 0
+class _VegasTask:
+    """The ``vegas`` task: one advance per survey round (``nitn`` at most); a survey that
+    stops early advances the rest with its reason."""
 
-    def step(n: int) -> None:
-        nonlocal done
-        done += n
-        channel = min((done - 1) // per_channel, mc.n_channels - 1)
-        advance(n, f"channel {channel + 1}/{mc.n_channels}")
+    def __init__(self, reporter: Reporter, mc: Integrator, nitn: int) -> None:
+        self.advance = reporter.task("vegas", nitn)
+        self.mc = mc
+        self.nitn = nitn
+        self.done = 0
 
-    return step
+    def __call__(self, n: int) -> None:
+        self.done += n
+        self.advance(n, f"round {self.done}/{self.nitn}, {self.mc.n_calls} calls")
+
+    def finish(self, reason: str) -> None:
+        if self.done < self.nitn:
+            self.advance(self.nitn - self.done, f"stopped after {self.done} rounds: {reason}")
+            self.done = self.nitn
 
 
 def _points_task(reporter: Reporter, description: str, total: int) -> Callable[[int], None]:
@@ -477,7 +487,11 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
     if request.command != "integrate":
         t0 = time.perf_counter()
         if request.distributed is None:
-            done = _generate(card, integrand, mc, result, request.n_events, out, reporter)
+            # the integration's weights (drawn from the sampler that generates, right
+            # before) calibrate w_max: no new calibration points
+            calibration = mc.last_weights if request.command == "run" else None
+            done = _generate(card, integrand, mc, result, request.n_events, out, reporter,
+                             calibration=calibration)
             summary.events = _events_summary(done)
             if card.output.plots:
                 plots += _event_plots(card, done, integrand, out)
@@ -503,18 +517,22 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
 
 def _generate(card: RunCard, integrand: Integrand, mc: Integrator,
               result: MultiChannelResult, n_events: int, out: Path,
-              reporter: Reporter) -> GeneratedEvents:
+              reporter: Reporter, *,
+              calibration: npt.NDArray[np.float64] | None = None) -> GeneratedEvents:
     from madnis_py.events.banner import Banner
     from madnis_py.events.output import calibration_size, generate_events
 
-    calibration = _points_task(reporter, "calibration", calibration_size(card))
+    size = calibration_size(card) if calibration is None else len(calibration)
+    on_calibration = _points_task(reporter, "calibration", size)
+    if calibration is not None:
+        on_calibration(size)  # done: the integration's points
     advance = reporter.task("events", n_events)
     return generate_events(mc, card, n_events, out / card.output.lhe, sigma=result.value,
                            error=result.error, seed=card.run.seed + 1,
                            header=Banner.for_run(card, integrand),
                            keep=PLOT_EVENTS if card.output.plots else 0,
                            on_events=lambda n: advance(n, ""),
-                           on_calibration=calibration)
+                           on_calibration=on_calibration, calibration=calibration)
 
 
 def _events_summary(done: GeneratedEvents) -> EventsSummary:

@@ -27,6 +27,7 @@ seed = 3
 nevents = {nevents}
 
 [training]
+target = "steps"
 steps = 12
 batch = 1024
 vegas = {vegas}

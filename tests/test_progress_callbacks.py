@@ -16,7 +16,6 @@ import torch
 from madnis_py.cli import main
 from madnis_py.events import Unweighter
 from madnis_py.events.generator import EventGenerator
-from madnis_py.events.output import CALIBRATION_RANGE
 from madnis_py.integrand import Integrand, TorchChannels
 from madnis_py.training import Integrator
 
@@ -67,17 +66,11 @@ def test_callbacks_count_exactly_and_change_nothing() -> None:
             assert np.array_equal(np.asarray(value), np.asarray(seen[key])), key
         else:
             assert value == seen[key], key
-    # VEGAS: 2 adapting + 1 measuring iteration per channel, one call each
-    assert told["vegas"] == [1] * 2 * sum(Integrator.vegas_schedule(3))
-    assert Integrator.vegas_schedule(3) == (2, 1)
+    # VEGAS: one call per survey round (3 rounds of both channels together)
+    assert told["vegas"] == [1] * 3
     # one call per channel and iteration, the points of the draw: 3001 in all
     assert len(told["integration"]) == 2 * 3 and sum(told["integration"]) == 3001
     assert len(told["calibration"]) == 2 and sum(told["calibration"]) == 4001
-
-
-def test_vegas_schedule_splits_the_iterations() -> None:
-    assert [Integrator.vegas_schedule(n) for n in (1, 2, 3, 10)] == [
-        (1, 1), (1, 1), (2, 1), (5, 5)]
 
 
 CARD = """
@@ -87,6 +80,7 @@ seed = 2
 nevents = 40
 
 [training]
+target = "steps"
 steps = 4
 batch = 512
 vegas = true
@@ -114,5 +108,5 @@ def test_json_output_is_one_document_with_the_bars_on_stderr(
     assert summary["events"] == 40 and "━" not in captured.out
     # each bar on stderr, finished: "<task> ━━━ m/m"
     finished = dict(re.findall(r"^(\w+) +━+ (\d+)/\2\b", captured.err, re.MULTILINE))
-    assert finished == {"vegas": "4", "training": "4", "integration": "6000",
-                        "calibration": str(CALIBRATION_RANGE[0]), "events": "40"}
+    assert finished == {"vegas": "2", "training": "4", "integration": "6000",
+                        "calibration": "6000", "events": "40"}  # the integration's points

@@ -23,6 +23,7 @@ nevents = {nevents}
 output = "{output}"
 {collider}
 [training]
+target = "steps"
 steps = 6
 batch = 512
 vegas = false
@@ -158,9 +159,8 @@ def test_an_unknown_process_name_is_one_error(tmp_path: Path) -> None:
 
 
 def test_every_long_step_reports_its_progress_to_the_total(tmp_path: Path) -> None:
-    """VEGAS (iterations of every channel), training (steps), integration (calls),
+    """VEGAS (survey rounds), training (steps), integration (calls),
     calibration (weighted points) and events each reach their total exactly."""
-    from madnis_py.events.output import calibration_size
 
     path = tmp_path / "v.toml"
     path.write_text(CARD.format(nevents=50, output="v", plots="false", collider="")
@@ -172,15 +172,16 @@ def test_every_long_step_reports_its_progress_to_the_total(tmp_path: Path) -> No
     n_channels = len(summary.channel_sigma_pb)
     assert n_channels == 2  # ee_mumu: two channels, so the channel info below is checked
     assert seen.order == ["vegas", "training", "integration", "calibration", "events"]
-    assert seen.done == {"vegas": [2 * 3, 2 * 3], "training": [6, 6],
+    assert seen.done == {"vegas": [3, 3], "training": [6, 6],
                          "integration": [8000, 8000],
-                         "calibration": [calibration_size(card)] * 2,
+                         # w_max is calibrated on the integration's own points
+                         "calibration": [8000, 8000],
                          "events": [50, 50]}
-    # 2 adapting + 1 measuring iteration per channel, channel after channel
-    assert seen.info["vegas"] == ["channel 1/2"] * 3 + ["channel 2/2"] * 3
+    # one advance per survey round, with the calls so far
+    assert [i.split(",")[0] for i in seen.info["vegas"]] == [f"round {k}/3" for k in (1, 2, 3)]
     # one advance per channel and iteration (2 iterations) and per calibration channel
     assert seen.info["integration"] == ["iteration 1/2"] * 2 + ["iteration 2/2"] * 2
-    assert len(seen.info["calibration"]) == 2
+    assert len(seen.info["calibration"]) == 1  # at once: the integration's points
 
 
 def test_generate_from_an_unintegrated_checkpoint_reports_its_integration(

@@ -38,9 +38,10 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     steps = 200               # flow training steps, integer, 0 <= steps <= 10**6 (0: VEGAS
                               #   only)
     batch = 4096              # integrand points per step, integer, 1 <= batch <= 10**7
-    target = "steps"          # "steps": train `steps` steps; "events": train while it
+    target = "events"         # "events": train (VEGAS rounds, then flow steps) while it
                               #   shortens the predicted wall time to [run] nevents
-                              #   events (`steps` at most; training/stopping.py)
+                              #   events (`steps` at most; training/stopping.py);
+                              #   "steps": all VEGAS rounds, then `steps` flow steps
     measure_every = 10        # "events": steps between measurements of the efficiency
                               #   and the sampling rate, >= 1
     measure_points = 20000    # ... weighted points of each measurement, 1 to 10**8
@@ -54,8 +55,10 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     buffer_batches = 4        # batches kept for them, >= 1
     trainable_weights = true  # train the channel weights with the flows
     vegas = true              # VEGAS pre-training of every channel first
-    vegas_iterations = 10     # its iterations, >= 1
-    vegas_points = 20000      # its integrand points per iteration and channel, 1 to 10**8
+    vegas_iterations = 10     # its rounds at most, >= 2 (with target = "events" it stops
+                              #   once a round no longer shortens the time to nevents)
+    vegas_points = 2000       # points per channel of its first round, 20 to 10**8
+    vegas_growth = 1.3        # each round's points over the round before, >= 1
     vegas_floor = 0.3         # share of the uniform density mixed into every dimension of
                               #   the VEGAS map after it, [0, 1) (bounds its Jacobian)
     warmup = 20               # steps with a uniform channel allocation, >= 0
@@ -262,7 +265,7 @@ class TrainingSettings:
 
     steps: int = 200
     batch: int = 4096
-    target: Target = "steps"
+    target: Target = "events"
     measure_every: int = 10
     measure_points: int = 20_000
     patience: int = 3
@@ -274,7 +277,8 @@ class TrainingSettings:
     trainable_weights: bool = _OPTIONS.trainable_weights
     vegas: bool = True
     vegas_iterations: int = 10
-    vegas_points: int = 20_000
+    vegas_points: int = 2_000
+    vegas_growth: float = 1.3
     vegas_floor: float = VEGAS_FLOOR
     warmup: int = _OPTIONS.warmup
     min_fraction: float = _OPTIONS.min_fraction
@@ -525,8 +529,10 @@ class RunCard:
     def vegas_options(self) -> dict[str, Any]:
         """Keyword arguments of ``Integrator.pretrain_vegas`` (run it when
         ``training.vegas`` is true)."""
-        return {"nitn": self.training.vegas_iterations, "neval": self.training.vegas_points,
-                "floor": self.training.vegas_floor}
+        t = self.training
+        return {"nitn": t.vegas_iterations, "neval": t.vegas_points,
+                "growth": t.vegas_growth, "floor": t.vegas_floor,
+                "n_events": self.run.nevents if t.target == "events" else 0}
 
     def integrate_options(self) -> dict[str, int]:
         """Keyword arguments of ``Integrator.integrate``."""
@@ -873,9 +879,12 @@ def _read_training(t: _Table) -> TrainingSettings:
         buffer_batches=t.integer("buffer_batches", d.buffer_batches, ge1, _at_least_one),
         trainable_weights=t.boolean("trainable_weights", d.trainable_weights),
         vegas=t.boolean("vegas", d.vegas),
-        vegas_iterations=t.integer("vegas_iterations", d.vegas_iterations, ge1,
-                                   _at_least_one),
-        vegas_points=t.integer("vegas_points", d.vegas_points, ge1, _at_least_one),
+        vegas_iterations=t.integer("vegas_iterations", d.vegas_iterations,
+                                   "an integer >= 2", lambda v: v >= 2),
+        vegas_points=t.integer("vegas_points", d.vegas_points, "an integer >= 20",
+                               lambda v: v >= 20),
+        vegas_growth=t.number("vegas_growth", d.vegas_growth, "a factor >= 1",
+                              lambda v: v >= 1),
         vegas_floor=t.number("vegas_floor", d.vegas_floor, "0 <= vegas_floor < 1",
                              lambda v: 0 <= v < 1),
         warmup=t.integer("warmup", d.warmup, *OPTION_CHECKS["warmup"]),

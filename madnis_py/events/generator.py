@@ -190,6 +190,15 @@ class EventGenerator:
         ``progress(n_i)`` follows each channel's share of the points (``n`` in all); the
         points and the result do not depend on it."""
         w, _, _ = self.weighted(n, progress=progress)
+        return self.calibrate_on(w)
+
+    def calibrate_on(self, w: np.ndarray) -> float:
+        """Fix ``w_max`` (and the overweight normalisation) on event weights ``w`` drawn
+        from the integrator as it is now, e.g. its integration's
+        (:attr:`~madnis_py.training.Integrator.last_weights`), with no new points."""
+        w = np.asarray(w, dtype=np.float64)
+        if w.ndim != 1 or not np.any(w > 0):
+            raise ValueError("calibration weights must be a 1D array with a weight > 0")
         u = self.unweighter
         self.w_max = u.max_weight(w, self.rng)
         self.calibration_weights = w

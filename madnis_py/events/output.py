@@ -234,7 +234,8 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
                     header: str | Banner | None = None,
                     keep: int = 0,
                     on_events: Callable[[int], None] | None = None,
-                    on_calibration: Callable[[int], None] | None = None
+                    on_calibration: Callable[[int], None] | None = None,
+                    calibration: npt.NDArray[np.float64] | None = None
                     ) -> GeneratedEvents:
     """``n_events`` unweighted events of a trained integrator into the LHE file ``path``.
 
@@ -268,8 +269,12 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         See :class:`LHESink`.
     on_calibration
         Called with the number of weighted points of each channel's share of the
-        calibration (:func:`calibration_size` in all; never called when ``w_max`` is
-        given). It draws nothing: the events do not depend on it.
+        calibration (:func:`calibration_size` in all; never called when ``w_max`` or
+        ``calibration`` is given). It draws nothing: the events do not depend on it.
+    calibration
+        Event weights already drawn from the integrator as it is now (the run's
+        integration, :attr:`~madnis_py.training.Integrator.last_weights`): ``w_max`` is
+        calibrated on them instead of on new points.
 
     Raises
     ------
@@ -280,7 +285,9 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
 
     t0 = time.perf_counter()
     gen = EventGenerator(mc, sigma, seed=seed, unweighter=unweighter_from_card(card))
-    if w_max is None:
+    if w_max is None and calibration is not None:
+        gen.calibrate_on(calibration)
+    elif w_max is None:
         gen.calibrate(calibration_size(card), progress=on_calibration)
     else:
         gen.fix_max_weight(w_max, norm)

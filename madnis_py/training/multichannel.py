@@ -102,6 +102,7 @@ from madnis_py.training.stopping import (
     TrainingDecision,
     truncation_efficiency,
 )
+from madnis_py.training.survey import SurveyResult
 
 __all__ = ["LOSSES", "TRUST_LIMITS", "ChannelSample", "CheckpointError",
            "CheckpointMismatchError", "CheckpointWriteError", "IntegrandError", "Integrator",
@@ -369,7 +370,10 @@ class Integrator:
         self.drop_patience = drop_patience
         self._low_steps = np.zeros(self.n_channels, dtype=np.int64)
         self.vegas_result: MultiChannelResult | None = None
+        self.vegas_survey: SurveyResult | None = None
         self.last_result: MultiChannelResult | None = None
+        #: The event weights of the last :meth:`integrate` (not in checkpoints).
+        self.last_weights: np.ndarray | None = None
         self.seed = seed
         self.n_calls = 0
         self.n_invalid = 0
@@ -682,66 +686,55 @@ class Integrator:
         if bar is not None:
             bar.close()
 
-    @staticmethod
-    def vegas_schedule(nitn: int) -> tuple[int, int]:
-        """VEGAS iterations per channel of :meth:`pretrain_vegas`: ``(adapting only,
-        adapting and measuring)``, ``nitn`` split in two halves of at least one."""
-        return max(nitn - nitn // 2, 1), max(nitn // 2, 1)
-
-    def pretrain_vegas(self, *, nitn: int = 10, neval: int = 20_000,
-                       floor: float = VEGAS_FLOOR,
+    def pretrain_vegas(self, *, nitn: int = 10, neval: int = 2000, growth: float = 1.3,
+                       floor: float = VEGAS_FLOOR, ninc: int = 50, n_events: int = 0,
                        progress: Callable[[int], None] | None = None) -> MultiChannelResult:
         """Adapt a VEGAS map per channel to ``prior_i f_i`` and make it the channel's base
         map (under its flow), with ``floor`` of the uniform density mixed into every
         dimension (:func:`~madnis_py.training.channel_sampler.floored_map`; 0: the map as
         VEGAS left it).
 
-        Uses the ``vegas`` package (``vegas.Integrator`` with a batch integrand, seeded
-        from this integrator's seed). Returns the VEGAS-only multi-channel estimate of its
-        last ``nitn // 2`` iterations (every call counted in ``n_calls``). Call before
-        :meth:`train`; the flows start as the identity on top of the maps.
-        ``progress(1)`` follows every VEGAS iteration, channel after channel
-        (:meth:`vegas_schedule` iterations per channel); it draws nothing itself.
+        A survey of all channels at once (:func:`madnis_py.training.survey.survey`, the
+        ``vegas`` package's ``AdaptiveMap``): round ``k`` of at most ``nitn`` draws
+        ``neval * channels * growth^k`` points, shared among the active channels by the
+        standard deviations of their weights; with ``n_events > 0`` it stops as soon as
+        further rounds no longer shorten the predicted time to that many unweighted
+        events. Returns the VEGAS-only multi-channel estimate (the second half of the
+        rounds; every call counted in ``n_calls``) and keeps the survey in
+        :attr:`vegas_survey`; the channels' sigmas for the allocation that follows are
+        the last round's. Call before :meth:`train`; the flows start as the identity on
+        top of the maps. ``progress(1)`` follows every round (``nitn`` at most); it draws
+        nothing itself.
         """
-        import vegas
+        from madnis_py.training.survey import survey
 
         if any(s.base is not None for s in self.samplers):
             raise RuntimeError("pretrain_vegas was already called")
-        if not 0.0 <= floor < 1.0:
-            raise ValueError(f"floor must be in [0, 1), got {floor!r}")
-        maps: list[Any] = []
-        values, errors, points = [], [], []
         calls, invalid = self.n_calls, self.n_invalid
-        for i in range(self.n_channels):
-            rng = np.random.default_rng([self.seed, i])
-            dims = self.integrand.dims(i)
-            vint = vegas.Integrator([[0.0, 1.0]] * dims,
-                                    ran_array_generator=lambda size, r=rng: r.random(size))
 
-            @vegas.lbatchintegrand  # type: ignore[untyped-decorator]
-            def share(x: np.ndarray, i: int = i) -> np.ndarray:
-                xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-                f, features, prior = self._evaluate(i, xt)
-                alpha = self.weights(features, prior, self._active())[:, i].detach()
+        def share(i: int, x: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                f, features, prior = self._evaluate(i, torch.from_numpy(x))
+                alpha = self.weights(features, prior, self._active())[:, i]
                 return np.asarray((alpha * f).numpy())
 
-            adapt, measure = self.vegas_schedule(nitn)
-            analyzer = None if progress is None else _VegasProgress(progress)
-            vint(share, nitn=adapt, neval=neval, analyzer=analyzer)  # adapt
-            res = vint(share, nitn=measure, neval=neval,
-                       analyzer=analyzer)  # adapt and measure
-            maps.append(vint.map)
-            values.append(float(res.mean))
-            errors.append(float(res.sdev))
-            points.append(int(vint.last_neval) * measure)
-        for sampler, vmap in zip(self.samplers, maps, strict=True):
-            sampler.base = floored_map(vmap, floor)
-        total = sum(values)
+        found = survey(share, [self.integrand.dims(i) for i in range(self.n_channels)],
+                       self.active, points=neval, growth=growth, iterations=nitn,
+                       floor=floor, ninc=ninc, n_events=n_events, seed=self.seed,
+                       progress=progress)
+        for sampler, vmap in zip(self.samplers, found.maps, strict=True):
+            if vmap is not None:
+                sampler.base = floored_map(vmap, floor)
+        self.sigmas = np.where(self.active, found.sigmas, self.sigmas)
+        self.vegas_survey = found
+        total = found.value
+        ch = found.points > 0
         self.vegas_result = MultiChannelResult(
-            value=total, error=math.sqrt(sum(e * e for e in errors)),
-            channel_values=tuple(values), channel_errors=tuple(errors),
-            channel_points=tuple(points),
-            rel_std=(sum(e * math.sqrt(n) for e, n in zip(errors, points, strict=True)) / total
+            value=total, error=found.error,
+            channel_values=tuple(float(v) for v in found.values[ch]),
+            channel_errors=tuple(float(e) for e in found.errors[ch]),
+            channel_points=tuple(int(n) for n in found.points[ch]),
+            rel_std=(float(np.sum(found.errors * np.sqrt(found.points))) / total
                      if total > 0 else math.inf),
             n_calls=self.n_calls - calls, n_invalid=self.n_invalid - invalid)
         return self.vegas_result
@@ -885,6 +878,7 @@ class Integrator:
             var = 1 / np.maximum(inv, 1e-300)
             stds = np.sqrt(var * points)
         weights = np.concatenate(events)
+        self.last_weights = weights
         top = float(weights.max())
         q999 = float(np.quantile(weights, 0.999))
         avg = float(weights.mean())

@@ -3,6 +3,7 @@ the run cards shipped with the built-in processes."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from pathlib import Path
@@ -117,7 +118,8 @@ def test_minimal_card_has_the_documented_defaults(tmp_path: Path) -> None:
     t = card.training
     assert (t.steps, t.batch, t.lr, t.loss) == (200, 4096, 3e-3, "variance")
     assert (t.buffered_steps, t.buffer_batches, t.trainable_weights) == (0, 4, True)
-    assert (t.vegas, t.vegas_iterations, t.vegas_points) == (True, 10, 20_000)
+    assert (t.vegas, t.vegas_iterations, t.vegas_points, t.vegas_growth) == (True, 10, 2_000,
+                                                                          1.3)
     assert (t.warmup, t.min_fraction) == (20, 0.1)
     assert (t.bins, t.blocks, t.layers, t.units) == (None, None, None, None)
     assert (card.integration.points, card.integration.iterations) == (100_000, 5)
@@ -154,7 +156,13 @@ def test_full_card_values_and_keyword_arguments(tmp_path: Path) -> None:
         "max_weight_penalty": 0.0, "top_fraction": 0.01, "seed": 7}
     assert card.train_options() == {"steps": 10, "batch": 512, "buffered_steps": 2,
                                     "buffer_batches": 3}
-    assert card.vegas_options() == {"nitn": 3, "neval": 1000, "floor": 0.3}
+    # target "events" (the default): the survey stops once it no longer shortens the
+    # time to [run] nevents
+    assert card.vegas_options() == {"nitn": 3, "neval": 1000, "growth": 1.3, "floor": 0.3,
+                                    "n_events": card.run.nevents}
+    steps = dataclasses.replace(card, training=dataclasses.replace(card.training,
+                                                                   target="steps"))
+    assert steps.vegas_options()["n_events"] == 0
     assert card.integrate_options() == {"n": 2000, "iterations": 2}
 
 

@@ -1,0 +1,266 @@
+"""VEGAS pre-training as a survey: every channel's map adapted in rounds of a growing,
+stratified budget, for as long as it shortens the time to N events.
+
+The channels' VEGAS maps (``vegas.AdaptiveMap``, no stratification inside a channel) are
+adapted together, one round at a time. Round ``k`` draws ``n_k = points * C * growth^k``
+points in all (``C`` active channels), shared among the channels in proportion to the
+standard deviations of their weights in the round before (the stratified optimum, as in
+training and generation), each channel at least ``points // 10``. A channel's points are
+drawn from its map with ``floor`` of the uniform density mixed in
+(:func:`~madnis_py.training.channel_sampler.floored_map`, what the channel samples after
+pre-training), and the map is trained on them with ``(f J_V)^2`` at their coordinates
+``y = V^-1(x)`` in its own map ``V``: VEGAS adapts to the average of its training data
+per increment, which does not depend on how densely the points fill the increments.
+
+Every round is also a measurement of the generation cost: its event weights
+``alpha_i f / q_i * n / n_i`` are those unweighting would see, so their truncation-defined
+efficiency and the points per second give the predicted wall time to ``n_events`` events
+(:class:`~madnis_py.training.stopping.StoppingRule`). With ``n_events > 0`` the survey stops
+when further rounds no longer shorten it; with ``n_events = 0`` it runs ``iterations``
+rounds. MadGraph's madevent does the same in spirit (a cheap survey of every channel, then
+refinement where the cross section is); the fixed budget of ``iterations x points`` per
+channel it replaces spent most of a run's integrand calls on channels and rounds that no
+longer changed the result (benchmarks/RESULTS.md).
+
+The estimate of the integral is the inverse-variance average of each channel's rounds in
+the second half of the survey (the first adapt from a flat start), summed over channels.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from madnis_py.training.channel_sampler import floored_map
+from madnis_py.training.stopping import Measurement, StoppingRule, truncation_efficiency
+
+__all__ = ["SurveyResult", "survey"]
+
+#: ``share(channel, x) -> alpha_channel * f`` at points ``x`` (n, d) of the channel's unit
+#: hypercube (numpy float64, values >= 0).
+Share = Callable[[int, np.ndarray], np.ndarray]
+
+
+@dataclass
+class SurveyResult:
+    """What :func:`survey` found.
+
+    Attributes
+    ----------
+    maps : list
+        Per channel, the adapted ``vegas.AdaptiveMap`` (before the floor; None for a
+        channel that was not active).
+    values, errors : ndarray
+        Per channel, the estimate of its share of the integral and its error.
+    points : ndarray
+        Per channel, the points of the rounds in the estimate.
+    sigmas : ndarray
+        Per channel, the standard deviation of its weights in the last round (the
+        allocation that follows).
+    rounds : int
+    n_calls : int
+        Integrand calls of the whole survey.
+    reason : str
+        ``"max_iterations"``, or the stopping rule's reason (``"no_improvement"``,
+        ``"marginal_gain_below_cost"``).
+    measurements : list of dict
+        Per round: its points, seconds since the start, efficiency and rate.
+    """
+
+    maps: list[Any]
+    values: np.ndarray
+    errors: np.ndarray
+    points: np.ndarray
+    sigmas: np.ndarray
+    rounds: int
+    n_calls: int
+    reason: str
+    measurements: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def value(self) -> float:
+        return float(self.values.sum())
+
+    @property
+    def error(self) -> float:
+        return float(math.sqrt(float(np.sum(self.errors ** 2))))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The scalars and the measurements (JSON)."""
+        return {"rounds": self.rounds, "n_calls": self.n_calls, "reason": self.reason,
+                "value": self.value, "error": self.error,
+                "measurements": list(self.measurements)}
+
+
+@dataclass
+class _Round:
+    means: np.ndarray
+    variances: np.ndarray  # of the mean
+    counts: np.ndarray
+    stds: np.ndarray
+    event_weights: np.ndarray
+
+
+def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2000,
+           growth: float = 1.3, iterations: int = 10, floor: float = 0.3, ninc: int = 50,
+           alpha: float = 0.5, n_events: int = 0, patience: int = 1, seed: int = 0,
+           progress: Callable[[int], None] | None = None) -> SurveyResult:
+    """Adapt one VEGAS map per active channel (see the module docstring).
+
+    Parameters
+    ----------
+    share
+        The integrand's share of each channel (``alpha_i f``), batched.
+    dims
+        Dimension of every channel.
+    active
+        Which channels take part (boolean, one per channel).
+    points
+        Points per active channel of the first round (>= 20).
+    growth
+        Factor by which each round's budget exceeds the one before (>= 1).
+    iterations
+        Largest number of rounds (>= 2: the estimate needs an adapted round).
+    floor
+        Share of the uniform density mixed into every map's dimension when sampling.
+    ninc, alpha
+        Increments per dimension of the maps and VEGAS' damping of their adaptation.
+    n_events
+        Unweighted events the run asks for; 0 runs all ``iterations`` rounds.
+    patience
+        Rounds without a shorter predicted time before stopping (>= 1). Each round
+        costs ``growth`` times the one before, so waiting is expensive: measured on
+        g g > t t~ g (15 channels), the predicted total was lowest after round 5 of 7
+        and each round waited cost a sixth of the run (benchmarks/RESULTS.md).
+    seed
+        Seeds the channels' random numbers (one stream per channel).
+    progress
+        Called with 1 after every round; it draws nothing.
+    """
+    import vegas
+
+    active = np.asarray(active, dtype=bool)
+    if len(dims) != len(active) or not active.any():
+        raise ValueError("survey needs one dimension per channel and an active channel")
+    if points < 20:
+        raise ValueError(f"points must be >= 20, got {points}")
+    if not growth >= 1.0:
+        raise ValueError(f"growth must be >= 1, got {growth!r}")
+    if iterations < 2:
+        raise ValueError(f"iterations must be >= 2, got {iterations}")
+    if not 0.0 <= floor < 1.0:
+        raise ValueError(f"floor must be in [0, 1), got {floor!r}")
+    n_channels = len(dims)
+    maps = [vegas.AdaptiveMap([[0.0, 1.0]] * d, ninc=ninc) if on else None
+            for d, on in zip(dims, active, strict=True)]
+    rngs = [np.random.default_rng([seed, i]) for i in range(n_channels)]
+    rule = StoppingRule(n_events, patience=patience, explore=0.0, smooth=1)
+    sigmas = np.where(active, 1.0, 0.0)
+    total = points * int(active.sum())
+    minimum = max(points // 10, 2)
+    rounds: list[_Round] = []
+    measurements: list[dict[str, float]] = []
+    reason = "max_iterations"
+    t0 = time.perf_counter()
+    calls = 0
+    for k in range(iterations):
+        t_round = time.perf_counter()
+        counts = _allocate(int(round(total * growth ** k)), sigmas, active, minimum)
+        r = _round(share, maps, rngs, counts, floor, alpha)
+        rounds.append(r)
+        calls += int(counts.sum())
+        positive = r.stds[active]
+        sigmas = np.where(active, np.maximum(r.stds, 1e-3 * float(positive.max())
+                                             if positive.max() > 0 else 1.0), 0.0)
+        dt = max(time.perf_counter() - t_round, 1e-9)
+        m = Measurement(steps=k + 1, train_s=time.perf_counter() - t0,
+                        eps=truncation_efficiency(r.event_weights),
+                        rate=float(counts.sum()) / dt)
+        measurements.append({"points": int(counts.sum()), **asdict(m)})
+        if k == 0:
+            first = m
+        if progress is not None:
+            progress(1)
+        if n_events > 0 and k >= 1:  # the first round (flat maps) is the base
+            if k == 1:
+                rule.set_base(first)
+            stop = rule.add(m)
+            if stop is not None:
+                reason = stop
+                break
+    values, errors, used = _estimate(rounds, n_channels)
+    return SurveyResult(maps=maps, values=values, errors=errors, points=used,
+                        sigmas=sigmas, rounds=len(rounds), n_calls=calls, reason=reason,
+                        measurements=measurements)
+
+
+def _allocate(n: int, sigmas: np.ndarray, active: np.ndarray, minimum: int) -> np.ndarray:
+    """``n`` points shared by ``sigmas`` among the active channels, each at least
+    ``minimum``."""
+    share = np.where(active, sigmas, 0.0)
+    share = share / share.sum()
+    return np.where(active, np.maximum(np.floor(n * share), minimum), 0).astype(np.int64)
+
+
+def _round(share: Share, maps: list[Any], rngs: list[np.random.Generator],
+           counts: np.ndarray, floor: float, alpha: float) -> _Round:
+    """One round: every channel's points drawn from its floored map, evaluated, its map
+    trained and adapted."""
+    n_channels = len(maps)
+    means = np.zeros(n_channels)
+    variances = np.zeros(n_channels)
+    stds = np.zeros(n_channels)
+    events = []
+    n_total = int(counts.sum())
+    for i, vmap in enumerate(maps):
+        n = int(counts[i])
+        if vmap is None or n == 0:
+            continue
+        sampler = floored_map(vmap, floor)
+        y = rngs[i].random((n, vmap.dim))
+        x = np.empty_like(y)
+        jac_f = np.empty(n)
+        sampler.map(y, x, jac_f)
+        f = np.asarray(share(i, x), dtype=np.float64)
+        w = f * jac_f
+        if floor > 0:  # the map's own coordinates and Jacobian at the drawn points
+            y_map = np.empty_like(x)
+            jac_v = np.empty(n)
+            vmap.invmap(x, y_map, jac_v)
+        else:
+            y_map, jac_v = y, jac_f
+        vmap.add_training_data(y_map, (f * jac_v) ** 2)
+        vmap.adapt(alpha=alpha)
+        means[i] = float(w.mean())
+        stds[i] = float(w.std())
+        variances[i] = stds[i] ** 2 / n if n > 1 else math.inf
+        events.append(w * (n_total / n))
+    return _Round(means, variances, counts, stds, np.concatenate(events))
+
+
+def _estimate(rounds: list[_Round], n_channels: int) -> tuple[np.ndarray, np.ndarray,
+                                                               np.ndarray]:
+    """Per channel, the inverse-variance average of the second half of the rounds (and
+    its error, and the points in it)."""
+    used = rounds[len(rounds) // 2:]
+    values = np.zeros(n_channels)
+    errors = np.zeros(n_channels)
+    points = np.zeros(n_channels, dtype=np.int64)
+    for i in range(n_channels):
+        parts = [(r.means[i], r.variances[i]) for r in used if r.counts[i] > 0]
+        if not parts:
+            continue
+        points[i] = sum(int(r.counts[i]) for r in used)
+        finite = [(m, v) for m, v in parts if 0 < v < math.inf]
+        if not finite:  # a channel whose weights were all equal (zero): plain mean
+            values[i] = float(np.mean([m for m, _ in parts]))
+            continue
+        inv = np.array([1.0 / v for _, v in finite])
+        values[i] = float(np.dot(inv, [m for m, _ in finite]) / inv.sum())
+        errors[i] = float(math.sqrt(1.0 / inv.sum()))
+    return values, errors, points

@@ -1,0 +1,121 @@
+"""The VEGAS survey: its maps, its estimate, its allocation and its stopping."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from madnis_py.training.survey import survey
+
+
+def gaussian_share(centres: list[float], width: float = 0.05):
+    """Channel ``i``: a normalised Gaussian bump per dimension at ``centres[i]``, its
+    integral over the unit cube ``prod erf`` (returned as the second value)."""
+    calls = {"n": 0}
+
+    def share(i: int, x: np.ndarray) -> np.ndarray:
+        calls["n"] += len(x)
+        z = (x - centres[i]) / width
+        return np.prod(np.exp(-0.5 * z * z) / (width * math.sqrt(2 * math.pi)), axis=1)
+
+    def exact(i: int, d: int) -> float:
+        c = centres[i]
+        one = 0.5 * (math.erf((1 - c) / (width * math.sqrt(2)))
+                     + math.erf(c / (width * math.sqrt(2))))
+        return one ** d
+
+    return share, exact, calls
+
+
+def test_the_estimate_agrees_with_the_exact_integral_and_every_call_is_counted() -> None:
+    share, exact, calls = gaussian_share([0.3, 0.6])
+    dims = [2, 3]
+    res = survey(share, dims, np.array([True, True]), points=2000, iterations=8, seed=3)
+    truth = exact(0, 2) + exact(1, 3)
+    assert abs(res.value - truth) < 4 * res.error
+    assert res.error < 0.01 * truth
+    assert res.n_calls == calls["n"] == sum(m["points"] for m in res.measurements)
+    assert res.rounds == 8 and res.reason == "max_iterations"
+    for i, d in enumerate(dims):  # per channel too
+        assert abs(res.values[i] - exact(i, d)) < 4 * res.errors[i] + 1e-12
+
+
+def test_rounds_grow_and_follow_the_channels_standard_deviations() -> None:
+    share, _, _ = gaussian_share([0.5, 0.5])
+    narrow = share
+
+    def two(i: int, x: np.ndarray) -> np.ndarray:
+        # channel 1 is 1e-3 of channel 0: it gets the minimum from the second round on
+        return narrow(i, x) * (1.0 if i == 0 else 1e-3)
+
+    res = survey(two, [2, 2], np.array([True, True]), points=1000, growth=1.5,
+                 iterations=4, seed=0)
+    sizes = [m["points"] for m in res.measurements]
+    assert sizes[0] == 2000
+    assert all(b > a for a, b in zip(sizes, sizes[1:], strict=False))
+    assert res.sigmas[1] < 0.01 * res.sigmas[0]
+    assert res.points[1] == 2 * (1000 // 10)  # the minimum, in the two rounds estimated
+
+
+def test_inactive_channels_get_no_points_and_no_map() -> None:
+    share, exact, calls = gaussian_share([0.4, 0.7])
+    res = survey(share, [2, 2], np.array([False, True]), points=500, iterations=3)
+    assert res.maps[0] is None and res.points[0] == 0 and res.values[0] == 0
+    assert calls["n"] == res.n_calls
+    assert abs(res.value - exact(1, 2)) < 4 * res.error
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.3])
+def test_the_map_converges_to_the_integrand_whatever_floor_it_samples_with(
+        floor: float) -> None:
+    """f(x) = 3 x^2 in 1D: VEGAS' map converges to its inverse CDF x = y^(1/3) (away
+    from y = 0, where the cube root is steeper than 40 increments follow), also when the
+    points are drawn from the floored map and mapped back into the map's coordinates."""
+    res = survey(lambda i, x: 3.0 * x[:, 0] ** 2, [1], np.array([True]), points=20_000,
+                 growth=1.0, iterations=12, floor=floor, ninc=40, seed=1)
+    vmap = res.maps[0]
+    y = np.linspace(0.2, 0.95, 16)[:, None]
+    x = np.empty_like(y)
+    jac = np.empty(len(y))
+    vmap.map(y, x, jac)
+    assert np.max(np.abs(x[:, 0] - y[:, 0] ** (1 / 3))) < 0.02
+    assert abs(res.value - 1.0) < 4 * res.error
+
+
+def test_with_events_asked_for_it_stops_when_rounds_no_longer_pay() -> None:
+    """A flat integrand: the first round is already perfect (eps = 1), so every further
+    round only costs time; without events asked for, all rounds run."""
+    def flat(i: int, x: np.ndarray) -> np.ndarray:
+        return np.ones(len(x))
+
+    stopped = survey(flat, [3], np.array([True]), points=500, iterations=10,
+                     n_events=1000, patience=2)
+    assert stopped.rounds < 10
+    assert stopped.reason in ("no_improvement", "marginal_gain_below_cost")
+    assert abs(stopped.value - 1.0) < 1e-12  # every weight is exactly 1
+    full = survey(flat, [3], np.array([True]), points=500, iterations=10)
+    assert full.rounds == 10 and full.reason == "max_iterations"
+
+
+def test_the_same_seed_gives_the_same_maps_and_estimate() -> None:
+    share, _, _ = gaussian_share([0.2, 0.8])
+    a = survey(share, [2, 2], np.array([True, True]), points=300, iterations=3, seed=7)
+    b = survey(share, [2, 2], np.array([True, True]), points=300, iterations=3, seed=7)
+    c = survey(share, [2, 2], np.array([True, True]), points=300, iterations=3, seed=8)
+    assert a.value == b.value and a.value != c.value
+    for ma, mb in zip(a.maps, b.maps, strict=True):
+        assert all(np.array_equal(ga, gb) for ga, gb in zip(ma.extract_grid(),
+                                                             mb.extract_grid(), strict=True))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"points": 10}, "points must be >= 20"),
+    ({"growth": 0.9}, "growth must be >= 1"),
+    ({"iterations": 1}, "iterations must be >= 2"),
+    ({"floor": 1.0}, "floor must be in"),
+])
+def test_bad_settings_raise_one_clear_error(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        survey(lambda i, x: np.ones(len(x)), [2], np.array([True]), **kwargs)  # type: ignore[arg-type]
