@@ -221,12 +221,35 @@ class RunSummary:
         return data
 
 
+#: What `madnis-py run --device cuda` still lacks (docs/gpu.md): the trainer itself runs
+#: on the device (``Integrator(device="cuda")``), the physics integrand does not yet.
+DEVICE_PATH_MISSING = (
+    "the flows, channel weights, VEGAS base maps, random numbers and losses run on the GPU "
+    "(Integrator(device='cuda')), but the run's physics integrand (phase-space mapping, "
+    "cuts, scales, PDFs, matrix element and channel prior, madnis_py.integrand) is still "
+    "evaluated in numpy on the host, and the unweighting of madnis_py.events too; the "
+    "device pieces it needs exist (the CUDA phase-space kernels, "
+    "madnis_py.physics.pdf.device, MatrixElement.evaluate with the ee_mumu CUDA matrix "
+    "element) but are not yet assembled into it (docs/gpu.md); use --device cpu")
+
+
+def _check_device(device: str) -> None:
+    """The run card's device, before any work: an unusable one (no CUDA torch, no
+    visible GPU) or the incomplete CUDA path is one RunError saying which."""
+    if device == "cpu":
+        return
+    from madnis_py.device import DeviceError, resolve_device
+
+    try:
+        resolve_device(device)
+    except DeviceError as err:
+        raise RunError(f"[run] device (or --device) = {device!r}: {err}") from err
+    raise RunError(f"[run] device (or --device) = {device!r}: {DEVICE_PATH_MISSING}")
+
+
 def _check_request(card: RunCard, request: RunRequest) -> None:
     """Everything about the request that can be checked before any work."""
-    if card.run.device == "cuda":
-        raise RunError("--device cuda: the multi-channel trainer runs its flows on the CPU "
-                       "in this version (the CUDA kernels serve the flow and phase-space "
-                       "layers directly); use --device cpu")
+    _check_device(card.run.device)
     n = request.n_events
     if not 0 <= n <= LIMITS["events"]:
         what = "-n" if request.command == "generate" else "[run] nevents"
