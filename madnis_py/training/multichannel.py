@@ -256,10 +256,14 @@ def _check_values(f: torch.Tensor, channel: int) -> None:
 
 
 
-def _as_channels(integrand: object) -> MultiChannelIntegrand:
+def _as_channels(integrand: object, device: torch.device) -> MultiChannelIntegrand:
     if isinstance(integrand, (str, Process)):
         integrand = Integrand(integrand)
     if isinstance(integrand, Integrand):
+        if device.type != "cpu":  # the physics on the device too (docs/gpu.md)
+            from madnis_py.device_integrand import DeviceChannels
+
+            return DeviceChannels(integrand, device)
         return TorchChannels(integrand)
     return cast(MultiChannelIntegrand, integrand)
 
@@ -345,7 +349,7 @@ class Integrator:
         self.config: dict[str, object] = {
             "feature_dims": feature_dims, **self.options.as_dict(),
             "process": integrand if isinstance(integrand, str) else None}
-        integrand = _as_channels(integrand)
+        integrand = _as_channels(integrand, self.device)
         if feature_dims is None:
             feature_dims = getattr(integrand, "feature_dims", None)
             if feature_dims is None:
