@@ -108,3 +108,21 @@ def test_cuda_cross_sections() -> None:
                                               device="cuda"), z)[0]
     mean, err = float(f.mean()), float(f.std()) / math.sqrt(len(f))
     assert abs(mean - exact) < 3 * err
+
+
+def test_integrator_on_the_device_path_gives_the_analytic_cross_section() -> None:
+    """The whole device path (GridMap base maps, DeviceChannels, losses) run on the CPU:
+    VEGAS, a few training steps and the integral of ee_mumu against the analytic value."""
+    from madnis_py.training import Integrator
+    from tests.test_integrand import ee_mumu_sigma
+
+    torch.set_num_threads(1)
+    integrand = Integrand("ee_mumu", sqrt_s=500.0)
+    mc = Integrator(DeviceChannels(integrand, "cpu"), seed=4, warmup=2,
+                    flow_options={"bins": 4})
+    mc.pretrain_vegas(nitn=2, neval=2000)
+    mc.train(5, batch=1024)
+    result = mc.integrate(100_000, iterations=2)
+    exact = ee_mumu_sigma(500.0)
+    assert result.error < 5e-3 * exact
+    assert abs(result.value - exact) < 3 * result.error

@@ -119,6 +119,32 @@ def test_checkpoints_record_the_generator_device(tmp_path: Path) -> None:
     assert torch.equal(loaded.generator.get_state(), mc.generator.get_state())
 
 
+def _card(directory: Path, process: str) -> Path:
+    path = directory / "card.toml"
+    path.write_text(f"""
+[run]
+process = "{process}"
+seed = 3
+nevents = 1000
+
+[training]
+steps = 20
+batch = 2048
+vegas = true
+vegas_iterations = 4
+vegas_points = 4000
+warmup = 4
+
+[integration]
+points = 100000
+iterations = 4
+
+[output]
+plots = false
+""")
+    return path
+
+
 # -- on a GPU --------------------------------------------------------------------------
 
 
@@ -179,14 +205,13 @@ def test_cuda_run_command(tmp_path: Path, process: str,
     within 3 sigma of the CPU run, and LHE events that pass the checks."""
     from madnis_py.cli import main
     from madnis_py.events import check_lhe
-    from tests.test_cli import write_card
 
     monkeypatch.setenv("MADNIS_PY_CUDA_RUN", "1")
     results = {}
     for device in ("cpu", "cuda"):
         d = tmp_path / device
         d.mkdir()
-        card = write_card(d, process=process, nevents=1000)
+        card = _card(d, process)
         assert main(["run", str(card), "--device", device, "--json", "--output",
                      str(d / "out")]) == 0
         results[device] = json.loads(capsys.readouterr().out)
@@ -198,9 +223,8 @@ def test_cuda_run_command(tmp_path: Path, process: str,
 def test_run_device_cuda_without_a_gpu_is_one_line(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     from madnis_py.cli import main
-    from tests.test_cli import write_card
 
-    card = write_card(tmp_path)
+    card = _card(tmp_path, "ee_mumu")
     code = main(["run", str(card), "--device", "cuda", "--output", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
