@@ -89,9 +89,9 @@ def bench_flows(devices: list[torch.device], sizes: list[int]) -> list[dict[str,
             gen = torch.Generator(device=dev).manual_seed(1)
             for n in sizes:
                 with torch.no_grad():
-                    t_sample = timed(lambda n=n: flow.sample(n, generator=gen), dev)
+                    t_sample = timed(lambda n=n, f=flow, g=gen: f.sample(n, generator=g), dev)
                     z = torch.rand(n, dims, dtype=torch.float64, device=dev)
-                    t_density = timed(lambda z=z: flow.log_prob(z), dev)
+                    t_density = timed(lambda z=z, f=flow: f.log_prob(z), dev)
                 rows.append({"what": f"flow d={dims}", "device": dev.type, "n": n,
                              "sample_per_s": n / t_sample, "density_per_s": n / t_density})
     return rows
@@ -105,7 +105,7 @@ def bench_maps(devices: list[torch.device], n: int) -> list[dict[str, Any]]:
         mapping = Integrand(name).mappings[0]
         for dev in devices:
             r = torch.rand(n, mapping.dims, dtype=torch.float64, device=dev)
-            t = timed(lambda r=r: mapping.map(r), dev)
+            t = timed(lambda r=r, m=mapping: m.map(r), dev)
             rows.append({"what": f"map {name} ch0", "device": dev.type, "n": n,
                          "per_s": n / t})
     return rows
@@ -162,8 +162,10 @@ def bench_runs(devices: list[torch.device], workdir: Path) -> list[dict[str, Any
         card.write_text(CARD.format(process=name))
         for dev in devices:
             out = workdir / f"{name}_{dev.type}"
-            cmd = [sys.executable, "-m", "madnis_py", "run", str(card), "--device", dev.type,
-                   "--json", "--quiet", "--force", "--output", str(out)]
+            cmd = [sys.executable, "-c",
+                   "import sys; from madnis_py.cli import main; sys.exit(main(sys.argv[1:]))",
+                   "run", str(card), "--device", dev.type, "--json", "--quiet", "--force",
+                   "--output", str(out)]
             t = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
             wall = time.perf_counter() - t

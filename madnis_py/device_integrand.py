@@ -298,7 +298,7 @@ class DeviceChannels:
                             for _, _, _, p_lib, alphas, _ in jobs])
         host = self.staging.to_host("me_in", packed)
         k = jobs[0][3].shape[1] * 4
-        answers = []
+        answers: list[tuple[np.ndarray, np.ndarray | None]] = []
         start = 0
         for _, sub, _, p_lib, _, _ in jobs:
             block = host[start:start + len(p_lib)]
@@ -313,16 +313,17 @@ class DeviceChannels:
         width = 1 + max((0 if d is None else d.shape[1]) for _, d in answers)
         back = np.zeros((len(packed), width))
         start = 0
-        for m2, d2 in answers:
-            back[start:start + len(m2), 0] = m2
-            if d2 is not None:
-                back[start:start + len(m2), 1:1 + d2.shape[1]] = d2
-            start += len(m2)
+        for ans, diagrams in answers:
+            back[start:start + len(ans), 0] = ans
+            if diagrams is not None:
+                back[start:start + len(ans), 1:1 + diagrams.shape[1]] = diagrams
+            start += len(ans)
         dev_back = self.staging.to_device("me_out", back, dev)
         out = []
         start = 0
-        for m2, d2 in answers:
-            rows = dev_back[start:start + len(m2)]
-            start += len(m2)
-            out.append((rows[:, 0], None if d2 is None else rows[:, 1:1 + d2.shape[1]]))
+        for ans, diagrams in answers:
+            rows = dev_back[start:start + len(ans)]
+            start += len(ans)
+            out.append((rows[:, 0],
+                        None if diagrams is None else rows[:, 1:1 + diagrams.shape[1]]))
         return out

@@ -200,6 +200,7 @@ class ChannelSampler:
 
     def _grid_map(self, device: torch.device) -> GridMap:
         if device not in self._grid_maps:
+            assert self.base is not None
             self._grid_maps[device] = GridMap(self.base.extract_grid(), device)
         return self._grid_maps[device]
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from madnis_py.phasespace import Beams, Rambo
 from madnis_py.physics import load_process
 from madnis_py.physics.matrix_element import HostStaging, MatrixElement, MatrixElementError
-from madnis_py.phasespace import Beams, Rambo
 
 EE = [-11, 11, -13, 13]
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -67,8 +67,11 @@ class DevicePDF:
         if self._grid_backend is None:
             return
         grid = self._grid_backend.grid
-        as_t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float64,  # noqa: E731
-                                         device=self.device)
+
+        def as_t(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float64,
+                                   device=self.device)
+
         self.xs, self.q2s = as_t(grid.xs), as_t(grid.q2s)
         self.logxs, self.logq2s = as_t(grid.logxs), as_t(grid.logq2s)
         # (flavour, x, Q2): one contiguous table per flavour
