@@ -15,8 +15,10 @@ is tested without a GPU):
   points outside the grid with the ``continuation`` extrapolator);
 * matrix element: a library with device entry points (``ee_mumu`` built with nvcc) runs
   its kernel on the device pointers; a host library (every other one) gets the points of
-  all subprocesses of the batch packed into one page-locked buffer, one copy to the host
-  and one back (:class:`~madnis_py.physics.matrix_element.HostStaging`).
+  all channels and subprocesses of a batch (:meth:`DeviceChannels.evaluate_channels`,
+  which ``Integrator.random_batch`` calls once per batch) packed into one page-locked
+  buffer, one copy to the host and one back
+  (:class:`~madnis_py.physics.matrix_element.HostStaging`).
 
 Docs: docs/gpu.md.
 """
@@ -194,31 +196,38 @@ class DeviceChannels:
 
     def __call__(self, x: torch.Tensor,
                  channel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        return self.evaluate_channels([(x, channel)])[0]
+
+    def evaluate_channels(self, batches: list[tuple[torch.Tensor, int]]
+                          ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """``(f, features, prior)`` of several channels' points at once: their matrix
+        elements in one call (one host round trip for a host library, whatever the
+        number of channels and subprocesses)."""
+        states = [self._prepare(x, channel) for x, channel in batches]
+        jobs = [job for st in states for job in st["jobs"]]
+        results = self._matrix_elements(jobs, bool(self.integrand._amp2))
+        out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        k = 0
+        for (x, _), st in zip(batches, states, strict=True):
+            mine = results[k:k + len(st["jobs"])]
+            k += len(st["jobs"])
+            f, features, prior = self._finish(st, mine)
+            out.append((f.to(x.dtype), features.to(x.dtype), prior.to(x.dtype)))
+        return out
+
+    def _prepare(self, x: torch.Tensor, channel: int) -> dict[str, Any]:
+        """Everything of Integrand.__call__ before the matrix element: mapping, scales,
+        alpha_s, luminosities, cuts; ``jobs`` are the matrix-element calls it needs."""
         ig = self.integrand
         if not 0 <= channel < self.n_channels:
             raise IndexError(f"channel {channel}: the process has {self.n_channels} channels")
         batch = ig.mappings[channel].map(x.detach().to(torch.float64).contiguous())
         mom, w, x12 = batch.momenta, batch.weight, batch.x1x2
-        n, dev = len(w), mom.device
-        f = torch.zeros(n, dtype=torch.float64, device=dev)
-        prior_num = torch.zeros(n, self.n_channels, dtype=torch.float64, device=dev)
+        st: dict[str, Any] = {"mom": mom, "x12": x12, "jobs": []}
         idx = torch.nonzero(w > 0).squeeze(1)
-        if len(idx):
-            self._evaluate(idx, mom, w, x12, f, prior_num)
-        total = prior_num.sum(dim=1, keepdim=True)
-        prior = torch.where(total > 0, prior_num / torch.where(total > 0, total, 1.0),
-                            torch.zeros_like(prior_num))
-        feats = [mom[:, 2:].reshape(n, -1) / ig.beams.sqrt_s]
-        if ig.beams.hadronic:
-            feats.append(x12)
-        features = torch.cat(feats, dim=1)
-        return f.to(x.dtype), features.to(x.dtype), prior.to(x.dtype)
-
-    def _evaluate(self, idx: torch.Tensor, mom: torch.Tensor, w: torch.Tensor,
-                  x12: torch.Tensor, f: torch.Tensor, prior_num: torch.Tensor) -> None:
-        """f and the prior's numerator at the points ``idx`` inside the phase space
-        (Integrand.__call__, step by step)."""
-        ig = self.integrand
+        st["idx"] = idx
+        if len(idx) == 0:
+            return st
         p = mom[idx]
         mu = self._scales(p)
         if self.pdf is not None and ig.alpha_s is None:
@@ -227,7 +236,8 @@ class DeviceChannels:
             alphas = torch.full_like(mu, float(ig.alpha_s if ig.alpha_s is not None
                                                 else 0.118))
         shat = ig.beams.sqrt_s ** 2 * x12[idx, 0] * x12[idx, 1]
-        common = w[idx] / (2 * shat) * GEV2_TO_PB
+        st["common"] = w[idx] / (2 * shat) * GEV2_TO_PB
+        st["p"] = p
         parton: dict[tuple[int, int], torch.Tensor] = {}
 
         def density(beam: int, pid: int) -> torch.Tensor:
@@ -237,7 +247,6 @@ class DeviceChannels:
                 parton[beam, pid] = self.pdf.xfxQ2(pid, xb, mu ** 2) / xb
             return parton[beam, pid]
 
-        jobs = []
         for k, (sub, cuts) in enumerate(zip(ig.process.subprocesses, ig.cuts, strict=True)):
             ok = cut_mask(cuts, p)
             lum = (density(0, sub.pdgs[0]) * density(1, sub.pdgs[1]) if self.pdf is not None
@@ -247,36 +256,56 @@ class DeviceChannels:
                 continue
             p_lib = p[sel]
             if sub.mirror:
-                order = [1, 0, *range(2, p.shape[1])]
-                p_lib = p_lib[:, order]
-            jobs.append((k, sub, sel, p_lib.contiguous(), alphas[sel], lum[sel]))
-        want_amp2 = bool(ig._amp2)
-        results = self._matrix_elements(jobs, want_amp2)
-        passed = torch.zeros(len(idx), dtype=torch.bool, device=p.device)
-        for (_, sub, sel, _, _, lum), (m2, amp2) in zip(jobs, results, strict=True):
-            ig.n_calls += len(sel)
-            rows = idx[sel]
-            f[rows] += lum * m2 * common[sel]
-            passed[sel] = True
-            if amp2 is not None:
-                diagrams = (sub.diagram_channels if sub.diagram_channels is not None
-                            else tuple(range(self.n_channels)))
-                if amp2.shape[1] != len(diagrams):
-                    raise MatrixElementError(
-                        f"process {ig.process.name}: the library gives {amp2.shape[1]} "
-                        f"diagrams for {list(sub.pdgs)}, the card {len(diagrams)} channels "
-                        "(diagram_channels, else all): they must correspond one to one")
-                per_channel = torch.zeros(len(sel), self.n_channels, dtype=amp2.dtype,
-                                          device=amp2.device)
-                for j, c in enumerate(diagrams):
-                    if c >= 0:
-                        per_channel[:, c] += amp2[:, j]
-                prior_num[rows] += lum[:, None] * per_channel
-        if not want_amp2:
-            inside = torch.nonzero(passed).squeeze(1)
-            pp = p[inside]
-            cols = [_propagator_prior(t, pp) for t in ig.process.channels]
-            prior_num[idx[inside]] = torch.stack(cols, dim=1)
+                p_lib = p_lib[:, [1, 0, *range(2, p.shape[1])]]
+            st["jobs"].append((k, sub, sel, p_lib.contiguous(), alphas[sel], lum[sel]))
+        return st
+
+    def _finish(self, st: dict[str, Any], results: list[tuple[torch.Tensor, torch.Tensor | None]]
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """f, the features and the normalised prior from the matrix elements."""
+        ig = self.integrand
+        mom, x12, idx = st["mom"], st["x12"], st["idx"]
+        n, dev = len(mom), mom.device
+        f = torch.zeros(n, dtype=torch.float64, device=dev)
+        prior_num = torch.zeros(n, self.n_channels, dtype=torch.float64, device=dev)
+        if len(idx):
+            passed = torch.zeros(len(idx), dtype=torch.bool, device=dev)
+            for (_, sub, sel, _, _, lum), (m2, amp2) in zip(st["jobs"], results, strict=True):
+                ig.n_calls += len(sel)
+                rows = idx[sel]
+                f[rows] += lum * m2 * st["common"][sel]
+                passed[sel] = True
+                if amp2 is not None:
+                    prior_num[rows] += lum[:, None] * self._per_channel(sub, amp2)
+            if not ig._amp2:
+                inside = torch.nonzero(passed).squeeze(1)
+                pp = st["p"][inside]
+                cols = [_propagator_prior(t, pp) for t in ig.process.channels]
+                prior_num[idx[inside]] = torch.stack(cols, dim=1)
+        total = prior_num.sum(dim=1, keepdim=True)
+        prior = torch.where(total > 0, prior_num / torch.where(total > 0, total, 1.0),
+                            torch.zeros_like(prior_num))
+        feats = [mom[:, 2:].reshape(n, -1) / ig.beams.sqrt_s]
+        if ig.beams.hadronic:
+            feats.append(x12)
+        return f, torch.cat(feats, dim=1), prior
+
+    def _per_channel(self, sub: Any, amp2: torch.Tensor) -> torch.Tensor:
+        """Per-diagram |M_i|^2 summed into the card's channels (diagram_channels)."""
+        ig = self.integrand
+        diagrams = (sub.diagram_channels if sub.diagram_channels is not None
+                    else tuple(range(self.n_channels)))
+        if amp2.shape[1] != len(diagrams):
+            raise MatrixElementError(
+                f"process {ig.process.name}: the library gives {amp2.shape[1]} diagrams for "
+                f"{list(sub.pdgs)}, the card {len(diagrams)} channels (diagram_channels, "
+                "else all): they must correspond one to one")
+        per_channel = torch.zeros(len(amp2), self.n_channels, dtype=amp2.dtype,
+                                  device=amp2.device)
+        for j, c in enumerate(diagrams):  # several diagrams may share a channel
+            if c >= 0:  # -1: no channel (a 4-point vertex)
+                per_channel[:, c] += amp2[:, j]
+        return per_channel
 
     def _matrix_elements(self, jobs: list[Any], amp2: bool
                          ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:

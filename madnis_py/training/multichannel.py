@@ -72,7 +72,7 @@ from madnis_py.flows import Flow
 from madnis_py.integrand import Integrand, TorchChannels
 from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
 from madnis_py.physics.process import Process, load_process
-from madnis_py.training.channel_sampler import VEGAS_FLOOR, ChannelSampler, floored_map
+from madnis_py.training.channel_sampler import VEGAS_FLOOR, ChannelSampler, Draw, floored_map
 from madnis_py.training.channel_weights import ChannelWeights
 from madnis_py.training.checkpoint import (
     CheckpointError,
@@ -455,6 +455,11 @@ class Integrator:
         are computed."""
         d = self.samplers[channel].sample(n_i, self.generator)
         f, features, prior = self._evaluate(channel, d.x)
+        return self._weigh(channel, d, f, features, prior, n)
+
+    def _weigh(self, channel: int, d: Draw, f: torch.Tensor, features: torch.Tensor,
+               prior: torch.Tensor | None, n: int) -> ChannelSample:
+        n_i = len(d.x)
         with torch.no_grad():
             alpha = self.weights(features, prior, self._active())[:, channel]
             weight = alpha * f / d.log_q.exp()
@@ -474,6 +479,20 @@ class Integrator:
         elif int(np.sum(counts)) != n:
             raise ValueError(f"counts sum to {int(np.sum(counts))}, not n = {n}")
         samples = []
+        together = getattr(self.integrand, "evaluate_channels", None)
+        if together is not None:
+            # all channels' points in one integrand call (DeviceChannels: one matrix-element
+            # round trip per batch); the same random numbers as channel by channel
+            draws = [(i, self.samplers[i].sample(int(n_i), self.generator))
+                     for i, n_i in enumerate(counts) if n_i > 0]
+            values = together([(d.x, i) for i, d in draws])
+            for (i, d), (f, features, prior) in zip(draws, values, strict=True):
+                self.n_calls += len(d.x)
+                _check_values(f, i)
+                samples.append(self._weigh(i, d, f, features, prior, n))
+                if progress is not None:
+                    progress(len(d.x))
+            return WeightedBatch(n, samples)
         for i, n_i in enumerate(counts):
             if n_i > 0:
                 samples.append(self._draw(i, int(n_i), n))
