@@ -111,3 +111,17 @@ def test_cuda_host_round_trip_is_one_copy_each_way() -> None:
     assert got.is_cuda
     np.testing.assert_array_equal(got.cpu().numpy(), want)
     assert me._staging.copies == 2
+
+
+def test_ee_mumu_gets_a_cuda_matrix_element_when_nvcc_is_found(ee_mumu: MatrixElement) -> None:
+    import os
+    import shutil
+    from pathlib import Path
+
+    if os.environ.get("MADNIS_PY_CUDA", "auto") == "0" or shutil.which("nvcc") is None:
+        pytest.skip("nvcc not on PATH (or MADNIS_PY_CUDA=0): CPU-only build expected")
+    source = Path(__file__).resolve().parents[2] / "processes/common/neutral_current_cuda.cu"
+    if source.is_file() and ee_mumu.library.stat().st_mtime < source.stat().st_mtime:
+        pytest.skip(f"{ee_mumu.library} predates {source.name}: rebuild (pip install -e .)")
+    assert ee_mumu.has_device_entry, (f"nvcc is on PATH but {ee_mumu.library} was built "
+                                      "without the device entry points")
