@@ -85,10 +85,24 @@ def test_nearest_extrapolator_stays_on_the_device(tmp_path: Path, toy: PDF) -> N
     assert dev.host_points == 0
 
 
+def test_alphas_matches_the_reader(toy: PDF) -> None:
+    """The ipol alpha_s on the device: inside the table (thresholds included), below it
+    (the power law) and above it (frozen)."""
+    dev = DevicePDF(toy, "cpu")
+    rng = np.random.default_rng(9)
+    q2 = np.exp(rng.uniform(np.log(toy.q2_min) - 3, np.log(toy.q2_max) + 2, 5000))
+    knots = np.asarray(toy.info["AlphaS_Qs"], dtype=np.float64) ** 2
+    q2[:len(knots)] = knots
+    q2[-1] = 0.0
+    got = dev.alphasQ2(torch.from_numpy(q2)).numpy()
+    np.testing.assert_allclose(got, toy.alphasQ2(q2), rtol=1e-13, atol=0)
+    assert dev.host_points == 0
+
+
 def test_alphas_and_shapes(toy: PDF) -> None:
     dev = DevicePDF(toy, "cpu")
     q2 = torch.tensor([2.0, 91.188 ** 2, 1e6], dtype=torch.float64)
-    np.testing.assert_array_equal(dev.alphasQ2(q2).numpy(), toy.alphasQ2(q2.numpy()))
+    np.testing.assert_allclose(dev.alphasQ2(q2).numpy(), toy.alphasQ2(q2.numpy()), rtol=1e-14)
     with pytest.raises(ValueError, match="1-d tensors"):
         dev.xfxQ2(21, q2[:, None], q2[:, None])
 
@@ -103,3 +117,6 @@ def test_cuda_matches_the_reader(toy: PDF) -> None:
     assert dev.host_points == 0
     x, q2 = _points(toy, 4000, inside=False)
     _compare(toy, dev, x, q2, "cuda")
+    got = dev.alphasQ2(torch.as_tensor(q2, device="cuda"))
+    assert got.is_cuda
+    np.testing.assert_allclose(got.cpu().numpy(), toy.alphasQ2(q2), rtol=1e-13, atol=0)

@@ -11,7 +11,9 @@ What crosses to the host, and why (``host_points`` counts the points that did):
   knot, Q2 outside the knots): its piecewise power laws go through the numpy reader, for
   those points only (a physics run with cuts keeps x and Q2 inside the grid);
   ``nearest`` clamps on the device, ``error`` raises as the reader does;
-* ``alpha_s(Q2)``: one call of the reader per batch (one copy each way);
+* ``alpha_s(Q2)`` of an ``analytic`` set: one call of the reader per batch (one copy
+  each way); the ``ipol`` tables (most sets, the embedded toy set) interpolate on the
+  device like the x f grids;
 * sets read through the LHAPDF library (``backend="lhapdf"``): LHAPDF is host code, so
   the whole batch goes through it, one call per parton ID as on the CPU.
 """
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from madnis_py.physics.pdf.alphas import AlphaSIpol, make_alphas
 from madnis_py.physics.pdf.backends import GridBackend
 
 __all__ = ["DevicePDF"]
@@ -82,6 +85,15 @@ class DevicePDF:
         self.extrapolator = grid.extrapolator
         self.force_positive = self._grid_backend.force_positive
         self._columns = {int(p): k for k, p in enumerate(self._grid_backend.pids)}
+        self._ipol: AlphaSIpol | None = None
+        if str(self._grid_backend.info.get("AlphaS_Type", "")).lower() == "ipol":
+            ipol = make_alphas(self._grid_backend.info, str(self._grid_backend.path.parent))
+            assert isinstance(ipol, AlphaSIpol)
+            self._ipol = ipol
+            self._a_q2s, self._a_vals = as_t(ipol.q2s), as_t(ipol.alphas)
+            self._a_logq2s = as_t(ipol.logq2s)
+            self._a_lower = torch.as_tensor(ipol._lower, device=self.device)
+            self._a_upper = torch.as_tensor(ipol._upper, device=self.device)
 
     @property
     def on_device(self) -> bool:
@@ -174,6 +186,34 @@ class DevicePDF:
         return torch.where(lower & upper, linear, cubic)
 
     def alphasQ2(self, q2: torch.Tensor) -> torch.Tensor:
-        """alpha_s(Q2) of the member (one host call per batch, see the module docstring)."""
-        out = self.pdf.alphasQ2(q2.detach().cpu().numpy())
-        return torch.as_tensor(np.asarray(out), dtype=torch.float64).to(q2.device)
+        """alpha_s(Q2) of the member: ``ipol`` on the device (AlphaSIpol's formulas),
+        others through the host (see the module docstring)."""
+        if self._ipol is None:
+            self.host_points += q2.numel()
+            out = self.pdf.alphasQ2(q2.detach().cpu().numpy())
+            return torch.as_tensor(np.asarray(out), dtype=torch.float64).to(q2.device)
+        q2 = q2.to(self.device, torch.float64)
+        q2s, a, lq = self._a_q2s, self._a_vals, self._a_logq2s
+        n = q2s.numel()
+        below = q2 < q2s[0]
+        above = q2 > q2s[-1]
+        qq = torch.minimum(torch.maximum(q2, q2s[0]), q2s[-1])
+        i = _index_below(q2s, qq)
+
+        def chord(j: torch.Tensor) -> torch.Tensor:
+            dl = lq[j + 1] - lq[j]
+            # a repeated knot (a threshold) has dl = 0: its chord is never selected below
+            return (a[j + 1] - a[j]) / torch.where(dl == 0, torch.ones_like(dl), dl)
+
+        fwd = chord(i)
+        prev = chord((i - 1).clamp(min=0))
+        nxt = chord((i + 1).clamp(max=n - 2))
+        lower, upper = self._a_lower[i], self._a_upper[i]
+        d0 = torch.where(lower, fwd, 0.5 * (fwd + prev))
+        d1 = torch.where(upper, fwd, 0.5 * (fwd + nxt))
+        dlq = lq[i + 1] - lq[i]
+        t = (torch.log(qq) - lq[i]) / dlq
+        val = _hermite(t, a[i], d0 * dlq, a[i + 1], d1 * dlq)
+        val = torch.where(val.abs() < 2.0, val, torch.full_like(val, np.finfo(np.float64).max))
+        low = a[0] * (q2 / q2s[0]) ** self._ipol._low_power
+        return torch.where(below, low, torch.where(above, a[-1], val))
