@@ -143,7 +143,7 @@ def bench_integrand(devices: list[torch.device], n: int) -> list[dict[str, Any]]
         for dev in devices:
             channels: Any = TorchChannels(ig) if dev.type == "cpu" else DeviceChannels(ig, dev)
             x = torch.rand(n, ig.dims(0), dtype=torch.float64, device=dev)
-            t = timed(lambda c=channels, x=x: c(x, 0), dev, repeat=2)
+            t = timed(lambda c=channels, x=x: c(x, 0), dev, repeat=1)
             row = {"what": f"integrand {name} ch0", "device": dev.type, "n": n,
                    "per_s": n / t}
             if dev.type != "cpu":
@@ -233,7 +233,7 @@ def main() -> int:
                      ("maps", lambda: bench_maps(devices, 1_000_000)),
                      ("pdf", lambda: bench_pdf(devices, 1_000_000)),
                      ("integrand", lambda: bench_integrand(
-                         devices, 200_000 if args.quick else 1_000_000))):
+                         devices, 50_000 if args.quick else 500_000))):
         t = time.perf_counter()
         rows += fn()
         print(f"bench_gpu: {name} done in {time.perf_counter() - t:.1f} s", flush=True)
