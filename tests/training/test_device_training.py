@@ -212,7 +212,7 @@ def test_cuda_run_command(tmp_path: Path, process: str,
         d = tmp_path / device
         d.mkdir()
         card = _card(d, process)
-        assert main(["run", str(card), "--device", device, "--json", "--output",
+        assert main(["run", str(card), "--device", device, "--json", "--quiet", "--output",
                      str(d / "out")]) == 0
         results[device] = json.loads(capsys.readouterr().out)
         check_lhe(next((d / "out").glob("**/*.lhe*")))
