@@ -29,9 +29,20 @@ __global__ void nc_kernel(nc_subprocess sp, nc_params par, int nbosons, double c
 extern "C" int nc_smatrix_cuda(const nc_process* proc, const nc_params* par,
                                const nc_subprocess* sp, const double* p, double* ans,
                                double* amp2, int64_t n, void* stream) {
+    // This library's CUDA runtime is its own (static): launch on the device that holds
+    // the momenta (the caller's stream belongs to it), not on this runtime's device 0.
+    cudaPointerAttributes attr{};
+    cudaError_t err = cudaPointerGetAttributes(&attr, p);
+    if (err != cudaSuccess) return static_cast<int>(err);
+    int previous = 0;
+    cudaGetDevice(&previous);
+    if (attr.device != previous && (err = cudaSetDevice(attr.device)) != cudaSuccess)
+        return static_cast<int>(err);
     constexpr int threads = 256;
     const int64_t blocks = (n + threads - 1) / threads;
     nc_kernel<<<static_cast<unsigned>(blocks), threads, 0, static_cast<cudaStream_t>(stream)>>>(
         *sp, *par, proc->nbosons, proc->colours, proc->iden, p, ans, amp2, n);
-    return static_cast<int>(cudaGetLastError());
+    err = cudaGetLastError();
+    if (attr.device != previous) cudaSetDevice(previous);
+    return static_cast<int>(err);
 }
