@@ -92,6 +92,7 @@ class BuildExtWithCuda(build_ext):
             print("madnis_py:", " ".join(cmd))
             subprocess.check_call(cmd)
             ext.extra_objects.append(str(obj))
+            ext.depends.append(str(cu))  # a changed kernel relinks the library
         ext.define_macros.append(("MADNIS_WITH_CUDA", None))
         ext.library_dirs.append(str(_cudart_dir(cuda)))
         ext.libraries += ["cudart_static", "rt", "dl", "pthread", "stdc++"]
@@ -117,12 +118,14 @@ def _process_libraries() -> list[Extension]:
     -O2, never -Ofast: fast-math object files turn on flush-to-zero for the whole process.
     """
     common = sorted(str(p.relative_to(ROOT)) for p in (PROCESSES / "common").glob("*.c"))
+    headers = sorted(str(p.relative_to(ROOT)) for p in (PROCESSES / "common").glob("*.h"))
     libs = []
     for d in sorted(p for p in PROCESSES.iterdir() if p.is_dir() and p.name != "common"):
         sources = sorted(str(p.relative_to(ROOT)) for p in d.glob("*.c"))
         if sources:
             libs.append(Extension(f"madnis_py.processes.{d.name}._me", sources + common,
                                   include_dirs=[str(PROCESSES / "common")],
+                                  depends=headers,
                                   extra_compile_args=["-O2", "-std=c11"],
                                   libraries=["m"]))
     return libs
