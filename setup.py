@@ -60,16 +60,21 @@ class BuildExtWithCuda(build_ext):
             raise RuntimeError("MADNIS_PY_CUDA=1 but no nvcc + CUDA toolkit was found; "
                                "set CUDA_HOME to the toolkit root")
         for ext in self.extensions:
-            if ext.name != "madnis_py._ext":
-                continue
-            if cuda is not None:
-                self._add_cuda_objects(ext, cuda)
-            else:
-                print("madnis_py: no CUDA toolkit found (or MADNIS_PY_CUDA=0); "
-                      "building the CPU kernels only")
+            if ext.name == "madnis_py._ext":
+                if cuda is not None:
+                    self._add_cuda_objects(ext, cuda, sorted(CSRC.glob("*.cu")), CSRC, "cuda")
+                else:
+                    print("madnis_py: no CUDA toolkit found (or MADNIS_PY_CUDA=0); "
+                          "building the CPU kernels only")
+            elif ext.name in _PROCESS_CUDA_NAMES and cuda is not None:
+                # the process library gets its device entry points (madnis_process.h)
+                name = ext.name.split(".")[-2]
+                self._add_cuda_objects(ext, cuda, [PROCESSES / s for s in CUDA_PROCESSES[name]],
+                                       PROCESSES / "common", f"cuda_{name}")
         super().build_extensions()
 
-    def _add_cuda_objects(self, ext: Pybind11Extension, cuda: Path) -> None:
+    def _add_cuda_objects(self, ext: Extension, cuda: Path, sources: list[Path],
+                          include: Path, subdir: str) -> None:
         archs = os.environ.get("MADNIS_PY_CUDA_ARCH", "80;90").split(";")
         gencode = []
         for a in archs:
@@ -77,18 +82,20 @@ class BuildExtWithCuda(build_ext):
             gencode += ["-gencode", f"arch=compute_{a},code=sm_{a}"]
         # PTX of the newest architecture lets later GPUs JIT the kernels.
         gencode += ["-gencode", f"arch=compute_{archs[-1].strip()},code=compute_{archs[-1].strip()}"]
-        build_dir = Path(self.build_temp) / "cuda"
+        build_dir = Path(self.build_temp) / subdir
         build_dir.mkdir(parents=True, exist_ok=True)
-        for cu in sorted(CSRC.glob("*.cu")):
+        for cu in sources:
             obj = build_dir / (cu.stem + ".o")
             cmd = [str(cuda / "bin" / "nvcc"), "-O3", "-std=c++17", "-Xcompiler", "-fPIC",
-                   "-DMADNIS_WITH_CUDA", "-I", str(CSRC), *gencode, "-c", str(cu), "-o", str(obj)]
+                   "-DMADNIS_WITH_CUDA", "-I", str(include), *gencode, "-c", str(cu), "-o",
+                   str(obj)]
             print("madnis_py:", " ".join(cmd))
             subprocess.check_call(cmd)
             ext.extra_objects.append(str(obj))
+            ext.depends.append(str(cu))  # a changed kernel relinks the library
         ext.define_macros.append(("MADNIS_WITH_CUDA", None))
         ext.library_dirs.append(str(_cudart_dir(cuda)))
-        ext.libraries += ["cudart_static", "rt", "dl", "pthread"]
+        ext.libraries += ["cudart_static", "rt", "dl", "pthread", "stdc++"]
 
 
 ext_modules = [
@@ -111,16 +118,24 @@ def _process_libraries() -> list[Extension]:
     -O2, never -Ofast: fast-math object files turn on flush-to-zero for the whole process.
     """
     common = sorted(str(p.relative_to(ROOT)) for p in (PROCESSES / "common").glob("*.c"))
+    headers = sorted(str(p.relative_to(ROOT)) for p in (PROCESSES / "common").glob("*.h"))
     libs = []
     for d in sorted(p for p in PROCESSES.iterdir() if p.is_dir() and p.name != "common"):
         sources = sorted(str(p.relative_to(ROOT)) for p in d.glob("*.c"))
         if sources:
             libs.append(Extension(f"madnis_py.processes.{d.name}._me", sources + common,
                                   include_dirs=[str(PROCESSES / "common")],
+                                  depends=headers,
                                   extra_compile_args=["-O2", "-std=c11"],
                                   libraries=["m"]))
     return libs
 
+
+#: Built-in processes that get a CUDA matrix element when nvcc is found: their .cu
+#: sources (relative to processes/), linked into the same _me library, whose C part then
+#: exports the device entry points (MADNIS_WITH_CUDA; processes/common/madnis_process.h).
+CUDA_PROCESSES: dict[str, list[str]] = {"ee_mumu": ["common/neutral_current_cuda.cu"]}
+_PROCESS_CUDA_NAMES = {f"madnis_py.processes.{name}._me" for name in CUDA_PROCESSES}
 
 ext_modules += _process_libraries()
 _process_packages = ["madnis_py.processes"] + [
@@ -137,7 +152,7 @@ setup(
     package_dir={"madnis_py.processes": "processes"},
     package_data={"madnis_py": ["py.typed", "*.pyi", "data/pdfsets/*/*",
                                 "physics/shims/*.cc"],
-                  "madnis_py.processes": ["*.md", "*/*.toml", "*/*.dat", "*/*.c", "*/*.h",
+                  "madnis_py.processes": ["*.md", "*/*.toml", "*/*.dat", "*/*.c", "*/*.h", "*/*.cu",
                                           "*/*.md"]},
     ext_modules=ext_modules,
     cmdclass={"build_ext": BuildExtWithCuda},

@@ -26,6 +26,7 @@ raises :class:`RunError` (one line naming the input), before any training where 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -222,12 +223,36 @@ class RunSummary:
         return data
 
 
+#: What `madnis-py run --device cuda` still lacks (docs/gpu.md). Training, integration
+#: and the physics integrand run on the device (Integrator(device="cuda"),
+#: madnis_py.device_integrand); these do not yet, and none of it has run on a GPU.
+DEVICE_PATH_MISSING = (
+    "the flows, channel weights, VEGAS base maps, losses and the physics integrand "
+    "(mapping, cuts, PDFs, matrix element) run on the GPU, but the unweighting and the "
+    "second evaluation of accepted events (madnis_py.events) and the VEGAS adaptation "
+    "(the vegas package) still run on the host, and the CUDA path has not been verified "
+    "on a GPU (scripts/gpu_checks.sh); set MADNIS_PY_CUDA_RUN=1 to run it anyway (for "
+    "those checks), or use --device cpu")
+
+
+def _check_device(device: str) -> None:
+    """The run card's device, before any work: an unusable one (no CUDA torch, no
+    visible GPU) or the incomplete CUDA path is one RunError saying which."""
+    if device == "cpu":
+        return
+    from madnis_py.device import DeviceError, resolve_device
+
+    try:
+        resolve_device(device)
+    except DeviceError as err:
+        raise RunError(f"[run] device (or --device) = {device!r}: {err}") from err
+    if os.environ.get("MADNIS_PY_CUDA_RUN") != "1":
+        raise RunError(f"[run] device (or --device) = {device!r}: {DEVICE_PATH_MISSING}")
+
+
 def _check_request(card: RunCard, request: RunRequest) -> None:
     """Everything about the request that can be checked before any work."""
-    if card.run.device == "cuda":
-        raise RunError("--device cuda: the multi-channel trainer runs its flows on the CPU "
-                       "in this version (the CUDA kernels serve the flow and phase-space "
-                       "layers directly); use --device cpu")
+    _check_device(card.run.device)
     n = request.n_events
     if not 0 <= n <= LIMITS["events"]:
         what = "-n" if request.command == "generate" else "[run] nevents"
@@ -290,6 +315,7 @@ def run_card(card: RunCard, request: RunRequest,
 
 def _integrator(card: RunCard, process: Process,
                 pdf_option: str | None = None) -> tuple[Integrand, Integrator]:
+    from madnis_py.device_integrand import DeviceChannels
     from madnis_py.integrand import Integrand, TorchChannels
     from madnis_py.physics.pdf import PDFError, PDFSetNotFoundError
     from madnis_py.training import Integrator
@@ -305,9 +331,11 @@ def _integrator(card: RunCard, process: Process,
                        f"{' '.join(str(err).split())}") from err
     except ValueError as err:  # physics the integrand cannot be built for
         raise RunError(f"process {process.name}: {err}") from err
-    channels = TorchChannels(integrand)
+    channels: TorchChannels | DeviceChannels = (
+        TorchChannels(integrand) if card.run.device == "cpu"
+        else DeviceChannels(integrand, card.run.device))
     return integrand, Integrator(channels, feature_dims=channels.feature_dims,
-                                 **card.integrator_options())
+                                 device=card.run.device, **card.integrator_options())
 
 
 def _pdf_field(card: RunCard, process: Process, pdf_option: str | None = None) -> str:
@@ -441,7 +469,7 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
     decision: dict[str, Any] = {}
     if request.command == "generate":
         assert request.checkpoint is not None
-        mc = Integrator.load(request.checkpoint, mc.integrand)
+        mc = Integrator.load(request.checkpoint, mc.integrand, device=mc.device)
         calls_before = int(mc.n_calls)  # the checkpoint's own calls are not this run's
         integrated = mc.last_result is None  # a checkpoint of an interrupted training
         t0 = time.perf_counter()
@@ -456,7 +484,7 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
             if not card.checkpoint_path.is_file():
                 raise RunError(f"--resume: no checkpoint {card.checkpoint_path} to resume "
                                "from")
-            mc = Integrator.load(card.checkpoint_path, mc.integrand)
+            mc = Integrator.load(card.checkpoint_path, mc.integrand, device=mc.device)
             resumed = True
             reporter.note(f"resuming from {card.checkpoint_path} after {mc.steps_done} "
                           "training steps")
@@ -580,7 +608,7 @@ def _event_plots(card: RunCard, done: GeneratedEvents, integrand: Integrand,
         moms = np.zeros((len(w), integrand.process.n_particles, 4))
         for c in np.unique(channels):
             sel = np.nonzero(channels == c)[0]
-            moms[sel] = integrand(x[sel].numpy(), int(c), prior=False).momenta
+            moms[sel] = integrand(x[sel].cpu().numpy(), int(c), prior=False).momenta
         events = EventBatch.concatenate(done.sample)
         plot_kinematics(events.momenta, moms, w, out / "kinematics.png",
                         event_weights=events.weights, process=integrand.process,

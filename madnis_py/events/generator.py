@@ -221,7 +221,7 @@ class EventGenerator:
         parts = []
         for c in np.unique(channels):
             sel = np.nonzero(channels == c)[0]
-            b = self.integrand(x[sel].numpy(), int(c), prior=False, details=True)
+            b = self.integrand(x[sel].cpu().numpy(), int(c), prior=False, details=True)
             self.n_calls += len(sel)
             assert b.subprocess_f is not None and b.scale is not None
             assert b.alpha_s is not None

@@ -66,7 +66,14 @@ import torch
 from madnis_py._core import ext
 from madnis_py.physics.slha import read_slha
 
-__all__ = ["MatrixElement", "MatrixElementError"]
+__all__ = ["HostStaging", "MatrixElement", "MatrixElementError"]
+
+#: The device ABI version this loader speaks (processes/common/madnis_process.h).
+DEVICE_ABI_VERSION = 1
+#: The negative return codes of madnis_smatrix_device_.
+_DEVICE_ERRORS = {-1: "no subprocess has the PDG list",
+                  -2: "the library read no valid param_card (initialise_ failed)",
+                  -3: "the amp2 row length passed is not the number of diagrams"}
 
 _PATH_LENGTH = 512
 _CDEF = """
@@ -82,6 +89,11 @@ void madnis_smatrix_amp2_(const int* pdgs, const int* procid, const int* npdg,
                           const double* p, const double* alphas, const double* scale2,
                           double* ans, double* amp2, int* namp2);
 int madnis_abi_version_(void);
+int madnis_device_abi_version_(void);
+int madnis_smatrix_device_(const int* pdgs, const int* procid, const int* npdg,
+                           const double* p, const double* alphas, const double* scale2,
+                           const int64_t* n, double* ans, double* amp2, int* namp2,
+                           void* stream);
 const char* madnis_sherpa_error_(void);
 void get_pdg_order_(int* pdg, int* allproc);
 void lha_loadcard_(void);  /* looked up, never called: marks MadGraph's card reader */
@@ -183,6 +195,12 @@ class MatrixElement:
             self._both: int | None = self._address("madnis_smatrix_amp2_")
         except MatrixElementError:
             self._both = None
+        self._device_entry: Any = None  # madnis_smatrix_device_ (a CUDA build)
+        if self._has("madnis_smatrix_device_") and self._has("madnis_device_abi_version_"):
+            version = int(self._symbol("madnis_device_abi_version_")())
+            if version == DEVICE_ABI_VERSION:
+                self._device_entry = self._symbol("madnis_smatrix_device_")
+        self._staging = HostStaging()
 
     @classmethod
     def from_madgraph(cls, library: str | Path, param_card: str | Path) -> MatrixElement:
@@ -523,3 +541,143 @@ class MatrixElement:
         self._check_count(count, "madnis_smatrix_amp2_", pdgs)
         self._check_finite(ans, p, pdgs)
         return ans, out[:, :count]
+
+    # -- torch tensors on any device ---------------------------------------------------
+
+    @property
+    def has_device_entry(self) -> bool:
+        """Whether the library has device entry points (``madnis_smatrix_device_``, a
+        built-in compiled with nvcc): CUDA momenta are then evaluated without a copy."""
+        return self._device_entry is not None
+
+    def evaluate(self, momenta: torch.Tensor, pdgs: Sequence[int], *,
+                 alpha_s: torch.Tensor | float = 0.118, scale2: torch.Tensor | float = 0.0,
+                 procid: int = -1, amp2: bool = False
+                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """|M|^2 ``(n,)`` (and with ``amp2`` the per-diagram |M_i|^2 ``(n, n_diagrams)``)
+        of torch momenta ``(n, nparticles, 4)``, returned as float64 tensors on their
+        device.
+
+        CPU tensors go to the library as numpy views. CUDA tensors go to the library's
+        device entry points (:attr:`has_device_entry`) on torch's current stream, with
+        no copy; a host library gets them through :class:`HostStaging`: momenta, alpha_s
+        and scale2 packed into one page-locked buffer (one copy to the host), the
+        answers into another (one copy back).
+        """
+        pd = [int(x) for x in pdgs]
+        n = int(momenta.shape[0])
+        if momenta.dim() != 3 or tuple(momenta.shape[1:]) != (len(pd), 4):
+            raise ValueError(f"momenta: expected shape (n, {len(pd)}, 4) for PDG list "
+                             f"{pd}, got {tuple(momenta.shape)}")
+        dev = momenta.device
+        p = momenta.detach().to(torch.float64).contiguous()
+        a = torch.as_tensor(alpha_s, dtype=torch.float64, device=dev).expand(n).contiguous()
+        s2 = torch.as_tensor(scale2, dtype=torch.float64, device=dev).expand(n).contiguous()
+        if dev.type == "cuda" and self._device_entry is not None:
+            return self._evaluate_device(p, pd, a, s2, procid, amp2)
+        if dev.type == "cpu":
+            pn, an, sn = p.numpy(), a.numpy(), s2.numpy()
+            if amp2:
+                m2, d2 = self.smatrix_amp2(pn, pd, alpha_s=an, scale2=sn, procid=procid)
+                return torch.from_numpy(m2), torch.from_numpy(np.ascontiguousarray(d2))
+            return torch.from_numpy(self(pn, pd, alpha_s=an, scale2=sn, procid=procid))
+        # a host library and device tensors: one copy each way
+        packed = torch.cat([p.reshape(n, -1), a[:, None], s2[:, None]], dim=1)
+        host = self._staging.to_host("me_in", packed)
+        k = 4 * len(pd)
+        ph = np.ascontiguousarray(host[:, :k]).reshape(n, len(pd), 4)
+        ah, sh = np.ascontiguousarray(host[:, k]), np.ascontiguousarray(host[:, k + 1])
+        if amp2:
+            m2, d2 = self.smatrix_amp2(ph, pd, alpha_s=ah, scale2=sh, procid=procid)
+            out = self._staging.to_device("me_out", np.concatenate([m2[:, None], d2], axis=1),
+                                          dev)
+            return out[:, 0], out[:, 1:]
+        return self._staging.to_device("me_out", self(ph, pd, alpha_s=ah, scale2=sh,
+                                                      procid=procid), dev)
+
+    def _evaluate_device(self, p: torch.Tensor, pdgs: list[int], a: torch.Tensor,
+                         s2: torch.Tensor, procid: int,
+                         amp2: bool) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The device entry point on CUDA tensors, torch's current stream."""
+        self._check_pdgs(pdgs, procid)
+        ffi = self._ffi
+        n = int(p.shape[0])
+        c_pdgs = ffi.new("int[]", pdgs)
+        c_procid = ffi.new("int*", procid)
+        c_npdg = ffi.new("int*", len(pdgs))
+        c_n = ffi.new("int64_t*", n)
+        c_namp2 = ffi.new("int*", 0)
+        stream = ffi.cast("void*", torch.cuda.current_stream(p.device).cuda_stream)
+
+        def ptr(t: torch.Tensor | None) -> Any:
+            return ffi.NULL if t is None else ffi.cast("double*", t.data_ptr())
+
+        ans = torch.empty(n, dtype=torch.float64, device=p.device)
+        diagrams = None
+        if amp2:  # the diagram count first (n = 0 launches nothing)
+            zero = ffi.new("int64_t*", 0)
+            self._device_status(self._device_entry(c_pdgs, c_procid, c_npdg, ptr(p), ptr(a),
+                                                   ptr(s2), zero, ptr(ans), ffi.NULL,
+                                                   c_namp2, stream), pdgs)
+            diagrams = torch.empty(n, int(c_namp2[0]), dtype=torch.float64, device=p.device)
+        with torch.cuda.device(p.device):
+            rc = self._device_entry(c_pdgs, c_procid, c_npdg, ptr(p), ptr(a), ptr(s2), c_n,
+                                    ptr(ans), ptr(diagrams), c_namp2, stream)
+        self._device_status(rc, pdgs)
+        if not bool(torch.isfinite(ans).all()):
+            first = int(torch.nonzero(~torch.isfinite(ans))[0, 0])
+            raise MatrixElementError(f"{self.library}: |M|^2 is {float(ans[first])} at event "
+                                     f"{first} of {pdgs} (device entry point)")
+        return ans if diagrams is None else (ans, diagrams)
+
+    def _device_status(self, rc: int, pdgs: Sequence[int]) -> None:
+        if rc == 0:
+            return
+        why = _DEVICE_ERRORS.get(int(rc), f"CUDA error {int(rc)} launching the kernel")
+        raise MatrixElementError(f"{self.library}: madnis_smatrix_device_ for {list(pdgs)}: "
+                                 f"{why}")
+
+
+class HostStaging:
+    """Reusable host buffers for a host round trip of device tensors: page-locked when
+    CUDA is available (so the copies are DMA transfers), grown, never shrunk.
+
+    Each key is one buffer: :meth:`to_host` copies a tensor into it and waits for the
+    copy; :meth:`to_device` copies an array back asynchronously on torch's current
+    stream. A key's buffer is only rewritten after the next :meth:`to_host` has waited on
+    that stream, which orders it after the previous copy back.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+        self.copies = 0  # copies made, either way (the benchmark reports it)
+
+    def _buffer(self, key: str, shape: tuple[int, ...]) -> torch.Tensor:
+        size = int(np.prod(shape))
+        buf = self._buffers.get(key)
+        if buf is None or buf.numel() < size:
+            buf = torch.empty(max(size, 1), dtype=torch.float64,
+                              pin_memory=torch.cuda.is_available())
+            self._buffers[key] = buf
+        return buf[:size].view(shape)
+
+    def to_host(self, key: str, t: torch.Tensor) -> np.ndarray:
+        """``t`` as a numpy array on the host (a view for a CPU tensor)."""
+        t = t.detach().to(torch.float64)
+        if t.device.type == "cpu":
+            return t.contiguous().numpy()
+        buf = self._buffer(key, tuple(t.shape))
+        buf.copy_(t, non_blocking=True)
+        torch.cuda.current_stream(t.device).synchronize()
+        self.copies += 1
+        return buf.numpy()
+
+    def to_device(self, key: str, a: np.ndarray, device: torch.device) -> torch.Tensor:
+        """``a`` as a float64 tensor on ``device``."""
+        a = np.asarray(a, dtype=np.float64)
+        if device.type == "cpu":
+            return torch.from_numpy(np.ascontiguousarray(a))
+        buf = self._buffer(key, a.shape)
+        buf.numpy()[...] = a
+        self.copies += 1
+        return buf.to(device, non_blocking=True)

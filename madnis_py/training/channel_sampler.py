@@ -16,8 +16,11 @@ gets ``mu`` of the density). Without a base map both components are the same uni
 density. A channel whose flow is switched off (``use_flow = False``) samples its base map
 alone, mixed with ``mu`` of the uniform density.
 
-Points and densities are float64 (see docs/architecture.md); the base map runs in numpy
-(vegas), the flow in torch.
+Points and densities are float64 (see docs/architecture.md). Everything runs on the
+flow's device: the flow, the random numbers (the generator must live there too) and the
+base map, whose VEGAS grid is evaluated by :class:`GridMap` (``vegas.AdaptiveMap``'s
+piecewise-linear map and its inverse in torch); the ``vegas.AdaptiveMap`` itself is kept
+for the grid it holds (checkpoints, :meth:`ChannelSampler.grid`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import torch
 
 from madnis_py.flows import Flow
 
-__all__ = ["VEGAS_FLOOR", "ChannelSampler", "Draw", "floored_map"]
+__all__ = ["VEGAS_FLOOR", "ChannelSampler", "Draw", "GridMap", "floored_map"]
 
 #: Default share of the uniform density mixed into every dimension of a VEGAS map after
 #: pre-training (:func:`floored_map`); measured on drell_yan (benchmarks/RESULTS.md).
@@ -68,6 +71,65 @@ def floored_map(vmap: Any, floor: float) -> Any:
         new[0], new[-1] = g[0], g[-1]
         grids.append(new)
     return vegas.AdaptiveMap(grids)
+
+
+class GridMap:
+    """A VEGAS grid's map ``x = V(y)`` of the unit hypercube and its inverse, in torch on
+    any device: the formulas of ``vegas.AdaptiveMap.map`` and ``invmap`` (G. P. Lepage,
+    arXiv:2009.05112), which run on the host in numpy.
+
+    In every dimension ``d`` with ``N_d`` increments of edges ``g_0 < ... < g_N``,
+    ``y N_d = i + t`` maps to ``x = g_i + (g_{i+1} - g_i) t`` with ``dx/dy = (g_{i+1} - g_i)
+    N_d``; ``y = 1`` maps to ``g_N``, and ``x`` outside ``[g_0, g_N]`` inverts to 0 or 1
+    with the Jacobian of the end increment, as vegas does.
+
+    Parameters
+    ----------
+    grids : list of arrays
+        Per dimension the increments' edges (``vegas.AdaptiveMap.extract_grid()``).
+    device : str or torch.device
+    """
+
+    def __init__(self, grids: list[np.ndarray], device: str | torch.device = "cpu") -> None:
+        self.edges = [torch.as_tensor(np.asarray(g, dtype=np.float64), device=device)
+                      for g in grids]
+        self.incs = [e[1:] - e[:-1] for e in self.edges]
+        # log of each increment's dx/dy = inc N: one gather per point, no log
+        self.log_slopes = [torch.log(inc * len(inc)) for inc in self.incs]
+
+    @property
+    def dims(self) -> int:
+        return len(self.edges)
+
+    def map(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x = V(y)`` and ``log |dV/dy|`` for points ``y`` (n, dims)."""
+        x = torch.empty_like(y)
+        log_jac = torch.zeros(len(y), dtype=y.dtype, device=y.device)
+        for d, (g, inc, log_slope) in enumerate(zip(self.edges, self.incs, self.log_slopes,
+                                                      strict=True)):
+            ninc = len(inc)
+            y_ninc = y[:, d] * ninc
+            iy = torch.floor(y_ninc).long()
+            inner = iy < ninc
+            i = iy.clamp(0, ninc - 1)
+            x[:, d] = torch.where(inner, g[i] + inc[i] * (y_ninc - iy), g[ninc])
+            log_jac += log_slope[i]
+        return x, log_jac
+
+    def invmap(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``y = V^-1(x)`` and ``log |dV/dy|`` there, for points ``x`` (n, dims)."""
+        y = torch.empty_like(x)
+        log_jac = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+        for d, (g, inc, log_slope) in enumerate(zip(self.edges, self.incs, self.log_slopes,
+                                                      strict=True)):
+            ninc = len(inc)
+            iy = torch.searchsorted(g, x[:, d].contiguous(), right=True)
+            i = (iy - 1).clamp(0, ninc - 1)
+            inner = (iy > 0) & (iy <= ninc)
+            yd = (i + (x[:, d] - g[i]) / inc[i]) / ninc
+            y[:, d] = torch.where(inner, yd, (iy > 0).to(x.dtype))
+            log_jac += log_slope[i]
+        return y, log_jac
 
 
 @dataclass
@@ -121,8 +183,30 @@ class ChannelSampler:
         self.flow = flow
         self.mixture = float(mixture)
         self.uniform_mixture = float(uniform_mixture)
+        self._grid_maps: dict[torch.device, GridMap] = {}
         self.base = base
         self.use_flow = use_flow
+
+    @property
+    def base(self) -> Any | None:
+        """The base map (a ``vegas.AdaptiveMap``), or ``None`` for the identity."""
+        return self._base
+
+    @base.setter
+    def base(self, vmap: Any | None) -> None:
+        self._base = vmap
+        self._grid_maps = {}
+
+    @property
+    def device(self) -> torch.device:
+        """Where the sampler draws: its flow's device."""
+        return self.flow.device
+
+    def _grid_map(self, device: torch.device) -> GridMap:
+        if device not in self._grid_maps:
+            assert self.base is not None
+            self._grid_maps[device] = GridMap(self.base.extract_grid(), device)
+        return self._grid_maps[device]
 
     @property
     def dims(self) -> int:
@@ -142,15 +226,13 @@ class ChannelSampler:
 
     def _through_base(self, direction: str,
                       t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The base map's ``map`` or ``invmap`` (vegas' in-place numpy calls) on ``t``,
+        """The base map's ``map`` or ``invmap`` on ``t`` (on ``t``'s device, float64),
         with ``log |dV/dz|``."""
         if self.base is None:
-            return t, torch.zeros(len(t), dtype=t.dtype)
-        src = np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float64)
-        out = np.empty_like(src)
-        jac = np.empty(len(src))
-        getattr(self.base, direction)(src, out, jac)
-        return torch.from_numpy(out).to(t), torch.from_numpy(np.log(jac)).to(t)
+            return t, torch.zeros(len(t), dtype=t.dtype, device=t.device)
+        grid_map = self._grid_map(t.device)
+        out, log_jac = getattr(grid_map, direction)(t.detach().to(torch.float64))
+        return out.to(t.dtype), log_jac.to(t.dtype)
 
     def latent_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log of the latent part ``(1 - lambda - mu) q_flow(z) + lambda``, normalised
@@ -158,7 +240,7 @@ class ChannelSampler:
         :meth:`log_prob_at`), differentiable in the flow's parameters."""
         flat = math.log1p(-self.uniform_mixture) if self.uniform_mixture else 0.0
         if not self.use_flow:
-            return torch.full((len(z),), flat, dtype=z.dtype)
+            return torch.full((len(z),), flat, dtype=z.dtype, device=z.device)
         log_q = self.flow.log_prob(z)
         share = 1.0 - self.mixture - self.uniform_mixture
         if self.mixture > 0:
@@ -183,20 +265,22 @@ class ChannelSampler:
     def sample(self, n: int, generator: torch.Generator) -> Draw:
         """``n`` points with their densities (no gradient)."""
         flow = self.flow
+        dev = flow.device
         with torch.no_grad():
             n_uniform = 0
             if self.uniform_mixture or (self.use_flow and self.mixture > 0):
-                u = torch.rand(n, dtype=flow.dtype, generator=generator)
+                u = torch.rand(n, dtype=flow.dtype, generator=generator, device=dev)
                 lo = self.mixture if self.use_flow else 0.0
                 n_uniform = int(((u >= lo) & (u < lo + self.uniform_mixture)).sum())
             if not self.use_flow:
                 z = torch.rand(n - n_uniform, flow.dims, dtype=flow.dtype,
-                               generator=generator)
-                log_qz = torch.zeros(len(z), dtype=flow.dtype)
+                               generator=generator, device=dev)
+                log_qz = torch.zeros(len(z), dtype=flow.dtype, device=dev)
             elif self.mixture > 0 or self.uniform_mixture:
                 n_base = int((u < self.mixture).sum())
                 z_flow, _ = flow.sample(n - n_base - n_uniform, generator=generator)
-                z_base = torch.rand(n_base, flow.dims, dtype=flow.dtype, generator=generator)
+                z_base = torch.rand(n_base, flow.dims, dtype=flow.dtype, generator=generator,
+                                    device=dev)
                 z = torch.cat([z_flow, z_base])
                 log_qz = self.latent_log_prob(z)
             else:
@@ -204,7 +288,8 @@ class ChannelSampler:
             x, log_jac = self.to_integrand(z)
             if not n_uniform:
                 return Draw(z, x, log_qz - log_jac, log_jac)
-            x_uni = torch.rand(n_uniform, flow.dims, dtype=flow.dtype, generator=generator)
+            x_uni = torch.rand(n_uniform, flow.dims, dtype=flow.dtype, generator=generator,
+                               device=dev)
             z_uni, log_jac_uni = self.to_latent(x_uni)
             z = torch.cat([z, z_uni])
             x = torch.cat([x, x_uni])

@@ -37,6 +37,7 @@ __all__ = [
     "one_line",
     "plain",
     "read_checkpoint",
+    "restore_generator",
     "shape_mismatch",
 ]
 
@@ -126,7 +127,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: the checkpoint is empty (0 bytes; an interrupted "
                               "write by an older version?)")
     try:
-        state = torch.load(path, weights_only=True)
+        # tensors come to the CPU whatever device wrote them; the integrator moves them
+        # to its own (a GPU-trained checkpoint generates on CPU workers and back)
+        state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:
         # torch raises anything from EOFError and OSError('Invalid argument') to
         # UnpicklingError; none of its texts says more than this (the cause stays chained)
@@ -189,6 +192,8 @@ def integrator_state(mc: Integrator) -> dict[str, object]:
         "flows": mc.flows.state_dict(),
         "weights": mc.weights.state_dict(),
         "generator": mc.generator.get_state(),
+        # CPU and CUDA generators have different states (restore_state reseeds across)
+        "generator_device": mc.generator.device.type,
         "sigmas": torch.from_numpy(mc.sigmas.copy()),
         "counters": torch.tensor([mc.n_calls, mc.n_invalid, mc.steps_done]),
         "use_flow": torch.tensor(mc.use_flow),
@@ -206,6 +211,21 @@ def integrator_state(mc: Integrator) -> dict[str, object]:
         "vegas_grids": ([[torch.tensor(g) for g in grid] for grid in grids]
                         if len(grids) == mc.n_channels else []),
     }
+
+
+def restore_generator(generator: torch.Generator, stored: torch.Tensor,
+                      stored_device: str) -> None:
+    """Set ``generator`` to a checkpoint's RNG state; a state of another device type
+    (a CUDA Philox state for a CPU Mersenne twister, or back) cannot be set, so the
+    generator is seeded from a hash of it instead: deterministic, but not the stream the
+    other device would have continued (the two never draw the same numbers anyway)."""
+    if generator.device.type == stored_device:
+        generator.set_state(stored)
+        return
+    import hashlib
+
+    digest = hashlib.sha256(stored.numpy().tobytes()).digest()
+    generator.manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
 
 
 def restore_state(mc: Integrator, state: dict[str, Any], path: Path,
@@ -234,7 +254,8 @@ def restore_state(mc: Integrator, state: dict[str, Any], path: Path,
             raise CheckpointMismatchError(
                 f"{path} does not fit this integrator (another process or other "
                 f"flow_options?): {str(err).splitlines()[0]}") from err
-        mc.generator.set_state(state["generator"])
+        restore_generator(mc.generator, state["generator"],
+                          str(state.get("generator_device", "cpu")))
         mc.sigmas = state["sigmas"].numpy().astype(np.float64).copy()
         mc.n_calls, mc.n_invalid, mc.steps_done = (
             int(v) for v in state["counters"])

@@ -67,11 +67,12 @@ import numpy as np
 import torch
 
 from madnis_py._atomic import CheckpointWriteError, torch_save_atomic
+from madnis_py.device import resolve_device
 from madnis_py.flows import Flow
 from madnis_py.integrand import Integrand, TorchChannels
 from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
 from madnis_py.physics.process import Process, load_process
-from madnis_py.training.channel_sampler import VEGAS_FLOOR, ChannelSampler, floored_map
+from madnis_py.training.channel_sampler import VEGAS_FLOOR, ChannelSampler, Draw, floored_map
 from madnis_py.training.channel_weights import ChannelWeights
 from madnis_py.training.checkpoint import (
     CheckpointError,
@@ -182,7 +183,7 @@ class WeightedBatch:
     def weights(self) -> np.ndarray:
         """The event weights ``alpha_i f / q_i * n / n_i`` (n,), float64; their mean is
         the batch's estimate of the integral."""
-        return np.concatenate([s.event_weight.double().numpy() for s in self.samples])
+        return np.concatenate([s.event_weight.double().cpu().numpy() for s in self.samples])
 
     def channels(self) -> np.ndarray:
         """The channel of each event (n,)."""
@@ -256,10 +257,14 @@ def _check_values(f: torch.Tensor, channel: int) -> None:
 
 
 
-def _as_channels(integrand: object) -> MultiChannelIntegrand:
+def _as_channels(integrand: object, device: torch.device) -> MultiChannelIntegrand:
     if isinstance(integrand, (str, Process)):
         integrand = Integrand(integrand)
     if isinstance(integrand, Integrand):
+        if device.type != "cpu":  # the physics on the device too (docs/gpu.md)
+            from madnis_py.device_integrand import DeviceChannels
+
+            return DeviceChannels(integrand, device)
         return TorchChannels(integrand)
     return cast(MultiChannelIntegrand, integrand)
 
@@ -308,6 +313,10 @@ class Integrator:
         and the other channels share the whole integrand (a message says so).
     seed : int
         Seeds torch's generator used for every draw.
+    device : str or torch.device
+        Where flows, channel weights, random numbers, base maps and losses live
+        (``"cpu"`` or ``"cuda"``/``"cuda:N"``; see docs/gpu.md for what crosses to the
+        host). Not part of the checkpoint: :meth:`load` takes its own ``device``.
 
     Attributes
     ----------
@@ -331,7 +340,8 @@ class Integrator:
                  min_fraction: float = 0.1, warmup: int = 20, drop_threshold: float = 1e-4,
                  drop_patience: int = 10, mixture: float = 0.0,
                  uniform_mixture: float = 0.0, max_weight_penalty: float = 0.0, top_fraction: float = 0.01,
-                 seed: int = 0) -> None:
+                 seed: int = 0, device: str | torch.device = "cpu") -> None:
+        self.device = resolve_device(device)
         self.options = TrainingOptions(
             flow_options=dict(flow_options or {}), trainable_weights=trainable_weights,
             loss=loss, lr=lr, min_fraction=min_fraction, warmup=warmup,
@@ -340,7 +350,7 @@ class Integrator:
         self.config: dict[str, object] = {
             "feature_dims": feature_dims, **self.options.as_dict(),
             "process": integrand if isinstance(integrand, str) else None}
-        integrand = _as_channels(integrand)
+        integrand = _as_channels(integrand, self.device)
         if feature_dims is None:
             feature_dims = getattr(integrand, "feature_dims", None)
             if feature_dims is None:
@@ -350,12 +360,13 @@ class Integrator:
         self.n_channels = integrand.n_channels
         opts = dict(flow_options or {})
         self.flows = torch.nn.ModuleList(
-            [Flow(integrand.dims(i), **opts) for i in range(self.n_channels)])  # type: ignore[arg-type]
+            [Flow(integrand.dims(i), **opts) for i in range(self.n_channels)]  # type: ignore[arg-type]
+        ).to(self.device)
         self.samplers = [ChannelSampler(cast(Flow, flow), mixture=mixture,
                                         uniform_mixture=uniform_mixture)
                          for flow in self.flows]
         self.weights = ChannelWeights(self.n_channels, feature_dims,
-                                      trainable=trainable_weights)
+                                      trainable=trainable_weights).to(self.device)
         self.loss_name = loss
         self.mixture = mixture
         self.max_weight_penalty = max_weight_penalty
@@ -363,7 +374,7 @@ class Integrator:
         self.lr = lr
         self.min_fraction = min_fraction
         self.warmup = warmup
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.sigmas = np.ones(self.n_channels)
         self.active = np.ones(self.n_channels, dtype=bool)
         self.drop_threshold = drop_threshold
@@ -426,7 +437,7 @@ class Integrator:
         return f, features, prior
 
     def _active(self) -> torch.Tensor:
-        return torch.from_numpy(self.active.copy())
+        return torch.from_numpy(self.active.copy()).to(self.device)
 
     def _drop_small_channels(self, values: np.ndarray, total: float) -> None:
         if self.steps_done < self.warmup or total <= 0:
@@ -448,6 +459,11 @@ class Integrator:
         are computed."""
         d = self.samplers[channel].sample(n_i, self.generator)
         f, features, prior = self._evaluate(channel, d.x)
+        return self._weigh(channel, d, f, features, prior, n)
+
+    def _weigh(self, channel: int, d: Draw, f: torch.Tensor, features: torch.Tensor,
+               prior: torch.Tensor | None, n: int) -> ChannelSample:
+        n_i = len(d.x)
         with torch.no_grad():
             alpha = self.weights(features, prior, self._active())[:, channel]
             weight = alpha * f / d.log_q.exp()
@@ -467,6 +483,20 @@ class Integrator:
         elif int(np.sum(counts)) != n:
             raise ValueError(f"counts sum to {int(np.sum(counts))}, not n = {n}")
         samples = []
+        together = getattr(self.integrand, "evaluate_channels", None)
+        if together is not None:
+            # all channels' points in one integrand call (DeviceChannels: one matrix-element
+            # round trip per batch); the same random numbers as channel by channel
+            draws = [(i, self.samplers[i].sample(int(n_i), self.generator))
+                     for i, n_i in enumerate(counts) if n_i > 0]
+            values = together([(d.x, i) for i, d in draws])
+            for (i, d), (f, features, prior) in zip(draws, values, strict=True):
+                self.n_calls += len(d.x)
+                _check_values(f, i)
+                samples.append(self._weigh(i, d, f, features, prior, n))
+                if progress is not None:
+                    progress(len(d.x))
+            return WeightedBatch(n, samples)
         for i, n_i in enumerate(counts):
             if n_i > 0:
                 samples.append(self._draw(i, int(n_i), n))
@@ -713,10 +743,12 @@ class Integrator:
         calls, invalid = self.n_calls, self.n_invalid
 
         def share(i: int, x: np.ndarray) -> np.ndarray:
+            # the vegas package adapts on the host: one copy each way per batch
             with torch.no_grad():
-                f, features, prior = self._evaluate(i, torch.from_numpy(x))
+                xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+                f, features, prior = self._evaluate(i, xt.to(self.device))
                 alpha = self.weights(features, prior, self._active())[:, i]
-                return np.asarray((alpha * f).numpy())
+                return np.asarray((alpha * f).cpu().numpy())
 
         found = survey(share, [self.integrand.dims(i) for i in range(self.n_channels)],
                        self.active, points=neval, growth=growth, iterations=nitn,
@@ -792,7 +824,8 @@ class Integrator:
 
     @classmethod
     def load(cls, path: str | Path, integrand: object | None = None, *,
-             physics: Mapping[str, object] | None = None) -> Integrator:
+             physics: Mapping[str, object] | None = None,
+             device: str | torch.device = "cpu") -> Integrator:
         """An integrator restored from :meth:`save`, ready to resume.
 
         ``integrand`` is needed unless the integrator was built from the name of a
@@ -800,7 +833,8 @@ class Integrator:
         process is opened, never a path or library named in the file (that raises
         :class:`CheckpointError`). ``physics`` (default: the integrand's fingerprint) is
         compared with the checkpoint's, see :meth:`load_state`. Loading uses
-        ``torch.load(..., weights_only=True)``.
+        ``torch.load(..., weights_only=True, map_location="cpu")``, and ``device`` is
+        where the restored integrator runs, whichever device trained it.
         """
         path = Path(path)
         state = read_checkpoint(path)
@@ -823,7 +857,7 @@ class Integrator:
             opened = None
         flow_options = config.pop("flow_options", {})
         try:
-            mc = cls(integrand, flow_options=dict(flow_options), **config)
+            mc = cls(integrand, flow_options=dict(flow_options), device=device, **config)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{path}: its settings do not build an integrator "
                                   f"({err})") from err
@@ -860,7 +894,7 @@ class Integrator:
                 means[s.channel] = float(w.mean())
                 stds[s.channel] = float(w.std()) if len(w) > 1 else 0.0
                 var[s.channel] = stds[s.channel] ** 2 / len(w) if len(w) > 1 else math.inf
-                raw.setdefault(s.channel, []).append(w.numpy())
+                raw.setdefault(s.channel, []).append(w.cpu().numpy())
             events.append(batch.weights())
             average.add(float(means.sum()), float(var[points > 0].sum()))
             per_iter.append((means, var, points, stds))
@@ -980,7 +1014,7 @@ class _EventsTarget:
     def after_step(self, k: int, event_weights: torch.Tensor) -> bool:
         """After step ``k`` of this call (its batch's event weights): measure every
         ``measure_every`` steps (and after the last); True to stop."""
-        self.window.append(event_weights.double().numpy())
+        self.window.append(event_weights.double().cpu().numpy())
         if k % self.every and k != self.steps:
             return False
         reason = self.rule.add(self._measure(k))

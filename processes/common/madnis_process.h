@@ -25,7 +25,29 @@
  *        per-diagram squared amplitudes |M_i|^2 (no interference) for the channel prior,
  *        *namp2 = number of diagrams written (at most MADNIS_MAX_AMP2); *namp2 = 0 when
  *        no subprocess matches.
+ *
+ * Device extension (a library built with CUDA; madnis_py uses it for CUDA tensors and
+ * falls back to the host entry points, with one copy each way per batch, without it):
+ *
+ *   int madnis_device_abi_version_(void);           returns MADNIS_DEVICE_ABI_VERSION
+ *   int madnis_smatrix_device_(const int* pdgs, const int* procid, const int* npdg,
+ *                              const double* p,      device (n, npdg, 4), row-major
+ *                              const double* alphas, const double* scale2,  device (n,)
+ *                              const int64_t* n,     host: the number of events
+ *                              double* ans,          device (n,): |M|^2
+ *                              double* amp2,         device (n, *namp2) or NULL
+ *                              int* namp2,           host in/out: row length of amp2 on
+ *                                                    input, the number of diagrams on output
+ *                              void* stream);        cudaStream_t the kernels run on
+ *        pdgs, procid, npdg, n and namp2 are host pointers, the arrays device pointers;
+ *        the call launches and returns (nothing is synchronised or copied). Returns 0,
+ *        a negative MADNIS_DEVICE_* code below, or a positive cudaError_t. n = 0 with
+ *        amp2 = NULL only reports the number of diagrams.
  */
+#define MADNIS_DEVICE_ABI_VERSION 1
+#define MADNIS_DEVICE_NO_SUBPROCESS (-1)   /* no subprocess has the PDG list */
+#define MADNIS_DEVICE_NOT_INITIALISED (-2) /* initialise_ read no valid param_card */
+#define MADNIS_DEVICE_AMP2_SIZE (-3)       /* *namp2 on input is not the diagram count */
 #ifndef MADNIS_PROCESS_H
 #define MADNIS_PROCESS_H
 

@@ -98,4 +98,41 @@ void nc_amp2(const nc_process* proc, const nc_params* par, const int* pdgs,
         nc_amp2(&(proc), &(par), pdgs, procid, npdg, p, amp2, namp2);                        \
     }
 
+/* ---- Device ABI (madnis_process.h, "Device extension"), built with CUDA only ---------- */
+#ifdef MADNIS_WITH_CUDA
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Launches the kernel of subprocess sp on `stream` (a cudaStream_t, NULL: the default
+ * stream) for n events whose momenta p (n, 4, 4) are device pointers: ans (n,) gets
+ * |M|^2 and, when amp2 is not NULL, amp2 (n, nbosons) the per-diagram |M_d|^2. Returns
+ * 0 or the cudaError_t of the launch. Asynchronous: nothing waits for the kernel. */
+int nc_smatrix_cuda(const nc_process* proc, const nc_params* par, const nc_subprocess* sp,
+                    const double* p, double* ans, double* amp2, int64_t n, void* stream);
+#ifdef __cplusplus
+}
+#endif
+
+/* The device entry points of a neutral-current process (madnis_process.h). */
+#define MADNIS_NC_DEVICE_ENTRY_POINTS(proc, par)                                             \
+    int madnis_device_abi_version_(void) { return MADNIS_DEVICE_ABI_VERSION; }               \
+    int madnis_smatrix_device_(const int* pdgs, const int* procid, const int* npdg,          \
+                               const double* p, const double* alphas, const double* scale2,  \
+                               const int64_t* n, double* ans, double* amp2, int* namp2,      \
+                               void* stream) {                                               \
+        (void)alphas;                                                                        \
+        (void)scale2;                                                                        \
+        const nc_subprocess* sp = nc_find_subprocess(&(proc), pdgs, procid, npdg);           \
+        if (sp == NULL) return MADNIS_DEVICE_NO_SUBPROCESS;                                  \
+        if (!(par).ok) return MADNIS_DEVICE_NOT_INITIALISED;                                 \
+        const int capacity = namp2 != NULL ? *namp2 : 0;                                     \
+        if (namp2 != NULL) *namp2 = (proc).nbosons;                                          \
+        if (amp2 != NULL && capacity != (proc).nbosons) return MADNIS_DEVICE_AMP2_SIZE;      \
+        if (*n <= 0) return 0;                                                               \
+        return nc_smatrix_cuda(&(proc), &(par), sp, p, ans, amp2, *n, stream);               \
+    }
+#endif
+
 #endif

@@ -14,6 +14,9 @@
  * Diagrams: 1 = photon, 2 = Z (MadGraph's order); madnis_amp2_ returns one entry each.
  * nhel in 1..16 returns one helicity's |M|^2 divided by MadGraph's IDEN = 4.
  * alphas and scale2 are accepted and unused.
+ * Built with CUDA (setup.py, when nvcc is found) it also exports the device entry points
+ * (madnis_process.h, "Device extension"): the same |M|^2 (common/neutral_current_math.h)
+ * from a kernel on device pointers.
  */
 #include "madnis_process.h"
 #include "neutral_current.h"
@@ -42,3 +45,7 @@ void initialise_(const char* path, size_t len) {
 }
 
 MADNIS_NC_ENTRY_POINTS(PROCESS, P)
+
+#ifdef MADNIS_WITH_CUDA
+MADNIS_NC_DEVICE_ENTRY_POINTS(PROCESS, P)
+#endif

@@ -1,0 +1,358 @@
+"""The physics integrand on a torch device: f(x) per channel without leaving the GPU.
+
+:class:`DeviceChannels` evaluates an :class:`~madnis_py.integrand.Integrand` (same
+process, cuts, scales, PDFs, matrix element and channel prior, read from it) with torch
+operations on the device of the points, and is what the multi-channel
+:class:`~madnis_py.training.Integrator` calls with ``device="cuda"``
+(``(f, features, prior)`` as :class:`~madnis_py.integrand.TorchChannels`, whose numpy
+evaluation it reproduces to rounding; on the CPU it runs the same code, which is how it
+is tested without a GPU):
+
+* phase-space mapping: the compiled CUDA kernels (:mod:`madnis_py.phasespace.mapping`);
+* cuts, the dynamical scale and the propagator prior: torch ports of
+  :mod:`madnis_py.phasespace.cuts` and :mod:`madnis_py.integrand` (same formulas);
+* PDFs: :class:`~madnis_py.physics.pdf.device.DevicePDF` (its host parts: alpha_s, and
+  points outside the grid with the ``continuation`` extrapolator);
+* matrix element: a library with device entry points (``ee_mumu`` built with nvcc) runs
+  its kernel on the device pointers; a host library (every other one) gets the points of
+  all channels and subprocesses of a batch (:meth:`DeviceChannels.evaluate_channels`,
+  which ``Integrator.random_batch`` calls once per batch) packed into one page-locked
+  buffer, one copy to the host and one back
+  (:class:`~madnis_py.physics.matrix_element.HostStaging`).
+
+Docs: docs/gpu.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from madnis_py.integrand import GEV2_TO_PB, Integrand
+from madnis_py.phasespace.topology import Decay, Node, Topology
+from madnis_py.physics.matrix_element import HostStaging, MatrixElementError
+from madnis_py.physics.pdf.device import DevicePDF
+
+__all__ = ["DeviceChannels", "cut_mask", "dynamical_scale_torch"]
+
+
+def _eta(p: torch.Tensor) -> torch.Tensor:
+    pt = torch.hypot(p[..., 1], p[..., 2])
+    value = torch.asinh(p[..., 3] / pt)
+    return torch.where(pt == 0, torch.copysign(torch.full_like(pt, math.inf), p[..., 3]),
+                       value)
+
+
+def _rapidity(p: torch.Tensor) -> torch.Tensor:
+    return torch.atanh(p[..., 3] / p[..., 0])
+
+
+def _delta_r(a: torch.Tensor, b: torch.Tensor, use_rapidity: bool) -> torch.Tensor:
+    longitudinal = _rapidity if use_rapidity else _eta
+    cross = a[..., 2] * b[..., 1] - a[..., 1] * b[..., 2]
+    dot = a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+    return torch.hypot(longitudinal(a) - longitudinal(b), torch.atan2(cross, dot))
+
+
+def _check_values(check: Any, p: torch.Tensor, use_rapidity: bool) -> torch.Tensor:
+    """The observable of one ``Cuts`` check (cuts._Check._values, in torch)."""
+    first = torch.as_tensor(check.first, device=p.device)
+    if check.observable == "pt":
+        q = p[:, first]
+        return torch.hypot(q[..., 1], q[..., 2])
+    if check.observable == "abs_eta":
+        q = p[:, first]
+        return torch.abs(_rapidity(q) if use_rapidity else _eta(q))
+    if check.observable == "abs_y":
+        return torch.abs(_rapidity(p[:, first]))
+    if check.observable == "missing_pt":
+        total = p[:, first, 1:3].sum(dim=1)
+        return torch.hypot(total[:, 0], total[:, 1])[:, None]
+    second = torch.as_tensor(check.second, device=p.device)
+    if check.observable == "delta_r":
+        return _delta_r(p[:, first], p[:, second], use_rapidity)
+    s = p[:, first] + p[:, second]
+    return s[..., 0] ** 2 - s[..., 1] ** 2 - s[..., 2] ** 2 - s[..., 3] ** 2
+
+
+def cut_mask(cuts: Any, momenta: torch.Tensor) -> torch.Tensor:
+    """``cuts.mask(momenta)`` of a :class:`~madnis_py.phasespace.Cuts` on torch momenta
+    ``(n, nparticles, 4)``, on their device: the same observables and comparisons."""
+    passed = torch.isfinite(momenta).all(dim=2).all(dim=1)
+    for check in cuts._checks:
+        values = _check_values(check, momenta, cuts.use_rapidity)
+        lower = -math.inf if check.lower is None else check.lower
+        upper = math.inf if check.upper is None else check.upper
+        if check.observable == "mass":
+            lower = math.copysign(lower * lower, lower)
+            upper = upper * upper
+        above, below = values >= lower, values <= upper
+        ok = above | below if check.observable == "mass" and lower > upper else above & below
+        passed &= ok.all(dim=1)
+    return passed
+
+
+def dynamical_scale_torch(momenta: torch.Tensor, choice: int) -> torch.Tensor:
+    """:func:`madnis_py.integrand.dynamical_scale` on torch momenta, in GeV."""
+    fin = momenta[:, 2:]
+    pt2 = fin[..., 1] ** 2 + fin[..., 2] ** 2
+    m2 = torch.clamp(fin[..., 0] ** 2 - pt2 - fin[..., 3] ** 2, min=0.0)
+    if choice == 1:
+        pabs = torch.sqrt(pt2 + fin[..., 3] ** 2)
+        et = torch.where(pabs > 0, fin[..., 0] * torch.sqrt(pt2) / pabs,
+                         torch.zeros_like(pabs))
+        return et.sum(dim=1)
+    if choice in (2, 3):
+        mt = torch.sqrt(pt2 + m2).sum(dim=1)
+        return mt if choice == 2 else mt / 2
+    if choice == 4:
+        tot = momenta[:, 0] + momenta[:, 1]
+        return torch.sqrt(torch.clamp(tot[:, 0] ** 2 - (tot[:, 1:] ** 2).sum(dim=1),
+                                      min=0.0))
+    raise ValueError(f"dynamical_scale_choice must be 1, 2, 3 or 4 (MadGraph's numbering), "
+                     f"got {choice}")
+
+
+def _leaves(node: Node) -> list[int]:
+    if isinstance(node, Decay):
+        return _leaves(node.daughters[0]) + _leaves(node.daughters[1])
+    return [node]
+
+
+def _propagator_prior(topo: Topology, momenta: torch.Tensor) -> torch.Tensor:
+    """:func:`madnis_py.integrand._propagator_prior` in torch."""
+    out = torch.ones(len(momenta), dtype=momenta.dtype, device=momenta.device)
+
+    def inv2(legs: list[int]) -> torch.Tensor:
+        q = momenta[:, legs].sum(dim=1)
+        return q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(dim=1)
+
+    def denominator(q2: torch.Tensor, mass: float, width: float) -> torch.Tensor:
+        return (q2 - mass ** 2) ** 2 + (mass * width) ** 2
+
+    def decays(node: Node, root: bool) -> None:
+        nonlocal out
+        if isinstance(node, Decay):
+            if not root:
+                out = out / denominator(inv2(_leaves(node)), node.propagator.mass,
+                                        node.propagator.width)
+            decays(node.daughters[0], False)
+            decays(node.daughters[1], False)
+
+    if topo.s_channel is not None:
+        out = out / denominator(inv2([0, 1]), topo.s_channel.propagator.mass,
+                                topo.s_channel.propagator.width)
+        decays(topo.s_channel, True)
+    else:
+        assert topo.t_channel is not None
+        q = momenta[:, 0].clone()
+        for block, prop in zip(topo.t_channel.blocks, topo.t_channel.propagators,
+                               strict=False):
+            q = q - momenta[:, _leaves(block)].sum(dim=1)
+            t = q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(dim=1)
+            out = out / denominator(t, prop.mass, prop.width)
+        for block in topo.t_channel.blocks:
+            decays(block, False)
+    return out
+
+
+class DeviceChannels:
+    """An :class:`Integrand` evaluated on the device of the points it is called with: a
+    :class:`~madnis_py.training.multichannel.MultiChannelIntegrand` like
+    :class:`~madnis_py.integrand.TorchChannels` (see the module docstring).
+
+    Parameters
+    ----------
+    integrand : Integrand
+        The physics (built on the host as usual: cards, PDF set, library).
+    device : str or torch.device
+        Where the PDF tables are kept (the device the Integrator runs on).
+    """
+
+    def __init__(self, integrand: Integrand, device: str | torch.device = "cpu") -> None:
+        self.integrand = integrand
+        self.device = torch.device(device)
+        self.n_channels = integrand.n_channels
+        n_final = integrand.process.n_particles - 2
+        self.feature_dims = 4 * n_final + (2 if integrand.beams.hadronic else 0)
+        self.pdf = None if integrand.pdf is None else DevicePDF(integrand.pdf, self.device)
+        self.staging = HostStaging()
+
+    def dims(self, channel: int) -> int:
+        return self.integrand.dims(channel)
+
+    def fingerprint(self) -> dict[str, object]:
+        return self.integrand.fingerprint()
+
+    def _scales(self, p: torch.Tensor) -> torch.Tensor:
+        ig = self.integrand
+        if ig.scale is not None:
+            return torch.full((len(p),), float(ig.scale), dtype=p.dtype, device=p.device)
+        assert ig.dynamical_scale_choice is not None
+        return dynamical_scale_torch(p, ig.dynamical_scale_choice)
+
+    def __call__(self, x: torch.Tensor,
+                 channel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        return self.evaluate_channels([(x, channel)])[0]
+
+    def evaluate_channels(self, batches: list[tuple[torch.Tensor, int]]
+                          ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """``(f, features, prior)`` of several channels' points at once: their matrix
+        elements in one call (one host round trip for a host library, whatever the
+        number of channels and subprocesses)."""
+        states = [self._prepare(x, channel) for x, channel in batches]
+        jobs = [job for st in states for job in st["jobs"]]
+        results = self._matrix_elements(jobs, bool(self.integrand._amp2))
+        out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        k = 0
+        for (x, _), st in zip(batches, states, strict=True):
+            mine = results[k:k + len(st["jobs"])]
+            k += len(st["jobs"])
+            f, features, prior = self._finish(st, mine)
+            out.append((f.to(x.dtype), features.to(x.dtype), prior.to(x.dtype)))
+        return out
+
+    def _prepare(self, x: torch.Tensor, channel: int) -> dict[str, Any]:
+        """Everything of Integrand.__call__ before the matrix element: mapping, scales,
+        alpha_s, luminosities, cuts; ``jobs`` are the matrix-element calls it needs."""
+        ig = self.integrand
+        if not 0 <= channel < self.n_channels:
+            raise IndexError(f"channel {channel}: the process has {self.n_channels} channels")
+        batch = ig.mappings[channel].map(x.detach().to(torch.float64).contiguous())
+        mom, w, x12 = batch.momenta, batch.weight, batch.x1x2
+        st: dict[str, Any] = {"mom": mom, "x12": x12, "jobs": []}
+        idx = torch.nonzero(w > 0).squeeze(1)
+        st["idx"] = idx
+        if len(idx) == 0:
+            return st
+        p = mom[idx]
+        mu = self._scales(p)
+        if self.pdf is not None and ig.alpha_s is None:
+            alphas = self.pdf.alphasQ2(mu ** 2)
+        else:
+            alphas = torch.full_like(mu, float(ig.alpha_s if ig.alpha_s is not None
+                                                else 0.118))
+        shat = ig.beams.sqrt_s ** 2 * x12[idx, 0] * x12[idx, 1]
+        st["common"] = w[idx] / (2 * shat) * GEV2_TO_PB
+        st["p"] = p
+        parton: dict[tuple[int, int], torch.Tensor] = {}
+
+        def density(beam: int, pid: int) -> torch.Tensor:
+            if (beam, pid) not in parton:
+                assert self.pdf is not None
+                xb = x12[idx, beam]
+                parton[beam, pid] = self.pdf.xfxQ2(pid, xb, mu ** 2) / xb
+            return parton[beam, pid]
+
+        for k, (sub, cuts) in enumerate(zip(ig.process.subprocesses, ig.cuts, strict=True)):
+            ok = cut_mask(cuts, p)
+            lum = (density(0, sub.pdgs[0]) * density(1, sub.pdgs[1]) if self.pdf is not None
+                   else torch.ones_like(mu))
+            sel = torch.nonzero(ok & (lum != 0)).squeeze(1)
+            if len(sel) == 0:
+                continue
+            p_lib = p[sel]
+            if sub.mirror:
+                p_lib = p_lib[:, [1, 0, *range(2, p.shape[1])]]
+            st["jobs"].append((k, sub, sel, p_lib.contiguous(), alphas[sel], lum[sel]))
+        return st
+
+    def _finish(self, st: dict[str, Any], results: list[tuple[torch.Tensor, torch.Tensor | None]]
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """f, the features and the normalised prior from the matrix elements."""
+        ig = self.integrand
+        mom, x12, idx = st["mom"], st["x12"], st["idx"]
+        n, dev = len(mom), mom.device
+        f = torch.zeros(n, dtype=torch.float64, device=dev)
+        prior_num = torch.zeros(n, self.n_channels, dtype=torch.float64, device=dev)
+        if len(idx):
+            passed = torch.zeros(len(idx), dtype=torch.bool, device=dev)
+            for (_, sub, sel, _, _, lum), (m2, amp2) in zip(st["jobs"], results, strict=True):
+                ig.n_calls += len(sel)
+                rows = idx[sel]
+                f[rows] += lum * m2 * st["common"][sel]
+                passed[sel] = True
+                if amp2 is not None:
+                    prior_num[rows] += lum[:, None] * self._per_channel(sub, amp2)
+            if not ig._amp2:
+                inside = torch.nonzero(passed).squeeze(1)
+                pp = st["p"][inside]
+                cols = [_propagator_prior(t, pp) for t in ig.process.channels]
+                prior_num[idx[inside]] = torch.stack(cols, dim=1)
+        total = prior_num.sum(dim=1, keepdim=True)
+        prior = torch.where(total > 0, prior_num / torch.where(total > 0, total, 1.0),
+                            torch.zeros_like(prior_num))
+        feats = [mom[:, 2:].reshape(n, -1) / ig.beams.sqrt_s]
+        if ig.beams.hadronic:
+            feats.append(x12)
+        return f, torch.cat(feats, dim=1), prior
+
+    def _per_channel(self, sub: Any, amp2: torch.Tensor) -> torch.Tensor:
+        """Per-diagram |M_i|^2 summed into the card's channels (diagram_channels)."""
+        ig = self.integrand
+        diagrams = (sub.diagram_channels if sub.diagram_channels is not None
+                    else tuple(range(self.n_channels)))
+        if amp2.shape[1] != len(diagrams):
+            raise MatrixElementError(
+                f"process {ig.process.name}: the library gives {amp2.shape[1]} diagrams for "
+                f"{list(sub.pdgs)}, the card {len(diagrams)} channels (diagram_channels, "
+                "else all): they must correspond one to one")
+        per_channel = torch.zeros(len(amp2), self.n_channels, dtype=amp2.dtype,
+                                  device=amp2.device)
+        for j, c in enumerate(diagrams):  # several diagrams may share a channel
+            if c >= 0:  # -1: no channel (a 4-point vertex)
+                per_channel[:, c] += amp2[:, j]
+        return per_channel
+
+    def _matrix_elements(self, jobs: list[Any], amp2: bool
+                         ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """|M|^2 (and |M_i|^2) of every subprocess's points: through the library's device
+        entry points when it has them and the points are on a GPU, else in one host
+        round trip for all subprocesses together."""
+        me = self.integrand.matrix_element
+        if not jobs:
+            return []
+        if jobs[0][3].is_cuda and me.has_device_entry:
+            out: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+            for _, sub, _, p_lib, alphas, _ in jobs:
+                r = me.evaluate(p_lib, sub.library_pdgs, alpha_s=alphas, amp2=amp2)
+                out.append((r[0], r[1]) if isinstance(r, tuple) else (r, None))
+            return out
+        # one packed buffer each way: momenta and alpha_s of all subprocesses
+        dev = jobs[0][3].device
+        packed = torch.cat([torch.cat([p_lib.reshape(len(p_lib), -1), alphas[:, None]], dim=1)
+                            for _, _, _, p_lib, alphas, _ in jobs])
+        host = self.staging.to_host("me_in", packed)
+        k = jobs[0][3].shape[1] * 4
+        answers: list[tuple[np.ndarray, np.ndarray | None]] = []
+        start = 0
+        for _, sub, _, p_lib, _, _ in jobs:
+            block = host[start:start + len(p_lib)]
+            start += len(p_lib)
+            p_h = block[:, :k].reshape(len(block), -1, 4).copy()
+            a_h = block[:, k].copy()
+            if amp2:
+                m2, d2 = me.smatrix_amp2(p_h, sub.library_pdgs, alpha_s=a_h)
+                answers.append((m2, d2))
+            else:
+                answers.append((me(p_h, sub.library_pdgs, alpha_s=a_h), None))
+        width = 1 + max((0 if d is None else d.shape[1]) for _, d in answers)
+        back = np.zeros((len(packed), width))
+        start = 0
+        for ans, diagrams in answers:
+            back[start:start + len(ans), 0] = ans
+            if diagrams is not None:
+                back[start:start + len(ans), 1:1 + diagrams.shape[1]] = diagrams
+            start += len(ans)
+        dev_back = self.staging.to_device("me_out", back, dev)
+        out = []
+        start = 0
+        for ans, diagrams in answers:
+            rows = dev_back[start:start + len(ans)]
+            start += len(ans)
+            out.append((rows[:, 0],
+                        None if diagrams is None else rows[:, 1:1 + diagrams.shape[1]]))
+        return out

@@ -1,0 +1,219 @@
+"""The grid reader's PDF on a torch device: x f(x, Q2) without leaving the device.
+
+:class:`DevicePDF` holds one member's knots, values and knot slopes as torch tensors
+and evaluates LHAPDF's ``logcubic`` interpolation (:mod:`.interpolation`, the same
+formulas, term by term) with torch operations, so a batch of CUDA tensors stays on the
+GPU; on the CPU it runs the same code and agrees with the numpy reader to rounding.
+
+What crosses to the host, and why (``host_points`` counts the points that did):
+
+* points outside the grid with the ``continuation`` extrapolator (x below the first
+  knot, Q2 outside the knots): its piecewise power laws go through the numpy reader, for
+  those points only (a physics run with cuts keeps x and Q2 inside the grid);
+  ``nearest`` clamps on the device, ``error`` raises as the reader does;
+* ``alpha_s(Q2)`` of an ``analytic`` set: one call of the reader per batch (one copy
+  each way); the ``ipol`` tables (most sets, the embedded toy set) interpolate on the
+  device like the x f grids;
+* sets read through the LHAPDF library (``backend="lhapdf"``): LHAPDF is host code, so
+  the whole batch goes through it, one call per parton ID as on the CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from madnis_py.physics.pdf.alphas import AlphaSIpol, make_alphas
+from madnis_py.physics.pdf.backends import GridBackend
+
+__all__ = ["DevicePDF"]
+
+
+def _hermite(t: torch.Tensor, vl: torch.Tensor, vdl: torch.Tensor, vh: torch.Tensor,
+             vdh: torch.Tensor) -> torch.Tensor:
+    """Cubic Hermite on [0, 1] (:func:`~madnis_py.physics.pdf.interpolation.hermite`)."""
+    t2 = t * t
+    t3 = t2 * t
+    return ((2 * t3 - 3 * t2 + 1) * vl + (t3 - 2 * t2 + t) * vdl
+            + (-2 * t3 + 3 * t2) * vh + (t3 - t2) * vdh)
+
+
+def _index_below(knots: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Largest i with knots[i] <= v, capped at len-2 (LHAPDF's ``indexbelow``)."""
+    i = torch.searchsorted(knots, v, right=True)
+    i = torch.where(i == knots.numel(), i - 1, i) - 1
+    return i.clamp(0, knots.numel() - 2)
+
+
+class DevicePDF:
+    """x f(x, Q2) and alpha_s(Q2) of a :class:`~madnis_py.physics.pdf.PDF` on ``device``.
+
+    Parameters
+    ----------
+    pdf : PDF
+        The member to evaluate; a grid-reader member is interpolated on the device, an
+        LHAPDF one is called on the host (see the module docstring).
+    device : str or torch.device
+        Where the tables live and the results are returned (float64).
+    """
+
+    def __init__(self, pdf: Any, device: str | torch.device) -> None:
+        self.pdf = pdf
+        self.device = torch.device(device)
+        self.host_points = 0
+        backend = getattr(pdf, "_backend", None)
+        self._grid_backend: GridBackend | None = (backend if isinstance(backend, GridBackend)
+                                                  else None)
+        self._columns: dict[int, int] = {}
+        if self._grid_backend is None:
+            return
+        grid = self._grid_backend.grid
+
+        def as_t(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float64,
+                                   device=self.device)
+
+        self.xs, self.q2s = as_t(grid.xs), as_t(grid.q2s)
+        self.logxs, self.logq2s = as_t(grid.logxs), as_t(grid.logq2s)
+        # (flavour, x, Q2): one contiguous table per flavour
+        self.values = as_t(np.moveaxis(grid.values, 2, 0))
+        self.dlogx = as_t(np.moveaxis(grid.dlogx, 2, 0))
+        self.q_lower = torch.as_tensor(grid._q_lower, device=self.device)
+        self.q_upper = torch.as_tensor(grid._q_upper, device=self.device)
+        self.extrapolator = grid.extrapolator
+        self.force_positive = self._grid_backend.force_positive
+        self._columns = {int(p): k for k, p in enumerate(self._grid_backend.pids)}
+        self._ipol: AlphaSIpol | None = None
+        if str(self._grid_backend.info.get("AlphaS_Type", "")).lower() == "ipol":
+            ipol = make_alphas(self._grid_backend.info, str(self._grid_backend.path.parent))
+            assert isinstance(ipol, AlphaSIpol)
+            self._ipol = ipol
+            self._a_q2s, self._a_vals = as_t(ipol.q2s), as_t(ipol.alphas)
+            self._a_logq2s = as_t(ipol.logq2s)
+            self._a_lower = torch.as_tensor(ipol._lower, device=self.device)
+            self._a_upper = torch.as_tensor(ipol._upper, device=self.device)
+
+    @property
+    def on_device(self) -> bool:
+        """Whether x f is interpolated on the device (a grid-reader member)."""
+        return self._grid_backend is not None
+
+    def xfxQ2(self, pid: int, x: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
+        """x f(x, Q2) of parton ``pid`` (0 and 21: the gluon; unknown IDs give 0) at 1-d
+        float64 tensors ``x`` in [0, 1] and ``q2`` >= 0 of equal length, on the device."""
+        if x.shape != q2.shape or x.dim() != 1:
+            raise ValueError(f"x and q2: expected two 1-d tensors of one length, got "
+                             f"{tuple(x.shape)} and {tuple(q2.shape)}")
+        if self._grid_backend is None:
+            self.host_points += x.numel()
+            out = self.pdf.xfxQ2(int(pid), x.detach().cpu().numpy(), q2.detach().cpu().numpy())
+            return torch.as_tensor(out, dtype=torch.float64).to(x.device, non_blocking=True)
+        x = x.to(self.device, torch.float64)
+        q2 = q2.to(self.device, torch.float64)
+        col = self._columns.get(21 if int(pid) == 0 else int(pid))
+        if col is None:
+            return torch.zeros_like(x)
+        xmin, xmax = self.xs[0], self.xs[-1]
+        q2min, q2max = self.q2s[0], self.q2s[-1]
+        inside = (x >= xmin) & (x <= xmax) & (q2 >= q2min) & (q2 <= q2max)
+        if self.extrapolator == "nearest":
+            out = self._interpolate(col, torch.minimum(torch.maximum(x, xmin), xmax),
+                                    torch.minimum(torch.maximum(q2, q2min), q2max))
+        else:
+            # clamped inputs keep the outside points' (unused) arithmetic finite
+            out = self._interpolate(col, torch.minimum(torch.maximum(x, xmin), xmax),
+                                    torch.minimum(torch.maximum(q2, q2min), q2max))
+            if not bool(inside.all()):
+                out = self._outside(col, x, q2, inside, out)
+        if self.force_positive == 1:
+            out = out.clamp(min=0.0)
+        elif self.force_positive == 2:
+            out = out.clamp(min=1e-10)
+        return out
+
+    def _outside(self, col: int, x: torch.Tensor, q2: torch.Tensor, inside: torch.Tensor,
+                 out: torch.Tensor) -> torch.Tensor:
+        assert self._grid_backend is not None
+        grid = self._grid_backend.grid
+        idx = torch.nonzero(~inside).squeeze(1)
+        xo = x[idx].cpu().numpy()
+        qo = q2[idx].cpu().numpy()
+        self.host_points += len(idx)
+        # the reader raises for 'error', as the host path does
+        vals = grid.evaluate(np.full(len(idx), col, dtype=np.intp), xo, qo)
+        out = out.clone()
+        out[idx] = torch.as_tensor(vals, dtype=torch.float64).to(out.device)
+        return out
+
+    def _interpolate(self, col: int, x: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
+        """LogBicubicGrid.interpolate for one flavour column, points inside the grid."""
+        lx, lq = self.logxs, self.logq2s
+        v, d = self.values[col], self.dlogx[col]
+        nq = self.q2s.numel()
+        ix = _index_below(self.xs, x)
+        iq = _index_below(self.q2s, q2)
+        dlx = lx[ix + 1] - lx[ix]
+        tx = (torch.log(x) - lx[ix]) / dlx
+
+        def along_x(j: torch.Tensor) -> torch.Tensor:
+            return _hermite(tx, v[ix, j], d[ix, j] * dlx, v[ix + 1, j], d[ix + 1, j] * dlx)
+
+        vl = along_x(iq)
+        vh = along_x(iq + 1)
+        lower = self.q_lower[iq]
+        upper = self.q_upper[iq]
+        dq1 = lq[iq + 1] - lq[iq]
+        tq = (torch.log(q2) - lq[iq]) / dq1
+        # a two-knot subgrid: bilinear in (log x, log Q2)
+        fl = v[ix, iq] + tx * (v[ix + 1, iq] - v[ix, iq])
+        fh = v[ix, iq + 1] + tx * (v[ix + 1, iq + 1] - v[ix, iq + 1])
+        linear = fl + tq * (fh - fl)
+        slope = vh - vl
+        iqm = (iq - 1).clamp(min=0)
+        iqp = (iq + 2).clamp(max=nq - 1)
+        vll = torch.where(lower, vl, along_x(iqm))
+        vhh = torch.where(upper, vh, along_x(iqp))
+        # the where()s below keep 0/0 of the subgrid edges out of the chosen branch
+        den0 = torch.where(lower, torch.ones_like(dq1), lq[iq] - lq[iqm])
+        den2 = torch.where(upper, torch.ones_like(dq1), lq[iqp] - lq[iq + 1])
+        r0 = torch.where(lower, torch.ones_like(dq1), dq1 / den0)
+        r2 = torch.where(upper, torch.ones_like(dq1), dq1 / den2)
+        vdl = torch.where(lower, slope, 0.5 * (slope + (vl - vll) * r0))
+        vdh = torch.where(upper, slope, 0.5 * (slope + (vhh - vh) * r2))
+        cubic = _hermite(tq, vl, vdl, vh, vdh)
+        return torch.where(lower & upper, linear, cubic)
+
+    def alphasQ2(self, q2: torch.Tensor) -> torch.Tensor:
+        """alpha_s(Q2) of the member: ``ipol`` on the device (AlphaSIpol's formulas),
+        others through the host (see the module docstring)."""
+        if self._ipol is None:
+            self.host_points += q2.numel()
+            out = self.pdf.alphasQ2(q2.detach().cpu().numpy())
+            return torch.as_tensor(np.asarray(out), dtype=torch.float64).to(q2.device)
+        q2 = q2.to(self.device, torch.float64)
+        q2s, a, lq = self._a_q2s, self._a_vals, self._a_logq2s
+        n = q2s.numel()
+        below = q2 < q2s[0]
+        above = q2 > q2s[-1]
+        qq = torch.minimum(torch.maximum(q2, q2s[0]), q2s[-1])
+        i = _index_below(q2s, qq)
+
+        def chord(j: torch.Tensor) -> torch.Tensor:
+            dl = lq[j + 1] - lq[j]
+            # a repeated knot (a threshold) has dl = 0: its chord is never selected below
+            return (a[j + 1] - a[j]) / torch.where(dl == 0, torch.ones_like(dl), dl)
+
+        fwd = chord(i)
+        prev = chord((i - 1).clamp(min=0))
+        nxt = chord((i + 1).clamp(max=n - 2))
+        lower, upper = self._a_lower[i], self._a_upper[i]
+        d0 = torch.where(lower, fwd, 0.5 * (fwd + prev))
+        d1 = torch.where(upper, fwd, 0.5 * (fwd + nxt))
+        dlq = lq[i + 1] - lq[i]
+        t = (torch.log(qq) - lq[i]) / dlq
+        val = _hermite(t, a[i], d0 * dlq, a[i + 1], d1 * dlq)
+        val = torch.where(val.abs() < 2.0, val, torch.full_like(val, np.finfo(np.float64).max))
+        low = a[0] * (q2 / q2s[0]) ** self._ipol._low_power
+        return torch.where(below, low, torch.where(above, a[-1], val))

@@ -1,0 +1,122 @@
+"""The device path of the PDF grid reader (madnis_py.physics.pdf.device).
+
+On the CPU, ``DevicePDF`` runs the same torch code a CUDA device runs; it must give the
+numpy reader's numbers to rounding everywhere (knots, subgrid edges, inside and outside
+the grid). The ``cuda`` tests repeat the comparison on a GPU.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from madnis_py.physics import pdf as pdfmod
+from madnis_py.physics.pdf import PDF
+from madnis_py.physics.pdf.device import DevicePDF
+
+PIDS = [-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 21, 7]
+SETDIR = pdfmod.EMBEDDED_PDFSETS_DIR / "LHToyPDF"
+
+
+@pytest.fixture(scope="module")
+def toy() -> PDF:
+    return PDF("LHToyPDF")
+
+
+def _points(toy: PDF, n: int, *, inside: bool) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    if inside:
+        lx = rng.uniform(np.log(toy.x_min), 0.0, n)
+        lq = rng.uniform(np.log(toy.q2_min), np.log(toy.q2_max), n)
+    else:
+        lx = rng.uniform(np.log(toy.x_min) - 3, 0.0, n)
+        lq = rng.uniform(np.log(toy.q2_min) - 4, np.log(toy.q2_max) + 3, n)
+    x = np.minimum(np.exp(lx), 1.0)
+    q2 = np.exp(lq)
+    # knots and subgrid edges exactly (the heavy-quark thresholds repeat a Q2 knot)
+    grid = toy._backend.grid
+    x[:20] = grid.xs[rng.integers(0, grid.xs.size, 20)]
+    q2[:40] = grid.q2s[rng.integers(0, grid.q2s.size, 40)]
+    return x, q2
+
+
+def _compare(toy: PDF, dev: DevicePDF, x: np.ndarray, q2: np.ndarray, device: str) -> None:
+    xt = torch.as_tensor(x, device=device)
+    qt = torch.as_tensor(q2, device=device)
+    for pid in PIDS:
+        want = toy.xfxQ2(pid, x, q2)
+        got = dev.xfxQ2(pid, xt, qt)
+        assert got.device == xt.device and got.dtype == torch.float64
+        np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-12, atol=1e-300,
+                                   err_msg=f"pid {pid}")
+
+
+def test_inside_the_grid_matches_the_reader(toy: PDF) -> None:
+    x, q2 = _points(toy, 4000, inside=True)
+    dev = DevicePDF(toy, "cpu")
+    assert dev.on_device
+    _compare(toy, dev, x, q2, "cpu")
+    assert dev.host_points == 0  # nothing left the device
+
+
+def test_outside_the_grid_matches_the_reader(toy: PDF) -> None:
+    x, q2 = _points(toy, 4000, inside=False)
+    dev = DevicePDF(toy, "cpu")
+    _compare(toy, dev, x, q2, "cpu")
+    outside = ~((x >= toy.x_min) & (q2 >= toy.q2_min) & (q2 <= toy.q2_max))
+    # the continuation extrapolator's points (and only those) took the host path
+    assert dev.host_points == outside.sum() * (len(PIDS) - 1)  # pid 7 is not in the set
+
+
+def test_nearest_extrapolator_stays_on_the_device(tmp_path: Path, toy: PDF) -> None:
+    setdir = tmp_path / "LHToyPDF"
+    shutil.copytree(SETDIR, setdir)
+    info = setdir / "LHToyPDF.info"
+    info.write_text(info.read_text().replace("Extrapolator: continuation",
+                                             "Extrapolator: nearest"))
+    near = PDF(setdir)
+    dev = DevicePDF(near, "cpu")
+    x, q2 = _points(near, 2000, inside=False)
+    _compare(near, dev, x, q2, "cpu")
+    assert dev.host_points == 0
+
+
+def test_alphas_matches_the_reader(toy: PDF) -> None:
+    """The ipol alpha_s on the device: inside the table (thresholds included), below it
+    (the power law) and above it (frozen)."""
+    dev = DevicePDF(toy, "cpu")
+    rng = np.random.default_rng(9)
+    q2 = np.exp(rng.uniform(np.log(toy.q2_min) - 3, np.log(toy.q2_max) + 2, 5000))
+    knots = np.asarray(toy.info["AlphaS_Qs"], dtype=np.float64) ** 2
+    q2[:len(knots)] = knots
+    q2[-1] = 0.0
+    got = dev.alphasQ2(torch.from_numpy(q2)).numpy()
+    np.testing.assert_allclose(got, toy.alphasQ2(q2), rtol=1e-13, atol=0)
+    assert dev.host_points == 0
+
+
+def test_alphas_and_shapes(toy: PDF) -> None:
+    dev = DevicePDF(toy, "cpu")
+    q2 = torch.tensor([2.0, 91.188 ** 2, 1e6], dtype=torch.float64)
+    np.testing.assert_allclose(dev.alphasQ2(q2).numpy(), toy.alphasQ2(q2.numpy()), rtol=1e-14)
+    with pytest.raises(ValueError, match="1-d tensors"):
+        dev.xfxQ2(21, q2[:, None], q2[:, None])
+
+
+@pytest.mark.cuda
+def test_cuda_matches_the_reader(toy: PDF) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    dev = DevicePDF(toy, "cuda")
+    x, q2 = _points(toy, 20000, inside=True)
+    _compare(toy, dev, x, q2, "cuda")
+    assert dev.host_points == 0
+    x, q2 = _points(toy, 4000, inside=False)
+    _compare(toy, dev, x, q2, "cuda")
+    got = dev.alphasQ2(torch.as_tensor(q2, device="cuda"))
+    assert got.is_cuda
+    np.testing.assert_allclose(got.cpu().numpy(), toy.alphasQ2(q2), rtol=1e-13, atol=0)

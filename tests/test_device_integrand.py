@@ -1,0 +1,164 @@
+"""The physics integrand on a torch device (madnis_py.device_integrand).
+
+On the CPU, ``DeviceChannels`` runs the torch code a GPU runs (cuts, scales, PDFs,
+prior, the packed host round trip of the matrix element); it must reproduce the numpy
+integrand (``TorchChannels``) to rounding on every built-in process. The ``cuda`` tests
+repeat it on a GPU and integrate ee_mumu and drell_yan there against the analytic value
+and the quadrature.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from madnis_py.device_integrand import DeviceChannels, cut_mask, dynamical_scale_torch
+from madnis_py.integrand import Integrand, TorchChannels, dynamical_scale
+from madnis_py.phasespace import Cuts
+from madnis_py.physics.builtin import builtin_processes
+
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def _agree(ref: TorchChannels, dev: DeviceChannels, x: torch.Tensor, channel: int) -> None:
+    want = ref(x, channel)
+    got = dev(x.to(dev.device), channel)
+    for a, b, what in zip(want, got, ("f", "features", "prior"), strict=True):
+        assert a is not None and b is not None
+        assert b.device == x.to(dev.device).device
+        torch.testing.assert_close(b.cpu(), a, rtol=1e-12, atol=0, msg=what)
+
+
+@pytest.mark.parametrize("name", builtin_processes())
+def test_matches_the_numpy_integrand(name: str) -> None:
+    integrand = Integrand(name)
+    ref, dev = TorchChannels(integrand), DeviceChannels(integrand, "cpu")
+    gen = torch.Generator().manual_seed(5)
+    for channel in range(integrand.n_channels):
+        x = torch.rand(1500, integrand.dims(channel), dtype=torch.float64, generator=gen)
+        _agree(ref, dev, x, channel)
+    assert dev.staging.copies == 0  # CPU tensors reach the library as views
+
+
+def test_cut_mask_matches_cuts() -> None:
+    pdgs = (11, -11, 1, -1, 21, 11, -11)
+    cuts = Cuts(pdgs, {"ptj": 20.0, "etaj": 2.5, "drjj": 0.4, "mmjj": 30.0, "mmjjmax": 10.0,
+                       "ptl": 5.0, "etal": 3.0, "drjl": 0.3, "mmll": 20.0, "ptjmax": 400.0})
+    rng = np.random.default_rng(3)
+    n = 20000
+    p = np.zeros((n, len(pdgs), 4))
+    p[:, 2:, 1:] = rng.normal(0, 60, (n, len(pdgs) - 2, 3))
+    p[:, 2:, 0] = np.linalg.norm(p[:, 2:, 1:], axis=2) * rng.uniform(1, 1.2, (n, 5))
+    p[:10, 2, 1:3] = 0.0  # along the beam: eta = +-inf
+    p[10, 3, 0] = np.nan
+    want = cuts.mask(p)
+    assert 0.05 < want.mean() < 0.95
+    got = cut_mask(cuts, torch.from_numpy(p))
+    np.testing.assert_array_equal(got.numpy(), want)
+    rap = Cuts(pdgs, {"etaj": 1.5, "drjj": 0.4}, use_rapidity=True)
+    np.testing.assert_array_equal(cut_mask(rap, torch.from_numpy(p)).numpy(), rap.mask(p))
+
+
+def test_dynamical_scales_match() -> None:
+    rng = np.random.default_rng(4)
+    p = rng.normal(0, 50, (500, 5, 4))
+    p[..., 0] = np.abs(p[..., 0]) + np.linalg.norm(p[..., 1:], axis=2)
+    for choice in (1, 2, 3, 4):
+        np.testing.assert_allclose(dynamical_scale_torch(torch.from_numpy(p), choice).numpy(),
+                                   dynamical_scale(p, choice), rtol=1e-14)
+    with pytest.raises(ValueError, match="1, 2, 3 or 4"):
+        dynamical_scale_torch(torch.from_numpy(p), 5)
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("name", builtin_processes())
+def test_cuda_matches_the_numpy_integrand(name: str) -> None:
+    integrand = Integrand(name)
+    ref, dev = TorchChannels(integrand), DeviceChannels(integrand, "cuda")
+    gen = torch.Generator().manual_seed(6)
+    for channel in range(integrand.n_channels):
+        x = torch.rand(20000, integrand.dims(channel), dtype=torch.float64, generator=gen)
+        _agree(ref, dev, x, channel)
+    if not integrand.matrix_element.has_device_entry:
+        # a host library: one copy each way per channel batch
+        assert dev.staging.copies == 2 * integrand.n_channels
+
+
+@pytest.mark.cuda
+@needs_gpu
+def test_cuda_cross_sections() -> None:
+    from tests.test_integrand import drell_yan_quadrature, ee_mumu_sigma
+
+    ee = Integrand("ee_mumu", sqrt_s=500.0)
+    dev = DeviceChannels(ee, "cuda")
+    for channel in range(ee.n_channels):
+        f = dev(torch.rand(400_000, ee.dims(channel), dtype=torch.float64, device="cuda"),
+                channel)[0]
+        mean, err = float(f.mean()), float(f.std()) / math.sqrt(len(f))
+        assert abs(mean - ee_mumu_sigma(500.0)) < 3 * err
+    dy = Integrand("drell_yan", sqrt_s=13000.0, dynamical_scale_choice=4,
+                   cuts={"mmll": 50.0}, pdf="LHToyPDF")
+    exact = drell_yan_quadrature(13000.0, 50.0, dy.pdf)
+    z = dy.channel_names().index("Z")
+    f = DeviceChannels(dy, "cuda")(torch.rand(600_000, dy.dims(z), dtype=torch.float64,
+                                              device="cuda"), z)[0]
+    mean, err = float(f.mean()), float(f.std()) / math.sqrt(len(f))
+    assert abs(mean - exact) < 3 * err
+
+
+def test_integrator_on_the_device_path_gives_the_analytic_cross_section() -> None:
+    """The whole device path (GridMap base maps, DeviceChannels, losses) run on the CPU:
+    VEGAS, a few training steps and the integral of ee_mumu against the analytic value."""
+    from madnis_py.training import Integrator
+    from tests.test_integrand import ee_mumu_sigma
+
+    torch.set_num_threads(1)
+    integrand = Integrand("ee_mumu", sqrt_s=500.0)
+    mc = Integrator(DeviceChannels(integrand, "cpu"), seed=4, warmup=2,
+                    flow_options={"bins": 4})
+    mc.pretrain_vegas(nitn=2, neval=2000)
+    mc.train(5, batch=1024)
+    result = mc.integrate(100_000, iterations=2)
+    exact = ee_mumu_sigma(500.0)
+    assert result.error < 5e-3 * exact
+    assert abs(result.value - exact) < 3 * result.error
+
+
+def _integrator(channels: object, seed: int = 9) -> object:
+    from madnis_py.training import Integrator
+
+    torch.manual_seed(seed)  # the flows' initialisation
+    return Integrator(channels, seed=seed, flow_options={"bins": 4})
+
+
+def test_all_channels_in_one_call_draw_the_same_events() -> None:
+    """random_batch evaluates every channel in one DeviceChannels call: the events and
+    weights are those of the channel-by-channel numpy path."""
+    integrand = Integrand("drell_yan")
+    a = _integrator(TorchChannels(integrand)).random_batch(6000)  # type: ignore[attr-defined]
+    b = _integrator(DeviceChannels(integrand, "cpu")).random_batch(6000)  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(a.channels(), b.channels())
+    torch.testing.assert_close(b.points(), a.points(), rtol=0, atol=0)
+    np.testing.assert_allclose(b.weights(), a.weights(), rtol=1e-12, atol=0)
+    dev = DeviceChannels(integrand, "cpu")
+    xs = [(torch.rand(500, integrand.dims(c), dtype=torch.float64), c)
+          for c in range(integrand.n_channels)]
+    together = dev.evaluate_channels(xs)
+    for (x, c), got in zip(xs, together, strict=True):
+        for u, v in zip(dev(x, c), got, strict=True):
+            torch.testing.assert_close(v, u, rtol=0, atol=0)
+
+
+@pytest.mark.cuda
+@needs_gpu
+def test_cuda_one_host_round_trip_per_batch() -> None:
+    channels = DeviceChannels(Integrand("ee_qqg"), "cuda")
+    from madnis_py.training import Integrator
+
+    batch = Integrator(channels, seed=1, device="cuda").random_batch(20000)  # type: ignore[attr-defined]
+    assert len(batch.samples) == 4  # every channel drew points
+    assert channels.staging.copies == 2  # one packed copy each way for the whole batch
