@@ -14,8 +14,11 @@ per increment, which does not depend on how densely the points fill the incremen
 
 Every round is also a measurement of the generation cost: its event weights
 ``alpha_i f / q_i * n / n_i`` are those unweighting would see, so their truncation-defined
-efficiency and the points per second give the predicted wall time to ``n_events`` events
-(:class:`~madnis_py.training.stopping.StoppingRule`). With ``n_events > 0`` the survey stops
+efficiency ``eps`` predicts the cost of ``n_events`` events, ``n_events / eps`` integrand
+calls, against the calls the rounds took
+(:class:`~madnis_py.training.stopping.StoppingRule` on calls instead of seconds: the
+rounds and the generation both cost one integrand call per point, and calls, unlike
+seconds, make the decision reproducible from the seed). With ``n_events > 0`` the survey stops
 when further rounds no longer shorten it; with ``n_events = 0`` it runs ``iterations``
 rounds. MadGraph's madevent does the same in spirit (a cheap survey of every channel, then
 refinement where the cross section is); the fixed budget of ``iterations x points`` per
@@ -31,7 +34,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -69,7 +72,8 @@ class SurveyResult:
         ``"max_iterations"``, or the stopping rule's reason (``"no_improvement"``,
         ``"marginal_gain_below_cost"``).
     measurements : list of dict
-        Per round: its points, seconds since the start, efficiency and rate.
+        Per round: its points, the calls and seconds since the start, its efficiency
+        and its points per second.
     """
 
     maps: list[Any]
@@ -178,10 +182,13 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         sigmas = np.where(active, np.maximum(r.stds, 1e-3 * float(positive.max())
                                              if positive.max() > 0 else 1.0), 0.0)
         dt = max(time.perf_counter() - t_round, 1e-9)
-        m = Measurement(steps=k + 1, train_s=time.perf_counter() - t0,
-                        eps=truncation_efficiency(r.event_weights),
-                        rate=float(counts.sum()) / dt)
-        measurements.append({"points": int(counts.sum()), **asdict(m)})
+        eps = truncation_efficiency(r.event_weights)
+        # the rule counts cost in integrand calls (a round costs its points, the events
+        # N / eps of them), so that the decision is reproducible from the seed
+        m = Measurement(steps=k + 1, train_s=float(calls), eps=eps, rate=1.0)
+        measurements.append({"round": k + 1, "points": int(counts.sum()), "calls": calls,
+                             "eps": eps, "seconds": time.perf_counter() - t0,
+                             "rate": float(counts.sum()) / dt})
         if k == 0:
             first = m
         if progress is not None:
