@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from madnis_py.events.colour import leading_colour_flows
-from madnis_py.events.unweight import Unweighter, WeightReport
+from madnis_py.events.unweight import Unweighter, WeightReport, WeightTally
 from madnis_py.integrand import Integrand, IntegrandBatch, RecordedBatch
 
 __all__ = ["EventBatch", "EventGenerator", "GenerationSummary"]
@@ -108,6 +108,12 @@ class GenerationSummary:
     reevaluated : int
         Of ``n_calls``, the second evaluations of accepted points (0 unless the
         integrand cannot record or ``reevaluate=True``).
+    written : WeightTally or None
+        Sums of the written events' weights in units of ``sigma`` (``report`` has their
+        ESS and largest weight over the nominal ``c``): shards' tallies add up.
+    reference : ndarray or None
+        The weighted sample ``report``'s share above ``w_max`` and efficiencies were
+        measured on.
     max_weight : float
         The ``w_max`` used.
     efficiency : float
@@ -138,6 +144,8 @@ class GenerationSummary:
     report: WeightReport | None = None
     calibration_calls: int = 0
     reevaluated: int = 0
+    written: WeightTally | None = None
+    reference: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def calls_per_event(self) -> float:
@@ -368,6 +376,8 @@ class EventGenerator:
                 bar.update(len(events))
         if bar is not None:
             bar.close()
+        tally = WeightTally.of(np.concatenate(written) if written else np.zeros(0))
+        reference = np.zeros(0) if reference is None else reference
         summary = GenerationSummary(
             n_events=done, n_weighted=self.n_weighted, n_calls=self.n_calls,
             max_weight=self.w_max, efficiency=accepted / max(drawn, 1),
@@ -375,9 +385,9 @@ class EventGenerator:
             truncation_bias=(excess / total if self.unweighter.overweight == "truncate"
                              and total > 0 else 0.0),
             subprocess_events=counts.tolist(), seconds=time.perf_counter() - t0,
-            report=self.unweighter.report(
-                np.zeros(0) if reference is None else reference, self.w_max,
-                np.concatenate(written) if written else np.zeros(0), nominal=self.norm),
-            calibration_calls=self.calibration_calls, reevaluated=self.reevaluated)
+            report=self.unweighter.report_tally(reference, self.w_max, tally,
+                                                nominal=self.norm),
+            calibration_calls=self.calibration_calls, reevaluated=self.reevaluated,
+            written=tally, reference=reference)
         out = EventBatch.concatenate(kept) if kept else None
         return out, summary

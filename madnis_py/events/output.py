@@ -36,7 +36,7 @@ import numpy.typing as npt
 from madnis_py.events.banner import Banner, lhapdf_id
 from madnis_py.events.lhe import LHEInit, LHEProcessInfo, LHEWriter
 from madnis_py.events.resonances import ResonanceTable
-from madnis_py.events.unweight import Unweighter, WeightReport
+from madnis_py.events.unweight import Unweighter, WeightReport, WeightTally
 
 if TYPE_CHECKING:
     from madnis_py.cards.run_card import RunCard
@@ -197,6 +197,15 @@ class GeneratedEvents:
         Relative cross-section bias of truncated overweights (0 when kept).
     n_calls, n_weighted : int
         Integrand calls and weighted points of this generation, the calibration included.
+    calibration_calls : int
+        Of ``n_calls``, the calibration's (0 when ``w_max`` was given).
+    written : WeightTally or None
+        Sums of the written weights (in units of sigma), which add up across shards.
+    reference : ndarray or None
+        The weighted sample of ``report``'s share above ``w_max`` and efficiencies.
+    reevaluated : int
+        Of ``n_calls``, second evaluations of accepted points (0 when the integrand
+        records its first evaluation, :class:`~madnis_py.events.generator.EventGenerator`).
     subprocess_events : list of int
     max_weights : list of float
         Events and largest event weight per subprocess (0 where none).
@@ -226,6 +235,10 @@ class GeneratedEvents:
     report: WeightReport | None = None
     sample: list[EventBatch] = field(default_factory=list, repr=False)
     generator: EventGenerator | None = field(default=None, repr=False)
+    calibration_calls: int = 0
+    reevaluated: int = 0
+    written: WeightTally | None = None
+    reference: np.ndarray | None = field(default=None, repr=False)
 
 
 def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
@@ -301,4 +314,6 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         n_calls=int(summary.n_calls), n_weighted=int(summary.n_weighted),
         subprocess_events=sink.counts.tolist(), max_weights=sink.xmax.tolist(),
         generate_s=time.perf_counter() - t0, report=summary.report, sample=sink.sample,
-        generator=gen)
+        generator=gen, calibration_calls=int(summary.calibration_calls),
+        reevaluated=int(summary.reevaluated), written=summary.written,
+        reference=summary.reference)
