@@ -421,7 +421,8 @@ class TorchChannels:
         """
         if self._records is not None:
             raise RuntimeError("TorchChannels.recording() is already active")
-        self._records = records = []
+        records: list[RecordedBatch] = []
+        self._records = records
         try:
             yield records
         finally:

@@ -247,8 +247,8 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
                     header: str | Banner | None = None,
                     keep: int = 0,
                     on_events: Callable[[int], None] | None = None,
-                    on_calibration: Callable[[int], None] | None = None
-                    ) -> GeneratedEvents:
+                    on_calibration: Callable[[int], None] | None = None,
+                    reevaluate: bool = False) -> GeneratedEvents:
     """``n_events`` unweighted events of a trained integrator into the LHE file ``path``.
 
     The generator uses the card's unweighting (:func:`unweighter_from_card`) and draws
@@ -283,6 +283,10 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         Called with the number of weighted points of each channel's share of the
         calibration (:func:`calibration_size` in all; never called when ``w_max`` is
         given). It draws nothing: the events do not depend on it.
+    reevaluate
+        Evaluate accepted points a second time for their event record (the reference
+        path; by default it is kept from the first evaluation, see
+        :class:`~madnis_py.events.generator.EventGenerator`).
 
     Raises
     ------
@@ -292,7 +296,8 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
     from madnis_py.events.generator import EventGenerator
 
     t0 = time.perf_counter()
-    gen = EventGenerator(mc, sigma, seed=seed, unweighter=unweighter_from_card(card))
+    gen = EventGenerator(mc, sigma, seed=seed, unweighter=unweighter_from_card(card),
+                         reevaluate=reevaluate)
     if w_max is None:
         gen.calibrate(calibration_size(card), progress=on_calibration)
     else:

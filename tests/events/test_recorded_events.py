@@ -81,9 +81,9 @@ def test_a_recording_holds_what_a_second_evaluation_gives(
                                           err_msg=name)
     # outside a recording nothing is kept, and recordings do not nest
     assert channels._records is None
-    with channels.recording(), pytest.raises(RuntimeError, match="already active"):
-        with channels.recording():
-            pass
+    with (channels.recording(), pytest.raises(RuntimeError, match="already active"),
+          channels.recording()):
+        pass
 
 
 def test_an_integrand_without_recording_is_evaluated_twice() -> None:
