@@ -41,7 +41,28 @@ from madnis_py.events.colour import leading_colour_flows
 from madnis_py.events.unweight import Unweighter, WeightReport, WeightTally
 from madnis_py.integrand import Integrand, IntegrandBatch, RecordedBatch
 
-__all__ = ["EventBatch", "EventGenerator", "GenerationSummary"]
+__all__ = ["EventBatch", "EventGenerator", "GenerationSummary", "draw_size"]
+
+#: The smallest draw (points) when fewer would do: each draw has a fixed cost per channel.
+MIN_DRAW = 1000
+
+
+def draw_size(need: int, acceptance: float | None, batch: int) -> int:
+    """Weighted points to draw for ``need`` more events at ``acceptance`` per point.
+
+    Enough that the draw falls short with a chance of about 0.1 % (the mean plus three
+    standard deviations of the binomial number of points needed), at least
+    ``min(MIN_DRAW, batch)`` and at most ``batch``; ``batch`` when the acceptance is not
+    known yet. The unused tail of the last draw, up to a whole batch before, is what the
+    events of a run did not need.
+    """
+    if need <= 0:
+        raise ValueError(f"need must be > 0, got {need}")
+    if acceptance is None or not 0.0 < acceptance <= 1.0:
+        return batch
+    mean = need / acceptance
+    spread = 3.0 * math.sqrt(need * (1.0 - acceptance)) / acceptance
+    return int(min(batch, max(math.ceil(mean + spread), min(MIN_DRAW, batch))))
 
 
 @dataclass
@@ -318,8 +339,11 @@ class EventGenerator:
                  progress: bool = False) -> tuple[EventBatch | None, GenerationSummary]:
         """Generate ``n_events`` unweighted events.
 
-        ``sink`` receives each batch of events as it is accepted (an LHE writer); without
-        one, the events are returned (memory grows with ``n_events``).
+        Each draw has at most ``batch`` points, and no more than the events still needed
+        take (:func:`draw_size`, with the acceptance of the calibration sample, then of
+        the draws so far). ``sink`` receives each batch of events as it is accepted (an
+        LHE writer); without one, the events are returned (memory grows with
+        ``n_events``).
         """
         import time
 
@@ -341,12 +365,17 @@ class EventGenerator:
 
             bar = tqdm(total=n_events, desc="events", unit="ev")
         records: list[RecordedBatch] = []
+        acceptance = (None if self.calibration_weights is None else
+                      float(np.minimum(self.calibration_weights / self.w_max, 1.0).mean()))
         while done < n_events:
+            if drawn > 0:
+                acceptance = accepted / drawn
+            n = draw_size(n_events - done, acceptance, batch)
             if self.records:
-                w, channels, x, records = self.recorded(batch)
+                w, channels, x, records = self.recorded(n)
             else:
-                w, channels, x = self.weighted(batch)
-            drawn += batch
+                w, channels, x = self.weighted(n)
+            drawn += n
             res = self.unweighter.unweight(w, self.rng, w_max=self.w_max)
             reference = w if reference is None else reference
             excess += float(np.maximum(w - self.w_max, 0).sum())
@@ -354,9 +383,9 @@ class EventGenerator:
             # the batch is ordered by channel: keep a random subset of the accepted
             # points when the last batch has more than needed, never the first ones
             idx = np.sort(self.rng.permutation(res.indices)[: n_events - done])
+            accepted += len(res.indices)
             if len(idx) == 0:
                 continue
-            accepted += len(res.indices)
             ratio = w[idx] / self.w_max
             overweight += int((ratio > 1).sum())
             scale = (np.maximum(ratio, 1.0) * self.norm if self.unweighter.overweight == "keep"
