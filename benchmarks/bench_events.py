@@ -3,8 +3,8 @@
 For every built-in process: ``madnis-py integrate`` with the process's shipped run card
 (training, VEGAS pre-training and the integral; not timed here), then ``madnis-py
 generate --checkpoint ... -n N`` timed end to end in this process (checkpoint load,
-calibration of w_max, sampling, the second evaluation of accepted points, LHE writing
-with gzip). Threads: torch's default (2 on the reference machine).
+calibration of w_max, sampling, LHE writing with gzip; accepted points are written from
+their first evaluation). Threads: the command's default (one).
 
     python benchmarks/bench_events.py [--events 100000] [--only drell_yan,ttbar] [--markdown F]
 
@@ -57,11 +57,16 @@ def compare_reevaluation(names: list[str], events: int, repeat: int) -> list[str
              "| process | path | eps_uw | calls/event | calls/event w/o calibration | "
              f"t({events} events) [s] | events/s | LHE identical |",
              "|---|---|---|---|---|---|---|---|"]
+    notes: list[str] = [""]
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             card_path = builtin_process_dir(name) / "run_card.toml"
             out = Path(tmp) / name
-            run(["integrate", str(card_path), "--output", str(out), "--threads", "1"])
+            trained = run(["integrate", str(card_path), "--output", str(out),
+                           "--threads", "1"])
+            steps = ", ".join(f"{k} {v}" for k, v in trained["calls_by_step"].items())
+            notes.append(f"{name}: `integrate` with the shipped card, {trained['calls']} "
+                         f"integrand calls ({steps})")
             card = load_run_card(card_path)
             integrand = Integrand(card.load_process(), **card.integrand_options())
             mc = Integrator.load(out / "checkpoint.pt", TorchChannels(integrand))
@@ -89,7 +94,7 @@ def compare_reevaluation(names: list[str], events: int, repeat: int) -> list[str
                        f"{'' if reevaluate else files[True] == files[False]} |")
                 print(row, flush=True)
                 lines.append(row)
-    return lines
+    return lines + notes
 
 
 def main() -> int:
