@@ -11,9 +11,9 @@ their first evaluation). Threads: the command's default (one).
 ``--reevaluation`` instead compares, on the same checkpoint and seed in this process (one
 thread), the generation that writes accepted points from their first evaluation (the
 default) with the one that evaluates them a second time (``reevaluate=True``, the former
-behaviour): integrand calls per event (calibration included, and without it), seconds of
-``generate_events`` (median of ``--repeat``), and whether the two LHE files are
-byte-identical.
+behaviour): integrand calls per event (calibration included, and without it), wall and
+CPU seconds of ``generate_events`` (medians of ``--repeat``, the two paths alternating),
+and whether the two LHE files are byte-identical.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def compare_reevaluation(names: list[str], events: int, repeat: int) -> list[str
     lines = [f"python {' '.join(sys.argv)}; {platform.machine()}, torch {torch.__version__}, "
              f"{torch.get_num_threads()} thread(s)", "",
              "| process | path | eps_uw | calls/event | calls/event w/o calibration | "
-             f"t({events} events) [s] | events/s | LHE identical |",
+             f"t({events} events) wall / CPU [s] | events/s (CPU) | LHE identical |",
              "|---|---|---|---|---|---|---|---|"]
     notes: list[str] = [""]
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,24 +73,27 @@ def compare_reevaluation(names: list[str], events: int, repeat: int) -> list[str
             result = cross_section(mc, card)
             files: dict[bool, bytes] = {}
             times: dict[bool, list[float]] = {True: [], False: []}
+            cpu: dict[bool, list[float]] = {True: [], False: []}
             calls: dict[bool, tuple[float, float, float]] = {}
             for k in range(repeat):  # the two paths alternate: the machine's load hits both
                 for reevaluate in (True, False):
                     lhe = out / f"events-{reevaluate}-{k}.lhe"
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     done = generate_events(mc, card, events, lhe, sigma=result.value,
                                            error=result.error, seed=card.run.seed + 1,
                                            reevaluate=reevaluate)
                     times[reevaluate].append(time.perf_counter() - t0)
+                    cpu[reevaluate].append(time.process_time() - c0)
                     files[reevaluate] = lhe.read_bytes()
                     calls[reevaluate] = (done.efficiency, done.n_calls / events,
                                          (done.n_calls - done.calibration_calls) / events)
             for reevaluate in (True, False):
                 t = statistics.median(times[reevaluate])
+                c = statistics.median(cpu[reevaluate])
                 eff, per, per_gen = calls[reevaluate]
                 row = (f"| {name} | {'second evaluation' if reevaluate else 'first only'} | "
-                       f"{eff:.3g} | {per:.2f} | {per_gen:.2f} | {t:.2f} | "
-                       f"{events / t:.0f} | "
+                       f"{eff:.3g} | {per:.2f} | {per_gen:.2f} | {t:.2f} / {c:.2f} | "
+                       f"{events / c:.0f} | "
                        f"{'' if reevaluate else files[True] == files[False]} |")
                 print(row, flush=True)
                 lines.append(row)
