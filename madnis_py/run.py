@@ -143,8 +143,8 @@ class EventsSummary:
     weights : dict
         The weights written (:class:`~madnis_py.events.unweight.WeightReport`): effective
         sample size, largest weight over ``w_max``, cross-section share above ``w_max``
-        and eps_uw with the truncation, raw and 99.9 %-quantile definitions (empty for a
-        sharded run).
+        and eps_uw with the truncation, raw and 99.9 %-quantile definitions (a sharded
+        run's merged from its shards, :func:`~madnis_py.distributed.merge_shard_reports`).
     shards : int or None
         Dask shards (None: generated in this process).
     """
