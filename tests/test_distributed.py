@@ -407,3 +407,23 @@ def test_cluster_from_settings(cluster: tuple[Any, Any],
         cluster="slurm", workers=8, options={"queue": "short", "cores": 4}))
     assert isinstance(slurm, FakeSLURM) and client == ("client of", slurm)
     assert made == {"options": {"queue": "short", "cores": 4}, "scale": 8}
+
+
+def test_a_sharded_generate_counts_its_calls_and_reports_its_weights(
+        cluster: tuple[Any, Any], trained: tuple[Path, RunCard, Path], tmp_path: Path
+        ) -> None:
+    card_path, _, checkpoint = trained
+    out = tmp_path / "gen"
+    assert main(["generate", str(card_path), "--checkpoint", str(checkpoint), "-n", "400",
+                 "--output", str(out), "--scheduler", cluster[1].scheduler_address,
+                 "--shards", "3", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    steps = summary["calls_by_step"]
+    assert set(steps) == {"calibration", "shards"} and steps["shards"] > 0
+    assert summary["calls"] == sum(steps.values()) == summary["generation_calls"]
+    assert summary["calibration_calls"] == steps["calibration"]
+    assert summary["calls_per_event"] == summary["calls"] / 400
+    assert summary["shards"] == 3
+    written = np.array([e.xwgtup for e in read_lhe(out / "events.lhe.gz")[1]])
+    assert summary["weights"]["ess"] == pytest.approx(effective_sample_size(written),
+                                                      rel=1e-12)
