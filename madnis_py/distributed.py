@@ -58,6 +58,8 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
+from madnis_py.events.unweight import Unweighter, WeightReport, WeightTally
+
 if TYPE_CHECKING:
     import torch
     from distributed import Client
@@ -79,6 +81,7 @@ __all__ = [
     "cluster_from_settings",
     "generate_sharded",
     "merge_lhe_parts",
+    "merge_shard_reports",
     "shard_seed",
     "split_events",
 ]
@@ -398,6 +401,14 @@ class ShardReport:
         checkpoint, and to generate and write the events.
     worker : str
         Address of the worker that completed it.
+    written : WeightTally or None
+        Sums of the shard's event weights (units of sigma), merged by the driver.
+    reference : ndarray or None
+        The shard's own reference sample (its first batch of weights): the driver's
+        report uses it when no calibration sample exists (``w_max`` given).
+    report : dict
+        The shard's own :class:`~madnis_py.events.unweight.WeightReport`
+        (:meth:`~madnis_py.events.unweight.WeightReport.as_dict`).
     """
 
     shard: int
@@ -415,6 +426,9 @@ class ShardReport:
     setup_s: float
     generate_s: float
     worker: str = ""
+    written: WeightTally | None = None
+    reference: np.ndarray | None = field(default=None, repr=False)
+    report: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -442,6 +456,13 @@ class ShardedGeneration:
     driver_calls : int
         Integrand calls on the driver: the integration of a checkpoint that had none, and
         the calibration of ``w_max``.
+    calibration_calls : int
+        Of ``driver_calls``, the calibration's (0 when ``w_max`` was given).
+    report : WeightReport or None
+        The weights of all events, as a single-process run reports them: ESS and largest
+        weight over nominal from the shards' summed :class:`WeightTally`, the share of
+        sigma above ``w_max`` and the efficiencies on the driver's calibration sample
+        (the shards' reference samples together when ``w_max`` was given).
     """
 
     path: Path
@@ -457,6 +478,8 @@ class ShardedGeneration:
     run_s: float = 0.0
     merge_s: float = 0.0
     driver_calls: int = 0
+    calibration_calls: int = 0
+    report: WeightReport | None = None
 
     @property
     def events_per_second(self) -> float:
@@ -548,7 +571,39 @@ def _shard_events(task: _Shard) -> ShardReport:
     return ShardReport(task.shard, task.seed, task.n_events, str(path),
                        done.subprocess_events, done.max_weights, done.n_calls,
                        done.n_weighted, done.efficiency, done.n_overweight,
-                       done.truncation_bias, load_s, setup_s, done.generate_s, worker)
+                       done.truncation_bias, load_s, setup_s, done.generate_s, worker,
+                       written=done.written, reference=done.reference,
+                       report=done.report.as_dict() if done.report else {})
+
+
+def merge_shard_reports(shards: Sequence[ShardReport], unweighter: Unweighter,
+                        w_max: float, norm: float, *,
+                        calibration: np.ndarray | None = None) -> WeightReport:
+    """The :class:`WeightReport` of a sharded run, as one process would measure it.
+
+    The written events' ESS and largest weight (over the nominal ``norm``) come from the
+    sum of the shards' :class:`WeightTally` (sums of w and w^2, the maximum); the share
+    of sigma above ``w_max`` and the three efficiencies from ``calibration``, the
+    driver's calibration sample, else from the shards' reference samples together.
+
+    Raises
+    ------
+    ValueError
+        A shard without its tally (or, without ``calibration``, its reference sample).
+    """
+    missing = [r.shard for r in shards if r.written is None
+               or (calibration is None and r.reference is None)]
+    if missing:
+        raise ValueError(f"shards {missing}: no weight tally or reference sample in the "
+                         "report")
+    tally = WeightTally()
+    for r in shards:
+        assert r.written is not None
+        tally = tally + r.written
+    if calibration is None:
+        parts = [r.reference for r in shards if r.reference is not None]
+        calibration = np.concatenate(parts) if parts else np.zeros(0)
+    return unweighter.report_tally(calibration, w_max, tally, nominal=norm)
 
 
 def merge_lhe_parts(parts: Sequence[str | os.PathLike[str]], path: str | os.PathLike[str],
@@ -655,12 +710,16 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
     if not sigma > 0 or not math.isfinite(sigma):
         raise ValueError(f"{checkpoint}: cross section {sigma!r} pb; events need sigma > 0")
     driver_calls = int(mc.n_calls) - calls_before
+    calibration_calls = 0
+    calibration: np.ndarray | None = None
+    unweighter = unweighter_from_card(card)
     if w_max is None:
         # The calibration of madnis-py generate (generate_events): same seed, same size.
-        gen = EventGenerator(mc, sigma, seed=card.run.seed + 1,
-                             unweighter=unweighter_from_card(card))
+        gen = EventGenerator(mc, sigma, seed=card.run.seed + 1, unweighter=unweighter)
         w_max = gen.calibrate(calibration_size(card))
         norm = gen.norm
+        calibration = gen.calibration_weights
+        calibration_calls = int(gen.calibration_calls)
         driver_calls += int(gen.n_calls)
     calibrate_s = time.perf_counter() - t0
 
@@ -714,9 +773,12 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
                                      init, header=Banner.for_run(card, integrand))
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
+    report = merge_shard_reports(done, unweighter, float(w_max), float(norm),
+                                 calibration=calibration)
     return ShardedGeneration(path, n_events, sigma, error, float(w_max), float(norm),
                              int(batch), sub_counts.tolist(), done, calibrate_s, run_s,
-                             time.perf_counter() - t0, driver_calls)
+                             time.perf_counter() - t0, driver_calls, calibration_calls,
+                             report)
 
 
 # -------------------------------------------------------------------------- clusters

@@ -15,7 +15,8 @@ propagator denominators, normalised over channels.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from madnis_py.phasespace.topology import Decay, Node, Topology
 from madnis_py.physics.matrix_element import MatrixElementError
 from madnis_py.physics.process import Process, load_process
 
-__all__ = ["GEV2_TO_PB", "Integrand", "IntegrandBatch", "TorchChannels", "dynamical_scale"]
+__all__ = ["GEV2_TO_PB", "Integrand", "IntegrandBatch", "RecordedBatch", "TorchChannels",
+           "dynamical_scale"]
 
 #: hbar^2 c^2 in pb GeV^2 (PDG).
 GEV2_TO_PB = 0.3893793721e9
@@ -66,6 +68,24 @@ class IntegrandBatch:
     subprocess_f: np.ndarray | None = None
     scale: np.ndarray | None = None
     alpha_s: np.ndarray | None = None
+
+
+@dataclass
+class RecordedBatch:
+    """One evaluation kept by :meth:`TorchChannels.recording`.
+
+    Attributes
+    ----------
+    channel : int
+    x : (n, dims)
+        The points, float64, as the integrand saw them.
+    batch : IntegrandBatch
+        The integrand's output with ``details=True``.
+    """
+
+    channel: int
+    x: np.ndarray
+    batch: IntegrandBatch
 
 
 def _transverse(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -216,6 +236,9 @@ class Integrand:
             None if proc.hadronic else parameters.get("sminputs", 3))
         self.matrix_element = proc.matrix_element()
         self._amp2 = self.matrix_element.has_amp2
+        #: Points evaluated (every call, inside the phase space or not): "integrand calls".
+        self.n_points = 0
+        #: Matrix-element evaluations (one per subprocess of a point passing its cuts).
         self.n_calls = 0
 
     @property
@@ -240,6 +263,7 @@ class Integrand:
         batch = self.mappings[channel].map(np.ascontiguousarray(x, dtype=np.float64))
         mom, w, x12 = batch.momenta, batch.weight, batch.x1x2
         n = len(w)
+        self.n_points += n
         inside = w > 0
         f = np.zeros(n)
         passed = np.zeros(n, dtype=bool)
@@ -374,6 +398,10 @@ class TorchChannels:
 
     The features, the channel-independent input of the channel weights, are the
     final-state momenta divided by sqrt(s) and, with hadron beams, x1 and x2.
+
+    Inside :meth:`recording` every evaluation also keeps what an event record needs
+    (``details=True``: the subprocesses' parts of ``f``, the scale, alpha_s and the
+    momenta), so that accepted points are written without a second integrand call.
     """
 
     def __init__(self, integrand: Integrand) -> None:
@@ -381,13 +409,34 @@ class TorchChannels:
         self.n_channels = integrand.n_channels
         n_final = integrand.process.n_particles - 2
         self.feature_dims = 4 * n_final + (2 if integrand.beams.hadronic else 0)
+        self._records: list[RecordedBatch] | None = None
+
+    @contextmanager
+    def recording(self) -> Iterator[list[RecordedBatch]]:
+        """Keep every evaluation made inside the ``with`` block, in call order.
+
+        The details cost no extra matrix-element call (the scale, alpha_s and the
+        subprocess parts are computed for ``f`` anyway); the list holds one
+        :class:`RecordedBatch` per call. Recordings do not nest.
+        """
+        if self._records is not None:
+            raise RuntimeError("TorchChannels.recording() is already active")
+        records: list[RecordedBatch] = []
+        self._records = records
+        try:
+            yield records
+        finally:
+            self._records = None
 
     def dims(self, channel: int) -> int:
         return self.integrand.dims(channel)
 
     def __call__(self, x: torch.Tensor,
                  channel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        batch = self.integrand(x.detach().cpu().numpy(), channel)
+        points = x.detach().cpu().numpy()
+        batch = self.integrand(points, channel, details=self._records is not None)
+        if self._records is not None:
+            self._records.append(RecordedBatch(channel, points, batch))
         n = len(batch.f)
         feats = [batch.momenta[:, 2:].reshape(n, -1) / self.integrand.beams.sqrt_s]
         if self.integrand.beams.hadronic:

@@ -137,11 +137,16 @@ class EventsSummary:
         Relative cross-section bias of truncated overweights (0 when kept).
     generation_calls : int
         Integrand calls of the generation (calibration and all shards included).
+    calibration_calls : int
+        Of ``generation_calls``, those of the ``w_max`` calibration.
+    generation_calls_per_event : float or None
+        ``generation_calls`` per event (None without events): ``1 / eps_uw`` plus the
+        calibration's share, accepted points being written from their first evaluation.
     weights : dict
         The weights written (:class:`~madnis_py.events.unweight.WeightReport`): effective
         sample size, largest weight over ``w_max``, cross-section share above ``w_max``
-        and eps_uw with the truncation, raw and 99.9 %-quantile definitions (empty for a
-        sharded run).
+        and eps_uw with the truncation, raw and 99.9 %-quantile definitions (a sharded
+        run's merged from its shards, :func:`~madnis_py.distributed.merge_shard_reports`).
     shards : int or None
         Dask shards (None: generated in this process).
     """
@@ -155,6 +160,8 @@ class EventsSummary:
     generation_calls: int
     weights: dict[str, float] = field(default_factory=dict)
     shards: int | None = None
+    calibration_calls: int = 0
+    generation_calls_per_event: float | None = None
 
 
 @dataclass
@@ -173,9 +180,17 @@ class RunSummary:
     warnings : list of str
         Why the result may not be trustworthy (empty when it is).
     calls : int
-        Integrand calls of this run: training, integration and event generation (the
-        calibration and every shard included); the calls of the run that trained a
-        checkpoint are not counted again by ``generate``, nor are the plots' draws.
+        Integrand calls of this run, every one: the sum of ``calls_by_step``; the calls
+        of the run that trained a checkpoint are not counted again by ``generate``.
+    calls_by_step : dict
+        Integrand calls per step of this run, the steps it had of ``vegas`` (VEGAS
+        pre-training), ``training`` (the flows), ``flow_selection`` (flows against the
+        VEGAS map alone), ``integration``, ``calibration`` (of ``w_max``),
+        ``generation`` (the weighted points drawn for events, in this process),
+        ``shards`` (the same, in the Dask shards) and ``plots`` (the reference sample of
+        the kinematics plot).
+    calls_per_event : float or None
+        ``calls`` per unweighted event (None without events).
     timings : dict
         Seconds per step (``vegas_s``, ``training_s``, ``integration_s``,
         ``generation_s``, ``total_s``).
@@ -205,6 +220,8 @@ class RunSummary:
     output: str
     warnings: list[str] = field(default_factory=list)
     calls: int = 0
+    calls_by_step: dict[str, int] = field(default_factory=dict)
+    calls_per_event: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     plots: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
@@ -362,10 +379,14 @@ def _pdf_field(card: RunCard, process: Process, pdf_option: str | None = None) -
 
 
 def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str, float], *,
-           resumed: bool, checkpoint_every: int, n_events: int) -> dict[str, Any]:
+           resumed: bool, checkpoint_every: int, n_events: int,
+           calls: dict[str, int] | None = None) -> dict[str, Any]:
     """VEGAS pre-training and the flow training; returns the training decision
     (:class:`~madnis_py.training.stopping.TrainingDecision` as a dict, with the seconds
-    of the ``train`` call as ``actual_training_s``)."""
+    of the ``train`` call as ``actual_training_s``). ``calls`` receives the integrand
+    calls of ``vegas``, ``training`` and ``flow_selection``."""
+    calls = {} if calls is None else calls
+    c0 = int(mc.n_calls)
     t0 = time.perf_counter()
     if card.training.vegas and not resumed:
         options = card.vegas_options()
@@ -374,6 +395,7 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
         assert mc.vegas_survey is not None
         task.finish(mc.vegas_survey.reason)
     timings["vegas_s"] = time.perf_counter() - t0
+    calls["vegas"], c0 = int(mc.n_calls) - c0, int(mc.n_calls)
     t0 = time.perf_counter()
     opts: dict[str, Any] = {**card.train_options(), **card.stopping_options(),
                             "n_events": n_events}
@@ -387,6 +409,7 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
     mc.train(**opts, callback=step, checkpoint=card.checkpoint_path,
              checkpoint_every=checkpoint_every)
     train_s = time.perf_counter() - t0
+    calls["training"], c0 = int(mc.n_calls) - c0, int(mc.n_calls)
     decision = mc.training_decision
     assert decision is not None
     if decision.use_flow:  # "vegas_alone" has switched the flows off by measurement
@@ -395,6 +418,7 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
         reporter.note(f"training: the flows do not shorten the time to {n_events} events "
                       f"(efficiency {decision.eps_base:.3g} without them); VEGAS alone")
     timings["training_s"] = time.perf_counter() - t0
+    calls["flow_selection"] = int(mc.n_calls) - c0
     survey = None if mc.vegas_survey is None else mc.vegas_survey.as_dict()
     return {**decision.as_dict(), "actual_training_s": train_s, "vegas_survey": survey}
 
@@ -467,6 +491,7 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
     # one against it) by itself.
     plots: list[str] = []
     decision: dict[str, Any] = {}
+    calls: dict[str, int] = {}  # integrand calls per step
     if request.command == "generate":
         assert request.checkpoint is not None
         mc = Integrator.load(request.checkpoint, mc.integrand, device=mc.device)
@@ -477,6 +502,7 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
         result = cross_section(mc, card, progress=progress)
         if integrated:
             timings["integration_s"] = time.perf_counter() - t0
+            calls["integration"] = int(mc.n_calls) - calls_before
         checkpoint = request.checkpoint
     else:
         resumed = False
@@ -491,8 +517,10 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
         calls_before = int(mc.n_calls)
         decision = _train(card, mc, reporter, timings, resumed=resumed,
                           checkpoint_every=request.checkpoint_every,
-                          n_events=request.n_events)
+                          n_events=request.n_events, calls=calls)
+        before_integration = int(mc.n_calls)
         result = _integrate(card, mc, reporter, timings)
+        calls["integration"] = int(mc.n_calls) - before_integration
         mc.save(card.checkpoint_path)
         if card.output.plots:
             from madnis_py.plots import plot_history
@@ -511,7 +539,8 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
         eps_uw_quantile=result.eps_uw_quantile,
         channel_sigma_pb=[float(v) for v in result.channel_values],
         checkpoint=str(checkpoint), output=str(out), warnings=warnings)
-    calls = int(mc.n_calls) - calls_before  # training and integration of this run
+    if int(mc.n_calls) - calls_before != sum(calls.values()):  # a step left uncounted
+        calls["other"] = int(mc.n_calls) - calls_before - sum(calls.values())
     if request.command != "integrate":
         t0 = time.perf_counter()
         if request.distributed is None:
@@ -521,19 +550,26 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
             done = _generate(card, integrand, mc, result, request.n_events, out, reporter,
                              calibration=calibration)
             summary.events = _events_summary(done)
+            calls["calibration"] = done.calibration_calls
+            calls["generation"] = done.n_calls - done.calibration_calls
             if card.output.plots:
+                before_plots = integrand.n_points
                 plots += _event_plots(card, done, integrand, out)
+                calls["plots"] = integrand.n_points - before_plots
         else:
-            summary.events = _generate_distributed(card, request.distributed, checkpoint,
-                                                   request.n_events, out)
+            summary.events, shard_calls = _generate_distributed(
+                card, request.distributed, checkpoint, request.n_events, out)
+            calls.update(shard_calls)
         timings["generation_s"] = time.perf_counter() - t0
-        calls += summary.events.generation_calls
     if decision:  # the prediction against what the training and the events took
         decision["actual_generation_s"] = timings.get("generation_s", 0.0)
         decision["actual_total_s"] = (decision["actual_training_s"]
                                       + decision["actual_generation_s"])
         summary.training_decision = decision
-    summary.calls = calls
+    summary.calls_by_step = calls
+    summary.calls = sum(calls.values())
+    if summary.events is not None and summary.events.events > 0:
+        summary.calls_per_event = summary.calls / summary.events.events
     summary.plots = plots
     timings["total_s"] = time.perf_counter() - t_start
     summary.timings = timings
@@ -563,17 +599,25 @@ def _generate(card: RunCard, integrand: Integrand, mc: Integrator,
                            on_calibration=on_calibration, calibration=calibration)
 
 
+def _per_event(calls: int, events: int) -> float | None:
+    return calls / events if events > 0 else None
+
+
 def _events_summary(done: GeneratedEvents) -> EventsSummary:
     return EventsSummary(lhe=str(done.path), events=done.n_events, max_weight=done.w_max,
                          efficiency=done.efficiency,
                          overweight_fraction=done.n_overweight / max(done.n_events, 1),
                          truncation_bias=done.truncation_bias,
                          generation_calls=done.n_calls,
-                         weights=done.report.as_dict() if done.report else {})
+                         weights=done.report.as_dict() if done.report else {},
+                         calibration_calls=done.calibration_calls,
+                         generation_calls_per_event=_per_event(done.n_calls, done.n_events))
 
 
 def _generate_distributed(card: RunCard, settings: DistributedSettings, checkpoint: Path,
-                          n_events: int, out: Path) -> EventsSummary:
+                          n_events: int, out: Path) -> tuple[EventsSummary, dict[str, int]]:
+    """The events of a sharded run, and its integrand calls per step (the driver's
+    ``integration`` of a checkpoint without one, ``calibration``, and ``shards``)."""
     from madnis_py.distributed import cluster_client, generate_sharded
 
     try:
@@ -582,11 +626,18 @@ def _generate_distributed(card: RunCard, settings: DistributedSettings, checkpoi
                                    shards=settings.shards)
     except ImportError as err:  # no dask: pip install 'madnis_py[distributed]'
         raise RunError(str(err)) from err
+    calls = {"calibration": res.calibration_calls, "shards": res.n_calls}
+    if res.driver_calls > res.calibration_calls:
+        calls["integration"] = res.driver_calls - res.calibration_calls
     return EventsSummary(lhe=str(res.path), events=res.n_events, max_weight=res.w_max,
                          efficiency=res.efficiency,
                          overweight_fraction=res.n_overweight / max(res.n_events, 1),
                          truncation_bias=res.truncation_bias,
-                         generation_calls=res.total_calls, shards=len(res.shards))
+                         generation_calls=res.total_calls, shards=len(res.shards),
+                         weights=res.report.as_dict() if res.report else {},
+                         calibration_calls=res.calibration_calls,
+                         generation_calls_per_event=_per_event(res.total_calls,
+                                                               res.n_events)), calls
 
 
 def _event_plots(card: RunCard, done: GeneratedEvents, integrand: Integrand,
@@ -600,15 +651,21 @@ def _event_plots(card: RunCard, done: GeneratedEvents, integrand: Integrand,
 
     gen = done.generator
     assert gen is not None
-    weights, _, _ = gen.weighted(min(calibration_size(card), 50_000))
+    weights = gen.calibration_weights  # the sample w_max was fixed on: no new calls
+    if weights is None:
+        weights, _, _ = gen.weighted(min(calibration_size(card), 50_000))
     plot_weights(weights, done.w_max, out / "weights.png")
     made = [str(out / "weights.png")]
     if done.sample:
-        w, channels, x = gen.weighted(PLOT_EVENTS)
-        moms = np.zeros((len(w), integrand.process.n_particles, 4))
-        for c in np.unique(channels):
-            sel = np.nonzero(channels == c)[0]
-            moms[sel] = integrand(x[sel].cpu().numpy(), int(c), prior=False).momenta
+        if gen.records:  # the momenta of the draw itself, no second evaluation
+            w, _, _, records = gen.recorded(PLOT_EVENTS)
+            moms = np.concatenate([r.batch.momenta for r in records])
+        else:
+            w, channels, x = gen.weighted(PLOT_EVENTS)
+            moms = np.zeros((len(w), integrand.process.n_particles, 4))
+            for c in np.unique(channels):
+                sel = np.nonzero(channels == c)[0]
+                moms[sel] = integrand(x[sel].cpu().numpy(), int(c), prior=False).momenta
         events = EventBatch.concatenate(done.sample)
         plot_kinematics(events.momenta, moms, w, out / "kinematics.png",
                         event_weights=events.weights, process=integrand.process,

@@ -37,6 +37,7 @@ from madnis_py.distributed import (  # noqa: E402
     split_events,
 )
 from madnis_py.events import LHEInit, LHEProcessInfo, LHEWriter, check_lhe, read_lhe  # noqa: E402
+from madnis_py.events.unweight import effective_sample_size  # noqa: E402
 from madnis_py.integrand import Integrand, TorchChannels  # noqa: E402
 from madnis_py.training import Integrator  # noqa: E402
 
@@ -197,6 +198,16 @@ def test_sharded_generation_matches_single_process(cluster: tuple[Any, Any],
     assert result.sigma == summary["sigma_pb"]
     assert result.batch == 5000 and result.n_calls > n
     assert result.efficiency == pytest.approx(summary["efficiency"], rel=0.25)
+    # the merged weight report: the reference side is the driver's calibration sample,
+    # the very sample of madnis-py generate; ESS and largest weight from the shards' sums
+    assert result.report is not None and result.calibration_calls == summary["calibration_calls"]
+    merged = result.report.as_dict()
+    for name in ("share_above", "eps_truncation", "eps_raw", "eps_quantile"):
+        assert merged[name] == summary["weights"][name], name
+    written = np.array([e.xwgtup for e in read_lhe(result.path)[1]])
+    assert merged["ess"] == pytest.approx(effective_sample_size(written), rel=1e-12)
+    assert merged["max_weight_ratio"] == pytest.approx(
+        written.max() / (result.sigma * result.norm), rel=1e-14)
 
     one, many = check_lhe(single / "events.lhe.gz"), check_lhe(result.path)
     assert one.n_events == many.n_events == n == result.n_events
@@ -396,3 +407,23 @@ def test_cluster_from_settings(cluster: tuple[Any, Any],
         cluster="slurm", workers=8, options={"queue": "short", "cores": 4}))
     assert isinstance(slurm, FakeSLURM) and client == ("client of", slurm)
     assert made == {"options": {"queue": "short", "cores": 4}, "scale": 8}
+
+
+def test_a_sharded_generate_counts_its_calls_and_reports_its_weights(
+        cluster: tuple[Any, Any], trained: tuple[Path, RunCard, Path], tmp_path: Path
+        ) -> None:
+    card_path, _, checkpoint = trained
+    out = tmp_path / "gen"
+    assert main(["generate", str(card_path), "--checkpoint", str(checkpoint), "-n", "400",
+                 "--output", str(out), "--scheduler", cluster[1].scheduler_address,
+                 "--shards", "3", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    steps = summary["calls_by_step"]
+    assert set(steps) == {"calibration", "shards"} and steps["shards"] > 0
+    assert summary["calls"] == sum(steps.values()) == summary["generation_calls"]
+    assert summary["calibration_calls"] == steps["calibration"]
+    assert summary["calls_per_event"] == summary["calls"] / 400
+    assert summary["shards"] == 3
+    written = np.array([e.xwgtup for e in read_lhe(out / "events.lhe.gz")[1]])
+    assert summary["weights"]["ess"] == pytest.approx(effective_sample_size(written),
+                                                      rel=1e-12)

@@ -121,6 +121,46 @@ def test_a_run_lists_every_plot_it_wrote(tmp_path: Path) -> None:
     assert summary.calls > summary.events.generation_calls > 0
 
 
+def test_every_integrand_call_is_counted_by_step(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary's calls are the integrand's own count of the points it evaluated, step
+    by step; accepted points are written from their first evaluation (no second call)."""
+    import madnis_py.run as pipeline
+    from madnis_py.events.output import calibration_size
+
+    built: list[Integrand] = []
+    real = pipeline._integrator
+
+    def keep(*args: object, **kwargs: object) -> tuple[Integrand, Integrator]:
+        integrand, mc = real(*args, **kwargs)  # type: ignore[arg-type]
+        built.append(integrand)
+        return integrand, mc
+
+    monkeypatch.setattr(pipeline, "_integrator", keep)
+    path = tmp_path / "calls.toml"
+    path.write_text(CARD.format(nevents=100, output="calls", plots="true", collider="")
+                    .replace("vegas = false",
+                             "vegas = true\nvegas_iterations = 2\nvegas_points = 600"))
+    card = load_run_card(path)
+    summary = run_card(card, RunRequest("run", n_events=100))
+    (integrand,) = built
+    steps = summary.calls_by_step
+    assert summary.calls == sum(steps.values()) == integrand.n_points
+    assert set(steps) == {"vegas", "training", "flow_selection", "integration",
+                          "calibration", "generation", "plots"}
+    assert steps["vegas"] > 0 and steps["training"] > 0 and steps["plots"] > 0
+    assert steps["integration"] == 8000 and steps["calibration"] == calibration_size(card)
+    assert summary.events is not None
+    gen = summary.events
+    assert gen.generation_calls == steps["calibration"] + steps["generation"]
+    assert gen.calibration_calls == steps["calibration"]
+    assert gen.generation_calls_per_event == gen.generation_calls / 100
+    assert summary.calls_per_event == summary.calls / 100
+    flat = json.loads((tmp_path / "calls" / "summary.json").read_text())
+    assert flat["calls_by_step"] == steps and flat["calls"] == summary.calls
+    assert flat["calls_per_event"] == summary.calls_per_event
+
+
 @pytest.mark.parametrize("request_, message", [
     (RunRequest("run", n_events=-1), "nevents = -1"),
     (RunRequest("generate", n_events=5, checkpoint=Path("missing.pt")), "missing.pt"),

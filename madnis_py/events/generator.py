@@ -7,19 +7,24 @@ cross section. Generation then
 
 1. fixes the maximum weight ``w_max`` on a calibration sample (exact maximum, a high
    quantile, or the median of replica maxima, :mod:`madnis_py.events.unweight`),
-2. draws batches, accepts each point with probability ``min(1, w / w_max)`` and
-   evaluates the integrand again on the accepted points only (``details=True``) to
-   obtain the subprocess parts, the scale and alpha_s,
-3. picks each event's subprocess in proportion to its part of ``f`` and one of the
-   subprocess's colour flows (the card's, else leading colour,
+2. draws batches, keeping for every point what its event record needs (the subprocess
+   parts of ``f``, the scale, alpha_s and the momenta,
+   :meth:`~madnis_py.integrand.TorchChannels.recording`), and accepts each point with
+   probability ``min(1, w / w_max)``,
+3. picks each accepted event's subprocess in proportion to its part of ``f`` and one of
+   the subprocess's colour flows (the card's, else leading colour,
    :mod:`madnis_py.events.colour`), uniformly,
 4. gives every event the weight ``sigma`` (``max(1, w / w_max) sigma c`` for overweight
    events kept, with ``c`` fixed on the calibration sample so that the mean event weight
    is ``sigma``), MadGraph's ``event_norm = average``.
 
-Only accepted points are evaluated twice, so generation costs about
-``(1 + eps_uw) / eps_uw`` integrand calls per event. The cross section of each
-subprocess (for the LHE ``<init>``) is ``sigma`` times its share of the accepted events.
+Every integrand call is a drawn point: generation costs ``1 / eps_uw`` calls per event
+(plus the calibration). An integrator whose integrand cannot record (no ``recording``)
+or ``reevaluate=True`` evaluates the accepted points a second time instead
+(``(1 + eps_uw) / eps_uw`` calls per event); both give the same events, bit for bit
+where the matrix element returns the same |M|^2 with and without the per-diagram parts.
+The cross section of each subprocess (for the LHE ``<init>``) is ``sigma`` times its
+share of the accepted events.
 """
 
 from __future__ import annotations
@@ -33,10 +38,31 @@ import numpy as np
 import torch
 
 from madnis_py.events.colour import leading_colour_flows
-from madnis_py.events.unweight import Unweighter, WeightReport
-from madnis_py.integrand import Integrand
+from madnis_py.events.unweight import Unweighter, WeightReport, WeightTally
+from madnis_py.integrand import Integrand, IntegrandBatch, RecordedBatch
 
-__all__ = ["EventBatch", "EventGenerator", "GenerationSummary"]
+__all__ = ["EventBatch", "EventGenerator", "GenerationSummary", "draw_size"]
+
+#: The smallest draw (points) when fewer would do: each draw has a fixed cost per channel.
+MIN_DRAW = 1000
+
+
+def draw_size(need: int, acceptance: float | None, batch: int) -> int:
+    """Weighted points to draw for ``need`` more events at ``acceptance`` per point.
+
+    Enough that the draw falls short with a chance of about 0.1 % (the mean plus three
+    standard deviations of the binomial number of points needed), at least
+    ``min(MIN_DRAW, batch)`` and at most ``batch``; ``batch`` when the acceptance is not
+    known yet. The unused tail of the last draw, up to a whole batch before, is what the
+    events of a run did not need.
+    """
+    if need <= 0:
+        raise ValueError(f"need must be > 0, got {need}")
+    if acceptance is None or not 0.0 < acceptance <= 1.0:
+        return batch
+    mean = need / acceptance
+    spread = 3.0 * math.sqrt(need * (1.0 - acceptance)) / acceptance
+    return int(min(batch, max(math.ceil(mean + spread), min(MIN_DRAW, batch))))
 
 
 @dataclass
@@ -96,7 +122,19 @@ class GenerationSummary:
     n_weighted : int
         Weighted points drawn (calibration included).
     n_calls : int
-        Integrand calls (weighted points plus the second evaluation of accepted ones).
+        Integrand calls of this generator so far: the weighted points (calibration
+        included) plus the second evaluations of accepted points (``reevaluate``).
+    calibration_calls : int
+        Of ``n_calls``, those of the calibration sample.
+    reevaluated : int
+        Of ``n_calls``, the second evaluations of accepted points (0 unless the
+        integrand cannot record or ``reevaluate=True``).
+    written : WeightTally or None
+        Sums of the written events' weights in units of ``sigma`` (``report`` has their
+        ESS and largest weight over the nominal ``c``): shards' tallies add up.
+    reference : ndarray or None
+        The weighted sample ``report``'s share above ``w_max`` and efficiencies were
+        measured on.
     max_weight : float
         The ``w_max`` used.
     efficiency : float
@@ -125,6 +163,16 @@ class GenerationSummary:
     subprocess_events: list[int] = field(default_factory=list)
     seconds: float = 0.0
     report: WeightReport | None = None
+    calibration_calls: int = 0
+    reevaluated: int = 0
+    written: WeightTally | None = None
+    reference: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def calls_per_event(self) -> float:
+        """Integrand calls per unweighted event (calibration included; inf without
+        events)."""
+        return self.n_calls / self.n_events if self.n_events else math.inf
 
 
 class EventGenerator:
@@ -142,10 +190,14 @@ class EventGenerator:
     seed : int
         Seeds the accept/reject and flavour/colour choices, and reseeds the integrator's
         own generator, which draws the points.
+    reevaluate : bool
+        Evaluate accepted points a second time for their event record instead of
+        keeping it from the first evaluation (the reference; the default when the
+        integrator's integrand has no ``recording``).
     """
 
     def __init__(self, integrator: Any, sigma: float, *, unweighter: Unweighter,
-                 seed: int = 0) -> None:
+                 seed: int = 0, reevaluate: bool = False) -> None:
         physics = getattr(integrator.integrand, "integrand", None)
         if not isinstance(physics, Integrand):
             raise TypeError("event generation needs an integrator built on a process "
@@ -173,6 +225,10 @@ class EventGenerator:
         self.norm = 1.0
         self.n_calls = 0
         self.n_weighted = 0
+        self.calibration_calls = 0
+        self.reevaluated = 0
+        self.records = not reevaluate and callable(getattr(integrator.integrand, "recording",
+                                                           None))
 
     def weighted(self, n: int, *, progress: Callable[[int], None] | None = None
                  ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
@@ -185,11 +241,21 @@ class EventGenerator:
         self.n_calls += n
         return batch.weights(), batch.channels(), batch.points()
 
+    def recorded(self, n: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor,
+                                        list[RecordedBatch]]:
+        """:meth:`weighted` with the integrand's details of every point (one
+        :class:`~madnis_py.integrand.RecordedBatch` per channel drawn, in the batch's
+        order); needs an integrand with ``recording``."""
+        with self.integrator.integrand.recording() as records:
+            w, channels, x = self.weighted(n)
+        return w, channels, x, records
+
     def calibrate(self, n: int, *, progress: Callable[[int], None] | None = None) -> float:
         """Fix ``w_max`` (and the normalisation of overweight events) on ``n`` points.
         ``progress(n_i)`` follows each channel's share of the points (``n`` in all); the
         points and the result do not depend on it."""
         w, _, _ = self.weighted(n, progress=progress)
+        self.calibration_calls += n
         return self.calibrate_on(w)
 
     def calibrate_on(self, w: np.ndarray) -> float:
@@ -218,32 +284,75 @@ class EventGenerator:
 
     def _details(self, x: torch.Tensor, channels: np.ndarray,
                  weights: np.ndarray) -> EventBatch:
+        """Events of accepted points by evaluating them a second time."""
         parts = []
         for c in np.unique(channels):
             sel = np.nonzero(channels == c)[0]
             b = self.integrand(x[sel].cpu().numpy(), int(c), prior=False, details=True)
             self.n_calls += len(sel)
-            assert b.subprocess_f is not None and b.scale is not None
-            assert b.alpha_s is not None
+            self.reevaluated += len(sel)
             if np.any(b.f <= 0):
                 raise RuntimeError(f"channel {c}: an accepted point has f = 0 on its second "
                                    "evaluation: the integrand is not deterministic")
-            cum = np.cumsum(b.subprocess_f, axis=1)
-            u = self.rng.random(len(sel)) * cum[:, -1]
-            sub = np.minimum((cum < u[:, None]).sum(axis=1), cum.shape[1] - 1)
-            pick = (self.rng.random(len(sel)) * self.n_flows[sub]).astype(np.int64)
-            colours = self.flows[sub, pick]
-            parts.append(EventBatch(self.pdgs[sub], colours, b.momenta, weights[sel],
-                                    b.scale, b.alpha_s, sub, np.full(len(sel), c)))
+            parts.append(self._pick(int(c), b, weights[sel]))
         return EventBatch.concatenate(parts)
+
+    def _from_records(self, records: list[RecordedBatch], x: torch.Tensor,
+                      channels: np.ndarray, idx: np.ndarray,
+                      weights: np.ndarray) -> EventBatch:
+        """Events of the accepted points ``idx`` of a recorded draw, from its first
+        evaluation: the same choices, in the same order, as :meth:`_details`."""
+        parts = []
+        start = 0
+        for rec in records:
+            stop = start + len(rec.x)
+            if not (np.all(channels[start:stop] == rec.channel)
+                    and np.array_equal(x[start:stop].numpy(), rec.x)):
+                raise RuntimeError("the recorded evaluations do not match the drawn points "
+                                   "(the integrator evaluated something else while "
+                                   "drawing)")
+            lo, hi = np.searchsorted(idx, [start, stop])
+            if hi > lo:
+                local = idx[lo:hi] - start
+                b = rec.batch
+                assert b.subprocess_f is not None and b.scale is not None
+                assert b.alpha_s is not None
+                if np.any(b.f[local] <= 0):
+                    raise RuntimeError(f"channel {rec.channel}: an accepted point has f = 0")
+                parts.append(self._pick(rec.channel, IntegrandBatch(
+                    b.f[local], b.momenta[local], b.x1x2[local],
+                    b.phase_space_weight[local], b.passed[local], None,
+                    b.subprocess_f[local], b.scale[local], b.alpha_s[local]),
+                    weights[lo:hi]))
+            start = stop
+        if start != len(channels):
+            raise RuntimeError(f"{start} points recorded, {len(channels)} drawn")
+        return EventBatch.concatenate(parts)
+
+    def _pick(self, channel: int, b: IntegrandBatch, weights: np.ndarray) -> EventBatch:
+        """Each point's subprocess in proportion to its part of ``f``, and one of the
+        subprocess's colour flows uniformly (two uniform numbers per point, in order)."""
+        assert b.subprocess_f is not None and b.scale is not None
+        assert b.alpha_s is not None
+        n = len(b.f)
+        cum = np.cumsum(b.subprocess_f, axis=1)
+        u = self.rng.random(n) * cum[:, -1]
+        sub = np.minimum((cum < u[:, None]).sum(axis=1), cum.shape[1] - 1)
+        pick = (self.rng.random(n) * self.n_flows[sub]).astype(np.int64)
+        colours = self.flows[sub, pick]
+        return EventBatch(self.pdgs[sub], colours, b.momenta, weights, b.scale, b.alpha_s,
+                          sub, np.full(n, channel))
 
     def generate(self, n_events: int, *, batch: int = 20_000, calibration: int = 100_000,
                  sink: Callable[[EventBatch], None] | None = None,
                  progress: bool = False) -> tuple[EventBatch | None, GenerationSummary]:
         """Generate ``n_events`` unweighted events.
 
-        ``sink`` receives each batch of events as it is accepted (an LHE writer); without
-        one, the events are returned (memory grows with ``n_events``).
+        Each draw has at most ``batch`` points, and no more than the events still needed
+        take (:func:`draw_size`, with the acceptance of the calibration sample, then of
+        the draws so far). ``sink`` receives each batch of events as it is accepted (an
+        LHE writer); without one, the events are returned (memory grows with
+        ``n_events``).
         """
         import time
 
@@ -264,9 +373,18 @@ class EventGenerator:
             from tqdm import tqdm
 
             bar = tqdm(total=n_events, desc="events", unit="ev")
+        records: list[RecordedBatch] = []
+        acceptance = (None if self.calibration_weights is None else
+                      float(np.minimum(self.calibration_weights / self.w_max, 1.0).mean()))
         while done < n_events:
-            w, channels, x = self.weighted(batch)
-            drawn += batch
+            if drawn > 0:
+                acceptance = accepted / drawn
+            n = draw_size(n_events - done, acceptance, batch)
+            if self.records:
+                w, channels, x, records = self.recorded(n)
+            else:
+                w, channels, x = self.weighted(n)
+            drawn += n
             res = self.unweighter.unweight(w, self.rng, w_max=self.w_max)
             reference = w if reference is None else reference
             excess += float(np.maximum(w - self.w_max, 0).sum())
@@ -274,15 +392,18 @@ class EventGenerator:
             # the batch is ordered by channel: keep a random subset of the accepted
             # points when the last batch has more than needed, never the first ones
             idx = np.sort(self.rng.permutation(res.indices)[: n_events - done])
+            accepted += len(res.indices)
             if len(idx) == 0:
                 continue
-            accepted += len(res.indices)
             ratio = w[idx] / self.w_max
             overweight += int((ratio > 1).sum())
             scale = (np.maximum(ratio, 1.0) * self.norm if self.unweighter.overweight == "keep"
                      else np.ones(len(idx)))
             written.append(scale)
-            events = self._details(x[idx], channels[idx], self.sigma * scale)
+            if self.records:
+                events = self._from_records(records, x, channels, idx, self.sigma * scale)
+            else:
+                events = self._details(x[idx], channels[idx], self.sigma * scale)
             counts += np.bincount(events.subprocess, minlength=len(counts))
             done += len(events)
             if sink is not None:
@@ -293,6 +414,8 @@ class EventGenerator:
                 bar.update(len(events))
         if bar is not None:
             bar.close()
+        tally = WeightTally.of(np.concatenate(written) if written else np.zeros(0))
+        reference = np.zeros(0) if reference is None else reference
         summary = GenerationSummary(
             n_events=done, n_weighted=self.n_weighted, n_calls=self.n_calls,
             max_weight=self.w_max, efficiency=accepted / max(drawn, 1),
@@ -300,8 +423,9 @@ class EventGenerator:
             truncation_bias=(excess / total if self.unweighter.overweight == "truncate"
                              and total > 0 else 0.0),
             subprocess_events=counts.tolist(), seconds=time.perf_counter() - t0,
-            report=self.unweighter.report(
-                np.zeros(0) if reference is None else reference, self.w_max,
-                np.concatenate(written) if written else np.zeros(0), nominal=self.norm))
+            report=self.unweighter.report_tally(reference, self.w_max, tally,
+                                                nominal=self.norm),
+            calibration_calls=self.calibration_calls, reevaluated=self.reevaluated,
+            written=tally, reference=reference)
         out = EventBatch.concatenate(kept) if kept else None
         return out, summary

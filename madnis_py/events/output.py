@@ -36,7 +36,7 @@ import numpy.typing as npt
 from madnis_py.events.banner import Banner, lhapdf_id
 from madnis_py.events.lhe import LHEInit, LHEProcessInfo, LHEWriter
 from madnis_py.events.resonances import ResonanceTable
-from madnis_py.events.unweight import Unweighter, WeightReport
+from madnis_py.events.unweight import Unweighter, WeightReport, WeightTally
 
 if TYPE_CHECKING:
     from madnis_py.cards.run_card import RunCard
@@ -197,6 +197,15 @@ class GeneratedEvents:
         Relative cross-section bias of truncated overweights (0 when kept).
     n_calls, n_weighted : int
         Integrand calls and weighted points of this generation, the calibration included.
+    calibration_calls : int
+        Of ``n_calls``, the calibration's (0 when ``w_max`` was given).
+    written : WeightTally or None
+        Sums of the written weights (in units of sigma), which add up across shards.
+    reference : ndarray or None
+        The weighted sample of ``report``'s share above ``w_max`` and efficiencies.
+    reevaluated : int
+        Of ``n_calls``, second evaluations of accepted points (0 when the integrand
+        records its first evaluation, :class:`~madnis_py.events.generator.EventGenerator`).
     subprocess_events : list of int
     max_weights : list of float
         Events and largest event weight per subprocess (0 where none).
@@ -226,6 +235,10 @@ class GeneratedEvents:
     report: WeightReport | None = None
     sample: list[EventBatch] = field(default_factory=list, repr=False)
     generator: EventGenerator | None = field(default=None, repr=False)
+    calibration_calls: int = 0
+    reevaluated: int = 0
+    written: WeightTally | None = None
+    reference: np.ndarray | None = field(default=None, repr=False)
 
 
 def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
@@ -235,8 +248,8 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
                     keep: int = 0,
                     on_events: Callable[[int], None] | None = None,
                     on_calibration: Callable[[int], None] | None = None,
-                    calibration: npt.NDArray[np.float64] | None = None
-                    ) -> GeneratedEvents:
+                    calibration: npt.NDArray[np.float64] | None = None,
+                    reevaluate: bool = False) -> GeneratedEvents:
     """``n_events`` unweighted events of a trained integrator into the LHE file ``path``.
 
     The generator uses the card's unweighting (:func:`unweighter_from_card`) and draws
@@ -275,6 +288,10 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         Event weights already drawn from the integrator as it is now (the run's
         integration, :attr:`~madnis_py.training.Integrator.last_weights`): ``w_max`` is
         calibrated on them instead of on new points.
+    reevaluate
+        Evaluate accepted points a second time for their event record (the reference
+        path; by default it is kept from the first evaluation, see
+        :class:`~madnis_py.events.generator.EventGenerator`).
 
     Raises
     ------
@@ -284,7 +301,8 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
     from madnis_py.events.generator import EventGenerator
 
     t0 = time.perf_counter()
-    gen = EventGenerator(mc, sigma, seed=seed, unweighter=unweighter_from_card(card))
+    gen = EventGenerator(mc, sigma, seed=seed, unweighter=unweighter_from_card(card),
+                         reevaluate=reevaluate)
     if w_max is None and calibration is not None:
         gen.calibrate_on(calibration)
     elif w_max is None:
@@ -308,4 +326,6 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         n_calls=int(summary.n_calls), n_weighted=int(summary.n_weighted),
         subprocess_events=sink.counts.tolist(), max_weights=sink.xmax.tolist(),
         generate_s=time.perf_counter() - t0, report=summary.report, sample=sink.sample,
-        generator=gen)
+        generator=gen, calibration_calls=int(summary.calibration_calls),
+        reevaluated=int(summary.reevaluated), written=summary.written,
+        reference=summary.reference)

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["DEFAULT_TRUNCATION", "Unweighter", "UnweightingResult", "WeightReport",
+           "WeightTally",
            "effective_sample_size", "max_weight", "share_above", "truncation_max_weight"]
 
 MaxWeightMethod = Literal["exact", "quantile", "replicas", "truncation"]
@@ -215,6 +216,44 @@ def effective_sample_size(weights: npt.ArrayLike) -> float:
 
 
 @dataclass(frozen=True)
+class WeightTally:
+    """Sums of event weights that add up across parts of a sample (shards): what the
+    written-events half of a :class:`WeightReport` needs.
+
+    Attributes
+    ----------
+    n
+        Number of weights.
+    sum_w, sum_w2
+        Their sum and the sum of their squares.
+    max_w
+        The largest (0 for none).
+    """
+
+    n: int = 0
+    sum_w: float = 0.0
+    sum_w2: float = 0.0
+    max_w: float = 0.0
+
+    @classmethod
+    def of(cls, weights: npt.ArrayLike) -> WeightTally:
+        """The tally of ``weights`` (finite, non-negative, shape ``(n,)``)."""
+        w = _as_weights(weights, allow_empty=True)
+        return cls(n=int(w.size), sum_w=float(w.sum()), sum_w2=float(np.dot(w, w)),
+                   max_w=float(w.max()) if w.size else 0.0)
+
+    def __add__(self, other: WeightTally) -> WeightTally:
+        return WeightTally(self.n + other.n, self.sum_w + other.sum_w,
+                           self.sum_w2 + other.sum_w2, max(self.max_w, other.max_w))
+
+    @property
+    def ess(self) -> float:
+        """Kish's effective sample size ``(sum w)^2 / sum w^2`` (0 for no or zero
+        weights), as :func:`effective_sample_size`."""
+        return self.sum_w ** 2 / self.sum_w2 if self.sum_w2 > 0.0 else 0.0
+
+
+@dataclass(frozen=True)
 class WeightReport:
     """How close to unit weight the written events are, and what their ``w_max`` cost.
 
@@ -278,13 +317,22 @@ class WeightReport:
         truncation, quantile
             Settings of ``eps_truncation`` and ``eps_quantile``.
         """
+        return cls.from_tally(weights, w_max, WeightTally.of(written), nominal=nominal,
+                              truncation=truncation, quantile=quantile)
+
+    @classmethod
+    def from_tally(cls, weights: npt.ArrayLike, w_max: float, written: WeightTally, *,
+                   nominal: float | None = None, truncation: float = DEFAULT_TRUNCATION,
+                   quantile: float = 0.999) -> WeightReport:
+        """:meth:`measure` with the written events given by their :class:`WeightTally`:
+        the report of a sample written in parts (shards), from the sum of the parts'
+        tallies."""
         _check_truncation(truncation)
         w = _as_weights(weights, allow_empty=True)
-        out = _as_weights(written, allow_empty=True)
         unit = w_max if nominal is None else nominal
         if not (np.isfinite(unit) and unit > 0.0):
             raise ValueError(f"the nominal weight must be finite and positive, got {unit}")
-        ratio = float(out.max()) / unit if out.size else 0.0
+        ratio = written.max_w / unit if written.n else 0.0
         if w.any():
             mean = float(w.mean())
             eps_t = mean / truncation_max_weight(w, truncation)
@@ -292,7 +340,7 @@ class WeightReport:
             eps_q = min(mean / float(np.quantile(w, quantile)), 1.0)
         else:
             eps_t = eps_r = eps_q = float("nan")
-        return cls(ess=effective_sample_size(out), max_weight_ratio=ratio,
+        return cls(ess=written.ess, max_weight_ratio=ratio,
                    share_above=share_above(w, w_max), eps_truncation=eps_t, eps_raw=eps_r,
                    eps_quantile=eps_q, truncation=float(truncation), quantile=float(quantile))
 
@@ -413,6 +461,13 @@ class Unweighter:
         """:meth:`WeightReport.measure` with this unweighter's truncation and quantile."""
         return WeightReport.measure(weights, w_max, written, nominal=nominal,
                                     truncation=self.truncation, quantile=self.quantile)
+
+    def report_tally(self, weights: npt.ArrayLike, w_max: float, written: WeightTally, *,
+                     nominal: float | None = None) -> WeightReport:
+        """:meth:`WeightReport.from_tally` with this unweighter's truncation and
+        quantile."""
+        return WeightReport.from_tally(weights, w_max, written, nominal=nominal,
+                                       truncation=self.truncation, quantile=self.quantile)
 
     def unweight(self, weights: npt.ArrayLike, rng: np.random.Generator, *,
                  w_max: float | None = None) -> UnweightingResult:

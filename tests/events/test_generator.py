@@ -8,7 +8,7 @@ import torch
 from scipy import stats
 
 from madnis_py.events import Unweighter
-from madnis_py.events.generator import EventGenerator
+from madnis_py.events.generator import EventGenerator, draw_size
 from madnis_py.integrand import Integrand, TorchChannels
 from madnis_py.training import Integrator
 
@@ -130,3 +130,28 @@ def test_points_are_in_the_integrands_coordinates_after_vegas() -> None:
                          seed=1)
     events, summary = gen.generate(200, batch=4000, calibration=4000)
     assert events is not None and summary.n_events == 200
+
+
+def test_draw_size_covers_the_events_needed_without_a_whole_batch() -> None:
+    assert draw_size(100, None, 20_000) == draw_size(100, 0.0, 20_000) == 20_000
+    # 1000 points on average, plus three binomial standard deviations 3 sqrt(90) / 0.1
+    assert draw_size(100, 0.1, 20_000) == 1285
+    assert draw_size(10, 0.5, 20_000) == 1000 and draw_size(10, 0.5, 500) == 500
+    assert draw_size(10 ** 6, 0.1, 20_000) == 20_000
+    n = draw_size(400, 0.2, 10 ** 6)
+    assert 0 < stats.binom.cdf(399, n, 0.2) < 2e-3  # falls short about once in 1000
+    with pytest.raises(ValueError, match="need"):
+        draw_size(0, 0.5, 100)
+
+
+def test_the_last_draw_is_sized_to_the_events_still_needed(
+        trained: tuple[Integrand, Integrator]) -> None:
+    _, mc = trained
+    gen = EventGenerator(mc, 10.0, unweighter=Unweighter(method="quantile", quantile=0.99),
+                         seed=4)
+    events, summary = gen.generate(300, batch=20_000, calibration=5_000)
+    assert events is not None and len(events) == 300
+    drawn = summary.n_weighted - 5_000
+    assert drawn < 20_000  # one whole batch before
+    assert drawn * summary.efficiency >= 300
+    assert summary.n_calls == summary.n_weighted  # no second evaluation
