@@ -158,7 +158,7 @@ def test_run_card_errors_are_one_line_and_exit_code_2(
     unknown = write_card(tmp_path, name="unknown.toml")
     unknown.write_text(unknown.read_text().replace("steps = 12", "stepz = 12"))
     line = one_error_line(capsys, ["run", str(unknown)])
-    assert "unknown.toml:8" in line and "stepz" in line and "steps" in line
+    assert "unknown.toml:9" in line and "stepz" in line and "steps" in line
     line = one_error_line(capsys, ["run", str(write_card(tmp_path)), "--seed", "-1"])
     assert "--seed" in line
     assert not list(tmp_path.glob("**/*.lhe*"))
