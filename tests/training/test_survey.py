@@ -84,19 +84,28 @@ def test_the_map_converges_to_the_integrand_whatever_floor_it_samples_with(
     assert abs(res.value - 1.0) < 4 * res.error
 
 
-def test_with_events_asked_for_it_stops_when_rounds_no_longer_pay() -> None:
-    """A flat integrand: the first round is already perfect (eps = 1), so every further
-    round only costs time; without events asked for, all rounds run."""
+def test_with_events_asked_for_it_stops_once_its_calls_reach_theirs() -> None:
+    """The survey's calls stop at the calls its efficiency predicts for the events:
+    a flat integrand (eps = 1) after the round that passes ``n_events`` calls, a peaked
+    one (eps << 1) much later; without events asked for, all rounds run."""
     def flat(i: int, x: np.ndarray) -> np.ndarray:
         return np.ones(len(x))
 
-    stopped = survey(flat, [3], np.array([True]), points=500, iterations=10,
-                     n_events=1000, patience=2)
-    assert stopped.rounds < 10
-    assert stopped.reason in ("no_improvement", "marginal_gain_below_cost")
+    stopped = survey(flat, [3], np.array([True]), points=500, growth=1.3, iterations=10,
+                     n_events=1000)
+    # rounds of 500 and 650 points: 1150 calls >= 1000 / eps after the second
+    assert (stopped.rounds, stopped.reason, stopped.n_calls) == (2, "balanced", 1150)
     assert abs(stopped.value - 1.0) < 1e-12  # every weight is exactly 1
     full = survey(flat, [3], np.array([True]), points=500, iterations=10)
     assert full.rounds == 10 and full.reason == "max_iterations"
+
+    share, _, _ = gaussian_share([0.5], width=0.02)
+    peaked = survey(share, [4], np.array([True]), points=500, iterations=10,
+                    n_events=1000)
+    last = peaked.measurements[-1]
+    assert peaked.rounds > 2
+    assert last["calls"] >= 1000 / last["eps"]  # stopped by the balance, or ran out
+    assert all(m["calls"] < 1000 / m["eps"] for m in peaked.measurements[1:-1])
 
 
 def test_the_same_seed_gives_the_same_maps_and_estimate() -> None:
