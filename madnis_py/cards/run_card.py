@@ -69,6 +69,9 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     max_weight_penalty = 0.0  # loss term on the largest weights, >= 0
     top_fraction = 0.01       # share of each channel's batch that term counts as its
                               #   largest weights, 0 < top_fraction <= 1
+    max_grad_norm = 0.0       # clip the gradient to this L2 norm, >= 0 (0: no clipping)
+    freeze_weights_after = 1.0  # share of the steps after which the channel weights stop
+                              #   training, [0, 1] (1: never)
     bins = 10                 # optional flow shape (madnis_py.flows.Flow): spline bins,
     blocks = 4                #   coupling blocks, subnet layers and units, each >= 1
     layers = 3                #   (default: the Flow's defaults)
@@ -284,6 +287,8 @@ class TrainingSettings:
     uniform_mixture: float = _OPTIONS.uniform_mixture
     max_weight_penalty: float = _OPTIONS.max_weight_penalty
     top_fraction: float = _OPTIONS.top_fraction
+    max_grad_norm: float = _OPTIONS.max_grad_norm
+    freeze_weights_after: float = _OPTIONS.freeze_weights_after
     bins: int | None = None
     blocks: int | None = None
     layers: int | None = None
@@ -887,6 +892,8 @@ def _read_training(t: _Table) -> TrainingSettings:
         uniform_mixture=option("uniform_mixture"),
         max_weight_penalty=option("max_weight_penalty"),
         top_fraction=option("top_fraction"),
+        max_grad_norm=option("max_grad_norm"),
+        freeze_weights_after=option("freeze_weights_after"),
         bins=t.integer("bins", None, ge1, _at_least_one),
         blocks=t.integer("blocks", None, ge1, _at_least_one),
         layers=t.integer("layers", None, ge1, _at_least_one),
