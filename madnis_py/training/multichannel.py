@@ -571,7 +571,10 @@ class Integrator:
 
         ``buffered_steps`` extra optimisation steps follow every fresh one on the last
         ``buffer_batches`` batches kept in memory (no new integrand calls; the losses
-        reweight them from the density they were drawn from). Every optimisation step
+        reweight them from the density they were drawn from); the run card's default is 4
+        (MadGraph 7's 80 % buffered steps: a better flow per integrand call, at several
+        times the training compute; ``benchmarks/RESULTS.md``), this method's 0 keeps
+        quick experiments cheap. Every optimisation step
         clips the gradient to the option ``max_grad_norm`` (if > 0), and the channel
         weights stop training after the share ``freeze_weights_after`` of the call's
         steps (the flows go on). ``progress`` shows a tqdm
