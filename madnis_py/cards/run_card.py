@@ -70,7 +70,7 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     max_weight_penalty = 0.0  # loss term on the largest weights, >= 0
     top_fraction = 0.01       # share of each channel's batch that term counts as its
                               #   largest weights, 0 < top_fraction <= 1
-    max_grad_norm = 0.0       # clip the gradient to this L2 norm, >= 0 (0: no clipping)
+    max_grad_norm = 3e-3      # clip the gradient to this L2 norm, >= 0 (0: no clipping)
     freeze_weights_after = 1.0  # share of the steps after which the channel weights stop
                               #   training, [0, 1] (1: never)
     bins = 10                 # optional flow shape (madnis_py.flows.Flow): spline bins,

@@ -307,7 +307,10 @@ class Integrator:
         and the other channels share the whole integrand (a message says so).
     max_grad_norm : float
         Clip the gradient of all trained parameters to this L2 norm before every
-        optimisation step; 0 (default) does not clip.
+        optimisation step; 0 does not clip. The default 3e-3 (MadGraph 7's) clips nearly
+        every step, so Adam sees each step's gradient direction with one norm: no batch
+        with a few huge weights dominates its moments (a better flow per integrand call
+        in ``benchmarks/RESULTS.md``).
     freeze_weights_after : float
         Share of each :meth:`train` call's steps after which the channel-weight network
         stops training while the flows go on (MadGraph 7 freezes it for the last third);
@@ -337,7 +340,7 @@ class Integrator:
                  min_fraction: float = 0.1, warmup: int = 20, drop_threshold: float = 1e-4,
                  drop_patience: int = 10, mixture: float = 0.0,
                  uniform_mixture: float = 0.0, max_weight_penalty: float = 0.0, top_fraction: float = 0.01,
-                 max_grad_norm: float = 0.0, freeze_weights_after: float = 1.0,
+                 max_grad_norm: float = 3e-3, freeze_weights_after: float = 1.0,
                  seed: int = 0) -> None:
         self.options = TrainingOptions(
             flow_options=dict(flow_options or {}), trainable_weights=trainable_weights,

@@ -78,7 +78,7 @@ class TrainingOptions:
     uniform_mixture: float = 0.0
     max_weight_penalty: float = 0.0
     top_fraction: float = 0.01
-    max_grad_norm: float = 0.0
+    max_grad_norm: float = 3e-3  # MadGraph 7's; benchmarks/RESULTS.md
     freeze_weights_after: float = 1.0
     seed: int = 0
 

@@ -151,7 +151,7 @@ def test_full_card_values_and_keyword_arguments(tmp_path: Path) -> None:
         "flow_options": {"bins": 8, "blocks": 2, "layers": 2, "units": 16},
         "trainable_weights": False, "loss": "stratified", "lr": 1e-3, "min_fraction": 0.2,
         "warmup": 5, "drop_threshold": 0.0, "drop_patience": 4, "mixture": 0.0, "uniform_mixture": 0.0,
-        "max_weight_penalty": 0.0, "top_fraction": 0.01, "max_grad_norm": 0.0,
+        "max_weight_penalty": 0.0, "top_fraction": 0.01, "max_grad_norm": 3e-3,
         "freeze_weights_after": 1.0, "seed": 7}
     assert card.train_options() == {"steps": 10, "batch": 512, "buffered_steps": 2,
                                     "buffer_batches": 3}
