@@ -61,7 +61,7 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
                               #   the VEGAS map after it, [0, 1) (bounds its Jacobian)
     warmup = 20               # steps with a uniform channel allocation, >= 0
     min_fraction = 0.1        # smallest share of a batch for all channels, 0 <= f < 1
-    drop_threshold = 1e-4     # a channel's share of the integral at or below which it ...
+    drop_threshold = 1e-2     # a channel's share of the integral at or below which it ...
     drop_patience = 10        # ... is dropped after this many steps (>= 1)
     mixture = 0.0             # defensive mixture weight of the VEGAS/flat density, [0, 1)
     uniform_mixture = 0.0     # ... and of the uniform density in the integrand's own

@@ -304,7 +304,9 @@ class Integrator:
     drop_threshold, drop_patience : float, int
         After the warm-up, a channel whose share of the integral stays at or below
         ``drop_threshold`` for ``drop_patience`` steps is dropped: its alpha becomes zero
-        and the other channels share the whole integrand (a message says so).
+        and the other channels share the whole integrand (a message says so). The
+        default 1e-2 is MadGraph 7's ``channel_dropping_threshold`` (better in
+        ``benchmarks/RESULTS.md`` where it drops ee -> qqg's 0.06 % photon channels).
     max_grad_norm : float
         Clip the gradient of all trained parameters to this L2 norm before every
         optimisation step; 0 does not clip. The default 3e-3 (MadGraph 7's) clips nearly
@@ -337,7 +339,7 @@ class Integrator:
                  feature_dims: int | None = None,
                  flow_options: dict[str, object] | None = None,
                  trainable_weights: bool = True, loss: str = "variance", lr: float = 3e-3,
-                 min_fraction: float = 0.1, warmup: int = 20, drop_threshold: float = 1e-4,
+                 min_fraction: float = 0.1, warmup: int = 20, drop_threshold: float = 1e-2,
                  drop_patience: int = 10, mixture: float = 0.0,
                  uniform_mixture: float = 0.0, max_weight_penalty: float = 0.0, top_fraction: float = 0.01,
                  max_grad_norm: float = 3e-3, freeze_weights_after: float = 1.0,

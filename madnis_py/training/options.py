@@ -72,7 +72,7 @@ class TrainingOptions:
     lr: float = 3e-3
     min_fraction: float = 0.1
     warmup: int = 20
-    drop_threshold: float = 1e-4
+    drop_threshold: float = 1e-2  # MadGraph 7's; benchmarks/RESULTS.md
     drop_patience: int = 10
     mixture: float = 0.0
     uniform_mixture: float = 0.0
