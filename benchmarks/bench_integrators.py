@@ -353,7 +353,7 @@ def targets(name: str, rows: dict[str, Row]) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
-                    help="small budgets, toy integrands only (< 2 min)")
+                    help="small budgets, toy integrands only (a few minutes)")
     ap.add_argument("--calls", type=int, default=None,
                     help="integrand calls per method (default 100k quick, 400k otherwise)")
     ap.add_argument("--seed", type=int, default=1)
