@@ -310,7 +310,19 @@ class Integrator:
     drop_threshold, drop_patience : float, int
         After the warm-up, a channel whose share of the integral stays at or below
         ``drop_threshold`` for ``drop_patience`` steps is dropped: its alpha becomes zero
-        and the other channels share the whole integrand (a message says so).
+        and the other channels share the whole integrand (a message says so). The
+        default 1e-2 is MadGraph 7's ``channel_dropping_threshold`` (better in
+        ``benchmarks/RESULTS.md`` where it drops ee -> qqg's 0.06 % photon channels).
+    max_grad_norm : float
+        Clip the gradient of all trained parameters to this L2 norm before every
+        optimisation step; 0 does not clip. The default 3e-3 (MadGraph 7's) clips nearly
+        every step, so Adam sees each step's gradient direction with one norm: no batch
+        with a few huge weights dominates its moments (a better flow per integrand call
+        in ``benchmarks/RESULTS.md``).
+    freeze_weights_after : float
+        Share of each :meth:`train` call's steps after which the channel-weight network
+        stops training while the flows go on (MadGraph 7 freezes it for the last third);
+        1 (default) trains it throughout.
     seed : int
         Seeds torch's generator used for every draw.
     device : str or torch.device
@@ -337,16 +349,18 @@ class Integrator:
                  feature_dims: int | None = None,
                  flow_options: dict[str, object] | None = None,
                  trainable_weights: bool = True, loss: str = "variance", lr: float = 3e-3,
-                 min_fraction: float = 0.1, warmup: int = 20, drop_threshold: float = 1e-4,
+                 min_fraction: float = 0.1, warmup: int = 20, drop_threshold: float = 1e-2,
                  drop_patience: int = 10, mixture: float = 0.0,
                  uniform_mixture: float = 0.0, max_weight_penalty: float = 0.0, top_fraction: float = 0.01,
+                 max_grad_norm: float = 3e-3, freeze_weights_after: float = 1.0,
                  seed: int = 0, device: str | torch.device = "cpu") -> None:
         self.device = resolve_device(device)
         self.options = TrainingOptions(
             flow_options=dict(flow_options or {}), trainable_weights=trainable_weights,
             loss=loss, lr=lr, min_fraction=min_fraction, warmup=warmup,
             drop_threshold=drop_threshold, drop_patience=drop_patience, mixture=mixture,
-            uniform_mixture=uniform_mixture, max_weight_penalty=max_weight_penalty, top_fraction=top_fraction, seed=seed)
+            uniform_mixture=uniform_mixture, max_weight_penalty=max_weight_penalty, top_fraction=top_fraction,
+            max_grad_norm=max_grad_norm, freeze_weights_after=freeze_weights_after, seed=seed)
         self.config: dict[str, object] = {
             "feature_dims": feature_dims, **self.options.as_dict(),
             "process": integrand if isinstance(integrand, str) else None}
@@ -596,7 +610,13 @@ class Integrator:
 
         ``buffered_steps`` extra optimisation steps follow every fresh one on the last
         ``buffer_batches`` batches kept in memory (no new integrand calls; the losses
-        reweight them from the density they were drawn from). ``progress`` shows a tqdm
+        reweight them from the density they were drawn from); the run card's default is 4
+        (MadGraph 7's 80 % buffered steps: a better flow per integrand call, at several
+        times the training compute; ``benchmarks/RESULTS.md``), this method's 0 keeps
+        quick experiments cheap. Every optimisation step
+        clips the gradient to the option ``max_grad_norm`` (if > 0), and the channel
+        weights stop training after the share ``freeze_weights_after`` of the call's
+        steps (the flows go on). ``progress`` shows a tqdm
         bar with the loss and the relative std. ``callback(steps_done, loss)`` follows
         every step (after its checkpoint).
 
@@ -659,6 +679,24 @@ class Integrator:
                      checkpoint_every: int,
                      stop: Callable[[int, torch.Tensor], bool] | None = None) -> None:
         buffer: list[list[ChannelSample]] = []
+        params = [q for group in opt.param_groups for q in group["params"]]
+        weight_params = list(self.weights.parameters())
+        max_norm = self.options.max_grad_norm
+        # the channel weights train during the call's first steps only (MadGraph 7's
+        # fixed_cwnet_fraction); counted over the whole call, so a resumed one agrees
+        weight_steps = int(self.options.freeze_weights_after * total)
+
+        def optimise(loss: torch.Tensor, frozen: bool) -> None:
+            opt.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            if frozen:
+                for q in weight_params:
+                    q.grad = None  # Adam leaves a parameter without a gradient untouched
+            if max_norm > 0:
+                torch.nn.utils.clip_grad_norm_([q for q in params if q.grad is not None],
+                                               max_norm)
+            opt.step()
+
         bar = None
         if progress:
             from tqdm import tqdm
@@ -675,17 +713,14 @@ class Integrator:
             fresh = self.random_batch(int(counts.sum()), counts=counts).samples
             loss, values, sigmas = self._loss(fresh)
             value = float(values.sum())
-            opt.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
+            frozen = start + k > weight_steps
+            optimise(loss, frozen)
             if buffered_steps > 0:
                 buffer = (buffer + [fresh])[-max(buffer_batches, 1):]
                 merged = _merge(buffer)
                 for _ in range(buffered_steps):
                     extra, _, _ = self._loss(merged)
-                    opt.zero_grad()
-                    extra.backward()  # type: ignore[no-untyped-call]
-                    opt.step()
+                    optimise(extra, frozen)
             sched.step()
             self.sigmas = np.where(counts >= 2, sigmas, self.sigmas)
             self.steps_done += 1

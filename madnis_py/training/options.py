@@ -32,6 +32,9 @@ OPTION_CHECKS: Mapping[str, tuple[str, Callable[[Any], bool]]] = {
     "uniform_mixture": ("0 <= uniform_mixture < 1", lambda v: 0 <= v < 1),
     "max_weight_penalty": ("a coefficient >= 0", lambda v: v >= 0),
     "top_fraction": ("0 < top_fraction <= 1", lambda v: 0 < v <= 1),
+    "max_grad_norm": ("a gradient norm >= 0 (0: no clipping)", lambda v: v >= 0),
+    "freeze_weights_after": ("a share of the steps, 0 <= freeze_weights_after <= 1",
+                             lambda v: 0 <= v <= 1),
 }
 
 
@@ -54,6 +57,12 @@ class TrainingOptions:
         Share of the uniform density in the integrand's coordinates in it
         (``mixture + uniform_mixture < 1``).
     max_weight_penalty, top_fraction : float, float
+    max_grad_norm : float
+        Largest L2 norm of the gradient of all trained parameters together in an
+        optimisation step (``torch.nn.utils.clip_grad_norm_``); 0 switches clipping off.
+    freeze_weights_after : float
+        Share of each :meth:`~madnis_py.training.Integrator.train` call's steps after which
+        the channel-weight network stops training (the flows go on); 1 never freezes it.
     seed : int
     """
 
@@ -63,12 +72,14 @@ class TrainingOptions:
     lr: float = 3e-3
     min_fraction: float = 0.1
     warmup: int = 20
-    drop_threshold: float = 1e-4
+    drop_threshold: float = 1e-2  # MadGraph 7's; benchmarks/RESULTS.md
     drop_patience: int = 10
     mixture: float = 0.0
     uniform_mixture: float = 0.0
     max_weight_penalty: float = 0.0
     top_fraction: float = 0.01
+    max_grad_norm: float = 3e-3  # MadGraph 7's; benchmarks/RESULTS.md
+    freeze_weights_after: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:

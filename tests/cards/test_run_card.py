@@ -117,7 +117,7 @@ def test_minimal_card_has_the_documented_defaults(tmp_path: Path) -> None:
     assert card.cuts is None and card.distributed is None
     t = card.training
     assert (t.steps, t.batch, t.lr, t.loss) == (200, 4096, 3e-3, "variance")
-    assert (t.buffered_steps, t.buffer_batches, t.trainable_weights) == (0, 4, True)
+    assert (t.buffered_steps, t.buffer_batches, t.trainable_weights) == (4, 4, True)
     assert (t.vegas, t.vegas_iterations, t.vegas_points, t.vegas_growth) == (True, 10, 2_000,
                                                                           1.3)
     assert (t.warmup, t.min_fraction) == (20, 0.1)
@@ -153,7 +153,8 @@ def test_full_card_values_and_keyword_arguments(tmp_path: Path) -> None:
         "flow_options": {"bins": 8, "blocks": 2, "layers": 2, "units": 16},
         "trainable_weights": False, "loss": "stratified", "lr": 1e-3, "min_fraction": 0.2,
         "warmup": 5, "drop_threshold": 0.0, "drop_patience": 4, "mixture": 0.0, "uniform_mixture": 0.0,
-        "max_weight_penalty": 0.0, "top_fraction": 0.01, "seed": 7}
+        "max_weight_penalty": 0.0, "top_fraction": 0.01, "max_grad_norm": 3e-3,
+        "freeze_weights_after": 1.0, "seed": 7}
     assert card.train_options() == {"steps": 10, "batch": 512, "buffered_steps": 2,
                                     "buffer_batches": 3}
     # target "events" (the default): the survey stops once it no longer shortens the
