@@ -90,6 +90,17 @@ def madevent_sigma(out: Path) -> tuple[float, float, int]:
     return sigma, float(results[1]), nevt
 
 
+def _training(summary: dict[str, object]) -> str:
+    """What the run's training did: VEGAS survey rounds and the flows' decision."""
+    d = summary.get("training_decision") or {}
+    assert isinstance(d, dict)
+    survey = d.get("vegas_survey") or {}
+    flows = ("VEGAS alone" if not d.get("use_flow", True)
+             else f"flows, {d.get('chosen_steps', d.get('steps'))} steps")
+    rounds = f"{survey['rounds']} VEGAS rounds, " if survey else ""
+    return f"{rounds}{flows}"
+
+
 def run_case(case: Case, mg5: Path, work: Path, args: argparse.Namespace) -> dict[str, object]:
     ours_dir, me_dir = work / case.name, work / f"{case.name}_me"
     row: dict[str, object] = {"process": case.process}
@@ -110,7 +121,9 @@ def run_case(case: Case, mg5: Path, work: Path, args: argparse.Namespace) -> dic
                            env=env, log=work / f"{case.name}_run.log")
     summary = json.loads(out.strip().splitlines()[-1])
     row.update(t_run=wall, cpu_run=cpu, sigma=summary["sigma_pb"], error=summary["error_pb"],
-               calls=summary["calls"], eps_uw=summary["eps_uw_quantile"])
+               calls=summary["calls"], eps_uw=summary["eps_uw_quantile"],
+               eps_trunc=(summary.get("weights") or {}).get("eps_truncation", float("nan")),
+               training=_training(summary))
     # 3. madevent, same process and settings, single core
     madgraph(mg5, ["import model sm", f"generate {case.process}",
                    f"output madevent {me_dir} -f"], work, f"{case.name}_meout")
@@ -158,9 +171,9 @@ def main() -> int:
     lines = [f"python {' '.join(sys.argv)}; {platform.machine()}, 1 thread, "
              f"{args.events} unweighted events", "",
              "| process | diagrams / channels | t(output madnis_py) [s] | madnis-py run: "
-             "wall / CPU [s] | calls | eps_uw (99.9%) | sigma madnis-py [pb] | "
-             "madevent: wall / CPU [s] | sigma madevent [pb] | pull |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "wall / CPU [s] | calls | training | eps_uw (trunc. 1e-3 / 99.9%) | "
+             "sigma madnis-py [pb] | madevent: wall / CPU [s] | sigma madevent [pb] | pull |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory(prefix="mnp_bench_") as tmp:
         work = Path(args.keep or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -169,7 +182,8 @@ def main() -> int:
             lines.append(
                 f"| {r['process']} | {r['diagrams']} / {r['channels']} | {r['t_output']:.1f}"
                 f" | {r['t_run']:.1f} / {r['cpu_run']:.1f} | {r['calls']} | "
-                f"{r['eps_uw']:.3f} | {r['sigma']:.6g} +- {r['error']:.2g} | "
+                f"{r['training']} | {r['eps_trunc']:.3f} / {r['eps_uw']:.3f} | "
+                f"{r['sigma']:.6g} +- {r['error']:.2g} | "
                 f"{r['t_madevent']:.1f} / {r['cpu_madevent']:.1f} | {r['sigma_me']:.6g} +- "
                 f"{r['error_me']:.2g} | {r['pull']:+.1f} |")
             print(lines[-1], flush=True)
