@@ -288,6 +288,12 @@ def main() -> None:
     parser.add_argument("--dims", type=int, nargs="*", default=[4, 8, 16],
                         help="flow dimensions for part B (none: part A only)")
     parser.add_argument("--bins", type=int, nargs="+", default=[10, 16])
+    parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"],
+                        choices=["float64", "float32"], help="dtypes to time")
+    parser.add_argument("--skip-spline", action="store_true",
+                        help="skip part A (the spline alone)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs per rate (the median is reported)")
     parser.add_argument("--quick", action="store_true", help="batch 1e4, d = 4 only")
     parser.add_argument("--markdown", metavar="FILE",
                         help="also write the tables here (rewritten after every row)")
@@ -302,7 +308,7 @@ def main() -> None:
     if args.profile:
         profile_ours(batch)
         return
-    dtypes = (torch.float64, torch.float32)
+    dtypes = tuple(getattr(torch, name) for name in args.dtypes)
     spline_rows = header(["points", "bins", "dtype", "dir"], "pts/s")
     density_rows, sample_rows, nograd_rows = (header(["d", "bins", "dtype"], "ev/s")
                                               for _ in "abc")
@@ -318,11 +324,11 @@ def main() -> None:
             with open(args.markdown, "w") as fh:
                 fh.write(render(batch, args.threads, parts))
 
-    for bins in args.bins:  # the spline alone does not depend on d: `batch` points
+    for bins in [] if args.skip_spline else args.bins:  # the spline alone: `batch` points
         for dtype in dtypes:
             for inverse in (False, True):
                 fns = spline_fns(batch, bins, dtype, inverse)
-                rates = {k: batch / median_time(fn) for k, fn in fns.items()}
+                rates = {k: batch / median_time(fn, args.repeats) for k, fn in fns.items()}
                 emit(spline_rows, row([str(batch), str(bins), str(dtype)[6:],
                                        "inv" if inverse else "fwd"], rates))
     for d in dims:
@@ -330,7 +336,7 @@ def main() -> None:
             for dtype in dtypes:
                 fns_b = flow_fns(d, bins, dtype, batch, args.threads)
                 for i, rows in ((0, density_rows), (1, sample_rows), (2, nograd_rows)):
-                    rates = {k: (batch / median_time(pair[i]) if pair else None)
+                    rates = {k: (batch / median_time(pair[i], args.repeats) if pair else None)
                              for k, pair in fns_b.items()}
                     emit(rows, row([str(d), str(bins), str(dtype)[6:]], rates))
     print("\n" + render(batch, args.threads, parts))
