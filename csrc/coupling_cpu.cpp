@@ -41,50 +41,53 @@ constexpr int64_t kChunk = 64;  // events per chunk: a multiple of every vector 
 constexpr int kRows = 4;        // output features per register tile
 constexpr int64_t kGrain = 4096;
 
-// 64 bytes of events: two AVX2 registers (four SSE2 ones in the baseline clone).
+// One SIMD register of events (AVX2 in the x86-64-v3 clone); a tile is kVecs of them
+// wide. The unaligned type loads and stores at any element boundary.
 template <typename T>
-struct Vec;
-template <>
-struct Vec<double> {
-    typedef double type __attribute__((vector_size(64)));
-    static constexpr int width = 8;
+struct Vec {
+    typedef T type __attribute__((vector_size(32)));
+    typedef T unaligned __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));
+    static constexpr int width = int(32 / sizeof(T));
 };
-template <>
-struct Vec<float> {
-    typedef float type __attribute__((vector_size(64)));
-    static constexpr int width = 16;
-};
+constexpr int kVecs = 2;
 
 template <typename T>
 MADNIS_HD typename Vec<T>::type vload(const T* p) {
-    typename Vec<T>::type v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
+    return *reinterpret_cast<const typename Vec<T>::unaligned*>(p);
+}
+template <typename T>
+MADNIS_HD void vstore(T* p, typename Vec<T>::type v) {
+    *reinterpret_cast<typename Vec<T>::unaligned*>(p) = v;
 }
 
-// R rows of C, one vector wide: C = init + A B over k < K, where init is C itself (ACC),
-// else the bias (or zero); ReLU on the result if RELU. A is (R, K) at row stride lda,
-// B (K, width) at row stride ldb.
+// R rows of C, kVecs vectors wide: C = init + A B over k < K, where init is C itself
+// (ACC), else the bias (or zero); ReLU on the result if RELU. A is (R, K) at row stride
+// lda, B (K, width) at row stride ldb.
 template <typename T, int R, bool ACC, bool RELU>
 MADNIS_HD void tile(int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
                     int64_t ldc, const T* bias) {
     using V = typename Vec<T>::type;
     constexpr int W = Vec<T>::width;
-    V acc[R];
-    for (int r = 0; r < R; ++r) {
-        if (ACC) acc[r] = vload(C + r * ldc);
-        else acc[r] = V{} + (bias ? bias[r] : T(0));
-    }
+    V acc[R][kVecs];
+    for (int r = 0; r < R; ++r)
+        for (int p = 0; p < kVecs; ++p) {
+            if (ACC) acc[r][p] = vload(C + r * ldc + p * W);
+            else acc[r][p] = V{} + (bias ? bias[r] : T(0));
+        }
     for (int64_t k = 0; k < K; ++k) {
-        const V b = vload(B + k * ldb);
-        for (int r = 0; r < R; ++r) acc[r] += A[r * lda + k] * b;
+        V b[kVecs];
+        for (int p = 0; p < kVecs; ++p) b[p] = vload(B + k * ldb + p * W);
+        for (int r = 0; r < R; ++r) {
+            const T a = A[r * lda + k];
+            for (int p = 0; p < kVecs; ++p) acc[r][p] += a * b[p];
+        }
     }
-    for (int r = 0; r < R; ++r) {
-        T* out = C + r * ldc;
-        std::memcpy(out, &acc[r], sizeof(V));
-        if (RELU)
-            for (int v = 0; v < W; ++v) out[v] = vmax(out[v], T(0));
-    }
+    for (int r = 0; r < R; ++r)
+        for (int p = 0; p < kVecs; ++p) {
+            V v = acc[r][p];
+            if (RELU) v = v > V{} ? v : V{};
+            vstore(C + r * ldc + p * W, v);
+        }
 }
 
 // The columns past the last full vector, one at a time.
@@ -103,7 +106,7 @@ MADNIS_HD void edge(int64_t M, int64_t width, int64_t K, const T* A, int64_t lda
 template <typename T, bool ACC, bool RELU>
 MADNIS_HD void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
                     int64_t ldb, T* C, int64_t ldc, const T* bias) {
-    constexpr int W = Vec<T>::width;
+    constexpr int W = Vec<T>::width * kVecs;
     const int64_t Nv = N - N % W;
     int64_t m = 0;
     for (; m + kRows <= M; m += kRows)
@@ -197,7 +200,7 @@ MADNIS_HD int64_t forward_range(const T* x, const T* condition, const SubnetWeig
                                 const CouplingShape& s, const SplineConfig<T>& cfg,
                                 bool inverse) {
     constexpr int L = lanes::L;
-    constexpr int W = Vec<T>::width;
+    constexpr int W = Vec<T>::width * kVecs;
     const int64_t stride = 3 * int64_t(cfg.bins) + 1;
     const int64_t nt = int64_t(s.trans_index.size());
     Workspace<T> ws(s, false);
@@ -250,7 +253,7 @@ MADNIS_HD int64_t backward_range(const T* x, const T* condition, const SubnetWei
                                  const CouplingShape& s, const SplineConfig<T>& cfg,
                                  bool inverse) {
     constexpr int L = lanes::L;
-    constexpr int W = Vec<T>::width;
+    constexpr int W = Vec<T>::width * kVecs;
     const int64_t stride = 3 * int64_t(cfg.bins) + 1;
     const int64_t nt = int64_t(s.trans_index.size());
     const int64_t nc = int64_t(s.cond_index.size());
