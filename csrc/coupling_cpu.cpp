@@ -38,7 +38,7 @@ namespace madnis {
 namespace {
 
 constexpr int64_t kChunk = 64;  // events per chunk: a multiple of every vector width
-constexpr int kRows = 4;        // output features per register tile
+constexpr int kRows = 6;        // output features per register tile
 constexpr int64_t kGrain = 4096;
 
 // One SIMD register of events (AVX2 in the x86-64-v3 clone); a tile is kVecs of them
@@ -88,6 +88,22 @@ MADNIS_HD void tile(int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
             if (RELU) v = v > V{} ? v : V{};
             vstore(C + r * ldc + p * W, v);
         }
+}
+
+// sum_e a[e] b[e] (or sum_e a[e] without b) over `width` events, a multiple of a tile:
+// vector partial sums, since without reassociation GCC keeps a scalar chain.
+template <typename T>
+MADNIS_HD T dot(const T* a, const T* b, int64_t width) {
+    using V = typename Vec<T>::type;
+    constexpr int W = Vec<T>::width;
+    V acc[kVecs] = {};
+    for (int64_t e = 0; e < width; e += W * kVecs)
+        for (int p = 0; p < kVecs; ++p)
+            acc[p] += b ? vload(a + e + p * W) * vload(b + e + p * W) : vload(a + e + p * W);
+    for (int p = 1; p < kVecs; ++p) acc[0] += acc[p];
+    T total = T(0);
+    for (int v = 0; v < W; ++v) total += acc[0][v];
+    return total;
 }
 
 // The columns past the last full vector, one at a time.
@@ -300,16 +316,23 @@ MADNIS_HD int64_t backward_range(const T* x, const T* condition, const SubnetWei
         for (size_t l = layers; l-- > 0;) {
             const int64_t fin = s.sizes[l], fout = s.sizes[l + 1];
             const T* in = ws.act[l].data();
-            T* at = ws.act_t.data();
-            for (int64_t i = 0; i < fin; ++i)
-                for (int64_t e = 0; e < width; ++e) at[e * fin + i] = in[i * kChunk + e];
-            gemm<T, true, false>(fout, fin, width, g_out, kChunk, at, fin,
-                                 grad_params + off[2 * l], fin, nullptr);
+            T* gw = grad_params + off[2 * l];
             T* gb = grad_params + off[2 * l + 1];
+            // weight gradient g_out in^T: a product over events for whole tiles of input
+            // features (input transposed), dot products along the events for the rest
+            const int64_t tiled = fin - fin % (Vec<T>::width * kVecs);
+            if (tiled > 0) {
+                T* at = ws.act_t.data();
+                for (int64_t i = 0; i < tiled; ++i)
+                    for (int64_t e = 0; e < width; ++e) at[e * tiled + i] = in[i * kChunk + e];
+                gemm<T, true, false>(fout, tiled, width, g_out, kChunk, at, tiled, gw, fin,
+                                     nullptr);
+            }
             for (int64_t o = 0; o < fout; ++o) {
-                T sum = T(0);
-                for (int64_t e = 0; e < width; ++e) sum += g_out[o * kChunk + e];
-                gb[o] += sum;
+                const T* g = g_out + o * kChunk;
+                for (int64_t i = tiled; i < fin; ++i)
+                    gw[o * fin + i] += dot(g, in + i * kChunk, width);
+                gb[o] += dot<T>(g, nullptr, width);
             }
             gemm<T, false, false>(fin, width, fout, weight_t[l], fout, g_out, kChunk, g_in,
                                   kChunk, nullptr);
