@@ -8,7 +8,9 @@ architecture (2 ceil(log2 d) coupling blocks, subnets of 3 linear layers, 32 uni
 ``log_prob(x)``, both under ``torch.no_grad()`` (the integration and event-generation
 path, and the like-for-like comparison with the issue's reference figures, which
 carry no backward pass).
-Comparators (each optional, else reported as skipped): our torch reference backend,
+Comparators (each optional, else reported as skipped): our kernel flow with the subnets
+as torch layers (``unfused``: ``fuse_subnet = False``, the state before the fused
+coupling kernel), our torch reference backend,
 ``madnis``, ``madspace`` (MadGraph's C++ library) and ``zuko``. Ratios are ours/theirs
 (above 1: ours faster); each rate is the median of 3 timed runs after one warm-up.
 
@@ -44,7 +46,11 @@ Timed = Callable[[], object]
 Triple = tuple[Timed, Timed, Timed]  # (log_prob + backward, sample, log_prob no-grad)
 NOTES: list[str] = []
 BUILD = ""  # set in main(): the extension timed, since it may be rebuilt between runs
+COMPARATORS = ("unfused", "reference", "madnis", "madspace", "zuko")
 STD = 0.1  # scale of the random last subnet layers, so that no spline is the identity
+
+
+CLOCK = time.perf_counter  # --clock cpu: time.process_time (CPU seconds of this process)
 
 
 def median_time(fn: Timed, repeats: int = 3) -> float:
@@ -52,9 +58,9 @@ def median_time(fn: Timed, repeats: int = 3) -> float:
     fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     return statistics.median(times)
 
 
@@ -140,6 +146,12 @@ def flow_fns(d: int, bins: int, dtype: torch.dtype, batch: int, threads: int
 
     ours = ours_flow(d, bins, dtype, "kernel")
     out["ours"] = torch_pair(ours, lambda: ours.log_prob(x), lambda: ours.sample(batch))
+    unfused = ours_flow(d, bins, dtype, "kernel")
+    unfused.load_state_dict(ours.state_dict())
+    for block in unfused.blocks:
+        block.fuse_subnet = False
+    out["unfused"] = torch_pair(unfused, lambda: unfused.log_prob(x),
+                                lambda: unfused.sample(batch))
     ref = ours_flow(d, bins, dtype, "reference")
     ref.load_state_dict(ours.state_dict())
     out["reference"] = torch_pair(ref, lambda: ref.log_prob(x), lambda: ref.sample(batch))
@@ -238,7 +250,7 @@ def si(value: float | None) -> str:
 def row(lead: list[str], rates: Mapping[str, float | None]) -> str:
     """Table row: leading cells, ours, then each comparator's rate and ours/theirs."""
     cells = lead + [si(rates.get("ours"))]
-    for name in ("reference", "madnis", "madspace", "zuko"):
+    for name in COMPARATORS:
         theirs, ours = rates.get(name), rates.get("ours")
         cells += [si(theirs), f"{ours / theirs:.2f}" if ours and theirs else "—"]
     return "| " + " | ".join(cells) + " |"
@@ -247,7 +259,7 @@ def row(lead: list[str], rates: Mapping[str, float | None]) -> str:
 def header(lead: list[str], unit: str) -> list[str]:
     """Markdown table header matching :func:`row`."""
     cols = lead + [f"ours {unit}"]
-    for name in ("reference", "madnis", "madspace", "zuko"):
+    for name in COMPARATORS:
         cols += [f"{name} {unit}", f"ours/{name}"]
     return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
@@ -274,7 +286,8 @@ def build_id() -> str:
 
 def render(batch: int, threads: int, parts: list[tuple[str, list[str]]]) -> str:
     """The markdown report: one table per part, then the notes."""
-    lines = [f"batch {batch}, torch threads {threads}, ratios are ours/theirs; "
+    clock = "CPU time" if CLOCK is time.process_time else "wall time"
+    lines = [f"batch {batch}, torch threads {threads}, {clock}, ratios are ours/theirs; "
              f"ours = {BUILD}"]
     for title, rows in parts:
         lines += ["", f"### {title}", "", *rows]
@@ -294,14 +307,18 @@ def main() -> None:
                         help="skip part A (the spline alone)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed runs per rate (the median is reported)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall time, or CPU time of this process (steadier on a "
+                             "machine shared with other jobs)")
     parser.add_argument("--quick", action="store_true", help="batch 1e4, d = 4 only")
     parser.add_argument("--markdown", metavar="FILE",
                         help="also write the tables here (rewritten after every row)")
     parser.add_argument("--profile", action="store_true",
                         help="only profile our log_prob+backward (d=8, 10 bins, float64)")
     args = parser.parse_args()
-    global BUILD
+    global BUILD, CLOCK
     BUILD = build_id()
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     print(f"ours = {BUILD}", flush=True)
     torch.set_num_threads(args.threads)
     batch, dims = (10_000, [4]) if args.quick else (int(args.batch), args.dims)
