@@ -16,6 +16,12 @@
 #pragma GCC optimize("finite-math-only", "no-signed-zeros", "fp-contract=fast")
 #endif
 
+// The 32-byte vector helpers are always inlined, so no vector value crosses a call
+// boundary and the ABI note GCC attaches to them does not apply.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 #include <algorithm>
 #include <cstring>
 #include <mutex>
@@ -68,11 +74,11 @@ MADNIS_HD void tile(int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
                     int64_t ldc, const T* bias) {
     using V = typename Vec<T>::type;
     constexpr int W = Vec<T>::width;
-    V acc[R][kVecs];
+    V acc[R][kVecs] = {};
     for (int r = 0; r < R; ++r)
         for (int p = 0; p < kVecs; ++p) {
             if (ACC) acc[r][p] = vload(C + r * ldc + p * W);
-            else acc[r][p] = V{} + (bias ? bias[r] : T(0));
+            else acc[r][p] += bias ? bias[r] : T(0);
         }
     for (int64_t k = 0; k < K; ++k) {
         V b[kVecs];
