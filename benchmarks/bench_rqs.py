@@ -290,7 +290,8 @@ def render(batch: int, threads: int, parts: list[tuple[str, list[str]]]) -> str:
     lines = [f"batch {batch}, torch threads {threads}, {clock}, ratios are ours/theirs; "
              f"ours = {BUILD}"]
     for title, rows in parts:
-        lines += ["", f"### {title}", "", *rows]
+        if len(rows) > 2:  # more than the header: parts skipped by the options stay out
+            lines += ["", f"### {title}", "", *rows]
     return "\n".join(lines + [""] + [f"- {n}" for n in NOTES]) + "\n"
 
 
