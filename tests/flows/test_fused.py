@@ -105,14 +105,17 @@ def test_gradcheck_inputs_and_parameters() -> None:
     block = _block(3, 2, 3, 5, torch.float64)
     x = (0.1 + 0.8 * torch.rand(6, 3, dtype=torch.float64)).requires_grad_()
     c = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
+    names = [name for name, _ in block.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_() for p in block.parameters())
     for inverse in (False, True):
-        assert torch.autograd.gradcheck(lambda a, b: block(a, b, inverse=inverse), (x, c))
-        names = [name for name, _ in block.named_parameters()]
-        params = tuple(p.detach().clone().requires_grad_() for p in block.parameters())
+        def of_inputs(a: torch.Tensor, b: torch.Tensor,
+                      inverse: bool = inverse) -> tuple[torch.Tensor, ...]:
+            return block(a, b, inverse=inverse)
 
         def of_params(*ps: torch.Tensor, inverse: bool = inverse) -> tuple[torch.Tensor, ...]:
             return torch.func.functional_call(block, dict(zip(names, ps, strict=True)),
                                               (x.detach(), c.detach()), {"inverse": inverse})
+        assert torch.autograd.gradcheck(of_inputs, (x, c))
         assert torch.autograd.gradcheck(of_params, params)
 
 
