@@ -8,7 +8,9 @@ architecture (2 ceil(log2 d) coupling blocks, subnets of 3 linear layers, 32 uni
 ``log_prob(x)``, both under ``torch.no_grad()`` (the integration and event-generation
 path, and the like-for-like comparison with the issue's reference figures, which
 carry no backward pass).
-Comparators (each optional, else reported as skipped): our torch reference backend,
+Comparators (each optional, else reported as skipped): our kernel flow with the subnets
+as torch layers (``unfused``: ``fuse_subnet = False``, the state before the fused
+coupling kernel), our torch reference backend,
 ``madnis``, ``madspace`` (MadGraph's C++ library) and ``zuko``. Ratios are ours/theirs
 (above 1: ours faster); each rate is the median of 3 timed runs after one warm-up.
 
@@ -44,7 +46,11 @@ Timed = Callable[[], object]
 Triple = tuple[Timed, Timed, Timed]  # (log_prob + backward, sample, log_prob no-grad)
 NOTES: list[str] = []
 BUILD = ""  # set in main(): the extension timed, since it may be rebuilt between runs
+COMPARATORS = ("unfused", "reference", "madnis", "madspace", "zuko")
 STD = 0.1  # scale of the random last subnet layers, so that no spline is the identity
+
+
+CLOCK = time.perf_counter  # --clock cpu: time.process_time (CPU seconds of this process)
 
 
 def median_time(fn: Timed, repeats: int = 3) -> float:
@@ -52,9 +58,9 @@ def median_time(fn: Timed, repeats: int = 3) -> float:
     fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     return statistics.median(times)
 
 
@@ -140,6 +146,12 @@ def flow_fns(d: int, bins: int, dtype: torch.dtype, batch: int, threads: int
 
     ours = ours_flow(d, bins, dtype, "kernel")
     out["ours"] = torch_pair(ours, lambda: ours.log_prob(x), lambda: ours.sample(batch))
+    unfused = ours_flow(d, bins, dtype, "kernel")
+    unfused.load_state_dict(ours.state_dict())
+    for block in unfused.blocks:
+        block.fuse_subnet = False
+    out["unfused"] = torch_pair(unfused, lambda: unfused.log_prob(x),
+                                lambda: unfused.sample(batch))
     ref = ours_flow(d, bins, dtype, "reference")
     ref.load_state_dict(ours.state_dict())
     out["reference"] = torch_pair(ref, lambda: ref.log_prob(x), lambda: ref.sample(batch))
@@ -238,7 +250,7 @@ def si(value: float | None) -> str:
 def row(lead: list[str], rates: Mapping[str, float | None]) -> str:
     """Table row: leading cells, ours, then each comparator's rate and ours/theirs."""
     cells = lead + [si(rates.get("ours"))]
-    for name in ("reference", "madnis", "madspace", "zuko"):
+    for name in COMPARATORS:
         theirs, ours = rates.get(name), rates.get("ours")
         cells += [si(theirs), f"{ours / theirs:.2f}" if ours and theirs else "—"]
     return "| " + " | ".join(cells) + " |"
@@ -247,7 +259,7 @@ def row(lead: list[str], rates: Mapping[str, float | None]) -> str:
 def header(lead: list[str], unit: str) -> list[str]:
     """Markdown table header matching :func:`row`."""
     cols = lead + [f"ours {unit}"]
-    for name in ("reference", "madnis", "madspace", "zuko"):
+    for name in COMPARATORS:
         cols += [f"{name} {unit}", f"ours/{name}"]
     return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
@@ -274,10 +286,12 @@ def build_id() -> str:
 
 def render(batch: int, threads: int, parts: list[tuple[str, list[str]]]) -> str:
     """The markdown report: one table per part, then the notes."""
-    lines = [f"batch {batch}, torch threads {threads}, ratios are ours/theirs; "
+    clock = "CPU time" if CLOCK is time.process_time else "wall time"
+    lines = [f"batch {batch}, torch threads {threads}, {clock}, ratios are ours/theirs; "
              f"ours = {BUILD}"]
     for title, rows in parts:
-        lines += ["", f"### {title}", "", *rows]
+        if len(rows) > 2:  # more than the header: parts skipped by the options stay out
+            lines += ["", f"### {title}", "", *rows]
     return "\n".join(lines + [""] + [f"- {n}" for n in NOTES]) + "\n"
 
 
@@ -288,21 +302,31 @@ def main() -> None:
     parser.add_argument("--dims", type=int, nargs="*", default=[4, 8, 16],
                         help="flow dimensions for part B (none: part A only)")
     parser.add_argument("--bins", type=int, nargs="+", default=[10, 16])
+    parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"],
+                        choices=["float64", "float32"], help="dtypes to time")
+    parser.add_argument("--skip-spline", action="store_true",
+                        help="skip part A (the spline alone)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs per rate (the median is reported)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall time, or CPU time of this process (steadier on a "
+                             "machine shared with other jobs)")
     parser.add_argument("--quick", action="store_true", help="batch 1e4, d = 4 only")
     parser.add_argument("--markdown", metavar="FILE",
                         help="also write the tables here (rewritten after every row)")
     parser.add_argument("--profile", action="store_true",
                         help="only profile our log_prob+backward (d=8, 10 bins, float64)")
     args = parser.parse_args()
-    global BUILD
+    global BUILD, CLOCK
     BUILD = build_id()
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     print(f"ours = {BUILD}", flush=True)
     torch.set_num_threads(args.threads)
     batch, dims = (10_000, [4]) if args.quick else (int(args.batch), args.dims)
     if args.profile:
         profile_ours(batch)
         return
-    dtypes = (torch.float64, torch.float32)
+    dtypes = tuple(getattr(torch, name) for name in args.dtypes)
     spline_rows = header(["points", "bins", "dtype", "dir"], "pts/s")
     density_rows, sample_rows, nograd_rows = (header(["d", "bins", "dtype"], "ev/s")
                                               for _ in "abc")
@@ -318,11 +342,11 @@ def main() -> None:
             with open(args.markdown, "w") as fh:
                 fh.write(render(batch, args.threads, parts))
 
-    for bins in args.bins:  # the spline alone does not depend on d: `batch` points
+    for bins in [] if args.skip_spline else args.bins:  # the spline alone: `batch` points
         for dtype in dtypes:
             for inverse in (False, True):
                 fns = spline_fns(batch, bins, dtype, inverse)
-                rates = {k: batch / median_time(fn) for k, fn in fns.items()}
+                rates = {k: batch / median_time(fn, args.repeats) for k, fn in fns.items()}
                 emit(spline_rows, row([str(batch), str(bins), str(dtype)[6:],
                                        "inv" if inverse else "fwd"], rates))
     for d in dims:
@@ -330,7 +354,7 @@ def main() -> None:
             for dtype in dtypes:
                 fns_b = flow_fns(d, bins, dtype, batch, args.threads)
                 for i, rows in ((0, density_rows), (1, sample_rows), (2, nograd_rows)):
-                    rates = {k: (batch / median_time(pair[i]) if pair else None)
+                    rates = {k: (batch / median_time(pair[i], args.repeats) if pair else None)
                              for k, pair in fns_b.items()}
                     emit(rows, row([str(d), str(bins), str(dtype)[6:]], rates))
     print("\n" + render(batch, args.threads, parts))

@@ -57,14 +57,13 @@ MADNIS_HD void normalise(const T (*raw)[L], int K, T min_b, T (*prob)[L], T (*kn
     }
 }
 
-// Load L events (x and params at stride 3K+1), normalise and locate every lane's bin.
+// Normalise the raw parameters already in b.raw ([row][lane]) and locate every lane's
+// bin for the L inputs x. The fused coupling kernels (coupling_cpu.cpp) fill b.raw
+// straight from the subnet's output, which is already laid out by lane.
 template <typename T>
-MADNIS_HD void locate(Block<T>& b, const T* x, const T* params, const SplineConfig<T>& cfg,
-                      bool inverse) {
+MADNIS_HD void locate_loaded(Block<T>& b, const T* x, const SplineConfig<T>& cfg,
+                             bool inverse) {
     const int K = cfg.bins;
-    const int stride = 3 * K + 1;
-    for (int l = 0; l < L; ++l)
-        for (int j = 0; j < stride; ++j) b.raw[j][l] = params[l * stride + j];
     MADNIS_LANES b.v[l] = clamp_unit(x[l]);
     normalise(b.raw, K, cfg.min_width, b.pw, b.xkn);
     normalise(b.raw + K, K, cfg.min_height, b.ph, b.ykn);
@@ -87,11 +86,11 @@ MADNIS_HD void locate(Block<T>& b, const T* x, const T* params, const SplineConf
     }
 }
 
+// The spline of L lanes whose raw parameters are already in b.raw.
 template <typename T>
-MADNIS_HD void forward_block(const T* x, const T* params, T* y, T* logdet,
-                             const SplineConfig<T>& cfg, bool inverse) {
-    Block<T> b;
-    locate(b, x, params, cfg, inverse);
+MADNIS_HD void forward_loaded(Block<T>& b, const T* x, T* y, T* logdet,
+                              const SplineConfig<T>& cfg, bool inverse) {
+    locate_loaded(b, x, cfg, inverse);
     T out[L], ld[L];
     // the direction is hoisted out of the lane loops so they stay branch-free
     if (!inverse) {
@@ -105,6 +104,16 @@ MADNIS_HD void forward_block(const T* x, const T* params, T* y, T* logdet,
         y[l] = out[l];
         logdet[l] = ld[l];
     }
+}
+
+template <typename T>
+MADNIS_HD void forward_block(const T* x, const T* params, T* y, T* logdet,
+                             const SplineConfig<T>& cfg, bool inverse) {
+    Block<T> b;
+    const int stride = 3 * cfg.bins + 1;
+    for (int l = 0; l < L; ++l)
+        for (int j = 0; j < stride; ++j) b.raw[j][l] = params[l * stride + j];
+    forward_loaded(b, x, y, logdet, cfg, inverse);
 }
 
 // Softmax backward per lane (see softmax_coefficients in rqs_math.h).
@@ -135,14 +144,13 @@ MADNIS_HD void bins_backward(const T (*prob)[L], int K, T min_b, const int* k, c
         }
 }
 
+// Backward of forward_loaded: on return b.raw holds the gradients of the raw
+// parameters ([row][lane]) and grad_x those of the inputs.
 template <typename T>
-MADNIS_HD void backward_block(const T* x, const T* params, const T* grad_y,
-                              const T* grad_logdet, T* grad_x, T* grad_params,
-                              const SplineConfig<T>& cfg, bool inverse) {
+MADNIS_HD void backward_loaded(Block<T>& b, const T* x, const T* grad_y, const T* grad_logdet,
+                               T* grad_x, const SplineConfig<T>& cfg, bool inverse) {
     const int K = cfg.bins;
-    const int stride = 3 * K + 1;
-    Block<T> b;
-    locate(b, x, params, cfg, inverse);
+    locate_loaded(b, x, cfg, inverse);
     T g_in[L], g_xk[L], g_wk[L], g_yk[L], g_hk[L], g_d0[L], g_d1[L];
     // the direction is hoisted out of the lane loops so they stay branch-free
     if (!inverse) {
@@ -165,9 +173,20 @@ MADNIS_HD void backward_block(const T* x, const T* params, const T* grad_y,
             const T upper = j == b.k[l] + 1 ? g_d1[l] : T(0);
             g[2 * K + j][l] = j == b.k[l] ? g_d0[l] : upper;
         }
-    for (int l = 0; l < L; ++l)
-        for (int j = 0; j < stride; ++j) grad_params[l * stride + j] = g[j][l];
     MADNIS_LANES grad_x[l] = g_in[l];
+}
+
+template <typename T>
+MADNIS_HD void backward_block(const T* x, const T* params, const T* grad_y,
+                              const T* grad_logdet, T* grad_x, T* grad_params,
+                              const SplineConfig<T>& cfg, bool inverse) {
+    const int stride = 3 * cfg.bins + 1;
+    Block<T> b;
+    for (int l = 0; l < L; ++l)
+        for (int j = 0; j < stride; ++j) b.raw[j][l] = params[l * stride + j];
+    backward_loaded(b, x, grad_y, grad_logdet, grad_x, cfg, inverse);
+    for (int l = 0; l < L; ++l)
+        for (int j = 0; j < stride; ++j) grad_params[l * stride + j] = b.raw[j][l];
 }
 
 #undef MADNIS_LANES

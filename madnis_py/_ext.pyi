@@ -11,6 +11,18 @@ def rqs_backward(x: np.ndarray, params: np.ndarray, grad_y: np.ndarray,
                  grad_logdet: np.ndarray, grad_x: np.ndarray, grad_params: np.ndarray, *,
                  bins: int, inverse: bool, min_width: float, min_height: float,
                  min_derivative: float, threads: int = 1) -> None: ...
+def coupling_forward(x: np.ndarray, condition: np.ndarray | None, weight: list[np.ndarray],
+                     bias: list[np.ndarray], cond_index: list[int], trans_index: list[int],
+                     y: np.ndarray, logdet: np.ndarray, *, bins: int, inverse: bool,
+                     min_width: float, min_height: float, min_derivative: float,
+                     threads: int = 1) -> None: ...
+def coupling_backward(x: np.ndarray, condition: np.ndarray | None, weight: list[np.ndarray],
+                      bias: list[np.ndarray], cond_index: list[int], trans_index: list[int],
+                      grad_y: np.ndarray, grad_logdet: np.ndarray, grad_x: np.ndarray,
+                      grad_condition: np.ndarray | None, grad_weight: list[np.ndarray],
+                      grad_bias: list[np.ndarray], *, bins: int, inverse: bool,
+                      min_width: float, min_height: float, min_derivative: float,
+                      threads: int = 1) -> None: ...
 def cuda_device_count() -> int: ...
 def rqs_forward_cuda(x: int, params: int, y: int, logdet: int, n: int, dtype: str, *,
                      bins: int, inverse: bool, min_width: float, min_height: float,

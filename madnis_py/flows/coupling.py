@@ -17,6 +17,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from madnis_py.flows.fused import fusable, fused_coupling
 from madnis_py.flows.reference import rqs_reference
 from madnis_py.flows.spline import SplineOptions, rqs
 
@@ -93,6 +94,15 @@ class RQSCoupling(nn.Module):
         Subnet shape (see :class:`MLP`).
     backend
         ``"kernel"`` (compiled kernels) or ``"reference"`` (pure torch).
+
+    Attributes
+    ----------
+    fuse_subnet
+        With the kernel backend, run subnet and spline of a CPU batch as one compiled
+        call (:mod:`madnis_py.flows.fused`) when the subnet is ``Linear, ReLU, ...,
+        Linear`` (default True). Otherwise, and for CUDA tensors, the subnet runs as
+        torch layers followed by the spline kernel; both give the same values and
+        gradients to rounding.
     """
 
     cond_index: torch.Tensor
@@ -115,6 +125,9 @@ class RQSCoupling(nn.Module):
         self.spline = spline
         self.backend = backend
         self._apply_spline = rqs if backend == "kernel" else rqs_reference
+        self._cond_list = self.cond_index.tolist()
+        self._trans_list = self.trans_index.tolist()
+        self.fuse_subnet = True
         self.subnet = MLP(int(self.cond_index.numel()) + condition_dims,
                           self.n_trans * spline.params_per_dim,
                           layers=layers, units=units, activation=activation)
@@ -122,6 +135,10 @@ class RQSCoupling(nn.Module):
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None, *,
                 inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Map ``x`` (n, dims) and return it with log|det J| (n,)."""
+        if (self.fuse_subnet and self.backend == "kernel" and x.device.type == "cpu"
+                and x.dtype in (torch.float32, torch.float64) and fusable(self.subnet)):
+            return fused_coupling(x, condition, self.subnet, self._cond_list,
+                                  self._trans_list, self.spline, inverse=inverse)
         n = x.shape[0]
         x_cond = x.index_select(1, self.cond_index)
         net_in = x_cond if condition is None else torch.cat([x_cond, condition], dim=1)

@@ -112,13 +112,14 @@ def test_use_flow_is_the_samplers_flag() -> None:
 
 def test_a_checkpoint_of_the_wrapped_integrand_version_still_loads() -> None:
     """Written by commit 8e04772 (VEGAS as a wrapper of the integrand, points in the
-    map's coordinates): the same latent points and weights come out."""
+    map's coordinates): the same latent points and weights come out (to rounding: the
+    fused coupling kernel sums the subnet's products in another order than torch)."""
     old = np.load(DATA / "vegas_mixture_8e04772_samples.npz")
     mc = Integrator.load(DATA / "vegas_mixture_8e04772.pt", RidgeAndPeak())
     assert mc.config["mixture"] == 0.2 and mc.steps_done == 5
     assert all(s.base is not None for s in mc.samplers)
     for s in mc.sample(300):
-        np.testing.assert_array_equal(s.z.numpy(), old[f"x{s.channel}"])
+        np.testing.assert_allclose(s.z.numpy(), old[f"x{s.channel}"], rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(s.weight.numpy(), old[f"w{s.channel}"], rtol=1e-13)
 
 
