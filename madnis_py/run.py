@@ -402,8 +402,11 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
     if resumed:  # the rest of the interrupted training, with its optimizer's state
         opts["steps"] = int(mc.steps_remaining)
     advance = reporter.task("training", opts["steps"])
+    taken = 0
 
     def step(_: int, loss: float) -> None:
+        nonlocal taken
+        taken += 1
         advance(1, f"loss {loss:.3g}, rel. std {mc.history.rel_std[-1]:.3g}")
 
     mc.train(**opts, callback=step, checkpoint=card.checkpoint_path,
@@ -412,6 +415,8 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
     calls["training"], c0 = int(mc.n_calls) - c0, int(mc.n_calls)
     decision = mc.training_decision
     assert decision is not None
+    if taken < opts["steps"]:  # the time-to-events rule stopped it: the task is done
+        advance(opts["steps"] - taken, f"stopped after {taken} steps: {decision.reason}")
     if decision.use_flow:  # "vegas_alone" has switched the flows off by measurement
         mc.select_flows(max(2_000, card.training.batch))
     else:
