@@ -214,28 +214,6 @@ def allocate(n: int, sigmas: np.ndarray, *, min_fraction: float = 0.05,
     return np.asarray(counts, dtype=np.int64)
 
 
-def _merge(batches: list[list[ChannelSample]]) -> list[ChannelSample]:
-    """One ChannelSample per channel from several batches (the buffer)."""
-    by_channel: dict[int, list[ChannelSample]] = {}
-    for batch in batches:
-        for st in batch:
-            by_channel.setdefault(st.channel, []).append(st)
-    out = []
-    for c, parts in sorted(by_channel.items()):
-        priors = [p.prior for p in parts]
-
-        def cat(name: str, parts: list[ChannelSample] = parts) -> torch.Tensor:
-            return torch.cat([getattr(p, name) for p in parts])
-
-        out.append(ChannelSample(
-            c, x=cat("x"), features=cat("features"), weight=cat("weight"),
-            event_weight=cat("event_weight"), f=cat("f"),
-            prior=(None if any(q is None for q in priors)
-                   else torch.cat([q for q in priors if q is not None])),
-            z=cat("z"), log_q=cat("log_q"), log_jac=cat("log_jac")))
-    return out
-
-
 def _check_values(f: torch.Tensor, channel: int) -> None:
     """Refuse NaN, infinite and negative integrand values (see the module docstring)."""
     bad = ~torch.isfinite(f) | (f < 0)
@@ -608,12 +586,12 @@ class Integrator:
         (:class:`~madnis_py.training.stopping.TrainingDecision`). The stopping rule's
         state is not in checkpoints: a resumed call measures afresh.
 
-        ``buffered_steps`` extra optimisation steps follow every fresh one on the last
-        ``buffer_batches`` batches kept in memory (no new integrand calls; the losses
-        reweight them from the density they were drawn from); the run card's default is 4
-        (MadGraph 7's 80 % buffered steps: a better flow per integrand call, at several
-        times the training compute; ``benchmarks/RESULTS.md``), this method's 0 keeps
-        quick experiments cheap. Every optimisation step
+        ``buffered_steps`` extra optimisation steps follow every fresh one, each on one of
+        the last ``buffer_batches`` batches kept in memory, newest first (no new integrand
+        calls; the losses reweight them from the density they were drawn from); the run
+        card's default is 4 (MadGraph 7's 80 % buffered steps: a better flow per integrand
+        call, at a pass of the flows per buffered step; ``benchmarks/RESULTS.md``), this
+        method's 0 keeps quick experiments cheap. Every optimisation step
         clips the gradient to the option ``max_grad_norm`` (if > 0), and the channel
         weights stop training after the share ``freeze_weights_after`` of the call's
         steps (the flows go on). ``progress`` shows a tqdm
@@ -716,10 +694,12 @@ class Integrator:
             frozen = start + k > weight_steps
             optimise(loss, frozen)
             if buffered_steps > 0:
+                # each buffered step on one stored batch, newest first (as MadGraph 7's
+                # buffered training does): a pass costs what a fresh step's does, without
+                # its integrand calls
                 buffer = (buffer + [fresh])[-max(buffer_batches, 1):]
-                merged = _merge(buffer)
-                for _ in range(buffered_steps):
-                    extra, _, _ = self._loss(merged)
+                for j in range(buffered_steps):
+                    extra, _, _ = self._loss(buffer[-1 - j % len(buffer)])
                     optimise(extra, frozen)
             sched.step()
             self.sigmas = np.where(counts >= 2, sigmas, self.sigmas)
@@ -1004,7 +984,13 @@ class _EventsTarget:
         self.rule = StoppingRule(n_events, patience=patience, explore=explore)
         self.t0 = t_start  # the train() call's start: its set-up counts as training time
         self.reason: str | None = None
-        self.best_state: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
+        self.best_state: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor],
+                               np.ndarray] | None = None
+        # the allocation the base maps were measured with: training overwrites the
+        # channels' sigmas with those of the flows' draws
+        self.base_sigmas = mc.sigmas.copy()
+        # and the channel weights the VEGAS maps were adapted to (alpha_i f)
+        self.base_weights = {n: v.clone() for n, v in mc.weights.state_dict().items()}
         self.best_total = math.inf
         self.flags = mc.use_flow
         self.flow_points = 0
@@ -1057,7 +1043,8 @@ class _EventsTarget:
         if total < self.best_total:
             self.best_total = total
             self.best_state = ({n: v.clone() for n, v in self.mc.flows.state_dict().items()},
-                               {n: v.clone() for n, v in self.mc.weights.state_dict().items()})
+                               {n: v.clone() for n, v in self.mc.weights.state_dict().items()},
+                               self.mc.sigmas.copy())
         if len(self.rule.measurements) == 1 and not self.rule.flows_start():
             reason = "vegas_alone"
         elif reason is None and k == self.steps:
@@ -1066,10 +1053,13 @@ class _EventsTarget:
             return False
         if reason == "vegas_alone" or not self.rule.flows_win():
             self.mc.use_flow = [False] * self.mc.n_channels
+            self.mc.sigmas = self.base_sigmas.copy()
+            self.mc.weights.load_state_dict(self.base_weights)
             reason = "vegas_alone"
         elif self.best_state is not None:
             self.mc.flows.load_state_dict(self.best_state[0])
             self.mc.weights.load_state_dict(self.best_state[1])
+            self.mc.sigmas = self.best_state[2].copy()
         self.reason = reason
         return True
 

@@ -168,12 +168,18 @@ def test_flat_integrand_no_training_beyond_the_first_window(n_channels: int,
                     flow_options={"bins": 8})
     if vegas:
         mc.pretrain_vegas(nitn=4, neval=2000)
+    weights = {n: v.clone() for n, v in mc.weights.state_dict().items()}
+    sigmas = mc.sigmas.copy()
     losses = mc.train(200, batch=512, target="events", n_events=100_000, measure_every=5,
                       measure_points=4000)
     d = mc.training_decision
     assert d is not None and d.target == "events"
     assert len(losses) == 5 and mc.steps_done == 5 and d.steps == 5
     assert d.reason == "vegas_alone" and not d.use_flow
+    # the base maps generate with what they were measured with: the channel weights
+    # (the VEGAS maps were adapted to alpha_i f) and the allocation of before the probe
+    assert all(torch.equal(v, weights[n]) for n, v in mc.weights.state_dict().items())
+    np.testing.assert_array_equal(mc.sigmas, sigmas)
     assert mc.use_flow == [False] * n_channels
     assert d.eps_final == d.eps_base and len(d.measurements) == 2 and d.chosen_steps == 0
     assert d.predicted_total_s is not None and d.predicted_total_s > 0
