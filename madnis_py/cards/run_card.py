@@ -51,8 +51,10 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
                               #   share of the generation time still at stake, >= 0
     lr = 3e-3                 # Adam learning rate, > 0
     loss = "variance"         # "variance", "stratified", "forward_kl" or "reverse_kl"
-    buffered_steps = 4        # extra optimisation steps per step on stored batches, >= 0
-                              #   (no integrand calls; MadGraph 7 trains 80 % buffered)
+    buffered_steps = 0        # extra optimisation steps per step on stored batches, >= 0
+                              #   (no integrand calls; MadGraph 7 trains 80 % buffered:
+                              #   better per call on the toys, worse per second and per
+                              #   call on g g > t t~ g, benchmarks/RESULTS.md)
     buffer_batches = 4        # batches kept for them, >= 1
     trainable_weights = true  # train the channel weights with the flows
     vegas = true              # VEGAS pre-training of every channel first
@@ -276,7 +278,7 @@ class TrainingSettings:
     explore: float = 0.1
     lr: float = _OPTIONS.lr
     loss: Loss = _LOSS
-    buffered_steps: int = 4  # benchmarks/RESULTS.md: better per integrand call than 0 or 2
+    buffered_steps: int = 0  # benchmarks/RESULTS.md: 4 lost on g g > t t~ g
     buffer_batches: int = 4
     trainable_weights: bool = _OPTIONS.trainable_weights
     vegas: bool = True

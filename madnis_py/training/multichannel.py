@@ -588,10 +588,10 @@ class Integrator:
 
         ``buffered_steps`` extra optimisation steps follow every fresh one, each on one of
         the last ``buffer_batches`` batches kept in memory, newest first (no new integrand
-        calls; the losses reweight them from the density they were drawn from); the run
-        card's default is 4 (MadGraph 7's 80 % buffered steps: a better flow per integrand
-        call, at a pass of the flows per buffered step; ``benchmarks/RESULTS.md``), this
-        method's 0 keeps quick experiments cheap. Every optimisation step
+        calls; the losses reweight them from the density they were drawn from). 0 by
+        default here and on the run card: MadGraph 7's 4 (80 % buffered) gave better flows
+        per integrand call on the toy integrands, worse ones per call and per second on
+        g g > t t~ g (``benchmarks/RESULTS.md``). Every optimisation step
         clips the gradient to the option ``max_grad_norm`` (if > 0), and the channel
         weights stop training after the share ``freeze_weights_after`` of the call's
         steps (the flows go on). ``progress`` shows a tqdm

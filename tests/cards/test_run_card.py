@@ -117,7 +117,7 @@ def test_minimal_card_has_the_documented_defaults(tmp_path: Path) -> None:
     assert card.cuts is None and card.distributed is None
     t = card.training
     assert (t.steps, t.batch, t.lr, t.loss) == (200, 4096, 3e-3, "variance")
-    assert (t.buffered_steps, t.buffer_batches, t.trainable_weights) == (4, 4, True)
+    assert (t.buffered_steps, t.buffer_batches, t.trainable_weights) == (0, 4, True)
     assert (t.vegas, t.vegas_iterations, t.vegas_points, t.vegas_growth) == (True, 10, 2_000,
                                                                           1.3)
     assert (t.warmup, t.min_fraction) == (20, 0.1)
