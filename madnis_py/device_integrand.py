@@ -31,8 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from madnis_py.integrand import GEV2_TO_PB, Integrand
-from madnis_py.phasespace.topology import Decay, Node, Topology
+from madnis_py.integrand import GEV2_TO_PB, Integrand, _propagator_prior
 from madnis_py.physics.matrix_element import HostStaging, MatrixElementError
 from madnis_py.physics.pdf.device import DevicePDF
 
@@ -114,49 +113,6 @@ def dynamical_scale_torch(momenta: torch.Tensor, choice: int) -> torch.Tensor:
                                       min=0.0))
     raise ValueError(f"dynamical_scale_choice must be 1, 2, 3 or 4 (MadGraph's numbering), "
                      f"got {choice}")
-
-
-def _leaves(node: Node) -> list[int]:
-    if isinstance(node, Decay):
-        return _leaves(node.daughters[0]) + _leaves(node.daughters[1])
-    return [node]
-
-
-def _propagator_prior(topo: Topology, momenta: torch.Tensor) -> torch.Tensor:
-    """:func:`madnis_py.integrand._propagator_prior` in torch."""
-    out = torch.ones(len(momenta), dtype=momenta.dtype, device=momenta.device)
-
-    def inv2(legs: list[int]) -> torch.Tensor:
-        q = momenta[:, legs].sum(dim=1)
-        return q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(dim=1)
-
-    def denominator(q2: torch.Tensor, mass: float, width: float) -> torch.Tensor:
-        return (q2 - mass ** 2) ** 2 + (mass * width) ** 2
-
-    def decays(node: Node, root: bool) -> None:
-        nonlocal out
-        if isinstance(node, Decay):
-            if not root:
-                out = out / denominator(inv2(_leaves(node)), node.propagator.mass,
-                                        node.propagator.width)
-            decays(node.daughters[0], False)
-            decays(node.daughters[1], False)
-
-    if topo.s_channel is not None:
-        out = out / denominator(inv2([0, 1]), topo.s_channel.propagator.mass,
-                                topo.s_channel.propagator.width)
-        decays(topo.s_channel, True)
-    else:
-        assert topo.t_channel is not None
-        q = momenta[:, 0].clone()
-        for block, prop in zip(topo.t_channel.blocks, topo.t_channel.propagators,
-                               strict=False):
-            q = q - momenta[:, _leaves(block)].sum(dim=1)
-            t = q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(dim=1)
-            out = out / denominator(t, prop.mass, prop.width)
-        for block in topo.t_channel.blocks:
-            decays(block, False)
-    return out
 
 
 class DeviceChannels:

@@ -19,15 +19,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
 
 from madnis_py.phasespace import Beams, ChannelMapping, Cuts, channel_mappings, fit_to_cuts
-from madnis_py.phasespace.topology import Decay, Node, Topology
+from madnis_py.phasespace.topology import Decay, Node, Topology, leaves
 from madnis_py.physics.matrix_element import MatrixElementError
 from madnis_py.physics.process import Process, load_process
+
+#: numpy arrays or torch tensors: the propagator prior is written once for both.
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 __all__ = ["GEV2_TO_PB", "Integrand", "IntegrandBatch", "RecordedBatch", "TorchChannels",
            "dynamical_scale"]
@@ -118,49 +121,45 @@ def dynamical_scale(momenta: np.ndarray, choice: int) -> np.ndarray:
                      f"got {choice}")
 
 
-def _leaves(node: Node) -> list[int]:
-    if isinstance(node, Decay):
-        return _leaves(node.daughters[0]) + _leaves(node.daughters[1])
-    return [node]
+def _propagator_prior(topo: Topology, momenta: ArrayT) -> ArrayT:
+    """Product of |1 / (q^2 - M^2 + i M Gamma)|^2 over a channel's propagators, for
+    momenta ``(n, legs, 4)`` as a numpy array or a torch tensor (on any device; the
+    device integrand's prior is this function)."""
+    p: Any = momenta
+    out: Any = p[:, 0, 0] * 0.0 + 1.0
 
+    def inv2(legs: list[int]) -> Any:
+        q = p[:, legs].sum(axis=1)
+        return q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(axis=1)
 
-def _propagator_prior(topo: Topology, momenta: np.ndarray) -> np.ndarray:
-    """Product of |1 / (q^2 - M^2 + i M Gamma)|^2 over a channel's propagators."""
-    out = np.ones(len(momenta))
-
-    def inv2(legs: list[int]) -> np.ndarray:
-        q = momenta[:, legs].sum(axis=1)
-        return np.asarray(q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(axis=1))
-
-    def denominator(q2: np.ndarray, mass: float, width: float) -> np.ndarray:
+    def denominator(q2: Any, mass: float, width: float) -> Any:
         return (q2 - mass ** 2) ** 2 + (mass * width) ** 2
 
     def decays(node: Node, root: bool) -> None:
         nonlocal out
         if isinstance(node, Decay):
             if not root:
-                out = out / denominator(inv2(_leaves(node)), node.propagator.mass,
+                out = out / denominator(inv2(leaves(node)), node.propagator.mass,
                                         node.propagator.width)
             decays(node.daughters[0], False)
             decays(node.daughters[1], False)
 
     if topo.s_channel is not None:
-        s = inv2([0, 1])
-        out = out / denominator(s, topo.s_channel.propagator.mass,
+        out = out / denominator(inv2([0, 1]), topo.s_channel.propagator.mass,
                                 topo.s_channel.propagator.width)
         decays(topo.s_channel, True)
     else:
         assert topo.t_channel is not None
-        q = momenta[:, 0].copy()
+        q = p[:, 0]
         # k blocks are joined by k - 1 propagators: the last block has none after it.
         for block, prop in zip(topo.t_channel.blocks, topo.t_channel.propagators,
                                strict=False):
-            q = q - momenta[:, _leaves(block)].sum(axis=1)
+            q = q - p[:, leaves(block)].sum(axis=1)
             t = q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(axis=1)
             out = out / denominator(t, prop.mass, prop.width)
         for block in topo.t_channel.blocks:
             decays(block, False)
-    return out
+    return cast(ArrayT, out)
 
 
 class Integrand:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from madnis_py.phasespace.topology import Decay, Topology
+from madnis_py.phasespace.topology import Decay, Topology, leaves
 
 if TYPE_CHECKING:  # pragma: no cover
     from madnis_py.physics.process import Process
@@ -156,12 +156,6 @@ def resolve_pdg(name: str, mass: float, width: float, card: SLHA | None) -> int 
     return by_name
 
 
-def _leaves(node: Any) -> tuple[int, ...]:
-    if isinstance(node, Decay):
-        return _leaves(node.daughters[0]) + _leaves(node.daughters[1])
-    return (int(node),)
-
-
 def channel_resonances(topology: Topology, *, card: SLHA | None = None,
                        pdgs: Sequence[int] | None = None) -> tuple[Resonance, ...]:
     """The Breit-Wigner s-channel propagators of one channel, outer first.
@@ -193,7 +187,7 @@ def channel_resonances(topology: Topology, *, card: SLHA | None = None,
         here = parent
         if prop.breit_wigner:
             pdg = resolve_pdg(prop.name, prop.mass, prop.width, card)
-            legs = _leaves(node)
+            legs = tuple(leaves(node))
             if pdg is None:
                 warnings.warn(f"channel {label}: s-channel propagator {prop.name or '?'} "
                               f"(mass {prop.mass}, width {prop.width}) is neither a known name "

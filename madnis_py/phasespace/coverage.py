@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from madnis_py.phasespace.cuts import Cuts
-from madnis_py.phasespace.topology import Decay, Node, TChannel, Topology
+from madnis_py.phasespace.topology import Decay, Node, TChannel, Topology, leaves
 
 __all__ = ["CutCoverageError", "fit_to_cuts"]
 
@@ -28,12 +28,6 @@ _RTOL = 1e-9
 
 class CutCoverageError(ValueError):
     """A channel whose mapping cannot reach events the cuts allow; names channel and cuts."""
-
-
-def _leaves(node: Node) -> list[int]:
-    if isinstance(node, Decay):
-        return _leaves(node.daughters[0]) + _leaves(node.daughters[1])
-    return [node]
 
 
 def _describe(cuts: Cuts, names: set[str]) -> str:
@@ -116,7 +110,7 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
         return fit_decay(node, label, field, False) if isinstance(node, Decay) else node
 
     def fit_decay(node: Decay, label: str, field: str, is_root: bool) -> Decay:
-        legs = sorted(_leaves(node))
+        legs = sorted(leaves(node))
         d0 = fit_node(node.daughters[0], label, f"{field}.decay[0]")
         d1 = fit_node(node.daughters[1], label, f"{field}.decay[1]")
         if is_root and not hadronic:

@@ -40,6 +40,7 @@ __all__ = [
     "Topology",
     "TopologyError",
     "compile_topology",
+    "leaves",
     "load_topologies",
     "MAX_FINAL",
     "NODE_LEAF",
@@ -126,6 +127,13 @@ class TChannel:
 
 
 Node = int | Decay
+
+
+def leaves(node: Node) -> list[int]:
+    """The final-state legs below ``node``, left to right (a leg is its own leaf)."""
+    if isinstance(node, Decay):
+        return leaves(node.daughters[0]) + leaves(node.daughters[1])
+    return [int(node)]
 
 
 @dataclass(frozen=True)
