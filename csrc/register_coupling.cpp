@@ -24,15 +24,7 @@ struct SplineArgs {
 };
 
 void check_spline(const SplineArgs& o) {
-    if (o.bins < 1 || o.bins > kMaxBins)
-        throw std::invalid_argument("bins must be in [1, " + std::to_string(kMaxBins) +
-                                    "], got " + std::to_string(o.bins));
-    if (!(o.min_width > 0 && o.min_width * o.bins < 1))
-        throw std::invalid_argument("min_width must be in (0, 1/bins)");
-    if (!(o.min_height > 0 && o.min_height * o.bins < 1))
-        throw std::invalid_argument("min_height must be in (0, 1/bins)");
-    if (!(o.min_derivative > 0 && o.min_derivative < 1))
-        throw std::invalid_argument("min_derivative must be in (0, 1)");
+    check_spline_settings(o.bins, o.min_width, o.min_height, o.min_derivative);
 }
 
 // The block's shape from x, the index lists and the weights; every mismatch is an

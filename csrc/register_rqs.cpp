@@ -14,6 +14,19 @@ namespace py = pybind11;
 
 namespace madnis {
 
+void check_spline_settings(int bins, double min_width, double min_height,
+                           double min_derivative) {
+    if (bins < 1 || bins > kMaxBins)
+        throw std::invalid_argument("bins must be in [1, " + std::to_string(kMaxBins) +
+                                    "], got " + std::to_string(bins));
+    if (!(min_width > 0 && min_width * bins < 1))
+        throw std::invalid_argument("min_width must be in (0, 1/bins)");
+    if (!(min_height > 0 && min_height * bins < 1))
+        throw std::invalid_argument("min_height must be in (0, 1/bins)");
+    if (!(min_derivative > 0 && min_derivative < 1))
+        throw std::invalid_argument("min_derivative must be in (0, 1)");
+}
+
 namespace {
 
 struct Options {
@@ -24,15 +37,7 @@ struct Options {
 };
 
 void check_options(const Options& o) {
-    if (o.bins < 1 || o.bins > kMaxBins)
-        throw std::invalid_argument("bins must be in [1, " + std::to_string(kMaxBins) +
-                                    "], got " + std::to_string(o.bins));
-    if (!(o.min_width > 0 && o.min_width * o.bins < 1))
-        throw std::invalid_argument("min_width must be in (0, 1/bins)");
-    if (!(o.min_height > 0 && o.min_height * o.bins < 1))
-        throw std::invalid_argument("min_height must be in (0, 1/bins)");
-    if (!(o.min_derivative > 0 && o.min_derivative < 1))
-        throw std::invalid_argument("min_derivative must be in (0, 1)");
+    check_spline_settings(o.bins, o.min_width, o.min_height, o.min_derivative);
 }
 
 void raise_out_of_range(int64_t bad, const Options& o) {

@@ -15,6 +15,11 @@ template <typename T>
 SplineConfig<T> make_config(int bins, double min_width, double min_height,
                             double min_derivative);
 
+// Throws std::invalid_argument naming the first bad spline setting (register_rqs.cpp;
+// the bindings of the spline and of the fused coupling block both check with it).
+void check_spline_settings(int bins, double min_width, double min_height,
+                           double min_derivative);
+
 // CPU. Returns -1 on success, else the index of the first input outside [0, 1] (or NaN).
 // `vectorized` selects the lane-blocked loops (rqs_lanes.h); false runs the per-event
 // code that the CUDA kernels use, so tests can check that code on the CPU too.

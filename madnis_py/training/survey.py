@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from madnis_py.training.channel_sampler import floored_map
+from madnis_py.training.results import IterationAverage
 from madnis_py.training.stopping import truncation_efficiency
 
 __all__ = ["SurveyResult", "survey"]
@@ -253,11 +254,14 @@ def _estimate(rounds: list[_Round], n_channels: int) -> tuple[np.ndarray, np.nda
         if not parts:
             continue
         points[i] = sum(int(r.counts[i]) for r in used)
-        finite = [(m, v) for m, v in parts if 0 < v < math.inf]
-        if not finite:  # a channel whose weights were all equal (zero): plain mean
+        # rounds whose weights were all equal (all zero: none passed the cuts) carry no
+        # error to weigh them by; they count only when no round does
+        average = IterationAverage()
+        for m, v in parts:
+            if 0 < v < math.inf:
+                average.add(m, v)
+        if average.iterations == 0:
             values[i] = float(np.mean([m for m, _ in parts]))
             continue
-        inv = np.array([1.0 / v for _, v in finite])
-        values[i] = float(np.dot(inv, [m for m, _ in finite]) / inv.sum())
-        errors[i] = float(math.sqrt(1.0 / inv.sum()))
+        values[i], errors[i] = average.mean, average.sdev
     return values, errors, points
