@@ -308,6 +308,13 @@ def _summary_table(summary: RunSummary) -> None:
                   f"{summary.eps_uw:.3g} / {summary.eps_uw_quantile:.3g}")
     if summary.events is not None:
         table.add_row("unweighted events", str(summary.events.events))
+        if summary.events.recycled_events or summary.events.recycle_skipped:
+            kept = ", ".join(f"{k}: {v}" for k, v in summary.events.recycled.items())
+            left = ", ".join(f"{k} ({v:.2g} of sigma above w_max)"
+                             for k, v in summary.events.recycle_skipped.items())
+            table.add_row("of them from points evaluated before", str(
+                summary.events.recycled_events) + (f" ({kept})" if kept else "")
+                + (f"; left out: {left}" if left else ""))
         w = summary.events.weights
         if w:  # the weights written (events.unweight.WeightReport)
             table.add_row(f"eps_uw of the events (truncation {w['truncation']:g} / max / "

@@ -72,6 +72,16 @@ class IntegrandBatch:
     scale: np.ndarray | None = None
     alpha_s: np.ndarray | None = None
 
+    def take(self, index: np.ndarray, *, prior: bool = True) -> IntegrandBatch:
+        """The points at ``index`` (indices or a boolean mask); ``prior=False`` leaves
+        the channel prior out."""
+        def part(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[index]
+        return IntegrandBatch(self.f[index], self.momenta[index], self.x1x2[index],
+                              self.phase_space_weight[index], self.passed[index],
+                              part(self.prior) if prior else None, part(self.subprocess_f),
+                              part(self.scale), part(self.alpha_s))
+
 
 @dataclass
 class RecordedBatch:

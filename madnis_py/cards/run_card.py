@@ -101,6 +101,11 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     overweight = "truncate"   # events above the maximum: "truncate" (weight 1; sigma low by
                               #   their share above it, reported) or "keep" (weight
                               #   w / w_max > 1, unbiased)
+    recycle = true            # events also from the points evaluated before generation
+                              #   (the VEGAS survey's last two rounds, the integration),
+                              #   each where its share of sigma above w_max is within the
+                              #   truncation, as madevent keeps its iterations' events
+                              #   ("truncate" only)
 
     [output]
     lhe = "events.lhe.gz"     # event file in the output directory, ".lhe" or ".lhe.gz"
@@ -319,6 +324,7 @@ class UnweightingSettings:
     replicas: int = 10
     overweight: Overweight = "truncate"
     max_overweight_truncation: float = 1e-3
+    recycle: bool = True
 
 
 @dataclass(frozen=True)
@@ -353,7 +359,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
     "training": tuple(f.name for f in fields(TrainingSettings)),
     "integration": ("points", "iterations"),
     "unweighting": ("max_weight", "quantile", "replicas", "overweight",
-                    "max_overweight_truncation"),
+                    "max_overweight_truncation", "recycle"),
     "output": ("lhe", "plots", "checkpoint"),
     "distributed": ("scheduler", "cluster", "workers", "shards", "options"),
 }
@@ -931,7 +937,8 @@ def _read_unweighting(t: _Table) -> UnweightingSettings:
         max_overweight_truncation=t.number("max_overweight_truncation",
                                            d.max_overweight_truncation,
                                            "0 <= max_overweight_truncation < 1",
-                                           lambda v: 0 <= v < 1))
+                                           lambda v: 0 <= v < 1),
+        recycle=t.boolean("recycle", d.recycle))
 
 
 def _read_output(t: _Table) -> OutputSettings:

@@ -30,7 +30,7 @@ share of the accepted events.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,14 @@ import numpy as np
 import torch
 
 from madnis_py.events.colour import leading_colour_flows
-from madnis_py.events.unweight import Unweighter, WeightReport, WeightTally
+from madnis_py.events.recycle import RecordedDraw, plan_recycling
+from madnis_py.events.unweight import (
+    Unweighter,
+    UnweightingResult,
+    WeightReport,
+    WeightTally,
+    share_above,
+)
 from madnis_py.integrand import Integrand, IntegrandBatch, RecordedBatch
 
 __all__ = ["EventBatch", "EventGenerator", "GenerationSummary", "draw_size"]
@@ -151,6 +158,11 @@ class GenerationSummary:
         ESS and largest weight of the written events, share of sigma above ``w_max`` and
         eps_uw three ways, on the calibration sample (on the first batch when ``w_max`` was
         fixed elsewhere).
+    recycled : dict
+        Events taken from each recorded draw (its source) evaluated before generation.
+    recycle_skipped : dict
+        Recorded draws left out, with their share of the cross section above ``w_max``
+        (more than the generator's :meth:`EventGenerator.recycle_limit`).
     """
 
     n_events: int
@@ -167,6 +179,13 @@ class GenerationSummary:
     reevaluated: int = 0
     written: WeightTally | None = None
     reference: np.ndarray | None = field(default=None, repr=False)
+    recycled: dict[str, int] = field(default_factory=dict)
+    recycle_skipped: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def recycled_events(self) -> int:
+        """Events from points evaluated before generation (``recycled``)."""
+        return sum(self.recycled.values())
 
     @property
     def calls_per_event(self) -> float:
@@ -302,7 +321,6 @@ class EventGenerator:
                       weights: np.ndarray) -> EventBatch:
         """Events of the accepted points ``idx`` of a recorded draw, from its first
         evaluation: the same choices, in the same order, as :meth:`_details`."""
-        parts = []
         start = 0
         for rec in records:
             stop = start + len(rec.x)
@@ -311,22 +329,28 @@ class EventGenerator:
                 raise RuntimeError("the recorded evaluations do not match the drawn points "
                                    "(the integrator evaluated something else while "
                                    "drawing)")
+            start = stop
+        if start != len(channels):
+            raise RuntimeError(f"{start} points recorded, {len(channels)} drawn")
+        return self._events_of(records, idx, weights)
+
+    def _events_of(self, records: list[RecordedBatch], idx: np.ndarray,
+                   weights: np.ndarray) -> EventBatch:
+        """Events of the points ``idx`` (sorted) of the concatenated ``records``, with
+        the event weights ``weights`` (one per index)."""
+        parts = []
+        start = 0
+        for rec in records:
+            stop = start + len(rec.x)
             lo, hi = np.searchsorted(idx, [start, stop])
             if hi > lo:
                 local = idx[lo:hi] - start
                 b = rec.batch
-                assert b.subprocess_f is not None and b.scale is not None
-                assert b.alpha_s is not None
                 if np.any(b.f[local] <= 0):
                     raise RuntimeError(f"channel {rec.channel}: an accepted point has f = 0")
-                parts.append(self._pick(rec.channel, IntegrandBatch(
-                    b.f[local], b.momenta[local], b.x1x2[local],
-                    b.phase_space_weight[local], b.passed[local], None,
-                    b.subprocess_f[local], b.scale[local], b.alpha_s[local]),
-                    weights[lo:hi]))
+                parts.append(self._pick(rec.channel, b.take(local, prior=False),
+                                        weights[lo:hi]))
             start = stop
-        if start != len(channels):
-            raise RuntimeError(f"{start} points recorded, {len(channels)} drawn")
         return EventBatch.concatenate(parts)
 
     def _pick(self, channel: int, b: IntegrandBatch, weights: np.ndarray) -> EventBatch:
@@ -343,16 +367,50 @@ class EventGenerator:
         return EventBatch(self.pdgs[sub], colours, b.momenta, weights, b.scale, b.alpha_s,
                           sub, np.full(n, channel))
 
+    def plan_recycling(self, recycled: Sequence[RecordedDraw],
+                       n_events: int) -> list[RecordedDraw]:
+        """The recorded draws worth taking events from for ``n_events`` events, best
+        first, with ``w_max`` raised where taking them within the truncation needs it
+        (:func:`~madnis_py.events.recycle.plan_recycling`; the ``"truncation"`` maximum
+        weight calibrated on a sample only, else the draws as given)."""
+        u = self.unweighter
+        if (self.calibration_weights is None or u.method != "truncation"
+                or u.overweight != "truncate" or not recycled):
+            return list(recycled)
+        self.w_max, chosen = plan_recycling(self.calibration_weights, recycled, n_events,
+                                            u.truncation)
+        return chosen
+
+    def recycle_limit(self) -> float:
+        """The largest share of the recorded draws' pooled cross section above ``w_max``
+        with which they may still give events: the card's truncation with the
+        ``"truncation"`` maximum weight, else the calibration sample's own share (0 when
+        ``w_max`` was fixed elsewhere); nothing with overweights kept (their weight
+        ``max(1, w / w_max) c`` is normalised on the calibration sample only)."""
+        if self.w_max is None or self.unweighter.overweight == "keep":
+            return -1.0
+        if self.unweighter.method == "truncation":
+            return self.unweighter.truncation
+        if self.calibration_weights is None:
+            return 0.0
+        return share_above(self.calibration_weights, self.w_max)
+
     def generate(self, n_events: int, *, batch: int = 20_000, calibration: int = 100_000,
                  sink: Callable[[EventBatch], None] | None = None,
-                 progress: bool = False) -> tuple[EventBatch | None, GenerationSummary]:
+                 progress: bool = False,
+                 recycled: Sequence[RecordedDraw] = ()
+                 ) -> tuple[EventBatch | None, GenerationSummary]:
         """Generate ``n_events`` unweighted events.
 
-        Each draw has at most ``batch`` points, and no more than the events still needed
-        take (:func:`draw_size`, with the acceptance of the calibration sample, then of
-        the draws so far). ``sink`` receives each batch of events as it is accepted (an
-        LHE writer); without one, the events are returned (memory grows with
-        ``n_events``).
+        Events come first from ``recycled``, points evaluated before (the survey's last
+        rounds, the integration; :mod:`madnis_py.events.recycle`), in the order given:
+        each is unweighted against ``w_max`` if its share of the cross section above
+        ``w_max`` is at most :meth:`recycle_limit`, and skipped otherwise. Then new points
+        are drawn: each draw has at most ``batch`` points, and no more than the events
+        still needed take (:func:`draw_size`, with the acceptance of the calibration
+        sample, then of the draws so far). ``sink`` receives each batch of events as it is
+        accepted (an LHE writer); without one, the events are returned (memory grows
+        with ``n_events``).
         """
         import time
 
@@ -373,6 +431,59 @@ class EventGenerator:
             from tqdm import tqdm
 
             bar = tqdm(total=n_events, desc="events", unit="ev")
+
+        def accept(w: np.ndarray, res: UnweightingResult) -> tuple[np.ndarray, np.ndarray]:
+            """A random subset of the accepted points (never just the first ones: batches
+            are ordered by channel) up to the events still needed, and their event
+            weights; the bias and overweight tallies."""
+            nonlocal overweight, excess, total
+            assert self.w_max is not None
+            excess += float(np.maximum(w - self.w_max, 0).sum())
+            total += float(w.sum())
+            idx = np.sort(self.rng.permutation(res.indices)[: n_events - done])
+            if len(idx) == 0:
+                return idx, np.zeros(0)
+            ratio = w[idx] / self.w_max
+            overweight += int((ratio > 1).sum())
+            scale = (np.maximum(ratio, 1.0) * self.norm if self.unweighter.overweight == "keep"
+                     else np.ones(len(idx)))
+            written.append(scale)
+            return idx, self.sigma * scale
+
+        def emit(events: EventBatch) -> None:
+            nonlocal done, counts
+            counts += np.bincount(events.subprocess, minlength=len(counts))
+            done += len(events)
+            if sink is not None:
+                sink(events)
+            else:
+                kept.append(events)
+            if bar is not None:
+                bar.update(len(events))
+
+        recycled_events: dict[str, int] = {}
+        skipped: dict[str, float] = {}
+        limit = self.recycle_limit()
+        pooled_excess = pooled_total = 0.0  # of the draws taken
+        for draw in recycled:
+            if done >= n_events:
+                break
+            excess_d = float(np.maximum(draw.weights - self.w_max, 0).sum())
+            total_d = float(draw.weights.sum())
+            share = excess_d / total_d if total_d > 0 else 0.0
+            # the pooled share of the draws taken stays within the limit (a sample
+            # calibrated there sits at it, up to rounding)
+            if (not len(draw) or pooled_excess + excess_d
+                    > limit * (1 + 1e-9) * (pooled_total + total_d)):
+                skipped[draw.source] = share
+                continue
+            pooled_excess += excess_d
+            pooled_total += total_d
+            res = self.unweighter.unweight(draw.weights, self.rng, w_max=self.w_max)
+            idx, event_weights = accept(draw.weights, res)
+            recycled_events[draw.source] = len(idx)
+            if len(idx):
+                emit(self._events_of(draw.records, idx, event_weights))
         records: list[RecordedBatch] = []
         acceptance = (None if self.calibration_weights is None else
                       float(np.minimum(self.calibration_weights / self.w_max, 1.0).mean()))
@@ -387,31 +498,14 @@ class EventGenerator:
             drawn += n
             res = self.unweighter.unweight(w, self.rng, w_max=self.w_max)
             reference = w if reference is None else reference
-            excess += float(np.maximum(w - self.w_max, 0).sum())
-            total += float(w.sum())
-            # the batch is ordered by channel: keep a random subset of the accepted
-            # points when the last batch has more than needed, never the first ones
-            idx = np.sort(self.rng.permutation(res.indices)[: n_events - done])
             accepted += len(res.indices)
+            idx, event_weights = accept(w, res)
             if len(idx) == 0:
                 continue
-            ratio = w[idx] / self.w_max
-            overweight += int((ratio > 1).sum())
-            scale = (np.maximum(ratio, 1.0) * self.norm if self.unweighter.overweight == "keep"
-                     else np.ones(len(idx)))
-            written.append(scale)
             if self.records:
-                events = self._from_records(records, x, channels, idx, self.sigma * scale)
+                emit(self._from_records(records, x, channels, idx, event_weights))
             else:
-                events = self._details(x[idx], channels[idx], self.sigma * scale)
-            counts += np.bincount(events.subprocess, minlength=len(counts))
-            done += len(events)
-            if sink is not None:
-                sink(events)
-            else:
-                kept.append(events)
-            if bar is not None:
-                bar.update(len(events))
+                emit(self._details(x[idx], channels[idx], event_weights))
         if bar is not None:
             bar.close()
         tally = WeightTally.of(np.concatenate(written) if written else np.zeros(0))
@@ -426,6 +520,7 @@ class EventGenerator:
             report=self.unweighter.report_tally(reference, self.w_max, tally,
                                                 nominal=self.norm),
             calibration_calls=self.calibration_calls, reevaluated=self.reevaluated,
-            written=tally, reference=reference)
+            written=tally, reference=reference, recycled=recycled_events,
+            recycle_skipped=skipped)
         out = EventBatch.concatenate(kept) if kept else None
         return out, summary

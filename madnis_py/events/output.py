@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,11 +36,12 @@ import numpy.typing as npt
 from madnis_py.events.banner import Banner, lhapdf_id
 from madnis_py.events.lhe import LHEInit, LHEProcessInfo, LHEWriter
 from madnis_py.events.resonances import ResonanceTable
-from madnis_py.events.unweight import Unweighter, WeightReport, WeightTally
+from madnis_py.events.unweight import Unweighter, WeightReport, WeightTally, share_above
 
 if TYPE_CHECKING:
     from madnis_py.cards.run_card import RunCard
     from madnis_py.events.generator import EventBatch, EventGenerator
+    from madnis_py.events.recycle import RecordedDraw
     from madnis_py.integrand import Integrand
     from madnis_py.training import Integrator, MultiChannelResult
 
@@ -206,6 +207,10 @@ class GeneratedEvents:
     reevaluated : int
         Of ``n_calls``, second evaluations of accepted points (0 when the integrand
         records its first evaluation, :class:`~madnis_py.events.generator.EventGenerator`).
+    recycled, recycle_skipped : dict
+        Events from each draw evaluated before generation, and the draws left out with
+        their share of the cross section above ``w_max``
+        (:class:`~madnis_py.events.generator.GenerationSummary`).
     subprocess_events : list of int
     max_weights : list of float
         Events and largest event weight per subprocess (0 where none).
@@ -239,6 +244,8 @@ class GeneratedEvents:
     reevaluated: int = 0
     written: WeightTally | None = None
     reference: np.ndarray | None = field(default=None, repr=False)
+    recycled: dict[str, int] = field(default_factory=dict)
+    recycle_skipped: dict[str, float] = field(default_factory=dict)
 
 
 def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
@@ -249,7 +256,8 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
                     on_events: Callable[[int], None] | None = None,
                     on_calibration: Callable[[int], None] | None = None,
                     calibration: npt.NDArray[np.float64] | None = None,
-                    reevaluate: bool = False) -> GeneratedEvents:
+                    reevaluate: bool = False,
+                    recycled: Sequence[RecordedDraw] = ()) -> GeneratedEvents:
     """``n_events`` unweighted events of a trained integrator into the LHE file ``path``.
 
     The generator uses the card's unweighting (:func:`unweighter_from_card`) and draws
@@ -292,6 +300,10 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         Evaluate accepted points a second time for their event record (the reference
         path; by default it is kept from the first evaluation, see
         :class:`~madnis_py.events.generator.EventGenerator`).
+    recycled
+        Points evaluated before, with their records, to take events from first (the
+        survey's last rounds, the integration; see
+        :meth:`~madnis_py.events.generator.EventGenerator.generate`).
 
     Raises
     ------
@@ -303,8 +315,10 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
     t0 = time.perf_counter()
     gen = EventGenerator(mc, sigma, seed=seed, unweighter=unweighter_from_card(card),
                          reevaluate=reevaluate)
+    offered = list(recycled)
     if w_max is None and calibration is not None:
         gen.calibrate_on(calibration)
+        recycled = gen.plan_recycling(offered, n_events)
     elif w_max is None:
         gen.calibrate(calibration_size(card), progress=on_calibration)
     else:
@@ -312,9 +326,9 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
     with LHEWriter(path, header=header) as writer:
         sink = LHESink(writer, gen.integrand, keep=keep, on_events=on_events)
         if batch is None:
-            _, summary = gen.generate(n_events, sink=sink)
+            _, summary = gen.generate(n_events, sink=sink, recycled=recycled)
         else:
-            _, summary = gen.generate(n_events, batch=batch, sink=sink)
+            _, summary = gen.generate(n_events, batch=batch, sink=sink, recycled=recycled)
         if summary.n_events != n_events:  # the generator's contract, checked
             raise RuntimeError(f"{summary.n_events} events generated, {n_events} "
                                "requested")
@@ -328,4 +342,7 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         generate_s=time.perf_counter() - t0, report=summary.report, sample=sink.sample,
         generator=gen, calibration_calls=int(summary.calibration_calls),
         reevaluated=int(summary.reevaluated), written=summary.written,
-        reference=summary.reference)
+        reference=summary.reference, recycled=dict(summary.recycled),
+        recycle_skipped={**{d.source: share_above(d.weights, summary.max_weight)
+                            for d in offered if d not in recycled and len(d)},
+                         **summary.recycle_skipped})

@@ -118,7 +118,8 @@ class _Round:
 def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2000,
            growth: float = 1.3, iterations: int = 10, floor: float = 0.3, ninc: int = 50,
            alpha: float = 0.5, n_events: int = 0, seed: int = 0,
-           progress: Callable[[int], None] | None = None) -> SurveyResult:
+           progress: Callable[[int], None] | None = None,
+           on_round: Callable[[np.ndarray], None] | None = None) -> SurveyResult:
     """Adapt one VEGAS map per active channel (see the module docstring).
 
     Parameters
@@ -146,6 +147,11 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         Seeds the channels' random numbers (one stream per channel).
     progress
         Called with 1 after every round; it draws nothing.
+    on_round
+        Called after every round with its event weights (``alpha_i f / q_i * n / n_i``),
+        in the order of that round's ``share`` calls (channel by channel): a recording
+        of the evaluations can keep the round's points as events
+        (:class:`~madnis_py.events.recycle.RoundRecorder`).
     """
     import vegas
 
@@ -177,6 +183,8 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         counts = _allocate(int(round(total * growth ** k)), sigmas, active, minimum)
         r = _round(share, maps, rngs, counts, floor, alpha)
         rounds.append(r)
+        if on_round is not None:
+            on_round(r.event_weights)
         calls += int(counts.sum())
         positive = r.stds[active]
         sigmas = np.where(active, np.maximum(r.stds, 1e-3 * float(positive.max())

@@ -1,0 +1,181 @@
+"""Points evaluated before generation, kept so that they can become events too.
+
+madevent writes events from every iteration of its survey and refinement; here the same
+holds for the points a run evaluates anyway: the VEGAS survey's last rounds and the
+integration. Any weighted sample of the cross section can be unweighted against the
+generation's ``w_max``, whatever density drew it: a point of channel ``i`` drawn with
+density ``g_i`` among ``n_i`` of ``n`` points has the event weight
+``w = alpha_i f / g_i * n / n_i``, so that the accepted points have the density
+
+    sum_i n_i g_i(x) * w(x) / w_max = n f(x) / w_max        (sum_i alpha_i = 1),
+
+the distribution of the fresh events, truncated at the same ``w_max``. A sample drawn
+from a worse density has more of its cross section above ``w_max``; the generator takes
+recorded draws only while their pooled share above ``w_max`` stays within the truncation
+the run allows (:meth:`~madnis_py.events.generator.EventGenerator.generate`), so the
+bias of the events stays within the card's ``max_overweight_truncation``.
+
+Which draws are worth it is a trade (:func:`plan_recycling`): a survey round a little
+worse than the final sampler gives many events, but taking it within the truncation
+means a higher ``w_max``, which lowers the acceptance of every fresh draw. The plan
+takes the draws, best first, as long as the fresh integrand calls still needed for
+``N`` events keep falling.
+
+The records are the integrand's first evaluation of every point
+(:meth:`~madnis_py.integrand.TorchChannels.recording`), kept for points with ``w > 0``
+only (a zero weight is never accepted) and without the channel prior.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from madnis_py.events.unweight import share_above, truncation_max_weight
+from madnis_py.integrand import RecordedBatch
+
+__all__ = ["RecordedDraw", "RoundRecorder", "plan_recycling"]
+
+
+@dataclass
+class RecordedDraw:
+    """A weighted sample with the record of every point that can be accepted.
+
+    Attributes
+    ----------
+    source : str
+        Where it comes from (``"survey round 9"``, ``"integration"``), for the summary.
+    weights : (m,)
+        Event weights of the points kept (all > 0), in record order.
+    records : list of RecordedBatch
+        Their first evaluation, ``m`` points in all.
+    n_points : int
+        Points of the whole sample (those with ``w = 0`` included).
+    """
+
+    source: str
+    weights: np.ndarray
+    records: list[RecordedBatch]
+    n_points: int
+
+    @classmethod
+    def of(cls, source: str, weights: np.ndarray,
+           records: list[RecordedBatch]) -> RecordedDraw:
+        """The draw of event weights ``weights`` (n,) recorded as ``records`` (``n``
+        points in all, in the same order), kept where ``w > 0``.
+
+        Raises
+        ------
+        ValueError
+            The records do not hold ``n`` points, or a weight is negative or not finite.
+        """
+        weights = np.asarray(weights, dtype=np.float64)
+        n = sum(len(r.x) for r in records)
+        if weights.ndim != 1 or len(weights) != n:
+            raise ValueError(f"{source}: {len(weights)} event weights for {n} recorded "
+                             "points: the records do not belong to this draw")
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(f"{source}: event weights must be finite and >= 0")
+        kept: list[RecordedBatch] = []
+        parts: list[np.ndarray] = []
+        start = 0
+        for rec in records:
+            w = weights[start:start + len(rec.x)]
+            start += len(rec.x)
+            on = w > 0
+            if on.any():
+                kept.append(RecordedBatch(rec.channel, rec.x[on],
+                                          rec.batch.take(on, prior=False)))
+                parts.append(w[on])
+        return cls(source, np.concatenate(parts) if parts else np.zeros(0), kept, n)
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+
+class RoundRecorder:
+    """Cuts a running recording into rounds and keeps the last ``keep`` of them.
+
+    Call it after every round (the survey's ``on_round``) with that round's event
+    weights: the records added to ``records`` since the last call are that round's;
+    they move into a :class:`RecordedDraw` and ``records`` is emptied, so that only the
+    last ``keep`` rounds are held in memory.
+
+    Parameters
+    ----------
+    records
+        The list a :meth:`~madnis_py.integrand.TorchChannels.recording` fills.
+    keep
+        Rounds kept (>= 0; 0 keeps none).
+    label
+        The draws' source, followed by the round number.
+    """
+
+    def __init__(self, records: list[RecordedBatch], *, keep: int = 2,
+                 label: str = "survey round") -> None:
+        if keep < 0:
+            raise ValueError(f"keep must be >= 0, got {keep}")
+        self.records = records
+        self.keep = keep
+        self.label = label
+        self.rounds = 0
+        self._draws: deque[RecordedDraw] = deque(maxlen=keep) if keep else deque(maxlen=1)
+
+    def __call__(self, event_weights: np.ndarray) -> None:
+        self.rounds += 1
+        if self.keep:
+            self._draws.append(RecordedDraw.of(f"{self.label} {self.rounds}",
+                                               event_weights, list(self.records)))
+        self.records.clear()
+
+    @property
+    def draws(self) -> list[RecordedDraw]:
+        """The last ``keep`` rounds, the latest first."""
+        return list(reversed(self._draws)) if self.keep else []
+
+
+def plan_recycling(calibration: np.ndarray, draws: Sequence[RecordedDraw], n_events: int,
+                   truncation: float) -> tuple[float, list[RecordedDraw]]:
+    """The ``w_max`` and the recorded draws that need the fewest fresh integrand calls
+    for ``n_events`` events, with at most a share ``truncation`` of sigma above
+    ``w_max`` both in the fresh draws and in the draws taken.
+
+    ``w_0`` is the calibration sample's truncation-defined maximum weight (the fresh
+    draws' share above it is ``truncation``). The draws are ranked by their share above
+    ``w_0``; for each leading set ``S`` of them ``w_max(S)`` is the larger of ``w_0`` and
+    their pooled truncation-defined maximum, they give ``sum min(w / w_max, 1)`` events,
+    and the events still missing cost ``missing / a`` fresh calls, ``a`` the
+    calibration sample's acceptance ``<min(w / w_max, 1)>``. The set with the fewest
+    fresh calls is taken (the smaller one on a tie), best draw first: every leading part
+    of it is then within the truncation too.
+
+    Parameters
+    ----------
+    calibration
+        Event weights of the sampler that generates (the integration's).
+    draws
+        Candidate draws (the integration's own recorded draw among them).
+    n_events
+        Events the run asks for.
+    truncation
+        The largest share of sigma above ``w_max`` (``max_overweight_truncation``).
+    """
+    w0 = truncation_max_weight(calibration, truncation)
+    ranked = sorted((d for d in draws if len(d)), key=lambda d: share_above(d.weights, w0))
+
+    def fresh_calls(w_max: float, taken: Sequence[RecordedDraw]) -> float:
+        got = sum(float(np.minimum(d.weights / w_max, 1.0).sum()) for d in taken)
+        acceptance = float(np.minimum(calibration / w_max, 1.0).mean())
+        return max(n_events - got, 0.0) / acceptance
+
+    best = (fresh_calls(w0, []), w0, 0)
+    for k in range(1, len(ranked) + 1):
+        pooled = np.concatenate([d.weights for d in ranked[:k]])
+        w_max = max(w0, truncation_max_weight(pooled, truncation))
+        calls = fresh_calls(w_max, ranked[:k])
+        if calls < best[0]:
+            best = (calls, w_max, k)
+    return best[1], ranked[:best[2]]

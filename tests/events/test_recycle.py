@@ -1,0 +1,192 @@
+"""Events from points evaluated before generation (:mod:`madnis_py.events.recycle`).
+
+A weighted sample drawn with another density than the generator's (here: the integrator
+before its training) gives events of the same distribution when it is unweighted against
+the generator's ``w_max``; a sample with too much of its cross section above ``w_max``
+is left out; the survey's rounds are cut from one recording.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from madnis_py.events import Unweighter
+from madnis_py.events.generator import EventGenerator
+from madnis_py.events.recycle import RecordedDraw, RoundRecorder, plan_recycling
+from madnis_py.events.unweight import share_above, truncation_max_weight
+from madnis_py.integrand import Integrand, TorchChannels
+from madnis_py.training import Integrator
+from tests.events.test_generator import chi2_pvalue, observables
+
+
+@pytest.fixture(scope="module")
+def before_and_after() -> tuple[Integrand, Integrator, RecordedDraw]:
+    """drell_yan: a recorded draw of the untrained integrator, then the integrator
+    trained (another density)."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    integrand = Integrand("drell_yan")
+    channels = TorchChannels(integrand)
+    mc = Integrator(channels, feature_dims=channels.feature_dims, seed=1)
+    with channels.recording() as records:
+        batch = mc.random_batch(60_000)
+    draw = RecordedDraw.of("untrained", batch.weights(), records)
+    mc.train(15, batch=1024)
+    return integrand, mc, draw
+
+
+def test_a_recorded_draw_keeps_the_points_that_can_be_accepted(
+        before_and_after: tuple[Integrand, Integrator, RecordedDraw]) -> None:
+    integrand, mc, draw = before_and_after
+    assert draw.n_points == 60_000 and 0 < len(draw) < draw.n_points
+    assert np.all(draw.weights > 0)
+    assert sum(len(r.x) for r in draw.records) == len(draw)
+    for rec in draw.records:
+        assert np.all(rec.batch.f > 0) and rec.batch.prior is None
+        # the record is the integrand's evaluation of its points
+        again = integrand(rec.x[:50], rec.channel, prior=False, details=True)
+        np.testing.assert_array_equal(again.f, rec.batch.f[:50])
+        np.testing.assert_array_equal(again.momenta, rec.batch.momenta[:50])
+    with pytest.raises(ValueError, match="3 event weights for"):
+        RecordedDraw.of("bad", np.ones(3), draw.records)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        RecordedDraw.of("bad", -draw.weights, draw.records)
+
+
+def test_events_of_another_density_follow_the_same_distribution(
+        before_and_after: tuple[Integrand, Integrator, RecordedDraw]) -> None:
+    integrand, mc, draw = before_and_after
+    gen = EventGenerator(mc, 1.0, unweighter=Unweighter(truncation=0.01), seed=3)
+    gen.calibrate(40_000)
+    assert gen.w_max is not None
+    # a w_max above which the untrained draw has 0.5 % of its cross section
+    gen.fix_max_weight(max(gen.w_max, truncation_max_weight(draw.weights, 0.005)))
+    assert gen.w_max is not None
+    share = share_above(draw.weights, gen.w_max)
+    assert 0 < share <= 0.005 < gen.recycle_limit() == 0.01
+    expected = float(np.minimum(draw.weights / gen.w_max, 1).sum())
+    calls = gen.n_calls
+    wanted = int(expected) + 500  # more than the draw gives: the rest is drawn
+    events, summary = gen.generate(wanted, recycled=[draw])
+    assert events is not None and summary.n_events == wanted
+    n = summary.recycled_events
+    assert summary.recycled == {"untrained": n} and summary.recycle_skipped == {}
+    assert abs(n - expected) < 5 * np.sqrt(expected)
+    assert gen.n_calls > calls and n < wanted
+    # the draw's share above w_max enters the reported bias with the fresh draws'
+    assert summary.truncation_bias > 0
+    # only the recycled events: compare them with a weighted reference of the trained
+    # integrator, drawn fresh
+    rec = events.take(slice(0, n))
+    w, channels, x = gen.weighted(200_000)
+    moms = np.zeros((len(w), 4, 4))
+    for c in np.unique(channels):
+        sel = channels == c
+        moms[sel] = integrand(x[sel].numpy(), int(c), prior=False, details=True).momenta
+    ev_obs, ref_obs = observables(rec.momenta), observables(moms)
+    ok = w > 0
+    for name in ev_obs:
+        order = np.argsort(ref_obs[name][ok])
+        cum = np.cumsum(w[ok][order]) / w[ok].sum()
+        edges = np.interp(np.linspace(0.005, 0.995, 21), cum, ref_obs[name][ok][order])
+        p = chi2_pvalue(ev_obs[name], np.ones(n), ref_obs[name][ok], w[ok], edges)
+        assert p > 1e-3, (name, p)
+        # the test has power: the draw's points unweighted with unit weights are not
+        p_wrong = chi2_pvalue(ev_obs[name], np.ones(n), ref_obs[name][ok], np.ones(ok.sum()),
+                              edges)
+        assert p_wrong < 1e-6, (name, p_wrong)
+
+
+def test_a_draw_with_too_much_above_w_max_is_left_out(
+        before_and_after: tuple[Integrand, Integrator, RecordedDraw]) -> None:
+    _, mc, draw = before_and_after
+    gen = EventGenerator(mc, 1.0, unweighter=Unweighter(truncation=0.01), seed=3)
+    gen.calibrate(40_000)
+    assert gen.w_max is not None
+    share = share_above(draw.weights, gen.w_max)
+    assert share > gen.recycle_limit() == 0.01
+    _, summary = gen.generate(200, recycled=[draw])
+    assert summary.recycled_events == 0 and summary.recycle_skipped == {"untrained": share}
+    # kept overweights are normalised on the calibration sample: nothing is recycled
+    keep = EventGenerator(mc, 1.0, unweighter=Unweighter(truncation=0.03, overweight="keep"),
+                          seed=3)
+    keep.calibrate(40_000)
+    _, summary = keep.generate(200, recycled=[draw])
+    assert summary.recycled_events == 0 and list(summary.recycle_skipped) == ["untrained"]
+
+
+def test_the_survey_rounds_are_cut_from_one_recording() -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    channels = TorchChannels(Integrand("ee_qqg"))
+    mc = Integrator(channels, feature_dims=channels.feature_dims, seed=1)
+    seen: list[np.ndarray] = []
+    with channels.recording() as records:
+        keeper = RoundRecorder(records, keep=2)
+
+        def on_round(w: np.ndarray) -> None:
+            seen.append(w)
+            keeper(w)
+            assert records == []  # moved out: at most `keep` rounds are held
+
+        mc.pretrain_vegas(nitn=4, neval=300, on_round=on_round)
+    assert keeper.rounds == len(seen) == 4
+    assert [d.source for d in keeper.draws] == ["survey round 4", "survey round 3"]
+    for draw, w in zip(keeper.draws, seen[::-1], strict=False):
+        assert draw.n_points == len(w)
+        np.testing.assert_array_equal(draw.weights, w[w > 0])
+        # a round's weight is its channel's alpha f / q * n / n_i: f > 0 where w > 0
+        assert all(np.all(r.batch.f > 0) for r in draw.records)
+    assert RoundRecorder([], keep=0).draws == []
+    with pytest.raises(ValueError, match="keep must be >= 0"):
+        RoundRecorder([], keep=-1)
+
+
+def _draw(source: str, weights: np.ndarray) -> RecordedDraw:
+    return RecordedDraw(source, weights, [], len(weights))  # plan_recycling reads weights
+
+
+def test_the_plan_takes_the_draws_that_save_fresh_calls() -> None:
+    rng = np.random.default_rng(4)
+    truncation = 1e-3
+    calibration = rng.exponential(size=100_000)  # the sampler that generates
+    same = _draw("same", rng.exponential(size=100_000))
+    worse = _draw("worse", rng.pareto(2.5, size=100_000))  # a heavy tail
+    # a little worse: 2 % of its points weigh twice as much
+    mild = _draw("mild", rng.exponential(size=100_000)
+                 * np.where(rng.random(100_000) < 0.02, 2.0, 1.0))
+    w0 = truncation_max_weight(calibration, truncation)
+    # few events: the sampler's own kind of draw gives them all, the heavy one would
+    # only raise w_max
+    w_max, chosen = plan_recycling(calibration, [worse, same], 1000, truncation)
+    assert [d.source for d in chosen] == ["same"]
+    assert w_max >= w0 and share_above(same.weights, w_max) <= truncation * (1 + 1e-9)
+    # the plan is the best leading set of the ranked draws: check it by brute force
+    acceptance = lambda w: float(np.minimum(calibration / w, 1).mean())  # noqa: E731
+
+    def fresh(taken: list[RecordedDraw], n: int) -> tuple[float, float]:
+        if not taken:
+            return w0, n / acceptance(w0)
+        w = max(w0, truncation_max_weight(np.concatenate([d.weights for d in taken]),
+                                          truncation))
+        got = sum(float(np.minimum(d.weights / w, 1).sum()) for d in taken)
+        return w, max(n - got, 0) / acceptance(w)
+
+    taken = {}
+    for n in (1000, 30_000, 10**6):
+        w_max, chosen = plan_recycling(calibration, [worse, mild, same], n, truncation)
+        options = [[], [same], [same, mild], [same, mild, worse]]
+        best = min(options, key=lambda t: fresh(t, n)[1])
+        assert chosen == best and w_max == fresh(best, n)[0], n
+        taken[n] = [d.source for d in chosen]
+        pooled = np.concatenate([d.weights for d in chosen]) if chosen else calibration
+        assert share_above(pooled, w_max) <= truncation * (1 + 1e-9)
+        # the fresh draws' share above w_max stays within the truncation too
+        assert share_above(calibration, w_max) <= truncation * (1 + 1e-9)
+    # the trade: the mildly worse draw is worth its higher w_max only where it gives a
+    # good part of the events
+    assert taken == {1000: ["same"], 30_000: ["same", "mild"], 10**6: ["same"]}
+    # no events wanted: nothing to save, nothing taken
+    assert plan_recycling(calibration, [same], 0, truncation) == (w0, [])
