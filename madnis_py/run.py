@@ -26,6 +26,7 @@ raises :class:`RunError` (one line naming the input), before any training where 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -415,8 +416,12 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
     timings["vegas_s"] = time.perf_counter() - t0
     calls["vegas"], c0 = int(mc.n_calls) - c0, int(mc.n_calls)
     t0 = time.perf_counter()
+    # the flows can only speed up the events that the survey's recorded rounds and the
+    # integration will not give
+    expected = _expected_recycled(card, mc) if recycle is not None else 0.0
+    to_draw = max(int(math.ceil(n_events - expected)), 0)
     opts: dict[str, Any] = {**card.train_options(), **card.stopping_options(),
-                            "n_events": n_events}
+                            "n_events": to_draw}
     if resumed:  # the rest of the interrupted training, with its optimizer's state
         opts["steps"] = int(mc.steps_remaining)
     advance = reporter.task("training", opts["steps"])
@@ -443,7 +448,20 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
     timings["training_s"] = time.perf_counter() - t0
     calls["flow_selection"] = int(mc.n_calls) - c0
     survey = None if mc.vegas_survey is None else mc.vegas_survey.as_dict()
-    return {**decision.as_dict(), "actual_training_s": train_s, "vegas_survey": survey}
+    return {**decision.as_dict(), "actual_training_s": train_s, "vegas_survey": survey,
+            "expected_recycled_events": expected}
+
+
+def _expected_recycled(card: RunCard, mc: Integrator) -> float:
+    """Events the survey's recorded rounds and the integration are expected to give:
+    each round's points times its efficiency, and the integration's points times the
+    last round's (its sampler is at least as good unless flows are chosen)."""
+    survey = mc.vegas_survey
+    if survey is None or not survey.measurements:
+        return 0.0
+    rounds = survey.measurements[-RECYCLED_ROUNDS:]
+    return (sum(r["points"] * r["eps"] for r in rounds)
+            + card.integration.points * rounds[-1]["eps"])
 
 
 class _VegasTask:

@@ -574,7 +574,9 @@ class Integrator:
         With ``target="events"`` the base maps alone (flows off) are measured first
         (``measure_points`` weighted events: their truncation-defined efficiency and the
         points per second), then again with the flows after every ``measure_every``
-        steps (the measurements' time counts as training time). If the first one shows
+        steps (the measurements' time counts as training time). The probe is skipped
+        (``"vegas_alone"``, no step) when its integrand calls alone cost more than a
+        perfect flow could save over the base maps. If the first one shows
         that even a perfect flow could not generate faster than the base maps, or no
         gain in efficiency at all, the flows are switched off (``"vegas_alone"``);
         else training stops when the predicted total has not improved for ``patience``
@@ -613,8 +615,8 @@ class Integrator:
             raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
         events = _EventsTarget(self, steps, n_events=n_events, measure_every=measure_every,
                                measure_points=measure_points,
-                               patience=patience, explore=explore, t_start=t_start
-                               ) if target == "events" else None
+                               patience=patience, explore=explore, t_start=t_start,
+                               batch=batch) if target == "events" else None
         params = list(self.flows.parameters()) + list(self.weights.parameters())
         opt = torch.optim.Adam(params, lr=self.lr)
         resume, self._resume = self._resume, None
@@ -974,7 +976,7 @@ class _EventsTarget:
 
     def __init__(self, mc: Integrator, steps: int, *, n_events: int, measure_every: int,
                  measure_points: int, patience: int, explore: float,
-                 t_start: float) -> None:
+                 t_start: float, batch: int = 4096) -> None:
         if measure_every < 1:
             raise ValueError(f"measure_every must be >= 1, got {measure_every}")
         if measure_points < 2 * mc.n_channels:
@@ -984,6 +986,7 @@ class _EventsTarget:
         self.steps = steps
         self.every = measure_every
         self.points = measure_points
+        self.batch = batch
         self.rule = StoppingRule(n_events, patience=patience, explore=explore)
         self.t0 = t_start  # the train() call's start: its set-up counts as training time
         self.reason: str | None = None
@@ -1032,6 +1035,11 @@ class _EventsTarget:
             self.mc.use_flow = self.flags
         if self.steps == 0:
             self.reason = "max_steps"
+            return False
+        probe = min(self.every, self.steps) * self.batch + self.points
+        if not self.rule.worth_probing(probe):  # nothing a flow could win pays for it
+            self.mc.use_flow = [False] * self.mc.n_channels
+            self.reason = "vegas_alone"
             return False
         return True
 

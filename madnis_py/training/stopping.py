@@ -23,8 +23,11 @@ is cheap to sit out. The rule sees a running median of the measured efficiencies
 truncation ``w_max`` is set by the few largest weights, and one sample that caught (or
 missed) a huge weight must neither stop training nor become the best.
 
-The first measurement after a short probe of flow training is compared with the base maps
-alone (VEGAS, or flat without pre-training): the flows are not trained further when even a
+The probe itself is skipped when its integrand calls alone would cost more than a perfect
+flow could save over the base maps (few events left to generate, or base maps that are
+already nearly perfect). The first measurement after a short probe of flow training is
+compared with the base maps alone (VEGAS, or flat without pre-training): the flows are
+not trained further when even a
 perfect flow (``eps = 1``) at the measured sampling rate could not generate faster than
 the base maps, or when the probe did not raise the efficiency at all; and they are
 switched off at the end when their best measurement does not generate faster than the
@@ -194,6 +197,19 @@ class StoppingRule:
         if not self.smoothed:
             return None
         return min(self.smoothed, key=lambda m: m.total_s(self.n_events))
+
+    def worth_probing(self, probe_calls: int) -> bool:
+        """Before the probe (with the base measured): whether the probe's
+        ``probe_calls`` integrand calls at the base maps' rate, a lower bound of its
+        cost, are less than what a perfect flow could save at most, ``N / (eps r) -
+        N / r`` at the base maps' rate ``r`` (a flow samples more slowly). Not when no
+        events are left to generate."""
+        if self.base is None:
+            raise RuntimeError("worth_probing needs the base measurement")
+        b = self.base
+        if self.n_events == 0 or b.rate <= 0:
+            return False
+        return b.generation_s(self.n_events) - self.n_events / b.rate > probe_calls / b.rate
 
     def flows_start(self) -> bool:
         """After the probe (the first flow measurement): whether the flows are worth

@@ -148,6 +148,19 @@ def test_the_probe_decides_whether_flows_start() -> None:
         assert rule.flows_win() is (probe.eps * probe.rate > 500.0)
 
 
+def test_the_probe_is_skipped_when_its_calls_cost_more_than_a_flow_could_save() -> None:
+    base = Measurement(0, 0.0, 0.5, 1000.0)  # N / (eps r) - N / r = N / 1000 s at stake
+    for n_events, probe_calls, worth in [(10, 100, False),  # 0.01 s vs 0.1 s
+                                         (1000, 100, True),  # 1 s vs 0.1 s
+                                         (1000, 1000, False),  # 1 s vs 1 s: not more
+                                         (0, 1, False)]:  # no events left
+        rule = StoppingRule(n_events)
+        with pytest.raises(RuntimeError, match="base measurement"):
+            rule.worth_probing(probe_calls)
+        rule.set_base(base)
+        assert rule.worth_probing(probe_calls) is worth, (n_events, probe_calls)
+
+
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="patience"):
         StoppingRule(10, patience=0)
@@ -174,14 +187,16 @@ def test_flat_integrand_no_training_beyond_the_first_window(n_channels: int,
                       measure_points=4000)
     d = mc.training_decision
     assert d is not None and d.target == "events"
-    assert len(losses) == 5 and mc.steps_done == 5 and d.steps == 5
+    # the base maps are nearly perfect: the probe's calls alone would cost more than a
+    # perfect flow could save, so not even the probe is trained
+    assert losses == [] and mc.steps_done == 0 and d.steps == 0
     assert d.reason == "vegas_alone" and not d.use_flow
     # the base maps generate with what they were measured with: the channel weights
     # (the VEGAS maps were adapted to alpha_i f) and the allocation of before the probe
     assert all(torch.equal(v, weights[n]) for n, v in mc.weights.state_dict().items())
     np.testing.assert_array_equal(mc.sigmas, sigmas)
     assert mc.use_flow == [False] * n_channels
-    assert d.eps_final == d.eps_base and len(d.measurements) == 2 and d.chosen_steps == 0
+    assert d.eps_final == d.eps_base and len(d.measurements) == 1 and d.chosen_steps == 0
     assert d.predicted_total_s is not None and d.predicted_total_s > 0
 
 
@@ -220,24 +235,29 @@ def test_steps_target_records_its_decision() -> None:
 
 def test_a_run_reports_the_decision_and_the_actual_times(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """e+ e- -> mu+ mu- with a short VEGAS pre-training and 200 events: a few windows."""
+    """e+ e- -> mu+ mu- with a short VEGAS pre-training and 50000 events: a few windows
+    (with 200 events the survey's rounds and the integration give them all and not even
+    the probe is trained)."""
     card = tmp_path / "run.toml"
-    card.write_text('[run]\nprocess = "ee_mumu"\nseed = 3\nnevents = 200\n'
+    card.write_text('[run]\nprocess = "ee_mumu"\nseed = 3\nnevents = 50000\n'
                     'output = "out"\n[training]\nsteps = 100\nbatch = 512\n'
                     'target = "events"\nmeasure_every = 5\nmeasure_points = 4000\n'
                     'vegas_iterations = 4\nvegas_points = 2000\n'
                     '[integration]\npoints = 4000\niterations = 2\n'
                     '[output]\nplots = false\n')
-    summary = run_card(load_run_card(card), RunRequest("run", n_events=200))
+    summary = run_card(load_run_card(card), RunRequest("run", n_events=50_000))
     d = summary.training_decision
     assert d["target"] == "events" and d["reason"] != "max_steps"
+    # the flows are trained for the events the recorded points will not give
+    assert 0 < d["expected_recycled_events"] < 50_000
+    assert d["n_events"] == math.ceil(50_000 - d["expected_recycled_events"])
     assert 5 <= d["steps"] < 100 and d["steps"] % 5 == 0
     assert len(d["measurements"]) == d["steps"] // 5 + 1
     assert d["predicted_total_s"] > 0 and d["actual_generation_s"] > 0
     assert d["actual_total_s"] == d["actual_training_s"] + d["actual_generation_s"]
     written = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert written["training_decision"] == json.loads(json.dumps(d))
-    assert summary.events is not None and summary.events.events == 200
+    assert summary.events is not None and summary.events.events == 50_000
     from madnis_py.cli import _summary_table
 
     _summary_table(summary)
