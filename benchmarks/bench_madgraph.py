@@ -98,7 +98,9 @@ def _training(summary: dict[str, object]) -> str:
     flows = ("VEGAS alone" if not d.get("use_flow", True)
              else f"flows, {d.get('chosen_steps', d.get('steps'))} steps")
     rounds = f"{survey['rounds']} VEGAS rounds, " if survey else ""
-    return f"{rounds}{flows}"
+    recycled = summary.get("recycled_events") or 0
+    reused = f"; {recycled} events from the survey/integration points" if recycled else ""
+    return f"{rounds}{flows}{reused}"
 
 
 def run_case(case: Case, mg5: Path, work: Path, args: argparse.Namespace) -> dict[str, object]:
