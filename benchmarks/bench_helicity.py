@@ -46,7 +46,7 @@ def main() -> int:
     if len(integrand.process.subprocesses) != 1:
         raise SystemExit("bench_helicity takes a process with one subprocess")
     sub = integrand.process.subprocesses[0]
-    momenta, alpha_s, weights = [], [], []
+    momenta, alpha_s, weights, channel = [], [], [], []
     start = 0
     for rec in records:
         on = rec.batch.f > 0
@@ -54,10 +54,12 @@ def main() -> int:
         momenta.append(sub.library_momenta(rec.batch.momenta[on]))
         alpha_s.append(rec.batch.alpha_s[on])
         weights.append(w[start:start + len(rec.x)][on])
+        channel.append(np.full(int(on.sum()), rec.channel))
         start += len(rec.x)
     p = np.ascontiguousarray(np.concatenate(momenta))
     a = np.ascontiguousarray(np.concatenate(alpha_s))
     wp = np.concatenate(weights)
+    ch = np.concatenate(channel)
     scale2 = np.zeros_like(a)
     pdgs = np.ascontiguousarray(sub.library_pdgs, dtype=np.int32)
     def smatrix(nhel: int) -> tuple[np.ndarray, float]:
@@ -89,11 +91,21 @@ def main() -> int:
     rng = np.random.default_rng(args.seed)
     print(f"| helicity choice | eps_uw trunc. 1e-3 (summed: {eps:.4f}) |")
     print("|---|---|")
-    for label, q in (("average share", p_h), ("sqrt of it", np.sqrt(p_h))):
+    per_channel = np.zeros((mc.n_channels, len(p_h)))
+    np.add.at(per_channel, ch, share * wp[:, None])
+    per_channel /= np.maximum(per_channel.sum(axis=1, keepdims=True), 1e-300)
+    choices = {"average share": np.broadcast_to(p_h, per_channel.shape),
+               "sqrt of it": np.broadcast_to(np.sqrt(p_h), per_channel.shape),
+               "average share in the point's channel": per_channel,
+               "sqrt of that": np.sqrt(per_channel)}
+    for label, q in choices.items():
         q = np.maximum(q, 1e-6)
-        q = q / q.sum()
-        pick = rng.choice(len(q), size=len(p), p=q)
-        wh = wp * share[np.arange(len(p)), pick] / q[pick]
+        q = q / q.sum(axis=1, keepdims=True)
+        qp = q[ch]  # (points, helicities)
+        pick = (rng.random(len(p))[:, None] > np.cumsum(qp, axis=1)).sum(axis=1)
+        pick = np.minimum(pick, qp.shape[1] - 1)
+        rows = np.arange(len(p))
+        wh = wp * share[rows, pick] / qp[rows, pick]
         rest = np.zeros(len(w) - len(p))  # the points outside the cuts
         print(f"| {label} | {truncation_efficiency(np.concatenate([wh, rest])):.4f} |")
     return 0
