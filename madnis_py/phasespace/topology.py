@@ -49,13 +49,20 @@ __all__ = [
     "SAMPLER_NONE",
     "SAMPLER_BREIT_WIGNER",
     "SAMPLER_POWER",
+    "SAMPLER_BREIT_WIGNER_TAIL",
+    "TAIL_CUTOFF",
 ]
 
 #: Largest final-state multiplicity the compiled mappings accept (fixed-size event state).
 MAX_FINAL = 16
 
 NODE_LEAF, NODE_S, NODE_T = 0, 1, 2
-SAMPLER_NONE, SAMPLER_BREIT_WIGNER, SAMPLER_POWER = 0, 1, 2
+SAMPLER_NONE, SAMPLER_BREIT_WIGNER, SAMPLER_POWER, SAMPLER_BREIT_WIGNER_TAIL = 0, 1, 2, 3
+
+#: The Breit-Wigner-with-tail sampler (``SAMPLER_BREIT_WIGNER_TAIL``, used for every massive
+#: s-channel propagator) follows the Breit-Wigner up to ``(M + TAIL_CUTOFF Gamma)^2`` and
+#: ``1/s`` above, continuously (MadGraph's default ``bwcutoff``: its on-shell window).
+TAIL_CUTOFF = 15.0
 
 # Columns of Program.int_table and Program.float_table (see docs/phasespace.md).
 I_KIND, I_CHILD1, I_CHILD2, I_LEG, I_SAMPLER = range(5)
@@ -77,7 +84,8 @@ class Propagator:
     ----------
     mass, width : float
         Pole mass and width in GeV. An s-channel propagator with ``mass > 0`` and
-        ``width > 0`` is sampled with a Breit-Wigner in its invariant mass squared; any
+        ``width > 0`` is sampled with a Breit-Wigner in its invariant mass squared (with a
+        ``1/s`` tail above ``(mass + TAIL_CUTOFF width)^2``, see ``docs/phasespace.md``); any
         other propagator with a power law ``1 / (x + m0^2)^nu`` (x = s, or x = -t).
     nu : float
         Power of the power-law sampler (0 is flat). ``nu >= 1`` needs the sampled range to
@@ -302,7 +310,10 @@ def compile_topology(topology: Topology, masses: Sequence[float], *,
 
     def s_sampler(prop: Propagator) -> tuple[int, float, float]:
         if prop.breit_wigner:
-            return SAMPLER_BREIT_WIGNER, prop.mass, prop.width
+            # Far above the pole a diagram's propagator can still carry much of the
+            # integrand (an off-shell Z* next to a photon): a pure Breit-Wigner leaves
+            # that region almost no share of r, so its weights are huge.
+            return SAMPLER_BREIT_WIGNER_TAIL, prop.mass, prop.width
         return SAMPLER_POWER, prop.nu, 0.0
 
     def add_node(node: Node, where: str) -> int:
