@@ -77,9 +77,9 @@ class BreitWignerTail(BreitWigner):
     ``xb = (M + TAIL_CUTOFF Gamma)^2`` and the Breit-Wigner's share chosen so that the
     density is continuous at ``xb`` (the plain Breit-Wigner when ``hi <= xb``, ``1 / s``
     alone when ``lo >= xb``). The channel maps sample every massive s-channel propagator
-    with it: far above the pole a pure Breit-Wigner leaves a share ``~ M Gamma / (pi s)``
-    of ``r``, too little for a diagram whose off-shell propagator still carries a sizeable
-    part of the integrand."""
+    with it but the partonic energy of hadron beams: far above the pole a pure
+    Breit-Wigner leaves a share ``~ M Gamma / (pi s)`` of ``r``, too little for a diagram
+    whose off-shell propagator still carries a sizeable part of the integrand."""
 
     def _kind(self) -> tuple[int, float, float]:
         return SAMPLER_BREIT_WIGNER_TAIL, self.mass, self.width

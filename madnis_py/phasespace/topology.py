@@ -60,7 +60,7 @@ NODE_LEAF, NODE_S, NODE_T = 0, 1, 2
 SAMPLER_NONE, SAMPLER_BREIT_WIGNER, SAMPLER_POWER, SAMPLER_BREIT_WIGNER_TAIL = 0, 1, 2, 3
 
 #: The Breit-Wigner-with-tail sampler (``SAMPLER_BREIT_WIGNER_TAIL``, used for every massive
-#: s-channel propagator) follows the Breit-Wigner up to ``(M + TAIL_CUTOFF Gamma)^2`` and
+#: s-channel propagator but the partonic energy of hadron beams) follows the Breit-Wigner up to ``(M + TAIL_CUTOFF Gamma)^2`` and
 #: ``1/s`` above, continuously (MadGraph's default ``bwcutoff``: its on-shell window).
 TAIL_CUTOFF = 15.0
 
@@ -407,12 +407,18 @@ def _check_chain(label: str, tc: TChannel) -> None:
 def _set_root_sampler(root_ints: list[int], root_floats: list[float], label: str,
                       min_shat: float, *, hadronic: bool) -> None:
     """Set how the root's energy is sampled: not at all with lepton beams; with hadron
-    beams the partonic energy, above ``min_shat``, refusing a massless final state whose
-    1/shat^nu (nu >= 1) sampler has no lower cut."""
+    beams the partonic energy, above ``min_shat`` (a massive propagator with the plain
+    Breit-Wigner, no 1/shat tail), refusing a massless final state whose 1/shat^nu
+    (nu >= 1) sampler has no lower cut."""
     if not hadronic:
         root_ints[I_SAMPLER] = SAMPLER_NONE
         return
     root_floats[F_MIN_MASS] = max(root_floats[F_MIN_MASS], math.sqrt(max(min_shat, 0.0)))
+    if root_ints[I_SAMPLER] == SAMPLER_BREIT_WIGNER_TAIL:
+        # Above the pole the parton luminosity makes d sigma / d shat fall faster than the
+        # Breit-Wigner: a 1/shat tail there would only waste points (DY + Z': 30 % more
+        # variance after the survey).
+        root_ints[I_SAMPLER] = SAMPLER_BREIT_WIGNER
     if root_ints[I_KIND] == NODE_T:
         # The partonic energy of a t-channel topology is sampled as 1/shat.
         root_ints[I_SAMPLER] = SAMPLER_POWER
