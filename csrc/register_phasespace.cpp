@@ -48,7 +48,7 @@ void check_program(const int32_t* it, const double* ft, int n_nodes, int n_final
                                         "(pre-order)");
         ++parents[c1];
         ++parents[c2];
-        if (sampler < ps::kNoSampler || sampler > ps::kPowerLaw)
+        if (sampler < ps::kNoSampler || sampler > ps::kBreitWignerTail)
             throw std::invalid_argument(node_name(k) + ": unknown sampler " +
                                         std::to_string(sampler));
         if (kind == ps::kTNode && it[c1 * ps::kIntCols] == ps::kTNode)
@@ -56,7 +56,7 @@ void check_program(const int32_t* it, const double* ft, int n_nodes, int n_final
         for (int j = 0; j < ps::kFloatCols; ++j)
             if (!(ft[k * ps::kFloatCols + j] - ft[k * ps::kFloatCols + j] == 0))
                 throw std::invalid_argument(node_name(k) + ": non-finite parameter");
-        if (sampler == ps::kBreitWigner &&
+        if ((sampler == ps::kBreitWigner || sampler == ps::kBreitWignerTail) &&
             !(ft[k * ps::kFloatCols + 2] > 0 && ft[k * ps::kFloatCols + 3] > 0))
             throw std::invalid_argument(node_name(k) + ": Breit-Wigner needs mass, width > 0");
     }
@@ -171,15 +171,20 @@ void register_phasespace(py::module_& m) {
             const double* pin = buffer<double>(in, "in", n, false);
             double* pout = buffer<double>(out, "out", n, true);
             double* pj = buffer<double>(jac, "jac", n, true);
-            if (sampler != ps::kBreitWigner && sampler != ps::kPowerLaw)
-                throw std::invalid_argument("sampler must be 1 (Breit-Wigner) or 2 (power law)");
+            if (sampler != ps::kBreitWigner && sampler != ps::kPowerLaw &&
+                sampler != ps::kBreitWignerTail)
+                throw std::invalid_argument("sampler must be 1 (Breit-Wigner), 2 (power law) or "
+                                            "3 (Breit-Wigner with a 1/x tail)");
+            if (sampler != ps::kPowerLaw && !(a > 0 && b > 0))
+                throw std::invalid_argument("a Breit-Wigner needs mass a > 0 and width b > 0");
             for (int64_t i = 0; i < n; ++i)
                 pout[i] = inverse ? ps::invariant_inverse(sampler, a, b, plo[i], phi[i], pin[i], pj[i])
                                   : ps::invariant_forward(sampler, a, b, plo[i], phi[i], pin[i], pj[i]);
         },
         py::arg("sampler"), py::arg("a"), py::arg("b"), py::arg("lo"), py::arg("hi"),
         py::arg("input"), py::arg("output"), py::arg("jac"), py::kw_only(), py::arg("inverse"),
-        "Invariant sampler (Breit-Wigner a=M b=Gamma, power law a=nu b=offset): r -> x "
+        "Invariant sampler (Breit-Wigner a=M b=Gamma, power law a=nu b=offset, Breit-Wigner "
+        "with a 1/x tail a=M b=Gamma): r -> x "
         "(or x -> r with inverse=True) on [lo, hi], with jac = dx/dr.");
 
 #ifdef MADNIS_WITH_CUDA

@@ -3,7 +3,7 @@ topologies as data, and MadGraph-style cuts."""
 
 from madnis_py.phasespace.coverage import CutCoverageError, fit_to_cuts
 from madnis_py.phasespace.cuts import Cuts
-from madnis_py.phasespace.invariants import BreitWigner, PowerLaw
+from madnis_py.phasespace.invariants import BreitWigner, BreitWignerTail, PowerLaw
 from madnis_py.phasespace.mapping import (
     Beams,
     ChannelMapping,
@@ -24,6 +24,7 @@ from madnis_py.phasespace.topology import (
 __all__ = [
     "Beams",
     "BreitWigner",
+    "BreitWignerTail",
     "Cuts",
     "CutCoverageError",
     "ChannelMapping",

@@ -15,9 +15,13 @@ import numpy as np
 import numpy.typing as npt
 
 from madnis_py._core import ext
-from madnis_py.phasespace.topology import SAMPLER_BREIT_WIGNER, SAMPLER_POWER
+from madnis_py.phasespace.topology import (
+    SAMPLER_BREIT_WIGNER,
+    SAMPLER_BREIT_WIGNER_TAIL,
+    SAMPLER_POWER,
+)
 
-__all__ = ["BreitWigner", "InvariantSampler", "PowerLaw"]
+__all__ = ["BreitWigner", "BreitWignerTail", "InvariantSampler", "PowerLaw"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,20 @@ class BreitWigner(InvariantSampler):
 
     def _kind(self) -> tuple[int, float, float]:
         return SAMPLER_BREIT_WIGNER, self.mass, self.width
+
+
+@dataclass(frozen=True)
+class BreitWignerTail(BreitWigner):
+    """The Breit-Wigner on ``[lo, xb]`` and ``1 / s`` on ``[xb, hi]``, with
+    ``xb = (M + TAIL_CUTOFF Gamma)^2`` and the Breit-Wigner's share chosen so that the
+    density is continuous at ``xb`` (the plain Breit-Wigner when ``hi <= xb``, ``1 / s``
+    alone when ``lo >= xb``). The channel maps sample every massive s-channel propagator
+    with it but the partonic energy of hadron beams: far above the pole a pure
+    Breit-Wigner leaves a share ``~ M Gamma / (pi s)`` of ``r``, too little for a diagram
+    whose off-shell propagator still carries a sizeable part of the integrand."""
+
+    def _kind(self) -> tuple[int, float, float]:
+        return SAMPLER_BREIT_WIGNER_TAIL, self.mass, self.width
 
 
 @dataclass(frozen=True)

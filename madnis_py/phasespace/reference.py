@@ -42,8 +42,10 @@ from madnis_py.phasespace.topology import (
     NODE_LEAF,
     NODE_S,
     SAMPLER_BREIT_WIGNER,
+    SAMPLER_BREIT_WIGNER_TAIL,
     SAMPLER_NONE,
     SAMPLER_POWER,
+    TAIL_CUTOFF,
     Program,
 )
 
@@ -108,14 +110,58 @@ def _bw_inverse(m: float, g: float, lo: Scalar, hi: Scalar, x: Array) -> tuple[A
     return (np.arctan(d / mg) - ylo) / (yhi - ylo), (yhi - ylo) * (d * d + mg * mg) / mg
 
 
+def _tail_split(m: float, g: float, lo: Scalar, hi: Scalar) -> tuple[Array, Array]:
+    """Split point ``xb`` and share ``p`` of the Breit-Wigner piece (density continuous at
+    ``xb = (M + TAIL_CUTOFF G)^2``; 1 when ``hi <= xb``, 0 with ``xb = lo`` when
+    ``lo >= xb``)."""
+    lo_a, hi_a = np.broadcast_arrays(np.asarray(lo, dtype=np.float64),
+                                     np.asarray(hi, dtype=np.float64))
+    xb = (m + TAIL_CUTOFF * g) ** 2
+    m2, mg, d = m * m, m * g, xb - m * m
+    g_bw = mg / ((d * d + mg * mg) * (np.arctan(d / mg) - np.arctan((lo_a - m2) / mg)))
+    g_tail = 1 / (xb * np.log(hi_a / xb))
+    p = np.where(hi_a <= xb, 1.0, np.where(lo_a >= xb, 0.0, g_tail / (g_bw + g_tail)))
+    return np.where(lo_a >= xb, lo_a, xb), p
+
+
+def _bw_tail_forward(m: float, g: float, lo: Scalar, hi: Scalar,
+                     r: Array) -> tuple[Array, Array]:
+    xb, p = _tail_split(m, g, lo, hi)
+    x_all, j_all = _bw_forward(m, g, lo, hi, r)
+    x_pow, j_pow = _power_forward(1.0, 0.0, lo, hi, r)
+    x_bw, j_bw = _bw_forward(m, g, lo, xb, r / p)
+    x_tail, j_tail = _power_forward(1.0, 0.0, xb, hi, (r - p) / (1 - p))
+    x = np.where(p == 1, x_all, np.where(p == 0, x_pow, np.where(r < p, x_bw, x_tail)))
+    jac = np.where(p == 1, j_all, np.where(p == 0, j_pow,
+                                           np.where(r < p, j_bw / p, j_tail / (1 - p))))
+    return x, jac
+
+
+def _bw_tail_inverse(m: float, g: float, lo: Scalar, hi: Scalar,
+                     x: Array) -> tuple[Array, Array]:
+    xb, p = _tail_split(m, g, lo, hi)
+    r_all, j_all = _bw_inverse(m, g, lo, hi, x)
+    r_pow, j_pow = _power_inverse(1.0, 0.0, lo, hi, x)
+    r_bw, j_bw = _bw_inverse(m, g, lo, xb, x)
+    r_tail, j_tail = _power_inverse(1.0, 0.0, xb, hi, x)
+    r = np.where(p == 1, r_all, np.where(p == 0, r_pow,
+                                         np.where(x < xb, p * r_bw, p + (1 - p) * r_tail)))
+    jac = np.where(p == 1, j_all, np.where(p == 0, j_pow,
+                                           np.where(x < xb, j_bw / p, j_tail / (1 - p))))
+    return r, jac
+
+
 def _sampler(sampler: int, a: float, b: float, lo: Scalar, hi: Scalar, v: Array,
              inverse: bool) -> tuple[Array, Array]:
     if sampler == SAMPLER_BREIT_WIGNER:
         return (_bw_inverse if inverse else _bw_forward)(a, b, lo, hi, v)
     if sampler == SAMPLER_POWER:
         return (_power_inverse if inverse else _power_forward)(a, b, lo, hi, v)
+    if sampler == SAMPLER_BREIT_WIGNER_TAIL:
+        return (_bw_tail_inverse if inverse else _bw_tail_forward)(a, b, lo, hi, v)
     raise ValueError(f"invariant sampler {sampler!r} cannot sample (expected "
-                     f"{SAMPLER_BREIT_WIGNER} = Breit-Wigner or {SAMPLER_POWER} = power law)")
+                     f"{SAMPLER_BREIT_WIGNER} = Breit-Wigner, {SAMPLER_POWER} = power law or "
+                     f"{SAMPLER_BREIT_WIGNER_TAIL} = Breit-Wigner with a 1/x tail)")
 
 
 def _invariant(sampler: int, a: float, b: float, lo: npt.ArrayLike, hi: npt.ArrayLike,
@@ -135,7 +181,9 @@ def invariant_forward(sampler: int, a: float, b: float, lo: npt.ArrayLike, hi: n
     Parameters
     ----------
     sampler : int
-        ``SAMPLER_POWER`` (density ``~ (x + c)^(-nu)``) or ``SAMPLER_BREIT_WIGNER``.
+        ``SAMPLER_POWER`` (density ``~ (x + c)^(-nu)``), ``SAMPLER_BREIT_WIGNER`` or
+        ``SAMPLER_BREIT_WIGNER_TAIL`` (the Breit-Wigner up to ``(M + TAIL_CUTOFF G)^2``,
+        ``1/x`` above, continuous there).
     a, b : float
         Power law: ``a = nu``, ``b = c`` (the offset). Breit-Wigner: ``a = M``,
         ``b = Gamma``.
@@ -164,7 +212,7 @@ def invariant_inverse(sampler: int, a: float, b: float, lo: npt.ArrayLike, hi: n
     Parameters
     ----------
     sampler : int
-        ``SAMPLER_POWER`` or ``SAMPLER_BREIT_WIGNER``.
+        ``SAMPLER_POWER``, ``SAMPLER_BREIT_WIGNER`` or ``SAMPLER_BREIT_WIGNER_TAIL``.
     a, b : float
         As in :func:`invariant_forward`.
     lo, hi, x : array_like

@@ -19,6 +19,7 @@ import pytest
 from madnis_py.phasespace import (
     Beams,
     BreitWigner,
+    BreitWignerTail,
     ChannelMapping,
     Decay,
     PowerLaw,
@@ -28,7 +29,11 @@ from madnis_py.phasespace import (
     Topology,
 )
 from madnis_py.phasespace import reference as ref
-from madnis_py.phasespace.topology import SAMPLER_BREIT_WIGNER, SAMPLER_POWER
+from madnis_py.phasespace.topology import (
+    SAMPLER_BREIT_WIGNER,
+    SAMPLER_BREIT_WIGNER_TAIL,
+    SAMPLER_POWER,
+)
 from tests.phasespace.conftest import topologies
 
 pytestmark = pytest.mark.filterwarnings("error")  # the reference emits no numpy warning
@@ -134,11 +139,18 @@ def _massive(n: int) -> list[float]:
 @pytest.mark.parametrize("sampler", [
     BreitWigner(91.188, 2.441404), BreitWigner(1.0, 0.5), PowerLaw(0.0), PowerLaw(0.5),
     PowerLaw(0.8), PowerLaw(0.8, 25.0), PowerLaw(1.0, 6464.16), PowerLaw(1.7, 3.0),
+    BreitWignerTail(91.188, 2.441404), BreitWignerTail(1.0, 0.5),
 ])
-def test_invariant_samplers(sampler: BreitWigner | PowerLaw) -> None:
+def test_invariant_samplers(sampler: BreitWigner | BreitWignerTail | PowerLaw) -> None:
     rng = np.random.default_rng(0)
     n = 5000
-    if isinstance(sampler, BreitWigner):
+    if isinstance(sampler, BreitWignerTail):
+        kind, a, b = SAMPLER_BREIT_WIGNER_TAIL, sampler.mass, sampler.width
+        # windows below, across and above (M + 15 G)^2, up to 150 M^2
+        m2 = sampler.mass ** 2
+        lo = m2 * rng.random(n) * np.where(rng.random(n) < 0.8, 0.9, 20.0)
+        hi = lo + m2 * (0.2 + 150 * rng.random(n))
+    elif isinstance(sampler, BreitWigner):
         kind, a, b = SAMPLER_BREIT_WIGNER, sampler.mass, sampler.width
         # Windows around or near the pole: far below it, x = M^2 + M G tan(y) cancels
         # (relative error ulp * M^2 / x with y near -pi/2).

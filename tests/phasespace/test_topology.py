@@ -17,7 +17,16 @@ from madnis_py.phasespace import (
     channel_mappings,
     load_topologies,
 )
-from madnis_py.phasespace.topology import NODE_LEAF, NODE_S, NODE_T, compile_topology
+from madnis_py.phasespace.topology import (
+    I_SAMPLER,
+    NODE_LEAF,
+    NODE_S,
+    NODE_T,
+    SAMPLER_BREIT_WIGNER,
+    SAMPLER_BREIT_WIGNER_TAIL,
+    SAMPLER_NONE,
+    compile_topology,
+)
 
 # Channel shapes of u d~ -> e+ ve g (legs 2 e+, 3 ve, 4 g): the W -> e+ ve decay inside
 # an s-channel tree, and as a block of a t-channel chain (the quark exchange diagrams).
@@ -90,3 +99,15 @@ def test_errors_name_file_channel_and_field(tmp_path: Path) -> None:
         load_topologies(bad)
     with pytest.raises(TopologyError, match="unknown field"):
         Topology.from_dict({"s_chanel": {}})
+
+
+def test_massive_propagators_get_the_tail_but_the_hadronic_partonic_energy() -> None:
+    z = Propagator(91.188, 2.441404, name="Z")
+    inner = Topology(s_channel=Decay(z, (2, Decay(z, (3, 4)))), name="Z > j Z")
+    lepton = compile_topology(inner, [0.0, 0.0, 0.0])
+    assert lepton.int_table[0, I_SAMPLER] == SAMPLER_NONE  # shat = S
+    assert lepton.int_table[2, I_SAMPLER] == SAMPLER_BREIT_WIGNER_TAIL
+    hadron = compile_topology(inner, [0.0, 0.0, 0.0], hadronic=True)
+    # the parton luminosity already falls faster than the Breit-Wigner above the pole
+    assert hadron.int_table[0, I_SAMPLER] == SAMPLER_BREIT_WIGNER
+    assert hadron.int_table[2, I_SAMPLER] == SAMPLER_BREIT_WIGNER_TAIL
