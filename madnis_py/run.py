@@ -406,8 +406,8 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
         options = card.vegas_options()
         task = _VegasTask(reporter, mc, int(options["nitn"]))
         with _recording(mc, recycle is not None) as records:
-            keeper = None if records is None else RoundRecorder(records,
-                                                                keep=RECYCLED_ROUNDS)
+            keeper = None if records is None else RoundRecorder(
+                records, keep=RECYCLED_ROUNDS, max_points=RECYCLED_POINTS)
             mc.pretrain_vegas(**options, progress=task, on_round=keeper)
         if keeper is not None and recycle is not None:
             recycle.extend(keeper.draws)
@@ -654,8 +654,10 @@ def _generate(card: RunCard, integrand: Integrand, mc: Integrator,
 
 
 #: The survey's last rounds kept for events (``[unweighting] recycle``): with its growth
-#: of 1.3 per round they hold about 40 % of its points, at most two rounds in memory.
-RECYCLED_ROUNDS = 2
+#: of 1.3 per round four hold about 65 % of its points; at most RECYCLED_POINTS of them
+#: (about 0.6 GB for a 2 -> 3 process) are held, the oldest rounds let go first.
+RECYCLED_ROUNDS = 4
+RECYCLED_POINTS = 2_000_000
 
 
 def _recycles(card: RunCard, request: RunRequest) -> bool:

@@ -110,16 +110,23 @@ class RoundRecorder:
         The list a :meth:`~madnis_py.integrand.TorchChannels.recording` fills.
     keep
         Rounds kept (>= 0; 0 keeps none).
+    max_points
+        Points kept at most (those with ``w > 0``): older rounds are let go first, the
+        last round is always kept (None: no limit). A recorded point takes about 300
+        bytes with a 2 -> 3 process.
     label
         The draws' source, followed by the round number.
     """
 
     def __init__(self, records: list[RecordedBatch], *, keep: int = 2,
-                 label: str = "survey round") -> None:
+                 max_points: int | None = None, label: str = "survey round") -> None:
         if keep < 0:
             raise ValueError(f"keep must be >= 0, got {keep}")
+        if max_points is not None and max_points < 0:
+            raise ValueError(f"max_points must be >= 0, got {max_points}")
         self.records = records
         self.keep = keep
+        self.max_points = max_points
         self.label = label
         self.rounds = 0
         self._draws: deque[RecordedDraw] = deque(maxlen=keep) if keep else deque(maxlen=1)
@@ -129,6 +136,9 @@ class RoundRecorder:
         if self.keep:
             self._draws.append(RecordedDraw.of(f"{self.label} {self.rounds}",
                                                event_weights, list(self.records)))
+            while (self.max_points is not None and len(self._draws) > 1
+                   and sum(len(d) for d in self._draws) > self.max_points):
+                self._draws.popleft()
         self.records.clear()
 
     @property

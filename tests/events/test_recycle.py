@@ -142,6 +142,22 @@ def test_the_survey_rounds_are_cut_from_one_recording() -> None:
     assert RoundRecorder([], keep=0).draws == []
     with pytest.raises(ValueError, match="keep must be >= 0"):
         RoundRecorder([], keep=-1)
+    with pytest.raises(ValueError, match="max_points must be >= 0"):
+        RoundRecorder([], max_points=-1)
+
+
+def test_the_oldest_rounds_go_first_when_they_hold_too_many_points() -> None:
+    integrand = Integrand("ee_mumu")
+    channels = TorchChannels(integrand)
+    mc = Integrator(channels, feature_dims=channels.feature_dims, seed=1)
+    with channels.recording() as records:
+        keeper = RoundRecorder(records, keep=3, max_points=2500)
+        for n in (1000, 1200, 1400, 3000):
+            keeper(mc.random_batch(n).weights())
+            kept = [len(d) for d in keeper.draws]
+            # the newest round always stays, older ones while the total fits
+            assert kept[0] > 0 and (len(kept) == 1 or sum(kept) <= 2500), kept
+    assert [d.source for d in keeper.draws] == ["survey round 4"]
 
 
 def _draw(source: str, weights: np.ndarray) -> RecordedDraw:
