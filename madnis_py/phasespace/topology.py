@@ -59,9 +59,11 @@ MAX_FINAL = 16
 NODE_LEAF, NODE_S, NODE_T = 0, 1, 2
 SAMPLER_NONE, SAMPLER_BREIT_WIGNER, SAMPLER_POWER, SAMPLER_BREIT_WIGNER_TAIL = 0, 1, 2, 3
 
-#: The Breit-Wigner-with-tail sampler (``SAMPLER_BREIT_WIGNER_TAIL``, used for every massive
-#: s-channel propagator but the partonic energy of hadron beams) follows the Breit-Wigner up to ``(M + TAIL_CUTOFF Gamma)^2`` and
-#: ``1/s`` above, continuously (MadGraph's default ``bwcutoff``: its on-shell window).
+#: The Breit-Wigner-with-tail sampler (``SAMPLER_BREIT_WIGNER_TAIL``) follows the
+#: Breit-Wigner up to ``(M + TAIL_CUTOFF Gamma)^2`` and ``1/s`` above, continuously
+#: (MadGraph's default ``bwcutoff``: its on-shell window). It is used for every massive
+#: s-channel propagator whose lower limit lies below its window, ``M - TAIL_CUTOFF
+#: Gamma``, but the partonic energy of hadron beams; the others keep the plain one.
 TAIL_CUTOFF = 15.0
 
 # Columns of Program.int_table and Program.float_table (see docs/phasespace.md).
@@ -335,6 +337,12 @@ def compile_topology(topology: Topology, masses: Sequence[float], *,
         ints[k][I_CHILD1], ints[k][I_CHILD2] = c1, c2
         threshold = floats[c1][F_MIN_MASS] + floats[c2][F_MIN_MASS]
         floats[k][F_MIN_MASS] = max(threshold, cut)
+        if (prop is not None and ints[k][I_SAMPLER] == SAMPLER_BREIT_WIGNER_TAIL
+                and floats[k][F_MIN_MASS] >= prop.mass - TAIL_CUTOFF * prop.width):
+            # the pole at (or below) the lower limit: a massive line radiating (t* -> t g),
+            # whose integrand falls from the threshold like the emission; the Breit-Wigner
+            # piles up there, and a tail share cost g g > t t~ g a quarter of its eps_uw
+            ints[k][I_SAMPLER] = SAMPLER_BREIT_WIGNER
         if (prop is not None and ints[k][I_SAMPLER] == SAMPLER_POWER and prop.nu >= 1
                 and floats[k][F_MIN_MASS] == 0 and k != 0):
             raise TopologyError(

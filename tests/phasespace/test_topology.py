@@ -111,3 +111,21 @@ def test_massive_propagators_get_the_tail_but_the_hadronic_partonic_energy() -> 
     # the parton luminosity already falls faster than the Breit-Wigner above the pole
     assert hadron.int_table[0, I_SAMPLER] == SAMPLER_BREIT_WIGNER
     assert hadron.int_table[2, I_SAMPLER] == SAMPLER_BREIT_WIGNER_TAIL
+
+
+def test_a_pole_at_the_threshold_keeps_the_plain_breit_wigner() -> None:
+    # g g > t t~ g: t* -> t g, the top's pole at the decay's threshold (m_t + 0): the
+    # integrand falls from the threshold like the gluon emission; a Z* -> mu mu (threshold
+    # 0, far below the pole) gets the tail
+    top = Propagator(173.0, 1.4915, name="t")
+    tg = compile_topology(Topology(s_channel=Decay(Propagator(name="g"), (
+        Decay(top, (2, 4)), 3)), name="t* > t g"), [173.0, 173.0, 0.0])
+    assert tg.int_table[1, I_SAMPLER] == SAMPLER_BREIT_WIGNER
+    z = Propagator(91.188, 2.441404, name="Z")
+    zmm = compile_topology(Topology(s_channel=Decay(Propagator(name="a"), (
+        Decay(z, (2, 3)), 4)), name="Z* > mu mu"), [0.0, 0.0, 0.0])
+    assert zmm.int_table[1, I_SAMPLER] == SAMPLER_BREIT_WIGNER_TAIL
+    # a cut on the pair's mass above the window's lower edge: the plain Breit-Wigner
+    cut = compile_topology(Topology(s_channel=Decay(Propagator(name="a"), (
+        Decay(z, (2, 3), min_mass=80.0), 4)), name="Z* > mu mu, m > 80"), [0.0, 0.0, 0.0])
+    assert cut.int_table[1, I_SAMPLER] == SAMPLER_BREIT_WIGNER
