@@ -133,7 +133,7 @@ class EventsSummary:
     max_weight : float
         The unweighting's ``w_max``.
     efficiency : float
-        Accepted / drawn weighted points.
+        Accepted / unweighted points (the recorded points taken for events included).
     overweight_fraction : float
         Events with ``w > w_max`` over all events.
     truncation_bias : float

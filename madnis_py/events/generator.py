@@ -145,7 +145,8 @@ class GenerationSummary:
     max_weight : float
         The ``w_max`` used.
     efficiency : float
-        Accepted / drawn after calibration (the unweighting efficiency).
+        Accepted / unweighted points, after calibration (the unweighting efficiency),
+        the recorded draws' points included.
     n_overweight : int
         Accepted events with ``w > w_max``.
     truncation_bias : float
@@ -465,6 +466,7 @@ class EventGenerator:
         skipped: dict[str, float] = {}
         limit = self.recycle_limit()
         pooled_excess = pooled_total = 0.0  # of the draws taken
+        recycled_points = recycled_accepted = 0
         for draw in recycled:
             if done >= n_events:
                 break
@@ -480,6 +482,8 @@ class EventGenerator:
             pooled_excess += excess_d
             pooled_total += total_d
             res = self.unweighter.unweight(draw.weights, self.rng, w_max=self.w_max)
+            recycled_points += draw.n_points
+            recycled_accepted += len(res.indices)
             idx, event_weights = accept(draw.weights, res)
             recycled_events[draw.source] = len(idx)
             if len(idx):
@@ -512,7 +516,8 @@ class EventGenerator:
         reference = np.zeros(0) if reference is None else reference
         summary = GenerationSummary(
             n_events=done, n_weighted=self.n_weighted, n_calls=self.n_calls,
-            max_weight=self.w_max, efficiency=accepted / max(drawn, 1),
+            max_weight=self.w_max,
+            efficiency=(accepted + recycled_accepted) / max(drawn + recycled_points, 1),
             n_overweight=overweight,
             truncation_bias=(excess / total if self.unweighter.overweight == "truncate"
                              and total > 0 else 0.0),

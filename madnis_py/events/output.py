@@ -191,7 +191,7 @@ class GeneratedEvents:
     w_max, norm : float
         The maximum weight and overweight normalisation used.
     efficiency : float
-        Accepted / drawn points (after calibration).
+        Accepted / unweighted points (after calibration; recorded draws included).
     n_overweight : int
         Accepted events with ``w > w_max``.
     truncation_bias : float
