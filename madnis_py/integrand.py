@@ -27,7 +27,7 @@ import torch
 from madnis_py.phasespace import Beams, ChannelMapping, Cuts, channel_mappings, fit_to_cuts
 from madnis_py.phasespace.topology import Decay, Node, Topology, leaves
 from madnis_py.physics.matrix_element import MatrixElementError
-from madnis_py.physics.process import Process, load_process
+from madnis_py.physics.process import Process, Subprocess, load_process
 
 #: numpy arrays or torch tensors: the propagator prior is written once for both.
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
@@ -222,6 +222,10 @@ class Integrand:
         parameters = proc.parameters()
         self.cut_values = dict(proc.cuts if cuts is None else cuts)
         self.cuts = [Cuts(s.pdgs, self.cut_values) for s in proc.subprocesses]
+        # subprocesses whose cuts give the same mask share one evaluation per call
+        signatures: dict[tuple[object, ...], int] = {}
+        self._cut_group = [signatures.setdefault(c.signature, len(signatures))
+                           for c in self.cuts]
         self.masses = proc.final_masses()
         for sub in proc.subprocesses[1:]:
             if [parameters.mass(p) for p in sub.pdgs[2:]] != self.masses:
@@ -247,7 +251,8 @@ class Integrand:
         self._amp2 = self.matrix_element.has_amp2
         #: Points evaluated (every call, inside the phase space or not): "integrand calls".
         self.n_points = 0
-        #: Matrix-element evaluations (one per subprocess of a point passing its cuts).
+        #: Matrix-element evaluations (one per subprocess of a point passing its cuts, one
+        #: for the subprocesses sharing a matrix element).
         self.n_calls = 0
 
     @property
@@ -303,8 +308,15 @@ class Integrand:
                     parton[beam, pid] = self.pdf.xfxQ2(pid, xb, mu ** 2) / xb
                 return parton[beam, pid]
 
+            masks: dict[int, np.ndarray] = {}
+            # subprocesses sharing a matrix element: |M|^2 (and |M_i|^2) once per point
+            shared: dict[tuple[str, bool], tuple[np.ndarray, np.ndarray,
+                                                 np.ndarray | None]] = {}
             for k, (sub, cuts) in enumerate(zip(self.process.subprocesses, self.cuts, strict=True)):
-                ok = cuts.mask(p)
+                group = self._cut_group[k]
+                if group not in masks:
+                    masks[group] = cuts.mask(p)
+                ok = masks[group]
                 if not ok.any():
                     continue
                 lum = np.ones(len(idx))
@@ -313,14 +325,8 @@ class Integrand:
                 sel = ok & (lum != 0)
                 if not sel.any():
                     continue
-                p_lib = sub.library_momenta(p[sel])
-                amp2 = None
-                if prior_num is not None and self._amp2:  # one helicity sum where it can
-                    m2, amp2 = self.matrix_element.smatrix_amp2(
-                        p_lib, sub.library_pdgs, alpha_s=alphas[sel])
-                else:
-                    m2 = self.matrix_element(p_lib, sub.library_pdgs, alpha_s=alphas[sel])
-                self.n_calls += int(sel.sum())
+                m2, amp2 = self._matrix_element(sub, p, alphas, sel, prior_num is not None,
+                                                shared)
                 part = lum[sel] * m2 * common[sel]
                 f[idx[sel]] += part
                 if sub_f is not None:
@@ -351,6 +357,43 @@ class Integrand:
             with np.errstate(invalid="ignore", divide="ignore"):
                 prior_out = np.where(total > 0, prior_num / total, 0.0)
         return IntegrandBatch(f, mom, x12, w, passed, prior_out, sub_f, scale_out, alphas_out)
+
+    def _matrix_element(self, sub: Subprocess, p: np.ndarray, alphas: np.ndarray,
+                        sel: np.ndarray, prior: bool,
+                        shared: dict[tuple[str, bool], tuple[np.ndarray, np.ndarray,
+                                                             np.ndarray | None]]
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+        """|M|^2 (and with ``prior`` the per-diagram |M_i|^2 where the library exports
+        them) of subprocess ``sub`` at the points ``sel`` of ``p``; a matrix element
+        shared with a subprocess evaluated before in this call (``shared``, by
+        :attr:`~madnis_py.physics.process.Subprocess.matrix_element` and mirror) is
+        evaluated only where that one was not."""
+        amp2_wanted = prior and self._amp2  # one helicity sum where it can
+        key = None if sub.matrix_element is None else (sub.matrix_element, sub.mirror)
+        if key is not None and key in shared:
+            done, m2_all, amp2_all = shared[key]
+            need = sel & ~done
+        else:
+            done = np.zeros(len(p), dtype=bool)
+            m2_all = np.zeros(len(p))
+            amp2_all = None
+            need = sel
+        if need.any():
+            p_lib = sub.library_momenta(p[need])
+            if amp2_wanted:
+                m2, amp2 = self.matrix_element.smatrix_amp2(p_lib, sub.library_pdgs,
+                                                            alpha_s=alphas[need])
+                if amp2_all is None:
+                    amp2_all = np.zeros((len(p), amp2.shape[1]))
+                amp2_all[need] = amp2
+            else:
+                m2 = self.matrix_element(p_lib, sub.library_pdgs, alpha_s=alphas[need])
+            m2_all[need] = m2
+            done = done | need
+            self.n_calls += int(need.sum())
+        if key is not None:
+            shared[key] = (done, m2_all, amp2_all)
+        return m2_all[sel], None if amp2_all is None else amp2_all[sel]
 
     def channel_names(self) -> Sequence[str]:
         return [m.topology.name for m in self.mappings]

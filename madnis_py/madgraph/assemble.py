@@ -150,12 +150,14 @@ def _subprocesses(records: list[dict[str, Any]], info_path: Path) -> tuple[
             note = (f"; identical-particle factor 1/{factor}, in MadGraph's |M|^2"
                     if factor > 1 else "")
             subprocesses.append({"pdgs": pdgs, "colour_flows": flows, "mirror": False,
+                                 "matrix_element": record["directory"],
                                  "comment": plain_process(proc["description"]) + note})
             tables.append(per_diagram)
             if record["mirror"]:
                 swapped = [pdgs[1], pdgs[0], *pdgs[2:]]
                 mflows = [[f[1], f[0], *f[2:]] for f in flows]
                 subprocesses.append({"pdgs": swapped, "colour_flows": mflows, "mirror": True,
+                                     "matrix_element": record["directory"],
                                      "comment": "mirror of " + plain_process(proc["description"])
                                      + note})
                 tables.append([None if t is None else _mirror_table(t) for t in per_diagram])
@@ -184,6 +186,9 @@ def _process_card_lines(name: str, info: dict[str, Any], records: list[dict[str,
              f"beams = {toml_value(beams)}",
              f"param_card = {toml_value(os.path.relpath(param_card, root))}",
              ""]
+    by_element: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+    for sub in subprocesses:
+        by_element.setdefault((sub["matrix_element"], sub["mirror"]), []).append(sub)
     for sub, chans in zip(subprocesses, diagram_channels, strict=True):
         lines += [f"[[subprocess]]  # {sub['comment']}",
                   f"pdgs = {_inline(sub['pdgs'])}",
@@ -191,6 +196,8 @@ def _process_card_lines(name: str, info: dict[str, Any], records: list[dict[str,
                   f"diagram_channels = {_inline(chans)}"]
         if sub["mirror"]:
             lines.append("mirror = true")
+        if len(by_element[sub["matrix_element"], sub["mirror"]]) > 1:  # one |M|^2 shared
+            lines.append(f"matrix_element = {toml_value(sub['matrix_element'])}")
         lines.append("")
     for table in channels:
         body = {k: v for k, v in table.items() if k != "name"}

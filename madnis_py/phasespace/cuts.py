@@ -632,6 +632,15 @@ class Cuts:
         """Same as :meth:`mask`."""
         return self.mask(momenta)
 
+    @property
+    def signature(self) -> tuple[object, ...]:
+        """Everything :meth:`mask` depends on besides the momenta (the particle count and
+        every active check: observable, particles, bounds): cuts with equal signatures
+        give equal masks, e.g. those of ``u u~ > e+ e- g`` and ``g u > e+ e- u``."""
+        return (len(self._pdgs), self._use_rapidity,
+                tuple((c.observable, tuple(c.first.tolist()), tuple(c.second.tolist()),
+                       c.lower, c.upper) for c in self._checks))
+
     def __repr__(self) -> str:
         options = f"maxjetflavor={self._maxjetflavor}"
         if self._use_rapidity:

@@ -17,6 +17,9 @@ A card ``process.toml`` (built-in ones under ``processes/<name>/``)::
     # optional: mirror = true  the library has this subprocess with the incoming partons
     #           swapped (MadGraph's mirror processes, e.g. u g for g u): it is called with
     #           the swapped PDG list and the two incoming momenta swapped
+    # optional: matrix_element = "P1_gu_epemu"  subprocesses with the same name (and the
+    #           same mirror) share one |M|^2 (MadGraph's flavour grouping, e.g. g u and
+    #           g c): it is evaluated once per point for all of them
 
     [[channel]]                # one per diagram, madnis_py.phasespace topology fields
     name = "Z"
@@ -75,12 +78,18 @@ class Subprocess:
     ``mirror``: the library knows this subprocess only with the incoming partons swapped
     (MadGraph generates ``g u > ...`` and marks ``u g > ...`` as its mirror); the matrix
     element is then called with :attr:`library_pdgs` and the incoming momenta swapped
-    (:meth:`library_momenta`), as madevent does."""
+    (:meth:`library_momenta`), as madevent does.
+
+    ``matrix_element``: subprocesses with the same name and the same ``mirror`` have the
+    same |M|^2 and per-diagram |M_i|^2 at the same momenta (MadGraph groups flavours with
+    equal couplings into one matrix element, its ``SubProcesses`` directory: ``g u`` and
+    ``g c``); None: its own."""
 
     pdgs: tuple[int, ...]
     colour_flows: tuple[tuple[tuple[int, int], ...], ...] = ()
     diagram_channels: tuple[int, ...] | None = None
     mirror: bool = False
+    matrix_element: str | None = None
 
     @property
     def library_pdgs(self) -> tuple[int, ...]:
@@ -226,12 +235,16 @@ def _read_subprocess(sub: Mapping[str, Any], i: int, path: Path) -> Subprocess:
         mirror = sub.get("mirror", False)
         if not isinstance(mirror, bool):
             raise TypeError(f"mirror = {mirror!r} is not true or false")
+        matrix_element = sub.get("matrix_element")
+        if matrix_element is not None and not isinstance(matrix_element, str):
+            raise TypeError(f"matrix_element = {matrix_element!r} is not a string")
     except (KeyError, TypeError, ValueError) as err:
         raise ProcessCardError(f"{path}: [[subprocess]] #{i}: needs pdgs = [..] (ints), "
                                f"colour_flows of (colour, anticolour) pairs, "
-                               f"diagram_channels of channel indices and mirror = "
-                               f"true/false: {err}") from err
-    unknown_sub = set(sub) - {"pdgs", "colour_flows", "diagram_channels", "mirror"}
+                               f"diagram_channels of channel indices, mirror = "
+                               f"true/false and matrix_element = \"name\": {err}") from err
+    unknown_sub = set(sub) - {"pdgs", "colour_flows", "diagram_channels", "mirror",
+                              "matrix_element"}
     if unknown_sub:
         raise ProcessCardError(f"{path}: [[subprocess]] #{i}: unknown field(s) "
                                f"{sorted(unknown_sub)}")
@@ -241,7 +254,7 @@ def _read_subprocess(sub: Mapping[str, Any], i: int, path: Path) -> Subprocess:
     if any(len(flow) != len(pdgs) for flow in flows):
         raise ProcessCardError(f"{path}: [[subprocess]] #{i}: every colour flow needs one "
                                f"(colour, anticolour) pair per particle ({len(pdgs)})")
-    return Subprocess(pdgs, flows, diagrams, mirror)
+    return Subprocess(pdgs, flows, diagrams, mirror, matrix_element)
 
 
 def _read_channels(data: Mapping[str, Any], subs: Sequence[Subprocess],

@@ -554,3 +554,22 @@ def test_mask_matches_per_event_reference(maxjetflavor: int) -> None:
     expected = [_reference_pass(pdgs, events[k], cuts, maxjetflavor) for k in range(n)]
     assert got.tolist() == expected
     assert 0 < sum(expected) < n
+
+
+def test_equal_signatures_give_equal_masks() -> None:
+    values = {"ptj": 20.0, "etaj": 5.0, "ptl": 10.0, "etal": 2.5, "drll": 0.4, "drjl": 0.4,
+              "mmll": 50.0}
+    qq = Cuts([2, -2, -11, 11, 21], values)  # u u~ > e+ e- g
+    gq = Cuts([21, 4, -11, 11, 4], values)   # g c > e+ e- c: a jet at the same place
+    assert qq.signature == gq.signature
+    other = [Cuts([21, 4, -11, 11, 5], values),  # a b quark: not a jet (maxjetflavor 4)
+             Cuts([2, -2, -11, 11, 21], {**values, "ptj": 30.0}),
+             Cuts([2, -2, -11, 11, 21], values, use_rapidity=True),
+             Cuts([2, -2, -13, 11, 21], values)]  # mmll: no same-flavour pair
+    assert all(c.signature != qq.signature for c in other)
+    rng = np.random.default_rng(2)
+    p = rng.normal(scale=60.0, size=(4000, 5, 4))
+    p[..., 0] = np.linalg.norm(p[..., 1:], axis=-1)  # massless
+    np.testing.assert_array_equal(qq.mask(p), gq.mask(p))
+    assert 0 < qq.mask(p).sum() < len(p)
+    assert any(not np.array_equal(c.mask(p), qq.mask(p)) for c in other)
