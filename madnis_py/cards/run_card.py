@@ -102,7 +102,7 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
                               #   their share above it, reported) or "keep" (weight
                               #   w / w_max > 1, unbiased)
     recycle = true            # events also from the points evaluated before generation
-                              #   (the VEGAS survey's last two rounds, the integration),
+                              #   (the VEGAS survey's last four rounds, the integration),
                               #   each where its share of sigma above w_max is within the
                               #   truncation, as madevent keeps its iterations' events
                               #   ("truncate" only)
