@@ -102,10 +102,10 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
                               #   their share above it, reported) or "keep" (weight
                               #   w / w_max > 1, unbiased)
     recycle = true            # events also from the points evaluated before generation
-                              #   (the VEGAS survey's last four rounds, the integration),
-                              #   each where its share of sigma above w_max is within the
-                              #   truncation, as madevent keeps its iterations' events
-                              #   ("truncate" only)
+                              #   (the VEGAS survey's last four rounds, the integration)
+                              #   where they save fresh calls with their pooled share of
+                              #   sigma above w_max within the truncation, as madevent
+                              #   keeps its iterations' events ("truncate" only)
 
     [output]
     lhe = "events.lhe.gz"     # event file in the output directory, ".lhe" or ".lhe.gz"
