@@ -408,7 +408,8 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
         with _recording(mc, recycle is not None) as records:
             keeper = None if records is None else RoundRecorder(
                 records, keep=RECYCLED_ROUNDS, max_points=RECYCLED_POINTS)
-            mc.pretrain_vegas(**options, progress=task, on_round=keeper)
+            mc.pretrain_vegas(**options, progress=task, on_round=keeper,
+                              recycled_rounds=RECYCLED_ROUNDS if keeper is not None else 0)
         if keeper is not None and recycle is not None:
             recycle.extend(keeper.draws)
         assert mc.vegas_survey is not None

@@ -58,7 +58,7 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     buffer_batches = 4        # batches kept for them, >= 1
     trainable_weights = true  # train the channel weights with the flows
     vegas = true              # VEGAS pre-training of every channel first
-    vegas_iterations = 10     # its rounds at most, >= 2 (with target = "events" it stops
+    vegas_iterations = 15     # its rounds at most, >= 2 (with target = "events" it stops
                               #   once a round no longer shortens the time to nevents)
     vegas_points = 2000       # points per channel of its first round, 20 to 10**8
     vegas_growth = 1.3        # each round's points over the round before, >= 1
@@ -287,7 +287,7 @@ class TrainingSettings:
     buffer_batches: int = 4
     trainable_weights: bool = _OPTIONS.trainable_weights
     vegas: bool = True
-    vegas_iterations: int = 10
+    vegas_iterations: int = 15
     vegas_points: int = 2_000
     vegas_growth: float = 1.3
     vegas_floor: float = VEGAS_FLOOR

@@ -736,8 +736,8 @@ class Integrator:
     def pretrain_vegas(self, *, nitn: int = 10, neval: int = 2000, growth: float = 1.3,
                        floor: float = VEGAS_FLOOR, ninc: int = 50, n_events: int = 0,
                        progress: Callable[[int], None] | None = None,
-                       on_round: Callable[[np.ndarray], None] | None = None
-                       ) -> MultiChannelResult:
+                       on_round: Callable[[np.ndarray], None] | None = None,
+                       recycled_rounds: int = 0) -> MultiChannelResult:
         """Adapt a VEGAS map per channel to ``prior_i f_i`` and make it the channel's base
         map (under its flow), with ``floor`` of the uniform density mixed into every
         dimension (:func:`~madnis_py.training.channel_sampler.floored_map`; 0: the map as
@@ -754,7 +754,8 @@ class Integrator:
         the last round's. Call before :meth:`train`; the flows start as the identity on
         top of the maps. ``progress(1)`` follows every round (``nitn`` at most); it draws
         nothing itself. ``on_round(event_weights)`` receives every round's event weights
-        (see :func:`~madnis_py.training.survey.survey`).
+        and ``recycled_rounds`` says how many of the last rounds will give events (see
+        :func:`~madnis_py.training.survey.survey`).
         """
         from madnis_py.training.survey import survey
 
@@ -773,7 +774,8 @@ class Integrator:
         found = survey(share, [self.integrand.dims(i) for i in range(self.n_channels)],
                        self.active, points=neval, growth=growth, iterations=nitn,
                        floor=floor, ninc=ninc, n_events=n_events, seed=self.seed,
-                       progress=progress, on_round=on_round)
+                       progress=progress, on_round=on_round,
+                       recycled_rounds=recycled_rounds)
         for sampler, vmap in zip(self.samplers, found.maps, strict=True):
             if vmap is not None:
                 sampler.base = floored_map(vmap, floor)

@@ -29,6 +29,16 @@ then refinement where the cross section is); the fixed budget of ``iterations x 
 per channel it replaces spent most of a run's integrand calls on channels and rounds
 that no longer changed the result (benchmarks/RESULTS.md).
 
+The survey also stops once a round no longer lowers the predicted calls to the events
+(``"no_gain"``, from the third round on and once its calls reach half the balance, where
+a plateau is no longer the noise of small rounds): its calls so far plus
+``(n_events - R) / eps``,
+with ``eps`` the median efficiency of the last three rounds and ``R`` the events the last
+``recycled_rounds`` rounds give at it when their points are taken for events
+(:mod:`madnis_py.events.recycle`). With many events the balance is far off and the
+efficiency plateaus after a few rounds (g g > t t~ g: 0.045-0.049 from round 10 on, for
+10^5 events), while a process whose small rounds keep improving (p p > e+ e- j) goes on.
+
 The estimate of the integral is the inverse-variance average of each channel's rounds in
 the second half of the survey (the first adapt from a flat start), summed over channels.
 """
@@ -74,8 +84,9 @@ class SurveyResult:
     n_calls : int
         Integrand calls of the whole survey.
     reason : str
-        ``"max_iterations"``, or ``"balanced"`` (the survey's calls reached the calls
-        its efficiency predicts for the events).
+        ``"max_iterations"``, ``"balanced"`` (the survey's calls reached the calls
+        its efficiency predicts for the events) or ``"no_gain"`` (a round no longer
+        lowered the predicted calls to the events).
     measurements : list of dict
         Per round: its points, the calls and seconds since the start, its efficiency
         and its points per second.
@@ -119,7 +130,8 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
            growth: float = 1.3, iterations: int = 10, floor: float = 0.3, ninc: int = 50,
            alpha: float = 0.5, n_events: int = 0, seed: int = 0,
            progress: Callable[[int], None] | None = None,
-           on_round: Callable[[np.ndarray], None] | None = None) -> SurveyResult:
+           on_round: Callable[[np.ndarray], None] | None = None,
+           recycled_rounds: int = 0) -> SurveyResult:
     """Adapt one VEGAS map per active channel (see the module docstring).
 
     Parameters
@@ -152,6 +164,10 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         in the order of that round's ``share`` calls (channel by channel): a recording
         of the evaluations can keep the round's points as events
         (:class:`~madnis_py.events.recycle.RoundRecorder`).
+    recycled_rounds
+        How many of the last rounds will give events (their points at the round's
+        efficiency count against ``n_events`` in the predicted total, see the module
+        docstring); 0: none.
     """
     import vegas
 
@@ -178,6 +194,7 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
     reason = "max_iterations"
     t0 = time.perf_counter()
     calls = 0
+    predicted = math.inf  # calls to the events when the survey stops after a round
     for k in range(iterations):
         t_round = time.perf_counter()
         counts = _allocate(int(round(total * growth ** k)), sigmas, active, minimum)
@@ -199,10 +216,32 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         if n_events > 0 and k >= 1 and calls >= n_events / max(eps, 1e-300):
             reason = "balanced"
             break
+        # a plateau counts only once the survey has spent half of what the events cost
+        # at its efficiency: small early rounds are too noisy to judge one
+        if n_events > 0 and k >= 2 and calls >= 0.5 * n_events / max(eps, 1e-300):
+            after = _predicted_calls(measurements, n_events, recycled_rounds)
+            if after >= predicted:
+                reason = "no_gain"
+                break
+            predicted = after
     values, errors, used = _estimate(rounds, n_channels)
     return SurveyResult(maps=maps, values=values, errors=errors, points=used,
                         sigmas=sigmas, rounds=len(rounds), n_calls=calls, reason=reason,
                         measurements=measurements)
+
+
+def _predicted_calls(measurements: list[dict[str, float]], n_events: int,
+                     recycled_rounds: int) -> float:
+    """The survey's calls so far plus the fresh calls ``n_events`` events would still
+    take after it: at the median efficiency of its last three rounds (one sample's
+    truncation-defined efficiency is noisy), less the events of the last
+    ``recycled_rounds`` rounds at that efficiency."""
+    eps = float(np.median([m["eps"] for m in measurements[-3:]]))
+    if eps <= 0:
+        return math.inf
+    recycled = (sum(m["points"] for m in measurements[-recycled_rounds:]) * eps
+                if recycled_rounds else 0.0)
+    return measurements[-1]["calls"] + max(n_events - recycled, 0.0) / eps
 
 
 def _allocate(n: int, sigmas: np.ndarray, active: np.ndarray, minimum: int) -> np.ndarray:

@@ -118,7 +118,7 @@ def test_minimal_card_has_the_documented_defaults(tmp_path: Path) -> None:
     t = card.training
     assert (t.steps, t.batch, t.lr, t.loss) == (200, 4096, 3e-3, "variance")
     assert (t.buffered_steps, t.buffer_batches, t.trainable_weights) == (0, 4, True)
-    assert (t.vegas, t.vegas_iterations, t.vegas_points, t.vegas_growth) == (True, 10, 2_000,
+    assert (t.vegas, t.vegas_iterations, t.vegas_points, t.vegas_growth) == (True, 15, 2_000,
                                                                           1.3)
     assert (t.warmup, t.min_fraction) == (20, 0.1)
     assert (t.bins, t.blocks, t.layers, t.units) == (None, None, None, None)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from madnis_py.training.survey import survey
+from madnis_py.training.survey import _predicted_calls, survey
 
 
 def gaussian_share(centres: list[float], width: float = 0.05):
@@ -104,8 +104,37 @@ def test_with_events_asked_for_it_stops_once_its_calls_reach_theirs() -> None:
                     n_events=1000)
     last = peaked.measurements[-1]
     assert peaked.rounds > 2
-    assert last["calls"] >= 1000 / last["eps"]  # stopped by the balance, or ran out
     assert all(m["calls"] < 1000 / m["eps"] for m in peaked.measurements[1:-1])
+    if peaked.reason == "balanced":
+        assert last["calls"] >= 1000 / last["eps"]
+    else:  # a round that no longer lowered the predicted calls to the events
+        assert peaked.reason == "no_gain"
+        ms = peaked.measurements
+        assert (_predicted_calls(ms, 1000, 0) >= _predicted_calls(ms[:-1], 1000, 0))
+
+
+def test_it_stops_when_a_round_no_longer_lowers_the_predicted_calls() -> None:
+    """Far from the balance (many events) the survey stops once its efficiency no longer
+    improves enough to pay for a round; rounds that give events count against them."""
+    ms = [{"calls": 1000.0, "points": 1000.0, "eps": 0.1},
+          {"calls": 2300.0, "points": 1300.0, "eps": 0.2},
+          {"calls": 4000.0, "points": 1700.0, "eps": 0.3}]
+    # median eps 0.2: 4000 + 10^4 / 0.2; with the last two rounds' 3000 points as events
+    assert _predicted_calls(ms, 10_000, 0) == pytest.approx(4000 + 10_000 / 0.2)
+    assert _predicted_calls(ms, 10_000, 2) == pytest.approx(4000 + (10_000 - 600) / 0.2)
+    assert _predicted_calls(ms, 100, 2) == 4000  # the rounds give all the events
+    share, _, _ = gaussian_share([0.5], width=0.05)
+    found = survey(share, [2], np.array([True]), points=500, iterations=30,
+                   n_events=10**5)
+    assert found.reason == "no_gain" and 3 <= found.rounds < 30
+    ms = found.measurements
+    assert _predicted_calls(ms, 10**5, 0) >= _predicted_calls(ms[:-1], 10**5, 0)
+    # only once the survey has spent half of what the events cost: not on the noise of
+    # its first, small rounds
+    assert ms[-1]["calls"] >= 0.5 * 10**5 / ms[-1]["eps"]
+    assert ms[-1]["calls"] < 10**5 / ms[-1]["eps"]  # not the balance
+    far = survey(share, [2], np.array([True]), points=500, iterations=12, n_events=10**9)
+    assert far.reason == "max_iterations"
 
 
 def test_the_same_seed_gives_the_same_maps_and_estimate() -> None:
