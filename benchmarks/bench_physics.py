@@ -4,9 +4,14 @@ For every built-in process: |M|^2 at a batch of phase-space points through the c
 loop over the library's ``smatrixhel_`` (``MatrixElement.__call__``) against a Python loop
 making one cffi call per event (the baseline), in the same process on the same points.
 Then whole integrand evaluations (phase space + PDFs + |M|^2 + cuts) per second for
-Drell-Yan with the embedded PDF.
+Drell-Yan with the embedded PDF. ``--shared PROCESS`` (a built-in name or a process
+directory, repeatable) times the integrand of every channel per point with the
+subprocesses that share a matrix element (``matrix_element`` in the card) evaluated once,
+against the same process with every subprocess evaluated on its own (the baseline), on
+the same points, and checks that both give the same integrand bit for bit.
 
     python benchmarks/bench_physics.py [--batch 100000] [--quick] [--markdown FILE]
+        [--shared PROCESS ...]
 """
 
 from __future__ import annotations
@@ -49,15 +54,56 @@ def python_loop(me, momenta: np.ndarray, pdgs) -> np.ndarray:
     return out
 
 
+def shared_matrix_elements(name: str, n: int, repeats: int) -> None:
+    """Microseconds per point of every channel's integrand, with and without the shared
+    matrix elements, on the same ``n`` points per channel (one thread)."""
+    import dataclasses
+
+    proc = load_process(name)
+    alone = dataclasses.replace(proc, subprocesses=tuple(
+        dataclasses.replace(s, matrix_element=None) for s in proc.subprocesses))
+    scale = {} if proc.defaults.scale or proc.defaults.dynamical_scale_choice else {
+        "dynamical_scale_choice": 3}
+    grouped, single = Integrand(proc, **scale), Integrand(alone, **scale)
+    rng = np.random.default_rng(1)
+    xs = [rng.random((n, grouped.dims(c))) for c in range(grouped.n_channels)]
+    for c, x in enumerate(xs):
+        a, b = grouped(x, c), single(x, c)
+        assert np.array_equal(a.f, b.f) and np.array_equal(a.prior, b.prior), c
+
+    def per_point(integ: Integrand) -> float:
+        def run() -> None:
+            for c, x in enumerate(xs):
+                integ(x, c)
+        times = []
+        for _ in range(repeats):
+            t = time.process_time()
+            run()
+            times.append(time.process_time() - t)
+        return statistics.median(times) / (n * len(xs)) * 1e6
+
+    groups = {(s.matrix_element, s.mirror) for s in proc.subprocesses}
+    t_grouped, t_single = per_point(grouped), per_point(single)
+    print(f"{name}: {len(proc.subprocesses)} subprocesses, {len(groups)} matrix "
+          f"evaluations per point; integrand {t_grouped:.1f} us per point shared, "
+          f"{t_single:.1f} us each on its own: {t_single / t_grouped:.2f}x (same f)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="batch 1e4, 2 repeats")
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--shared", action="append", default=[],
+                        help="a process whose shared matrix elements to time")
     args = parser.parse_args(argv)
     if args.quick:
         args.batch, args.repeats = 10_000, 2
+    if args.shared:
+        for name in args.shared:
+            shared_matrix_elements(name, min(args.batch, 20_000), args.repeats)
+        return 0
     rng = np.random.default_rng(0)
     rows = []
     for name in builtin_processes():
