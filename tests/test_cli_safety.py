@@ -26,6 +26,7 @@ nevents = {nevents}
 {collider}
 [training]
 steps = {steps}
+target = "{target}"
 batch = 512
 vegas = false
 warmup = 2
@@ -46,10 +47,11 @@ def _one_thread() -> None:
 
 
 def card(tmp_path: Path, name: str = "card.toml", *, process: str = "ee_mumu",
-         nevents: int = 200, steps: int = 4, collider: str = "") -> Path:
+         nevents: int = 200, steps: int = 4, collider: str = "",
+         target: str = "events") -> Path:
     path = tmp_path / name
     path.write_text(CARD.format(process=process, nevents=nevents, steps=steps,
-                                collider=collider))
+                                collider=collider, target=target))
     return path
 
 
@@ -215,9 +217,8 @@ def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120) -> 
 
 def test_sigterm_in_training_exits_143_and_leaves_no_temporaries(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    path = card(tmp_path, steps=100_000)
     # all the steps: with the time-to-events target 200 events are not worth a probe
-    path.write_text(path.read_text().replace("[training]\n", '[training]\ntarget = "steps"\n'))
+    path = card(tmp_path, steps=100_000, target="steps")
     proc = _child(["run", str(path), "--output", str(out),
                    "--quiet", "--checkpoint-every", "5"], tmp_path)
     _wait_for(out / "checkpoint.pt", proc)  # training is under way
@@ -243,7 +244,7 @@ def test_sigterm_in_generation_exits_143_and_leaves_no_temporaries(tmp_path: Pat
 def test_resume_after_sigkill_in_training(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    c = card(tmp_path, steps=60)
+    c = card(tmp_path, steps=60, target="steps")  # 200 events: no probe with "events"
     proc = _child(["run", str(c), "--output", str(out), "--quiet", "--checkpoint-every",
                    "3"], tmp_path)
     _wait_for(out / "checkpoint.pt", proc)
