@@ -53,6 +53,7 @@ CASES = [
     Case("ppeej", "p p > e+ e- j", True,
          ["set run_card dynamical_scale_choice 3"]),
     Case("ggttg", "g g > t t~ g", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("eejjg", "e+ e- > j j g", False),
 ]
 
 
