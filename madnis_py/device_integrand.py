@@ -188,9 +188,10 @@ class DeviceChannels:
         mu = self._scales(p)
         if self.pdf is not None and ig.alpha_s is None:
             alphas = self.pdf.alphasQ2(mu ** 2)
-        else:
-            alphas = torch.full_like(mu, float(ig.alpha_s if ig.alpha_s is not None
-                                                else 0.118))
+        elif ig.alpha_s is not None:
+            alphas = torch.full_like(mu, float(ig.alpha_s))
+        else:  # lepton beams: the param card's alpha_s(M_Z) run on the host
+            alphas = torch.from_numpy(ig.alphas_at(mu.detach().cpu().numpy())).to(mu)
         shat = ig.beams.sqrt_s ** 2 * x12[idx, 0] * x12[idx, 1]
         st["common"] = w[idx] / (2 * shat) * GEV2_TO_PB
         st["p"] = p

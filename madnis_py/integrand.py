@@ -245,8 +245,13 @@ class Integrand:
 
             self.pdf = pdf if (pdf is not None and not isinstance(pdf, (str, int))) else PDF(
                 pdf or d.pdf or "LHToyPDF")
-        self.alpha_s = alpha_s if alpha_s is not None else (
-            None if proc.hadronic else parameters.get("sminputs", 3))
+        #: A fixed alpha_s (given), else None: the PDF set's alpha_s(muR) with proton beams,
+        #: :attr:`asmz` run to muR with lepton beams.
+        self.alpha_s = alpha_s
+        #: alpha_s(M_Z) of the param card (``SMINPUTS 3``), which lepton beams run to every
+        #: point's scale at two loops as madevent does without PDFs
+        #: (:func:`~madnis_py.physics.running.madgraph_alphas`); None with proton beams.
+        self.asmz = None if proc.hadronic else parameters.get("sminputs", 3)
         self.matrix_element = proc.matrix_element()
         self._amp2 = self.matrix_element.has_amp2
         #: Points evaluated (every call, inside the phase space or not): "integrand calls".
@@ -289,12 +294,7 @@ class Integrand:
         if len(idx):
             p = mom[idx]
             mu = self._scales(p)
-            if self.pdf is not None:
-                alphas = (self.pdf.alphasQ2(mu ** 2) if self.alpha_s is None
-                          else np.full(len(idx), float(self.alpha_s)))
-            else:
-                alphas = np.full(len(idx), float(self.alpha_s if self.alpha_s is not None
-                                                 else 0.118))
+            alphas = self.alphas_at(mu)
             if scale_out is not None and alphas_out is not None:
                 scale_out[idx] = mu
                 alphas_out[idx] = alphas
@@ -357,6 +357,18 @@ class Integrand:
             with np.errstate(invalid="ignore", divide="ignore"):
                 prior_out = np.where(total > 0, prior_num / total, 0.0)
         return IntegrandBatch(f, mom, x12, w, passed, prior_out, sub_f, scale_out, alphas_out)
+
+    def alphas_at(self, mu: np.ndarray) -> np.ndarray:
+        """alpha_s at the renormalisation scales ``mu`` (GeV): the fixed one if given,
+        else the PDF set's (proton beams) or the param card's alpha_s(M_Z) run at two
+        loops (lepton beams, as madevent; 0.118 at M_Z without one)."""
+        if self.alpha_s is not None:
+            return np.full(len(mu), float(self.alpha_s))
+        if self.pdf is not None:
+            return np.asarray(self.pdf.alphasQ2(mu ** 2), dtype=np.float64)
+        from madnis_py.physics.running import madgraph_alphas
+
+        return madgraph_alphas(mu, float(self.asmz) if self.asmz else 0.118)
 
     def _matrix_element(self, sub: Subprocess, p: np.ndarray, alphas: np.ndarray,
                         sel: np.ndarray, prior: bool,
@@ -426,6 +438,7 @@ class Integrand:
                                        or self.dynamical_scale_choice is None
                                        else int(self.dynamical_scale_choice)),
             "alpha_s": None if self.alpha_s is None else float(self.alpha_s),
+            "asmz": None if self.asmz is None else float(self.asmz),
             "cuts": {str(k): float(v) for k, v in sorted(self.cut_values.items())},
             "n_channels": self.n_channels,
             "channel_dims": [int(self.dims(i)) for i in range(self.n_channels)],

@@ -30,7 +30,10 @@ MadGraph field             madnis-py
 ``dsqrt_q2fact1/2``        the dynamical scale below.
 ``dynamical_scale_choice`` 1-4 as they are. MadGraph's default -1 (the scale of its CKKW
                            clustering) becomes 3, half the sum of the final-state
-                           transverse masses, with a note; 0 (user-defined) is an error.
+                           transverse masses (4, sqrt(s-hat), with lepton beams, where
+                           the clustering ends there), with a note; 0 (user-defined) is
+                           an error. Lepton beams run alpha_s(M_Z) of the param card to
+                           the scale at two loops, as madevent does without PDFs.
 cut names                  ``[cuts]``: every field whose name is in
                            :data:`madnis_py.phasespace.cuts.SUPPORTED_CUTS`, values that
                            mean "no cut" (``mmll = 0``, ``ptlmax = -1``) included.
@@ -341,7 +344,8 @@ def _lhaid(f: MadGraphFields, proton: bool | None, used: set[str]) -> int | None
                   f"(expected one of {known})")
 
 
-def _scale(f: MadGraphFields, used: set[str], notes: list[str]) -> ScaleSettings:
+def _scale(f: MadGraphFields, used: set[str], notes: list[str],
+           proton: bool | None = None) -> ScaleSettings:
     ren = _bool(f, "fixed_ren_scale", False)
     fac = _bool(f, "fixed_fac_scale", False)
     used.update(n for n in ("fixed_ren_scale", "fixed_fac_scale") if n in f)
@@ -365,7 +369,14 @@ def _scale(f: MadGraphFields, used: set[str], notes: list[str]) -> ScaleSettings
     choice = _int(f, "dynamical_scale_choice") if "dynamical_scale_choice" in f else -1
     if "dynamical_scale_choice" in f:
         used.add("dynamical_scale_choice")
-    if choice == -1:
+    if choice == -1 and proton is False:
+        # madevent's clustering ends at the 2 -> 2 core, whose scale with lepton beams is
+        # the collision energy (every event of e+ e- > j j g at 1 TeV has scale 1000)
+        notes.append("dynamical_scale_choice = -1 (MadGraph's CKKW clustering scale) "
+                     "became 4 (sqrt(s-hat), what madevent's clustering gives with lepton "
+                     "beams)")
+        choice = 4
+    elif choice == -1:
         notes.append("dynamical_scale_choice = -1 (MadGraph's CKKW clustering scale) "
                      "became 3 (half the sum of the final-state transverse masses)")
         choice = 3
@@ -512,7 +523,7 @@ def import_madgraph_run_card(path: str | os.PathLike[str], *,
     proton = _beams(f, loaded)
     sqrt_s = _sqrt_s(f)
     lhaid = _lhaid(f, proton, used)
-    scale = _scale(f, used, notes)
+    scale = _scale(f, used, notes, proton)
 
     cuts = {name: _float(f, name) for name in f if name in SUPPORTED_CUTS}
     used.update(cuts)

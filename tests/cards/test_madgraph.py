@@ -120,6 +120,10 @@ def test_lepton_beams_and_lhapdf_ids(default_card: Path) -> None:
     assert card.collider.sqrt_s == 500.0
     assert card.collider.lhaid is None  # no PDF with lepton beams
     assert "pdlabel" in card.ignored
+    # MadGraph's default scale choice -1: its clustering ends at the 2 -> 2 core, whose
+    # scale with lepton beams is sqrt(s-hat) (madevent's events have scale sqrt(s))
+    assert card.scale.dynamical_scale_choice == 4
+    assert any("became 4" in note for note in card.notes)
     for name in ("lpp1", "lpp2"):
         set_field(default_card, name, "1")
     set_field(default_card, "pdlabel", "lhapdf")
