@@ -311,8 +311,9 @@ def ee_qqg_quadrature(integrand: Integrand, mmjj: float, n: int = 24) -> float:
             mom[:, leg, 1:] = k @ rot.T
         for sub, cuts in zip(integrand.process.subprocesses, integrand.cuts, strict=True):
             ok = cuts.mask(mom)
-            m2 = integrand.matrix_element(mom[ok], sub.library_pdgs,
-                                          alpha_s=np.full(int(ok.sum()), integrand.alpha_s))
+            assert integrand.scale is not None  # the card's fixed scale
+            alphas = integrand.alphas_at(np.full(int(ok.sum()), float(integrand.scale)))
+            m2 = integrand.matrix_element(mom[ok], sub.library_pdgs, alpha_s=alphas)
             total[ok] += m2 / len(ROTATIONS)
     return float((total * weight).sum()) / (2 * sqrt_s ** 2) * sqrt_s ** 2 / (
         128 * math.pi ** 3) * GEV2_TO_PB
