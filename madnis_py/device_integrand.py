@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from madnis_py.integrand import GEV2_TO_PB, Integrand, _propagator_prior
-from madnis_py.physics.matrix_element import HostStaging, MatrixElementError
+from madnis_py.physics.matrix_element import HostStaging
 from madnis_py.physics.pdf.device import DevicePDF
 
 __all__ = ["DeviceChannels", "cut_mask", "dynamical_scale_torch"]
@@ -233,7 +233,7 @@ class DeviceChannels:
                 f[rows] += lum * m2 * st["common"][sel]
                 passed[sel] = True
                 if amp2 is not None:
-                    prior_num[rows] += lum[:, None] * self._per_channel(sub, amp2)
+                    prior_num[rows] += lum[:, None] * self.integrand.amp2_per_channel(sub, amp2)
             if not ig._amp2:
                 inside = torch.nonzero(passed).squeeze(1)
                 pp = st["p"][inside]
@@ -246,23 +246,6 @@ class DeviceChannels:
         if ig.beams.hadronic:
             feats.append(x12)
         return f, torch.cat(feats, dim=1), prior
-
-    def _per_channel(self, sub: Any, amp2: torch.Tensor) -> torch.Tensor:
-        """Per-diagram |M_i|^2 summed into the card's channels (diagram_channels)."""
-        ig = self.integrand
-        diagrams = (sub.diagram_channels if sub.diagram_channels is not None
-                    else tuple(range(self.n_channels)))
-        if amp2.shape[1] != len(diagrams):
-            raise MatrixElementError(
-                f"process {ig.process.name}: the library gives {amp2.shape[1]} diagrams for "
-                f"{list(sub.pdgs)}, the card {len(diagrams)} channels (diagram_channels, "
-                "else all): they must correspond one to one")
-        per_channel = torch.zeros(len(amp2), self.n_channels, dtype=amp2.dtype,
-                                  device=amp2.device)
-        for j, c in enumerate(diagrams):  # several diagrams may share a channel
-            if c >= 0:  # -1: no channel (a 4-point vertex)
-                per_channel[:, c] += amp2[:, j]
-        return per_channel
 
     def _matrix_elements(self, jobs: list[Any], amp2: bool
                          ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:

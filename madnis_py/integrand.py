@@ -28,6 +28,7 @@ from madnis_py.phasespace import Beams, ChannelMapping, Cuts, channel_mappings, 
 from madnis_py.phasespace.topology import Decay, Node, Topology, leaves
 from madnis_py.physics.matrix_element import MatrixElementError
 from madnis_py.physics.process import Process, Subprocess, load_process
+from madnis_py.physics.running import madgraph_alphas
 
 #: numpy arrays or torch tensors: the propagator prior is written once for both.
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
@@ -333,20 +334,7 @@ class Integrand:
                     sub_f[idx[sel], k] = part
                 passed[idx[sel]] = True
                 if prior_num is not None and amp2 is not None:
-                    diagrams = (sub.diagram_channels if sub.diagram_channels is not None
-                                else tuple(range(self.n_channels)))
-                    if amp2.shape[1] != len(diagrams):
-                        raise MatrixElementError(
-                            f"process {self.process.name}: the library gives "
-                            f"{amp2.shape[1]} diagrams for {list(sub.pdgs)}, the card "
-                            f"{len(diagrams)} channels (diagram_channels, else all): they "
-                            "must correspond one to one")
-                    per_channel = np.zeros((len(amp2), self.n_channels))
-                    for j, c in enumerate(diagrams):  # several diagrams may share a channel
-                        if c >= 0:  # -1: no channel (a 4-point vertex; |M_j|^2 is 0)
-                            per_channel[:, c] += amp2[:, j]
-                    amp2 = per_channel
-                    prior_num[idx[sel]] += lum[sel, None] * amp2
+                    prior_num[idx[sel]] += lum[sel, None] * self.amp2_per_channel(sub, amp2)
             if prior_num is not None and not self._amp2:
                 pp = p[passed[idx]]
                 cols = [_propagator_prior(t, pp) for t in self.process.channels]
@@ -358,6 +346,26 @@ class Integrand:
                 prior_out = np.where(total > 0, prior_num / total, 0.0)
         return IntegrandBatch(f, mom, x12, w, passed, prior_out, sub_f, scale_out, alphas_out)
 
+    def amp2_per_channel(self, sub: Subprocess, amp2: ArrayT) -> ArrayT:
+        """The library's per-diagram |M_i|^2 ``(n, diagrams)`` of subprocess ``sub``
+        summed into the card's channels ``(n, channels)`` (``diagram_channels``, else
+        diagram i is channel i; -1: no channel, a 4-point vertex whose |M_i|^2 is 0);
+        numpy arrays or torch tensors."""
+        diagrams = (sub.diagram_channels if sub.diagram_channels is not None
+                    else tuple(range(self.n_channels)))
+        if amp2.shape[1] != len(diagrams):
+            raise MatrixElementError(
+                f"process {self.process.name}: the library gives {amp2.shape[1]} diagrams "
+                f"for {list(sub.pdgs)}, the card {len(diagrams)} channels "
+                "(diagram_channels, else all): they must correspond one to one")
+        per_channel: Any = (amp2.new_zeros((len(amp2), self.n_channels))
+                            if isinstance(amp2, torch.Tensor)
+                            else np.zeros((len(amp2), self.n_channels)))
+        for j, c in enumerate(diagrams):  # several diagrams may share a channel
+            if c >= 0:
+                per_channel[:, c] += amp2[:, j]
+        return cast(ArrayT, per_channel)
+
     def alphas_at(self, mu: np.ndarray) -> np.ndarray:
         """alpha_s at the renormalisation scales ``mu`` (GeV): the fixed one if given,
         else the PDF set's (proton beams) or the param card's alpha_s(M_Z) run at two
@@ -366,8 +374,6 @@ class Integrand:
             return np.full(len(mu), float(self.alpha_s))
         if self.pdf is not None:
             return np.asarray(self.pdf.alphasQ2(mu ** 2), dtype=np.float64)
-        from madnis_py.physics.running import madgraph_alphas
-
         return madgraph_alphas(mu, float(self.asmz) if self.asmz else 0.118)
 
     def _matrix_element(self, sub: Subprocess, p: np.ndarray, alphas: np.ndarray,
