@@ -163,7 +163,8 @@ class GenerationSummary:
         Events taken from each recorded draw (its source) evaluated before generation.
     recycle_skipped : dict
         Recorded draws left out, with their share of the cross section above ``w_max``
-        (more than the generator's :meth:`EventGenerator.recycle_limit`).
+        (by :meth:`EventGenerator.plan_recycling`, or more than the generator's
+        :meth:`EventGenerator.recycle_limit`).
     """
 
     n_events: int
@@ -249,6 +250,8 @@ class EventGenerator:
         self.reevaluated = 0
         self.records = not reevaluate and callable(getattr(integrator.integrand, "recording",
                                                            None))
+        # recorded draws plan_recycling left out, with their share of sigma above w_max
+        self._not_planned: dict[str, float] = {}
 
     def weighted(self, n: int, *, progress: Callable[[int], None] | None = None
                  ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
@@ -380,6 +383,8 @@ class EventGenerator:
             return list(recycled)
         self.w_max, chosen = plan_recycling(self.calibration_weights, recycled, n_events,
                                             u.truncation)
+        self._not_planned = {d.source: share_above(d.weights, self.w_max)
+                             for d in recycled if d not in chosen and len(d)}
         return chosen
 
     def recycle_limit(self) -> float:
@@ -463,7 +468,7 @@ class EventGenerator:
                 bar.update(len(events))
 
         recycled_events: dict[str, int] = {}
-        skipped: dict[str, float] = {}
+        skipped: dict[str, float] = dict(self._not_planned)
         limit = self.recycle_limit()
         pooled_excess = pooled_total = 0.0  # of the draws taken
         recycled_points = recycled_accepted = 0

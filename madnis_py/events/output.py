@@ -36,7 +36,7 @@ import numpy.typing as npt
 from madnis_py.events.banner import Banner, lhapdf_id
 from madnis_py.events.lhe import LHEInit, LHEProcessInfo, LHEWriter
 from madnis_py.events.resonances import ResonanceTable
-from madnis_py.events.unweight import Unweighter, WeightReport, WeightTally, share_above
+from madnis_py.events.unweight import Unweighter, WeightReport, WeightTally
 
 if TYPE_CHECKING:
     from madnis_py.cards.run_card import RunCard
@@ -315,10 +315,9 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
     t0 = time.perf_counter()
     gen = EventGenerator(mc, sigma, seed=seed, unweighter=unweighter_from_card(card),
                          reevaluate=reevaluate)
-    offered = list(recycled)
     if w_max is None and calibration is not None:
         gen.calibrate_on(calibration)
-        recycled = gen.plan_recycling(offered, n_events)
+        recycled = gen.plan_recycling(recycled, n_events)
     elif w_max is None:
         gen.calibrate(calibration_size(card), progress=on_calibration)
     else:
@@ -343,6 +342,4 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         generator=gen, calibration_calls=int(summary.calibration_calls),
         reevaluated=int(summary.reevaluated), written=summary.written,
         reference=summary.reference, recycled=dict(summary.recycled),
-        recycle_skipped={**{d.source: share_above(d.weights, summary.max_weight)
-                            for d in offered if d not in recycled and len(d)},
-                         **summary.recycle_skipped})
+        recycle_skipped=dict(summary.recycle_skipped))

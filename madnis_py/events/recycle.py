@@ -40,7 +40,7 @@ from madnis_py.integrand import RecordedBatch
 __all__ = ["RecordedDraw", "RoundRecorder", "plan_recycling"]
 
 
-@dataclass
+@dataclass(eq=False)  # a draw is itself: compared by identity, not by its arrays
 class RecordedDraw:
     """A weighted sample with the record of every point that can be accepted.
 
@@ -129,7 +129,7 @@ class RoundRecorder:
         self.max_points = max_points
         self.label = label
         self.rounds = 0
-        self._draws: deque[RecordedDraw] = deque(maxlen=keep) if keep else deque(maxlen=1)
+        self._draws: deque[RecordedDraw] = deque(maxlen=keep)
 
     def __call__(self, event_weights: np.ndarray) -> None:
         self.rounds += 1
@@ -144,7 +144,7 @@ class RoundRecorder:
     @property
     def draws(self) -> list[RecordedDraw]:
         """The last ``keep`` rounds, the latest first."""
-        return list(reversed(self._draws)) if self.keep else []
+        return list(reversed(self._draws))
 
 
 def plan_recycling(calibration: np.ndarray, draws: Sequence[RecordedDraw], n_events: int,
