@@ -31,7 +31,7 @@ from madnis_py.madgraph.assemble import Assembled, assemble, plain_process
 __all__ = ["MadGraphError", "find_madgraph", "import_output", "install_plugin"]
 
 PLUGIN_NAME = "madnis_py"
-_PLUGIN_FILES = ("__init__.py", "exporter.py")
+_PLUGIN_FILES = ("__init__.py", "exporter.py", "recycling.py")
 _MARKER = "python.txt"
 
 

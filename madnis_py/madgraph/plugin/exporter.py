@@ -36,6 +36,8 @@ from typing import Any, NoReturn
 import madgraph.iolibs.export_v4 as export_v4
 from madgraph import MadGraph5Error
 
+from .recycling import RecyclingError, recycle_helicities
+
 logger = logging.getLogger("madgraph.export_v4")
 
 #: Largest number of diagrams per subprocess the madnis_amp2_ ABI takes (MADNIS_MAX_AMP2).
@@ -75,6 +77,20 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
         # MadGraph's --prefix=int is what makes the f2py-style dispatcher (all_matrix.f).
         self.cmd_options["prefix"] = "int"
         self._madnis_subprocesses: list[dict[str, Any]] = []
+        self.hel_recycling = self._bool_option("hel_recycling", True)
+        self.hel_splitamp = self._bool_option("hel_splitamp", False)
+
+    def _bool_option(self, name: str, default: bool) -> bool:
+        """``output madnis_py DIR --NAME=True|False``."""
+        value = self.cmd_options.get(name)
+        if value is None:
+            return default
+        text = str(value).strip().lower()
+        if text in ("true", "t", "1", "yes", "on"):
+            return True
+        if text in ("false", "f", "0", "no", "off"):
+            return False
+        raise MadGraph5Error(f"madnis_py: --{name}={value}: expected True or False")
 
     def _fail(self, message: str) -> NoReturn:
         """Stop the output with ``message``, leaving no half-written directory behind."""
@@ -102,6 +118,13 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
         dirpath = Path(self.dir_path) / "SubProcesses" / (
             f"P{matrix_element.get('processes')[0].shell_string()}")
         self._add_amp2(dirpath / "matrix.f", matrix_element, prefix)
+        if self.hel_recycling:
+            try:
+                recycle_helicities(dirpath / "matrix.f", prefix,
+                                   split_amplitudes=self.hel_splitamp)
+            except RecyclingError as err:
+                self._fail(f"madnis_py: helicity recycling failed: {err}; "
+                           "`output madnis_py DIR --hel_recycling=False` turns it off")
         self._madnis_subprocesses.append(self._describe(matrix_element, prefix, dirpath.name))
         return int(calls or 0)
 
@@ -223,6 +246,17 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
             "colour_flows": colour_flows,
             "diagrams": diagrams,
         }
+
+    def convert_model(self, model: Any, wanted_lorentz: Any = [],  # noqa: B006 - MG's
+                      wanted_couplings: Any = []) -> None:  # noqa: B006 - signature
+        """ALOHA's routines, with the ``P1N`` currents that split amplitudes need (the
+        ones madevent asks for when it recycles helicities)."""
+        if self.hel_recycling and self.hel_splitamp:
+            wanted_lorentz = list(wanted_lorentz)
+            for name, flag, out in list(wanted_lorentz):
+                if out == 0:
+                    wanted_lorentz.append((name, tuple(flag) + ("P1N",), -1))
+        super().convert_model(model, wanted_lorentz, wanted_couplings)
 
     # ------------------------------------------------------------------ build
     def make(self) -> None:
