@@ -9,13 +9,26 @@ dispatcher in ``SubProcesses/all_matrix.f``), and adds:
   ``matrix1.f`` does, from MadGraph's own ``get_amp2_lines``), read out by
   ``<prefix>MADNIS_AMP2``, and a ``madnis_amp2_`` dispatcher (``SubProcesses/madnis_amp2.f``)
   with the madnis_py ABI;
+- helicity recycling (:mod:`.recycling`, MadGraph's own ``HelicityRecycler`` of madevent
+  applied to the standalone ``<prefix>MATRIX``): ``<prefix>SMATRIX`` sums the helicities
+  from one routine that computes each wavefunction once per combination of the
+  helicities it depends on, and only for the helicities the standalone filter keeps.
+  |M|^2 and the per-diagram |M_i|^2 are the same, bit for bit, as without it (same HELAS
+  calls on the same inputs, same order of summation); g g > t t~ g costs 2.3x less,
+  e+ e- > mu+ mu- a and p p > e+ e- j 1.8x less. Options of ``output madnis_py DIR``:
+  ``--hel_recycling=False`` writes the plain standalone loop; ``--hel_splitamp=True``
+  also splits each amplitude into an off-shell current and a contraction (madevent's
+  ``hel_splitamp``, with the ALOHA ``P1N`` routines; 3.6x less for g g > t t~ g), which
+  changes |M|^2 by rounding (1e-14 relative) and a small per-diagram |M_i|^2 by up to a
+  few 1e-12 relative, so it is not the default;
 - one shared library ``lib/libmadnis_me.so`` built from all of it with ``-O2 -fPIC``
   (MadGraph's own ``make_opts`` builds ``-O0``);
 - ``madgraph.json``: what MadGraph knows and madnis_py needs: per subprocess the PDG lists,
   process ids, mirror flag, identical-particle factor, colour flows from MadGraph's colour
   basis, and every diagram's s- and t-channel vertices (``get_s_and_t_channels``, the
   input of madevent's ``configs.inc``) with the propagators' masses and widths evaluated on
-  the output's param_card.
+  the output's param_card, and whether the helicities were recycled
+  (``helicity_recycling``, ``split_amplitudes``).
 
 Then it runs ``python -m madnis_py.madgraph DIR`` with the Python that installed the
 plugin (``madnis-py madgraph install``), which writes ``process.toml`` and ``run_card.toml``.
@@ -119,9 +132,15 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
             f"P{matrix_element.get('processes')[0].shell_string()}")
         self._add_amp2(dirpath / "matrix.f", matrix_element, prefix)
         if self.hel_recycling:
+            model = matrix_element.get("processes")[0].get("model")
+            split = self.hel_splitamp
+            if split and any(p.get("spin") in (4, 5) for p in model.get("particles") if p):
+                # CombineAmp contracts wavefunctions of 6 components (as madevent).
+                logger.warning("madnis_py: the model has spin-3/2 or spin-2 particles; "
+                               "amplitudes are not split (--hel_splitamp ignored)")
+                split = self.hel_splitamp = False
             try:
-                recycle_helicities(dirpath / "matrix.f", prefix,
-                                   split_amplitudes=self.hel_splitamp)
+                recycle_helicities(dirpath / "matrix.f", prefix, split_amplitudes=split)
             except RecyclingError as err:
                 self._fail(f"madnis_py: helicity recycling failed: {err}; "
                            "`output madnis_py DIR --hel_recycling=False` turns it off")
@@ -282,6 +301,8 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
             "library": _LIBRARY,
             "param_card": "Cards/param_card.dat",
             "run_card": "Cards/run_card.dat",
+            "helicity_recycling": self.hel_recycling,
+            "split_amplitudes": self.hel_recycling and self.hel_splitamp,
             "subprocesses": self._madnis_subprocesses,
         }
         fd, tmp = tempfile.mkstemp(prefix=".madgraph.json.", dir=root)  # exclusive

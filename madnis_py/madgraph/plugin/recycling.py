@@ -13,12 +13,14 @@ combination of the helicities it depends on) and fills ``${helas_calls}``,
 Here the recycler reads a scratch file laid out as madevent's ``matrix_orig.f`` (the
 helicity table, then the calls and colour amplitudes of ``<prefix>MATRIX``, then the
 per-diagram |M_i|^2 lines that :mod:`.exporter` added) and fills a template made from
-``<prefix>MATRIX`` itself: ``<prefix>MATRIX_HELSUM(P, IC, SEL, TS)`` returns |M|^2 of every
-helicity combination in ``TS`` and accumulates the per-diagram |M_i|^2 of those
-selected by ``SEL``. ``<prefix>SMATRIX`` then takes ``TS(IHEL)`` in place of
-``<prefix>MATRIX(P, NHEL(1,IHEL), JC)`` where it sums over helicities, keeping its
-helicity filter, polarisation selection and order of summation, so |M|^2 and the
-per-diagram |M_i|^2 are those of the helicity loop. A single helicity
+``<prefix>MATRIX`` itself: ``<prefix>MATRIX_HELSUM(P, IC, SEL, TS)`` returns in ``TS`` the
+|M|^2 of the helicity combinations selected by ``SEL`` and accumulates their per-diagram
+|M_i|^2; each recycled call is guarded so that only what a selected helicity needs is
+computed (:func:`_guard_helicities`). ``<prefix>SMATRIX`` selects the helicities its loop
+evaluates (those not yet found to vanish, and the polarisation choice) and takes
+``TS(IHEL)`` in place of ``<prefix>MATRIX(P, NHEL(1,IHEL), JC)`` where it sums over
+helicities, in the same order: the same HELAS calls on the same inputs give |M|^2 and the
+per-diagram |M_i|^2 of the helicity loop bit for bit. A single helicity
 (``<prefix>SMATRIXHEL`` with ``HEL > 0``) still calls ``<prefix>MATRIX``.
 
 With ``split_amplitudes`` the recycler also factorises each amplitude into an
