@@ -14,8 +14,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -28,13 +30,15 @@ from madnis_py.physics import MatrixElement
 from madnis_py.physics.process import load_process
 
 MG5 = os.environ.get("MADNIS_PY_MG5_HOME")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def mg5(test):  # type: ignore[no-untyped-def]
+def mg5(test: F) -> F:
     """A test that runs MadGraph: skipped without ``MADNIS_PY_MG5_HOME``; slow."""
     skip = pytest.mark.skipif(not MG5, reason="set MADNIS_PY_MG5_HOME to a MadGraph 3.5 "
                               "tree (../shared/tools/mg5/setup-mg5.sh)")
-    return pytest.mark.slow(skip(test))
+    marked: F = pytest.mark.slow(skip(test))
+    return marked
 
 PROCESSES = {"ggttg": ("g g > t t~ g", [21, 21, 6, -6, 21]),
              "eemumua": ("e+ e- > mu+ mu- a", [-11, 11, -13, 13, 22])}
@@ -165,8 +169,9 @@ def test_single_helicities_are_unchanged(outputs: dict[str, dict[str, Path]],
     per_hel = np.zeros(p.shape[0])
     for h in range(1, 33):
         one, two = np.empty(p.shape[0]), np.empty(p.shape[0])
-        _ext.me_smatrixhel(rec._smatrixhel, pdgs, -1, p, a, s, h, one)
-        _ext.me_smatrixhel(plain._smatrixhel, pdgs, -1, p, a, s, h, two)
+        call = _ext.me_smatrixhel  # type: ignore[attr-defined]
+        call(rec._smatrixhel, pdgs, -1, p, a, s, h, one)
+        call(plain._smatrixhel, pdgs, -1, p, a, s, h, two)
         np.testing.assert_array_equal(one, two)
         per_hel += one
     # One helicity comes with the initial-state helicity average undone (times 4).

@@ -50,6 +50,7 @@ import madgraph.iolibs.export_v4 as export_v4
 from madgraph import MadGraph5Error
 
 from .recycling import RecyclingError, recycle_helicities
+from .recycling import fixed_form as _fortran
 
 logger = logging.getLogger("madgraph.export_v4")
 
@@ -58,20 +59,6 @@ MAX_AMP2 = 64
 
 _LIBRARY = "lib/libmadnis_me.so"
 _FFLAGS = ["-O2", "-fPIC", "-w", "-ffixed-line-length-132"]
-
-
-def _fortran(lines: list[str]) -> str:
-    """Fixed-form Fortran: statements from column 7, continuation lines past column 72."""
-    out = []
-    for line in lines:
-        text = line.strip()
-        first = True
-        while text:
-            width = 66 if first else 60
-            chunk, text = text[:width], text[width:]
-            out.append(("      " if first else "     $      ") + chunk)
-            first = False
-    return "\n".join(out) + "\n"
 
 
 class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc]
@@ -140,10 +127,14 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
                                "amplitudes are not split (--hel_splitamp ignored)")
                 split = self.hel_splitamp = False
             try:
-                recycle_helicities(dirpath / "matrix.f", prefix, split_amplitudes=split)
+                recycled, plain = recycle_helicities(dirpath / "matrix.f", prefix,
+                                                     split_amplitudes=split)
             except RecyclingError as err:
                 self._fail(f"madnis_py: helicity recycling failed: {err}; "
                            "`output madnis_py DIR --hel_recycling=False` turns it off")
+            logger.info("madnis_py: %s: helicities recycled%s, %d HELAS calls for all "
+                        "helicities instead of %d", dirpath.name,
+                        " (amplitudes split)" if split else "", recycled, plain)
         self._madnis_subprocesses.append(self._describe(matrix_element, prefix, dirpath.name))
         return int(calls or 0)
 

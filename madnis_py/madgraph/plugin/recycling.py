@@ -39,14 +39,14 @@ import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["RecyclingError", "recycle_helicities"]
+__all__ = ["RecyclingError", "fixed_form", "recycle_helicities"]
 
 
 class RecyclingError(ValueError):
     """A ``matrix.f`` without the layout of MadGraph 3.5's standalone output."""
 
 
-def _fortran(lines: list[str]) -> str:
+def fixed_form(lines: list[str]) -> str:
     """Fixed-form Fortran: statements from column 7, continuation lines past column 72."""
     out = []
     for line in lines:
@@ -122,16 +122,16 @@ def _template(matrix: str, prefix: str, path: Path, split_amplitudes: bool) -> s
     tail = "".join(lines[colour_sum:-1]).replace(f"{prefix}MATRIX", "TS(K)")
     edits = [
         (rf"^[ \t]+REAL\*8 FUNCTION {re.escape(prefix)}MATRIX\(P,NHEL,IC\)[ \t]*\n",
-         _fortran([f"SUBROUTINE {prefix}MATRIX_HELSUM(P,IC,SEL,TS)"]), "the header"),
+         fixed_form([f"SUBROUTINE {prefix}MATRIX_HELSUM(P,IC,SEL,TS)"]), "the header"),
         (r"^([ \t]+PARAMETER \(NWAVEFUNCS=)\d+(, NCOLOR=\d+\)[ \t]*\n)",
-         r"\g<1>${nwavefuncs}\g<2>" + _fortran(["INTEGER NCOMB",
+         r"\g<1>${nwavefuncs}\g<2>" + fixed_form(["INTEGER NCOMB",
                                                "PARAMETER (NCOMB=${ncomb})"]),
          "PARAMETER (NWAVEFUNCS=n, NCOLOR=m)"),
         (r"^[ \t]+INTEGER NHEL\(NEXTERNAL\), IC\(NEXTERNAL\)[ \t]*\n",
-         _fortran(["INTEGER IC(NEXTERNAL)", "LOGICAL SEL(NCOMB)", "REAL*8 TS(NCOMB)"]),
+         fixed_form(["INTEGER IC(NEXTERNAL)", "LOGICAL SEL(NCOMB)", "REAL*8 TS(NCOMB)"]),
          "INTEGER NHEL(NEXTERNAL), IC(NEXTERNAL)"),
         (r"^[ \t]+INTEGER I,J[ \t]*\n",
-         _fortran(["INTEGER I,J,K"] + (["COMPLEX*16 TMP(6)"] if split_amplitudes else [])),
+         fixed_form(["INTEGER I,J,K"] + (["COMPLEX*16 TMP(6)"] if split_amplitudes else [])),
          "INTEGER I,J"),
         (r"^([ \t]+COMPLEX\*16 AMP\()NGRAPHS(\))", r"\g<1>NCOMB,NGRAPHS\g<2>",
          "COMPLEX*16 AMP(NGRAPHS)"),
@@ -171,12 +171,12 @@ def _use_helsum(text: str, prefix: str, path: Path) -> str:
     p = re.escape(prefix)
     edits = [
         (rf"^([ \t]+REAL\*8 {p}MATRIX[ \t]*\n)",
-         lambda m: m.group(1) + _fortran(["REAL*8 MADNIS_TS(NCOMB)",
+         lambda m: m.group(1) + fixed_form(["REAL*8 MADNIS_TS(NCOMB)",
                                           "LOGICAL MADNIS_SEL(NCOMB)"]),
          f"REAL*8 {prefix}MATRIX"),
         # Which helicities the loop below evaluates: those get their |M_i|^2 accumulated.
         (r"^([ \t]+ANS = 0D0[ \t]*\n)(?=[ \t]+DO IHEL=1,NCOMB[ \t]*\n)",
-         lambda m: _fortran([
+         lambda m: fixed_form([
              "IF (USERHEL.EQ.-1) THEN",
              "DO IHEL=1,NCOMB",
              "MADNIS_SEL(IHEL) = GOODHEL(IHEL) .OR. NTRY .LT. 20",
@@ -188,7 +188,7 @@ def _use_helsum(text: str, prefix: str, path: Path) -> str:
              "ENDIF"]) + m.group(1),
          "ANS = 0D0 before DO IHEL=1,NCOMB"),
         (rf"^[ \t]+T={p}MATRIX\(P ,NHEL\(1,IHEL\),JC\(1\)\)[ \t]*\n",
-         lambda m: _fortran(["IF (USERHEL.EQ.-1) THEN", "T=MADNIS_TS(IHEL)", "ELSE",
+         lambda m: fixed_form(["IF (USERHEL.EQ.-1) THEN", "T=MADNIS_TS(IHEL)", "ELSE",
                              f"T={prefix}MATRIX(P ,NHEL(1,IHEL),JC(1))", "ENDIF"]),
          f"T={prefix}MATRIX(P ,NHEL(1,IHEL),JC(1))"),
     ]
@@ -248,7 +248,7 @@ def _guard_helicities(calls: str, ncomb: int) -> str:
             waves = [int(w) for w in combine.group(2).split(",")]
             needs[i] = set(hels)
             tmp_need = set(hels)
-            for h, w in zip(hels, waves):
+            for h, w in zip(hels, waves, strict=True):
                 wave_need.setdefault(w, set()).add(h)
             continue
         call = re.search(r"CALL\s+\w+\((.*)\)\s*$", text.strip(), re.I)
@@ -274,17 +274,18 @@ def _guard_helicities(calls: str, ncomb: int) -> str:
     out_lines: list[str] = []
     for statement, need in zip(statements, needs, strict=True):
         if need and need != every:
-            out_lines += [_fortran(["IF (" + ".OR.".join(f"SEL({k})" for k in sorted(need))
+            out_lines += [fixed_form(["IF (" + ".OR.".join(f"SEL({k})" for k in sorted(need))
                                     + ") THEN"]), *statement, "      ENDIF\n"]
         else:
             out_lines += statement
     return "".join(out_lines)
 
 
-def recycle_helicities(path: Path, prefix: str, *, split_amplitudes: bool = False) -> int:
+def recycle_helicities(path: Path, prefix: str, *,
+                       split_amplitudes: bool = False) -> tuple[int, int]:
     """Rewrite the standalone ``matrix.f`` at ``path`` so that ``<prefix>SMATRIX`` sums
-    the helicities with recycled wavefunctions; returns the number of HELAS calls of one
-    evaluation of every helicity.
+    the helicities with recycled wavefunctions; returns the number of HELAS calls for
+    every helicity with recycling and without.
 
     ``path`` must already have the per-diagram |M_i|^2 accumulation of :mod:`.exporter`
     (``MADNIS_AMP2``). Raises :class:`RecyclingError` if ``path`` does not have the
@@ -318,6 +319,7 @@ def recycle_helicities(path: Path, prefix: str, *, split_amplitudes: bool = Fals
     calls, rest = rest.split(loop, 1)
     ncalls = len(re.findall(r"^[ \t]+CALL ", calls, re.M | re.I))
     helsum = head + begin + _guard_helicities(calls, ncomb) + loop + rest
+    plain = ncomb * len(re.findall(r"^[ \t]+CALL ", matrix, re.M))
     text = text[:end] + "\n" + helsum + text[end:]
     path.write_text(_use_helsum(text, prefix, path))
-    return ncalls
+    return ncalls, plain
