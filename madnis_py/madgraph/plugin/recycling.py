@@ -125,7 +125,7 @@ def _template(matrix: str, prefix: str, path: Path, split_amplitudes: bool) -> s
          fixed_form([f"SUBROUTINE {prefix}MATRIX_HELSUM(P,IC,SEL,TS)"]), "the header"),
         (r"^([ \t]+PARAMETER \(NWAVEFUNCS=)\d+(, NCOLOR=\d+\)[ \t]*\n)",
          r"\g<1>${nwavefuncs}\g<2>" + fixed_form(["INTEGER NCOMB",
-                                               "PARAMETER (NCOMB=${ncomb})"]),
+                                                 "PARAMETER (NCOMB=${ncomb})"]),
          "PARAMETER (NWAVEFUNCS=n, NCOLOR=m)"),
         (r"^[ \t]+INTEGER NHEL\(NEXTERNAL\), IC\(NEXTERNAL\)[ \t]*\n",
          fixed_form(["INTEGER IC(NEXTERNAL)", "LOGICAL SEL(NCOMB)", "REAL*8 TS(NCOMB)"]),
@@ -158,9 +158,7 @@ def _template(matrix: str, prefix: str, path: Path, split_amplitudes: bool) -> s
         "      ENDIF\n",
         "${jamp_lines}\n",
         tail,
-        "      IF (SEL(K)) THEN\n",
         "${amp2_lines}\n",
-        "      ENDIF\n",
         "      ENDDO\n",
         "      END\n",
     ])
@@ -172,7 +170,7 @@ def _use_helsum(text: str, prefix: str, path: Path) -> str:
     edits = [
         (rf"^([ \t]+REAL\*8 {p}MATRIX[ \t]*\n)",
          lambda m: m.group(1) + fixed_form(["REAL*8 MADNIS_TS(NCOMB)",
-                                          "LOGICAL MADNIS_SEL(NCOMB)"]),
+                                            "LOGICAL MADNIS_SEL(NCOMB)"]),
          f"REAL*8 {prefix}MATRIX"),
         # Which helicities the loop below evaluates: those get their |M_i|^2 accumulated.
         (r"^([ \t]+ANS = 0D0[ \t]*\n)(?=[ \t]+DO IHEL=1,NCOMB[ \t]*\n)",
@@ -189,7 +187,7 @@ def _use_helsum(text: str, prefix: str, path: Path) -> str:
          "ANS = 0D0 before DO IHEL=1,NCOMB"),
         (rf"^[ \t]+T={p}MATRIX\(P ,NHEL\(1,IHEL\),JC\(1\)\)[ \t]*\n",
          lambda m: fixed_form(["IF (USERHEL.EQ.-1) THEN", "T=MADNIS_TS(IHEL)", "ELSE",
-                             f"T={prefix}MATRIX(P ,NHEL(1,IHEL),JC(1))", "ENDIF"]),
+                               f"T={prefix}MATRIX(P ,NHEL(1,IHEL),JC(1))", "ENDIF"]),
          f"T={prefix}MATRIX(P ,NHEL(1,IHEL),JC(1))"),
     ]
     smatrix = _one(rf"^[ \t]+SUBROUTINE {p}SMATRIX\(P,ANS\)[ \t]*\n", text,
@@ -274,8 +272,9 @@ def _guard_helicities(calls: str, ncomb: int) -> str:
     out_lines: list[str] = []
     for statement, need in zip(statements, needs, strict=True):
         if need and need != every:
-            out_lines += [fixed_form(["IF (" + ".OR.".join(f"SEL({k})" for k in sorted(need))
-                                    + ") THEN"]), *statement, "      ENDIF\n"]
+            condition = ".OR.".join(f"SEL({k})" for k in sorted(need))
+            out_lines += [fixed_form([f"IF ({condition}) THEN"]), *statement,
+                          "      ENDIF\n"]
         else:
             out_lines += statement
     return "".join(out_lines)
