@@ -6,7 +6,7 @@ e+ e- > mu+ mu- a and p p > e+ e- j (massless fermions: most helicities vanish, 
 standalone filter drops them after 20 calls), the recycled library gives |M|^2 and the per-diagram |M_i|^2 of the
 plain standalone helicity loop (``--hel_recycling=False``) bit for bit, before and after
 the filter settles, and single helicities (``smatrixhel_`` with ``nhel > 0``) too; split
-amplitudes (``--hel_splitamp=True``) agree to rounding.
+amplitudes (the default, as madevent's ``hel_splitamp``) agree to rounding.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def mg5(test: F) -> F:
 
 PROCESSES = {"ggttg": "g g > t t~ g", "eemumua": "e+ e- > mu+ mu- a",
              "ppeej": "p p > e+ e- j"}
-VARIANTS = {"recycled": "", "plain": " --hel_recycling=False",
-            "split": " --hel_splitamp=True"}
+VARIANTS = {"recycled": " --hel_splitamp=False", "plain": " --hel_recycling=False",
+            "split": ""}  # split amplitudes are the default, as in madevent
 
 
 def _recycling() -> ModuleType:
