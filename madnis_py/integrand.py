@@ -246,6 +246,9 @@ class Integrand:
 
             self.pdf = pdf if (pdf is not None and not isinstance(pdf, (str, int))) else PDF(
                 pdf or d.pdf or "LHToyPDF")
+        # the partons of each beam: a PDF with xfxQ2_flavours evaluates them in one call
+        self._beam_pids = tuple(tuple(sorted({sub.pdgs[b] for sub in proc.subprocesses}))
+                                for b in (0, 1))
         #: A fixed alpha_s (given), else None: the PDF set's alpha_s(muR) with proton beams,
         #: :attr:`asmz` run to muR with lepton beams.
         self.alpha_s = alpha_s
@@ -306,7 +309,13 @@ class Integrand:
             def density(beam: int, pid: int) -> np.ndarray:
                 if (beam, pid) not in parton:
                     xb = x12[idx, beam]
-                    parton[beam, pid] = self.pdf.xfxQ2(pid, xb, mu ** 2) / xb
+                    every = getattr(self.pdf, "xfxQ2_flavours", None)
+                    if every is None:
+                        parton[beam, pid] = self.pdf.xfxQ2(pid, xb, mu ** 2) / xb
+                    else:  # the beam's partons at once, each equal to its own xfxQ2
+                        pids = self._beam_pids[beam]
+                        values = every(pids, xb, mu ** 2) / xb[:, None]
+                        parton.update({(beam, q): values[:, j] for j, q in enumerate(pids)})
                 return parton[beam, pid]
 
             masks: dict[int, np.ndarray] = {}

@@ -130,6 +130,35 @@ def test_drell_yan_cross_section_against_quadrature() -> None:
     assert abs(mean - exact) < 3 * err
 
 
+class _OneFlavourPDF:
+    """A PDF seen through ``xfxQ2`` and ``alphasQ2`` alone (a user's own object)."""
+
+    def __init__(self, pdf: object) -> None:
+        self._pdf = pdf
+
+    def xfxQ2(self, pid: int, x: np.ndarray, q2: np.ndarray) -> np.ndarray:
+        return self._pdf.xfxQ2(pid, x, q2)  # type: ignore[attr-defined, no-any-return]
+
+    def alphasQ2(self, q2: np.ndarray) -> np.ndarray:
+        return self._pdf.alphasQ2(q2)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_every_parton_of_a_beam_at_once_gives_the_same_integrand() -> None:
+    # the PDF's xfxQ2_flavours (all the beam's partons in one call) against one xfxQ2
+    # call per parton: the same f, per-subprocess parts and prior, bit for bit
+    fast = Integrand("ttbar", sqrt_s=13000.0, pdf="LHToyPDF")
+    slow = Integrand("ttbar", sqrt_s=13000.0, pdf=_OneFlavourPDF(fast.pdf))
+    assert fast._beam_pids[0] == tuple(sorted({s.pdgs[0] for s in fast.process.subprocesses}))
+    rng = np.random.default_rng(5)
+    for c in range(fast.n_channels):
+        x = rng.random((3000, fast.dims(c)))
+        a, b = fast(x, c, prior=True, details=True), slow(x, c, prior=True, details=True)
+        np.testing.assert_array_equal(a.f, b.f)
+        np.testing.assert_array_equal(a.subprocess_f, b.subprocess_f)
+        np.testing.assert_array_equal(a.prior, b.prior)
+        assert np.count_nonzero(a.f) > 100
+
+
 def test_details_and_diagram_channels_of_ttbar() -> None:
     """q q~ -> t t~ has one diagram (the card maps it to channel 0), g g -> t t~ three:
     the prior is still normalised; details split f into its subprocesses."""

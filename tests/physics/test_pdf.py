@@ -26,6 +26,8 @@ from madnis_py.physics.pdf import (
     read_info,
 )
 from madnis_py.physics.pdf import backends as pdf_backends
+from madnis_py.physics.pdf.grid import GridData
+from madnis_py.physics.pdf.interpolation import LogBicubicGrid
 
 DATA = Path(__file__).parent / "data" / "lhtoy_hoppet_reference.npz"
 SETDIR = pdfmod.EMBEDDED_PDFSETS_DIR / "LHToyPDF"
@@ -245,6 +247,43 @@ def test_gluon_pid_zero_and_unknown_pids(toy: PDF) -> None:
     assert mixed[0] == mixed[1] and mixed[2] == 0 and mixed[3] == 0 and mixed[4] > 0
 
 
+def test_every_flavour_at_once_is_each_flavour(toy: PDF) -> None:
+    # in the grid, on knots and subgrid thresholds, and each extrapolation region
+    rng = np.random.default_rng(3)
+    knots = toy._backend.grid
+    x = np.concatenate([10 ** rng.uniform(-6.9, -0.01, 300), knots.xs[::7][:6],
+                        [1e-9, 3e-8, 0.2, 0.5, 1e-9, 0.3]])
+    q2 = np.concatenate([10 ** rng.uniform(0.4, 7.9, 300), knots.q2s[::7][:6],
+                         [1.0, 1.5, 1e9, 1e9, 1e9, 1.2]])
+    pids = [21, 2, -2, 0, 7, 1, -3, 5, 6]  # 7: not in the set
+    every = toy.xfxQ2_flavours(pids, x, q2)
+    assert every.shape == (x.size, len(pids))
+    for j, pid in enumerate(pids):
+        np.testing.assert_array_equal(every[:, j], toy.xfxQ2(pid, x, q2))
+    assert np.all(every[:, 4] == 0)
+    with pytest.raises(ValueError, match="x must lie in"):
+        toy.xfxQ2_flavours([21], np.array([1.5]), np.array([100.0]))
+    with pytest.raises(ValueError, match="1-d of one length"):
+        toy.xfxQ2_flavours([21], np.array([0.1, 0.2]), np.array([100.0]))
+    with pytest.raises(ValueError, match="integer PDG codes"):
+        toy.xfxQ2_flavours([2.5], np.array([0.1]), np.array([100.0]))
+
+
+def test_every_flavour_at_once_on_a_two_knot_subgrid() -> None:
+    # LHAPDF's bilinear fallback: a subgrid of two Q2 knots between two cubic ones
+    xs = np.geomspace(1e-4, 1.0, 8)
+    q2s = np.array([2.0, 4.0, 8.0, 8.0, 9.0, 9.0, 20.0, 50.0, 100.0])
+    values = np.random.default_rng(1).uniform(0.1, 2.0, (xs.size, q2s.size, 3))
+    grid = LogBicubicGrid(GridData(xs, q2s, [1, 2, 21], values), "continuation", Path("t"))
+    assert np.any(grid._q_lower & grid._q_upper)
+    x = 10 ** np.random.default_rng(2).uniform(-4, 0, 400)
+    q2 = np.random.default_rng(4).uniform(2.0, 100.0, 400)
+    cols = np.array([2, 0, 1, 2])
+    every = grid.evaluate_columns(cols, x, q2)
+    for j, c in enumerate(cols):
+        np.testing.assert_array_equal(every[:, j], grid.evaluate(np.full(x.size, c), x, q2))
+
+
 def test_invalid_inputs(toy: PDF) -> None:
     with pytest.raises(ValueError, match="x must lie in"):
         toy.xfxQ2(21, 1.5, 100.0)
@@ -379,6 +418,9 @@ def test_lhapdf_backend_agrees_with_the_grid_reader(tmp_path: Path,
     for pid in (-4, -2, -1, 1, 2, 3, 21):
         np.testing.assert_allclose(ours.xfxQ2(pid, x, q2), theirs.xfxQ2(pid, x, q2),
                                    rtol=1e-10, atol=1e-14)
+    every = theirs.xfxQ2_flavours([21, 2, -1], x, q2)
+    for j, pid in enumerate((21, 2, -1)):
+        np.testing.assert_array_equal(every[:, j], theirs.xfxQ2(pid, x, q2))
     np.testing.assert_allclose(ours.alphasQ2(q2), theirs.alphasQ2(q2), rtol=1e-10)
 
 

@@ -79,37 +79,54 @@ class LogBicubicGrid:
     # -- interpolation ---------------------------------------------------------------
 
     def interpolate(self, col: NDArray[np.intp], x: FloatArray, q2: FloatArray) -> FloatArray:
-        """Interpolate flavour columns ``col`` at in-grid points (1-d arrays)."""
+        """Interpolate at in-grid points (1-d ``x``, ``q2``): flavour column ``col[i]`` at
+        point i (``col`` 1-d, the result 1-d), or the columns ``col`` (shape ``(1, k)``)
+        at every point (the result ``(n, k)``, each entry bit for bit the 1-d one: the
+        knot search is done once per point for all columns)."""
+        block = col.ndim == 2
         if x.size == 0:
-            return np.empty(0)
+            return np.empty((0, col.shape[1]) if block else 0)
         ix = index_below(self.xs, x)
         iq = index_below(self.q2s, q2)
+        # rows: the per-point masks select points; per-point values are columns in a block
+        lower = self._q_lower[iq]
+        upper = self._q_upper[iq]
+        lin = lower & upper
         lx, lq, v, d = self.logxs, self.logq2s, self.values, self.dlogx
+        if block:
+            cols = col[0]
+            col = np.broadcast_to(col, (x.size, cols.size))
+            ix, iq, x, q2 = ix[:, None], iq[:, None], x[:, None], q2[:, None]
+            lower, upper = lower[:, None], upper[:, None]
+
+            def at(a: FloatArray, i: NDArray[np.intp], j: NDArray[np.intp],
+                   c: NDArray[np.intp]) -> FloatArray:
+                return a[i[:, 0], j[:, 0]][:, cols]  # whole knot rows, then the columns
+        else:
+
+            def at(a: FloatArray, i: NDArray[np.intp], j: NDArray[np.intp],
+                   c: NDArray[np.intp]) -> FloatArray:
+                return a[i, j, c]
         dlx = lx[ix + 1] - lx[ix]
         tx = (np.log(x) - lx[ix]) / dlx
         nq = self.q2s.size
 
         def along_x(j: NDArray[np.intp]) -> FloatArray:
-            return hermite(tx, v[ix, j, col], d[ix, j, col] * dlx,
-                            v[ix + 1, j, col], d[ix + 1, j, col] * dlx)
+            return hermite(tx, at(v, ix, j, col), at(d, ix, j, col) * dlx,
+                            at(v, ix + 1, j, col), at(d, ix + 1, j, col) * dlx)
 
         vl = along_x(iq)
         vh = along_x(iq + 1)
-        lower = self._q_lower[iq]
-        upper = self._q_upper[iq]
         dq1 = lq[iq + 1] - lq[iq]
         logq2 = np.log(q2)
         tq = (logq2 - lq[iq]) / dq1
-        out = np.empty_like(x)
+        out = np.empty(col.shape)
 
         # A two-knot subgrid: LHAPDF falls back to bilinear in (log x, log Q2).
-        lin = lower & upper
         if np.any(lin):
-            t = tx[lin]
-            fl = v[ix[lin], iq[lin], col[lin]] + t * (
-                v[ix[lin] + 1, iq[lin], col[lin]] - v[ix[lin], iq[lin], col[lin]])
-            fh = v[ix[lin], iq[lin] + 1, col[lin]] + t * (
-                v[ix[lin] + 1, iq[lin] + 1, col[lin]] - v[ix[lin], iq[lin] + 1, col[lin]])
+            t, i, j, c = tx[lin], ix[lin], iq[lin], col[lin]
+            fl = at(v, i, j, c) + t * (at(v, i + 1, j, c) - at(v, i, j, c))
+            fh = at(v, i, j + 1, c) + t * (at(v, i + 1, j + 1, c) - at(v, i, j + 1, c))
             out[lin] = fl + tq[lin] * (fh - fl)
         cub = ~lin
         if np.any(cub):
@@ -123,7 +140,25 @@ class LogBicubicGrid:
                 r2 = np.where(upper, 1.0, dq1 / (lq[iqp] - lq[iq + 1]))
                 vdl = np.where(lower, slope, 0.5 * (slope + (vl - vll) * r0))
                 vdh = np.where(upper, slope, 0.5 * (slope + (vhh - vh) * r2))
-            out[cub] = hermite(tq[cub], vl[cub], vdl[cub], vh[cub], vdh[cub])
+            out[cub] = hermite(np.broadcast_to(tq, vl.shape)[cub], vl[cub], vdl[cub],
+                               vh[cub], vdh[cub])
+        return out
+
+    def evaluate_columns(self, cols: NDArray[np.intp], x: FloatArray,
+                         q2: FloatArray) -> FloatArray:
+        """Flavour columns ``cols`` (k,) at every point (1-d ``x``, ``q2``): ``(n, k)``,
+        bit for bit :meth:`evaluate` of each column, with the knot search done once per
+        point inside the grid."""
+        n, k = x.size, cols.size
+        inside = ((x >= self.xs[0]) & (x <= self.xs[-1])
+                  & (q2 >= self.q2s[0]) & (q2 <= self.q2s[-1]))
+        out = np.empty((n, k))
+        out[inside] = self.interpolate(cols[None, :], x[inside], q2[inside])
+        outside = ~inside
+        if np.any(outside):
+            m = int(outside.sum())
+            out[outside] = self.evaluate(np.tile(cols, m), np.repeat(x[outside], k),
+                                         np.repeat(q2[outside], k)).reshape(m, k)
         return out
 
     # -- extrapolation ---------------------------------------------------------------

@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,33 @@ class PDF:
             bad = qb[~(qb >= 0)].ravel()[0]
             raise ValueError(f"Q2 must be >= 0 GeV^2; got {bad!r}")
         out = self._backend.xfxQ2(pb.ravel(), xb.ravel(), qb.ravel()).reshape(xb.shape)
+        return self._wrap(out, like)
+
+    def xfxQ2_flavours(self, pids: Sequence[int], x: ArrayLike, Q2: ArrayLike) -> Any:
+        """x f(x, Q2) of every parton of ``pids`` at every point: ``(n, k)`` for 1-d ``x``
+        and ``Q2`` of length n and k partons, each column equal to :meth:`xfxQ2` of its
+        parton (bit for bit); the grid reader finds the knots once per point for all.
+
+        Raises
+        ------
+        ValueError
+            x outside [0, 1], Q2 < 0, ``x`` and ``Q2`` not 1-d of one length, or a pid
+            that is not an integer.
+        """
+        like = x if _is_torch(x) else (Q2 if _is_torch(Q2) else None)
+        p = np.asarray(pids)
+        if p.ndim != 1 or (p.size and p.dtype.kind not in "iu"):
+            raise ValueError(f"pids must be a sequence of integer PDG codes; got {pids!r}")
+        xa = _as_numpy(x, "x").astype(np.float64, copy=False)
+        qa = _as_numpy(Q2, "Q2").astype(np.float64, copy=False)
+        if xa.ndim != 1 or xa.shape != qa.shape:
+            raise ValueError(f"x and Q2 must be 1-d of one length; got shapes {xa.shape} "
+                             f"and {qa.shape}")
+        if np.any(~((xa >= 0) & (xa <= 1))):
+            raise ValueError(f"x must lie in [0, 1]; got {xa[~((xa >= 0) & (xa <= 1))][0]!r}")
+        if np.any(~(qa >= 0)):
+            raise ValueError(f"Q2 must be >= 0 GeV^2; got {qa[~(qa >= 0)][0]!r}")
+        out = self._backend.xfxQ2_flavours(p.astype(np.int64), xa, qa)
         return self._wrap(out, like)
 
     def xfxQ(self, pid: ArrayLike, x: ArrayLike, Q: ArrayLike) -> Any:
