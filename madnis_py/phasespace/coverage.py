@@ -39,17 +39,19 @@ def _describe(cuts: Cuts, names: set[str]) -> str:
     return "cuts " + ", ".join(f"{name} = {value:g}" for name, value in sorted(values.items()))
 
 
-def _mass_cut_names(cuts: Cuts, legs: Sequence[int], whole: bool) -> set[str]:
-    names = {name for (i, j), (name, _) in cuts.pair_mass_cuts().items()
-             if i in legs and j in legs}
+def _mass_cut_names(cuts: Cuts, legs: Sequence[int], whole: bool,
+                    masses: Sequence[float]) -> set[str]:
+    names = {name for (i, j), (found, _) in cuts.pair_mass_bounds(masses).items()
+             if i in legs and j in legs for name in found}
     if whole:
-        names |= _shat_cut_names(cuts)
+        names |= _shat_cut_names(cuts, masses)
     return names
 
 
-def _shat_cut_names(cuts: Cuts) -> set[str]:
+def _shat_cut_names(cuts: Cuts, masses: Sequence[float]) -> set[str]:
     names = {name for name in cuts.active if name.startswith("pt") and not name.endswith("max")}
-    return names | {"misset"} | {name for name, _ in cuts.pair_mass_cuts().values()}
+    return names | {"misset"} | {name for found, _ in cuts.pair_mass_bounds(masses).values()
+                                 for name in found}
 
 
 def _too_tight(limit: float, bound: float) -> bool:
@@ -122,7 +124,7 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
             loosest = cuts[bounds.index(bound)]
             fail(label, f"{field}.min_mass", f"{node.min_mass:g} GeV",
                  f"m({', '.join(map(str, legs))}) of propagator {name}", f"{bound:g} GeV",
-                 loosest, _mass_cut_names(loosest, legs, len(legs) == n_final),
+                 loosest, _mass_cut_names(loosest, legs, len(legs) == n_final, masses),
                  len(set(bounds)) > 1)
         return Decay(node.propagator, (d0, d1), max(node.min_mass, bound))
 
@@ -142,7 +144,7 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
             if _too_tight(topo.min_shat, shat):
                 loosest = cuts[shats.index(shat)]
                 fail(label, "min_shat", f"{topo.min_shat:g} GeV^2", "the partonic s",
-                     f"{shat:g} GeV^2", loosest, _shat_cut_names(loosest), len(set(shats)) > 1)
+                     f"{shat:g} GeV^2", loosest, _shat_cut_names(loosest, masses), len(set(shats)) > 1)
             fitted = replace(fitted, min_shat=max(topo.min_shat, shat))
         out.append(fitted)
     return out

@@ -566,15 +566,48 @@ class Cuts:
         pairs = self._pairs_bound(range(2, len(m) + 2), m)
         return max(root, pairs) ** 2
 
+    def pair_mass_bounds(self, masses: Sequence[float]) -> dict[tuple[int, int],
+                                                              tuple[tuple[str, ...], float]]:
+        """Lower bounds on the invariant masses of pairs in every event that passes:
+        ``{(i, j): (names, mmin)}`` with ``i < j`` momentum indices and the cuts that give
+        the bound.
+
+        A lower ``mmXX`` cut (:meth:`pair_mass_cuts`), and for two massless particles with
+        lower pT cuts ``a_i``, ``a_j`` and a lower Delta R cut ``R`` between them
+        ``m^2 = 2 pT_i pT_j (cosh(d_eta) - cos(d_phi)) >= 2 a_i a_j (1 - cos(min(R, pi)))``:
+        with ``h(x) = 1 - cos(sqrt(x))``, ``h' <= 1/2``, so ``cosh(a) - cos(b) >= 1 - cos(b)
+        + a^2/2 >= h(a^2 + b^2)``, which is ``>= 1 - cos(R)`` on ``a^2 + b^2 >= R^2``
+        (``|b| <= pi``; where ``|b| > R`` the first form is). MadGraph's ``myamp.f`` starts
+        the grid of such a propagator at ``0.8 R^2 a_i a_j``, just below. ``masses``: the
+        final-state masses (a massive particle keeps only its mass and the ``mmXX`` cut).
+        """
+        m = self._final_masses(masses)
+        out = {pair: ((name,), low) for pair, (name, low) in self.pair_mass_cuts().items()}
+        a = self._pt_minima()
+        for pair in ("jj", "bb", "ll", "aa", "bj", "aj", "jl", "ab", "bl", "al"):
+            radius = self._active.get(f"dr{pair}")
+            if radius is None:
+                continue
+            first, second = self._targets(_TABLE[f"dr{pair}"])
+            for i, j in zip(first, second, strict=True):
+                if m[i - 2] > 0 or m[j - 2] > 0 or a[i - 2] <= 0 or a[j - 2] <= 0:
+                    continue
+                low = math.sqrt(2 * a[i - 2] * a[j - 2] * (1 - math.cos(min(radius, math.pi))))
+                key = (min(i, j), max(i, j))
+                if key not in out or out[key][1] < low:
+                    names = (f"dr{pair}", f"pt{self._classes[i]}", f"pt{self._classes[j]}")
+                    out[key] = (tuple(sorted(set(names))), low)
+        return out
+
     def _pairs_bound(self, legs: Sequence[int], m: Sequence[float]) -> float:
-        """The sum of the masses of ``legs``, with disjoint pairs under a lower ``mmXX``
-        cut counted at their cut: the mass of a set of physical momenta is at least the
-        sum of the masses of its parts. Pairs are taken greedily by gain, which may miss
-        the best combination but never overstates the bound."""
+        """The sum of the masses of ``legs``, with disjoint pairs under a lower mass bound
+        (:meth:`pair_mass_bounds`) counted at their bound: the mass of a set of physical
+        momenta is at least the sum of the masses of its parts. Pairs are taken greedily
+        by gain, which may miss the best combination but never overstates the bound."""
         chosen = set(legs)
         bound = sum(m[leg - 2] for leg in chosen)
         gains = sorted(((low - m[i - 2] - m[j - 2], i, j)
-                        for (i, j), (_, low) in self.pair_mass_cuts().items()
+                        for (i, j), (_, low) in self.pair_mass_bounds(m).items()
                         if i in chosen and j in chosen), reverse=True)
         used: set[int] = set()
         for gain, i, j in gains:

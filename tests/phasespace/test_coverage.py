@@ -40,6 +40,8 @@ def _mass2(p: np.ndarray) -> np.ndarray:
     (WJ, [0.0, 0.0, 0.0], {"ptj": 5.0, "ptl": 30.0}),
     ([21, 21, 6, -6, 21], [173.0, 173.0, 0.0], {"ptj": 50.0}),
     (ZZ4L, [0.0] * 4, {"ptl": 15.0, "mmll": 40.0}),
+    ([21, 2, -11, 11, 2], [0.0] * 3, {"ptj": 20.0, "ptl": 10.0, "drll": 0.4, "drjl": 0.4}),
+    (ZZ4L, [0.0] * 4, {"ptl": 5.0, "drll": 1.0}),
 ])
 def test_bounds_hold_for_every_event_that_passes(pdgs: list[int], masses: list[float],
                                                  cuts: dict[str, float]) -> None:
@@ -90,6 +92,38 @@ def test_pair_mass_bounds() -> None:
     assert Cuts([-11, 11, 1, -1, 21], {"mmjj": 10.0}).min_mass([2, 4], [0.0] * 3) == 10.0
     with pytest.raises(ValueError, match="legs"):
         c.min_mass([1, 2], [0.0] * 4)
+
+
+def test_pt_and_delta_r_bound_pair_masses() -> None:
+    """Two massless particles with pT >= a_i, a_j and Delta R >= R: m^2 >= 2 a_i a_j
+    (1 - cos R), reached by a pair at eta = 0 with d_phi = R, which passes."""
+    pdgs = [21, 2, -11, 11, 2]
+    c = Cuts(pdgs, {"ptj": 20.0, "ptl": 10.0, "drll": 0.4, "drjl": 0.5})
+    ll = math.sqrt(200 * (1 - math.cos(0.4)))
+    jl = math.sqrt(400 * (1 - math.cos(0.5)))
+    assert c.pair_mass_bounds([0.0] * 3) == {
+        (2, 3): (("drll", "ptl"), pytest.approx(ll, rel=1e-15)),
+        (2, 4): (("drjl", "ptj", "ptl"), pytest.approx(jl, rel=1e-15)),
+        (3, 4): (("drjl", "ptj", "ptl"), pytest.approx(jl, rel=1e-15))}
+    assert c.min_mass([2, 3], [0.0] * 3) == pytest.approx(ll, rel=1e-15)
+    def at(pt_: float, phi_: float) -> list[float]:
+        return [pt_, pt_ * math.cos(phi_), pt_ * math.sin(phi_), 0.0]
+    # e+ e- at the bound (the jet far away in phi, balancing nothing: only the pair counts)
+    up = 1 + 1e-12  # above the cuts despite the rounding of cos and sin
+    event = np.array([[[50, 0, 0, 50], [50, 0, 0, -50], at(10 * up, 0.0),
+                       at(10 * up, 0.4 * up), at(21.0, 2.0)]])
+    assert c.mask(event).tolist() == [True]
+    assert math.sqrt(_mass2(event[0, 2] + event[0, 3])) == pytest.approx(ll, rel=1e-9)
+    # a massive pair, no pT cut on one of them, or R beyond pi (capped at pi)
+    assert c.min_mass([2, 3], [0.0, 1.0, 0.0]) == 1.0
+    assert Cuts(pdgs, {"ptl": 10.0, "drll": 0.4}).min_mass([2, 4], [0.0] * 3) == 0.0
+    assert Cuts(pdgs, {"ptl": 10.0, "drll": 4.0}).min_mass([2, 3], [0.0] * 3) == \
+        pytest.approx(20.0, rel=1e-15)
+    # an mmll cut above the bound wins, below it not
+    assert Cuts(pdgs, {"ptl": 10.0, "drll": 0.4, "mmll": 5.0}).pair_mass_bounds(
+        [0.0] * 3)[2, 3] == (("mmll",), 5.0)
+    assert Cuts(pdgs, {"ptl": 10.0, "drll": 0.4, "mmll": 3.0}).min_mass([2, 3], [0.0] * 3) \
+        == pytest.approx(ll, rel=1e-15)
 
 
 def test_looser_card_limits_follow_the_cuts() -> None:
