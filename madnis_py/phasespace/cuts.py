@@ -525,6 +525,15 @@ class Cuts:
             out.append(max(float(low), 0.0))
         return out
 
+    def min_pt(self, leg: int) -> float:
+        """The smallest pT (GeV) of final-state particle ``leg`` (momentum index, 2 and
+        above) in an event that passes: its class's ``ptX`` cut (``misset`` for a single
+        neutrino), else 0."""
+        if not 2 <= int(leg) < len(self._pdgs):
+            raise ValueError(f"leg: expected a final-state momentum index in "
+                             f"2..{len(self._pdgs) - 1}, got {leg!r}")
+        return self._pt_minima()[int(leg) - 2]
+
     def pair_mass_cuts(self) -> dict[tuple[int, int], tuple[str, float]]:
         """Lower invariant-mass cuts on pairs: ``{(i, j): (name, mmin)}`` with ``i < j``
         momentum indices, for every active ``mmXX`` that is a lower bound (a veto window,

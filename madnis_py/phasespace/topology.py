@@ -130,10 +130,25 @@ class Decay:
 @dataclass(frozen=True)
 class TChannel:
     """A multi-peripheral chain: ``blocks`` emitted in order from beam 1 towards beam 2,
-    with ``propagators[i]`` the space-like line between block i and block i+1."""
+    with ``propagators[i]`` the space-like line between block i and block i+1.
+
+    ``scales[i]`` (GeV^2, empty: all 0) is where the power law ``1 / (|t| + c)^nu`` of
+    line i turns flat: ``c`` is the larger of it and the line's mass squared. A pT cut
+    keeps ``|t|`` of a massless line above about pT^2 (``|t| >= pT^2`` for the first line
+    and a massless block), so a law that starts at 0 wastes its points where the cuts
+    remove them, and at a range that moves with the partonic energy; the integrand sets
+    the scales from the run's cuts (:func:`madnis_py.phasespace.coverage.fit_to_cuts`,
+    MadGraph's ``myamp.f`` starts its 1/t grid there). A scale is a shape, not a bound:
+    any value >= 0 gives a correct map.
+    """
 
     blocks: tuple[Node, ...]
     propagators: tuple[Propagator, ...]
+    scales: tuple[float, ...] = ()
+
+    def scale(self, i: int) -> float:
+        """The scale of line ``i`` (0 without scales)."""
+        return float(self.scales[i]) if self.scales else 0.0
 
 
 Node = int | Decay
@@ -351,22 +366,25 @@ def compile_topology(topology: Topology, masses: Sequence[float], *,
                 "give it a min_mass cut (in a run, a lower mmXX cut on its daughters sets "
                 "it) or nu < 1")
 
-    def add_chain(blocks: Sequence[Node], props: Sequence[Propagator], first: int) -> int:
+    def add_chain(blocks: Sequence[Node], props: Sequence[Propagator], scales: Sequence[float],
+                  first: int) -> int:
         # root -> (B1, X1), X1 -> (B2, X2), ..., X_{k-2} -> (B_{k-1}, B_k)
         prop = props[0]
-        if prop.mass == 0 and prop.nu >= 1:
+        offset = max(prop.mass ** 2, scales[0])
+        if offset == 0 and prop.nu >= 1:
             raise TopologyError(
                 f"channel {label}: t-channel propagator {prop.name or f'#{first}'} is massless with "
-                f"nu = {prop.nu} >= 1, which is not integrable at t = 0: use nu < 1")
+                f"nu = {prop.nu} >= 1, which is not integrable at t = 0: use nu < 1 (or give "
+                "the line a scale; in a run, a pT cut on the blocks it joins sets one)")
         k = len(ints)
         # t-nodes below the root have their own mass sampled flat in s.
         ints.append([NODE_T, -1, -1, -1, SAMPLER_POWER])
-        floats.append([0.0, 0.0, 0.0, 0.0, prop.nu, prop.mass ** 2])
+        floats.append([0.0, 0.0, 0.0, 0.0, prop.nu, offset])
         c1 = add_node(blocks[0], f"t_channel.blocks[{first}]")
         if len(blocks) == 2:
             c2 = add_node(blocks[1], f"t_channel.blocks[{first + 1}]")
         else:
-            c2 = add_chain(blocks[1:], props[1:], first + 1)
+            c2 = add_chain(blocks[1:], props[1:], scales[1:], first + 1)
         finish(k, c1, c2, 0.0, None, "t_channel")
         return k
 
@@ -376,7 +394,8 @@ def compile_topology(topology: Topology, masses: Sequence[float], *,
         tc = topology.t_channel
         assert tc is not None
         _check_chain(label, tc)
-        root = add_chain(tc.blocks, tc.propagators, 0)
+        root = add_chain(tc.blocks, tc.propagators,
+                         [tc.scale(i) for i in range(len(tc.propagators))], 0)
     assert root == 0
     missing = sorted(set(range(2, n + 2)) - set(seen))
     if missing:
@@ -410,6 +429,13 @@ def _check_chain(label: str, tc: TChannel) -> None:
     if len(tc.propagators) != n_blocks - 1:
         raise TopologyError(f"channel {label}: a t-channel chain of {n_blocks} blocks needs "
                             f"{n_blocks - 1} propagators, got {len(tc.propagators)}")
+    if tc.scales and len(tc.scales) != n_blocks - 1:
+        raise TopologyError(f"channel {label}: a t-channel chain of {n_blocks} blocks needs "
+                            f"{n_blocks - 1} scales (or none), got {len(tc.scales)}")
+    for i, value in enumerate(tc.scales):
+        if not (math.isfinite(value) and value >= 0):
+            raise TopologyError(f"channel {label}: t_channel scale {i} must be a finite "
+                                f"number >= 0 (GeV^2), got {value!r}")
 
 
 def _set_root_sampler(root_ints: list[int], root_floats: list[float], label: str,

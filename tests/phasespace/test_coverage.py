@@ -20,6 +20,7 @@ from madnis_py.phasespace import (
     Topology,
     fit_to_cuts,
 )
+from madnis_py.phasespace.coverage import t_channel_scales
 
 DY = [2, -2, -11, 11]
 WJ = [2, -1, -11, 12, 21]
@@ -124,6 +125,40 @@ def test_pt_and_delta_r_bound_pair_masses() -> None:
         [0.0] * 3)[2, 3] == (("mmll",), 5.0)
     assert Cuts(pdgs, {"ptl": 10.0, "drll": 0.4, "mmll": 3.0}).min_mass([2, 3], [0.0] * 3) \
         == pytest.approx(ll, rel=1e-15)
+
+
+def test_t_channel_scales_follow_the_cuts() -> None:
+    """Each line's scale is the smaller pT demand of the two blocks it joins, squared (the
+    loosest subprocess counts); scales the card gives are kept."""
+    (wjet,) = fit_to_cuts([WJET], [Cuts(WJ, {"ptj": 30.0, "ptl": 10.0})], [0.0] * 3,
+                          hadronic=True)
+    assert wjet.t_channel is not None and wjet.t_channel.scales == (100.0,)  # e+ ve: 10 + 0
+    (wjet,) = fit_to_cuts([WJET], [Cuts(WJ, {"ptj": 30.0, "ptl": 25.0, "misset": 20.0}),
+                                   Cuts(WJ, {"ptj": 20.0, "ptl": 40.0, "misset": 20.0})],
+                          [0.0] * 3, hadronic=True)
+    assert wjet.t_channel is not None and wjet.t_channel.scales == (400.0,)  # 30^2, 20^2
+    chain = Topology(t_channel=TChannel((2, 4, 3), (Propagator(), Propagator())), name="c")
+    (fitted,) = fit_to_cuts([chain], [Cuts(WJ, {"ptj": 20.0, "ptl": 10.0})], [0.0] * 3,
+                            hadronic=True)
+    assert fitted.t_channel is not None and fitted.t_channel.scales == (100.0, 0.0)
+    given = replace(WJET, t_channel=replace(WJET.t_channel, scales=(7.0,)))
+    (kept,) = fit_to_cuts([given], [Cuts(WJ, {"ptj": 30.0})], [0.0] * 3, hadronic=True)
+    assert kept.t_channel is not None and kept.t_channel.scales == (7.0,)
+    assert t_channel_scales((2, 3), [Cuts(DY, {})]) == (0.0,)
+
+
+def test_first_t_line_is_above_the_pt_cut() -> None:
+    """|t| = |(p_a - k)^2| >= pT(k)^2 for a massless k and either beam (the bound behind
+    the first line's scale): flat events, the closest come within a few per cent."""
+    rambo = Rambo([0.0] * 3, Beams(200.0))
+    mom = rambo.map(np.random.default_rng(3).random((200_000, rambo.dims))).momenta
+    c = Cuts(WJ, {"ptj": 20.0})
+    ok = c.mask(mom)
+    for beam in (0, 1):
+        t = -_mass2(mom[ok, beam] - mom[ok, 4])
+        ratio = t / (mom[ok, 4, 1] ** 2 + mom[ok, 4, 2] ** 2)
+        assert ratio.min() >= 1 - 1e-12
+        assert ratio.min() < 1.05
 
 
 def test_looser_card_limits_follow_the_cuts() -> None:

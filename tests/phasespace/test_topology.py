@@ -129,3 +129,24 @@ def test_a_pole_at_the_threshold_keeps_the_plain_breit_wigner() -> None:
     cut = compile_topology(Topology(s_channel=Decay(Propagator(name="a"), (
         Decay(z, (2, 3), min_mass=80.0), 4)), name="Z* > mu mu, m > 80"), [0.0, 0.0, 0.0])
     assert cut.int_table[1, I_SAMPLER] == SAMPLER_BREIT_WIGNER
+
+
+def test_t_channel_scales_set_the_offset_and_are_checked() -> None:
+    """A line's power-law offset is the larger of its scale and mass squared; with a scale
+    a massless line may take nu >= 1; a wrong number of scales or a negative one is
+    refused, naming the channel."""
+    props = (Propagator(nu=1.0, name="q"), Propagator(mass=30.0, nu=0.8))
+    chain = TChannel((2, 3, 4), props, (400.0, 100.0))
+    program = compile_topology(Topology(t_channel=chain, name="c"), [0.0] * 3)
+    assert program.float_table[:, 4:6][program.int_table[:, 0] == 2].tolist() == [
+        [1.0, 400.0], [0.8, 900.0]]
+    with pytest.raises(TopologyError, match="channel c: t-channel propagator q is massless "
+                                            "with nu = 1.0 >= 1"):
+        compile_topology(Topology(t_channel=TChannel((2, 3, 4), props), name="c"), [0.0] * 3)
+    with pytest.raises(TopologyError, match="channel c: a t-channel chain of 3 blocks needs "
+                                            "2 scales"):
+        compile_topology(Topology(t_channel=TChannel((2, 3, 4), props, (1.0,)), name="c"),
+                         [0.0] * 3)
+    with pytest.raises(TopologyError, match="channel c: t_channel scale 1 must be"):
+        compile_topology(Topology(t_channel=TChannel((2, 3, 4), props, (1.0, -2.0)),
+                                  name="c"), [0.0] * 3)
