@@ -44,14 +44,13 @@ def _mass_cut_names(cuts: Cuts, legs: Sequence[int], whole: bool,
     names = {name for (i, j), (found, _) in cuts.pair_mass_bounds(masses).items()
              if i in legs and j in legs for name in found}
     if whole:
-        names |= _shat_cut_names(cuts, masses)
+        names |= _shat_cut_names(cuts)
     return names
 
 
-def _shat_cut_names(cuts: Cuts, masses: Sequence[float]) -> set[str]:
+def _shat_cut_names(cuts: Cuts) -> set[str]:
     names = {name for name in cuts.active if name.startswith("pt") and not name.endswith("max")}
-    return names | {"misset"} | {name for found, _ in cuts.pair_mass_bounds(masses).values()
-                                 for name in found}
+    return names | {"misset"} | {name for name, _ in cuts.pair_mass_cuts().values()}
 
 
 def _too_tight(limit: float, bound: float) -> bool:
@@ -163,7 +162,7 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
             if _too_tight(topo.min_shat, shat):
                 loosest = cuts[shats.index(shat)]
                 fail(label, "min_shat", f"{topo.min_shat:g} GeV^2", "the partonic s",
-                     f"{shat:g} GeV^2", loosest, _shat_cut_names(loosest, masses), len(set(shats)) > 1)
+                     f"{shat:g} GeV^2", loosest, _shat_cut_names(loosest), len(set(shats)) > 1)
             fitted = replace(fitted, min_shat=max(topo.min_shat, shat))
         out.append(fitted)
     return out
