@@ -561,8 +561,8 @@ class Cuts:
         ``sqrt(s) >= sqrt(m_k^2 + pT_k^2) + sqrt(M^2 + P^2)`` with M the others' masses
         and ``P = max(pT_k, sum_j pT_j)`` (``ptj > 20`` alone gives ``sqrt(s) >= 40``).
         ``sqrt(s)`` is at least the sum of the invariant masses of disjoint pairs (and
-        the other masses), so active ``mmXX`` lower cuts (not veto windows) bound it
-        too. None of these removes an event the cuts keep. ``masses``: the final-state
+        the other masses), so the pairs' lower mass bounds (:meth:`pair_mass_bounds`)
+        bound it too. None of these removes an event the cuts keep. ``masses``: the final-state
         masses.
         """
         m = self._final_masses(masses)
@@ -629,10 +629,10 @@ class Cuts:
         """A lower bound (GeV) on the invariant mass of the final-state particles ``legs``
         (momentum indices, 2 and above) in every event that passes.
 
-        The sum of their masses, with disjoint pairs among them under a lower ``mmXX``
-        cut counted at their cut (the mass of a set of physical momenta is at least the
-        sum of the masses of any split into parts); the whole final state is bounded by
-        :meth:`min_shat` too.
+        The sum of their masses, with disjoint pairs among them counted at their lower
+        bound (:meth:`pair_mass_bounds`: an ``mmXX`` cut, or pT and Delta R cuts; the mass
+        of a set of physical momenta is at least the sum of the masses of any split into
+        parts); the whole final state is bounded by :meth:`min_shat` too.
         """
         m = self._final_masses(masses)
         chosen = sorted({int(leg) for leg in legs})
