@@ -20,7 +20,7 @@ from dataclasses import replace
 from madnis_py.phasespace.cuts import Cuts
 from madnis_py.phasespace.topology import Decay, Node, TChannel, Topology, leaves
 
-__all__ = ["CutCoverageError", "fit_to_cuts"]
+__all__ = ["CutCoverageError", "fit_to_cuts", "t_channel_scales"]
 
 # Card values are written as decimals; a bound equal to them up to rounding is not tighter.
 _RTOL = 1e-9
@@ -39,9 +39,10 @@ def _describe(cuts: Cuts, names: set[str]) -> str:
     return "cuts " + ", ".join(f"{name} = {value:g}" for name, value in sorted(values.items()))
 
 
-def _mass_cut_names(cuts: Cuts, legs: Sequence[int], whole: bool) -> set[str]:
-    names = {name for (i, j), (name, _) in cuts.pair_mass_cuts().items()
-             if i in legs and j in legs}
+def _mass_cut_names(cuts: Cuts, legs: Sequence[int], whole: bool,
+                    masses: Sequence[float]) -> set[str]:
+    names = {name for (i, j), (found, _) in cuts.pair_mass_bounds(masses).items()
+             if i in legs and j in legs for name in found}
     if whole:
         names |= _shat_cut_names(cuts)
     return names
@@ -54,6 +55,21 @@ def _shat_cut_names(cuts: Cuts) -> set[str]:
 
 def _too_tight(limit: float, bound: float) -> bool:
     return limit > bound * (1 + _RTOL) + 1e-12
+
+
+def t_channel_scales(blocks: Sequence[Node], cuts: Sequence[Cuts]) -> tuple[float, ...]:
+    """The scale of each line of a t-channel chain (:class:`TChannel`), in GeV^2, as
+    MadGraph's ``myamp.f`` sets its 1/t grids: line i joins blocks i and i+1, each with
+    the transverse energy its cuts demand at least (the sum of its particles' pT
+    minima, :meth:`Cuts.min_pt`), and its scale is the smaller of the two, squared; the
+    loosest of the subprocesses' cuts counts. For the first line and a massless block
+    with a pT cut, ``|t| >= pT^2`` holds exactly (``|t| = sqrt(shat) pT e^(-y)`` with
+    ``pT e^y <= sqrt(shat)``); elsewhere the scale is a shape, not a bound."""
+    def demand(block: Node, c: Cuts) -> float:
+        return sum(c.min_pt(leg) for leg in leaves(block))
+
+    return tuple(min(min(demand(a, c), demand(b, c)) for c in cuts) ** 2
+                 for a, b in zip(blocks[:-1], blocks[1:], strict=True))
 
 
 def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
@@ -81,7 +97,9 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
     Returns
     -------
     list of Topology
-        Same channels; ``min_mass`` and ``min_shat`` raised to the cuts' bounds.
+        Same channels; ``min_mass`` and ``min_shat`` raised to the cuts' bounds, and the
+        lines of t-channel chains without scales given the scales of the cuts
+        (:func:`t_channel_scales`).
 
     Raises
     ------
@@ -122,7 +140,7 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
             loosest = cuts[bounds.index(bound)]
             fail(label, f"{field}.min_mass", f"{node.min_mass:g} GeV",
                  f"m({', '.join(map(str, legs))}) of propagator {name}", f"{bound:g} GeV",
-                 loosest, _mass_cut_names(loosest, legs, len(legs) == n_final),
+                 loosest, _mass_cut_names(loosest, legs, len(legs) == n_final, masses),
                  len(set(bounds)) > 1)
         return Decay(node.propagator, (d0, d1), max(node.min_mass, bound))
 
@@ -135,7 +153,9 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
             assert topo.t_channel is not None
             blocks = tuple(fit_node(b, label, f"t_channel.blocks[{k}]")
                            for k, b in enumerate(topo.t_channel.blocks))
-            fitted = replace(topo, t_channel=TChannel(blocks, topo.t_channel.propagators))
+            tc = topo.t_channel
+            scales = tc.scales or t_channel_scales(blocks, cuts)
+            fitted = replace(topo, t_channel=TChannel(blocks, tc.propagators, scales))
         if hadronic:
             shats = [c.min_shat(masses) for c in cuts]
             shat = min(shats)

@@ -525,6 +525,15 @@ class Cuts:
             out.append(max(float(low), 0.0))
         return out
 
+    def min_pt(self, leg: int) -> float:
+        """The smallest pT (GeV) of final-state particle ``leg`` (momentum index, 2 and
+        above) in an event that passes: its class's ``ptX`` cut (``misset`` for a single
+        neutrino), else 0."""
+        if not 2 <= int(leg) < len(self._pdgs):
+            raise ValueError(f"leg: expected a final-state momentum index in "
+                             f"2..{len(self._pdgs) - 1}, got {leg!r}")
+        return self._pt_minima()[int(leg) - 2]
+
     def pair_mass_cuts(self) -> dict[tuple[int, int], tuple[str, float]]:
         """Lower invariant-mass cuts on pairs: ``{(i, j): (name, mmin)}`` with ``i < j``
         momentum indices, for every active ``mmXX`` that is a lower bound (a veto window,
@@ -552,8 +561,8 @@ class Cuts:
         ``sqrt(s) >= sqrt(m_k^2 + pT_k^2) + sqrt(M^2 + P^2)`` with M the others' masses
         and ``P = max(pT_k, sum_j pT_j)`` (``ptj > 20`` alone gives ``sqrt(s) >= 40``).
         ``sqrt(s)`` is at least the sum of the invariant masses of disjoint pairs (and
-        the other masses), so active ``mmXX`` lower cuts (not veto windows) bound it
-        too. None of these removes an event the cuts keep. ``masses``: the final-state
+        the other masses), so the pairs' lower mass bounds (:meth:`pair_mass_bounds`)
+        bound it too. None of these removes an event the cuts keep. ``masses``: the final-state
         masses.
         """
         m = self._final_masses(masses)
@@ -566,15 +575,48 @@ class Cuts:
         pairs = self._pairs_bound(range(2, len(m) + 2), m)
         return max(root, pairs) ** 2
 
+    def pair_mass_bounds(self, masses: Sequence[float]) -> dict[tuple[int, int],
+                                                              tuple[tuple[str, ...], float]]:
+        """Lower bounds on the invariant masses of pairs in every event that passes:
+        ``{(i, j): (names, mmin)}`` with ``i < j`` momentum indices and the cuts that give
+        the bound.
+
+        A lower ``mmXX`` cut (:meth:`pair_mass_cuts`), and for two massless particles with
+        lower pT cuts ``a_i``, ``a_j`` and a lower Delta R cut ``R`` between them
+        ``m^2 = 2 pT_i pT_j (cosh(d_eta) - cos(d_phi)) >= 2 a_i a_j (1 - cos(min(R, pi)))``:
+        with ``h(x) = 1 - cos(sqrt(x))``, ``h' <= 1/2``, so ``cosh(a) - cos(b) >= 1 - cos(b)
+        + a^2/2 >= h(a^2 + b^2)``, which is ``>= 1 - cos(R)`` on ``a^2 + b^2 >= R^2``
+        (``|b| <= pi``; where ``|b| > R`` the first form is). MadGraph's ``myamp.f`` starts
+        the grid of such a propagator at ``0.8 R^2 a_i a_j``, just below. ``masses``: the
+        final-state masses (a massive particle keeps only its mass and the ``mmXX`` cut).
+        """
+        m = self._final_masses(masses)
+        out = {pair: ((name,), low) for pair, (name, low) in self.pair_mass_cuts().items()}
+        a = self._pt_minima()
+        for pair in ("jj", "bb", "ll", "aa", "bj", "aj", "jl", "ab", "bl", "al"):
+            radius = self._active.get(f"dr{pair}")
+            if radius is None:
+                continue
+            first, second = self._targets(_TABLE[f"dr{pair}"])
+            for i, j in zip(first, second, strict=True):
+                if m[i - 2] > 0 or m[j - 2] > 0 or a[i - 2] <= 0 or a[j - 2] <= 0:
+                    continue
+                low = math.sqrt(2 * a[i - 2] * a[j - 2] * (1 - math.cos(min(radius, math.pi))))
+                key = (min(i, j), max(i, j))
+                if key not in out or out[key][1] < low:
+                    names = (f"dr{pair}", f"pt{self._classes[i]}", f"pt{self._classes[j]}")
+                    out[key] = (tuple(sorted(set(names))), low)
+        return out
+
     def _pairs_bound(self, legs: Sequence[int], m: Sequence[float]) -> float:
-        """The sum of the masses of ``legs``, with disjoint pairs under a lower ``mmXX``
-        cut counted at their cut: the mass of a set of physical momenta is at least the
-        sum of the masses of its parts. Pairs are taken greedily by gain, which may miss
-        the best combination but never overstates the bound."""
+        """The sum of the masses of ``legs``, with disjoint pairs under a lower mass bound
+        (:meth:`pair_mass_bounds`) counted at their bound: the mass of a set of physical
+        momenta is at least the sum of the masses of its parts. Pairs are taken greedily
+        by gain, which may miss the best combination but never overstates the bound."""
         chosen = set(legs)
         bound = sum(m[leg - 2] for leg in chosen)
         gains = sorted(((low - m[i - 2] - m[j - 2], i, j)
-                        for (i, j), (_, low) in self.pair_mass_cuts().items()
+                        for (i, j), (_, low) in self.pair_mass_bounds(m).items()
                         if i in chosen and j in chosen), reverse=True)
         used: set[int] = set()
         for gain, i, j in gains:
@@ -587,10 +629,10 @@ class Cuts:
         """A lower bound (GeV) on the invariant mass of the final-state particles ``legs``
         (momentum indices, 2 and above) in every event that passes.
 
-        The sum of their masses, with disjoint pairs among them under a lower ``mmXX``
-        cut counted at their cut (the mass of a set of physical momenta is at least the
-        sum of the masses of any split into parts); the whole final state is bounded by
-        :meth:`min_shat` too.
+        The sum of their masses, with disjoint pairs among them counted at their lower
+        bound (:meth:`pair_mass_bounds`: an ``mmXX`` cut, or pT and Delta R cuts; the mass
+        of a set of physical momenta is at least the sum of the masses of any split into
+        parts); the whole final state is bounded by :meth:`min_shat` too.
         """
         m = self._final_masses(masses)
         chosen = sorted({int(leg) for leg in legs})

@@ -280,6 +280,21 @@ def _dot3(v: tuple[Array, Array, Array], w: tuple[Array, Array, Array]) -> Array
     return out
 
 
+def _helicity_axes(q: Vec4) -> tuple[tuple[Array, Array, Array], tuple[Array, Array, Array],
+                                      tuple[Array, Array, Array]]:
+    """The axes ``(e1, e2, n)`` of an s-node's decay in the helicity frame: ``n`` along the
+    node's momentum ``Qv`` (the z axis where ``Qv = 0``), ``e1``, ``e2`` as for a t-node."""
+    qa = np.sqrt(q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
+    rest = qa == 0
+    nx = np.where(rest, 0.0, q[1] / qa)
+    ny = np.where(rest, 0.0, q[2] / qa)
+    nz = np.where(rest, 1.0, q[3] / qa)
+    rho = np.sqrt(nx * nx + ny * ny)
+    cf = np.where(rho == 0, 1.0, nx / rho)
+    sf = np.where(rho == 0, 0.0, ny / rho)
+    return (nz * cf, nz * sf, -rho), (-sf, cf, np.zeros_like(cf)), (nx, ny, nz)
+
+
 class _TFrame:
     """A t-node's rest frame: ``pa``, the range ``[ulo, uhi]`` of ``u = -t``, the power
     law's offset ``c`` and the axes ``n`` (along the space-like line), ``e1``, ``e2``."""
@@ -376,7 +391,7 @@ class _Tree:
 # ---- channel map --------------------------------------------------------------------------
 
 def channel_forward(program: Program, r: npt.ArrayLike, sqrt_s: float,
-                    hadronic: bool) -> tuple[Array, Array, Array]:
+                    hadronic: bool, *, helicity: bool = False) -> tuple[Array, Array, Array]:
     """Map unit-hypercube points to momenta along one channel (``docs/phasespace.md``).
 
     Parameters
@@ -390,6 +405,10 @@ def channel_forward(program: Program, r: npt.ArrayLike, sqrt_s: float,
         Collider energy in GeV.
     hadronic : bool
         Whether ``r[:, 0:2]`` give the partonic energy and rapidity.
+    helicity : bool
+        Measure the decay angles of every s-node from the node's own direction of flight
+        (the helicity frame, ``docs/phasespace.md``) instead of the z axis. The compiled
+        mapping does not do this yet (default ``False``, which it matches).
 
     Returns
     -------
@@ -446,7 +465,13 @@ def channel_forward(program: Program, r: npt.ArrayLike, sqrt_s: float,
             ir += 2
             if t.kind[k] == NODE_S:
                 cs, sn = 2 * ra - 1, 2 * np.sqrt(ra * (1 - ra))
-                kv = (p * sn * np.cos(phi), p * sn * np.sin(phi), p * cs)
+                a1, a2, a3 = p * sn * np.cos(phi), p * sn * np.sin(phi), p * cs
+                kv = (a1, a2, a3)
+                if helicity:
+                    h1, h2, hn = _helicity_axes(q[k])
+                    kv = (a1 * h1[0] + a2 * h2[0] + a3 * hn[0],
+                          a1 * h1[1] + a2 * h2[1] + a3 * hn[1],
+                          a1 * h1[2] + a2 * h2[2] + a3 * hn[2])
                 w = w * (np.sqrt(lam) / (8 * _PI * mk * mk))
             else:
                 f = _TFrame(q[k], mk, ma2[k], pb, p, e1, e2, m[c1], m[c2], t.t_m2[k])
@@ -474,7 +499,7 @@ def channel_forward(program: Program, r: npt.ArrayLike, sqrt_s: float,
 
 
 def channel_inverse(program: Program, momenta: npt.ArrayLike, sqrt_s: float,
-                    hadronic: bool) -> tuple[Array, Array]:
+                    hadronic: bool, *, helicity: bool = False) -> tuple[Array, Array]:
     """Map momenta back to the unit-hypercube point of one channel (``docs/phasespace.md``).
 
     Parameters
@@ -487,6 +512,8 @@ def channel_inverse(program: Program, momenta: npt.ArrayLike, sqrt_s: float,
         Collider energy in GeV.
     hadronic : bool
         Whether ``r[:, 0:2]`` encode the partonic energy and rapidity.
+    helicity : bool
+        As in :func:`channel_forward`.
 
     Returns
     -------
@@ -570,7 +597,12 @@ def channel_inverse(program: Program, momenta: npt.ArrayLike, sqrt_s: float,
             lam, p, e1, e2 = _two_body(mk, m[c1], m[c2])
             _, kx, ky, kz = _boost(q[k], mk, q[c1], s2[c1], -1.0)
             kabs = np.sqrt(kx * kx + ky * ky + kz * kz)
-            if t.kind[k] == NODE_S:
+            if t.kind[k] == NODE_S and helicity:
+                h1, h2, hn = _helicity_axes(q[k])
+                r[:, ir] = 0.5 * (1 + _dot3((kx, ky, kz), hn) / kabs)
+                phi = np.arctan2(_dot3((kx, ky, kz), h2), _dot3((kx, ky, kz), h1))
+                w = w * (np.sqrt(lam) / (8 * _PI * mk * mk))
+            elif t.kind[k] == NODE_S:
                 r[:, ir] = 0.5 * (1 + kz / kabs)
                 phi = np.arctan2(ky, kx)
                 w = w * (np.sqrt(lam) / (8 * _PI * mk * mk))

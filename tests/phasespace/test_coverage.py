@@ -20,6 +20,7 @@ from madnis_py.phasespace import (
     Topology,
     fit_to_cuts,
 )
+from madnis_py.phasespace.coverage import t_channel_scales
 
 DY = [2, -2, -11, 11]
 WJ = [2, -1, -11, 12, 21]
@@ -40,6 +41,8 @@ def _mass2(p: np.ndarray) -> np.ndarray:
     (WJ, [0.0, 0.0, 0.0], {"ptj": 5.0, "ptl": 30.0}),
     ([21, 21, 6, -6, 21], [173.0, 173.0, 0.0], {"ptj": 50.0}),
     (ZZ4L, [0.0] * 4, {"ptl": 15.0, "mmll": 40.0}),
+    ([21, 2, -11, 11, 2], [0.0] * 3, {"ptj": 20.0, "ptl": 10.0, "drll": 0.4, "drjl": 0.4}),
+    (ZZ4L, [0.0] * 4, {"ptl": 5.0, "drll": 1.0}),
 ])
 def test_bounds_hold_for_every_event_that_passes(pdgs: list[int], masses: list[float],
                                                  cuts: dict[str, float]) -> None:
@@ -90,6 +93,72 @@ def test_pair_mass_bounds() -> None:
     assert Cuts([-11, 11, 1, -1, 21], {"mmjj": 10.0}).min_mass([2, 4], [0.0] * 3) == 10.0
     with pytest.raises(ValueError, match="legs"):
         c.min_mass([1, 2], [0.0] * 4)
+
+
+def test_pt_and_delta_r_bound_pair_masses() -> None:
+    """Two massless particles with pT >= a_i, a_j and Delta R >= R: m^2 >= 2 a_i a_j
+    (1 - cos R), reached by a pair at eta = 0 with d_phi = R, which passes."""
+    pdgs = [21, 2, -11, 11, 2]
+    c = Cuts(pdgs, {"ptj": 20.0, "ptl": 10.0, "drll": 0.4, "drjl": 0.5})
+    ll = math.sqrt(200 * (1 - math.cos(0.4)))
+    jl = math.sqrt(400 * (1 - math.cos(0.5)))
+    assert c.pair_mass_bounds([0.0] * 3) == {
+        (2, 3): (("drll", "ptl"), pytest.approx(ll, rel=1e-15)),
+        (2, 4): (("drjl", "ptj", "ptl"), pytest.approx(jl, rel=1e-15)),
+        (3, 4): (("drjl", "ptj", "ptl"), pytest.approx(jl, rel=1e-15))}
+    assert c.min_mass([2, 3], [0.0] * 3) == pytest.approx(ll, rel=1e-15)
+    def at(pt_: float, phi_: float) -> list[float]:
+        return [pt_, pt_ * math.cos(phi_), pt_ * math.sin(phi_), 0.0]
+    # e+ e- at the bound (the jet far away in phi, balancing nothing: only the pair counts)
+    up = 1 + 1e-12  # above the cuts despite the rounding of cos and sin
+    event = np.array([[[50, 0, 0, 50], [50, 0, 0, -50], at(10 * up, 0.0),
+                       at(10 * up, 0.4 * up), at(21.0, 2.0)]])
+    assert c.mask(event).tolist() == [True]
+    assert math.sqrt(_mass2(event[0, 2] + event[0, 3])) == pytest.approx(ll, rel=1e-9)
+    # a massive pair, no pT cut on one of them, or R beyond pi (capped at pi)
+    assert c.min_mass([2, 3], [0.0, 1.0, 0.0]) == 1.0
+    assert Cuts(pdgs, {"ptl": 10.0, "drll": 0.4}).min_mass([2, 4], [0.0] * 3) == 0.0
+    assert Cuts(pdgs, {"ptl": 10.0, "drll": 4.0}).min_mass([2, 3], [0.0] * 3) == \
+        pytest.approx(20.0, rel=1e-15)
+    # an mmll cut above the bound wins, below it not
+    assert Cuts(pdgs, {"ptl": 10.0, "drll": 0.4, "mmll": 5.0}).pair_mass_bounds(
+        [0.0] * 3)[2, 3] == (("mmll",), 5.0)
+    assert Cuts(pdgs, {"ptl": 10.0, "drll": 0.4, "mmll": 3.0}).min_mass([2, 3], [0.0] * 3) \
+        == pytest.approx(ll, rel=1e-15)
+
+
+def test_t_channel_scales_follow_the_cuts() -> None:
+    """Each line's scale is the smaller pT demand of the two blocks it joins, squared (the
+    loosest subprocess counts); scales the card gives are kept."""
+    (wjet,) = fit_to_cuts([WJET], [Cuts(WJ, {"ptj": 30.0, "ptl": 10.0})], [0.0] * 3,
+                          hadronic=True)
+    assert wjet.t_channel is not None and wjet.t_channel.scales == (100.0,)  # e+ ve: 10 + 0
+    (wjet,) = fit_to_cuts([WJET], [Cuts(WJ, {"ptj": 30.0, "ptl": 25.0, "misset": 20.0}),
+                                   Cuts(WJ, {"ptj": 20.0, "ptl": 40.0, "misset": 20.0})],
+                          [0.0] * 3, hadronic=True)
+    assert wjet.t_channel is not None and wjet.t_channel.scales == (400.0,)  # 30^2, 20^2
+    chain = Topology(t_channel=TChannel((2, 4, 3), (Propagator(), Propagator())), name="c")
+    (fitted,) = fit_to_cuts([chain], [Cuts(WJ, {"ptj": 20.0, "ptl": 10.0})], [0.0] * 3,
+                            hadronic=True)
+    assert fitted.t_channel is not None and fitted.t_channel.scales == (100.0, 0.0)
+    given = replace(WJET, t_channel=replace(WJET.t_channel, scales=(7.0,)))
+    (kept,) = fit_to_cuts([given], [Cuts(WJ, {"ptj": 30.0})], [0.0] * 3, hadronic=True)
+    assert kept.t_channel is not None and kept.t_channel.scales == (7.0,)
+    assert t_channel_scales((2, 3), [Cuts(DY, {})]) == (0.0,)
+
+
+def test_first_t_line_is_above_the_pt_cut() -> None:
+    """|t| = |(p_a - k)^2| >= pT(k)^2 for a massless k and either beam (the bound behind
+    the first line's scale): flat events, the closest come within a few per cent."""
+    rambo = Rambo([0.0] * 3, Beams(200.0))
+    mom = rambo.map(np.random.default_rng(3).random((200_000, rambo.dims))).momenta
+    c = Cuts(WJ, {"ptj": 20.0})
+    ok = c.mask(mom)
+    for beam in (0, 1):
+        t = -_mass2(mom[ok, beam] - mom[ok, 4])
+        ratio = t / (mom[ok, 4, 1] ** 2 + mom[ok, 4, 2] ** 2)
+        assert ratio.min() >= 1 - 1e-12
+        assert ratio.min() < 1.05
 
 
 def test_looser_card_limits_follow_the_cuts() -> None:

@@ -221,6 +221,20 @@ def test_t_channel_propagators(nu: float, hadronic: bool) -> None:
         assert_within(diffs)
 
 
+@pytest.mark.parametrize("hadronic", [False, True], ids=["lepton", "hadron"])
+def test_t_channel_scales(hadronic: bool) -> None:
+    """Massless lines with a scale (the cuts' pT^2) and nu >= 1: the offset is the larger
+    of the scale and the mass squared, and the compiled map follows the reference."""
+    props = (Propagator(nu=1.0), Propagator(mass=3.0, nu=1.2), Propagator(nu=0.8))
+    topo = Topology(t_channel=TChannel((2, 3, Decay(Propagator(), (4, 5)), 6), props,
+                                       (400.0, 4.0, 100.0)), name="t scales", min_shat=MIN_SHAT)
+    program = ChannelMapping(topo, [0.0] * 5, Beams(SQRT_S_HAD, hadronic)).program
+    t_nodes = program.int_table[:, 0] == 2
+    assert program.float_table[t_nodes, 5].tolist() == [400.0, 9.0, 100.0]
+    for masses in ([0.0] * 5, [0.0, 4.7, 0.0, 0.0, 30.0]):
+        assert_within(channel_diffs(topo, masses, hadronic, seed=3))
+
+
 def _flat_topologies() -> dict[str, Topology]:
     flat = Propagator(nu=0.0)
 
@@ -357,3 +371,55 @@ def test_outside_points_inverse(hadronic: bool) -> None:
     _assert_identical_zeros(w_c, w_p, spoiled | below_cut, (r_c, r_p))
     if not hadronic:  # RAMBO events come with collinear pairs: see R_LO_HAD_INVERSE
         assert_within(compare_inverse(mapping, mom))
+
+
+# ---- helicity-frame s-node decays (the proposed change to the compiled map) ---------------
+
+@pytest.mark.parametrize("hadronic", [False, True], ids=["lepton", "hadron"])
+@pytest.mark.parametrize("name", ["s-chain", "s-tree", "t+decay", "t3+decay"])
+def test_helicity_frame_decays(name: str, hadronic: bool) -> None:
+    """``helicity=True`` rotates every s-node's decay so that its polar angle is measured
+    from the node's direction of flight: the same weight at the same r (the isotropic
+    density does not see the axis), the same invariants, ``cos theta_hel = 2 r - 1``
+    exactly, an inverse that recovers r, and the same weight as the z-axis map at the
+    same momenta (the density of an event does not depend on the axis either)."""
+    masses = _massive(5)
+    topo = with_cut(topologies(5)[name], name) if hadronic else topologies(5)[name]
+    sqrt_s = SQRT_S_HAD if hadronic else SQRT_S_LEP
+    program = ChannelMapping(topo, masses, Beams(sqrt_s, hadronic)).program
+    r = _uniform(np.random.default_rng(11), N_EVENTS, 3 * 5 - 4 + 2 * hadronic)
+    mom_z, w_z, x_z = ref.channel_forward(program, r, sqrt_s, hadronic)
+    mom_h, w_h, x_h = ref.channel_forward(program, r, sqrt_s, hadronic, helicity=True)
+    assert np.all(w_z > 0)
+    np.testing.assert_array_equal(w_h, w_z)
+    np.testing.assert_array_equal(x_h, x_z)
+    assert np.abs(mom_h - mom_z).max() > 0.1 * sqrt_s  # the rotation does something
+    np.testing.assert_allclose(mom_h[:, 2:].sum(axis=1), mom_h[:, :2].sum(axis=1),
+                               rtol=0, atol=1e-12 * sqrt_s)
+    np.testing.assert_allclose((mom_h[..., 0] ** 2 - (mom_h[..., 1:] ** 2).sum(-1))[:, 2:],
+                               np.broadcast_to(np.square(masses), (N_EVENTS, 5)),
+                               rtol=0, atol=1e-9 * sqrt_s ** 2)
+    r_back, w_back = ref.channel_inverse(program, mom_h, sqrt_s, hadronic, helicity=True)
+    lo = R_LO_HAD_INVERSE if hadronic else R_LO
+    inner = np.all((r > lo) & (r < R_HI), axis=1)
+    assert inner.sum() > 100
+    assert np.abs(r_back - r)[inner].max() < 1e-9
+    assert max_rel(w_back[inner], w_h[inner]) < 1e-9
+    _, w_other_axis = ref.channel_inverse(program, mom_h, sqrt_s, hadronic)
+    assert max_rel(w_other_axis[inner], w_h[inner]) < 1e-9
+
+
+def test_helicity_angle_is_measured_from_the_flight_direction() -> None:
+    """q q~ > (Z > e+ e-) g at fixed masses: in the Z rest frame the e+ makes the angle
+    arccos(2 r - 1) with the Z's direction of flight."""
+    topo = Topology(s_channel=Decay(Propagator(), (Decay(BW_Z, (2, 3)), 4)), name="Zg")
+    program = ChannelMapping(topo, [0.0] * 3, Beams(SQRT_S_LEP)).program
+    r = _uniform(np.random.default_rng(5), N_EVENTS, 5)
+    mom, w, _ = ref.channel_forward(program, r, SQRT_S_LEP, False, helicity=True)
+    z = mom[:, 2] + mom[:, 3]
+    mz = np.sqrt(z[:, 0] ** 2 - (z[:, 1:] ** 2).sum(-1))
+    rest = np.stack(ref._boost(tuple(z.T), mz, tuple(mom[:, 2].T), 0.0, -1.0), axis=1)
+    flight = z[:, 1:] / np.linalg.norm(z[:, 1:], axis=1, keepdims=True)
+    cos = (rest[:, 1:] * flight).sum(-1) / np.linalg.norm(rest[:, 1:], axis=1)
+    # r columns: m_Z (0), then the root's angles (1, 2), then the Z's (3, 4)
+    np.testing.assert_allclose(cos, 2 * r[:, 3] - 1, rtol=0, atol=1e-12)

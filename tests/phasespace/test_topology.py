@@ -25,6 +25,9 @@ from madnis_py.phasespace.topology import (
     SAMPLER_BREIT_WIGNER,
     SAMPLER_BREIT_WIGNER_TAIL,
     SAMPLER_NONE,
+    SAMPLER_POWER,
+    ROOT_NU,
+    ROOT_NU_RESONANT,
     compile_topology,
 )
 
@@ -129,3 +132,51 @@ def test_a_pole_at_the_threshold_keeps_the_plain_breit_wigner() -> None:
     cut = compile_topology(Topology(s_channel=Decay(Propagator(name="a"), (
         Decay(z, (2, 3), min_mass=80.0), 4)), name="Z* > mu mu, m > 80"), [0.0, 0.0, 0.0])
     assert cut.int_table[1, I_SAMPLER] == SAMPLER_BREIT_WIGNER
+
+
+def test_t_channel_scales_set_the_offset_and_are_checked() -> None:
+    """A line's power-law offset is the larger of its scale and mass squared; with a scale
+    a massless line may take nu >= 1; a wrong number of scales or a negative one is
+    refused, naming the channel."""
+    props = (Propagator(nu=1.0, name="q"), Propagator(mass=30.0, nu=0.8))
+    chain = TChannel((2, 3, 4), props, (400.0, 100.0))
+    program = compile_topology(Topology(t_channel=chain, name="c"), [0.0] * 3)
+    assert program.float_table[:, 4:6][program.int_table[:, 0] == 2].tolist() == [
+        [1.0, 400.0], [0.8, 900.0]]
+    with pytest.raises(TopologyError, match="channel c: t-channel propagator q is massless "
+                                            "with nu = 1.0 >= 1"):
+        compile_topology(Topology(t_channel=TChannel((2, 3, 4), props), name="c"), [0.0] * 3)
+    with pytest.raises(TopologyError, match="channel c: a t-channel chain of 3 blocks needs "
+                                            "2 scales"):
+        compile_topology(Topology(t_channel=TChannel((2, 3, 4), props, (1.0,)), name="c"),
+                         [0.0] * 3)
+    with pytest.raises(TopologyError, match="channel c: t_channel scale 1 must be"):
+        compile_topology(Topology(t_channel=TChannel((2, 3, 4), props, (1.0, -2.0)),
+                                  name="c"), [0.0] * 3)
+
+
+def test_partonic_energy_of_massless_channels_above_a_cut_is_sampled_as_a_power() -> None:
+    """Hadron beams: the partonic energy of a t-channel chain, and of a massless s-channel
+    above a cut (min_shat or min_mass), follows ROOT_NU whatever the propagator's nu, or
+    ROOT_NU_RESONANT with a resonance below; a massless s-channel without a cut keeps its
+    propagator's nu < 1."""
+    q = Propagator(nu=0.8, name="u")
+    s_chan = Topology(s_channel=Decay(q, (Decay(Propagator(name="a"), (2, 3)), 4)),
+                      name="u* > a u", min_shat=1600.0)
+    t_chan = Topology(t_channel=TChannel((4, Decay(Propagator(name="a"), (2, 3))), (q,)),
+                      name="t", min_shat=1600.0)
+    for topo in (s_chan, t_chan):
+        program = compile_topology(topo, [0.0] * 3, hadronic=True)
+        assert program.int_table[0, I_SAMPLER] == SAMPLER_POWER
+        assert program.float_table[0, 1:4].tolist() == [40.0, ROOT_NU, 0.0]
+    z = Propagator(91.188, 2.441404, name="Z")
+    for topo in (Topology(s_channel=Decay(q, (Decay(z, (2, 3)), 4)), min_shat=1600.0),
+                 Topology(t_channel=TChannel((4, Decay(z, (2, 3))), (q,)), min_shat=1600.0)):
+        # a resonance below the root: 1/shat
+        program = compile_topology(topo, [0.0] * 3, hadronic=True)
+        assert program.float_table[0, 1:4].tolist() == [40.0, ROOT_NU_RESONANT, 0.0]
+    uncut = compile_topology(Topology(s_channel=s_chan.s_channel, name="no cut"), [0.0] * 3,
+                             hadronic=True)
+    assert uncut.float_table[0, 1:4].tolist() == [0.0, 0.8, 0.0]
+    lepton = compile_topology(s_chan, [0.0] * 3)
+    assert lepton.int_table[0, I_SAMPLER] == SAMPLER_NONE
