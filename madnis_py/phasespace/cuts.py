@@ -591,7 +591,8 @@ class Cuts:
         final-state masses (a massive particle keeps only its mass and the ``mmXX`` cut).
         """
         m = self._final_masses(masses)
-        out = {pair: ((name,), low) for pair, (name, low) in self.pair_mass_cuts().items()}
+        out: dict[tuple[int, int], tuple[tuple[str, ...], float]] = {
+            pair: ((name,), low) for pair, (name, low) in self.pair_mass_cuts().items()}
         a = self._pt_minima()
         for pair in ("jj", "bb", "ll", "aa", "bj", "aj", "jl", "ab", "bl", "al"):
             radius = self._active.get(f"dr{pair}")

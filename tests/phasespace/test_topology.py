@@ -22,12 +22,12 @@ from madnis_py.phasespace.topology import (
     NODE_LEAF,
     NODE_S,
     NODE_T,
+    ROOT_NU,
+    ROOT_NU_RESONANT,
     SAMPLER_BREIT_WIGNER,
     SAMPLER_BREIT_WIGNER_TAIL,
     SAMPLER_NONE,
     SAMPLER_POWER,
-    ROOT_NU,
-    ROOT_NU_RESONANT,
     compile_topology,
 )
 
