@@ -310,6 +310,30 @@ MADNIS_HD TFrame t_frame(const Vec4& Q, double M, double ma2, const Vec4& pb,
     return f;
 }
 
+// The helicity frame of an s-node's decay: n along the node's momentum Qv (the z axis
+// where Qv = 0, e.g. at the root), e1, e2 from n as for a t-node. At Qv = 0 the axes are
+// exactly x, y, z, so the root's decay is the z-axis one bit for bit.
+struct SFrame {
+    double n[3], e1[3], e2[3];
+};
+
+MADNIS_HD SFrame s_frame(const Vec4& Q) {
+    SFrame f;
+    const double qa = sqrt(Q.x * Q.x + Q.y * Q.y + Q.z * Q.z);
+    f.n[0] = qa == 0 ? 0.0 : Q.x / qa;
+    f.n[1] = qa == 0 ? 0.0 : Q.y / qa;
+    f.n[2] = qa == 0 ? 1.0 : Q.z / qa;
+    const double rho = sqrt(f.n[0] * f.n[0] + f.n[1] * f.n[1]);
+    const double cf = rho == 0 ? 1.0 : f.n[0] / rho, sf = rho == 0 ? 0.0 : f.n[1] / rho;
+    f.e1[0] = f.n[2] * cf;
+    f.e1[1] = f.n[2] * sf;
+    f.e1[2] = -rho;
+    f.e2[0] = -sf;
+    f.e2[1] = cf;
+    f.e2[2] = 0;
+    return f;
+}
+
 MADNIS_HD Vec4 beam(double e, double sign) { return {e, 0, 0, sign * e}; }
 
 MADNIS_HD void write_vec(double* out, const Vec4& p) {
@@ -428,9 +452,9 @@ MADNIS_HD bool channel_forward(const Program& p, const double* r, double* mom, d
         if (p.kind(k) == kSNode) {
             cs = 2 * ra - 1;
             sn = 2 * sqrt(ra * (1 - ra));
-            kv[0] = tb.p * sn * cphi;
-            kv[1] = tb.p * sn * sphi;
-            kv[2] = tb.p * cs;
+            const SFrame f = s_frame(Q[k]);
+            const double a1 = tb.p * sn * cphi, a2 = tb.p * sn * sphi, a3 = tb.p * cs;
+            for (int i = 0; i < 3; ++i) kv[i] = a1 * f.e1[i] + a2 * f.e2[i] + a3 * f.n[i];
             w *= sqrt(tb.lam) / (8 * kPi * M * M);
         } else {
             const TFrame f = t_frame(Q[k], M, ma2[k], pb, tb, m[c1], m[c2], p.t_m2(k));
@@ -520,8 +544,10 @@ MADNIS_HD bool channel_inverse(const Program& p, const double* mom, double* r, d
         const double kabs = sqrt(k1.x * k1.x + k1.y * k1.y + k1.z * k1.z);
         double phi;
         if (p.kind(k) == kSNode) {
-            r[ir++] = 0.5 * (1 + k1.z / kabs);
-            phi = atan2(k1.y, k1.x);
+            const SFrame f = s_frame(Q[k]);
+            r[ir++] = 0.5 * (1 + (k1.x * f.n[0] + k1.y * f.n[1] + k1.z * f.n[2]) / kabs);
+            phi = atan2(k1.x * f.e2[0] + k1.y * f.e2[1] + k1.z * f.e2[2],
+                        k1.x * f.e1[0] + k1.y * f.e1[1] + k1.z * f.e1[2]);
             w *= sqrt(tb.lam) / (8 * kPi * M * M);
         } else {
             const TFrame f = t_frame(Q[k], M, ma2[k], pb, tb, m[c1], m[c2], p.t_m2(k));

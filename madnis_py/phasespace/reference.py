@@ -391,7 +391,7 @@ class _Tree:
 # ---- channel map --------------------------------------------------------------------------
 
 def channel_forward(program: Program, r: npt.ArrayLike, sqrt_s: float,
-                    hadronic: bool, *, helicity: bool = False) -> tuple[Array, Array, Array]:
+                    hadronic: bool, *, helicity: bool = True) -> tuple[Array, Array, Array]:
     """Map unit-hypercube points to momenta along one channel (``docs/phasespace.md``).
 
     Parameters
@@ -407,8 +407,8 @@ def channel_forward(program: Program, r: npt.ArrayLike, sqrt_s: float,
         Whether ``r[:, 0:2]`` give the partonic energy and rapidity.
     helicity : bool
         Measure the decay angles of every s-node from the node's own direction of flight
-        (the helicity frame, ``docs/phasespace.md``) instead of the z axis. The compiled
-        mapping does not do this yet (default ``False``, which it matches).
+        (the helicity frame, ``docs/phasespace.md``; the compiled mapping's, the
+        default) instead of the z axis (``False``; the mapping before the helicity frame).
 
     Returns
     -------
@@ -499,7 +499,7 @@ def channel_forward(program: Program, r: npt.ArrayLike, sqrt_s: float,
 
 
 def channel_inverse(program: Program, momenta: npt.ArrayLike, sqrt_s: float,
-                    hadronic: bool, *, helicity: bool = False) -> tuple[Array, Array]:
+                    hadronic: bool, *, helicity: bool = True) -> tuple[Array, Array]:
     """Map momenta back to the unit-hypercube point of one channel (``docs/phasespace.md``).
 
     Parameters
