@@ -404,5 +404,5 @@ def test_reported_ess_is_that_of_the_written_lhe_file(
         assert summary["truncation_bias"] > 0 and report["share_above"] == pytest.approx(
             1e-3, rel=1e-6)
     else:
-        assert report["ess"] < 1499 and report["max_weight_ratio"] > 1.5
+        assert report["ess"] < 1499 and report["max_weight_ratio"] > 1.2  # kept overweights
         assert summary["truncation_bias"] == 0.0 and report["share_above"] > 1e-3
