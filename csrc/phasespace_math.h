@@ -281,6 +281,19 @@ MADNIS_HD TwoBody two_body(double M, double m1, double m2) {
 // Pa = (M^2 - ma2) / 2M, Ea = (M^2 + ma2) / 2M. The range of u = -t is written without
 // cancellation: t_max = (ma2/M - m1^2/(E1 + p)) m2^2/(E2 + p), t_max - t_min = 4 Pa p,
 // so a massless second daughter gives t_max = 0 exactly, as a power law near 0 needs.
+// e1, e2 completing the unit vector n to a right-handed frame (e1 x e2 = n): e2 in the
+// transverse plane, e1 towards -z; exactly x, y for n = z.
+MADNIS_HD void transverse_axes(const double* n, double* e1, double* e2) {
+    const double rho = sqrt(n[0] * n[0] + n[1] * n[1]);
+    const double cf = rho == 0 ? 1.0 : n[0] / rho, sf = rho == 0 ? 0.0 : n[1] / rho;
+    e1[0] = n[2] * cf;
+    e1[1] = n[2] * sf;
+    e1[2] = -rho;
+    e2[0] = -sf;
+    e2[1] = cf;
+    e2[2] = 0;
+}
+
 struct TFrame {
     double pa, ulo, uhi, c;
     double n[3], e1[3], e2[3];
@@ -299,19 +312,12 @@ MADNIS_HD TFrame t_frame(const Vec4& Q, double M, double ma2, const Vec4& pb,
     f.n[0] = -b.x / babs;
     f.n[1] = -b.y / babs;
     f.n[2] = -b.z / babs;
-    const double rho = sqrt(f.n[0] * f.n[0] + f.n[1] * f.n[1]);
-    const double cf = rho == 0 ? 1.0 : f.n[0] / rho, sf = rho == 0 ? 0.0 : f.n[1] / rho;
-    f.e1[0] = f.n[2] * cf;
-    f.e1[1] = f.n[2] * sf;
-    f.e1[2] = -rho;
-    f.e2[0] = -sf;
-    f.e2[1] = cf;
-    f.e2[2] = 0;
+    transverse_axes(f.n, f.e1, f.e2);
     return f;
 }
 
 // The helicity frame of an s-node's decay: n along the node's momentum Qv (the z axis
-// where Qv = 0, e.g. at the root), e1, e2 from n as for a t-node. At Qv = 0 the axes are
+// where Qv = 0, e.g. at the root), e1, e2 from n (transverse_axes) as for a t-node. At Qv = 0 the axes are
 // exactly x, y, z, so the root's decay is the z-axis one bit for bit.
 struct SFrame {
     double n[3], e1[3], e2[3];
@@ -323,14 +329,7 @@ MADNIS_HD SFrame s_frame(const Vec4& Q) {
     f.n[0] = qa == 0 ? 0.0 : Q.x / qa;
     f.n[1] = qa == 0 ? 0.0 : Q.y / qa;
     f.n[2] = qa == 0 ? 1.0 : Q.z / qa;
-    const double rho = sqrt(f.n[0] * f.n[0] + f.n[1] * f.n[1]);
-    const double cf = rho == 0 ? 1.0 : f.n[0] / rho, sf = rho == 0 ? 0.0 : f.n[1] / rho;
-    f.e1[0] = f.n[2] * cf;
-    f.e1[1] = f.n[2] * sf;
-    f.e1[2] = -rho;
-    f.e2[0] = -sf;
-    f.e2[1] = cf;
-    f.e2[2] = 0;
+    transverse_axes(f.n, f.e1, f.e2);
     return f;
 }
 

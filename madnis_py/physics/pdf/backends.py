@@ -247,8 +247,7 @@ class LHAPDFBackend:
     def xfxQ2_flavours(self, pids: NDArray[np.int64], x: FloatArray,
                        q2: FloatArray) -> FloatArray:
         """Every parton of ``pids`` at every point, ``(n, k)``: one LHAPDF call each."""
-        return np.stack([self._xfxQ2_one(int(p), x, q2) for p in pids], axis=1).reshape(
-            x.size, pids.size)
+        return np.stack([self._xfxQ2_one(int(p), x, q2) for p in pids], axis=1)
 
     def _xfxQ2_one(self, pid: int, x: FloatArray, q2: FloatArray) -> FloatArray:
         f = self._pdf.xfxQ2
