@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
@@ -135,19 +135,26 @@ def _pairs(out: Path, n: int) -> list[tuple[np.ndarray, list[int]]]:
             for sub in proc.subprocesses]
 
 
+def _side_by_side(dirs: dict[str, Path], variant: str, n: int
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """|M|^2 and |M_i|^2 of ``variant`` and of the plain loop at the same points, each
+    subprocess twice: the first 20 calls evaluate every helicity, later ones those found
+    nonzero."""
+    lib, plain = _open(dirs[variant]), _open(dirs["plain"])
+    for p, pdgs in _pairs(dirs["plain"], n):
+        for _ in range(2):
+            yield (*lib.smatrix_amp2(p, pdgs, alpha_s=0.118),
+                   *plain.smatrix_amp2(p, pdgs, alpha_s=0.118))
+
+
 @mg5
 @pytest.mark.parametrize("name", list(PROCESSES))
 def test_recycled_equals_the_plain_helicity_loop(
         outputs: dict[str, dict[str, Path]], name: str) -> None:
     dirs = outputs[name]
-    rec, plain = _open(dirs["recycled"]), _open(dirs["plain"])
-    for p, pdgs in _pairs(dirs["plain"], 60):
-        # The first 20 calls evaluate every helicity, later ones those found nonzero.
-        for _ in range(2):
-            m_rec, a_rec = rec.smatrix_amp2(p, pdgs, alpha_s=0.118)
-            m_plain, a_plain = plain.smatrix_amp2(p, pdgs, alpha_s=0.118)
-            np.testing.assert_array_equal(m_rec, m_plain)
-            np.testing.assert_array_equal(a_rec, a_plain)
+    for m_rec, a_rec, m_plain, a_plain in _side_by_side(dirs, "recycled", 60):
+        np.testing.assert_array_equal(m_rec, m_plain)
+        np.testing.assert_array_equal(a_rec, a_plain)
         assert np.all(m_rec > 0) and np.all(a_rec.sum(axis=1) > 0)
     info = json.loads((dirs["recycled"] / "madgraph.json").read_text())
     assert info["helicity_recycling"] and not info["split_amplitudes"]
@@ -185,16 +192,12 @@ def test_single_helicities_are_unchanged(outputs: dict[str, dict[str, Path]],
 def test_split_amplitudes_agree_to_rounding(outputs: dict[str, dict[str, Path]],
                                             name: str) -> None:
     dirs = outputs[name]
-    split, plain = _open(dirs["split"]), _open(dirs["plain"])
-    for p, pdgs in _pairs(dirs["plain"], 60):
-        for _ in range(2):
-            m_split, a_split = split.smatrix_amp2(p, pdgs, alpha_s=0.118)
-            m_plain, a_plain = plain.smatrix_amp2(p, pdgs, alpha_s=0.118)
-            np.testing.assert_allclose(m_split, m_plain, rtol=1e-12, atol=0)
-            # A diagram far below the others can lose a few more digits (seen: 2e-12
-            # relative for one 1e-8 of the sum); relative to the sum, rounding only.
-            bound = 1e-10 * np.abs(a_plain) + 1e-14 * a_plain.sum(axis=1, keepdims=True)
-            assert np.all(np.abs(a_split - a_plain) <= bound)
+    for m_split, a_split, m_plain, a_plain in _side_by_side(dirs, "split", 60):
+        np.testing.assert_allclose(m_split, m_plain, rtol=1e-12, atol=0)
+        # A diagram far below the others can lose a few more digits (seen: 2e-12
+        # relative for one 1e-8 of the sum); relative to the sum, rounding only.
+        bound = 1e-10 * np.abs(a_plain) + 1e-14 * a_plain.sum(axis=1, keepdims=True)
+        assert np.all(np.abs(a_split - a_plain) <= bound)
     assert json.loads((dirs["split"] / "madgraph.json").read_text())["split_amplitudes"]
 
 
