@@ -132,6 +132,7 @@ class DeviceChannels:
         self.integrand = integrand
         self.device = torch.device(device)
         self.n_channels = integrand.n_channels
+        self.channel_groups = integrand.channel_groups
         n_final = integrand.process.n_particles - 2
         self.feature_dims = 4 * n_final + (2 if integrand.beams.hadronic else 0)
         self.pdf = None if integrand.pdf is None else DevicePDF(integrand.pdf, self.device)
@@ -179,7 +180,8 @@ class DeviceChannels:
             raise IndexError(f"channel {channel}: the process has {self.n_channels} channels")
         batch = ig.mappings[channel].map(x.detach().to(torch.float64).contiguous())
         mom, w, x12 = batch.momenta, batch.weight, batch.x1x2
-        st: dict[str, Any] = {"mom": mom, "x12": x12, "jobs": []}
+        group = ig.layout.group[channel]
+        st: dict[str, Any] = {"mom": mom, "x12": x12, "jobs": [], "group": group}
         idx = torch.nonzero(w > 0).squeeze(1)
         st["idx"] = idx
         if len(idx) == 0:
@@ -204,7 +206,8 @@ class DeviceChannels:
                 parton[beam, pid] = self.pdf.xfxQ2(pid, xb, mu ** 2) / xb
             return parton[beam, pid]
 
-        for k, (sub, cuts) in enumerate(zip(ig.process.subprocesses, ig.cuts, strict=True)):
+        for k in ig.layout.groups[group]:
+            sub, cuts = ig.process.subprocesses[k], ig.cuts[k]
             ok = cut_mask(cuts, p)
             lum = (density(0, sub.pdgs[0]) * density(1, sub.pdgs[1]) if self.pdf is not None
                    else torch.ones_like(mu))
@@ -227,21 +230,27 @@ class DeviceChannels:
         prior_num = torch.zeros(n, self.n_channels, dtype=torch.float64, device=dev)
         if len(idx):
             passed = torch.zeros(len(idx), dtype=torch.bool, device=dev)
-            for (_, sub, sel, _, _, lum), (m2, amp2) in zip(st["jobs"], results, strict=True):
+            for (k, _, sel, _, _, lum), (m2, amp2) in zip(st["jobs"], results, strict=True):
                 ig.n_calls += len(sel)
                 rows = idx[sel]
                 f[rows] += lum * m2 * st["common"][sel]
                 passed[sel] = True
                 if amp2 is not None:
-                    prior_num[rows] += lum[:, None] * self.integrand.amp2_per_channel(sub, amp2)
+                    prior_num[rows] += lum[:, None] * self.integrand.amp2_per_channel(k, amp2)
+            mine = torch.tensor(ig.layout.channels_of(st["group"]), device=dev)
             if not ig._amp2:
                 inside = torch.nonzero(passed).squeeze(1)
                 pp = st["p"][inside]
-                cols = [_propagator_prior(t, pp) for t in ig.process.channels]
-                prior_num[idx[inside]] = torch.stack(cols, dim=1)
+                cols = [_propagator_prior(ig.process.channels[ig.layout.topology[int(c)]], pp)
+                        for c in mine]
+                prior_num[idx[inside][:, None], mine] = torch.stack(cols, dim=1)
         total = prior_num.sum(dim=1, keepdim=True)
         prior = torch.where(total > 0, prior_num / torch.where(total > 0, total, 1.0),
                             torch.zeros_like(prior_num))
+        if len(idx):  # inside the cuts, no diagram: the group's channels alike
+            empty = idx[passed & (total[idx, 0] <= 0)]
+            if len(empty):
+                prior[empty[:, None], mine] = 1.0 / len(mine)
         feats = [mom[:, 2:].reshape(n, -1) / ig.beams.sqrt_s]
         if ig.beams.hadronic:
             feats.append(x12)

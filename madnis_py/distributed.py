@@ -153,7 +153,8 @@ class IntegrandSpec:
         (visible to the workers).
     options : tuple of (name, value)
         Keyword arguments of ``Integrand`` (``sqrt_s``, ``pdf``, ``scale``,
-        ``dynamical_scale_choice``, ``cuts``, ``alpha_s``), the cuts as sorted pairs.
+        ``dynamical_scale_choice``, ``cuts``, ``alpha_s``, ``subprocess_channels``), the
+        cuts as sorted pairs.
     """
 
     process: str
@@ -187,6 +188,8 @@ class IntegrandSpec:
             opts["dynamical_scale_choice"] = integrand.dynamical_scale_choice
         if integrand.alpha_s is not None:
             opts["alpha_s"] = integrand.alpha_s
+        if integrand.subprocess_channels != "shared":
+            opts["subprocess_channels"] = integrand.subprocess_channels
         if integrand.pdf is not None:
             name, member = str(integrand.pdf.name), int(integrand.pdf.member)
             opts["pdf"] = name if member == 0 else f"{name}/{member}"
@@ -254,13 +257,14 @@ def _spec_of(source: IntegrandSource) -> IntegrandSpec:
 # ------------------------------------------------------- distributed matrix elements
 
 
-def _describe_channels(spec: IntegrandSpec) -> tuple[int, list[int], int]:
+def _describe_channels(spec: IntegrandSpec) -> tuple[int, list[int], int, tuple[int, ...]]:
     from madnis_py.integrand import TorchChannels
 
     with _LOCK:
         channels = TorchChannels(_worker_integrand(spec)[0])
     n = channels.n_channels
-    return n, [channels.dims(i) for i in range(n)], channels.feature_dims
+    return (n, [channels.dims(i) for i in range(n)], channels.feature_dims,
+            tuple(channels.channel_groups))
 
 
 def _evaluate_chunk(spec: IntegrandSpec, x: np.ndarray,
@@ -333,8 +337,9 @@ class DistributedChannels:
             n = local.n_channels
             self._dims = [local.dims(i) for i in range(n)]
             self.feature_dims = local.feature_dims
+            self.channel_groups = tuple(local.channel_groups)
         else:  # only the workers load the library
-            n, self._dims, self.feature_dims = client.submit(
+            n, self._dims, self.feature_dims, self.channel_groups = client.submit(
                 _describe_channels, self.spec, pure=False).result()
         self.n_channels = n
 

@@ -26,6 +26,7 @@ import torch
 
 from madnis_py.phasespace import Beams, ChannelMapping, Cuts, channel_mappings, fit_to_cuts
 from madnis_py.phasespace.topology import Decay, Node, Topology, leaves
+from madnis_py.physics.channels import ChannelLayout
 from madnis_py.physics.matrix_element import MatrixElementError
 from madnis_py.physics.process import Process, Subprocess, load_process
 from madnis_py.physics.running import madgraph_alphas
@@ -195,13 +196,18 @@ class Integrand:
         param_card's ``SMINPUTS 3`` with lepton beams).
     threads : int, optional
         Threads of the phase-space mappings.
+    subprocess_channels : {"shared", "grouped"}
+        The channel layout (:mod:`madnis_py.physics.channels`): one channel per topology
+        evaluating every subprocess (default), or one set of channels per matrix element
+        (madevent's), a point evaluating its group's matrix element only.
     """
 
     def __init__(self, process: Process | str, *, sqrt_s: float | None = None,
                  pdf: Any = None, scale: float | None = None,
                  dynamical_scale_choice: int | None = None,
                  cuts: Mapping[str, float] | None = None, alpha_s: float | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None,
+                 subprocess_channels: str = "shared") -> None:
         self.process = load_process(process) if isinstance(process, str) else process
         proc = self.process
         d = proc.defaults
@@ -236,19 +242,26 @@ class Integrand:
         # Every mapping limit (s-channel min_mass, min_shat) follows the cuts: a channel
         # starts where they allow, so no event they keep is lost; a card limit tighter
         # than the cuts is an error here, before the PDF and the library are opened.
+        self.layout = ChannelLayout.of(proc.subprocesses, len(proc.channels),
+                                       subprocess_channels)
+        self.subprocess_channels = subprocess_channels
         topologies = fit_to_cuts(proc.channels, self.cuts, self.masses,
                                  hadronic=proc.hadronic, card=proc.card)
-        self.mappings: list[ChannelMapping] = channel_mappings(topologies, self.masses,
-                                                               self.beams, threads=threads)
+        per_topology = channel_mappings(topologies, self.masses, self.beams, threads=threads)
+        #: Each channel's mapping (channels of one topology share it).
+        self.mappings: list[ChannelMapping] = [per_topology[t] for t in self.layout.topology]
+        #: Per channel, the subprocess group it evaluates (:attr:`layout`).
+        self.channel_groups: tuple[int, ...] = self.layout.group
         self.pdf: Any = None
         if proc.hadronic:
             from madnis_py.physics.pdf import PDF
 
             self.pdf = pdf if (pdf is not None and not isinstance(pdf, (str, int))) else PDF(
                 pdf or d.pdf or "LHToyPDF")
-        # the partons of each beam: a PDF with xfxQ2_flavours evaluates them in one call
-        self._beam_pids = tuple(tuple(sorted({sub.pdgs[b] for sub in proc.subprocesses}))
-                                for b in (0, 1))
+        # per group, the partons of each beam: a PDF with xfxQ2_flavours evaluates them
+        # in one call
+        self._beam_pids = [tuple(tuple(sorted({proc.subprocesses[k].pdgs[b] for k in subs}))
+                                 for b in (0, 1)) for subs in self.layout.groups]
         #: A fixed alpha_s (given), else None: the PDF set's alpha_s(muR) with proton beams,
         #: :attr:`asmz` run to muR with lepton beams.
         self.alpha_s = alpha_s
@@ -295,6 +308,7 @@ class Integrand:
         scale_out = np.zeros(n) if details else None
         alphas_out = np.zeros(n) if details else None
         idx = np.nonzero(inside)[0]
+        group = self.layout.group[channel]
         if len(idx):
             p = mom[idx]
             mu = self._scales(p)
@@ -313,7 +327,7 @@ class Integrand:
                     if every is None:
                         parton[beam, pid] = self.pdf.xfxQ2(pid, xb, mu ** 2) / xb
                     else:  # the beam's partons at once, each equal to its own xfxQ2
-                        pids = self._beam_pids[beam]
+                        pids = self._beam_pids[group][beam]
                         values = every(pids, xb, mu ** 2) / xb[:, None]
                         parton.update({(beam, q): values[:, j] for j, q in enumerate(pids)})
                 return parton[beam, pid]
@@ -322,11 +336,12 @@ class Integrand:
             # subprocesses sharing a matrix element: |M|^2 (and |M_i|^2) once per point
             shared: dict[tuple[str, bool], tuple[np.ndarray, np.ndarray,
                                                  np.ndarray | None]] = {}
-            for k, (sub, cuts) in enumerate(zip(self.process.subprocesses, self.cuts, strict=True)):
-                group = self._cut_group[k]
-                if group not in masks:
-                    masks[group] = cuts.mask(p)
-                ok = masks[group]
+            for k in self.layout.groups[group]:
+                sub, cuts = self.process.subprocesses[k], self.cuts[k]
+                mask_key = self._cut_group[k]
+                if mask_key not in masks:
+                    masks[mask_key] = cuts.mask(p)
+                ok = masks[mask_key]
                 if not ok.any():
                     continue
                 lum = np.ones(len(idx))
@@ -346,22 +361,37 @@ class Integrand:
                     prior_num[idx[sel]] += lum[sel, None] * self.amp2_per_channel(sub, amp2)
             if prior_num is not None and not self._amp2:
                 pp = p[passed[idx]]
-                cols = [_propagator_prior(t, pp) for t in self.process.channels]
-                prior_num[idx[passed[idx]]] = np.stack(cols, axis=1)
+                mine = np.array(self.layout.channels_of(group), dtype=np.intp)
+                cols = [_propagator_prior(self.process.channels[self.layout.topology[c]], pp)
+                        for c in mine]
+                prior_num[np.ix_(idx[passed[idx]], mine)] = np.stack(cols, axis=1)
         prior_out = None
         if prior_num is not None:
-            total = prior_num.sum(axis=1, keepdims=True)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                prior_out = np.where(total > 0, prior_num / total, 0.0)
+            prior_out = self._normalised_prior(prior_num, passed, group)
         return IntegrandBatch(f, mom, x12, w, passed, prior_out, sub_f, scale_out, alphas_out)
 
-    def amp2_per_channel(self, sub: Subprocess, amp2: ArrayT) -> ArrayT:
+    def _normalised_prior(self, prior_num: np.ndarray, passed: np.ndarray,
+                          group: int) -> np.ndarray:
+        """The prior normalised over the channels (those of the group: the others have
+        none); a point inside the cuts whose diagrams all vanish gets the group's
+        channels alike, so that its alpha sums to one over them."""
+        total = prior_num.sum(axis=1, keepdims=True)
+        out: np.ndarray = np.divide(prior_num, total, out=np.zeros_like(prior_num),
+                                    where=total > 0)
+        empty = np.nonzero(passed & (total[:, 0] <= 0))[0]
+        if len(empty):
+            mine = np.array(self.layout.channels_of(group), dtype=np.intp)
+            out[np.ix_(empty, mine)] = 1.0 / len(mine)
+        return out
+
+    def amp2_per_channel(self, sub: Subprocess | int, amp2: ArrayT) -> ArrayT:
         """The library's per-diagram |M_i|^2 ``(n, diagrams)`` of subprocess ``sub``
-        summed into the card's channels ``(n, channels)`` (``diagram_channels``, else
-        diagram i is channel i; -1: no channel, a 4-point vertex whose |M_i|^2 is 0);
-        numpy arrays or torch tensors."""
-        diagrams = (sub.diagram_channels if sub.diagram_channels is not None
-                    else tuple(range(self.n_channels)))
+        (the object, or its index) summed into the channels ``(n, channels)`` of its
+        group (``diagram_channels``, else diagram i is topology i; -1: no channel, a
+        4-point vertex whose |M_i|^2 is 0); numpy arrays or torch tensors."""
+        k = sub if isinstance(sub, int) else self.process.subprocesses.index(sub)
+        sub = self.process.subprocesses[k]
+        diagrams = self.layout.columns[k]
         if amp2.shape[1] != len(diagrams):
             raise MatrixElementError(
                 f"process {self.process.name}: the library gives {amp2.shape[1]} diagrams "
@@ -423,7 +453,14 @@ class Integrand:
         return m2_all[sel], None if amp2_all is None else amp2_all[sel]
 
     def channel_names(self) -> Sequence[str]:
-        return [m.topology.name for m in self.mappings]
+        """Per channel, its topology's name; with several subprocess groups, followed by
+        the group's first subprocess (``t1 [g u > e+ e- u]``)."""
+        names = [m.topology.name for m in self.mappings]
+        if len(self.layout.groups) == 1:
+            return names
+        subs = self.process.subprocesses
+        return [f"{name} [{' '.join(map(str, subs[self.layout.groups[g][0]].pdgs))}]"
+                for name, g in zip(names, self.layout.group, strict=True)]
 
     def fingerprint(self) -> dict[str, object]:
         """What a trained integrator depends on, as JSON-ready plain values: the process
@@ -458,6 +495,8 @@ class Integrand:
             "n_channels": self.n_channels,
             "channel_dims": [int(self.dims(i)) for i in range(self.n_channels)],
         }
+        if len(self.layout.groups) > 1:  # (with one group both layouts are the same)
+            out["subprocess_channels"] = self.subprocess_channels
         sherpa = getattr(proc, "sherpa_run_dir", None)  # a Sherpa library reads its card
         if sherpa is not None and (Path(sherpa) / "Sherpa.yaml").is_file():
             out["sherpa_run_card_sha256"] = _sha256(Path(sherpa) / "Sherpa.yaml")
@@ -487,6 +526,8 @@ class TorchChannels:
     def __init__(self, integrand: Integrand) -> None:
         self.integrand = integrand
         self.n_channels = integrand.n_channels
+        #: Per channel, its subprocess group (channels are dropped keeping one per group).
+        self.channel_groups = integrand.channel_groups
         n_final = integrand.process.n_particles - 2
         self.feature_dims = 4 * n_final + (2 if integrand.beams.hadronic else 0)
         self._records: list[RecordedBatch] | None = None

@@ -578,7 +578,7 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
             from madnis_py.plots import plot_history
 
             plot_history(mc.history, out / "training.png",
-                         channel_names=[c.name for c in process.channels])
+                         channel_names=list(integrand.channel_names()))
             plots.append(str(out / "training.png"))
         mc.save_history(out / "history.json")
         checkpoint = card.checkpoint_path

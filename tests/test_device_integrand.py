@@ -32,9 +32,10 @@ def _agree(ref: TorchChannels, dev: DeviceChannels, x: torch.Tensor, channel: in
         torch.testing.assert_close(b.cpu(), a, rtol=1e-12, atol=0, msg=what)
 
 
+@pytest.mark.parametrize("layout", ["shared", "grouped"])
 @pytest.mark.parametrize("name", builtin_processes())
-def test_matches_the_numpy_integrand(name: str) -> None:
-    integrand = Integrand(name)
+def test_matches_the_numpy_integrand(name: str, layout: str) -> None:
+    integrand = Integrand(name, subprocess_channels=layout)
     ref, dev = TorchChannels(integrand), DeviceChannels(integrand, "cpu")
     gen = torch.Generator().manual_seed(5)
     for channel in range(integrand.n_channels):

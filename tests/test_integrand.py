@@ -148,7 +148,8 @@ def test_every_parton_of_a_beam_at_once_gives_the_same_integrand() -> None:
     # call per parton: the same f, per-subprocess parts and prior, bit for bit
     fast = Integrand("ttbar", sqrt_s=13000.0, pdf="LHToyPDF")
     slow = Integrand("ttbar", sqrt_s=13000.0, pdf=_OneFlavourPDF(fast.pdf))
-    assert fast._beam_pids[0] == tuple(sorted({s.pdgs[0] for s in fast.process.subprocesses}))
+    assert fast._beam_pids[0][0] == tuple(sorted({s.pdgs[0]
+                                                  for s in fast.process.subprocesses}))
     rng = np.random.default_rng(5)
     for c in range(fast.n_channels):
         x = rng.random((3000, fast.dims(c)))

@@ -46,7 +46,9 @@ beam polarisation, ``custom_fcts``) and do differ are *unsupported*: the import 
 them with one error naming each field, its value and its line, unless
 ``allow_unsupported=True`` (``--allow-unsupported`` on the command line), which imports
 without them and lists them in :attr:`MadGraphRunCard.unsupported`.
-The training, integration, unweighting and output settings are the run card defaults.
+The training, integration, unweighting and output settings are the run card defaults,
+but for ``[training] subprocess_channels = "grouped"``: madevent's channels, one set per
+matrix element (:mod:`madnis_py.physics.channels`).
 
 An empty or truncated file is an error too, not a card of defaults: the import needs
 every field of :data:`REQUIRED_FIELDS`, those MadGraph 3.5 writes into every LO
@@ -76,6 +78,7 @@ from madnis_py.cards.run_card import (
     RunCardNotFoundError,
     RunSettings,
     ScaleSettings,
+    TrainingSettings,
 )
 from madnis_py.phasespace.cuts import SUPPORTED_CUTS
 from madnis_py.physics.process import Process
@@ -546,5 +549,6 @@ def import_madgraph_run_card(path: str | os.PathLike[str], *,
         collider=ColliderSettings(sqrt_s=sqrt_s, lhaid=lhaid),
         scale=scale,
         cuts=cuts,
+        training=TrainingSettings(subprocess_channels="grouped"),
         source=f.path.resolve(),
         ignored=ignored, unsupported=unsupported, notes=tuple(notes))

@@ -64,6 +64,11 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     vegas_growth = 1.3        # each round's points over the round before, >= 1
     vegas_floor = 0.3         # share of the uniform density mixed into every dimension of
                               #   the VEGAS map after it, [0, 1) (bounds its Jacobian)
+    subprocess_channels = "shared"  # "shared": one channel per topology, every
+                              #   subprocess at every point; "grouped": one set of
+                              #   channels per matrix element (and mirror), a point
+                              #   costing its group's |M|^2 only, as madevent's P
+                              #   directories (the default of a MadGraph run_card.dat)
     warmup = 20               # steps with a uniform channel allocation, >= 0
     min_fraction = 0.1        # smallest share of a batch for all channels, 0 <= f < 1
     drop_threshold = 1e-2     # a channel's share of the integral at or below which it ...
@@ -151,6 +156,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from madnis_py.cards._toml import KeyLocator, toml_key, toml_value
 from madnis_py.phasespace.cuts import SUPPORTED_CUTS
+from madnis_py.physics.channels import LAYOUTS, Layout
 from madnis_py.training.channel_sampler import VEGAS_FLOOR
 from madnis_py.training.losses import LOSSES
 from madnis_py.training.options import OPTION_CHECKS, TrainingOptions
@@ -291,6 +297,7 @@ class TrainingSettings:
     vegas_points: int = 2_000
     vegas_growth: float = 1.3
     vegas_floor: float = VEGAS_FLOOR
+    subprocess_channels: Layout = "shared"
     warmup: int = _OPTIONS.warmup
     min_fraction: float = _OPTIONS.min_fraction
     drop_threshold: float = _OPTIONS.drop_threshold
@@ -492,7 +499,8 @@ class RunCard:
     def integrand_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`madnis_py.integrand.Integrand`: ``sqrt_s``,
         ``pdf`` (a set name, or the LHAPDF id as an ``int``), ``scale``,
-        ``dynamical_scale_choice``, ``cuts`` and ``alpha_s``, only those the card sets."""
+        ``dynamical_scale_choice``, ``cuts``, ``alpha_s`` and ``subprocess_channels``
+        (``[training]``), only those the card sets."""
         opts: dict[str, Any] = {}
         if self.collider.sqrt_s is not None:
             opts["sqrt_s"] = self.collider.sqrt_s
@@ -508,6 +516,8 @@ class RunCard:
             opts["cuts"] = dict(self.cuts)
         if self.scale.alpha_s is not None:
             opts["alpha_s"] = self.scale.alpha_s
+        if self.training.subprocess_channels != "shared":
+            opts["subprocess_channels"] = self.training.subprocess_channels
         return opts
 
     def flow_options(self) -> dict[str, int]:
@@ -901,6 +911,8 @@ def _read_training(t: _Table) -> TrainingSettings:
                               lambda v: v >= 1),
         vegas_floor=t.number("vegas_floor", d.vegas_floor, "0 <= vegas_floor < 1",
                              lambda v: 0 <= v < 1),
+        subprocess_channels=cast(Layout, t.choice("subprocess_channels",
+                                                  d.subprocess_channels, LAYOUTS)),
         warmup=t.integer("warmup", d.warmup, *OPTION_CHECKS["warmup"]),
         min_fraction=option("min_fraction"),
         drop_threshold=option("drop_threshold"),

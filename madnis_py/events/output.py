@@ -159,11 +159,12 @@ class LHESink:
         self._kept = 0
         self._columns = event_columns(integrand)
         self._resonances = ResonanceTable.from_process(integrand.process)
+        self._topology = np.asarray(integrand.layout.topology, dtype=np.int64)
         self._on_events = on_events
 
     def __call__(self, events: EventBatch) -> None:
         self.writer.write_batch(**self._resonances.add(
-            events.channel, events.subprocess, idup=events.pdgs, icolup=events.colours,
+            self._topology[events.channel], events.subprocess, idup=events.pdgs, icolup=events.colours,
             momenta=events.momenta, weights=events.weights, scales=events.scales,
             aqcd=events.alpha_s, idprup=events.subprocess + 1, **self._columns))
         np.add.at(self.counts, events.subprocess, 1)

@@ -357,8 +357,13 @@ class Integrator:
         self.samplers = [ChannelSampler(cast(Flow, flow), mixture=mixture,
                                         uniform_mixture=uniform_mixture)
                          for flow in self.flows]
+        groups = getattr(self.integrand, "channel_groups", None)
+        #: Per channel, its subprocess group (:mod:`madnis_py.physics.channels`).
+        self.channel_groups = np.asarray(groups if groups is not None
+                                         else np.zeros(self.n_channels), dtype=np.int64)
         self.weights = ChannelWeights(self.n_channels, feature_dims,
-                                      trainable=trainable_weights).to(self.device)
+                                      trainable=trainable_weights,
+                                      groups=self.channel_groups.tolist()).to(self.device)
         self.loss_name = loss
         self.mixture = mixture
         self.max_weight_penalty = max_weight_penalty
@@ -436,9 +441,13 @@ class Integrator:
             return
         low = self.active & (values / total <= self.drop_threshold)
         self._low_steps = np.where(low, self._low_steps + 1, 0)
-        for i in np.nonzero(self._low_steps >= self.drop_patience)[0]:
-            if self.active.sum() <= 1:
-                break
+        # smallest first, and the last active channel of a subprocess group stays: the
+        # group's integral is its channels' sum (madnis_py.physics.channels)
+        groups = self.channel_groups
+        due = np.nonzero(self._low_steps >= self.drop_patience)[0]
+        for i in due[np.argsort(values[due], kind="stable")]:
+            if (self.active & (groups == groups[i])).sum() <= 1:
+                continue
             self.active[i] = False
             warnings.warn(f"madnis_py: dropping channel {i}: its share of the integral "
                           f"stayed at or below {self.drop_threshold:g} for "
@@ -1043,12 +1052,27 @@ class _EventsTarget:
             self.mc.use_flow = [False] * self.mc.n_channels
             self.reason = "vegas_alone"
             return False
+        self.t_steps = time.perf_counter()
         return True
+
+    def _probe_pays(self) -> bool:
+        """After the first step: whether the probe, its steps at this step's time and
+        its measurement at the base rate, still costs less than a perfect flow could
+        save."""
+        base = self.rule.base
+        assert base is not None
+        step_s = time.perf_counter() - self.t_steps
+        probe_s = min(self.every, self.steps) * step_s + self.points / max(base.rate, 1e-300)
+        return self.rule.worth_probing(0, probe_s)
 
     def after_step(self, k: int, event_weights: torch.Tensor) -> bool:
         """After step ``k`` of this call (its batch's event weights): measure every
         ``measure_every`` steps (and after the last); True to stop."""
         self.window.append(event_weights.double().cpu().numpy())
+        if k == 1 and not self.rule.measurements and not self._probe_pays():
+            self._vegas_alone()
+            self.reason = "vegas_alone"
+            return True
         if k % self.every and k != self.steps:
             return False
         reason = self.rule.add(self._measure(k))
@@ -1065,9 +1089,7 @@ class _EventsTarget:
         if reason is None:
             return False
         if reason == "vegas_alone" or not self.rule.flows_win():
-            self.mc.use_flow = [False] * self.mc.n_channels
-            self.mc.sigmas = self.base_sigmas.copy()
-            self.mc.weights.load_state_dict(self.base_weights)
+            self._vegas_alone()
             reason = "vegas_alone"
         elif self.best_state is not None:
             self.mc.flows.load_state_dict(self.best_state[0])
@@ -1075,6 +1097,12 @@ class _EventsTarget:
             self.mc.sigmas = self.best_state[2].copy()
         self.reason = reason
         return True
+
+    def _vegas_alone(self) -> None:
+        """Back to the base maps, their allocation and channel weights."""
+        self.mc.use_flow = [False] * self.mc.n_channels
+        self.mc.sigmas = self.base_sigmas.copy()
+        self.mc.weights.load_state_dict(self.base_weights)
 
     def decision(self) -> TrainingDecision:
         rule = self.rule
