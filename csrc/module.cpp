@@ -6,6 +6,7 @@ void register_rqs(pybind11::module_& m);
 void register_coupling(pybind11::module_& m);
 void register_phasespace(pybind11::module_& m);
 void register_me(pybind11::module_& m);
+void register_pdf(pybind11::module_& m);
 }
 
 PYBIND11_MODULE(_ext, m) {
@@ -14,4 +15,5 @@ PYBIND11_MODULE(_ext, m) {
     madnis::register_coupling(m);
     madnis::register_phasespace(m);
     madnis::register_me(m);
+    madnis::register_pdf(m);
 }

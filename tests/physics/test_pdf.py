@@ -284,6 +284,34 @@ def test_every_flavour_at_once_on_a_two_knot_subgrid() -> None:
         np.testing.assert_array_equal(every[:, j], grid.evaluate(np.full(x.size, c), x, q2))
 
 
+@pytest.mark.parametrize("grid_of", ["toy", "two_knot_subgrid"])
+def test_the_compiled_interpolation_is_the_numpy_one(toy: PDF, grid_of: str) -> None:
+    # csrc/pdf_cpu.cpp against LogBicubicGrid.interpolate_reference, bit for bit: in the
+    # grid, on its knots and thresholds, per point and as a block of columns
+    rng = np.random.default_rng(7)
+    if grid_of == "toy":
+        grid = toy._backend.grid
+    else:
+        xs = np.geomspace(1e-4, 1.0, 8)
+        q2s = np.array([2.0, 4.0, 8.0, 8.0, 9.0, 9.0, 20.0, 50.0, 100.0])
+        values = rng.uniform(0.1, 2.0, (xs.size, q2s.size, 3))
+        grid = LogBicubicGrid(GridData(xs, q2s, [1, 2, 21], values), "continuation",
+                              Path("t"))
+    n = 20_000
+    x = np.exp(rng.uniform(np.log(grid.xs[0]), np.log(grid.xs[-1]), n))
+    q2 = np.exp(rng.uniform(np.log(grid.q2s[0]), np.log(grid.q2s[-1]), n))
+    x[:grid.xs.size] = grid.xs
+    q2[:grid.q2s.size] = grid.q2s
+    flavours = grid.values.shape[2]
+    col = rng.integers(0, flavours, n)
+    np.testing.assert_array_equal(grid.interpolate(col, x, q2),
+                                  grid.interpolate_reference(col, x, q2))
+    block = np.array([[flavours - 1, 0, flavours // 2]])
+    np.testing.assert_array_equal(grid.interpolate(block, x, q2),
+                                  grid.interpolate_reference(block, x, q2))
+    assert grid.interpolate(col[:0], x[:0], q2[:0]).shape == (0,)
+
+
 def test_invalid_inputs(toy: PDF) -> None:
     with pytest.raises(ValueError, match="x must lie in"):
         toy.xfxQ2(21, 1.5, 100.0)
