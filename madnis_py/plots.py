@@ -517,6 +517,17 @@ def _figure(rows: int, cols: int, width: float, height: float) -> tuple[Any, np.
     return fig, axes
 
 
+def _layout(fig: Any, *, title: bool = False) -> None:
+    """Fixed margins in inches for the panels of :func:`_figure` (room for tick labels,
+    axis labels, panel titles and a figure title): matplotlib's tight_layout measures
+    every text first, about 1 s of CPU per figure of twelve panels, the largest part of
+    a short run's plots."""
+    width, height = fig.get_size_inches()
+    top = 0.75 if title else 0.4
+    fig.subplots_adjust(left=0.95 / width, right=1 - 0.15 / width, bottom=0.55 / height,
+                        top=1 - top / height, wspace=0.45, hspace=0.6)
+
+
 def _save(fig: Any, path: Path) -> None:
     """The figure as a PNG, written atomically (exclusive random temporary, then rename)."""
     from madnis_py._atomic import write_bytes_atomic
@@ -552,7 +563,7 @@ def plot_weights(weights: np.ndarray, w_max: float, path: str | Path) -> Any:
     ax.set(xlabel="log10(w / <w>)", ylabel="points per bin", yscale="log",
            title=f"{len(w)} weighted points, {np.mean(w <= 0):.1%} zero")
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    _layout(fig)
     _save(fig, Path(path))
     return fig
 
@@ -638,7 +649,7 @@ def plot_kinematics(unweighted: np.ndarray, weighted: np.ndarray, weights: np.nd
         fig.delaxes(ax)
     if process is not None:
         fig.suptitle(getattr(process, "title", "") or process.name, fontsize=10)
-    fig.tight_layout()
+    _layout(fig, title=process is not None)
     _save(fig, Path(path))
     return fig
 
@@ -718,6 +729,6 @@ def plot_history(history: Any, path: str | Path, channel_names: Sequence[str] | 
                   title="channel shares")
         _log_y_if_spread(ax[4], np.where(fractions > 0, fractions, np.nan))
         ax[4].legend(fontsize=7, ncol=1 + k // 8)
-    fig.tight_layout()
+    _layout(fig)
     _save(fig, Path(path))
     return fig

@@ -626,26 +626,30 @@ class Integrator:
                                measure_points=measure_points,
                                patience=patience, explore=explore, t_start=t_start,
                                batch=batch) if target == "events" else None
-        params = list(self.flows.parameters()) + list(self.weights.parameters())
-        opt = torch.optim.Adam(params, lr=self.lr)
         resume, self._resume = self._resume, None
         total, start = steps, 0
         if resume is not None and steps == int(resume["steps"]) - int(resume["done"]):
             total, start = int(resume["steps"]), int(resume["done"])
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1))
-        if start:
-            assert resume is not None
-            try:
-                opt.load_state_dict(resume["optimizer"])
-                sched.load_state_dict(resume["scheduler"])
-            except (KeyError, TypeError, ValueError) as err:
-                raise CheckpointError(f"the checkpoint's optimizer state does not fit this "
-                                      f"integrator ({err})") from err
         losses: list[float] = []
         try:
             if events is not None and not events.start():
                 self.training_decision = events.decision()
                 return losses
+            # only now: torch's first optimizer imports torch._dynamo (2 s of CPU), which
+            # a run that trains no flow need not pay
+            params = list(self.flows.parameters()) + list(self.weights.parameters())
+            opt = torch.optim.Adam(params, lr=self.lr)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1))
+            if start:
+                assert resume is not None
+                try:
+                    opt.load_state_dict(resume["optimizer"])
+                    sched.load_state_dict(resume["scheduler"])
+                except (KeyError, TypeError, ValueError) as err:
+                    raise CheckpointError(f"the checkpoint's optimizer state does not fit "
+                                          f"this integrator ({err})") from err
+            if events is not None:
+                events.t_steps = time.perf_counter()  # the probe's first step from here
             self._train_steps(steps, start, total, opt, sched, losses, batch=batch,
                               buffered_steps=buffered_steps, buffer_batches=buffer_batches,
                               progress=progress, callback=callback,
@@ -1052,7 +1056,7 @@ class _EventsTarget:
             self.mc.use_flow = [False] * self.mc.n_channels
             self.reason = "vegas_alone"
             return False
-        self.t_steps = time.perf_counter()
+        self.t_steps = time.perf_counter()  # (train() resets it once its optimiser exists)
         return True
 
     def _probe_pays(self) -> bool:
