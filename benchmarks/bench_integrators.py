@@ -18,6 +18,7 @@ every integrand:
                                            [--markdown FILE] [--buffered N]
                                            [--max-grad-norm G] [--freeze-weights-after F]
                                            [--drop-threshold T]
+                                           [--subprocess-channels {shared,grouped}]
 
 Notes on the methods:
 
@@ -101,7 +102,9 @@ class Case:
     slow: bool = False
 
 
-def cases() -> list[Case]:
+def cases(layout: str = "shared") -> list[Case]:
+    """The integrands; ``layout`` is the physics ones' ``subprocess_channels`` (the same
+    channels for every method)."""
     from madnis_py.integrand import Integrand, TorchChannels
 
     return [
@@ -109,9 +112,10 @@ def cases() -> list[Case]:
         Case("camel 4D", lambda: OneChannel(Camel(4), 4), Camel(4).exact),
         Case("RidgeAndPeak", RidgeAndPeak, RidgeAndPeak().exact),
         Case("DY + Z'", lambda: TorchChannels(Integrand(
-            "zprime", sqrt_s=13000.0, dynamical_scale_choice=4, cuts={"mmll": 50.0})),
-            None, slow=True),
-        Case("ee -> qqg", lambda: TorchChannels(Integrand("ee_qqg")), None, slow=True),
+            "zprime", sqrt_s=13000.0, dynamical_scale_choice=4, cuts={"mmll": 50.0},
+            subprocess_channels=layout)), None, slow=True),
+        Case("ee -> qqg", lambda: TorchChannels(Integrand(
+            "ee_qqg", subprocess_channels=layout)), None, slow=True),
     ]
 
 
@@ -364,6 +368,8 @@ def main() -> int:
     ap.add_argument("--only", type=str, default=None,
                     help="comma-separated substrings of integrand names to run")
     ap.add_argument("--skip-madnis", action="store_true")
+    ap.add_argument("--subprocess-channels", choices=["shared", "grouped"], default="shared",
+                    help="the physics integrands' channel layout, for every method")
     ap.add_argument("--loss", default="variance", help="our training loss")
     ap.add_argument("--mixture", type=float, default=0.0,
                     help="our defensive mixture weight of the base (VEGAS/flat) density")
@@ -401,9 +407,9 @@ def main() -> int:
              "flat uses the whole budget). t(1e5 unw.) = (eval wall time per weighted "
              "event) x 1e5 / eps_uw(trunc. 1e-3). Training time includes VEGAS adaptation "
              f"and flow selection. Ours: {args.buffered} buffered steps per fresh one, "
-             f"{ours_options}.", ""]
+             f"{ours_options}; channels of the physics integrands: {args.subprocess_channels}.", ""]
     target_lines = ["| integrand | target | measured | status |", "|---|---|---|---|"]
-    for case in cases():
+    for case in cases(args.subprocess_channels):
         if args.quick and case.slow:
             continue
         if args.only and not any(s.strip().lower() in case.name.lower()

@@ -113,7 +113,7 @@ def run_case(case: Case, mg5: Path, work: Path, args: argparse.Namespace) -> dic
     row["t_output"] = wall
     info = json.loads((ours_dir / "madgraph.json").read_text())
     row["diagrams"] = sum(len(r["diagrams"]) for r in info["subprocesses"])
-    row["channels"] = (ours_dir / "process.toml").read_text().count("[[channel]]")
+    row["topologies"] = (ours_dir / "process.toml").read_text().count("[[channel]]")
     # 2. madnis-py run on the written card, nevents as asked
     card = ours_dir / "run_card.toml"
     text = re.sub(r"(?m)^nevents = .*$", f"nevents = {args.events}", card.read_text())
@@ -123,6 +123,7 @@ def run_case(case: Case, mg5: Path, work: Path, args: argparse.Namespace) -> dic
     wall, cpu, out = timed([sys.executable, "-c", cli, "run", str(card), "--json", "--quiet"],
                            env=env, log=work / f"{case.name}_run.log")
     summary = json.loads(out.strip().splitlines()[-1])
+    row["channels"] = len(summary["channel_sigma_pb"])  # per group ([training] subprocess_channels)
     row.update(t_run=wall, cpu_run=cpu, sigma=summary["sigma_pb"], error=summary["error_pb"],
                calls=summary["calls"], eps_uw=summary["eps_uw_quantile"],
                eps_trunc=(summary.get("weights") or {}).get("eps_truncation", float("nan")),
@@ -173,7 +174,7 @@ def main() -> int:
     cases = [c for c in CASES if args.only is None or c.name in args.only.split(",")]
     lines = [f"python {' '.join(sys.argv)}; {platform.machine()}, 1 thread, "
              f"{args.events} unweighted events", "",
-             "| process | diagrams / channels | t(output madnis_py) [s] | madnis-py run: "
+             "| process | diagrams / topologies / channels | t(output madnis_py) [s] | madnis-py run: "
              "wall / CPU [s] | calls | training | eps_uw (trunc. 1e-3 / 99.9%) | "
              "sigma madnis-py [pb] | madevent: wall / CPU [s] | sigma madevent [pb] | pull |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -183,7 +184,8 @@ def main() -> int:
         for case in cases:
             r = run_case(case, mg5, work, args)
             lines.append(
-                f"| {r['process']} | {r['diagrams']} / {r['channels']} | {r['t_output']:.1f}"
+                f"| {r['process']} | {r['diagrams']} / {r['topologies']} / {r['channels']} "
+                f"| {r['t_output']:.1f}"
                 f" | {r['t_run']:.1f} / {r['cpu_run']:.1f} | {r['calls']} | "
                 f"{r['training']} | {r['eps_trunc']:.3f} / {r['eps_uw']:.3f} | "
                 f"{r['sigma']:.6g} +- {r['error']:.2g} | "
