@@ -492,11 +492,12 @@ class Integrand:
             "alpha_s": None if self.alpha_s is None else float(self.alpha_s),
             "asmz": None if self.asmz is None else float(self.asmz),
             "cuts": {str(k): float(v) for k, v in sorted(self.cut_values.items())},
+            # (with one group both layouts are the same channels: "shared")
+            "subprocess_channels": ("grouped" if len(self.layout.groups) > 1
+                                    else "shared"),
             "n_channels": self.n_channels,
             "channel_dims": [int(self.dims(i)) for i in range(self.n_channels)],
         }
-        if len(self.layout.groups) > 1:  # (with one group both layouts are the same)
-            out["subprocess_channels"] = self.subprocess_channels
         sherpa = getattr(proc, "sherpa_run_dir", None)  # a Sherpa library reads its card
         if sherpa is not None and (Path(sherpa) / "Sherpa.yaml").is_file():
             out["sherpa_run_card_sha256"] = _sha256(Path(sherpa) / "Sherpa.yaml")

@@ -317,13 +317,21 @@ def test_a_worker_killed_mid_shard_changes_nothing(cluster: tuple[Any, Any],
 # ------------------------------------------------------- distributed matrix elements
 
 
-def test_distributed_channels_evaluate_as_one_process(cluster: tuple[Any, Any]) -> None:
+@pytest.mark.parametrize("layout", ["shared", "grouped"])
+def test_distributed_channels_evaluate_as_one_process(cluster: tuple[Any, Any],
+                                                      layout: str) -> None:
     client, _ = cluster
-    integrand = Integrand("drell_yan")  # proton beams: the PDF must travel by name
+    # proton beams: the PDF must travel by name; the channel layout with the options
+    integrand = Integrand("drell_yan", subprocess_channels=layout)
     local = TorchChannels(integrand)
     remote = DistributedChannels(integrand, client, min_chunk=100)
     assert remote.spec == IntegrandSpec.from_integrand(integrand)
     assert (remote.n_channels, remote.feature_dims) == (local.n_channels, local.feature_dims)
+    assert remote.channel_groups == tuple(local.channel_groups)
+    assert remote.n_channels == (2 if layout == "shared" else 8)
+    described = DistributedChannels(IntegrandSpec.from_integrand(integrand), client)
+    assert (described.n_channels, described.channel_groups) == (remote.n_channels,
+                                                                remote.channel_groups)
     gen = torch.Generator().manual_seed(0)
     for c in range(local.n_channels):
         x = torch.rand(1001, local.dims(c), dtype=torch.float64, generator=gen)
