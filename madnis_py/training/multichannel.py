@@ -97,6 +97,7 @@ from madnis_py.training.results import (
     trust_warnings,
 )
 from madnis_py.training.stopping import (
+    PROBE_SHARE,
     TARGETS,
     Measurement,
     StoppingRule,
@@ -1061,13 +1062,14 @@ class _EventsTarget:
 
     def _probe_pays(self) -> bool:
         """After the first step: whether the probe, its steps at this step's time and
-        its measurement at the base rate, still costs less than a perfect flow could
+        its measurement at the base rate, still costs less than a share
+        :data:`~madnis_py.training.stopping.PROBE_SHARE` of what a perfect flow could
         save."""
         base = self.rule.base
         assert base is not None
         step_s = time.perf_counter() - self.t_steps
         probe_s = min(self.every, self.steps) * step_s + self.points / max(base.rate, 1e-300)
-        return self.rule.worth_probing(0, probe_s)
+        return self.rule.worth_probing(0, probe_s, share=PROBE_SHARE)
 
     def after_step(self, k: int, event_weights: torch.Tensor) -> bool:
         """After step ``k`` of this call (its batch's event weights): measure every

@@ -26,8 +26,10 @@ missed) a huge weight must neither stop training nor become the best.
 The probe itself is skipped when its integrand calls alone would cost more than a perfect
 flow could save over the base maps (few events left to generate, or base maps that are
 already nearly perfect), and abandoned after its first step when that step's time,
-times the probe's steps, would (many channels, each a flow to train: p p > e+ e- j with
-madevent's 48 channels spent 9 s on a probe that could save 6 s at most). The first measurement after a short probe of flow training is
+times the probe's steps, exceeds a share :data:`PROBE_SHARE` of it: the probe only
+buys the first measurement, and the flows need many more steps to come near a perfect
+one (p p > e+ e- j with madevent's 48 channels spent 8-10 s on probes that could have
+saved 8 s at most, and lost; so did g g > t t~ g's, 3 s of 8.5). The first measurement after a short probe of flow training is
 compared with the base maps alone (VEGAS, or flat without pre-training): the flows are
 not trained further when even a
 perfect flow (``eps = 1``) at the measured sampling rate could not generate faster than
@@ -47,8 +49,11 @@ import numpy.typing as npt
 
 from madnis_py.events.unweight import DEFAULT_TRUNCATION, truncation_max_weight
 
-__all__ = ["TARGETS", "Measurement", "StoppingRule", "Target", "TrainingDecision",
-           "truncation_efficiency"]
+__all__ = ["PROBE_SHARE", "TARGETS", "Measurement", "StoppingRule", "Target",
+           "TrainingDecision", "truncation_efficiency"]
+
+#: The share of what a perfect flow could save that the probe's measured cost may reach.
+PROBE_SHARE = 0.25
 
 Target = Literal["steps", "events"]
 #: The training targets: a fixed number of steps, or the shortest time to N events.
@@ -200,20 +205,21 @@ class StoppingRule:
             return None
         return min(self.smoothed, key=lambda m: m.total_s(self.n_events))
 
-    def worth_probing(self, probe_calls: int, probe_s: float = 0.0) -> bool:
-        """Before the probe (with the base measured): whether its cost is less than
-        what a perfect flow could save at most, ``N / (eps r) - N / r`` at the base
-        maps' rate ``r`` (a flow samples more slowly). The cost is the larger of its
-        ``probe_calls`` integrand calls at the base maps' rate (a lower bound, before
-        any step) and ``probe_s`` seconds (extrapolated from its first step). Not when
-        no events are left to generate."""
+    def worth_probing(self, probe_calls: int, probe_s: float = 0.0,
+                      share: float = 1.0) -> bool:
+        """Before the probe (with the base measured): whether its cost is less than a
+        ``share`` of what a perfect flow could save at most, ``N / (eps r) - N / r`` at
+        the base maps' rate ``r`` (a flow samples more slowly). The cost is the larger
+        of its ``probe_calls`` integrand calls at the base maps' rate (a lower bound,
+        before any step) and ``probe_s`` seconds (extrapolated from its first step).
+        Not when no events are left to generate."""
         if self.base is None:
             raise RuntimeError("worth_probing needs the base measurement")
         b = self.base
         if self.n_events == 0 or b.rate <= 0:
             return False
         cost = max(probe_calls / b.rate, probe_s)
-        return b.generation_s(self.n_events) - self.n_events / b.rate > cost
+        return share * (b.generation_s(self.n_events) - self.n_events / b.rate) > cost
 
     def flows_start(self) -> bool:
         """After the probe (the first flow measurement): whether the flows are worth

@@ -18,7 +18,12 @@ from madnis_py.events.unweight import truncation_max_weight
 from madnis_py.run import RunRequest, run_card
 from madnis_py.testfunctions import Camel
 from madnis_py.training import Integrator
-from madnis_py.training.stopping import Measurement, StoppingRule, truncation_efficiency
+from madnis_py.training.stopping import (
+    PROBE_SHARE,
+    Measurement,
+    StoppingRule,
+    truncation_efficiency,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -159,6 +164,17 @@ def test_the_probe_is_skipped_when_its_calls_cost_more_than_a_flow_could_save() 
             rule.worth_probing(probe_calls)
         rule.set_base(base)
         assert rule.worth_probing(probe_calls) is worth, (n_events, probe_calls)
+
+
+def test_the_probe_is_abandoned_when_its_first_step_extrapolates_past_its_share() -> None:
+    # after the first step: its time times the probe's steps against PROBE_SHARE of what
+    # a perfect flow could save (here 1 s at stake: the probe may cost 0.25 s)
+    rule = StoppingRule(1000)
+    rule.set_base(Measurement(0, 0.0, 0.5, 1000.0))
+    assert rule.worth_probing(0, 0.2, share=PROBE_SHARE)
+    assert not rule.worth_probing(0, 0.3, share=PROBE_SHARE)
+    assert rule.worth_probing(0, 0.3)  # the whole of it before any step
+    assert not rule.worth_probing(300, 0.1, share=PROBE_SHARE)  # its calls cost 0.3 s
 
 
 def test_bad_settings_are_refused() -> None:
