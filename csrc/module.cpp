@@ -7,6 +7,7 @@ void register_coupling(pybind11::module_& m);
 void register_phasespace(pybind11::module_& m);
 void register_me(pybind11::module_& m);
 void register_pdf(pybind11::module_& m);
+void register_lhe(pybind11::module_& m);
 }
 
 PYBIND11_MODULE(_ext, m) {
@@ -16,4 +17,5 @@ PYBIND11_MODULE(_ext, m) {
     madnis::register_phasespace(m);
     madnis::register_me(m);
     madnis::register_pdf(m);
+    madnis::register_lhe(m);
 }

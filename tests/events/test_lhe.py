@@ -600,3 +600,37 @@ def test_banner_of_a_madgraph_output_carries_its_cards(tmp_path: Path) -> None:
     assert list(blocks) == ["MG5ProcCard", "MGRunCard", "slha", "MadNISRunCard"]
     assert blocks["MGRunCard"] == "\n" + run_dat.strip("\n") + "\n"
     check_lhe(path)
+
+
+@pytest.mark.parametrize("digits", [11, 17])
+def test_the_compiled_event_text_is_the_percent_formats(digits: int) -> None:
+    # csrc/lhe_cpu.cpp against the %-formats of _line_formats, byte for byte: all rows
+    # present and some absent (NUP per event), signs, negative zero, tiny and huge values
+    from madnis_py._core import ext
+    from madnis_py.events.lhe import _event_format
+
+    rng = np.random.default_rng(8)
+    n, npart = 300, 6
+    table = np.empty((n, 6 + 13 * npart))
+    table[:, 0] = npart
+    table[:, 1] = rng.integers(1, 30, n)
+    table[:, 2:6] = rng.normal(0, 1, (n, 4)) * 10.0 ** rng.integers(-300, 300, (n, 4))
+    part = table[:, 6:].reshape(n, npart, 13)
+    part[..., 0] = rng.integers(-9_999_999, 9_999_999, (n, npart))
+    part[..., 1] = rng.choice([-1, 1, 2, -2, 3], (n, npart))
+    part[..., 2:6] = rng.integers(0, 700, (n, npart, 4))
+    part[..., 6:13] = rng.normal(0, 100, (n, npart, 7)) * 10.0 ** rng.integers(-20, 20,
+                                                                               (n, npart, 7))
+    part[0, 0, 6:9] = [-0.0, 0.0, 5e-324]
+    part[1, 1, 9:13] = [1.0, 0.5, 0.00005, 99999.5]
+    for keep in (np.ones((n, npart), dtype=np.int64),
+                 (rng.random((n, npart)) < 0.7).astype(np.int64)):
+        keep[:, 0] = 1  # every event keeps a particle
+        nup = keep.sum(axis=1)
+        want = []
+        for e in range(n):
+            row = np.concatenate([[nup[e]], table[e, 1:6],
+                                  part[e][keep[e] == 1].ravel()])
+            want.append(_event_format(int(nup[e]), digits) % tuple(row.tolist()))
+        got = ext.lhe_format_events(table, keep, npart, digits)
+        assert got == "".join(want).encode("ascii")
