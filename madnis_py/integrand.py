@@ -358,7 +358,7 @@ class Integrand:
                     sub_f[idx[sel], k] = part
                 passed[idx[sel]] = True
                 if prior_num is not None and amp2 is not None:
-                    prior_num[idx[sel]] += lum[sel, None] * self.amp2_per_channel(sub, amp2)
+                    prior_num[idx[sel]] += lum[sel, None] * self.amp2_per_channel(k, amp2)
             if prior_num is not None and not self._amp2:
                 pp = p[passed[idx]]
                 mine = np.array(self.layout.channels_of(group), dtype=np.intp)
