@@ -1019,6 +1019,7 @@ class _EventsTarget:
         self.flow_s = 0.0
         self.window: list[np.ndarray] = []  # the window's training event weights
         self.previous: list[np.ndarray] = []  # the last flow measurement's weights
+        self.t_steps = 0.0  # when the first training step began (the probe's clock)
 
     def _measure(self, steps: int) -> Measurement:
         """Efficiency and rate of ``measure_points`` fresh weighted events. The
