@@ -266,9 +266,10 @@ def _run_card_text(mg_card: MadGraphRunCard | None, root: Path, rc_path: Path, b
         text = card.to_toml()
     else:
         messages.append(f"{rc_path}: no MadGraph run card; the run card has madnis-py's "
-                        "defaults")
+                        "defaults, with madevent's channels (one set per matrix element)")
         header.append(f"# NOTE {messages[-1]}")
-        text = f"[run]\nprocess = {toml_value(str(root))}\n"
+        text = (f"[run]\nprocess = {toml_value(str(root))}\n\n"
+                "[training]\nsubprocess_channels = \"grouped\"\n")
     return "\n".join(header) + "\n" + text
 
 

@@ -112,6 +112,7 @@ def test_cards_read_back_with_mirrors_and_grouped_channels(dy_output: Path) -> N
     assert card.run.process == dy_output and card.run.seed == 7
     assert card.collider.sqrt_s == 13000.0 and card.scale.dynamical_scale_choice == 4
     assert card.cuts is not None and card.cuts["mmll"] == 50.0
+    assert card.training.subprocess_channels == "grouped"  # madevent's channels
     # nn23lo1 (LHAPDF 247000) is not installed on the test machines: the embedded set,
     # said in the card.
     text = (dy_output / "run_card.toml").read_text()
@@ -150,6 +151,16 @@ def test_cross_section_against_quadrature(dy_output: Path) -> None:
     mean, err = f.mean(), f.std() / math.sqrt(len(f))
     assert err < 5e-3 * mean
     assert abs(mean - exact) < 3 * err, (mean / exact - 1, err / mean)
+
+
+def test_without_a_run_card_the_defaults_with_madevents_channels(tmp_path: Path) -> None:
+    root = write_output(tmp_path / "norc")
+    (root / "Cards" / "run_card.dat").unlink()
+    assemble(root, quiet=True)
+    card = load_run_card(root / "run_card.toml")
+    assert card.run.process == root and card.run.seed == 1  # madnis-py's defaults
+    assert card.training.subprocess_channels == "grouped"
+    assert "# NOTE" in (root / "run_card.toml").read_text()
 
 
 def test_not_an_output_and_no_library(tmp_path: Path) -> None:
