@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from madnis_py.integrand import GEV2_TO_PB, Integrand, _propagator_prior
+from madnis_py.integrand import GEV2_TO_PB, Integrand, _normalised_prior, _propagator_prior
 from madnis_py.physics.matrix_element import HostStaging
 from madnis_py.physics.pdf.device import DevicePDF
 
@@ -228,6 +228,7 @@ class DeviceChannels:
         n, dev = len(mom), mom.device
         f = torch.zeros(n, dtype=torch.float64, device=dev)
         prior_num = torch.zeros(n, self.n_channels, dtype=torch.float64, device=dev)
+        passed_all = torch.zeros(n, dtype=torch.bool, device=dev)
         if len(idx):
             passed = torch.zeros(len(idx), dtype=torch.bool, device=dev)
             for (k, _, sel, _, _, lum), (m2, amp2) in zip(st["jobs"], results, strict=True):
@@ -237,20 +238,16 @@ class DeviceChannels:
                 passed[sel] = True
                 if amp2 is not None:
                     prior_num[rows] += lum[:, None] * self.integrand.amp2_per_channel(k, amp2)
-            mine = torch.tensor(ig.layout.channels_of(st["group"]), device=dev)
+            passed_all[idx] = passed
             if not ig._amp2:
+                mine = torch.tensor(ig.layout.channels_of(st["group"]), device=dev)
                 inside = torch.nonzero(passed).squeeze(1)
                 pp = st["p"][inside]
                 cols = [_propagator_prior(ig.process.channels[ig.layout.topology[int(c)]], pp)
                         for c in mine]
                 prior_num[idx[inside][:, None], mine] = torch.stack(cols, dim=1)
-        total = prior_num.sum(dim=1, keepdim=True)
-        prior = torch.where(total > 0, prior_num / torch.where(total > 0, total, 1.0),
-                            torch.zeros_like(prior_num))
-        if len(idx):  # inside the cuts, no diagram: the group's channels alike
-            empty = idx[passed & (total[idx, 0] <= 0)]
-            if len(empty):
-                prior[empty[:, None], mine] = 1.0 / len(mine)
+        in_group = torch.tensor([g == st["group"] for g in ig.layout.group], device=dev)
+        prior = _normalised_prior(prior_num, passed_all, in_group)
         feats = [mom[:, 2:].reshape(n, -1) / ig.beams.sqrt_s]
         if ig.beams.hadronic:
             feats.append(x12)

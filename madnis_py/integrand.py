@@ -174,6 +174,18 @@ def _propagator_prior(topo: Topology, momenta: ArrayT) -> ArrayT:
     return cast(ArrayT, out)
 
 
+def _normalised_prior(prior_num: ArrayT, passed: ArrayT, mine: ArrayT) -> ArrayT:
+    """The channel prior ``(n, channels)`` normalised per row (the channels of one group:
+    the others have none); a row inside the cuts (``passed``) whose diagrams all vanish
+    gets the group's channels (``mine``, a boolean row) alike, so that alpha sums to one
+    over them. numpy arrays or torch tensors (the device integrand's too)."""
+    total = prior_num.sum(1)[:, None]
+    out: Any = prior_num / (total + (total <= 0))  # rows of zeros stay zero
+    empty = passed & (total[:, 0] <= 0)
+    out[empty[:, None] & mine[None, :]] = 1.0 / float(mine.sum())
+    return cast(ArrayT, out)
+
+
 class Integrand:
     """f(x) per channel of a process, in pb.
 
@@ -250,8 +262,6 @@ class Integrand:
         per_topology = channel_mappings(topologies, self.masses, self.beams, threads=threads)
         #: Each channel's mapping (channels of one topology share it).
         self.mappings: list[ChannelMapping] = [per_topology[t] for t in self.layout.topology]
-        #: Per channel, the subprocess group it evaluates (:attr:`layout`).
-        self.channel_groups: tuple[int, ...] = self.layout.group
         self.pdf: Any = None
         if proc.hadronic:
             from madnis_py.physics.pdf import PDF
@@ -280,6 +290,11 @@ class Integrand:
     @property
     def n_channels(self) -> int:
         return len(self.mappings)
+
+    @property
+    def channel_groups(self) -> tuple[int, ...]:
+        """Per channel, the subprocess group it evaluates (:attr:`layout`)."""
+        return self.layout.group
 
     def dims(self, channel: int = 0) -> int:
         return self.mappings[channel].dims
@@ -367,29 +382,15 @@ class Integrand:
                 prior_num[np.ix_(idx[passed[idx]], mine)] = np.stack(cols, axis=1)
         prior_out = None
         if prior_num is not None:
-            prior_out = self._normalised_prior(prior_num, passed, group)
+            prior_out = _normalised_prior(prior_num, passed,
+                                          np.asarray(self.layout.group) == group)
         return IntegrandBatch(f, mom, x12, w, passed, prior_out, sub_f, scale_out, alphas_out)
 
-    def _normalised_prior(self, prior_num: np.ndarray, passed: np.ndarray,
-                          group: int) -> np.ndarray:
-        """The prior normalised over the channels (those of the group: the others have
-        none); a point inside the cuts whose diagrams all vanish gets the group's
-        channels alike, so that its alpha sums to one over them."""
-        total = prior_num.sum(axis=1, keepdims=True)
-        out: np.ndarray = np.divide(prior_num, total, out=np.zeros_like(prior_num),
-                                    where=total > 0)
-        empty = np.nonzero(passed & (total[:, 0] <= 0))[0]
-        if len(empty):
-            mine = np.array(self.layout.channels_of(group), dtype=np.intp)
-            out[np.ix_(empty, mine)] = 1.0 / len(mine)
-        return out
-
-    def amp2_per_channel(self, sub: Subprocess | int, amp2: ArrayT) -> ArrayT:
-        """The library's per-diagram |M_i|^2 ``(n, diagrams)`` of subprocess ``sub``
-        (the object, or its index) summed into the channels ``(n, channels)`` of its
-        group (``diagram_channels``, else diagram i is topology i; -1: no channel, a
-        4-point vertex whose |M_i|^2 is 0); numpy arrays or torch tensors."""
-        k = sub if isinstance(sub, int) else self.process.subprocesses.index(sub)
+    def amp2_per_channel(self, k: int, amp2: ArrayT) -> ArrayT:
+        """The library's per-diagram |M_i|^2 ``(n, diagrams)`` of the ``k``-th subprocess
+        summed into the channels ``(n, channels)`` of its group (``diagram_channels``,
+        else diagram i is topology i; -1: no channel, a 4-point vertex whose |M_i|^2 is
+        0); numpy arrays or torch tensors."""
         sub = self.process.subprocesses[k]
         diagrams = self.layout.columns[k]
         if amp2.shape[1] != len(diagrams):

@@ -616,7 +616,7 @@ class LHEWriter:
         part[..., 11] = vtim
         part[..., 12] = spin
         # The text of the formats of _line_formats, compiled (csrc/lhe_cpu.cpp: the same
-        # bytes as the %-operator, tests/events/test_lhe.py; 10x faster); the rows of
+        # bytes as the %-operator, tests/events/test_lhe.py; 5x faster); the rows of
         # absent particles are left out and NUP counts the present ones.
         rows_on = np.ascontiguousarray(keep, dtype=np.int64)
         for start in range(0, n, _CHUNK):

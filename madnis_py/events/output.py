@@ -164,7 +164,8 @@ class LHESink:
 
     def __call__(self, events: EventBatch) -> None:
         self.writer.write_batch(**self._resonances.add(
-            self._topology[events.channel], events.subprocess, idup=events.pdgs, icolup=events.colours,
+            self._topology[events.channel], events.subprocess, idup=events.pdgs,
+            icolup=events.colours,
             momenta=events.momenta, weights=events.weights, scales=events.scales,
             aqcd=events.alpha_s, idprup=events.subprocess + 1, **self._columns))
         np.add.at(self.counts, events.subprocess, 1)

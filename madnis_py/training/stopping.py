@@ -29,13 +29,13 @@ already nearly perfect), and abandoned after its first step when that step's tim
 times the probe's steps, exceeds a share :data:`PROBE_SHARE` of it: the probe only
 buys the first measurement, and the flows need many more steps to come near a perfect
 one (p p > e+ e- j with madevent's 48 channels spent 8-10 s on probes that could have
-saved 8 s at most, and lost; so did g g > t t~ g's, 3 s of 8.5). The first measurement after a short probe of flow training is
-compared with the base maps alone (VEGAS, or flat without pre-training): the flows are
-not trained further when even a
-perfect flow (``eps = 1``) at the measured sampling rate could not generate faster than
-the base maps, or when the probe did not raise the efficiency at all; and they are
-switched off at the end when their best measurement does not generate faster than the
-base maps (``"vegas_alone"``, what MadGraph 7 does for two-body final states).
+saved 8 s at most, and lost; so did g g > t t~ g's, 3 s of 8.5). The first measurement
+after a short probe of flow training is compared with the base maps alone (VEGAS, or
+flat without pre-training): the flows are not trained further when even a perfect flow
+(``eps = 1``) at the measured sampling rate could not generate faster than the base
+maps, or when the probe did not raise the efficiency at all; and they are switched off
+at the end when their best measurement does not generate faster than the base maps
+(``"vegas_alone"``, what MadGraph 7 does for two-body final states).
 """
 
 from __future__ import annotations
