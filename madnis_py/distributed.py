@@ -468,6 +468,9 @@ class ShardedGeneration:
         weight over nominal from the shards' summed :class:`WeightTally`, the share of
         sigma above ``w_max`` and the efficiencies on the driver's calibration sample
         (the shards' reference samples together when ``w_max`` was given).
+    channel_maxima : tuple of float or None
+        The channels' maxima that shared every shard's draws (``None``: the integrator's
+        allocation, :mod:`madnis_py.events.allocation`).
     """
 
     path: Path
@@ -485,6 +488,7 @@ class ShardedGeneration:
     driver_calls: int = 0
     calibration_calls: int = 0
     report: WeightReport | None = None
+    channel_maxima: tuple[float, ...] | None = None
 
     @property
     def events_per_second(self) -> float:
@@ -535,6 +539,7 @@ class _Shard:
     norm: float
     batch: int
     path: str
+    channel_maxima: tuple[float, ...] | None = None
 
 
 def _load_integrator(integrand: Integrand, checkpoint: str | Path) -> Integrator:
@@ -565,7 +570,8 @@ def _shard_events(task: _Shard) -> ShardReport:
     # a worker killed here leaves no part file, only temporaries the merge removes.
     done = generate_events(mc, task.card, task.n_events, path, sigma=task.sigma,
                            error=task.error, seed=task.seed, w_max=task.w_max,
-                           norm=task.norm, batch=task.batch)
+                           norm=task.norm, batch=task.batch,
+                           channel_maxima=task.channel_maxima)
     worker = ""
     try:
         from distributed import get_worker
@@ -623,7 +629,8 @@ def merge_lhe_parts(parts: Sequence[str | os.PathLike[str]], path: str | os.Path
 def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events: int,
                      client: Client, *, output: str | os.PathLike[str],
                      shards: int | None = None, w_max: float | None = None,
-                     norm: float = 1.0, batch: int | None = None, retries: int = 2,
+                     norm: float = 1.0, channel_maxima: Sequence[float] | None = None,
+                     batch: int | None = None, retries: int = 2,
                      progress: Callable[[ShardReport], None] | None = None,
                      ) -> ShardedGeneration:
     """Unweighted events of a trained checkpoint, generated in shards on a Dask cluster
@@ -657,6 +664,12 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
         shards than workers balance the load and make a lost shard cheaper.
     w_max, norm : float, optional
         Maximum weight and overweight normalisation fixed elsewhere (no calibration).
+        Calibrated here, they come with the channels' maxima that share the draws (the
+        card's ``[unweighting] allocation``), which every shard uses.
+    channel_maxima : sequence of float, optional
+        With ``w_max``: the channels' maxima fixed with it (a previous result's
+        :attr:`ShardedGeneration.channel_maxima`); without, the shards draw with the
+        integrator's allocation.
     batch : int, optional
         Weighted points per draw inside a shard (part of the shard's definition).
         Default: half the largest shard, between 5,000 and 20,000 (the generator's
@@ -718,11 +731,16 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
     calibration_calls = 0
     calibration: np.ndarray | None = None
     unweighter = unweighter_from_card(card)
+    maxima = None if channel_maxima is None else tuple(float(v) for v in channel_maxima)
     if w_max is None:
-        # The calibration of madnis-py generate (generate_events): same seed, same size.
-        gen = EventGenerator(mc, sigma, seed=card.run.seed + 1, unweighter=unweighter)
+        # The calibration of madnis-py generate (generate_events): same seed, same size,
+        # and the channels' shares of the draws with it
+        gen = EventGenerator(mc, sigma, seed=card.run.seed + 1, unweighter=unweighter,
+                             allocation=card.unweighting.allocation)
         w_max = gen.calibrate(calibration_size(card))
         norm = gen.norm
+        if gen.channel_maxima is not None:
+            maxima = tuple(float(v) for v in gen.channel_maxima)
         calibration = gen.calibration_weights
         calibration_calls = int(gen.calibration_calls)
         driver_calls += int(gen.n_calls)
@@ -737,7 +755,7 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
         batch = min(20_000, max(5_000, -(-max(counts) // 2)))
     tasks = [_Shard(card, str(checkpoint), i, shard_seed(card.run.seed, i), c, sigma, error,
                     float(w_max), float(norm), int(batch),
-                    str(parts_dir / f"part-{i:04d}.lhe")) for i, c in enumerate(counts)]
+                    str(parts_dir / f"part-{i:04d}.lhe"), maxima) for i, c in enumerate(counts)]
     run = secrets.token_hex(4)  # unique keys: a rerun never picks up an older result
     t0 = time.perf_counter()
     futures = [client.submit(_run_shard, t, key=f"madnis-shard-{t.shard:04d}-{run}",
@@ -783,7 +801,7 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
     return ShardedGeneration(path, n_events, sigma, error, float(w_max), float(norm),
                              int(batch), sub_counts.tolist(), done, calibrate_s, run_s,
                              time.perf_counter() - t0, driver_calls, calibration_calls,
-                             report)
+                             report, maxima)
 
 
 # -------------------------------------------------------------------------- clusters

@@ -600,7 +600,8 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
             # before) calibrate w_max: no new calibration points
             calibration = mc.last_weights if request.command == "run" else None
             done = _generate(card, integrand, mc, result, request.n_events, out, reporter,
-                             calibration=calibration, recycled=recycled)
+                             calibration=calibration, recycled=recycled,
+                             calibration_channels=mc.last_channels)
             recycled.clear()  # the records are large: free them before the plots
             summary.events = _events_summary(done)
             calls["calibration"] = done.calibration_calls
@@ -636,6 +637,7 @@ def _generate(card: RunCard, integrand: Integrand, mc: Integrator,
               result: MultiChannelResult, n_events: int, out: Path,
               reporter: Reporter, *,
               calibration: npt.NDArray[np.float64] | None = None,
+              calibration_channels: npt.NDArray[np.int64] | None = None,
               recycled: list[RecordedDraw] | None = None) -> GeneratedEvents:
     from madnis_py.events.banner import Banner
     from madnis_py.events.output import calibration_size, generate_events
@@ -651,6 +653,8 @@ def _generate(card: RunCard, integrand: Integrand, mc: Integrator,
                            keep=PLOT_EVENTS if card.output.plots else 0,
                            on_events=lambda n: advance(n, ""),
                            on_calibration=on_calibration, calibration=calibration,
+                           calibration_channels=(None if calibration is None
+                                                 else calibration_channels),
                            recycled=recycled or ())
 
 

@@ -246,7 +246,7 @@ def test_same_seed_and_shards_give_identical_files(cluster: tuple[Any, Any],
     _, card, checkpoint = trained
     again = generate_sharded(card, checkpoint, N_EVENTS, cluster[0], output=tmp_path,
                              shards=SHARDS, w_max=reference.w_max, norm=reference.norm,
-                             batch=BATCH)
+                             channel_maxima=reference.channel_maxima, batch=BATCH)
     assert again.path.read_bytes() == reference.path.read_bytes()
     assert check_lhe(again.path).n_events == N_EVENTS
     # a shard's events follow from its seed: another split gives other events
@@ -287,7 +287,8 @@ def test_a_worker_killed_mid_shard_changes_nothing(cluster: tuple[Any, Any],
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(generate_sharded, card, checkpoint, N_EVENTS, client,
                               output=tmp_path, shards=SHARDS, w_max=reference.w_max,
-                              norm=reference.norm, batch=BATCH)
+                              norm=reference.norm, channel_maxima=reference.channel_maxima,
+                              batch=BATCH)
         deadline = time.monotonic() + 60
         while victim is None and time.monotonic() < deadline and not running.done():
             for addr, keys in client.run(executing).items():

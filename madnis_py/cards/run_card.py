@@ -111,6 +111,11 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
                               #   where they save fresh calls with their pooled share of
                               #   sigma above w_max within the truncation, as madevent
                               #   keeps its iterations' events ("truncate" only)
+    allocation = "max_weight" # how the generation's draws are shared among the channels:
+                              #   "max_weight" (by each channel's own maximum weight, as
+                              #   madevent unweights every channel against its own; the
+                              #   most events per call) or "sigma" (as the integration,
+                              #   by the standard deviations)
 
     [output]
     lhe = "events.lhe.gz"     # event file in the output directory, ".lhe" or ".lhe.gz"
@@ -155,6 +160,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from madnis_py.cards._toml import KeyLocator, toml_key, toml_value
+from madnis_py.events.allocation import ALLOCATIONS, Allocation
 from madnis_py.phasespace.cuts import SUPPORTED_CUTS
 from madnis_py.physics.channels import LAYOUTS, Layout
 from madnis_py.training.channel_sampler import VEGAS_FLOOR
@@ -332,6 +338,7 @@ class UnweightingSettings:
     overweight: Overweight = "truncate"
     max_overweight_truncation: float = 1e-3
     recycle: bool = True
+    allocation: Allocation = "max_weight"
 
 
 @dataclass(frozen=True)
@@ -366,7 +373,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
     "training": tuple(f.name for f in fields(TrainingSettings)),
     "integration": ("points", "iterations"),
     "unweighting": ("max_weight", "quantile", "replicas", "overweight",
-                    "max_overweight_truncation", "recycle"),
+                    "max_overweight_truncation", "recycle", "allocation"),
     "output": ("lhe", "plots", "checkpoint"),
     "distributed": ("scheduler", "cluster", "workers", "shards", "options"),
 }
@@ -950,7 +957,8 @@ def _read_unweighting(t: _Table) -> UnweightingSettings:
                                            d.max_overweight_truncation,
                                            "0 <= max_overweight_truncation < 1",
                                            lambda v: 0 <= v < 1),
-        recycle=t.boolean("recycle", d.recycle))
+        recycle=t.boolean("recycle", d.recycle),
+        allocation=cast(Allocation, t.choice("allocation", d.allocation, ALLOCATIONS)))
 
 
 def _read_output(t: _Table) -> OutputSettings:

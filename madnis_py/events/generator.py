@@ -6,7 +6,9 @@ The trained :class:`~madnis_py.Integrator` draws weighted points channel by chan
 cross section. Generation then
 
 1. fixes the maximum weight ``w_max`` on a calibration sample (exact maximum, a high
-   quantile, or the median of replica maxima, :mod:`madnis_py.events.unweight`),
+   quantile, or the median of replica maxima, :mod:`madnis_py.events.unweight`), after
+   sharing the draws that follow among the channels by each one's own maximum weight
+   (madevent's per-channel unweighting, :mod:`madnis_py.events.allocation`),
 2. draws batches, keeping for every point what its event record needs (the subprocess
    parts of ``f``, the scale, alpha_s and the momenta,
    :meth:`~madnis_py.integrand.TorchChannels.recording`), and accepts each point with
@@ -37,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from madnis_py.events.allocation import ALLOCATIONS, Allocation, channel_max_weights, reweigh
 from madnis_py.events.colour import leading_colour_flows
 from madnis_py.events.recycle import RecordedDraw, plan_recycling
 from madnis_py.events.unweight import (
@@ -47,6 +50,7 @@ from madnis_py.events.unweight import (
     share_above,
 )
 from madnis_py.integrand import Integrand, IntegrandBatch, RecordedBatch
+from madnis_py.training.multichannel import allocate, allocation_shares
 
 __all__ = ["EventBatch", "EventGenerator", "GenerationSummary", "draw_size"]
 
@@ -218,14 +222,22 @@ class EventGenerator:
     """
 
     def __init__(self, integrator: Any, sigma: float, *, unweighter: Unweighter,
-                 seed: int = 0, reevaluate: bool = False) -> None:
+                 seed: int = 0, reevaluate: bool = False,
+                 allocation: Allocation = "max_weight") -> None:
         physics = getattr(integrator.integrand, "integrand", None)
         if not isinstance(physics, Integrand):
             raise TypeError("event generation needs an integrator built on a process "
                             "(its integrand must be a physics Integrand)")
         if not sigma > 0 or not math.isfinite(sigma):
             raise ValueError(f"sigma must be a positive cross section, got {sigma!r}")
+        if allocation not in ALLOCATIONS:
+            raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
         self.integrator = integrator
+        self.allocation: Allocation = allocation
+        #: Each channel's own maximum weight, by which the draws are shared
+        #: (``allocation="max_weight"``, :mod:`madnis_py.events.allocation`); ``None``
+        #: until calibrated, and with ``"sigma"``: the integrator's allocation.
+        self.channel_maxima: np.ndarray | None = None
         self.integrand: Integrand = physics
         self.sigma = float(sigma)
         self.unweighter = unweighter
@@ -259,7 +271,7 @@ class EventGenerator:
         event weights (n,), channels (n,) and points (n, d) in the integrand's
         coordinates (channels of equal dimension). ``progress(n_i)`` follows each
         channel's draw (``n`` points in all)."""
-        batch = self.integrator.random_batch(n, progress=progress)
+        batch = self.integrator.random_batch(n, counts=self._counts(n), progress=progress)
         self.n_weighted += n
         self.n_calls += n
         return batch.weights(), batch.channels(), batch.points()
@@ -273,21 +285,38 @@ class EventGenerator:
             w, channels, x = self.weighted(n)
         return w, channels, x, records
 
-    def calibrate(self, n: int, *, progress: Callable[[int], None] | None = None) -> float:
-        """Fix ``w_max`` (and the normalisation of overweight events) on ``n`` points.
-        ``progress(n_i)`` follows each channel's share of the points (``n`` in all); the
-        points and the result do not depend on it."""
-        w, _, _ = self.weighted(n, progress=progress)
-        self.calibration_calls += n
-        return self.calibrate_on(w)
+    def _counts(self, n: int) -> np.ndarray | None:
+        """Points per channel of a draw of ``n``: by the channels' maxima once calibrated
+        with ``allocation="max_weight"``, else ``None`` (the integrator's allocation)."""
+        if self.channel_maxima is None:
+            return None
+        mc = self.integrator
+        return allocate(n, self.channel_maxima, min_fraction=mc.min_fraction,
+                        active=mc.active)
 
-    def calibrate_on(self, w: np.ndarray) -> float:
+    def calibrate(self, n: int, *, progress: Callable[[int], None] | None = None) -> float:
+        """Fix ``w_max`` (and the normalisation of overweight events, and the channels'
+        shares of the draws) on ``n`` points. ``progress(n_i)`` follows each channel's
+        share of the points (``n`` in all); the points and the result do not depend on
+        it."""
+        w, channels, _ = self.weighted(n, progress=progress)
+        self.calibration_calls += n
+        return self.calibrate_on(w, channels)
+
+    def calibrate_on(self, w: np.ndarray, channels: np.ndarray | None = None) -> float:
         """Fix ``w_max`` (and the overweight normalisation) on event weights ``w`` drawn
         from the integrator as it is now, e.g. its integration's
-        (:attr:`~madnis_py.training.Integrator.last_weights`), with no new points."""
+        (:attr:`~madnis_py.training.Integrator.last_weights`), with no new points.
+
+        With the ``channels`` of the points and ``allocation="max_weight"``, the draws
+        that follow are first shared by the channels' own maxima on this sample
+        (:mod:`madnis_py.events.allocation`), and ``w_max`` is calibrated on the same
+        points weighted as that allocation draws them."""
         w = np.asarray(w, dtype=np.float64)
         if w.ndim != 1 or not np.any(w > 0):
             raise ValueError("calibration weights must be a 1D array with a weight > 0")
+        if channels is not None and self.allocation == "max_weight":
+            w = self._share_by_maxima(w, np.asarray(channels))
         u = self.unweighter
         self.w_max = u.max_weight(w, self.rng)
         self.calibration_weights = w
@@ -297,13 +326,34 @@ class EventGenerator:
                      else 1.0)
         return self.w_max
 
-    def fix_max_weight(self, w_max: float, norm: float = 1.0) -> None:
-        """Use a maximum weight (and overweight normalisation) fixed elsewhere, e.g. by the
-        driver of a sharded run, instead of calibrating."""
+    def _share_by_maxima(self, w: np.ndarray, channels: np.ndarray) -> np.ndarray:
+        """Set :attr:`channel_maxima` from the calibration sample ``w`` (of ``channels``)
+        and return its weights as the new shares draw them; ``w`` itself where no
+        channel has a maximum or a channel of the sample would get no share."""
+        mc = self.integrator
+        maxima = channel_max_weights(w, channels, mc.n_channels,
+                                     lambda part: self.unweighter.max_weight(part, self.rng))
+        shares = allocation_shares(maxima, min_fraction=mc.min_fraction, active=mc.active)
+        if not np.any(maxima > 0) or not np.all(shares[channels] > 0):
+            return w
+        self.channel_maxima = maxima
+        return reweigh(w, channels, shares)
+
+    def fix_max_weight(self, w_max: float, norm: float = 1.0,
+                       channel_maxima: Sequence[float] | None = None) -> None:
+        """Use a maximum weight (and overweight normalisation, and the channels' maxima
+        that share the draws) fixed elsewhere, e.g. by the driver of a sharded run,
+        instead of calibrating."""
         if not w_max > 0:
             raise ValueError(f"w_max must be > 0, got {w_max!r}")
         self.w_max = float(w_max)
         self.norm = float(norm)
+        if channel_maxima is not None:
+            maxima = np.asarray(channel_maxima, dtype=np.float64)
+            if maxima.shape != (self.integrator.n_channels,) or not np.all(maxima >= 0):
+                raise ValueError(f"channel_maxima must be {self.integrator.n_channels} "
+                                 f"values >= 0, got {maxima.tolist()}")
+            self.channel_maxima = maxima
 
     def _details(self, x: torch.Tensor, channels: np.ndarray,
                  weights: np.ndarray) -> EventBatch:

@@ -258,6 +258,8 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
                     on_events: Callable[[int], None] | None = None,
                     on_calibration: Callable[[int], None] | None = None,
                     calibration: npt.NDArray[np.float64] | None = None,
+                    calibration_channels: npt.NDArray[np.int64] | None = None,
+                    channel_maxima: Sequence[float] | None = None,
                     reevaluate: bool = False,
                     recycled: Sequence[RecordedDraw] = ()) -> GeneratedEvents:
     """``n_events`` unweighted events of a trained integrator into the LHE file ``path``.
@@ -298,6 +300,14 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         Event weights already drawn from the integrator as it is now (the run's
         integration, :attr:`~madnis_py.training.Integrator.last_weights`): ``w_max`` is
         calibrated on them instead of on new points.
+    calibration_channels
+        The channel of each point of ``calibration``: with the card's ``allocation =
+        "max_weight"``, the draws are shared by the channels' maxima on it
+        (:mod:`madnis_py.events.allocation`); without them, by the integrator's sigmas.
+    channel_maxima
+        With ``w_max``: the channels' maxima that share the draws, fixed with it
+        (:attr:`EventGenerator.channel_maxima
+        <madnis_py.events.generator.EventGenerator.channel_maxima>` of the driver).
     reevaluate
         Evaluate accepted points a second time for their event record (the reference
         path; by default it is kept from the first evaluation, see
@@ -316,14 +326,14 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
 
     t0 = time.perf_counter()
     gen = EventGenerator(mc, sigma, seed=seed, unweighter=unweighter_from_card(card),
-                         reevaluate=reevaluate)
+                         reevaluate=reevaluate, allocation=card.unweighting.allocation)
     if w_max is None and calibration is not None:
-        gen.calibrate_on(calibration)
+        gen.calibrate_on(calibration, calibration_channels)
         recycled = gen.plan_recycling(recycled, n_events)
     elif w_max is None:
         gen.calibrate(calibration_size(card), progress=on_calibration)
     else:
-        gen.fix_max_weight(w_max, norm)
+        gen.fix_max_weight(w_max, norm, channel_maxima)
     with LHEWriter(path, header=header) as writer:
         sink = LHESink(writer, gen.integrand, keep=keep, on_events=on_events)
         if batch is None:

@@ -109,7 +109,7 @@ from madnis_py.training.survey import SurveyResult
 __all__ = ["LOSSES", "TRUST_LIMITS", "ChannelSample", "CheckpointError",
            "CheckpointMismatchError", "CheckpointWriteError", "IntegrandError", "Integrator",
            "MultiChannelIntegrand", "MultiChannelResult", "TrainingOptions", "WeightedBatch",
-           "allocate"]
+           "allocate", "allocation_shares"]
 
 # the name the tests and older callers import
 _trust_warnings = trust_warnings
@@ -198,17 +198,27 @@ class WeightedBatch:
         return torch.cat([s.x for s in self.samples])
 
 
-def allocate(n: int, sigmas: np.ndarray, *, min_fraction: float = 0.05,
-             active: np.ndarray | None = None) -> np.ndarray:
-    """Points per channel in proportion to ``sigmas`` (stratified sampling), each active
-    channel getting at least ``min_fraction / n_active`` of ``n``, dropped channels none;
-    sums to ``n`` exactly."""
+def allocation_shares(sigmas: np.ndarray, *, min_fraction: float = 0.05,
+                      active: np.ndarray | None = None) -> np.ndarray:
+    """The share of the points each channel gets from :func:`allocate`: in proportion to
+    ``sigmas``, each active channel at least ``min_fraction / n_active``, dropped
+    channels 0; sums to 1."""
     c = len(sigmas)
     on = np.ones(c, dtype=bool) if active is None else np.asarray(active, dtype=bool)
     s = np.nan_to_num(np.asarray(sigmas, dtype=np.float64), nan=0.0, posinf=0.0) * on
     share = s / s.sum() if s.sum() > 0 else on / on.sum()
     floor = min_fraction / on.sum()
-    share = (floor + (1 - min_fraction) * share) * on
+    return np.asarray((floor + (1 - min_fraction) * share) * on, dtype=np.float64)
+
+
+def allocate(n: int, sigmas: np.ndarray, *, min_fraction: float = 0.05,
+             active: np.ndarray | None = None) -> np.ndarray:
+    """Points per channel in proportion to ``sigmas`` (stratified sampling), each active
+    channel getting at least ``min_fraction / n_active`` of ``n``, dropped channels none;
+    sums to ``n`` exactly (:func:`allocation_shares`, rounded)."""
+    c = len(sigmas)
+    on = np.ones(c, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+    share = allocation_shares(sigmas, min_fraction=min_fraction, active=on)
     counts = np.floor(share * n).astype(np.int64)
     rest = np.argsort(-(share * n - counts))
     counts[rest[on[rest]][: n - counts.sum()]] += 1
@@ -381,8 +391,10 @@ class Integrator:
         self.vegas_result: MultiChannelResult | None = None
         self.vegas_survey: SurveyResult | None = None
         self.last_result: MultiChannelResult | None = None
-        #: The event weights of the last :meth:`integrate` (not in checkpoints).
+        #: The event weights of the last :meth:`integrate` and the channel of each point
+        #: (not in checkpoints).
         self.last_weights: np.ndarray | None = None
+        self.last_channels: np.ndarray | None = None
         self.seed = seed
         self.n_calls = 0
         self.n_invalid = 0
@@ -916,6 +928,7 @@ class Integrator:
         average = IterationAverage()
         per_iter = []
         events = []
+        channels = []
         raw: dict[int, list[np.ndarray]] = {}
         for k in range(iterations):
             m = n // iterations + (1 if k < n % iterations else 0)
@@ -932,6 +945,7 @@ class Integrator:
                 var[s.channel] = stds[s.channel] ** 2 / len(w) if len(w) > 1 else math.inf
                 raw.setdefault(s.channel, []).append(w.cpu().numpy())
             events.append(batch.weights())
+            channels.append(batch.channels())
             average.add(float(means.sum()), float(var[points > 0].sum()))
             per_iter.append((means, var, points, stds))
         if all(v == 0 for v in average.means):
@@ -949,6 +963,7 @@ class Integrator:
             stds = np.sqrt(var * points)
         weights = np.concatenate(events)
         self.last_weights = weights
+        self.last_channels = np.concatenate(channels)
         top = float(weights.max())
         q999 = float(np.quantile(weights, 0.999))
         avg = float(weights.mean())

@@ -401,8 +401,12 @@ def test_reported_ess_is_that_of_the_written_lhe_file(
     assert report["max_weight_ratio"] == pytest.approx(xwgtup.max() / xwgtup.min(), rel=1e-8)
     if not unweighting:
         assert np.all(xwgtup == xwgtup[0]) and report["ess"] == pytest.approx(1500)
-        assert summary["truncation_bias"] > 0 and report["share_above"] == pytest.approx(
-            1e-3, rel=1e-6)
+        # the events' own share above w_max is the truncation; the report's reference is
+        # the calibration sample as the generation draws it (its channels shared by their
+        # maxima), whose share is at most that (w_max may rise to take the integration's
+        # points, drawn with the integration's allocation)
+        assert summary["truncation_bias"] == pytest.approx(1e-3, rel=1e-6)
+        assert 0 <= report["share_above"] <= 1e-3 * (1 + 1e-9)
     else:
         assert report["ess"] < 1499 and report["max_weight_ratio"] > 1.2  # kept overweights
         assert summary["truncation_bias"] == 0.0 and report["share_above"] > 1e-3
