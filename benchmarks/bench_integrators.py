@@ -40,9 +40,14 @@ Notes on the methods:
   for the rest); the better truncation eps_uw of the two is reported as "ours", both rows
   are printed.
 
-flat, the VEGAS map and ours are evaluated by one ``Integrator.random_batch`` of the
-evaluation points (what ``integrate`` with one iteration draws), so that the weights
-themselves are at hand for the efficiencies.
+flat, the VEGAS map and ours are evaluated as the event generator draws
+(``--allocation``, the card's ``[unweighting] allocation``): with ``max_weight`` (the
+default) a quarter of the evaluation points (``Integrator.random_batch``, allocated by the
+channels' sigmas) calibrates each channel's own truncation-defined maximum weight, and the
+efficiencies, the estimate and its error are those of the other three quarters, drawn
+with the channels' shares in proportion to those maxima (``madnis_py.events.allocation``);
+with ``sigma``, all of them are one ``random_batch`` (what ``integrate`` with one
+iteration draws). One channel: the same either way.
 """
 
 from __future__ import annotations
@@ -60,9 +65,11 @@ import numpy as np
 import torch
 
 from madnis_py._atomic import write_text_atomic
-from madnis_py.cards.run_card import TrainingSettings
+from madnis_py.cards.run_card import TrainingSettings, UnweightingSettings
+from madnis_py.events.allocation import channel_max_weights
+from madnis_py.events.unweight import truncation_max_weight
 from madnis_py.testfunctions import Camel, RidgeAndPeak
-from madnis_py.training import Integrator
+from madnis_py.training import Integrator, allocate
 from madnis_py.training.stopping import truncation_efficiency
 
 # --------------------------------------------------------------------------- integrands
@@ -153,11 +160,26 @@ def weight_stats(w: np.ndarray) -> tuple[float, float, float]:
             truncation_efficiency(w))
 
 
+#: How flat, the VEGAS map and ours share their evaluation points among the channels
+#: (``--allocation``; see the module docstring).
+ALLOCATION = UnweightingSettings().allocation
+
+
 def evaluate(mc: Integrator, method: str, m: int, train_s: float, note: str) -> Row:
-    """``m`` weighted events of ``mc`` (one ``random_batch``, as ``integrate(m)`` draws
-    them): the estimate, its error, the relative std and the three efficiencies."""
+    """``m`` weighted events of ``mc`` as the event generator draws them
+    (:data:`ALLOCATION`): the estimate, its error, the relative std and the three
+    efficiencies."""
     t0 = time.perf_counter()
-    batch = mc.random_batch(m)
+    if ALLOCATION == "max_weight" and mc.n_channels > 1:
+        calibration = mc.random_batch(m // 4)
+        maxima = channel_max_weights(calibration.weights(), calibration.channels(),
+                                     mc.n_channels, truncation_max_weight)
+        counts = allocate(m - m // 4, maxima, min_fraction=mc.min_fraction,
+                          active=mc.active)
+        batch = mc.random_batch(m - m // 4, counts=counts)
+        note += "; channels by their maxima on a quarter of the points"
+    else:
+        batch = mc.random_batch(m)
     t = time.perf_counter() - t0
     parts = [s.weight.double().numpy() for s in batch.samples]
     value = sum(float(w.mean()) for w in parts)
@@ -358,6 +380,7 @@ def targets(name: str, rows: dict[str, Row]) -> list[str]:
 
 
 def main() -> int:
+    global ALLOCATION
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="small budgets, toy integrands only (a few minutes)")
@@ -375,6 +398,9 @@ def main() -> int:
                     help="our defensive mixture weight of the base (VEGAS/flat) density")
     ap.add_argument("--penalty", type=float, default=0.0,
                     help="our max_weight_penalty")
+    ap.add_argument("--allocation", choices=["max_weight", "sigma"], default=ALLOCATION,
+                    help="how flat, the VEGAS map and ours share their evaluation points "
+                         "among the channels (default: the run card's)")
     ap.add_argument("--only-ours", action="store_true",
                     help="skip flat, VEGAS and madnis (for scanning our options)")
     defaults = TrainingSettings()
@@ -388,6 +414,7 @@ def main() -> int:
     ap.add_argument("--drop-threshold", type=float, default=defaults.drop_threshold,
                     help="our channel-dropping threshold (share of the integral)")
     args = ap.parse_args()
+    ALLOCATION = args.allocation
     ours_options = {"loss": args.loss, "mixture": args.mixture,
                     "max_weight_penalty": args.penalty, "max_grad_norm": args.max_grad_norm,
                     "freeze_weights_after": args.freeze_weights_after,
@@ -407,7 +434,8 @@ def main() -> int:
              "flat uses the whole budget). t(1e5 unw.) = (eval wall time per weighted "
              "event) x 1e5 / eps_uw(trunc. 1e-3). Training time includes VEGAS adaptation "
              f"and flow selection. Ours: {args.buffered} buffered steps per fresh one, "
-             f"{ours_options}; channels of the physics integrands: {args.subprocess_channels}.", ""]
+             f"{ours_options}; channels of the physics integrands: {args.subprocess_channels}; "
+             f"evaluation points shared by: {args.allocation}.", ""]
     target_lines = ["| integrand | target | measured | status |", "|---|---|---|---|"]
     for case in cases(args.subprocess_channels):
         if args.quick and case.slow:

@@ -42,6 +42,7 @@ from madnis_py.output_dir import RunDirectory
 
 if TYPE_CHECKING:
     from madnis_py.cards.run_card import DistributedSettings, RunCard
+    from madnis_py.events.generator import EventGenerator
     from madnis_py.events.output import GeneratedEvents
     from madnis_py.events.recycle import RecordedDraw
     from madnis_py.integrand import Integrand, RecordedBatch
@@ -156,6 +157,10 @@ class EventsSummary:
         Events from points evaluated before generation (the survey's last rounds and
         the integration, ``[unweighting] recycle``); ``recycled`` gives them per draw,
         ``recycle_skipped`` the draws left out with their share of sigma above ``w_max``.
+    channel_maxima : list of float or None
+        Each channel's own maximum weight, by which the new draws were shared among the
+        channels (``[unweighting] allocation = "max_weight"``,
+        :mod:`madnis_py.events.allocation`); None: by the integrator's sigmas.
     """
 
     lhe: str
@@ -172,6 +177,7 @@ class EventsSummary:
     recycled_events: int = 0
     recycled: dict[str, int] = field(default_factory=dict)
     recycle_skipped: dict[str, float] = field(default_factory=dict)
+    channel_maxima: list[float] | None = None
 
 
 @dataclass
@@ -687,6 +693,12 @@ def _per_event(calls: int, events: int) -> float | None:
     return calls / events if events > 0 else None
 
 
+def _maxima(gen: EventGenerator | None) -> list[float] | None:
+    if gen is None or gen.channel_maxima is None:
+        return None
+    return [float(v) for v in gen.channel_maxima]
+
+
 def _events_summary(done: GeneratedEvents) -> EventsSummary:
     return EventsSummary(lhe=str(done.path), events=done.n_events, max_weight=done.w_max,
                          efficiency=done.efficiency,
@@ -698,7 +710,8 @@ def _events_summary(done: GeneratedEvents) -> EventsSummary:
                          generation_calls_per_event=_per_event(done.n_calls, done.n_events),
                          recycled_events=sum(done.recycled.values()),
                          recycled=dict(done.recycled),
-                         recycle_skipped=dict(done.recycle_skipped))
+                         recycle_skipped=dict(done.recycle_skipped),
+                         channel_maxima=_maxima(done.generator))
 
 
 def _generate_distributed(card: RunCard, settings: DistributedSettings, checkpoint: Path,
@@ -724,7 +737,9 @@ def _generate_distributed(card: RunCard, settings: DistributedSettings, checkpoi
                          weights=res.report.as_dict() if res.report else {},
                          calibration_calls=res.calibration_calls,
                          generation_calls_per_event=_per_event(res.total_calls,
-                                                               res.n_events)), calls
+                                                               res.n_events),
+                         channel_maxima=(None if res.channel_maxima is None
+                                         else list(res.channel_maxima))), calls
 
 
 def _event_plots(card: RunCard, done: GeneratedEvents, integrand: Integrand,
