@@ -234,24 +234,29 @@ class ChannelSampler:
         out, log_jac = getattr(grid_map, direction)(t.detach().to(torch.float64))
         return out.to(t.dtype), log_jac.to(t.dtype)
 
-    def latent_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+    def latent_log_prob(self, z: torch.Tensor,
+                        flow_log_q: torch.Tensor | None = None) -> torch.Tensor:
         """log of the latent part ``(1 - lambda - mu) q_flow(z) + lambda``, normalised
         to ``1 - mu`` (the uniform component lives in the integrand's coordinates, see
-        :meth:`log_prob_at`), differentiable in the flow's parameters."""
+        :meth:`log_prob_at`), differentiable in the flow's parameters. ``flow_log_q``:
+        the flow's own ``log_prob(z)`` where already computed
+        (:func:`~madnis_py.flows.flow.log_prob_many`)."""
         flat = math.log1p(-self.uniform_mixture) if self.uniform_mixture else 0.0
         if not self.use_flow:
             return torch.full((len(z),), flat, dtype=z.dtype, device=z.device)
-        log_q = self.flow.log_prob(z)
+        log_q = self.flow.log_prob(z) if flow_log_q is None else flow_log_q
         share = 1.0 - self.mixture - self.uniform_mixture
         if self.mixture > 0:
             return torch.logaddexp(log_q + math.log(share),
                                    torch.full_like(log_q, math.log(self.mixture)))
         return log_q + math.log(share) if self.uniform_mixture else log_q
 
-    def log_prob_at(self, z: torch.Tensor, log_jac: torch.Tensor) -> torch.Tensor:
+    def log_prob_at(self, z: torch.Tensor, log_jac: torch.Tensor,
+                    flow_log_q: torch.Tensor | None = None) -> torch.Tensor:
         """log q(x) at ``x = V(z)`` with ``log |dV/dz|`` known (the draw's), differentiable
-        in the flow's parameters: the training's density."""
-        log_q = self.latent_log_prob(z) - log_jac
+        in the flow's parameters: the training's density (``flow_log_q``: see
+        :meth:`latent_log_prob`)."""
+        log_q = self.latent_log_prob(z, flow_log_q) - log_jac
         if self.uniform_mixture:
             log_q = torch.logaddexp(log_q, torch.full_like(log_q,
                                                            math.log(self.uniform_mixture)))

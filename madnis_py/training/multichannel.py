@@ -69,6 +69,7 @@ import torch
 from madnis_py._atomic import CheckpointWriteError, torch_save_atomic
 from madnis_py.device import resolve_device
 from madnis_py.flows import Flow
+from madnis_py.flows.flow import log_prob_many
 from madnis_py.integrand import Integrand, TorchChannels
 from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
 from madnis_py.physics.process import Process, load_process
@@ -495,6 +496,16 @@ class Integrator:
                                          f, prior, d.z, d.log_q, d.log_jac))
         return samples
 
+    def _log_probs_at(self, samples: list[ChannelSample]) -> list[torch.Tensor]:
+        """Each sample's ``log_prob_at`` under its channel's sampler now, the flows of
+        all channels that use one evaluated together (:func:`log_prob_many`)."""
+        flowing = [k for k, st in enumerate(samples) if self.samplers[st.channel].use_flow]
+        flow_log_q: dict[int, torch.Tensor] = dict(zip(flowing, log_prob_many(
+            [self.samplers[samples[k].channel].flow for k in flowing],
+            [samples[k].z for k in flowing]), strict=True))
+        return [self.samplers[st.channel].log_prob_at(st.z, st.log_jac, flow_log_q.get(k))
+                for k, st in enumerate(samples)]
+
     def _own_alphas(self, rows: list[tuple[int, torch.Tensor, torch.Tensor | None]]
                     ) -> list[torch.Tensor]:
         """For each (channel, features, prior) of a channel's points, alpha of that
@@ -576,8 +587,8 @@ class Integrator:
         n_total = sum(len(st.x) for st in samples)
         kl = self.loss_name in ("forward_kl", "reverse_kl")
         alphas = self._own_alphas([(st.channel, st.features, st.prior) for st in samples])
-        for st, alpha in zip(samples, alphas, strict=True):
-            log_q = self.samplers[st.channel].log_prob_at(st.z, st.log_jac)
+        log_qs = self._log_probs_at(samples)
+        for st, alpha, log_q in zip(samples, alphas, log_qs, strict=True):
             w_old = alpha * st.f / st.log_q.exp()
             ratio = torch.exp(st.log_q - log_q)  # q_old / q
             mean = w_old.mean()
