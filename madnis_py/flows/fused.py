@@ -41,20 +41,57 @@ def fusable(subnet: nn.Sequential) -> bool:
     return True
 
 
+def _subnet_params(subnet: nn.Sequential) -> list[torch.Tensor]:
+    """The subnet's weights and biases, alternating, as the kernel takes them."""
+    params: list[torch.Tensor] = []
+    for layer in list(subnet)[0::2]:
+        assert isinstance(layer, nn.Linear)
+        params += [layer.weight.contiguous(), layer.bias.contiguous()]
+    return params
+
+
+def _kernel_forward(x: torch.Tensor, condition: torch.Tensor | None,
+                    params: Sequence[torch.Tensor], cond_index: list[int],
+                    trans_index: list[int], opts: SplineOptions,
+                    inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One block's compiled forward pass: ``(y, logdet)``."""
+    y = torch.empty_like(x)
+    logdet = x.new_empty(x.shape[0])
+    ext.coupling_forward(
+        _numpy(x), None if condition is None else _numpy(condition),
+        [_numpy(w) for w in params[0::2]], [_numpy(b) for b in params[1::2]], cond_index,
+        trans_index, _numpy(y), _numpy(logdet), inverse=inverse,
+        threads=torch.get_num_threads(), **opts.kernel_kwargs())
+    return y, logdet
+
+
+def _kernel_backward(x: torch.Tensor, condition: torch.Tensor | None,
+                     params: Sequence[torch.Tensor], cond_index: list[int],
+                     trans_index: list[int], opts: SplineOptions, inverse: bool,
+                     grad_y: torch.Tensor, grad_logdet: torch.Tensor, condition_grad: bool
+                     ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
+    """One block's compiled backward pass: the gradients of x, of the condition (if
+    ``condition_grad``) and of the subnet parameters."""
+    grad_x = torch.empty_like(x)
+    grad_condition = (torch.empty_like(condition)
+                      if condition is not None and condition_grad else None)
+    grad_params = [torch.empty_like(p) for p in params]
+    ext.coupling_backward(
+        _numpy(x), None if condition is None else _numpy(condition),
+        [_numpy(w) for w in params[0::2]], [_numpy(b) for b in params[1::2]], cond_index,
+        trans_index, _numpy(grad_y.contiguous()), _numpy(grad_logdet.contiguous()),
+        _numpy(grad_x), None if grad_condition is None else _numpy(grad_condition),
+        [_numpy(g) for g in grad_params[0::2]], [_numpy(g) for g in grad_params[1::2]],
+        inverse=inverse, threads=torch.get_num_threads(), **opts.kernel_kwargs())
+    return grad_x, grad_condition, grad_params
+
+
 class _FusedCouplingFunction(torch.autograd.Function):
     """Autograd of the fused block: inputs x, condition and the subnet parameters."""
 
     @staticmethod
     def forward(ctx, x, condition, spec, *params):  # type: ignore[no-untyped-def]
-        cond_index, trans_index, opts, inverse = spec
-        weight, bias = params[0::2], params[1::2]
-        y = torch.empty_like(x)
-        logdet = x.new_empty(x.shape[0])
-        ext.coupling_forward(
-            _numpy(x), None if condition is None else _numpy(condition),
-            [_numpy(w) for w in weight], [_numpy(b) for b in bias], cond_index, trans_index,
-            _numpy(y), _numpy(logdet), inverse=inverse, threads=torch.get_num_threads(),
-            **opts.kernel_kwargs())
+        y, logdet = _kernel_forward(x, condition, params, *spec)
         ctx.save_for_backward(x, condition, *params)
         ctx.spec = spec
         return y, logdet
@@ -64,19 +101,9 @@ class _FusedCouplingFunction(torch.autograd.Function):
     def backward(ctx, grad_y, grad_logdet):  # type: ignore[no-untyped-def]
         x, condition, *params = ctx.saved_tensors
         cond_index, trans_index, opts, inverse = ctx.spec
-        weight, bias = params[0::2], params[1::2]
-        grad_x = torch.empty_like(x)
-        grad_condition = None
-        if condition is not None and ctx.needs_input_grad[1]:
-            grad_condition = torch.empty_like(condition)
-        grad_params = [torch.empty_like(p) for p in params]
-        ext.coupling_backward(
-            _numpy(x), None if condition is None else _numpy(condition),
-            [_numpy(w) for w in weight], [_numpy(b) for b in bias], cond_index, trans_index,
-            _numpy(grad_y.contiguous()), _numpy(grad_logdet.contiguous()), _numpy(grad_x),
-            None if grad_condition is None else _numpy(grad_condition),
-            [_numpy(g) for g in grad_params[0::2]], [_numpy(g) for g in grad_params[1::2]],
-            inverse=inverse, threads=torch.get_num_threads(), **opts.kernel_kwargs())
+        grad_x, grad_condition, grad_params = _kernel_backward(
+            x, condition, params, cond_index, trans_index, opts, inverse, grad_y,
+            grad_logdet, ctx.needs_input_grad[1])
         return (grad_x, grad_condition, None, *grad_params)
 
 
@@ -116,10 +143,7 @@ def fused_coupling(x: torch.Tensor, condition: torch.Tensor | None, subnet: nn.S
         For a transformed input outside [0, 1] or NaN (naming its row and column), or
         parameters whose shapes do not match the block.
     """
-    params: list[torch.Tensor] = []
-    for layer in list(subnet)[0::2]:
-        assert isinstance(layer, nn.Linear)
-        params += [layer.weight.contiguous(), layer.bias.contiguous()]
+    params = _subnet_params(subnet)
     spec = (list(cond_index), list(trans_index), options, inverse)
     cond = None if condition is None else condition.contiguous()
     return _FusedCouplingFunction.apply(  # type: ignore[no-untyped-call,no-any-return]
@@ -134,23 +158,13 @@ class _FusedCouplingsFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec, *tensors):  # type: ignore[no-untyped-def]
-        cond_index, trans_index, opts, inverse, n, per = spec
+        *block, n, per = spec
         xs, params = tensors[:n], tensors[n:]
-        ys, logdets = [], []
-        for i, x in enumerate(xs):
-            own = params[i * per:(i + 1) * per]
-            y = torch.empty_like(x)
-            logdet = x.new_empty(x.shape[0])
-            ext.coupling_forward(
-                _numpy(x), None, [_numpy(w) for w in own[0::2]],
-                [_numpy(b) for b in own[1::2]], cond_index, trans_index, _numpy(y),
-                _numpy(logdet), inverse=inverse, threads=torch.get_num_threads(),
-                **opts.kernel_kwargs())
-            ys.append(y)
-            logdets.append(logdet)
+        out = [_kernel_forward(x, None, params[i * per:(i + 1) * per], *block)
+               for i, x in enumerate(xs)]
         ctx.save_for_backward(*tensors)
         ctx.spec = spec
-        return (*ys, *logdets)
+        return (*[y for y, _ in out], *[logdet for _, logdet in out])
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -160,19 +174,12 @@ class _FusedCouplingsFunction(torch.autograd.Function):
         xs, params = saved[:n], saved[n:]
         grad_xs, grad_params = [], []
         for i, x in enumerate(xs):
-            own = params[i * per:(i + 1) * per]
             grad_y = grads[i] if grads[i] is not None else torch.zeros_like(x)
             grad_logdet = (grads[n + i] if grads[n + i] is not None
                            else x.new_zeros(x.shape[0]))
-            grad_x = torch.empty_like(x)
-            grad_own = [torch.empty_like(p) for p in own]
-            ext.coupling_backward(
-                _numpy(x), None, [_numpy(w) for w in own[0::2]],
-                [_numpy(b) for b in own[1::2]], cond_index, trans_index,
-                _numpy(grad_y.contiguous()), _numpy(grad_logdet.contiguous()),
-                _numpy(grad_x), None, [_numpy(g) for g in grad_own[0::2]],
-                [_numpy(g) for g in grad_own[1::2]], inverse=inverse,
-                threads=torch.get_num_threads(), **opts.kernel_kwargs())
+            grad_x, _, grad_own = _kernel_backward(
+                x, None, params[i * per:(i + 1) * per], cond_index, trans_index, opts,
+                inverse, grad_y, grad_logdet, False)
             grad_xs.append(grad_x)
             grad_params += grad_own
         return (None, *grad_xs, *grad_params)
@@ -185,11 +192,7 @@ def fused_couplings(xs: Sequence[torch.Tensor], subnets: Sequence[nn.Sequential]
     """:func:`fused_coupling` of one block of several flows with the same masks and
     spline (no condition): ``(y, logdet)`` of each, the same values and gradients as
     flow by flow, in one autograd node."""
-    params: list[torch.Tensor] = []
-    for subnet in subnets:
-        for layer in list(subnet)[0::2]:
-            assert isinstance(layer, nn.Linear)
-            params += [layer.weight.contiguous(), layer.bias.contiguous()]
+    params = [p for subnet in subnets for p in _subnet_params(subnet)]
     n = len(xs)
     spec = (list(cond_index), list(trans_index), options, inverse, n, len(params) // n)
     out = _FusedCouplingsFunction.apply(  # type: ignore[no-untyped-call]
