@@ -604,10 +604,11 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
         if request.distributed is None:
             # the integration's weights (drawn from the sampler that generates, right
             # before) calibrate w_max: no new calibration points
-            calibration = mc.last_weights if request.command == "run" else None
+            run = request.command == "run"
             done = _generate(card, integrand, mc, result, request.n_events, out, reporter,
-                             calibration=calibration, recycled=recycled,
-                             calibration_channels=mc.last_channels)
+                             calibration=mc.last_weights if run else None,
+                             calibration_channels=mc.last_channels if run else None,
+                             recycled=recycled)
             recycled.clear()  # the records are large: free them before the plots
             summary.events = _events_summary(done)
             calls["calibration"] = done.calibration_calls
@@ -659,8 +660,7 @@ def _generate(card: RunCard, integrand: Integrand, mc: Integrator,
                            keep=PLOT_EVENTS if card.output.plots else 0,
                            on_events=lambda n: advance(n, ""),
                            on_calibration=on_calibration, calibration=calibration,
-                           calibration_channels=(None if calibration is None
-                                                 else calibration_channels),
+                           calibration_channels=calibration_channels,
                            recycled=recycled or ())
 
 

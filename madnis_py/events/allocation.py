@@ -40,16 +40,19 @@ Allocation = Literal["max_weight", "sigma"]
 ALLOCATIONS: tuple[Allocation, ...] = ("max_weight", "sigma")
 
 
-def _channel_weights(weights: npt.ArrayLike, channels: npt.ArrayLike, n_channels: int
-                     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    w = np.asarray(weights, dtype=np.float64)
+def _own_weights(weights: npt.ArrayLike, channels: npt.ArrayLike, n_channels: int
+                 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """The channels' own weights ``w = e n_i / n`` of a draw's event weights ``e``, and
+    the channels as integers."""
+    e = np.asarray(weights, dtype=np.float64)
     ch = np.asarray(channels, dtype=np.int64)
-    if w.ndim != 1 or ch.shape != w.shape:
-        raise ValueError(f"weights {w.shape} and channels {ch.shape} must be 1D and alike")
+    if e.ndim != 1 or ch.shape != e.shape:
+        raise ValueError(f"weights {e.shape} and channels {ch.shape} must be 1D and alike")
     if ch.size and (ch.min() < 0 or ch.max() >= n_channels):
         raise ValueError(f"channels must lie in [0, {n_channels}), got "
                          f"[{ch.min()}, {ch.max()}]")
-    return w, ch
+    counts = np.bincount(ch, minlength=n_channels)
+    return e * counts[ch] / max(e.size, 1), ch
 
 
 def channel_max_weights(weights: npt.ArrayLike, channels: npt.ArrayLike, n_channels: int,
@@ -73,11 +76,9 @@ def channel_max_weights(weights: npt.ArrayLike, channels: npt.ArrayLike, n_chann
     ndarray
         ``(n_channels,)``; 0 for a channel without a point or whose weights are all 0.
     """
-    w, ch = _channel_weights(weights, channels, n_channels)
-    counts = np.bincount(ch, minlength=n_channels)
-    own = w * counts[ch] / max(w.size, 1)
+    own, ch = _own_weights(weights, channels, n_channels)
     out = np.zeros(n_channels)
-    for i in np.flatnonzero(counts):
+    for i in np.unique(ch):
         part = own[ch == i]
         if np.any(part > 0):
             out[i] = float(max_weight(part))
@@ -96,8 +97,7 @@ def reweigh(weights: npt.ArrayLike, channels: npt.ArrayLike,
         A point of a channel whose share is not positive.
     """
     p = np.asarray(shares, dtype=np.float64)
-    w, ch = _channel_weights(weights, channels, len(p))
+    own, ch = _own_weights(weights, channels, len(p))
     if ch.size and not np.all(p[ch] > 0):
         raise ValueError("a point's channel has no share of the draws")
-    counts = np.bincount(ch, minlength=len(p))
-    return np.asarray(w * counts[ch] / max(w.size, 1) / p[ch], dtype=np.float64)
+    return np.asarray(own / p[ch], dtype=np.float64)

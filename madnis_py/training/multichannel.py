@@ -485,15 +485,15 @@ class Integrator:
                    n: int) -> list[ChannelSample]:
         """The channels' evaluated draws of a batch of ``n`` as samples (their alpha from
         one call of the channel weights)."""
+        samples = []
         with torch.no_grad():
             alphas = self._own_alphas([(i, features, prior)
                                        for i, _, _, features, prior in drawn])
-        samples = []
-        for (i, d, f, features, prior), alpha in zip(drawn, alphas, strict=True):
-            with torch.no_grad():
+            for (i, d, f, features, prior), alpha in zip(drawn, alphas, strict=True):
                 weight = alpha * f / d.log_q.exp()
-            samples.append(ChannelSample(i, d.x, features, weight, weight * (n / len(d.x)),
-                                         f, prior, d.z, d.log_q, d.log_jac))
+                samples.append(ChannelSample(i, d.x, features, weight,
+                                             weight * (n / len(d.x)), f, prior, d.z,
+                                             d.log_q, d.log_jac))
         return samples
 
     def _log_probs_at(self, samples: list[ChannelSample]) -> list[torch.Tensor]:
