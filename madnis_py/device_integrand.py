@@ -20,22 +20,38 @@ is tested without a GPU):
   buffer, one copy to the host and one back
   (:class:`~madnis_py.physics.matrix_element.HostStaging`).
 
+Inside :meth:`DeviceChannels.recording` every evaluation also keeps, on the device, what
+an event record needs (:class:`DeviceRecord`: the subprocesses' parts of ``f``, the
+scale, alpha_s and the momenta), as :meth:`~madnis_py.integrand.TorchChannels.recording`
+does on the host: accepted points become events without a second evaluation, and only
+their rows are copied to the host (one packed copy per record).
+
 Docs: docs/gpu.md.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import torch
 
-from madnis_py.integrand import GEV2_TO_PB, Integrand, _normalised_prior, _propagator_prior
+from madnis_py.integrand import (
+    GEV2_TO_PB,
+    EvaluationRecord,
+    Integrand,
+    IntegrandBatch,
+    _normalised_prior,
+    _propagator_prior,
+)
 from madnis_py.physics.matrix_element import HostStaging
 from madnis_py.physics.pdf.device import DevicePDF
 
-__all__ = ["DeviceChannels", "cut_mask", "dynamical_scale_torch"]
+__all__ = ["DeviceChannels", "DeviceRecord", "cut_mask", "dynamical_scale_torch"]
 
 
 def _eta(p: torch.Tensor) -> torch.Tensor:
@@ -115,6 +131,75 @@ def dynamical_scale_torch(momenta: torch.Tensor, choice: int) -> torch.Tensor:
                      f"got {choice}")
 
 
+@dataclass
+class DeviceRecord:
+    """One evaluation kept by :meth:`DeviceChannels.recording`, on the points' device.
+
+    The fields are those of :class:`~madnis_py.integrand.IntegrandBatch` with
+    ``details=True`` (without the channel prior), as torch tensors; :meth:`events_at`
+    copies the rows of the points taken for events to the host, packed into one float64
+    buffer (one copy).
+
+    Attributes
+    ----------
+    channel : int
+    x : (n, dims)
+        The points as the integrand saw them.
+    f, phase_space_weight, scale, alpha_s : (n,)
+    momenta : (n, nparticles, 4)
+    x1x2 : (n, 2)
+    passed : (n,) bool
+    subprocess_f : (n, n_subprocesses)
+    """
+
+    channel: int
+    x: torch.Tensor
+    f: torch.Tensor
+    momenta: torch.Tensor
+    x1x2: torch.Tensor
+    phase_space_weight: torch.Tensor
+    passed: torch.Tensor
+    subprocess_f: torch.Tensor
+    scale: torch.Tensor
+    alpha_s: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def _rows(self, index: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(index), device=self.x.device)
+
+    def kept(self, on: np.ndarray) -> DeviceRecord:
+        """The points where ``on`` (a boolean mask), still on the device."""
+        rows = self._rows(on)
+        return DeviceRecord(self.channel, *(getattr(self, f.name)[rows]
+                                            for f in fields(self)[1:]))
+
+    def events_at(self, index: np.ndarray) -> IntegrandBatch:
+        """The host arrays of the points ``index`` (indices or a boolean mask), in one
+        copy of their rows."""
+        rows = self._rows(index)
+        parts = [self.f, self.momenta, self.x1x2, self.phase_space_weight, self.passed,
+                 self.subprocess_f, self.scale, self.alpha_s]
+        widths = [math.prod(t.shape[1:]) for t in parts]
+        taken = [t[rows].reshape(-1, width).to(torch.float64)
+                 for t, width in zip(parts, widths, strict=True)]
+        host = torch.cat(taken, dim=1).cpu().numpy()
+        out: list[np.ndarray] = []
+        start = 0
+        for t, width in zip(parts, widths, strict=True):
+            cols = host[:, start:start + width]
+            start += width
+            out.append(np.ascontiguousarray(cols.reshape(len(host), *t.shape[1:])))
+        f, momenta, x1x2, w, passed, sub_f, scale, alphas = out
+        return IntegrandBatch(f, momenta, x1x2, w, passed.astype(bool), None, sub_f, scale,
+                              alphas)
+
+    def holds(self, x: torch.Tensor) -> bool:
+        """Whether the recorded points are ``x``, bit for bit."""
+        return x.shape == self.x.shape and bool(torch.equal(x.to(self.x.device), self.x))
+
+
 class DeviceChannels:
     """An :class:`Integrand` evaluated on the device of the points it is called with: a
     :class:`~madnis_py.training.multichannel.MultiChannelIntegrand` like
@@ -137,6 +222,22 @@ class DeviceChannels:
         self.feature_dims = 4 * n_final + (2 if integrand.beams.hadronic else 0)
         self.pdf = None if integrand.pdf is None else DevicePDF(integrand.pdf, self.device)
         self.staging = HostStaging()
+        self._records: list[EvaluationRecord] | None = None
+
+    @contextmanager
+    def recording(self) -> Iterator[list[EvaluationRecord]]:
+        """Keep every evaluation made inside the ``with`` block, in call order, on the
+        device (one :class:`DeviceRecord` per channel evaluated); recordings do not nest.
+        As :meth:`~madnis_py.integrand.TorchChannels.recording`, it costs no extra
+        matrix-element call."""
+        if self._records is not None:
+            raise RuntimeError("DeviceChannels.recording() is already active")
+        records: list[EvaluationRecord] = []
+        self._records = records
+        try:
+            yield records
+        finally:
+            self._records = None
 
     def dims(self, channel: int) -> int:
         return self.integrand.dims(channel)
@@ -165,10 +266,12 @@ class DeviceChannels:
         results = self._matrix_elements(jobs, bool(self.integrand._amp2))
         out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
         k = 0
-        for (x, _), st in zip(batches, states, strict=True):
+        for (x, channel), st in zip(batches, states, strict=True):
             mine = results[k:k + len(st["jobs"])]
             k += len(st["jobs"])
             f, features, prior = self._finish(st, mine)
+            if self._records is not None:
+                self._records.append(self._record(x, channel, st, mine, f))
             out.append((f.to(x.dtype), features.to(x.dtype), prior.to(x.dtype)))
         return out
 
@@ -181,7 +284,7 @@ class DeviceChannels:
         batch = ig.mappings[channel].map(x.detach().to(torch.float64).contiguous())
         mom, w, x12 = batch.momenta, batch.weight, batch.x1x2
         group = ig.layout.group[channel]
-        st: dict[str, Any] = {"mom": mom, "x12": x12, "jobs": [], "group": group}
+        st: dict[str, Any] = {"mom": mom, "x12": x12, "w": w, "jobs": [], "group": group}
         idx = torch.nonzero(w > 0).squeeze(1)
         st["idx"] = idx
         if len(idx) == 0:
@@ -194,6 +297,7 @@ class DeviceChannels:
             alphas = torch.full_like(mu, float(ig.alpha_s))
         else:  # lepton beams: the param card's alpha_s(M_Z) run on the host
             alphas = torch.from_numpy(ig.alphas_at(mu.detach().cpu().numpy())).to(mu)
+        st["mu"], st["alphas"] = mu, alphas
         shat = ig.beams.sqrt_s ** 2 * x12[idx, 0] * x12[idx, 1]
         st["common"] = w[idx] / (2 * shat) * GEV2_TO_PB
         st["p"] = p
@@ -252,6 +356,27 @@ class DeviceChannels:
         if ig.beams.hadronic:
             feats.append(x12)
         return f, torch.cat(feats, dim=1), prior
+
+    def _record(self, x: torch.Tensor, channel: int, st: dict[str, Any],
+                results: list[tuple[torch.Tensor, torch.Tensor | None]],
+                f: torch.Tensor) -> DeviceRecord:
+        """The event record's details of one channel's evaluation: what ``details=True``
+        gives in :meth:`Integrand.__call__ <madnis_py.integrand.Integrand.__call__>`."""
+        mom, idx = st["mom"], st["idx"]
+        n, dev = len(mom), mom.device
+        n_sub = len(self.integrand.process.subprocesses)
+        sub_f = torch.zeros(n, n_sub, dtype=torch.float64, device=dev)
+        scale = torch.zeros(n, dtype=torch.float64, device=dev)
+        alphas = torch.zeros(n, dtype=torch.float64, device=dev)
+        passed = torch.zeros(n, dtype=torch.bool, device=dev)
+        if len(idx):
+            scale[idx] = st["mu"].to(torch.float64)
+            alphas[idx] = st["alphas"].to(torch.float64)
+            for (k, _, sel, _, _, lum), (m2, _) in zip(st["jobs"], results, strict=True):
+                sub_f[idx[sel], k] = lum * m2 * st["common"][sel]
+                passed[idx[sel]] = True
+        return DeviceRecord(channel, x.detach(), f, mom, st["x12"], st["w"], passed, sub_f,
+                            scale, alphas)
 
     def _matrix_elements(self, jobs: list[Any], amp2: bool
                          ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
 import torch
@@ -34,8 +34,8 @@ from madnis_py.physics.running import madgraph_alphas
 #: numpy arrays or torch tensors: the propagator prior is written once for both.
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
-__all__ = ["GEV2_TO_PB", "Integrand", "IntegrandBatch", "RecordedBatch", "TorchChannels",
-           "dynamical_scale"]
+__all__ = ["GEV2_TO_PB", "EvaluationRecord", "Integrand", "IntegrandBatch", "RecordedBatch",
+           "TorchChannels", "dynamical_scale"]
 
 #: hbar^2 c^2 in pb GeV^2 (PDG).
 GEV2_TO_PB = 0.3893793721e9
@@ -101,6 +101,44 @@ class RecordedBatch:
     channel: int
     x: np.ndarray
     batch: IntegrandBatch
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def kept(self, on: np.ndarray) -> RecordedBatch:
+        """The points where ``on`` (a boolean mask), without the channel prior."""
+        return RecordedBatch(self.channel, self.x[on], self.batch.take(on, prior=False))
+
+    def events_at(self, index: np.ndarray) -> IntegrandBatch:
+        """What the event records of the points ``index`` need (no channel prior)."""
+        return self.batch.take(index, prior=False)
+
+    def holds(self, x: torch.Tensor) -> bool:
+        """Whether the recorded points are ``x``, bit for bit."""
+        return np.array_equal(x.detach().cpu().numpy(), self.x)
+
+
+class EvaluationRecord(Protocol):
+    """One recorded integrand evaluation of a channel's points, as the event generator
+    and the recycled draws use it: :class:`RecordedBatch` (numpy, on the host) or
+    :class:`~madnis_py.device_integrand.DeviceRecord` (torch, on the points' device,
+    copied to the host only for the points taken)."""
+
+    channel: int
+
+    def __len__(self) -> int: ...
+
+    def kept(self, on: np.ndarray) -> EvaluationRecord:
+        """The points where ``on`` (a boolean mask, n), without the channel prior."""
+        ...
+
+    def events_at(self, index: np.ndarray) -> IntegrandBatch:
+        """The host arrays the event records of the points ``index`` need."""
+        ...
+
+    def holds(self, x: torch.Tensor) -> bool:
+        """Whether the recorded points are ``x``, bit for bit."""
+        ...
 
 
 def _transverse(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -532,10 +570,10 @@ class TorchChannels:
         self.channel_groups = integrand.channel_groups
         n_final = integrand.process.n_particles - 2
         self.feature_dims = 4 * n_final + (2 if integrand.beams.hadronic else 0)
-        self._records: list[RecordedBatch] | None = None
+        self._records: list[EvaluationRecord] | None = None
 
     @contextmanager
-    def recording(self) -> Iterator[list[RecordedBatch]]:
+    def recording(self) -> Iterator[list[EvaluationRecord]]:
         """Keep every evaluation made inside the ``with`` block, in call order.
 
         The details cost no extra matrix-element call (the scale, alpha_s and the
@@ -544,7 +582,7 @@ class TorchChannels:
         """
         if self._records is not None:
             raise RuntimeError("TorchChannels.recording() is already active")
-        records: list[RecordedBatch] = []
+        records: list[EvaluationRecord] = []
         self._records = records
         try:
             yield records

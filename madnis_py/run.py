@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from madnis_py.events.generator import EventGenerator
     from madnis_py.events.output import GeneratedEvents
     from madnis_py.events.recycle import RecordedDraw
-    from madnis_py.integrand import Integrand, RecordedBatch
+    from madnis_py.integrand import EvaluationRecord, Integrand
     from madnis_py.physics.process import Process
     from madnis_py.training import Integrator, MultiChannelResult
 
@@ -261,9 +261,10 @@ class RunSummary:
 #: madnis_py.device_integrand); these do not yet, and none of it has run on a GPU.
 DEVICE_PATH_MISSING = (
     "the flows, channel weights, VEGAS base maps, losses and the physics integrand "
-    "(mapping, cuts, PDFs, matrix element) run on the GPU, but the unweighting and the "
-    "second evaluation of accepted events (madnis_py.events) and the VEGAS adaptation "
-    "(the vegas package) still run on the host, and the CUDA path has not been verified "
+    "(mapping, cuts, PDFs, matrix element) and the accepted events' records run on the "
+    "GPU, but the unweighting's accept/reject (madnis_py.events, from the event weights) "
+    "and the VEGAS adaptation (the vegas package) still run on the host, and the CUDA "
+    "path has not been verified "
     "on a GPU (scripts/gpu_checks.sh); set MADNIS_PY_CUDA_RUN=1 to run it anyway (for "
     "those checks), or use --device cpu")
 
@@ -678,7 +679,7 @@ def _recycles(card: RunCard, request: RunRequest) -> bool:
 
 
 @contextmanager
-def _recording(mc: Integrator, on: bool) -> Iterator[list[RecordedBatch] | None]:
+def _recording(mc: Integrator, on: bool) -> Iterator[list[EvaluationRecord] | None]:
     """The integrand's recording of every evaluation when ``on`` and it can record
     (:meth:`~madnis_py.integrand.TorchChannels.recording`), else None."""
     record = getattr(mc.integrand, "recording", None)
@@ -761,7 +762,7 @@ def _event_plots(card: RunCard, done: GeneratedEvents, integrand: Integrand,
     if done.sample:
         if gen.records:  # the momenta of the draw itself, no second evaluation
             w, _, _, records = gen.recorded(PLOT_EVENTS)
-            moms = np.concatenate([r.batch.momenta for r in records])
+            moms = np.concatenate([r.events_at(np.arange(len(r))).momenta for r in records])
         else:
             w, channels, x = gen.weighted(PLOT_EVENTS)
             moms = np.zeros((len(w), integrand.process.n_particles, 4))

@@ -163,3 +163,111 @@ def test_cuda_one_host_round_trip_per_batch() -> None:
     batch = Integrator(channels, seed=1, device="cuda").random_batch(20000)  # type: ignore[attr-defined]
     assert len(batch.samples) == 4  # every channel drew points
     assert channels.staging.copies == 2  # one packed copy each way for the whole batch
+
+
+def _same_details(got: object, want: object) -> None:
+    """Two IntegrandBatches of event details (host arrays) agree to rounding."""
+    for what in ("f", "momenta", "x1x2", "phase_space_weight", "subprocess_f", "scale",
+                 "alpha_s"):
+        np.testing.assert_allclose(getattr(got, what), getattr(want, what), rtol=1e-12,
+                                   atol=0, err_msg=what)
+    np.testing.assert_array_equal(got.passed, want.passed)  # type: ignore[attr-defined]
+    assert got.prior is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("layout", ["shared", "grouped"])
+@pytest.mark.parametrize("name", ["drell_yan", "ee_qqg", "ttbar"])
+def test_recording_keeps_what_the_numpy_records_hold(name: str, layout: str) -> None:
+    """DeviceChannels.recording keeps each evaluation's event details on the device: the
+    rows copied for events, and the points kept for a recycled draw, are those of
+    TorchChannels.recording to rounding."""
+    from madnis_py.device_integrand import DeviceRecord
+    from madnis_py.events.recycle import RecordedDraw
+
+    integrand = Integrand(name, subprocess_channels=layout)
+    ref, dev = TorchChannels(integrand), DeviceChannels(integrand, "cpu")
+    gen = torch.Generator().manual_seed(8)
+    xs = [(torch.rand(700, integrand.dims(c), dtype=torch.float64, generator=gen), c)
+          for c in range(integrand.n_channels)]
+    with ref.recording() as want, dev.recording() as got:
+        for x, c in xs:
+            ref(x, c)
+        dev.evaluate_channels(xs)
+    assert len(got) == len(want) == integrand.n_channels
+    rng = np.random.default_rng(1)
+    for (x, c), r, d in zip(xs, want, got, strict=True):
+        assert isinstance(d, DeviceRecord) and d.channel == c and len(d) == len(x)
+        assert d.holds(x) and not d.holds(x.flip(0))
+        _same_details(d.events_at(np.arange(len(d))), r.events_at(np.arange(len(r))))
+        some = np.sort(rng.choice(len(x), 50, replace=False))
+        _same_details(d.events_at(some), r.events_at(some))
+        assert d.events_at(np.zeros(0, dtype=np.int64)).momenta.shape == (
+            0, integrand.process.n_particles, 4)
+    weights = np.concatenate([rng.uniform(0, 1, len(x)) * (rng.uniform(size=len(x)) < 0.6)
+                              for x, _ in xs])
+    a, b = RecordedDraw.of("t", weights, want), RecordedDraw.of("t", weights, got)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    for r, d in zip(a.records, b.records, strict=True):
+        assert isinstance(d, DeviceRecord) and len(d) == len(r)
+        _same_details(d.events_at(np.arange(len(d))), r.events_at(np.arange(len(r))))
+    with dev.recording(), pytest.raises(RuntimeError, match="already active"):
+        with dev.recording():
+            pass
+
+
+@pytest.mark.parametrize("name", ["drell_yan", "ee_qqg"])
+def test_generation_on_the_device_path_gives_the_numpy_events(name: str) -> None:
+    """EventGenerator over DeviceChannels takes its events from the first evaluation (no
+    second one) and writes the events of the numpy path: same points, flavours, colours,
+    channels, and momenta, scales and weights to rounding."""
+    from madnis_py.events.generator import EventGenerator
+    from madnis_py.events.unweight import Unweighter
+
+    torch.set_num_threads(1)
+    integrand = Integrand(name)
+    out = []
+    for channels in (TorchChannels(integrand), DeviceChannels(integrand, "cpu")):
+        gen = EventGenerator(_integrator(channels, seed=3), 1.0, unweighter=Unweighter(),
+                             seed=5)
+        assert gen.records
+        events, summary = gen.generate(600, calibration=6000, batch=4000)
+        assert events is not None and len(events) == 600 and summary.reevaluated == 0
+        out.append((events, summary))
+    (a, sa), (b, sb) = out
+    assert sa.n_calls == sb.n_calls and sa.max_weight == pytest.approx(sb.max_weight,
+                                                                       rel=1e-12)
+    for what in ("pdgs", "colours", "subprocess", "channel"):
+        np.testing.assert_array_equal(getattr(b, what), getattr(a, what), err_msg=what)
+    for what in ("momenta", "weights", "scales", "alpha_s"):
+        np.testing.assert_allclose(getattr(b, what), getattr(a, what), rtol=1e-12, atol=0,
+                                   err_msg=what)
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("name", ["ee_mumu", "drell_yan", "ee_qqg"])
+def test_cuda_records_stay_on_the_device(name: str) -> None:
+    """On a GPU the records stay there, and the rows copied for events are the numpy
+    integrand's details of the same points to 1e-12; generation reevaluates nothing."""
+    from madnis_py.events.generator import EventGenerator
+    from madnis_py.events.unweight import Unweighter
+    from madnis_py.training import Integrator
+
+    integrand = Integrand(name)
+    dev = DeviceChannels(integrand, "cuda")
+    gen = torch.Generator().manual_seed(9)
+    xs = [(torch.rand(20000, integrand.dims(c), dtype=torch.float64, generator=gen), c)
+          for c in range(integrand.n_channels)]
+    with dev.recording() as got:
+        dev.evaluate_channels([(x.cuda(), c) for x, c in xs])
+    for (x, c), d in zip(xs, got, strict=True):
+        assert d.x.is_cuda  # type: ignore[attr-defined]
+        some = np.arange(0, len(x), 7)
+        want = integrand(x.numpy()[some], c, prior=False, details=True)
+        _same_details(d.events_at(some), want.take(np.arange(len(some)), prior=False))
+    mc = Integrator(DeviceChannels(integrand, "cuda"), seed=2, device="cuda",
+                    flow_options={"bins": 4})
+    events, summary = EventGenerator(mc, 1.0, unweighter=Unweighter(), seed=2).generate(
+        2000, calibration=20000)
+    assert events is not None and len(events) == 2000 and summary.reevaluated == 0
+    assert np.all(events.weights == 1.0)

@@ -49,7 +49,7 @@ from madnis_py.events.unweight import (
     WeightTally,
     share_above,
 )
-from madnis_py.integrand import Integrand, IntegrandBatch, RecordedBatch
+from madnis_py.integrand import EvaluationRecord, Integrand, IntegrandBatch
 from madnis_py.training.multichannel import allocate, allocation_shares
 
 __all__ = ["EventBatch", "EventGenerator", "GenerationSummary", "draw_size"]
@@ -277,9 +277,9 @@ class EventGenerator:
         return batch.weights(), batch.channels(), batch.points()
 
     def recorded(self, n: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor,
-                                        list[RecordedBatch]]:
+                                        list[EvaluationRecord]]:
         """:meth:`weighted` with the integrand's details of every point (one
-        :class:`~madnis_py.integrand.RecordedBatch` per channel drawn, in the batch's
+        record (:class:`~madnis_py.integrand.EvaluationRecord`) per channel drawn, in the batch's
         order); needs an integrand with ``recording``."""
         with self.integrator.integrand.recording() as records:
             w, channels, x = self.weighted(n)
@@ -370,16 +370,16 @@ class EventGenerator:
             parts.append(self._pick(int(c), b, weights[sel]))
         return EventBatch.concatenate(parts)
 
-    def _from_records(self, records: list[RecordedBatch], x: torch.Tensor,
+    def _from_records(self, records: list[EvaluationRecord], x: torch.Tensor,
                       channels: np.ndarray, idx: np.ndarray,
                       weights: np.ndarray) -> EventBatch:
         """Events of the accepted points ``idx`` of a recorded draw, from its first
         evaluation: the same choices, in the same order, as :meth:`_details`."""
         start = 0
         for rec in records:
-            stop = start + len(rec.x)
+            stop = start + len(rec)
             if not (np.all(channels[start:stop] == rec.channel)
-                    and np.array_equal(x[start:stop].numpy(), rec.x)):
+                    and rec.holds(x[start:stop])):
                 raise RuntimeError("the recorded evaluations do not match the drawn points "
                                    "(the integrator evaluated something else while "
                                    "drawing)")
@@ -388,22 +388,20 @@ class EventGenerator:
             raise RuntimeError(f"{start} points recorded, {len(channels)} drawn")
         return self._events_of(records, idx, weights)
 
-    def _events_of(self, records: list[RecordedBatch], idx: np.ndarray,
+    def _events_of(self, records: list[EvaluationRecord], idx: np.ndarray,
                    weights: np.ndarray) -> EventBatch:
         """Events of the points ``idx`` (sorted) of the concatenated ``records``, with
         the event weights ``weights`` (one per index)."""
         parts = []
         start = 0
         for rec in records:
-            stop = start + len(rec.x)
+            stop = start + len(rec)
             lo, hi = np.searchsorted(idx, [start, stop])
             if hi > lo:
-                local = idx[lo:hi] - start
-                b = rec.batch
-                if np.any(b.f[local] <= 0):
+                b = rec.events_at(idx[lo:hi] - start)
+                if np.any(b.f <= 0):
                     raise RuntimeError(f"channel {rec.channel}: an accepted point has f = 0")
-                parts.append(self._pick(rec.channel, b.take(local, prior=False),
-                                        weights[lo:hi]))
+                parts.append(self._pick(rec.channel, b, weights[lo:hi]))
             start = stop
         return EventBatch.concatenate(parts)
 
@@ -543,7 +541,7 @@ class EventGenerator:
             recycled_events[draw.source] = len(idx)
             if len(idx):
                 emit(self._events_of(draw.records, idx, event_weights))
-        records: list[RecordedBatch] = []
+        records: list[EvaluationRecord] = []
         acceptance = (None if self.calibration_weights is None else
                       float(np.minimum(self.calibration_weights / self.w_max, 1.0).mean()))
         while done < n_events:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from madnis_py.events.unweight import share_above, truncation_max_weight
-from madnis_py.integrand import RecordedBatch
+from madnis_py.integrand import EvaluationRecord
 
 __all__ = ["RecordedDraw", "RoundRecorder", "plan_recycling"]
 
@@ -50,7 +50,7 @@ class RecordedDraw:
         Where it comes from (``"survey round 9"``, ``"integration"``), for the summary.
     weights : (m,)
         Event weights of the points kept (all > 0), in record order.
-    records : list of RecordedBatch
+    records : list of EvaluationRecord
         Their first evaluation, ``m`` points in all.
     n_points : int
         Points of the whole sample (those with ``w = 0`` included).
@@ -58,12 +58,12 @@ class RecordedDraw:
 
     source: str
     weights: np.ndarray
-    records: list[RecordedBatch]
+    records: list[EvaluationRecord]
     n_points: int
 
     @classmethod
     def of(cls, source: str, weights: np.ndarray,
-           records: list[RecordedBatch]) -> RecordedDraw:
+           records: list[EvaluationRecord]) -> RecordedDraw:
         """The draw of event weights ``weights`` (n,) recorded as ``records`` (``n``
         points in all, in the same order), kept where ``w > 0``.
 
@@ -73,22 +73,21 @@ class RecordedDraw:
             The records do not hold ``n`` points, or a weight is negative or not finite.
         """
         weights = np.asarray(weights, dtype=np.float64)
-        n = sum(len(r.x) for r in records)
+        n = sum(len(r) for r in records)
         if weights.ndim != 1 or len(weights) != n:
             raise ValueError(f"{source}: {len(weights)} event weights for {n} recorded "
                              "points: the records do not belong to this draw")
         if not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise ValueError(f"{source}: event weights must be finite and >= 0")
-        kept: list[RecordedBatch] = []
+        kept: list[EvaluationRecord] = []
         parts: list[np.ndarray] = []
         start = 0
         for rec in records:
-            w = weights[start:start + len(rec.x)]
-            start += len(rec.x)
+            w = weights[start:start + len(rec)]
+            start += len(rec)
             on = w > 0
             if on.any():
-                kept.append(RecordedBatch(rec.channel, rec.x[on],
-                                          rec.batch.take(on, prior=False)))
+                kept.append(rec.kept(on))
                 parts.append(w[on])
         return cls(source, np.concatenate(parts) if parts else np.zeros(0), kept, n)
 
@@ -118,7 +117,7 @@ class RoundRecorder:
         The draws' source, followed by the round number.
     """
 
-    def __init__(self, records: list[RecordedBatch], *, keep: int = 2,
+    def __init__(self, records: list[EvaluationRecord], *, keep: int = 2,
                  max_points: int | None = None, label: str = "survey round") -> None:
         if keep < 0:
             raise ValueError(f"keep must be >= 0, got {keep}")
