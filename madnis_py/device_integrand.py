@@ -11,6 +11,8 @@ is tested without a GPU):
 * phase-space mapping: the compiled CUDA kernels (:mod:`madnis_py.phasespace.mapping`);
 * cuts, the dynamical scale and the propagator prior: torch ports of
   :mod:`madnis_py.phasespace.cuts` and :mod:`madnis_py.integrand` (same formulas);
+* alpha_s with lepton beams: :func:`~madnis_py.physics.running.madgraph_alphas` on the
+  tensor of scales;
 * PDFs: :class:`~madnis_py.physics.pdf.device.DevicePDF` (its host parts: alpha_s, and
   points outside the grid with the ``continuation`` extrapolator);
 * matrix element: a library with device entry points (``ee_mumu`` built with nvcc) runs
@@ -293,10 +295,8 @@ class DeviceChannels:
         mu = self._scales(p)
         if self.pdf is not None and ig.alpha_s is None:
             alphas = self.pdf.alphasQ2(mu ** 2)
-        elif ig.alpha_s is not None:
-            alphas = torch.full_like(mu, float(ig.alpha_s))
-        else:  # lepton beams: the param card's alpha_s(M_Z) run on the host
-            alphas = torch.from_numpy(ig.alphas_at(mu.detach().cpu().numpy())).to(mu)
+        else:  # a fixed alpha_s, or lepton beams' alpha_s(M_Z) run to mu (on the device)
+            alphas = ig.alphas_at(mu)
         st["mu"], st["alphas"] = mu, alphas
         shat = ig.beams.sqrt_s ** 2 * x12[idx, 0] * x12[idx, 1]
         st["common"] = w[idx] / (2 * shat) * GEV2_TO_PB

@@ -444,15 +444,24 @@ class Integrand:
                 per_channel[:, c] += amp2[:, j]
         return cast(ArrayT, per_channel)
 
-    def alphas_at(self, mu: np.ndarray) -> np.ndarray:
+    def alphas_at(self, mu: ArrayT) -> ArrayT:
         """alpha_s at the renormalisation scales ``mu`` (GeV): the fixed one if given,
         else the PDF set's (proton beams) or the param card's alpha_s(M_Z) run at two
-        loops (lepton beams, as madevent; 0.118 at M_Z without one)."""
+        loops (lepton beams, as madevent; 0.118 at M_Z without one). A torch tensor
+        ``mu`` gets a tensor on its device, except with a PDF set (on a device its
+        alpha_s is :class:`~madnis_py.physics.pdf.device.DevicePDF`'s)."""
+        on_device = isinstance(mu, torch.Tensor)
+        out: Any
         if self.alpha_s is not None:
-            return np.full(len(mu), float(self.alpha_s))
-        if self.pdf is not None:
-            return np.asarray(self.pdf.alphasQ2(mu ** 2), dtype=np.float64)
-        return madgraph_alphas(mu, float(self.asmz) if self.asmz else 0.118)
+            out = (torch if on_device else np).full_like(mu, float(self.alpha_s))
+        elif self.pdf is not None:
+            if on_device:
+                raise TypeError("the PDF set's alpha_s takes a numpy array (on a device: "
+                                "DevicePDF.alphasQ2)")
+            out = np.asarray(self.pdf.alphasQ2(mu ** 2), dtype=np.float64)
+        else:
+            out = madgraph_alphas(mu, float(self.asmz) if self.asmz else 0.118)
+        return cast(ArrayT, out)
 
     def _matrix_element(self, sub: Subprocess, p: np.ndarray, alphas: np.ndarray,
                         sel: np.ndarray, prior: bool,

@@ -14,9 +14,12 @@ Newton's method here stops when a step changes alpha_s by less than 1e-14 (MadGr
 from __future__ import annotations
 
 import math
+from types import ModuleType
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
+import torch
 
 __all__ = ["madgraph_alphas"]
 
@@ -24,41 +27,50 @@ MZ = 91.188
 #: MadGraph's heavy-quark masses for the flavour thresholds (``COMMON/QMASS``).
 C_MASS, B_MASS = 1.42, 4.7
 
-
 def _coefficients(nf: int) -> tuple[float, float]:
     beta0 = 11.0 - 2.0 * nf / 3.0
     beta1 = 102.0 - 38.0 * nf / 3.0
     return beta0 / (4 * math.pi), beta1 / (4 * math.pi * beta0)
 
 
-def _run(t: npt.NDArray[np.float64], a_in: npt.NDArray[np.float64] | float, nf: int,
-         nloop: int) -> npt.NDArray[np.float64]:
-    """alpha_s at ``t = ln(Q^2 / Q0^2)`` from ``a_in`` at ``Q0`` with ``nf`` flavours
-    (MadGraph's ``NEWTON1``)."""
+def _run(t: Any, a_in: float, nf: int, nloop: int, xp: ModuleType) -> Any:
+    """alpha_s at ``t = ln(Q^2 / Q0^2)`` (a numpy array or a torch tensor, ``xp`` its
+    module) from ``a_in`` at ``Q0`` with ``nf`` flavours (MadGraph's ``NEWTON1``)."""
     b0, c1 = _coefficients(nf)
-    a_in = np.asarray(a_in, dtype=np.float64)
+    a0 = xp.full_like(t, a_in)
     if nloop == 1:
-        return np.asarray(a_in / (1.0 + a_in * b0 * t), dtype=np.float64)
-    a = a_in / (1.0 + b0 * a_in * t + c1 * a_in * np.log(1.0 + a_in * b0 * t))
-    a = np.where(a < 0, 0.3, a)
+        return a0 / (1.0 + a0 * b0 * t)
+    a = a0 / (1.0 + b0 * a0 * t + c1 * a0 * xp.log(1.0 + a0 * b0 * t))
+    a = xp.where(a < 0, 0.3, a)
 
-    def f2(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        return np.asarray(1.0 / x + c1 * np.log(c1 * x / (1.0 + c1 * x)), dtype=np.float64)
+    def f2(x: Any) -> Any:
+        return 1.0 / x + c1 * xp.log(c1 * x / (1.0 + c1 * x))
 
     for _ in range(50):
-        f = b0 * t + f2(a_in) - f2(a)
+        f = b0 * t + f2(a0) - f2(a)
         fp = 1.0 / (a ** 2 * (1.0 + c1 * a))
         step = f / fp
         a = a - step
-        if np.all(np.abs(step) < 1e-14):
+        if bool(xp.all(xp.abs(step) < 1e-14)):
             break
-    return np.asarray(a, dtype=np.float64)
+    return a
 
 
+@overload
+def madgraph_alphas(q: torch.Tensor, asmz: float, nloop: int = 2) -> torch.Tensor: ...
+
+
+@overload
 def madgraph_alphas(q: npt.ArrayLike, asmz: float, nloop: int = 2
-                    ) -> npt.NDArray[np.float64]:
+                    ) -> npt.NDArray[np.float64]: ...
+
+
+def madgraph_alphas(q: Any, asmz: float, nloop: int = 2) -> Any:
     """alpha_s at the scales ``q`` (GeV, > 0) from ``alpha_s(M_Z) = asmz``, run as
     madevent runs it without PDFs (see the module docstring; ``nloop`` 1 or 2).
+
+    ``q`` may be a torch tensor (float64 on any device): the answer is then a tensor on
+    its device, computed there with the same formulas.
 
     Examples
     --------
@@ -69,14 +81,16 @@ def madgraph_alphas(q: npt.ArrayLike, asmz: float, nloop: int = 2
         raise ValueError(f"nloop must be 1 or 2, got {nloop}")
     if not asmz > 0:
         raise ValueError(f"alpha_s(M_Z) must be > 0, got {asmz!r}")
-    qs = np.asarray(q, dtype=np.float64)
-    if np.any(~(qs > 0)):
+    xp: ModuleType = torch if isinstance(q, torch.Tensor) else np
+    qs = q.to(torch.float64) if xp is torch else np.asarray(q, dtype=np.float64)
+    if bool(xp.any(~(qs > 0))):
         raise ValueError("scales must be > 0")
-    a_b = _run(np.asarray(2 * math.log(B_MASS / MZ)), asmz, 5, nloop)
-    a_c = _run(np.asarray(2 * math.log(C_MASS / B_MASS)), a_b, 4, nloop)
-    out = np.empty_like(qs)
+    # alpha_s at the thresholds, continuous there (scalars, on the host)
+    a_b = float(_run(np.asarray(2 * math.log(B_MASS / MZ)), asmz, 5, nloop, np))
+    a_c = float(_run(np.asarray(2 * math.log(C_MASS / B_MASS)), a_b, 4, nloop, np))
+    out = xp.empty_like(qs)
     high, mid, low = qs >= B_MASS, (qs < B_MASS) & (qs >= C_MASS), qs < C_MASS
-    out[high] = _run(2 * np.log(qs[high] / MZ), asmz, 5, nloop)
-    out[mid] = _run(2 * np.log(qs[mid] / B_MASS), a_b, 4, nloop)
-    out[low] = _run(2 * np.log(qs[low] / C_MASS), a_c, 3, nloop)
+    out[high] = _run(2 * xp.log(qs[high] / MZ), asmz, 5, nloop, xp)
+    out[mid] = _run(2 * xp.log(qs[mid] / B_MASS), a_b, 4, nloop, xp)
+    out[low] = _run(2 * xp.log(qs[low] / C_MASS), a_c, 3, nloop, xp)
     return out

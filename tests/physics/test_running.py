@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy.integrate import solve_ivp
 
 from madnis_py.integrand import Integrand
@@ -71,3 +72,45 @@ def test_lepton_beams_run_alpha_s_to_each_points_scale() -> None:
     # |M|^2 of e+ e- -> q q~ g is proportional to alpha_s
     ratio = b.f[on] / given.f[on]
     np.testing.assert_allclose(ratio, b.alpha_s[on] / 0.1, rtol=1e-12)
+
+
+def _scales() -> np.ndarray:
+    """Scales on all three sides of the flavour thresholds."""
+    return np.concatenate([np.exp(np.random.default_rng(2).uniform(0.0, 9.0, 20000)),
+                           [C_MASS, B_MASS, MZ, 1.0]])
+
+
+@pytest.mark.parametrize("nloop", [1, 2])
+def test_torch_scales_run_as_the_numpy_ones(nloop: int) -> None:
+    """A tensor of scales runs with the same formulas on its device (the device
+    integrand's lepton beams): to rounding, a float64 tensor where the scales are."""
+    qs = _scales()
+    want = madgraph_alphas(qs, 0.13, nloop)
+    got = madgraph_alphas(torch.from_numpy(qs), 0.13, nloop)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), want, rtol=2e-15, atol=0)
+    with pytest.raises(ValueError, match="scales must be > 0"):
+        madgraph_alphas(torch.tensor([100.0, -1.0]), 0.118)
+
+
+def test_integrand_alphas_of_tensors() -> None:
+    """Integrand.alphas_at gives tensors for tensors: fixed and run alpha_s; a PDF set's
+    alpha_s needs the numpy reader (DevicePDF on a device)."""
+    mu = torch.linspace(5.0, 2000.0, 300, dtype=torch.float64)
+    lep = Integrand("ee_qqg")
+    np.testing.assert_allclose(lep.alphas_at(mu).numpy(), lep.alphas_at(mu.numpy()),
+                               rtol=2e-15, atol=0)
+    fixed = Integrand("ee_qqg", alpha_s=0.1).alphas_at(mu)
+    assert isinstance(fixed, torch.Tensor) and torch.all(fixed == 0.1)
+    with pytest.raises(TypeError, match="DevicePDF"):
+        Integrand("drell_yan").alphas_at(mu)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_scales_run_as_the_numpy_ones() -> None:
+    qs = _scales()
+    got = madgraph_alphas(torch.from_numpy(qs).cuda(), 0.118)
+    assert got.is_cuda
+    np.testing.assert_allclose(got.cpu().numpy(), madgraph_alphas(qs, 0.118), rtol=1e-14,
+                               atol=0)
