@@ -2,6 +2,7 @@
 // phasespace_math.h, launched on the caller's stream.
 #include <cuda_runtime.h>
 
+#include "cuda_device_guard.cuh"
 #include "phasespace.h"
 
 namespace madnis {
@@ -42,6 +43,8 @@ __global__ void rambo_forward_kernel(ps::RamboConfig cfg, const double* __restri
 int ps_channel_forward_cuda(const ps::Program& p, const double* r, double* momenta,
                             double* weight, double* x12, int64_t n, void* stream) {
     if (n == 0) return 0;
+    const DeviceOf on(r);
+    if (on.status() != cudaSuccess) return int(on.status());
     channel_forward_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
         p, r, momenta, weight, x12, n);
     return int(cudaGetLastError());
@@ -50,6 +53,8 @@ int ps_channel_forward_cuda(const ps::Program& p, const double* r, double* momen
 int ps_channel_inverse_cuda(const ps::Program& p, const double* momenta, double* r,
                             double* weight, int64_t n, void* stream) {
     if (n == 0) return 0;
+    const DeviceOf on(momenta);
+    if (on.status() != cudaSuccess) return int(on.status());
     channel_inverse_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
         p, momenta, r, weight, n);
     return int(cudaGetLastError());
@@ -58,6 +63,8 @@ int ps_channel_inverse_cuda(const ps::Program& p, const double* momenta, double*
 int ps_rambo_forward_cuda(const ps::RamboConfig& cfg, const double* r, double* momenta,
                           double* weight, double* x12, int64_t n, void* stream) {
     if (n == 0) return 0;
+    const DeviceOf on(r);
+    if (on.status() != cudaSuccess) return int(on.status());
     rambo_forward_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
         cfg, r, momenta, weight, x12, n);
     return int(cudaGetLastError());

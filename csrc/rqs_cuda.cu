@@ -2,6 +2,7 @@
 // Launched on the caller's stream (torch's current stream), so no synchronisation here.
 #include <cuda_runtime.h>
 
+#include "cuda_device_guard.cuh"
 #include "rqs.h"
 
 namespace madnis {
@@ -39,6 +40,8 @@ template <typename T>
 int rqs_forward_cuda(const T* x, const T* params, T* y, T* logdet, int64_t n,
                      const SplineConfig<T>& cfg, bool inverse, void* stream) {
     if (n == 0) return 0;
+    const DeviceOf on(x);
+    if (on.status() != cudaSuccess) return int(on.status());
     forward_kernel<T><<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
         x, params, y, logdet, n, cfg, inverse);
     return int(cudaGetLastError());
@@ -49,6 +52,8 @@ int rqs_backward_cuda(const T* x, const T* params, const T* grad_y, const T* gra
                       T* grad_x, T* grad_params, int64_t n, const SplineConfig<T>& cfg,
                       bool inverse, void* stream) {
     if (n == 0) return 0;
+    const DeviceOf on(x);
+    if (on.status() != cudaSuccess) return int(on.status());
     backward_kernel<T><<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
         x, params, grad_y, grad_logdet, grad_x, grad_params, n, cfg, inverse);
     return int(cudaGetLastError());

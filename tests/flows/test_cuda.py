@@ -48,3 +48,22 @@ def test_flow_on_cuda() -> None:
     assert torch.allclose(flow.log_prob(x), log_q, atol=1e-9)
     with pytest.raises(ValueError, match="x: entry"):
         flow.log_prob(x + 2)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda_kernels_available() or torch.cuda.device_count() < 2,
+                    reason="needs two CUDA devices")
+def test_cuda_kernels_run_on_the_device_of_their_data() -> None:
+    """The extension's runtime has its own current device (0): a spline on cuda:1 must
+    launch there, on that device's stream, and agree with the CPU."""
+    opts = SplineOptions(8)
+    x = torch.rand(20_000, dtype=torch.float64)
+    params = torch.randn(20_000, 25, dtype=torch.float64)
+    want = rqs(x, params, opts)
+    xd, pd = x.to("cuda:1").requires_grad_(), params.to("cuda:1").requires_grad_()
+    y, ld = rqs(xd, pd, opts)
+    (y + ld).sum().backward()
+    assert y.device == torch.device("cuda:1") and xd.grad is not None
+    for got, ref in zip((y, ld), want, strict=True):
+        torch.testing.assert_close(got.detach().cpu(), ref, rtol=1e-12, atol=1e-12)
+    assert torch.cuda.current_device() == 0  # the caller's device is restored

@@ -47,3 +47,14 @@ def test_cuda_rambo_matches_cpu() -> None:
     gpu = rambo.map(torch.from_numpy(r).cuda())
     np.testing.assert_allclose(gpu.weight.cpu().numpy(), cpu.weight, rtol=1e-10)
     np.testing.assert_allclose(gpu.momenta.cpu().numpy(), cpu.momenta, atol=1e-9)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda_kernels_available() or torch.cuda.device_count() < 2,
+                    reason="needs two CUDA devices")
+def test_cuda_maps_run_on_the_device_of_their_data() -> None:
+    rambo = Rambo([0.0, 0.0, 0.0], Beams(500.0))
+    r = np.random.default_rng(2).random((5_000, rambo.dims))
+    gpu = rambo.map(torch.from_numpy(r).to("cuda:1"))
+    assert gpu.momenta.device == torch.device("cuda:1")
+    np.testing.assert_allclose(gpu.momenta.cpu().numpy(), rambo.map(r).momenta, atol=1e-9)
