@@ -1,7 +1,9 @@
 // The device a launch goes to. This extension's CUDA runtime is its own (linked
-// statically), so its current device is device 0 whatever torch's is: a kernel on data of
-// another GPU (and on that GPU's stream, which the caller passes) must first make that GPU
-// current. DeviceOf does it for the lifetime of a launch and restores the caller's device.
+// statically) and launches on the thread's current device, which is not the device of the
+// tensors (torch switches devices only inside its own operations, then restores device 0):
+// a kernel on data of another GPU (and on that GPU's stream, which the caller passes) must
+// first make that GPU current. DeviceOf does it for the lifetime of a launch and restores
+// the caller's device.
 #pragma once
 
 #include <cuda_runtime.h>
