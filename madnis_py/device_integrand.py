@@ -285,6 +285,7 @@ class DeviceChannels:
             raise IndexError(f"channel {channel}: the process has {self.n_channels} channels")
         batch = ig.mappings[channel].map(x.detach().to(torch.float64).contiguous())
         mom, w, x12 = batch.momenta, batch.weight, batch.x1x2
+        ig.n_points += len(mom)  # the run's "integrand calls", as Integrand.__call__
         group = ig.layout.group[channel]
         st: dict[str, Any] = {"mom": mom, "x12": x12, "w": w, "jobs": [], "group": group}
         idx = torch.nonzero(w > 0).squeeze(1)

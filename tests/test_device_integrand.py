@@ -205,6 +205,8 @@ def test_recording_keeps_what_the_numpy_records_hold(name: str, layout: str) -> 
             ref(x, c)
         dev.evaluate_channels(xs)
     assert len(got) == len(want) == integrand.n_channels
+    # both count their points as the run's integrand calls
+    assert integrand.n_points == 2 * sum(len(x) for x, _ in xs)
     rng = np.random.default_rng(1)
     for (x, c), r, d in zip(xs, want, got, strict=True):
         assert isinstance(d, DeviceRecord) and d.channel == c and len(d) == len(x)

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -248,3 +249,38 @@ def _integrator_of(card: RunCard) -> tuple[Integrand, Integrator]:
     channels = TorchChannels(integrand)
     return integrand, Integrator(channels, feature_dims=channels.feature_dims,
                                  **card.integrator_options())
+
+
+def test_the_device_path_runs_the_numpy_pipeline(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` with the integrand of ``--device cuda`` (DeviceChannels, here on the CPU):
+    the survey's and the integration's recorded points give events, kept on the device
+    and copied only when accepted, and the whole run writes the numpy path's cross
+    section and events (same flavours, colours, momenta to rounding)."""
+    import madnis_py.integrand as integrand_module
+    from madnis_py.device_integrand import DeviceChannels
+    from madnis_py.events.lhe import LHEEvent, read_lhe
+
+    text = (CARD.replace('process = "ee_mumu"', 'process = "drell_yan"')
+            .replace("vegas = false", "vegas = true\nvegas_iterations = 3\nvegas_points = 2000"))
+
+    def run(output: str) -> tuple[RunSummary, list[LHEEvent]]:
+        path = tmp_path / f"{output}.toml"
+        path.write_text(text.format(nevents=150, output=output, plots="true", collider=""))
+        summary = run_card(load_run_card(path), RunRequest("run", n_events=150))
+        _, events = read_lhe(tmp_path / output / "events.lhe")
+        return summary, list(events)
+
+    host, host_events = run("host")
+    monkeypatch.setattr(integrand_module, "TorchChannels",
+                        lambda integrand: DeviceChannels(integrand, "cpu"))
+    dev, dev_events = run("device")
+    assert dev.sigma_pb == pytest.approx(host.sigma_pb, rel=1e-10)
+    assert dev.events is not None and host.events is not None
+    assert dev.events.recycled == host.events.recycled and dev.events.recycled_events > 0
+    assert dev.calls_by_step == host.calls_by_step
+    assert len(dev_events) == len(host_events) == 150
+    for a, b in zip(host_events, dev_events, strict=True):
+        assert [p.idup for p in a.particles] == [p.idup for p in b.particles]
+        assert [p.icolup for p in a.particles] == [p.icolup for p in b.particles]
+        np.testing.assert_allclose(b.momenta(), a.momenta(), rtol=1e-12, atol=1e-9)
