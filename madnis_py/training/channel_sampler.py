@@ -91,45 +91,64 @@ class GridMap:
     """
 
     def __init__(self, grids: list[np.ndarray], device: str | torch.device = "cpu") -> None:
-        self.edges = [torch.as_tensor(np.asarray(g, dtype=np.float64), device=device)
-                      for g in grids]
-        self.incs = [e[1:] - e[:-1] for e in self.edges]
+        edges = [np.asarray(g, dtype=np.float64) for g in grids]
+        ninc = [len(g) - 1 for g in edges]
+        dims, width = len(edges), max(ninc)
+        # all dimensions in one table each, a row per dimension: edges padded with +inf
+        # (never below a point, so the batched search sees each row's own edges), the
+        # increments and their log slopes padded where the clamped index never reaches
+        padded = np.full((dims, width + 1), np.inf)
+        incs = np.ones((dims, width + 1))
+        for d, g in enumerate(edges):
+            padded[d, :len(g)] = g
+            incs[d, :ninc[d]] = g[1:] - g[:-1]
+        self.edges = torch.as_tensor(padded, device=device)
+        self.incs = torch.as_tensor(incs, device=device)
+        n_t = torch.as_tensor(ninc, device=device)
         # log of each increment's dx/dy = inc N: one gather per point, no log
-        self.log_slopes = [torch.log(inc * len(inc)) for inc in self.incs]
+        self.log_slopes = torch.log(self.incs * n_t[:, None].to(torch.float64))
+        self._ninc = n_t
+        self._ninc_f = n_t.to(torch.float64)
+        self._last = torch.as_tensor([g[-1] for g in edges], device=device)
+        # offset of each dimension's row in the flattened tables (all of one width)
+        self._rows = torch.arange(dims, device=device) * (width + 1)
 
     @property
     def dims(self) -> int:
-        return len(self.edges)
+        return len(self._last)
+
+    def _gather(self, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each point's edge below, increment and log slope of increment ``i`` (n, dims)
+        of its dimension."""
+        flat = i + self._rows
+        return (torch.take(self.edges, flat), torch.take(self.incs, flat),
+                torch.take(self.log_slopes, flat))
+
+    @staticmethod
+    def _sum_dims(log_slopes: torch.Tensor) -> torch.Tensor:
+        """The log Jacobian: the dimensions' log slopes added in order (as vegas does)."""
+        out = torch.zeros(len(log_slopes), dtype=log_slopes.dtype, device=log_slopes.device)
+        for d in range(log_slopes.shape[1]):
+            out += log_slopes[:, d]
+        return out
 
     def map(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x = V(y)`` and ``log |dV/dy|`` for points ``y`` (n, dims)."""
-        x = torch.empty_like(y)
-        log_jac = torch.zeros(len(y), dtype=y.dtype, device=y.device)
-        for d, (g, inc, log_slope) in enumerate(zip(self.edges, self.incs, self.log_slopes,
-                                                      strict=True)):
-            ninc = len(inc)
-            y_ninc = y[:, d] * ninc
-            iy = torch.floor(y_ninc).long()
-            inner = iy < ninc
-            i = iy.clamp(0, ninc - 1)
-            x[:, d] = torch.where(inner, g[i] + inc[i] * (y_ninc - iy), g[ninc])
-            log_jac += log_slope[i]
-        return x, log_jac
+        y_ninc = y * self._ninc_f
+        iy = torch.floor(y_ninc).long()
+        i = torch.minimum(iy.clamp_min(0), self._ninc - 1)
+        g, inc, log_slope = self._gather(i)
+        x = torch.where(iy < self._ninc, g + inc * (y_ninc - iy), self._last)
+        return x, self._sum_dims(log_slope)
 
     def invmap(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``y = V^-1(x)`` and ``log |dV/dy|`` there, for points ``x`` (n, dims)."""
-        y = torch.empty_like(x)
-        log_jac = torch.zeros(len(x), dtype=x.dtype, device=x.device)
-        for d, (g, inc, log_slope) in enumerate(zip(self.edges, self.incs, self.log_slopes,
-                                                      strict=True)):
-            ninc = len(inc)
-            iy = torch.searchsorted(g, x[:, d].contiguous(), right=True)
-            i = (iy - 1).clamp(0, ninc - 1)
-            inner = (iy > 0) & (iy <= ninc)
-            yd = (i + (x[:, d] - g[i]) / inc[i]) / ninc
-            y[:, d] = torch.where(inner, yd, (iy > 0).to(x.dtype))
-            log_jac += log_slope[i]
-        return y, log_jac
+        iy = torch.searchsorted(self.edges, x.T.contiguous(), right=True).T
+        i = torch.minimum((iy - 1).clamp_min(0), self._ninc - 1)
+        g, inc, log_slope = self._gather(i)
+        inner = (iy > 0) & (iy <= self._ninc)
+        y = torch.where(inner, (i + (x - g) / inc) / self._ninc_f, (iy > 0).to(x.dtype))
+        return y, self._sum_dims(log_slope)
 
 
 @dataclass
