@@ -696,9 +696,10 @@ class Integrator:
             # only now: torch's first optimizer imports torch._dynamo (2 s of CPU), which
             # a run that trains no flow need not pay
             params = list(self.flows.parameters()) + list(self.weights.parameters())
-            # foreach: one batched update of all tensors (bit for bit the per-tensor
-            # loop, which cost 14 % of a step with 48 channels' flows)
-            opt = torch.optim.Adam(params, lr=self.lr, foreach=True)
+            # fused: one compiled update of all tensors (the per-tensor loop cost 14 % of
+            # a step with 48 channels' flows, the foreach ops 6 %; the same Adam, up to
+            # rounding)
+            opt = torch.optim.Adam(params, lr=self.lr, fused=True)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1))
             if start:
                 assert resume is not None

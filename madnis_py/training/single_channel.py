@@ -95,7 +95,7 @@ def train_flow(flow: Flow, integrand: Integrand, *, steps: int = 500, batch: int
                       stacklevel=2)
         loss = "forward_kl"
     loss_fn = LOSSES[check_loss(loss)].one_flow
-    opt = torch.optim.Adam(flow.parameters(), lr=lr, foreach=True)
+    opt = torch.optim.Adam(flow.parameters(), lr=lr, fused=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     history = []
     for step in range(steps):
