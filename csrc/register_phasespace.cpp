@@ -81,7 +81,10 @@ ps::Program host_program(const py::array& itab, const py::array& ftab, int n_fin
 }
 
 int64_t batch_of(const py::array& a, const char* name, int64_t row) {
-    if (a.ndim() < 1 || (a.ndim() == 1 ? a.shape(0) : a.size() / a.shape(0)) != row)
+    // the row's length from the trailing dimensions: defined for an empty batch too
+    int64_t width = 1;
+    for (py::ssize_t d = 1; d < a.ndim(); ++d) width *= a.shape(d);
+    if (a.ndim() < 1 || (a.ndim() == 1 ? a.shape(0) : width) != row)
         throw std::invalid_argument(std::string(name) + ": expected shape (n, " +
                                     std::to_string(row) + ")");
     return a.ndim() == 1 ? 1 : a.shape(0);

@@ -239,6 +239,26 @@ def test_points_outside_get_zero_weight_and_are_counted() -> None:
     assert rb.n_outside == 3 and np.all(np.isfinite(rb.weight))
 
 
+@pytest.mark.parametrize("hadronic", [False, True])
+def test_an_empty_batch_maps_to_empty_arrays(hadronic: bool) -> None:
+    """No points in, no points out (the shape check once divided by the batch size: a
+    floating-point exception that killed the process)."""
+    beams = Beams(13000.0 if hadronic else SQRT_S, hadronic)
+    topo = topologies(3)["t+decay"]
+    topo = type(topo)(s_channel=topo.s_channel, t_channel=topo.t_channel, name="t+decay",
+                      min_shat=100.0)
+    mapping = ChannelMapping(topo, [0.0] * 3, beams)
+    batch = mapping.map(np.zeros((0, mapping.dims)))
+    assert batch.momenta.shape == (0, 5, 4) and batch.weight.shape == (0,)
+    assert batch.x1x2.shape == (0, 2) and batch.n_outside == 0
+    r, w = mapping.inverse(batch.momenta)
+    assert r.shape == (0, mapping.dims) and w.shape == (0,)
+    rambo = Rambo([0.0] * 3, beams, min_shat=100.0 if hadronic else 0.0)
+    assert rambo.map(np.zeros((0, rambo.dims))).weight.shape == (0,)
+    with pytest.raises(ValueError, match="expected shape"):
+        mapping.map(np.zeros((0, mapping.dims + 1)))
+
+
 def test_inverse_of_foreign_momenta_is_zero_weight() -> None:
     mapping = ChannelMapping(Topology(s_channel=s_chain([2, 3, 4])), [0.0, 10.0, 10.0],
                              Beams(SQRT_S))
