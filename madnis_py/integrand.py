@@ -74,9 +74,9 @@ class IntegrandBatch:
     scale: np.ndarray | None = None
     alpha_s: np.ndarray | None = None
 
-    def take(self, index: np.ndarray, *, prior: bool = True) -> IntegrandBatch:
-        """The points at ``index`` (indices or a boolean mask); ``prior=False`` leaves
-        the channel prior out."""
+    def take(self, index: np.ndarray | slice, *, prior: bool = True) -> IntegrandBatch:
+        """The points at ``index`` (indices, a boolean mask or a slice: views);
+        ``prior=False`` leaves the channel prior out."""
         def part(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a[index]
         return IntegrandBatch(self.f[index], self.momenta[index], self.x1x2[index],
@@ -347,12 +347,49 @@ class Integrand:
                  details: bool = False) -> IntegrandBatch:
         """Evaluate the integrand on points ``x`` (n, dims) of channel ``channel``;
         ``details`` adds the subprocesses' parts, the scales and alpha_s."""
-        if not 0 <= channel < self.n_channels:
-            raise IndexError(f"channel {channel}: the process has {self.n_channels} channels")
-        batch = self.mappings[channel].map(np.ascontiguousarray(x, dtype=np.float64))
-        mom, w, x12 = batch.momenta, batch.weight, batch.x1x2
+        return self.evaluate_channels([(x, channel)], prior=prior, details=details)[0]
+
+    def evaluate_channels(self, batches: Sequence[tuple[np.ndarray, int]], *,
+                          prior: bool = True, details: bool = False
+                          ) -> list[IntegrandBatch]:
+        """:meth:`__call__` of several channels' points ``(x, channel)`` at once: each
+        channel's phase-space map, then everything after it (scales, alpha_s, PDFs, cuts,
+        matrix elements, prior) once per subprocess group for the points of all its
+        channels. Every step is point by point, so the values are those of one call per
+        channel; the fixed cost of a call is paid once per group."""
+        for _, channel in batches:
+            if not 0 <= channel < self.n_channels:
+                raise IndexError(f"channel {channel}: the process has {self.n_channels} "
+                                 "channels")
+        mapped = [self.mappings[c].map(np.ascontiguousarray(x, dtype=np.float64))
+                  for x, c in batches]
+        self.n_points += sum(len(m.weight) for m in mapped)
+        members: dict[int, list[int]] = {}
+        for k, (_, channel) in enumerate(batches):
+            members.setdefault(self.layout.group[channel], []).append(k)
+        out: list[IntegrandBatch | None] = [None] * len(batches)
+        for group, ks in members.items():
+            if len(ks) == 1:
+                m = mapped[ks[0]]
+                out[ks[0]] = self._after_mapping(m.momenta, m.weight, m.x1x2, group,
+                                                 prior, details)
+                continue
+            together = self._after_mapping(
+                np.concatenate([mapped[k].momenta for k in ks]),
+                np.concatenate([mapped[k].weight for k in ks]),
+                np.concatenate([mapped[k].x1x2 for k in ks]), group, prior, details)
+            start = 0
+            for k in ks:
+                stop = start + len(mapped[k].weight)
+                out[k] = together.take(slice(start, stop))
+                start = stop
+        return [b for b in out if b is not None]
+
+    def _after_mapping(self, mom: np.ndarray, w: np.ndarray, x12: np.ndarray, group: int,
+                       prior: bool, details: bool) -> IntegrandBatch:
+        """f and the rest of an :class:`IntegrandBatch` at mapped points of channels of
+        subprocess group ``group`` (momenta, phase-space weights, x1 x2)."""
         n = len(w)
-        self.n_points += n
         inside = w > 0
         f = np.zeros(n)
         passed = np.zeros(n, dtype=bool)
@@ -361,7 +398,6 @@ class Integrand:
         scale_out = np.zeros(n) if details else None
         alphas_out = np.zeros(n) if details else None
         idx = np.nonzero(inside)[0]
-        group = self.layout.group[channel]
         if len(idx):
             p = mom[idx]
             mu = self._scales(p)
@@ -603,10 +639,28 @@ class TorchChannels:
 
     def __call__(self, x: torch.Tensor,
                  channel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        points = x.detach().cpu().numpy()
-        batch = self.integrand(points, channel, details=self._records is not None)
-        if self._records is not None:
-            self._records.append(RecordedBatch(channel, points, batch))
+        return self.evaluate_channels([(x, channel)])[0]
+
+    def evaluate_channels(self, batches: Sequence[tuple[torch.Tensor, int]]
+                          ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """``(f, features, prior)`` of several channels' points at once
+        (:meth:`Integrand.evaluate_channels`: the same values as one call per channel,
+        the fixed costs once per subprocess group); what
+        :meth:`~madnis_py.training.Integrator.random_batch` calls."""
+        points = [x.detach().cpu().numpy() for x, _ in batches]
+        evaluated = self.integrand.evaluate_channels(
+            [(p, c) for p, (_, c) in zip(points, batches, strict=True)],
+            details=self._records is not None)
+        out = []
+        for p, (x, channel), batch in zip(points, batches, evaluated, strict=True):
+            if self._records is not None:
+                self._records.append(RecordedBatch(channel, p, batch))
+            out.append(self._outputs(x, batch))
+        return out
+
+    def _outputs(self, x: torch.Tensor, batch: IntegrandBatch
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(f, features, prior)`` of ``batch`` as tensors like ``x``."""
         n = len(batch.f)
         feats = [batch.momenta[:, 2:].reshape(n, -1) / self.integrand.beams.sqrt_s]
         if self.integrand.beams.hadronic:

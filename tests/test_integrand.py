@@ -9,6 +9,7 @@ import pytest
 
 from madnis_py.integrand import GEV2_TO_PB, Integrand, dynamical_scale
 from madnis_py.physics import load_process, read_slha
+from madnis_py.physics.builtin import builtin_processes
 
 CARD = read_slha(load_process("ee_mumu").param_card)
 ALPHA = 1 / CARD.get("sminputs", 1)
@@ -177,3 +178,56 @@ def test_details_and_diagram_channels_of_ttbar() -> None:
         # the scale is MadGraph's choice 3, half the sum of the transverse masses
         np.testing.assert_allclose(b.scale[on], dynamical_scale(b.momenta[on], 3))
         assert np.all((b.alpha_s[on] > 0.05) & (b.alpha_s[on] < 0.2))
+
+
+FIELDS = ("f", "momenta", "x1x2", "phase_space_weight", "passed", "prior", "subprocess_f",
+          "scale", "alpha_s")
+
+
+@pytest.mark.parametrize("layout", ["shared", "grouped"])
+@pytest.mark.parametrize("name", builtin_processes())
+def test_channels_evaluated_together_give_each_channels_own_values(name: str,
+                                                                   layout: str) -> None:
+    """evaluate_channels runs everything after the phase-space map once per subprocess
+    group: every point's values are those of its channel's own call, bit for bit, in the
+    order given (a channel twice, groups interleaved), and every point is counted."""
+    integrand = Integrand(name, subprocess_channels=layout)
+    rng = np.random.default_rng(11)
+    order = [*range(integrand.n_channels)][::-1] + [0]
+    xs = [(rng.random((int(rng.integers(1, 300)), integrand.dims(c))), c) for c in order]
+    xs.append((np.zeros((0, integrand.dims(1))), 1))  # an empty batch
+    for details in (False, True):
+        alone = [integrand(x, c, details=details) for x, c in xs]
+        before = integrand.n_points
+        together = integrand.evaluate_channels(xs, details=details)
+        assert integrand.n_points - before == sum(len(x) for x, _ in xs)
+        assert len(together) == len(xs)
+        for a, b in zip(alone, together, strict=True):
+            for field in FIELDS:
+                u, v = getattr(a, field), getattr(b, field)
+                assert (u is None) == (v is None), field
+                if u is not None:
+                    np.testing.assert_array_equal(v, u, err_msg=field)
+    with pytest.raises(IndexError, match="channels"):
+        integrand.evaluate_channels([(xs[0][0], integrand.n_channels)])
+
+
+def test_torch_channels_together_record_each_channel() -> None:
+    """TorchChannels.evaluate_channels (what random_batch calls): the tensors of one call
+    per channel, and one record per channel in order."""
+    import torch
+
+    from madnis_py.integrand import TorchChannels
+
+    channels = TorchChannels(Integrand("ttbar"))
+    gen = torch.Generator().manual_seed(2)
+    xs = [(torch.rand(200, channels.dims(c), dtype=torch.float64, generator=gen), c)
+          for c in range(channels.n_channels)]
+    with channels.recording() as records:
+        together = channels.evaluate_channels(xs)
+    assert [r.channel for r in records] == list(range(channels.n_channels))
+    for (x, c), got, rec in zip(xs, together, records, strict=True):
+        assert rec.holds(x)
+        for u, v in zip(channels(x, c), got, strict=True):
+            assert u is not None and v is not None
+            torch.testing.assert_close(v, u, rtol=0, atol=0)
