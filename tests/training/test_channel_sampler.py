@@ -224,3 +224,32 @@ def test_uniform_mixture_zero_keeps_the_random_stream() -> None:
     b = ChannelSampler(flow, mixture=0.3, uniform_mixture=0.0).sample(
         500, torch.Generator().manual_seed(9))
     assert torch.equal(a.x, b.x) and torch.equal(a.log_q, b.log_q)
+
+
+@pytest.mark.parametrize("ninc", [(50, 50, 50), (7, 50, 1)])
+def test_base_map_on_host_points_is_the_grid_map(ninc: tuple[int, ...]) -> None:
+    """On the CPU the base map is vegas' own compiled map and inverse (GridMap's torch
+    elsewhere): the same points and log Jacobians to rounding; a grid whose dimensions
+    have different numbers of increments (whose inverse vegas gets wrong) stays on
+    GridMap."""
+    import vegas
+
+    from madnis_py.training.channel_sampler import GridMap
+
+    rng = np.random.default_rng(3)
+    grids = [np.concatenate([[0.0], np.sort(rng.uniform(0, 1, n - 1)) ** 2, [1.0]])
+             for n in ninc]
+    sampler = ChannelSampler(Flow(3), base=vegas.AdaptiveMap(grids))
+    assert sampler._host_vegas == (len(set(ninc)) == 1)
+    grid = GridMap(grids)
+    y = torch.from_numpy(rng.random((4000, 3)))
+    y[0] = torch.tensor([0.0, 1.0, 0.5])
+    x, log_jac = sampler.to_integrand(y)
+    want_x, want_jac = grid.map(y)
+    torch.testing.assert_close(x, want_x, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(log_jac, want_jac, rtol=1e-12, atol=1e-13)
+    back, log_jac_back = sampler.to_latent(x)
+    torch.testing.assert_close(back, y, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(log_jac_back, log_jac, rtol=1e-12, atol=1e-12)
+    empty, empty_jac = sampler.to_integrand(torch.zeros(0, 3, dtype=torch.float64))
+    assert empty.shape == (0, 3) and empty_jac.shape == (0,)
