@@ -273,6 +273,32 @@ _TABLE: Final[dict[str, _Spec]] = _build_table()
 SUPPORTED_CUTS: Final[tuple[str, ...]] = tuple(_TABLE)
 
 
+class _Kinematics:
+    """The momenta of one :meth:`Cuts.mask` call with each particle's pT and longitudinal
+    variables computed once, for all the checks that use them (element by element the
+    values of :func:`pt`, :func:`eta` and :func:`rapidity`)."""
+
+    def __init__(self, momenta: FloatArray, use_rapidity: bool) -> None:
+        self.p = momenta
+        self.use_rapidity = use_rapidity
+        self._cache: dict[str, FloatArray] = {}
+
+    def _of_all(self, name: str, fn: Any) -> FloatArray:
+        if name not in self._cache:
+            self._cache[name] = fn(self.p)
+        return self._cache[name]
+
+    def pt(self) -> FloatArray:
+        return self._of_all("pt", pt)
+
+    def rapidity(self) -> FloatArray:
+        return self._of_all("rapidity", rapidity)
+
+    def longitudinal(self) -> FloatArray:
+        """Rapidity or pseudo-rapidity, as the cuts' ``use_rapidity`` says."""
+        return self.rapidity() if self.use_rapidity else self._of_all("eta", eta)
+
+
 @dataclass(frozen=True)
 class _Check:
     """One observable on one set of particles (or pairs), with its active bounds."""
@@ -283,8 +309,8 @@ class _Check:
     lower: float | None
     upper: float | None
 
-    def passes(self, momenta: FloatArray, *, use_rapidity: bool) -> BoolArray:
-        values = self._values(momenta, use_rapidity=use_rapidity)
+    def passes(self, kin: _Kinematics) -> BoolArray:
+        values = self._values(kin)
         lower = -math.inf if self.lower is None else self.lower
         upper = math.inf if self.upper is None else self.upper
         if self.observable == "mass":
@@ -297,18 +323,23 @@ class _Check:
         ok = above | below if self.observable == "mass" and lower > upper else above & below
         return np.asarray(np.all(ok, axis=1), dtype=np.bool_)
 
-    def _values(self, p: FloatArray, *, use_rapidity: bool) -> FloatArray:
+    def _values(self, kin: _Kinematics) -> FloatArray:
+        p = kin.p
         if self.observable == "pt":
-            return pt(p[:, self.first])
+            return kin.pt()[:, self.first]
         if self.observable == "abs_eta":
-            return np.abs(rapidity(p[:, self.first]) if use_rapidity else eta(p[:, self.first]))
+            return np.abs(kin.longitudinal()[:, self.first])
         if self.observable == "abs_y":
-            return np.abs(rapidity(p[:, self.first]))
+            return np.abs(kin.rapidity()[:, self.first])
         if self.observable == "missing_pt":
             total = p[:, self.first, 1:3].sum(axis=1)
             return np.asarray(np.hypot(total[:, 0], total[:, 1])[:, None], dtype=np.float64)
-        if self.observable == "delta_r":
-            return delta_r(p[:, self.first], p[:, self.second], use_rapidity=use_rapidity)
+        if self.observable == "delta_r":  # delta_r's formula on the particles' values
+            longitudinal = kin.longitudinal()
+            d_long = longitudinal[:, self.first] - longitudinal[:, self.second]
+            return np.asarray(np.hypot(d_long, delta_phi(p[:, self.first],
+                                                         p[:, self.second])),
+                              dtype=np.float64)
         return _mass_squared(p[:, self.first], p[:, self.second])
 
 
@@ -667,8 +698,9 @@ class Cuts:
                              f"particles, got {p.shape}")
         passed = np.asarray(np.isfinite(p).all(axis=(1, 2)), dtype=np.bool_)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            kin = _Kinematics(p, self._use_rapidity)  # pT, eta, y once per particle
             for check in self._checks:
-                passed &= check.passes(p, use_rapidity=self._use_rapidity)
+                passed &= check.passes(kin)
         return passed
 
     def __call__(self, momenta: npt.ArrayLike) -> BoolArray:
