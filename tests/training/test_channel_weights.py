@@ -1,0 +1,63 @@
+"""The channel weights alpha_i(x) (madnis_py.training.channel_weights): rows summing to
+one, dropped channels, the per-group fallback, the prior where the network does not
+correct it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from madnis_py.training.channel_weights import ChannelWeights
+
+
+def _inputs(n: int = 3000, channels: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(4)
+    features = torch.rand(n, 5, dtype=torch.float64, generator=gen)
+    prior = torch.rand(n, channels, dtype=torch.float64, generator=gen)
+    prior[:, :3] *= torch.rand(n, 1, dtype=torch.float64, generator=gen) < 0.5  # group 0
+    prior[prior[:, :3].sum(1) > 0, 3:] = 0.0  # each row's prior on one group
+    prior[:40] = 0.0  # outside the cuts: no prior anywhere
+    prior[40:80] = 0.0  # prior only on a channel that will be dropped
+    prior[40:80, 1] = 0.7
+    return features, prior
+
+
+@pytest.mark.parametrize("groups", [None, [0, 0, 0, 1, 1, 1]])
+@pytest.mark.parametrize("trained", [False, True])
+def test_rows_sum_to_one_and_dropped_channels_get_nothing(groups: list[int] | None,
+                                                          trained: bool) -> None:
+    torch.manual_seed(0)
+    weights = ChannelWeights(6, 5, groups=groups).to(torch.float64)
+    if trained:  # a correcting network
+        with torch.no_grad():
+            weights.net[-1].bias.add_(torch.linspace(-1, 1, 6, dtype=torch.float64))
+    assert weights.corrects() == trained
+    features, prior = _inputs()
+    active = torch.tensor([True, False, True, True, True, False])
+    with torch.no_grad():
+        for act in (None, active):
+            alpha = weights(features, prior, act)
+            torch.testing.assert_close(alpha.sum(1), torch.ones(len(alpha),
+                                                                 dtype=torch.float64))
+            if act is not None:
+                assert torch.all(alpha[:, ~act] == 0)
+            if not trained:  # the prior on the active channels, normalised
+                rows = slice(80, None)
+                masked = prior[rows] * (1.0 if act is None else act.to(torch.float64))
+                keep = masked.sum(1) > 0
+                torch.testing.assert_close(alpha[rows][keep],
+                                           (masked / masked.sum(1, keepdim=True))[keep],
+                                           rtol=1e-15, atol=0)
+
+
+def test_rows_without_prior_fall_back_to_their_groups_active_channels() -> None:
+    weights = ChannelWeights(6, 5, groups=[0, 0, 0, 1, 1, 1], trainable=False)
+    features, prior = _inputs()
+    active = torch.tensor([True, False, True, True, True, False])
+    alpha = weights(features, prior, active)
+    # prior only on the dropped channel 1 (group 0): channels 0 and 2 share the row
+    torch.testing.assert_close(alpha[40:80], torch.tensor(
+        [[0.5, 0.0, 0.5, 0.0, 0.0, 0.0]], dtype=torch.float64).expand(40, 6))
+    # no prior at all: every active channel alike
+    torch.testing.assert_close(alpha[:40], (active / active.sum()).to(torch.float64)
+                               .expand(40, 6))
