@@ -34,8 +34,7 @@ Docs: docs/gpu.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -44,7 +43,7 @@ import torch
 
 from madnis_py.integrand import (
     GEV2_TO_PB,
-    EvaluationRecord,
+    ChannelIntegrand,
     Integrand,
     IntegrandBatch,
     _normalised_prior,
@@ -181,8 +180,8 @@ class DeviceRecord:
         """The host arrays of the points ``index`` (indices or a boolean mask), in one
         copy of their rows."""
         rows = self._rows(index)
-        parts = [self.f, self.momenta, self.x1x2, self.phase_space_weight, self.passed,
-                 self.subprocess_f, self.scale, self.alpha_s]
+        names = [f.name for f in fields(self)[2:]]  # f .. alpha_s: IntegrandBatch's fields
+        parts = [getattr(self, name) for name in names]
         widths = [math.prod(t.shape[1:]) for t in parts]
         taken = [t[rows].reshape(-1, width).to(torch.float64)
                  for t, width in zip(parts, widths, strict=True)]
@@ -193,19 +192,20 @@ class DeviceRecord:
             cols = host[:, start:start + width]
             start += width
             out.append(np.ascontiguousarray(cols.reshape(len(host), *t.shape[1:])))
-        f, momenta, x1x2, w, passed, sub_f, scale, alphas = out
-        return IntegrandBatch(f, momenta, x1x2, w, passed.astype(bool), None, sub_f, scale,
-                              alphas)
+        values = dict(zip(names, out, strict=True))
+        values["passed"] = values["passed"].astype(bool)
+        return IntegrandBatch(prior=None, **values)
 
     def holds(self, x: torch.Tensor) -> bool:
         """Whether the recorded points are ``x``, bit for bit."""
         return x.shape == self.x.shape and bool(torch.equal(x.to(self.x.device), self.x))
 
 
-class DeviceChannels:
+class DeviceChannels(ChannelIntegrand):
     """An :class:`Integrand` evaluated on the device of the points it is called with: a
-    :class:`~madnis_py.training.multichannel.MultiChannelIntegrand` like
-    :class:`~madnis_py.integrand.TorchChannels` (see the module docstring).
+    :class:`~madnis_py.integrand.ChannelIntegrand` like
+    :class:`~madnis_py.integrand.TorchChannels` (see the module docstring); its records
+    are :class:`DeviceRecord`.
 
     Parameters
     ----------
@@ -216,33 +216,10 @@ class DeviceChannels:
     """
 
     def __init__(self, integrand: Integrand, device: str | torch.device = "cpu") -> None:
-        self.integrand = integrand
+        super().__init__(integrand)
         self.device = torch.device(device)
-        self.n_channels = integrand.n_channels
-        self.channel_groups = integrand.channel_groups
-        n_final = integrand.process.n_particles - 2
-        self.feature_dims = 4 * n_final + (2 if integrand.beams.hadronic else 0)
         self.pdf = None if integrand.pdf is None else DevicePDF(integrand.pdf, self.device)
         self.staging = HostStaging()
-        self._records: list[EvaluationRecord] | None = None
-
-    @contextmanager
-    def recording(self) -> Iterator[list[EvaluationRecord]]:
-        """Keep every evaluation made inside the ``with`` block, in call order, on the
-        device (one :class:`DeviceRecord` per channel evaluated); recordings do not nest.
-        As :meth:`~madnis_py.integrand.TorchChannels.recording`, it costs no extra
-        matrix-element call."""
-        if self._records is not None:
-            raise RuntimeError("DeviceChannels.recording() is already active")
-        records: list[EvaluationRecord] = []
-        self._records = records
-        try:
-            yield records
-        finally:
-            self._records = None
-
-    def dims(self, channel: int) -> int:
-        return self.integrand.dims(channel)
 
     def fingerprint(self) -> dict[str, object]:
         return self.integrand.fingerprint()
@@ -254,11 +231,7 @@ class DeviceChannels:
         assert ig.dynamical_scale_choice is not None
         return dynamical_scale_torch(p, ig.dynamical_scale_choice)
 
-    def __call__(self, x: torch.Tensor,
-                 channel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        return self.evaluate_channels([(x, channel)])[0]
-
-    def evaluate_channels(self, batches: list[tuple[torch.Tensor, int]]
+    def evaluate_channels(self, batches: Sequence[tuple[torch.Tensor, int]]
                           ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         """``(f, features, prior)`` of several channels' points at once: their matrix
         elements in one call (one host round trip for a host library, whatever the
@@ -271,9 +244,9 @@ class DeviceChannels:
         for (x, channel), st in zip(batches, states, strict=True):
             mine = results[k:k + len(st["jobs"])]
             k += len(st["jobs"])
-            f, features, prior = self._finish(st, mine)
+            f, features, prior = self._finish(st, mine, details=self._records is not None)
             if self._records is not None:
-                self._records.append(self._record(x, channel, st, mine, f))
+                self._records.append(self._record(x, channel, st, f))
             out.append((f.to(x.dtype), features.to(x.dtype), prior.to(x.dtype)))
         return out
 
@@ -325,13 +298,17 @@ class DeviceChannels:
             st["jobs"].append((k, sub, sel, p_lib.contiguous(), alphas[sel], lum[sel]))
         return st
 
-    def _finish(self, st: dict[str, Any], results: list[tuple[torch.Tensor, torch.Tensor | None]]
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """f, the features and the normalised prior from the matrix elements."""
+    def _finish(self, st: dict[str, Any], results: list[tuple[torch.Tensor, torch.Tensor | None]],
+                *, details: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """f, the features and the normalised prior from the matrix elements; with
+        ``details``, ``st`` keeps each subprocess's part of f (``"sub_f"``) and which
+        points passed (``"passed"``) for :meth:`_record`."""
         ig = self.integrand
         mom, x12, idx = st["mom"], st["x12"], st["idx"]
         n, dev = len(mom), mom.device
         f = torch.zeros(n, dtype=torch.float64, device=dev)
+        sub_f = (torch.zeros(n, len(ig.process.subprocesses), dtype=torch.float64, device=dev)
+                 if details else None)
         prior_num = torch.zeros(n, self.n_channels, dtype=torch.float64, device=dev)
         passed_all = torch.zeros(n, dtype=torch.bool, device=dev)
         if len(idx):
@@ -339,7 +316,10 @@ class DeviceChannels:
             for (k, _, sel, _, _, lum), (m2, amp2) in zip(st["jobs"], results, strict=True):
                 ig.n_calls += len(sel)
                 rows = idx[sel]
-                f[rows] += lum * m2 * st["common"][sel]
+                part = lum * m2 * st["common"][sel]
+                f[rows] += part
+                if sub_f is not None:
+                    sub_f[rows, k] = part
                 passed[sel] = True
                 if amp2 is not None:
                     prior_num[rows] += lum[:, None] * self.integrand.amp2_per_channel(k, amp2)
@@ -351,6 +331,7 @@ class DeviceChannels:
                 cols = [_propagator_prior(ig.process.channels[ig.layout.topology[int(c)]], pp)
                         for c in mine]
                 prior_num[idx[inside][:, None], mine] = torch.stack(cols, dim=1)
+        st["sub_f"], st["passed"] = sub_f, passed_all
         in_group = torch.tensor([g == st["group"] for g in ig.layout.group], device=dev)
         prior = _normalised_prior(prior_num, passed_all, in_group)
         feats = [mom[:, 2:].reshape(n, -1) / ig.beams.sqrt_s]
@@ -359,25 +340,18 @@ class DeviceChannels:
         return f, torch.cat(feats, dim=1), prior
 
     def _record(self, x: torch.Tensor, channel: int, st: dict[str, Any],
-                results: list[tuple[torch.Tensor, torch.Tensor | None]],
                 f: torch.Tensor) -> DeviceRecord:
-        """The event record's details of one channel's evaluation: what ``details=True``
-        gives in :meth:`Integrand.__call__ <madnis_py.integrand.Integrand.__call__>`."""
+        """The event record's details of one channel's evaluation (``st`` after
+        :meth:`_finish` with ``details``): what ``details=True`` gives in
+        :meth:`Integrand.__call__ <madnis_py.integrand.Integrand.__call__>`."""
         mom, idx = st["mom"], st["idx"]
-        n, dev = len(mom), mom.device
-        n_sub = len(self.integrand.process.subprocesses)
-        sub_f = torch.zeros(n, n_sub, dtype=torch.float64, device=dev)
-        scale = torch.zeros(n, dtype=torch.float64, device=dev)
-        alphas = torch.zeros(n, dtype=torch.float64, device=dev)
-        passed = torch.zeros(n, dtype=torch.bool, device=dev)
+        scale = torch.zeros(len(mom), dtype=torch.float64, device=mom.device)
+        alphas = torch.zeros_like(scale)
         if len(idx):
             scale[idx] = st["mu"].to(torch.float64)
             alphas[idx] = st["alphas"].to(torch.float64)
-            for (k, _, sel, _, _, lum), (m2, _) in zip(st["jobs"], results, strict=True):
-                sub_f[idx[sel], k] = lum * m2 * st["common"][sel]
-                passed[idx[sel]] = True
-        return DeviceRecord(channel, x.detach(), f, mom, st["x12"], st["w"], passed, sub_f,
-                            scale, alphas)
+        return DeviceRecord(channel, x.detach(), f, mom, st["x12"], st["w"], st["passed"],
+                            st["sub_f"], scale, alphas)
 
     def _matrix_elements(self, jobs: list[Any], amp2: bool
                          ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:

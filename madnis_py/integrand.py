@@ -34,8 +34,8 @@ from madnis_py.physics.running import madgraph_alphas
 #: numpy arrays or torch tensors: the propagator prior is written once for both.
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
-__all__ = ["GEV2_TO_PB", "EvaluationRecord", "Integrand", "IntegrandBatch", "RecordedBatch",
-           "TorchChannels", "dynamical_scale"]
+__all__ = ["GEV2_TO_PB", "ChannelIntegrand", "EvaluationRecord", "Integrand",
+           "IntegrandBatch", "RecordedBatch", "TorchChannels", "dynamical_scale"]
 
 #: hbar^2 c^2 in pb GeV^2 (PDG).
 GEV2_TO_PB = 0.3893793721e9
@@ -596,16 +596,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class TorchChannels:
-    """An :class:`Integrand` seen by the multi-channel :class:`~madnis_py.training.Integrator`:
-    torch points in, ``(f, features, prior)`` out.
+class ChannelIntegrand:
+    """An :class:`Integrand` seen by the multi-channel
+    :class:`~madnis_py.training.Integrator`: torch points in, ``(f, features, prior)`` out,
+    evaluated by :meth:`evaluate_channels` (:class:`TorchChannels` in numpy on the host,
+    :class:`~madnis_py.device_integrand.DeviceChannels` in torch on the points' device).
 
     The features, the channel-independent input of the channel weights, are the
     final-state momenta divided by sqrt(s) and, with hadron beams, x1 and x2.
 
     Inside :meth:`recording` every evaluation also keeps what an event record needs
-    (``details=True``: the subprocesses' parts of ``f``, the scale, alpha_s and the
-    momenta), so that accepted points are written without a second integrand call.
+    (the subprocesses' parts of ``f``, the scale, alpha_s and the momenta), so that
+    accepted points are written without a second integrand call.
     """
 
     def __init__(self, integrand: Integrand) -> None:
@@ -619,14 +621,12 @@ class TorchChannels:
 
     @contextmanager
     def recording(self) -> Iterator[list[EvaluationRecord]]:
-        """Keep every evaluation made inside the ``with`` block, in call order.
-
-        The details cost no extra matrix-element call (the scale, alpha_s and the
-        subprocess parts are computed for ``f`` anyway); the list holds one
-        :class:`RecordedBatch` per call. Recordings do not nest.
-        """
+        """Keep every evaluation made inside the ``with`` block, in call order, one
+        :class:`EvaluationRecord` per channel evaluated. The details cost no extra
+        matrix-element call (the scale, alpha_s and the subprocess parts are computed for
+        ``f`` anyway). Recordings do not nest."""
         if self._records is not None:
-            raise RuntimeError("TorchChannels.recording() is already active")
+            raise RuntimeError(f"{type(self).__name__}.recording() is already active")
         records: list[EvaluationRecord] = []
         self._records = records
         try:
@@ -640,6 +640,17 @@ class TorchChannels:
     def __call__(self, x: torch.Tensor,
                  channel: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         return self.evaluate_channels([(x, channel)])[0]
+
+    def evaluate_channels(self, batches: Sequence[tuple[torch.Tensor, int]]
+                          ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """``(f, features, prior)`` of several channels' points ``(x, channel)`` at once
+        (what :meth:`~madnis_py.training.Integrator.random_batch` calls)."""
+        raise NotImplementedError
+
+
+class TorchChannels(ChannelIntegrand):
+    """:class:`ChannelIntegrand` evaluated by the numpy :class:`Integrand` on the host
+    (``details=True`` inside :meth:`recording`, kept as :class:`RecordedBatch`)."""
 
     def evaluate_channels(self, batches: Sequence[tuple[torch.Tensor, int]]
                           ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
