@@ -13,6 +13,7 @@ Newton's method here stops when a step changes alpha_s by less than 1e-14 (MadGr
 
 from __future__ import annotations
 
+import functools
 import math
 from types import ModuleType
 from typing import Any, overload
@@ -56,6 +57,15 @@ def _run(t: Any, a_in: float, nf: int, nloop: int, xp: ModuleType) -> Any:
     return a
 
 
+@functools.lru_cache(maxsize=64)
+def _thresholds(asmz: float, nloop: int) -> tuple[float, float]:
+    """alpha_s at the b and c thresholds (continuous there), run down from M_Z: the same
+    for every call with this ``asmz``, so solved once."""
+    a_b = float(_run(np.asarray(2 * math.log(B_MASS / MZ)), asmz, 5, nloop, np))
+    a_c = float(_run(np.asarray(2 * math.log(C_MASS / B_MASS)), a_b, 4, nloop, np))
+    return a_b, a_c
+
+
 @overload
 def madgraph_alphas(q: torch.Tensor, asmz: float, nloop: int = 2) -> torch.Tensor: ...
 
@@ -85,9 +95,7 @@ def madgraph_alphas(q: Any, asmz: float, nloop: int = 2) -> Any:
     qs = q.to(torch.float64) if xp is torch else np.asarray(q, dtype=np.float64)
     if bool(xp.any(~(qs > 0))):
         raise ValueError("scales must be > 0")
-    # alpha_s at the thresholds, continuous there (scalars, on the host)
-    a_b = float(_run(np.asarray(2 * math.log(B_MASS / MZ)), asmz, 5, nloop, np))
-    a_c = float(_run(np.asarray(2 * math.log(C_MASS / B_MASS)), a_b, 4, nloop, np))
+    a_b, a_c = _thresholds(float(asmz), nloop)
     out = xp.empty_like(qs)
     high, mid, low = qs >= B_MASS, (qs < B_MASS) & (qs >= C_MASS), qs < C_MASS
     out[high] = _run(2 * xp.log(qs[high] / MZ), asmz, 5, nloop, xp)
