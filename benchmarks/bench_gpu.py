@@ -7,6 +7,8 @@ CUDA device of the same machine, in one run:
   float64, the spline kernels of ``madnis_py._ext`` (CPU lanes vs CUDA);
 * the phase-space map of the first channel of ``drell_yan`` and ``ee_qqg`` at 1e6 points;
 * the PDF: the numpy grid reader against ``DevicePDF`` on the GPU (x f of one flavour);
+* the accept/reject of 1e6 event weights held by the GPU: drawn on the host (a copy of
+  the weights) against ``accept_on_device`` (a copy of the accepted rows);
 * the whole integrand f(x) of one channel: ``TorchChannels`` (numpy, CPU) against
   ``DeviceChannels`` on the GPU, with the matrix element's host round trip counted;
 * the wall time of ``madnis-py run`` for ``drell_yan`` and ``ee_qqg`` (a small card:
@@ -153,6 +155,26 @@ def bench_integrand(devices: list[torch.device], n: int) -> list[dict[str, Any]]
     return rows
 
 
+def bench_accept(devices: list[torch.device], n: int) -> list[dict[str, Any]]:
+    """The accept/reject of ``n`` event weights held by the last device: drawn on the host
+    (one copy of the weights, numpy's uniforms; the "cpu" row) and where the weights are
+    (``accept_on_device``, one copy of the accepted rows; the "cuda" row)."""
+    from madnis_py.events.device_unweight import accept_on_device
+    from madnis_py.events.unweight import accept
+
+    dev = devices[-1]
+    gen = torch.Generator(device=dev).manual_seed(1)
+    w = torch.rand(n, dtype=torch.float64, device=dev, generator=gen) ** 4
+    rng = np.random.default_rng(1)
+    what = f"accept/reject of weights on {dev.type}"
+    t = timed(lambda: accept(w.cpu().numpy(), 0.5, rng), dev)
+    rows = [{"what": what, "device": "cpu", "n": n, "per_s": n / t}]
+    if dev.type != "cpu":
+        t = timed(lambda: accept_on_device(w, 0.5, gen), dev)
+        rows.append({"what": what, "device": dev.type, "n": n, "per_s": n / t})
+    return rows
+
+
 def bench_runs(devices: list[torch.device], workdir: Path) -> list[dict[str, Any]]:
     rows = []
     env = dict(os.environ, MADNIS_PY_CUDA_RUN="1",
@@ -232,6 +254,7 @@ def main() -> int:
     for name, fn in (("flows", lambda: bench_flows(devices, sizes)),
                      ("maps", lambda: bench_maps(devices, 1_000_000)),
                      ("pdf", lambda: bench_pdf(devices, 1_000_000)),
+                     ("accept", lambda: bench_accept(devices, 1_000_000)),
                      ("integrand", lambda: bench_integrand(
                          devices, 50_000 if args.quick else 500_000))):
         t = time.perf_counter()

@@ -12,7 +12,8 @@ cross section. Generation then
 2. draws batches, keeping for every point what its event record needs (the subprocess
    parts of ``f``, the scale, alpha_s and the momenta,
    :meth:`~madnis_py.integrand.TorchChannels.recording`), and accepts each point with
-   probability ``min(1, w / w_max)``,
+   probability ``min(1, w / w_max)`` (with numpy on the host, or on the integrator's GPU
+   where its weights are, ``accept_on``),
 3. picks each accepted event's subprocess in proportion to its part of ``f`` and one of
    the subprocess's colour flows (the card's, else leading colour,
    :mod:`madnis_py.events.colour`), uniformly,
@@ -41,18 +42,23 @@ import torch
 
 from madnis_py.events.allocation import ALLOCATIONS, Allocation, channel_max_weights, reweigh
 from madnis_py.events.colour import leading_colour_flows
+from madnis_py.events.device_unweight import accept_on_device
 from madnis_py.events.recycle import RecordedDraw, plan_recycling
 from madnis_py.events.unweight import (
+    Acceptance,
     Unweighter,
-    UnweightingResult,
     WeightReport,
     WeightTally,
+    accept,
     share_above,
 )
 from madnis_py.integrand import EvaluationRecord, Integrand, IntegrandBatch
-from madnis_py.training.multichannel import allocate, allocation_shares
+from madnis_py.training.multichannel import WeightedBatch, allocate, allocation_shares
 
-__all__ = ["EventBatch", "EventGenerator", "GenerationSummary", "draw_size"]
+__all__ = ["ACCEPT_ON", "EventBatch", "EventGenerator", "GenerationSummary", "draw_size"]
+
+#: Where the accept/reject of drawn batches runs (:class:`EventGenerator`'s ``accept_on``).
+ACCEPT_ON = ("host", "device")
 
 #: The smallest draw (points) when fewer would do: each draw has a fixed cost per channel.
 MIN_DRAW = 1000
@@ -219,11 +225,21 @@ class EventGenerator:
         Evaluate accepted points a second time for their event record instead of
         keeping it from the first evaluation (the reference; the default when the
         integrator's integrand has no ``recording``).
+    accept_on : {"host", "device"} or None
+        Where the accept/reject of each drawn batch runs. ``"host"``: numpy, from the
+        batch's weights (:func:`~madnis_py.events.unweight.accept`). ``"device"``: on the
+        integrator's device, uniforms from a torch generator there seeded with ``seed``,
+        and only the accepted points' indices and weights cross to the host
+        (:func:`~madnis_py.events.device_unweight.accept_on_device`). ``None``: the
+        device when the integrator runs on a GPU, else the host. The two accept different
+        points for one seed (different random numbers) from the same draws. The
+        calibration sample and the recorded draws are host arrays and unweighted there.
     """
 
     def __init__(self, integrator: Any, sigma: float, *, unweighter: Unweighter,
                  seed: int = 0, reevaluate: bool = False,
-                 allocation: Allocation = "max_weight") -> None:
+                 allocation: Allocation = "max_weight",
+                 accept_on: str | None = None) -> None:
         physics = getattr(integrator.integrand, "integrand", None)
         if not isinstance(physics, Integrand):
             raise TypeError("event generation needs an integrator built on a process "
@@ -232,6 +248,16 @@ class EventGenerator:
             raise ValueError(f"sigma must be a positive cross section, got {sigma!r}")
         if allocation not in ALLOCATIONS:
             raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
+        device = torch.device(getattr(integrator, "device", "cpu"))
+        if accept_on is None:
+            accept_on = "host" if device.type == "cpu" else "device"
+        if accept_on not in ACCEPT_ON:
+            raise ValueError(f"accept_on must be one of {ACCEPT_ON} or None, got {accept_on!r}")
+        #: Where drawn batches are accepted or rejected (``"host"`` or ``"device"``).
+        self.accept_on = accept_on
+        #: The uniforms of the accept/reject on the device (``accept_on="device"``).
+        self.device_rng = (torch.Generator(device=device).manual_seed(seed)
+                           if accept_on == "device" else None)
         self.integrator = integrator
         self.allocation: Allocation = allocation
         #: Each channel's own maximum weight, by which the draws are shared
@@ -271,10 +297,25 @@ class EventGenerator:
         event weights (n,), channels (n,) and points (n, d) in the integrand's
         coordinates (channels of equal dimension). ``progress(n_i)`` follows each
         channel's draw (``n`` points in all)."""
-        batch = self.integrator.random_batch(n, counts=self._counts(n), progress=progress)
+        batch = self._draw(n, progress=progress)
+        return batch.weights(), batch.channels(), batch.points()
+
+    def _draw(self, n: int, *, progress: Callable[[int], None] | None = None
+              ) -> WeightedBatch:
+        """``n`` weighted points of the integrator, counted."""
+        batch: WeightedBatch = self.integrator.random_batch(n, counts=self._counts(n),
+                                                            progress=progress)
         self.n_weighted += n
         self.n_calls += n
-        return batch.weights(), batch.channels(), batch.points()
+        return batch
+
+    def _accept(self, batch: WeightedBatch) -> Acceptance:
+        """The accept/reject of a drawn batch against ``w_max``, where :attr:`accept_on`
+        says."""
+        assert self.w_max is not None
+        if self.device_rng is not None:
+            return accept_on_device(batch.weight_tensor(), self.w_max, self.device_rng)
+        return accept(batch.weights(), self.w_max, self.rng)
 
     def recorded(self, n: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor,
                                         list[EvaluationRecord]]:
@@ -486,18 +527,19 @@ class EventGenerator:
 
             bar = tqdm(total=n_events, desc="events", unit="ev")
 
-        def accept(w: np.ndarray, res: UnweightingResult) -> tuple[np.ndarray, np.ndarray]:
+        def take(passed: Acceptance) -> tuple[np.ndarray, np.ndarray]:
             """A random subset of the accepted points (never just the first ones: batches
             are ordered by channel) up to the events still needed, and their event
             weights; the bias and overweight tallies."""
             nonlocal overweight, excess, total
             assert self.w_max is not None
-            excess += float(np.maximum(w - self.w_max, 0).sum())
-            total += float(w.sum())
-            idx = np.sort(self.rng.permutation(res.indices)[: n_events - done])
+            excess += passed.excess
+            total += passed.total
+            pick = np.sort(self.rng.permutation(len(passed))[: n_events - done])
+            idx = passed.indices[pick]
             if len(idx) == 0:
                 return idx, np.zeros(0)
-            ratio = w[idx] / self.w_max
+            ratio = passed.weights[pick] / self.w_max
             overweight += int((ratio > 1).sum())
             scale = (np.maximum(ratio, 1.0) * self.norm if self.unweighter.overweight == "keep"
                      else np.ones(len(idx)))
@@ -534,10 +576,10 @@ class EventGenerator:
                 continue
             pooled_excess += excess_d
             pooled_total += total_d
-            res = self.unweighter.unweight(draw.weights, self.rng, w_max=self.w_max)
+            passed = accept(draw.weights, self.w_max, self.rng)
             recycled_points += draw.n_points
-            recycled_accepted += len(res.indices)
-            idx, event_weights = accept(draw.weights, res)
+            recycled_accepted += len(passed)
+            idx, event_weights = take(passed)
             recycled_events[draw.source] = len(idx)
             if len(idx):
                 emit(self._events_of(draw.records, idx, event_weights))
@@ -549,14 +591,16 @@ class EventGenerator:
                 acceptance = accepted / drawn
             n = draw_size(n_events - done, acceptance, batch)
             if self.records:
-                w, channels, x, records = self.recorded(n)
+                with self.integrator.integrand.recording() as records:
+                    drawn_batch = self._draw(n)
             else:
-                w, channels, x = self.weighted(n)
+                drawn_batch = self._draw(n)
+            channels, x = drawn_batch.channels(), drawn_batch.points()
             drawn += n
-            res = self.unweighter.unweight(w, self.rng, w_max=self.w_max)
-            reference = w if reference is None else reference
-            accepted += len(res.indices)
-            idx, event_weights = accept(w, res)
+            passed = self._accept(drawn_batch)
+            reference = drawn_batch.weights() if reference is None else reference
+            accepted += len(passed)
+            idx, event_weights = take(passed)
             if len(idx) == 0:
                 continue
             if self.records:

@@ -29,9 +29,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DEFAULT_TRUNCATION", "Unweighter", "UnweightingResult", "WeightReport",
-           "WeightTally",
-           "effective_sample_size", "max_weight", "share_above", "truncation_max_weight"]
+__all__ = ["DEFAULT_TRUNCATION", "Acceptance", "Unweighter", "UnweightingResult",
+           "WeightReport", "WeightTally", "accept", "effective_sample_size", "max_weight",
+           "share_above", "truncation_max_weight"]
 
 MaxWeightMethod = Literal["exact", "quantile", "replicas", "truncation"]
 OverweightPolicy = Literal["keep", "truncate"]
@@ -44,7 +44,7 @@ _OVERWEIGHT = ("keep", "truncate")
 DEFAULT_TRUNCATION = 1e-3
 
 
-def _as_weights(weights: npt.ArrayLike, *, allow_empty: bool = False) -> npt.NDArray[np.float64]:
+def as_weights(weights: npt.ArrayLike, *, allow_empty: bool = False) -> npt.NDArray[np.float64]:
     """The weights as a 1-d float64 array; ValueError saying what is wrong with them."""
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1:
@@ -65,6 +65,64 @@ def _as_weights(weights: npt.ArrayLike, *, allow_empty: bool = False) -> npt.NDA
                          f"{int(neg.sum())} are negative (first: weights[{i}] = {w[i]}); "
                          f"unweight |w| and carry the sign separately")
     return w
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """The points one accept/reject pass kept, and the sums its tallies need.
+
+    Attributes
+    ----------
+    indices : (k,) int64
+        The accepted points' indices in the batch, increasing.
+    weights : (k,) float64
+        Their event weights ``w``.
+    n : int
+        Points in the batch.
+    total : float
+        ``sum(w)`` over the batch.
+    excess : float
+        ``sum(max(w - w_max, 0))`` over the batch: the part of ``total`` above ``w_max``.
+    """
+
+    indices: npt.NDArray[np.int64]
+    weights: npt.NDArray[np.float64]
+    n: int
+    total: float
+    excess: float
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+
+def check_max_weight(w_max: float) -> float:
+    """``w_max`` as a float; ValueError unless finite and > 0."""
+    w_max = float(w_max)
+    if not (np.isfinite(w_max) and w_max > 0.0):
+        raise ValueError(f"w_max must be finite and positive, got {w_max}")
+    return w_max
+
+
+def accept(weights: npt.ArrayLike, w_max: float, rng: np.random.Generator) -> Acceptance:
+    """Accept each point with probability ``min(1, w / w_max)``: ``u w_max < w`` for one
+    uniform ``u`` of ``rng`` per point, in order (no division; ``w = 0`` is never
+    accepted).
+
+    Parameters
+    ----------
+    weights
+        Event weights (n,), finite and non-negative (may be empty); ValueError naming
+        the first that is not.
+    w_max
+        The maximum weight, finite and > 0.
+    rng
+        Draws ``n`` uniform numbers.
+    """
+    w = as_weights(weights, allow_empty=True)
+    w_max = check_max_weight(w_max)
+    indices = np.flatnonzero(rng.random(w.size) * w_max < w).astype(np.int64)
+    return Acceptance(indices=indices, weights=w[indices], n=int(w.size),
+                      total=float(w.sum()), excess=float(np.maximum(w - w_max, 0.0).sum()))
 
 
 def _check_options(method: str, quantile: float, replicas: int, truncation: float) -> None:
@@ -88,7 +146,7 @@ def share_above(weights: npt.ArrayLike, w_max: float) -> float:
     It is the relative bias of a sample whose overweights are truncated to ``w_max`` (0 for
     weights that sum to 0).
     """
-    w = _as_weights(weights, allow_empty=True)
+    w = as_weights(weights, allow_empty=True)
     total = float(w.sum())
     return float(np.maximum(w - w_max, 0.0).sum()) / total if total > 0.0 else 0.0
 
@@ -125,7 +183,7 @@ def truncation_max_weight(weights: npt.ArrayLike, truncation: float = DEFAULT_TR
     measures the share again on the points it draws (``truncation_bias``).
     """
     _check_truncation(truncation)
-    w = _as_weights(weights)
+    w = as_weights(weights)
     total = float(w.sum())
     if total == 0.0:
         raise ValueError(f"weights are all zero ({w.size} events): no maximum weight to "
@@ -184,7 +242,7 @@ def max_weight(weights: npt.ArrayLike, *, method: MaxWeightMethod = "truncation"
         ``[0, 1)``, fewer weights than replicas, or weights that are empty, all zero, negative or not finite.
     """
     _check_options(method, quantile, replicas, truncation)
-    w = _as_weights(weights)
+    w = as_weights(weights)
     if not w.any():
         raise ValueError(f"weights are all zero ({w.size} events): no maximum weight to "
                          f"unweight with")
@@ -210,7 +268,7 @@ def max_weight(weights: npt.ArrayLike, *, method: MaxWeightMethod = "truncation"
 def effective_sample_size(weights: npt.ArrayLike) -> float:
     """Kish's effective sample size ``(sum w)^2 / sum w^2``: the number of events when all
     carry one weight, fewer the more the weights vary (0 for no events or zero weights)."""
-    w = _as_weights(weights, allow_empty=True)
+    w = as_weights(weights, allow_empty=True)
     squares = float(np.dot(w, w))
     return float(w.sum()) ** 2 / squares if squares > 0.0 else 0.0
 
@@ -238,7 +296,7 @@ class WeightTally:
     @classmethod
     def of(cls, weights: npt.ArrayLike) -> WeightTally:
         """The tally of ``weights`` (finite, non-negative, shape ``(n,)``)."""
-        w = _as_weights(weights, allow_empty=True)
+        w = as_weights(weights, allow_empty=True)
         return cls(n=int(w.size), sum_w=float(w.sum()), sum_w2=float(np.dot(w, w)),
                    max_w=float(w.max()) if w.size else 0.0)
 
@@ -328,7 +386,7 @@ class WeightReport:
         the report of a sample written in parts (shards), from the sum of the parts'
         tallies."""
         _check_truncation(truncation)
-        w = _as_weights(weights, allow_empty=True)
+        w = as_weights(weights, allow_empty=True)
         unit = w_max if nominal is None else nominal
         if not (np.isfinite(unit) and unit > 0.0):
             raise ValueError(f"the nominal weight must be finite and positive, got {unit}")
@@ -489,24 +547,17 @@ class Unweighter:
         UnweightingResult
         """
         if w_max is None:
-            w = _as_weights(weights)
+            w = as_weights(weights)
             wmax = self.max_weight(w, rng)
         else:
-            w = _as_weights(weights, allow_empty=True)
-            wmax = float(w_max)
-            if not (np.isfinite(wmax) and wmax > 0.0):
-                raise ValueError(f"w_max must be finite and positive, got {w_max}")
-        # u * w_max < w accepts with probability min(w / w_max, 1) without dividing, and
-        # never accepts w = 0.
-        accept = rng.random(w.size) * wmax < w
-        indices = np.flatnonzero(accept).astype(np.int64)
-        kept = w[indices]
-        over = kept > wmax
-        n_over = int(np.count_nonzero(over))
-        total = float(w.sum())
-        excess = float(np.maximum(w - wmax, 0.0).sum())
+            w = as_weights(weights, allow_empty=True)
+            wmax = check_max_weight(w_max)
+        kept = accept(w, wmax, rng)
+        indices = kept.indices
+        n_over = int(np.count_nonzero(kept.weights > wmax))
+        total, excess = kept.total, kept.excess
         if self.overweight == "keep":
-            out = np.maximum(kept, wmax)
+            out = np.maximum(kept.weights, wmax)
             bias = 0.0
         else:
             out = np.full(indices.size, wmax)

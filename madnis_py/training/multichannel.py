@@ -187,6 +187,11 @@ class WeightedBatch:
         the batch's estimate of the integral."""
         return np.concatenate([s.event_weight.double().cpu().numpy() for s in self.samples])
 
+    def weight_tensor(self) -> torch.Tensor:
+        """:meth:`weights` as one float64 tensor on the integrator's device (no copy to
+        the host)."""
+        return torch.cat([s.event_weight.double() for s in self.samples])
+
     def channels(self) -> np.ndarray:
         """The channel of each event (n,)."""
         return np.concatenate([np.full(len(s.weight), s.channel) for s in self.samples])

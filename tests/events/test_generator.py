@@ -49,12 +49,13 @@ def chi2_pvalue(events: np.ndarray, ev_weights: np.ndarray, ref: np.ndarray,
     return float(stats.chi2.sf(chi2, int(ok.sum()) - 1))
 
 
+@pytest.mark.parametrize("accept_on", ["host", "device"])
 def test_unweighted_events_reproduce_weighted_distributions(
-        trained: tuple[Integrand, Integrator]) -> None:
+        trained: tuple[Integrand, Integrator], accept_on: str) -> None:
     integrand, mc = trained
     sigma = mc.integrate(40_000).value
     gen = EventGenerator(mc, sigma, unweighter=Unweighter(method="quantile", quantile=0.999),
-                         seed=5)
+                         seed=5, accept_on=accept_on)
     events, summary = gen.generate(20_000, batch=20_000, calibration=50_000)
     assert events is not None and len(events) == summary.n_events == 20_000
     # the weighted reference of the same run: fresh points, their momenta and weights
@@ -155,3 +156,27 @@ def test_the_last_draw_is_sized_to_the_events_still_needed(
     assert drawn < 20_000  # one whole batch before
     assert drawn * summary.efficiency >= 300
     assert summary.n_calls == summary.n_weighted  # no second evaluation
+
+
+def test_the_accept_reject_runs_where_asked(trained: tuple[Integrand, Integrator]) -> None:
+    _, mc = trained
+    unweighter = Unweighter()
+    assert EventGenerator(mc, 1.0, unweighter=unweighter).accept_on == "host"  # a CPU run
+    with pytest.raises(ValueError, match="accept_on must be one of"):
+        EventGenerator(mc, 1.0, unweighter=unweighter, accept_on="gpu")
+    runs = []
+    for accept_on in ("device", "device", "host"):
+        gen = EventGenerator(mc, 1.0, unweighter=unweighter, seed=9, accept_on=accept_on)
+        gen.calibrate(5000)
+        events, summary = gen.generate(300, batch=5000)
+        assert events is not None and len(events) == 300
+        runs.append((events, summary))
+    (a, sa), (b, sb), (h, sh) = runs
+    # one seed, the same events on the device path
+    np.testing.assert_array_equal(a.momenta, b.momenta)
+    assert sa.efficiency == sb.efficiency
+    # the same calibration and points drawn (the uniforms of the device draw have their
+    # own generator), another accept/reject
+    assert sa.max_weight == sh.max_weight
+    assert not np.array_equal(a.momenta, h.momenta)
+    assert abs(sa.efficiency - sh.efficiency) < 0.5 * sh.efficiency
