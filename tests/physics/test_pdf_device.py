@@ -107,6 +107,42 @@ def test_alphas_and_shapes(toy: PDF) -> None:
         dev.xfxQ2(21, q2[:, None], q2[:, None])
 
 
+@pytest.mark.parametrize("variant", [
+    {"AlphaS_OrderQCD": "2"},  # Lambdas from alpha_s(MZ), variable flavours, nf <= 6
+    {"AlphaS_OrderQCD": "4", "AlphaS_Lambda3": "0.339", "AlphaS_Lambda4": "0.296",
+     "AlphaS_Lambda5": "0.213"},
+    {"AlphaS_OrderQCD": "3", "AlphaS_Lambda4": "0.3", "AlphaS_Lambda5": "0.22",
+     "NumFlavors": "4"},  # nf capped at 4
+    {"AlphaS_OrderQCD": "1", "AlphaS_Lambda4": "0.25", "FlavorScheme": "fixed",
+     "NumFlavors": "4"},
+    {"AlphaS_OrderQCD": "0"},
+])
+def test_analytic_alphas_stays_on_the_device(tmp_path: Path, variant: dict[str, str]) -> None:
+    """An ``analytic`` alpha_s on the device: the reader's values to rounding at every
+    order, flavour scheme and cap, at and around the thresholds and below Lambda^2."""
+    setdir = tmp_path / "LHToyPDF"
+    shutil.copytree(SETDIR, setdir)
+    info = setdir / "LHToyPDF.info"
+    lines = [line for line in info.read_text().splitlines()
+             if line.split(":")[0] not in variant and not line.startswith("AlphaS_Type")]
+    info.write_text("\n".join([*lines, "AlphaS_Type: analytic",
+                                *(f"{k}: {v}" for k, v in variant.items())]) + "\n")
+    member = PDF(setdir)
+    dev = DevicePDF(member, "cpu")
+    rng = np.random.default_rng(4)
+    q2 = np.exp(rng.uniform(np.log(1e-3), np.log(1e8), 5000))
+    masses = np.array([1.4142135623730951, 4.5, 175.0])
+    q2[:9] = np.concatenate([masses * (1 - 1e-12), masses, masses * (1 + 1e-12)]) ** 2
+    q2[9:12] = [0.0, 0.04, 0.0625]  # at and below Lambda^2
+    want = member.alphasQ2(q2)
+    got = dev.alphasQ2(torch.from_numpy(q2))
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-13, atol=0)
+    assert dev.host_points == 0
+    if variant["AlphaS_OrderQCD"] != "0":
+        assert np.unique(np.round(want[want < 1], 6)).size > 100  # it runs
+
+
 @pytest.mark.cuda
 def test_cuda_matches_the_reader(toy: PDF) -> None:
     if not torch.cuda.is_available():
@@ -120,3 +156,20 @@ def test_cuda_matches_the_reader(toy: PDF) -> None:
     got = dev.alphasQ2(torch.as_tensor(q2, device="cuda"))
     assert got.is_cuda
     np.testing.assert_allclose(got.cpu().numpy(), toy.alphasQ2(q2), rtol=1e-13, atol=0)
+
+
+@pytest.mark.cuda
+def test_cuda_analytic_alphas(tmp_path: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    setdir = tmp_path / "LHToyPDF"
+    shutil.copytree(SETDIR, setdir)
+    info = setdir / "LHToyPDF.info"
+    info.write_text(info.read_text().replace("AlphaS_Type: ipol", "AlphaS_Type: analytic")
+                    .replace("AlphaS_OrderQCD: 0", "AlphaS_OrderQCD: 3"))
+    member = PDF(setdir)
+    dev = DevicePDF(member, "cuda")
+    q2 = np.exp(np.random.default_rng(3).uniform(np.log(1.0), np.log(1e8), 20000))
+    got = dev.alphasQ2(torch.as_tensor(q2, device="cuda"))
+    assert got.is_cuda and dev.host_points == 0
+    np.testing.assert_allclose(got.cpu().numpy(), member.alphasQ2(q2), rtol=1e-13, atol=0)

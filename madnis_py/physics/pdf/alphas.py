@@ -139,17 +139,25 @@ class AlphaSAnalytic:
         self._nfmin = min(self.lambdas)
         self._nfmax = max(self.lambdas)
 
+    def flavour_steps(self) -> tuple[int, list[tuple[float, int]]]:
+        """How the active flavours step with Q2 (LHAPDF's
+        ``AlphaS_Analytic::numFlavorsQ2``): the number at the lowest scales, and the
+        ``(threshold Q2, number above it)`` steps in the order they apply (a later step
+        wins where ``Q2 > threshold``; the ``fixed_nf`` cap included)."""
+        if self.fixed_scheme and self.fixed_nf is not None:
+            return self.fixed_nf, []
+        cap = self.fixed_nf if self.fixed_nf is not None else self._nfmax
+        steps = [(self.thresholds[it] ** 2, min(it, cap))
+                 for it in range(self._nfmin, self._nfmax + 1) if it in self.thresholds]
+        return min(self._nfmin, cap), steps
+
     def num_flavours(self, q2: FloatArray) -> NDArray[np.int64]:
         """Active flavours at Q2 (LHAPDF's ``AlphaS_Analytic::numFlavorsQ2``)."""
         q2 = np.asarray(q2, dtype=np.float64)
-        if self.fixed_scheme and self.fixed_nf is not None:
-            return np.full(q2.shape, self.fixed_nf, dtype=np.int64)
-        nf = np.full(q2.shape, self._nfmin, dtype=np.int64)
-        for it in range(self._nfmin, self._nfmax + 1):
-            if it in self.thresholds:
-                nf = np.where(self.thresholds[it] ** 2 < q2, it, nf)
-        if self.fixed_nf is not None:
-            nf = np.minimum(nf, self.fixed_nf)
+        lowest, steps = self.flavour_steps()
+        nf = np.full(q2.shape, lowest, dtype=np.int64)
+        for threshold, above in steps:
+            nf = np.where(threshold < q2, above, nf)
         return nf
 
     def _lambda(self, nf: int) -> float:
@@ -164,28 +172,37 @@ class AlphaSAnalytic:
                 raise ValueError("no Lambda_QCD at or below the requested flavour number")
         return self.lambdas[nf]
 
+    def lambda_qcd(self, nf: int) -> float:
+        """Lambda_QCD in GeV used with ``nf`` active flavours."""
+        return self._lambda(nf)
+
+    def series(self, lnx: Any, lnlnx: Any, nf: int) -> Any:
+        """The expansion in ``L = lnx = ln(Q2 / Lambda^2)`` (and ``lnlnx = ln L``) at
+        ``nf`` flavours, for ``order >= 1``: arithmetic only, so numpy arrays and torch
+        tensors (:class:`~madnis_py.physics.pdf.device.DevicePDF`) take the same terms."""
+        b0, b1, b2, b3 = _beta_coefficients(nf)
+        y = 1.0 / lnx
+        tmp: Any = 1.0
+        if self.order > 1:
+            tmp = tmp - b1 * lnlnx / b0 ** 2 * y
+        if self.order > 2:
+            tmp = tmp + b1 ** 2 / b0 ** 4 * y * y * (
+                lnlnx ** 2 - lnlnx + b2 * b0 / b1 ** 2 - 1.0)
+        if self.order > 3:
+            tmp = tmp - y ** 3 / b0 ** 6 * (
+                b1 ** 3 * (lnlnx ** 3 - 2.5 * lnlnx ** 2 - 2 * lnlnx + 0.5)
+                + 3 * b0 * b1 * b2 * lnlnx - 0.5 * b0 ** 2 * b3)
+        return y * tmp / b0
+
     def at_nf(self, q2: FloatArray, nf: int, lam: float | None = None) -> FloatArray:
         """The expansion at fixed nf (and Lambda, default the one for nf)."""
         q2 = np.asarray(q2, dtype=np.float64)
         lam = self._lambda(nf) if lam is None else lam
         if self.order == 0:
             return np.full(q2.shape, self.alphas_mz)
-        b0, b1, b2, b3 = _beta_coefficients(nf)
         with np.errstate(divide="ignore", invalid="ignore"):
             lnx = np.log(q2 / (lam * lam))
-            lnlnx = np.log(lnx)
-            y = 1.0 / lnx
-            tmp = np.ones_like(q2)
-            if self.order > 1:
-                tmp = tmp - b1 * lnlnx / b0 ** 2 * y
-            if self.order > 2:
-                tmp = tmp + b1 ** 2 / b0 ** 4 * y * y * (
-                    lnlnx ** 2 - lnlnx + b2 * b0 / b1 ** 2 - 1.0)
-            if self.order > 3:
-                tmp = tmp - y ** 3 / b0 ** 6 * (
-                    b1 ** 3 * (lnlnx ** 3 - 2.5 * lnlnx ** 2 - 2 * lnlnx + 0.5)
-                    + 3 * b0 * b1 * b2 * lnlnx - 0.5 * b0 ** 2 * b3)
-            val = y * tmp / b0
+            val = self.series(lnx, np.log(lnx), nf)
         return np.where(q2 <= lam * lam, np.finfo(np.float64).max, val)
 
     def __call__(self, q2: FloatArray) -> FloatArray:

@@ -11,9 +11,10 @@ What crosses to the host, and why (``host_points`` counts the points that did):
   knot, Q2 outside the knots): its piecewise power laws go through the numpy reader, for
   those points only (a physics run with cuts keeps x and Q2 inside the grid);
   ``nearest`` clamps on the device, ``error`` raises as the reader does;
-* ``alpha_s(Q2)`` of an ``analytic`` set: one call of the reader per batch (one copy
-  each way); the ``ipol`` tables (most sets, the embedded toy set) interpolate on the
-  device like the x f grids;
+* nothing for ``alpha_s(Q2)`` of a grid-reader member: the ``ipol`` tables (most sets,
+  the embedded toy set) interpolate on the device like the x f grids, and the
+  ``analytic`` expansion runs there with the reader's own terms
+  (:meth:`~madnis_py.physics.pdf.alphas.AlphaSAnalytic.series`);
 * sets read through the LHAPDF library (``backend="lhapdf"``): LHAPDF is host code, so
   the whole batch goes through it, one call per parton ID as on the CPU.
 """
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from madnis_py.physics.pdf.alphas import AlphaSIpol, make_alphas
+from madnis_py.physics.pdf.alphas import AlphaSAnalytic, AlphaSIpol, make_alphas
 from madnis_py.physics.pdf.backends import GridBackend
 
 __all__ = ["DevicePDF"]
@@ -67,6 +68,8 @@ class DevicePDF:
         self._grid_backend: GridBackend | None = (backend if isinstance(backend, GridBackend)
                                                   else None)
         self._columns: dict[int, int] = {}
+        self._ipol: AlphaSIpol | None = None
+        self._analytic: AlphaSAnalytic | None = None
         if self._grid_backend is None:
             return
         grid = self._grid_backend.grid
@@ -85,8 +88,13 @@ class DevicePDF:
         self.extrapolator = grid.extrapolator
         self.force_positive = self._grid_backend.force_positive
         self._columns = {int(p): k for k, p in enumerate(self._grid_backend.pids)}
-        self._ipol: AlphaSIpol | None = None
-        if str(self._grid_backend.info.get("AlphaS_Type", "")).lower() == "ipol":
+        kind = str(self._grid_backend.info.get("AlphaS_Type", "")).lower()
+        if kind == "analytic":
+            analytic = make_alphas(self._grid_backend.info,
+                                   str(self._grid_backend.path.parent))
+            assert isinstance(analytic, AlphaSAnalytic)
+            self._analytic = analytic
+        if kind == "ipol":
             ipol = make_alphas(self._grid_backend.info, str(self._grid_backend.path.parent))
             assert isinstance(ipol, AlphaSIpol)
             self._ipol = ipol
@@ -185,9 +193,33 @@ class DevicePDF:
         cubic = _hermite(tq, vl, vdl, vh, vdh)
         return torch.where(lower & upper, linear, cubic)
 
+    def _analytic_alphas(self, q2: torch.Tensor) -> torch.Tensor:
+        """AlphaSAnalytic on the device: the active flavours by its steps, the series at
+        each flavour number present, Lambda^2 and below the float64 maximum (as the
+        reader)."""
+        a = self._analytic
+        assert a is not None
+        if a.order == 0:
+            return torch.full_like(q2, a.alphas_mz)
+        lowest, steps = a.flavour_steps()
+        nf = torch.full(q2.shape, lowest, dtype=torch.int64, device=q2.device)
+        for threshold, above in steps:
+            nf = torch.where(q2 > threshold, above, nf)
+        out = torch.zeros_like(q2)
+        for n in sorted({lowest, *(above for _, above in steps)}):
+            lam2 = a.lambda_qcd(n) ** 2
+            lnx = torch.log(q2 / lam2)
+            val = a.series(lnx, torch.log(lnx), n)
+            val = torch.where(q2 <= lam2, torch.full_like(val, np.finfo(np.float64).max), val)
+            out = torch.where(nf == n, val, out)
+        return out
+
     def alphasQ2(self, q2: torch.Tensor) -> torch.Tensor:
-        """alpha_s(Q2) of the member: ``ipol`` on the device (AlphaSIpol's formulas),
-        others through the host (see the module docstring)."""
+        """alpha_s(Q2) of the member: ``ipol`` (AlphaSIpol's formulas) and ``analytic``
+        (AlphaSAnalytic's series) on the device, a member read through LHAPDF through
+        the host (see the module docstring)."""
+        if self._analytic is not None:
+            return self._analytic_alphas(q2.to(self.device, torch.float64))
         if self._ipol is None:
             self.host_points += q2.numel()
             out = self.pdf.alphasQ2(q2.detach().cpu().numpy())
