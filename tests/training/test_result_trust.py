@@ -12,7 +12,7 @@ import torch
 
 from madnis_py.testfunctions import Camel, RidgeAndPeak
 from madnis_py.training import Integrator
-from madnis_py.training.multichannel import _trust_warnings
+from madnis_py.training.results import trust_warnings as _trust_warnings
 
 
 @pytest.fixture(autouse=True)
