@@ -1,7 +1,7 @@
 // The <event> blocks of an LHE file as text, on the CPU: the %-formats of
-// madnis_py/events/lhe.py (_line_formats) written with std::to_chars, which prints as
-// printf's "%.*e" does and, like Python's %-operator, rounds correctly: the text is the
-// same byte for byte (and std::to_chars is about 5x faster than snprintf here).
+// madnis_py/events/lhe/records.py (_line_formats) written with std::to_chars, which
+// prints as printf's "%.*e" does and, like Python's %-operator, rounds correctly: the text
+// is the same byte for byte (and std::to_chars is about 5x faster than snprintf here).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 

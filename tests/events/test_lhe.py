@@ -607,7 +607,7 @@ def test_the_compiled_event_text_is_the_percent_formats(digits: int) -> None:
     # csrc/lhe_cpu.cpp against the %-formats of _line_formats, byte for byte: all rows
     # present and some absent (NUP per event), signs, negative zero, tiny and huge values
     from madnis_py._core import ext
-    from madnis_py.events.lhe import _event_format
+    from madnis_py.events.lhe.records import _event_format
 
     rng = np.random.default_rng(8)
     n, npart = 300, 6
