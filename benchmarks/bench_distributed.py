@@ -78,7 +78,9 @@ def in_process(card: Any, checkpoint: Path, counts: list[int], batch: int, w_max
                norm: float, sigma: float, error: float, out: Path) -> tuple[float, float]:
     """Seconds for shards of ``counts`` events run one after the other in this process
     (no Dask), and the library load."""
-    from madnis_py.distributed import _INTEGRANDS, _run_shard, _Shard, shard_seed
+    from madnis_py.distributed import shard_seed
+    from madnis_py.distributed.generation import _run_shard, _Shard
+    from madnis_py.distributed.specs import _INTEGRANDS
 
     _INTEGRANDS.clear()
     t0 = time.perf_counter()
@@ -149,8 +151,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from madnis_py.cards import load_run_card
     from madnis_py.cli import main as cli
-    from madnis_py.distributed import IntegrandSpec, _load_integrator, _unweighter, split_events
+    from madnis_py.distributed import IntegrandSpec, split_events
+    from madnis_py.distributed.generation import _load_integrator
     from madnis_py.events.generator import EventGenerator
+    from madnis_py.events.output import unweighter_from_card
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -165,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         mc = _load_integrator(IntegrandSpec.from_card(card).build(), checkpoint)
         result = mc.last_result
         gen = EventGenerator(mc, result.value, seed=card.run.seed + 1,
-                             unweighter=_unweighter(card))
+                             unweighter=unweighter_from_card(card))
         w_max = gen.calibrate(50_000)
         norm = gen.norm
 

@@ -373,8 +373,8 @@ def test_distributed_training_reproduces_one_process(cluster: tuple[Any, Any],
     assert remote[1] == local[1]
     assert remote[2].value == local[2].value and remote[2].rel_std == local[2].rel_std
     # the integrand was built on the workers (once each, cached), not shipped
-    cached = client.run(lambda: spec in __import__("madnis_py.distributed").distributed
-                        ._INTEGRANDS)
+    cached = client.run(lambda: spec in __import__("madnis_py.distributed.specs").distributed
+                        .specs._INTEGRANDS)
     assert any(cached.values())
 
 

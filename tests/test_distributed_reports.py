@@ -14,15 +14,9 @@ import pytest
 import torch
 
 from madnis_py.cards import RunCard, load_run_card
-from madnis_py.distributed import (
-    _INTEGRANDS,
-    IntegrandSpec,
-    ShardReport,
-    _run_shard,
-    _Shard,
-    merge_shard_reports,
-    shard_seed,
-)
+from madnis_py.distributed import IntegrandSpec, ShardReport, merge_shard_reports, shard_seed
+from madnis_py.distributed.generation import _run_shard, _Shard
+from madnis_py.distributed.specs import _INTEGRANDS
 from madnis_py.events import Unweighter, read_lhe
 from madnis_py.events.generator import EventGenerator
 from madnis_py.events.output import cross_section, unweighter_from_card
