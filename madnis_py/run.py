@@ -256,17 +256,17 @@ class RunSummary:
         return data
 
 
-#: What `madnis-py run --device cuda` still lacks (docs/gpu.md). Training, integration
-#: and the physics integrand run on the device (Integrator(device="cuda"),
-#: madnis_py.device_integrand); these do not yet, and none of it has run on a GPU.
+#: What `madnis-py run --device cuda` still lacks (docs/gpu.md). Training, integration,
+#: the physics integrand and the accept/reject run on the device
+#: (Integrator(device="cuda"), madnis_py.device_integrand, events.device_unweight); none
+#: of it has run on a GPU.
 DEVICE_PATH_MISSING = (
-    "the flows, channel weights, VEGAS base maps, losses and the physics integrand "
-    "(mapping, cuts, PDFs, matrix element) and the accepted events' records run on the "
-    "GPU, but the unweighting's accept/reject (madnis_py.events, from the event weights) "
-    "and the VEGAS adaptation (the vegas package) still run on the host, and the CUDA "
-    "path has not been verified "
-    "on a GPU (scripts/gpu_checks.sh); set MADNIS_PY_CUDA_RUN=1 to run it anyway (for "
-    "those checks), or use --device cpu")
+    "the flows, channel weights, VEGAS base maps, losses, the physics integrand "
+    "(mapping, cuts, PDFs, matrix element), the accepted events' records and the "
+    "unweighting's accept/reject run on the GPU, but the VEGAS adaptation (the vegas "
+    "package) and the calibration of the maximum weight run on the host, and the CUDA "
+    "path has not been verified on a GPU (scripts/gpu_checks.sh); set "
+    "MADNIS_PY_CUDA_RUN=1 to run it anyway (for those checks), or use --device cpu")
 
 
 def _check_device(device: str) -> None:

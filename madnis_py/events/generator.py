@@ -59,9 +59,19 @@ __all__ = ["ACCEPT_ON", "EventBatch", "EventGenerator", "GenerationSummary", "dr
 
 #: Where the accept/reject of drawn batches runs (:class:`EventGenerator`'s ``accept_on``).
 ACCEPT_ON = ("host", "device")
+#: The stream of :func:`accept_seed` ("acc" in ASCII).
+ACCEPT_STREAM = 0x616363
 
 #: The smallest draw (points) when fewer would do: each draw has a fixed cost per channel.
 MIN_DRAW = 1000
+
+
+def accept_seed(seed: int) -> int:
+    """The seed of the device accept/reject's generator for a generation ``seed``:
+    ``numpy.random.SeedSequence([seed, ACCEPT_STREAM])``, 63 bits, independent of the
+    integrator's stream of the same seed."""
+    state = np.random.SeedSequence([int(seed), ACCEPT_STREAM]).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))
 
 
 def draw_size(need: int, acceptance: float | None, batch: int) -> int:
@@ -255,8 +265,11 @@ class EventGenerator:
             raise ValueError(f"accept_on must be one of {ACCEPT_ON} or None, got {accept_on!r}")
         #: Where drawn batches are accepted or rejected (``"host"`` or ``"device"``).
         self.accept_on = accept_on
-        #: The uniforms of the accept/reject on the device (``accept_on="device"``).
-        self.device_rng = (torch.Generator(device=device).manual_seed(seed)
+        #: The uniforms of the accept/reject on the device (``accept_on="device"``): a
+        #: stream of its own, never the integrator's (same device, same seed: the same
+        #: numbers that drew the points, which would accept each point on its own
+        #: coordinates).
+        self.device_rng = (torch.Generator(device=device).manual_seed(accept_seed(seed))
                            if accept_on == "device" else None)
         self.integrator = integrator
         self.allocation: Allocation = allocation

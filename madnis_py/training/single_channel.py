@@ -63,7 +63,8 @@ def integrate_flow(flow: Flow | None, integrand: Integrand, n: int, *, dims: int
             if flow is None:
                 if dims is None:
                     raise ValueError("dims is required for flat sampling")
-                x = torch.rand(m, dims, dtype=torch.float64, generator=generator)
+                x = torch.rand(m, dims, dtype=torch.float64, generator=generator,
+                               device=None if generator is None else generator.device)
                 w = integrand(x)
             else:
                 x, log_q = flow.sample(m, generator=generator)

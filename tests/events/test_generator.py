@@ -172,6 +172,13 @@ def test_the_accept_reject_runs_where_asked(trained: tuple[Integrand, Integrator
         assert events is not None and len(events) == 300
         runs.append((events, summary))
     (a, sa), (b, sb), (h, sh) = runs
+    # the accept/reject's uniforms are a stream of their own, not the points' (the same
+    # seed on the same device would accept each point on its own coordinates)
+    gen = EventGenerator(mc, 1.0, unweighter=unweighter, seed=9, accept_on="device")
+    assert gen.device_rng is not None
+    u = torch.rand(1000, generator=gen.device_rng, dtype=torch.float64)
+    z = torch.rand(1000, generator=mc.generator, dtype=torch.float64)
+    assert abs(float(np.corrcoef(u.numpy(), z.numpy())[0, 1])) < 0.15
     # one seed, the same events on the device path
     np.testing.assert_array_equal(a.momenta, b.momenta)
     assert sa.efficiency == sb.efficiency

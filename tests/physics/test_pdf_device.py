@@ -156,6 +156,9 @@ def test_cuda_matches_the_reader(toy: PDF) -> None:
     got = dev.alphasQ2(torch.as_tensor(q2, device="cuda"))
     assert got.is_cuda
     np.testing.assert_allclose(got.cpu().numpy(), toy.alphasQ2(q2), rtol=1e-13, atol=0)
+    # points of another device get their results there
+    assert dev.xfxQ2(2, torch.as_tensor(x), torch.as_tensor(q2)).device.type == "cpu"
+    assert dev.alphasQ2(torch.as_tensor(q2)).device.type == "cpu"
 
 
 @pytest.mark.cuda

@@ -110,7 +110,8 @@ class DevicePDF:
 
     def xfxQ2(self, pid: int, x: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
         """x f(x, Q2) of parton ``pid`` (0 and 21: the gluon; unknown IDs give 0) at 1-d
-        float64 tensors ``x`` in [0, 1] and ``q2`` >= 0 of equal length, on the device."""
+        float64 tensors ``x`` in [0, 1] and ``q2`` >= 0 of equal length, evaluated on the
+        member's device and returned on the device of ``x``."""
         if x.shape != q2.shape or x.dim() != 1:
             raise ValueError(f"x and q2: expected two 1-d tensors of one length, got "
                              f"{tuple(x.shape)} and {tuple(q2.shape)}")
@@ -118,11 +119,12 @@ class DevicePDF:
             self.host_points += x.numel()
             out = self.pdf.xfxQ2(int(pid), x.detach().cpu().numpy(), q2.detach().cpu().numpy())
             return torch.as_tensor(out, dtype=torch.float64).to(x.device, non_blocking=True)
+        where = x.device  # the result goes back there (no copy when it is the device)
         x = x.to(self.device, torch.float64)
         q2 = q2.to(self.device, torch.float64)
         col = self._columns.get(21 if int(pid) == 0 else int(pid))
         if col is None:
-            return torch.zeros_like(x)
+            return torch.zeros_like(x).to(where)
         xmin, xmax = self.xs[0], self.xs[-1]
         q2min, q2max = self.q2s[0], self.q2s[-1]
         inside = (x >= xmin) & (x <= xmax) & (q2 >= q2min) & (q2 <= q2max)
@@ -139,7 +141,7 @@ class DevicePDF:
             out = out.clamp(min=0.0)
         elif self.force_positive == 2:
             out = out.clamp(min=1e-10)
-        return out
+        return out.to(where)
 
     def _outside(self, col: int, x: torch.Tensor, q2: torch.Tensor, inside: torch.Tensor,
                  out: torch.Tensor) -> torch.Tensor:
@@ -218,8 +220,9 @@ class DevicePDF:
         """alpha_s(Q2) of the member: ``ipol`` (AlphaSIpol's formulas) and ``analytic``
         (AlphaSAnalytic's series) on the device, a member read through LHAPDF through
         the host (see the module docstring)."""
+        where = q2.device  # the result goes back there (no copy when it is the device)
         if self._analytic is not None:
-            return self._analytic_alphas(q2.to(self.device, torch.float64))
+            return self._analytic_alphas(q2.to(self.device, torch.float64)).to(where)
         if self._ipol is None:
             self.host_points += q2.numel()
             out = self.pdf.alphasQ2(q2.detach().cpu().numpy())
@@ -248,4 +251,4 @@ class DevicePDF:
         val = _hermite(t, a[i], d0 * dlq, a[i + 1], d1 * dlq)
         val = torch.where(val.abs() < 2.0, val, torch.full_like(val, np.finfo(np.float64).max))
         low = a[0] * (q2 / q2s[0]) ** self._ipol._low_power
-        return torch.where(below, low, torch.where(above, a[-1], val))
+        return torch.where(below, low, torch.where(above, a[-1], val)).to(where)
