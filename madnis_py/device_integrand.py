@@ -55,6 +55,31 @@ from madnis_py.physics.pdf.device import DevicePDF
 __all__ = ["DeviceChannels", "DeviceRecord", "cut_mask", "dynamical_scale_torch"]
 
 
+@dataclass
+class _MatrixElementJob:
+    """One matrix-element call of a channel's batch: the points ``rows`` (of those inside
+    the phase space) that the subprocesses sharing ``subprocess``'s matrix element need,
+    in the library's momentum order, with their alpha_s."""
+
+    subprocess: Any
+    rows: torch.Tensor
+    momenta: torch.Tensor
+    alpha_s: torch.Tensor
+
+
+@dataclass
+class _SubprocessPart:
+    """Subprocess ``subprocess``'s points ``sel`` (of those inside the phase space) with
+    their luminosities, and where its |M|^2 are in the results of job ``job``
+    (``position``)."""
+
+    subprocess: int
+    sel: torch.Tensor
+    lum: torch.Tensor
+    job: int
+    position: torch.Tensor
+
+
 def _eta(p: torch.Tensor) -> torch.Tensor:
     pt = torch.hypot(p[..., 1], p[..., 2])
     value = torch.asinh(p[..., 3] / pt)
@@ -260,7 +285,8 @@ class DeviceChannels(ChannelIntegrand):
         mom, w, x12 = batch.momenta, batch.weight, batch.x1x2
         ig.n_points += len(mom)  # the run's "integrand calls", as Integrand.__call__
         group = ig.layout.group[channel]
-        st: dict[str, Any] = {"mom": mom, "x12": x12, "w": w, "jobs": [], "group": group}
+        st: dict[str, Any] = {"mom": mom, "x12": x12, "w": w, "jobs": [], "parts": [],
+                              "group": group}
         idx = torch.nonzero(w > 0).squeeze(1)
         st["idx"] = idx
         if len(idx) == 0:
@@ -284,18 +310,38 @@ class DeviceChannels(ChannelIntegrand):
                 parton[beam, pid] = self.pdf.xfxQ2(pid, xb, mu ** 2) / xb
             return parton[beam, pid]
 
+        # as Integrand.__call__: one cut mask per cut signature, and one matrix-element
+        # job per shared matrix element (and mirror), over the union of the points its
+        # subprocesses need
+        masks: dict[int, torch.Tensor] = {}
+        wanted: dict[object, tuple[Any, list[tuple[int, torch.Tensor, torch.Tensor]]]] = {}
         for k in ig.layout.groups[group]:
-            sub, cuts = ig.process.subprocesses[k], ig.cuts[k]
-            ok = cut_mask(cuts, p)
+            sub, cut_key = ig.process.subprocesses[k], ig._cut_group[k]
+            if cut_key not in masks:
+                masks[cut_key] = cut_mask(ig.cuts[k], p)
             lum = (density(0, sub.pdgs[0]) * density(1, sub.pdgs[1]) if self.pdf is not None
                    else torch.ones_like(mu))
-            sel = torch.nonzero(ok & (lum != 0)).squeeze(1)
-            if len(sel) == 0:
+            ok = masks[cut_key] & (lum != 0)
+            key = (k,) if sub.matrix_element is None else (sub.matrix_element, sub.mirror)
+            wanted.setdefault(key, (sub, []))[1].append((k, ok, lum))
+        for sub, parts in wanted.values():
+            need = parts[0][1]
+            for _, ok, _ in parts[1:]:
+                need = need | ok
+            rows = torch.nonzero(need).squeeze(1)
+            if len(rows) == 0:
                 continue
-            p_lib = p[sel]
+            # position of each needed point in the job's rows
+            position = torch.cumsum(need.to(torch.int64), 0) - 1
+            p_lib = p[rows]
             if sub.mirror:
                 p_lib = p_lib[:, [1, 0, *range(2, p.shape[1])]]
-            st["jobs"].append((k, sub, sel, p_lib.contiguous(), alphas[sel], lum[sel]))
+            job = len(st["jobs"])
+            st["jobs"].append(_MatrixElementJob(sub, rows, p_lib.contiguous(), alphas[rows]))
+            for k, ok, lum in parts:
+                sel = torch.nonzero(ok).squeeze(1)
+                if len(sel):
+                    st["parts"].append(_SubprocessPart(k, sel, lum[sel], job, position[sel]))
         return st
 
     def _finish(self, st: dict[str, Any], results: list[tuple[torch.Tensor, torch.Tensor | None]],
@@ -313,23 +359,29 @@ class DeviceChannels(ChannelIntegrand):
         passed_all = torch.zeros(n, dtype=torch.bool, device=dev)
         if len(idx):
             passed = torch.zeros(len(idx), dtype=torch.bool, device=dev)
-            for (k, _, sel, _, _, lum), (m2, amp2) in zip(st["jobs"], results, strict=True):
-                ig.n_calls += len(sel)
+            for job in st["jobs"]:
+                ig.n_calls += len(job.rows)
+            for sp in st["parts"]:
+                m2_all, amp2_all = results[sp.job]
+                m2 = m2_all[sp.position]
+                k, sel, lum = sp.subprocess, sp.sel, sp.lum
                 rows = idx[sel]
                 part = lum * m2 * st["common"][sel]
                 f[rows] += part
                 if sub_f is not None:
                     sub_f[rows, k] = part
                 passed[sel] = True
-                if amp2 is not None:
-                    prior_num[rows] += lum[:, None] * self.integrand.amp2_per_channel(k, amp2)
+                if amp2_all is not None:
+                    prior_num[rows] += lum[:, None] * self.integrand.amp2_per_channel(
+                        k, amp2_all[sp.position])
             passed_all[idx] = passed
             if not ig._amp2:
-                mine = torch.tensor(ig.layout.channels_of(st["group"]), device=dev)
+                channels = list(ig.layout.channels_of(st["group"]))
+                mine = torch.tensor(channels, device=dev)
                 inside = torch.nonzero(passed).squeeze(1)
                 pp = st["p"][inside]
-                cols = [_propagator_prior(ig.process.channels[ig.layout.topology[int(c)]], pp)
-                        for c in mine]
+                cols = [_propagator_prior(ig.process.channels[ig.layout.topology[c]], pp)
+                        for c in channels]
                 prior_num[idx[inside][:, None], mine] = torch.stack(cols, dim=1)
         st["sub_f"], st["passed"] = sub_f, passed_all
         in_group = torch.tensor([g == st["group"] for g in ig.layout.group], device=dev)
@@ -353,7 +405,7 @@ class DeviceChannels(ChannelIntegrand):
         return DeviceRecord(channel, x.detach(), f, mom, st["x12"], st["w"], st["passed"],
                             st["sub_f"], scale, alphas)
 
-    def _matrix_elements(self, jobs: list[Any], amp2: bool
+    def _matrix_elements(self, jobs: list[_MatrixElementJob], amp2: bool
                          ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """|M|^2 (and |M_i|^2) of every subprocess's points: through the library's device
         entry points when it has them and the points are on a GPU, else in one host
@@ -361,23 +413,25 @@ class DeviceChannels(ChannelIntegrand):
         me = self.integrand.matrix_element
         if not jobs:
             return []
-        if jobs[0][3].is_cuda and me.has_device_entry:
+        if jobs[0].momenta.is_cuda and me.has_device_entry:
             out: list[tuple[torch.Tensor, torch.Tensor | None]] = []
-            for _, sub, _, p_lib, alphas, _ in jobs:
-                r = me.evaluate(p_lib, sub.library_pdgs, alpha_s=alphas, amp2=amp2)
+            for job in jobs:
+                r = me.evaluate(job.momenta, job.subprocess.library_pdgs,
+                                alpha_s=job.alpha_s, amp2=amp2)
                 out.append((r[0], r[1]) if isinstance(r, tuple) else (r, None))
             return out
         # one packed buffer each way: momenta and alpha_s of all subprocesses
-        dev = jobs[0][3].device
-        packed = torch.cat([torch.cat([p_lib.reshape(len(p_lib), -1), alphas[:, None]], dim=1)
-                            for _, _, _, p_lib, alphas, _ in jobs])
+        dev = jobs[0].momenta.device
+        packed = torch.cat([torch.cat([job.momenta.reshape(len(job.momenta), -1),
+                                       job.alpha_s[:, None]], dim=1) for job in jobs])
         host = self.staging.to_host("me_in", packed)
-        k = jobs[0][3].shape[1] * 4
+        k = jobs[0].momenta.shape[1] * 4
         answers: list[tuple[np.ndarray, np.ndarray | None]] = []
         start = 0
-        for _, sub, _, p_lib, _, _ in jobs:
-            block = host[start:start + len(p_lib)]
-            start += len(p_lib)
+        for job in jobs:
+            sub = job.subprocess
+            block = host[start:start + len(job.momenta)]
+            start += len(job.momenta)
             p_h = block[:, :k].reshape(len(block), -1, 4).copy()
             a_h = block[:, k].copy()
             if amp2:

@@ -44,6 +44,39 @@ def test_matches_the_numpy_integrand(name: str, layout: str) -> None:
     assert dev.staging.copies == 0  # CPU tensors reach the library as views
 
 
+@pytest.mark.parametrize("layout", ["shared", "grouped"])
+@pytest.mark.parametrize("name", builtin_processes())
+def test_shares_matrix_elements_as_the_numpy_integrand(name: str, layout: str) -> None:
+    """Subprocesses sharing a matrix element (u u~ and c c~ in drell_yan) get it from
+    one evaluation per point on the device too: the same matrix-element calls as numpy,
+    and one library call per shared matrix element."""
+    ref_ig = Integrand(name, subprocess_channels=layout)
+    dev_ig = Integrand(name, subprocess_channels=layout)
+    ref, dev = TorchChannels(ref_ig), DeviceChannels(dev_ig, "cpu")
+    gen = torch.Generator().manual_seed(8)
+    batches = [(torch.rand(800, ref_ig.dims(c), dtype=torch.float64, generator=gen), c)
+               for c in range(ref_ig.n_channels)]
+    for x, c in batches:
+        ref(x, c)
+    calls = []
+    original = dev._matrix_elements
+
+    def counted(jobs, amp2):  # type: ignore[no-untyped-def]
+        calls.append(len(jobs))
+        return original(jobs, amp2)
+
+    dev._matrix_elements = counted  # type: ignore[method-assign]
+    dev.evaluate_channels(batches)
+    assert dev_ig.n_calls == ref_ig.n_calls > 0
+    procs = ref_ig.process
+    shared = {(s.matrix_element, s.mirror) if s.matrix_element is not None else k
+              for k, s in enumerate(procs.subprocesses)}
+    # at most one job per shared matrix element (and mirror) per channel
+    assert calls[0] <= ref_ig.n_channels * len(shared)
+    if len(shared) < len(procs.subprocesses):
+        assert calls[0] < ref_ig.n_channels * len(procs.subprocesses)
+
+
 def test_lepton_beams_run_alpha_s_on_the_device() -> None:
     """ee_qqg at a dynamical scale: alpha_s(M_Z) run to each point's scale in torch gives
     the numpy integrand's f to rounding."""
