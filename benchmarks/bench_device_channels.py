@@ -4,10 +4,15 @@
 processes, best of 5, one thread; run it from two checkouts (``PYTHONPATH=...``) back to
 back to compare them. ``python benchmarks/bench_device_channels.py LABEL``
 """
-import sys, time, torch
+import sys
+import time
+
+import torch
+
 torch.set_num_threads(1)
-from madnis_py.integrand import Integrand
 from madnis_py.device_integrand import DeviceChannels
+from madnis_py.integrand import Integrand
+
 res = {}
 for name in ("drell_yan", "ttbar", "ee_qqg", "zprime"):
     ig = Integrand(name)
