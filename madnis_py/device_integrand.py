@@ -245,6 +245,7 @@ class DeviceChannels(ChannelIntegrand):
         self.device = torch.device(device)
         self.pdf = None if integrand.pdf is None else DevicePDF(integrand.pdf, self.device)
         self.staging = HostStaging()
+        self._group_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def fingerprint(self) -> dict[str, object]:
         return self.integrand.fingerprint()
@@ -377,14 +378,14 @@ class DeviceChannels(ChannelIntegrand):
             passed_all[idx] = passed
             if not ig._amp2:
                 channels = list(ig.layout.channels_of(st["group"]))
-                mine = torch.tensor(channels, device=dev)
+                mine = self._group_tensors(st["group"], dev)[0]
                 inside = torch.nonzero(passed).squeeze(1)
                 pp = st["p"][inside]
                 cols = [_propagator_prior(ig.process.channels[ig.layout.topology[c]], pp)
                         for c in channels]
                 prior_num[idx[inside][:, None], mine] = torch.stack(cols, dim=1)
         st["sub_f"], st["passed"] = sub_f, passed_all
-        in_group = torch.tensor([g == st["group"] for g in ig.layout.group], device=dev)
+        in_group = self._group_tensors(st["group"], dev)[1]
         prior = _normalised_prior(prior_num, passed_all, in_group)
         feats = [mom[:, 2:].reshape(n, -1) / ig.beams.sqrt_s]
         if ig.beams.hadronic:
@@ -404,6 +405,18 @@ class DeviceChannels(ChannelIntegrand):
             alphas[idx] = st["alphas"].to(torch.float64)
         return DeviceRecord(channel, x.detach(), f, mom, st["x12"], st["w"], st["passed"],
                             st["sub_f"], scale, alphas)
+
+    def _group_tensors(self, group: int, device: torch.device
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The channels of a subprocess group (indices) and its row of the channel mask,
+        on ``device``: made once, not copied to the device for every batch."""
+        key = (group, str(device))
+        cache = self._group_cache
+        if key not in cache:
+            layout = self.integrand.layout
+            cache[key] = (torch.tensor(list(layout.channels_of(group)), device=device),
+                          torch.tensor([g == group for g in layout.group], device=device))
+        return cache[key]
 
     def _matrix_elements(self, jobs: list[_MatrixElementJob], amp2: bool
                          ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:

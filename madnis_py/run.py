@@ -527,14 +527,11 @@ def _integrate(card: RunCard, mc: Integrator, reporter: Reporter,
 
 def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
             reporter: Reporter) -> RunSummary:
-    import torch
-
     from madnis_py.events.output import cross_section
     from madnis_py.training import Integrator
 
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    torch.manual_seed(card.run.seed)  # the flows' and channel weights' initialisation
     integrand, mc = _integrator(card, process, request.pdf)
     # The integrator binds its checkpoints to integrand.fingerprint() (and checks a loaded
     # one against it) by itself.

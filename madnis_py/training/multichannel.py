@@ -313,7 +313,9 @@ class Integrator:
         stops training while the flows go on (MadGraph 7 freezes it for the last third);
         1 (default) trains it throughout.
     seed : int
-        Seeds torch's generator used for every draw.
+        Seeds torch's generator used for every draw, and the initial parameters of the
+        flows and channel weights (drawn in a fork of torch's global generator, which is
+        left as it was): one seed, one run.
     device : str or torch.device
         Where flows, channel weights, random numbers, base maps and losses live
         (``"cpu"`` or ``"cuda"``/``"cuda:N"``; see docs/gpu.md for what crosses to the
@@ -362,19 +364,25 @@ class Integrator:
         self.integrand = integrand
         self.n_channels = integrand.n_channels
         opts = dict(flow_options or {})
-        self.flows = torch.nn.ModuleList(
-            [Flow(integrand.dims(i), **opts) for i in range(self.n_channels)]  # type: ignore[arg-type]
-        ).to(self.device)
+        # the flows' and channel weights' initial parameters come from the seed too, in a
+        # fork of torch's global generator (left as it was; on the CPU, then moved)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            flows = torch.nn.ModuleList(
+                [Flow(integrand.dims(i), **opts) for i in range(self.n_channels)]  # type: ignore[arg-type]
+            )
+            groups = getattr(integrand, "channel_groups", None)
+            weights = ChannelWeights(
+                self.n_channels, feature_dims, trainable=trainable_weights,
+                groups=None if groups is None else [int(g) for g in groups])
+        self.flows = flows.to(self.device)
         self.samplers = [ChannelSampler(cast(Flow, flow), mixture=mixture,
                                         uniform_mixture=uniform_mixture)
                          for flow in self.flows]
-        groups = getattr(self.integrand, "channel_groups", None)
         #: Per channel, its subprocess group (:mod:`madnis_py.physics.channels`).
         self.channel_groups = np.asarray(groups if groups is not None
                                          else np.zeros(self.n_channels), dtype=np.int64)
-        self.weights = ChannelWeights(self.n_channels, feature_dims,
-                                      trainable=trainable_weights,
-                                      groups=self.channel_groups.tolist()).to(self.device)
+        self.weights = weights.to(self.device)
         self.loss_name = loss
         self.mixture = mixture
         self.max_weight_penalty = max_weight_penalty
@@ -385,6 +393,7 @@ class Integrator:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.sigmas = np.ones(self.n_channels)
         self.active = np.ones(self.n_channels, dtype=bool)
+        self._active_cache: tuple[bytes, torch.Tensor] | None = None
         self.drop_threshold = drop_threshold
         self.drop_patience = drop_patience
         self._low_steps = np.zeros(self.n_channels, dtype=np.int64)
@@ -447,7 +456,15 @@ class Integrator:
         return f, features, prior
 
     def _active(self) -> torch.Tensor:
-        return torch.from_numpy(self.active.copy()).to(self.device)
+        """The active channels as a tensor on the device: copied there once per change of
+        :attr:`active` (channel dropping, a loaded state), not once per batch (each copy
+        to a GPU blocks)."""
+        key = self.active.tobytes()
+        cached = self._active_cache
+        if cached is None or cached[0] != key:
+            cached = (key, torch.from_numpy(self.active.copy()).to(self.device))
+            self._active_cache = cached
+        return cached[1]
 
     def _drop_small_channels(self, values: np.ndarray, total: float) -> None:
         if self.steps_done < self.warmup or total <= 0:
@@ -984,14 +1001,20 @@ class Integrator:
             points = np.zeros(self.n_channels, dtype=np.int64)
             stds = np.zeros(self.n_channels)
             batch = self.random_batch(m, progress=progress)
+            event_weights = []
             for s in batch.samples:
                 w = s.weight.double()
-                points[s.channel] = len(w)
-                means[s.channel] = float(w.mean())
-                stds[s.channel] = float(w.std()) if len(w) > 1 else 0.0
-                var[s.channel] = stds[s.channel] ** 2 / len(w) if len(w) > 1 else math.inf
-                raw.setdefault(s.channel, []).append(w.cpu().numpy())
-            events.append(batch.weights())
+                nw = len(w)
+                # one copy to the host per channel: its weights, event weights, mean, std
+                stats = torch.stack([w.mean(), w.std() if nw > 1 else w.new_zeros(())])
+                host = torch.cat([w, s.event_weight.double(), stats]).cpu().numpy()
+                points[s.channel] = nw
+                means[s.channel] = float(host[2 * nw])
+                stds[s.channel] = float(host[2 * nw + 1])
+                var[s.channel] = stds[s.channel] ** 2 / nw if nw > 1 else math.inf
+                raw.setdefault(s.channel, []).append(host[:nw])
+                event_weights.append(host[nw:2 * nw])
+            events.append(np.concatenate(event_weights))
             channels.append(batch.channels())
             average.add(float(means.sum()), float(var[points > 0].sum()))
             per_iter.append((means, var, points, stds))
