@@ -98,9 +98,22 @@ def _delta_r(a: torch.Tensor, b: torch.Tensor, use_rapidity: bool) -> torch.Tens
     return torch.hypot(longitudinal(a) - longitudinal(b), torch.atan2(cross, dot))
 
 
+#: A check's particle indices on a device, by (indices, device): copied there once, not
+#: for every batch (a copy to a GPU blocks).
+_INDICES: dict[tuple[bytes, tuple[int, ...], str], torch.Tensor] = {}
+
+
+def _indices(values: Any, device: torch.device) -> torch.Tensor:
+    array = np.ascontiguousarray(values, dtype=np.int64)
+    key = (array.tobytes(), array.shape, str(device))
+    if key not in _INDICES:
+        _INDICES[key] = torch.as_tensor(array, device=device)
+    return _INDICES[key]
+
+
 def _check_values(check: Any, p: torch.Tensor, use_rapidity: bool) -> torch.Tensor:
     """The observable of one ``Cuts`` check (cuts._Check._values, in torch)."""
-    first = torch.as_tensor(check.first, device=p.device)
+    first = _indices(check.first, p.device)
     if check.observable == "pt":
         q = p[:, first]
         return torch.hypot(q[..., 1], q[..., 2])
@@ -112,7 +125,7 @@ def _check_values(check: Any, p: torch.Tensor, use_rapidity: bool) -> torch.Tens
     if check.observable == "missing_pt":
         total = p[:, first, 1:3].sum(dim=1)
         return torch.hypot(total[:, 0], total[:, 1])[:, None]
-    second = torch.as_tensor(check.second, device=p.device)
+    second = _indices(check.second, p.device)
     if check.observable == "delta_r":
         return _delta_r(p[:, first], p[:, second], use_rapidity)
     s = p[:, first] + p[:, second]

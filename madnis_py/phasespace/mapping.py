@@ -253,6 +253,15 @@ class Rambo(Mapping):
         self.n_final = int(masses_arr.size)
         self.dims = 4 * self.n_final + (2 if beams.hadronic else 0)
         self.threads = threads
+        self._masses_on: dict[str, torch.Tensor] = {}
+
+    def _device_masses(self, device: torch.device) -> torch.Tensor:
+        """The final-state masses on ``device``, copied there once."""
+        cache = self._masses_on
+        key = str(device)
+        if key not in cache:
+            cache[key] = torch.from_numpy(np.ascontiguousarray(self.masses)).to(device)
+        return cache[key]
 
     def map(self, r: Array) -> PhaseSpaceBatch[Array]:
         """Map points ``r`` (n, 4 n [+2]) to momenta and weights."""
@@ -260,7 +269,7 @@ class Rambo(Mapping):
         n = int(r.shape[0])
         mom, w, x12 = _forward_outputs(r, n, self.n_final)
         if isinstance(r, torch.Tensor) and r.is_cuda:
-            masses = torch.from_numpy(self.masses).to(r.device)
+            masses = self._device_masses(r.device)
             ext.ps_rambo_forward_cuda(
                 masses.data_ptr(), self.n_final, r.data_ptr(), mom.data_ptr(), w.data_ptr(),
                 x12.data_ptr(), n, sqrt_s=self.beams.sqrt_s, hadronic=self.beams.hadronic,
