@@ -55,7 +55,8 @@ from madnis_py.events.unweight import (
 from madnis_py.integrand import EvaluationRecord, Integrand, IntegrandBatch
 from madnis_py.training.multichannel import WeightedBatch, allocate, allocation_shares
 
-__all__ = ["ACCEPT_ON", "EventBatch", "EventGenerator", "GenerationSummary", "draw_size"]
+__all__ = ["ACCEPT_ON", "EventBatch", "EventGenerator", "GenerationSummary", "accept_seed",
+           "draw_size"]
 
 #: Where the accept/reject of drawn batches runs (:class:`EventGenerator`'s ``accept_on``).
 ACCEPT_ON = ("host", "device")
@@ -238,8 +239,9 @@ class EventGenerator:
     accept_on : {"host", "device"} or None
         Where the accept/reject of each drawn batch runs. ``"host"``: numpy, from the
         batch's weights (:func:`~madnis_py.events.unweight.accept`). ``"device"``: on the
-        integrator's device, uniforms from a torch generator there seeded with ``seed``,
-        and only the accepted points' indices and weights cross to the host
+        integrator's device, uniforms from a torch generator there seeded from ``seed``
+        (:func:`accept_seed`: never the integrator's own stream), and only the accepted
+        points' indices and weights cross to the host
         (:func:`~madnis_py.events.device_unweight.accept_on_device`). ``None``: the
         device when the integrator runs on a GPU, else the host. The two accept different
         points for one seed (different random numbers) from the same draws. The
