@@ -68,6 +68,7 @@ import torch
 
 from madnis_py._atomic import CheckpointWriteError, torch_save_atomic
 from madnis_py.device import resolve_device
+from madnis_py.device_integrand import DeviceChannels
 from madnis_py.flows import Flow
 from madnis_py.flows.flow import log_prob_many
 from madnis_py.integrand import Integrand, TorchChannels
@@ -251,10 +252,14 @@ def _as_channels(integrand: object, device: torch.device) -> MultiChannelIntegra
         integrand = Integrand(integrand)
     if isinstance(integrand, Integrand):
         if device.type != "cpu":  # the physics on the device too (docs/gpu.md)
-            from madnis_py.device_integrand import DeviceChannels
-
             return DeviceChannels(integrand, device)
         return TorchChannels(integrand)
+    own = integrand.device if isinstance(integrand, DeviceChannels) else None
+    if own is not None and (own.type, own.index or 0) != (device.type, device.index or 0):
+        # a DeviceChannels built for another device: its PDF tables and matrix-element
+        # staging live there, and every batch would cross between the two
+        raise ValueError(f"the integrand evaluates on {own}, the integrator runs on "
+                         f"{device}: build it for {device} (or pass the Integrand itself)")
     return cast(MultiChannelIntegrand, integrand)
 
 

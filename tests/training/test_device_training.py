@@ -172,6 +172,28 @@ def test_cuda_integrator_gives_the_cpu_and_analytic_cross_section() -> None:
     assert abs(r_gpu.value - r_cpu.value) < 3 * math.hypot(r_gpu.error, r_cpu.error)
 
 
+def test_an_integrand_of_another_device_is_one_error() -> None:
+    """A DeviceChannels built for one device and an integrator on another: one error
+    before any work (on a machine without a GPU, the "meta" device stands for it)."""
+    from madnis_py.device_integrand import DeviceChannels
+    from madnis_py.integrand import Integrand
+
+    channels = DeviceChannels(Integrand("drell_yan"), "meta")
+    with pytest.raises(ValueError, match="evaluates on meta, the integrator runs on cpu"):
+        Integrator(channels, feature_dims=channels.feature_dims, device="cpu")
+
+
+@pytest.mark.cuda
+@needs_gpu
+def test_cuda_integrand_of_another_device_is_one_error() -> None:
+    from madnis_py.device_integrand import DeviceChannels
+    from madnis_py.integrand import Integrand
+
+    channels = DeviceChannels(Integrand("ee_mumu", sqrt_s=500.0), "cpu")
+    with pytest.raises(ValueError, match="evaluates on cpu, the integrator runs on cuda"):
+        Integrator(channels, feature_dims=channels.feature_dims, device="cuda")
+
+
 @pytest.mark.cuda
 @needs_gpu
 def test_cuda_checkpoint_generates_on_the_cpu_and_back(tmp_path: Path) -> None:
