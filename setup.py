@@ -134,7 +134,8 @@ def _process_libraries() -> list[Extension]:
 #: Built-in processes that get a CUDA matrix element when nvcc is found: their .cu
 #: sources (relative to processes/), linked into the same _me library, whose C part then
 #: exports the device entry points (MADNIS_WITH_CUDA; processes/common/madnis_process.h).
-CUDA_PROCESSES: dict[str, list[str]] = {"ee_mumu": ["common/neutral_current_cuda.cu"]}
+CUDA_PROCESSES: dict[str, list[str]] = {"ee_mumu": ["common/neutral_current_cuda.cu"],
+                                         "drell_yan": ["common/neutral_current_cuda.cu"]}
 _PROCESS_CUDA_NAMES = {f"madnis_py.processes.{name}._me" for name in CUDA_PROCESSES}
 
 ext_modules += _process_libraries()

@@ -43,3 +43,7 @@ void initialise_(const char* path, size_t len) {
 }
 
 MADNIS_NC_ENTRY_POINTS(PROCESS, P)
+
+#ifdef MADNIS_WITH_CUDA
+MADNIS_NC_DEVICE_ENTRY_POINTS(PROCESS, P)
+#endif

@@ -3,7 +3,7 @@ and the device ABI of a built-in compiled with nvcc (processes/common/madnis_pro
 
 Without a GPU: ``evaluate`` on CPU tensors gives exactly the numpy calls; the host-side
 logic of ``madnis_smatrix_device_`` (subprocess lookup, diagram count, error codes) is
-called through cffi where the ee_mumu library was built with CUDA. The ``cuda`` tests
+called through cffi where the ee_mumu and drell_yan libraries were built with CUDA. The ``cuda`` tests
 compare the CUDA kernel with the C library and count the host round trip's copies.
 """
 
@@ -58,7 +58,7 @@ def test_host_staging_on_the_cpu_makes_no_copies() -> None:
 
 def _device_abi(me: MatrixElement) -> None:
     if not me.has_device_entry:
-        pytest.skip("this ee_mumu library was built without CUDA (no nvcc at build time)")
+        pytest.skip(f"{me.library.name} was built without CUDA (no nvcc at build time)")
 
 
 def test_device_abi_host_side(ee_mumu: MatrixElement) -> None:
@@ -113,15 +113,50 @@ def test_cuda_host_round_trip_is_one_copy_each_way() -> None:
     assert me._staging.copies == 2
 
 
-def test_ee_mumu_gets_a_cuda_matrix_element_when_nvcc_is_found(ee_mumu: MatrixElement) -> None:
+@pytest.mark.parametrize("name", ["ee_mumu", "drell_yan"])
+def test_gets_a_cuda_matrix_element_when_nvcc_is_found(name: str) -> None:
     import os
     import shutil
     from pathlib import Path
 
     if os.environ.get("MADNIS_PY_CUDA", "auto") == "0" or shutil.which("nvcc") is None:
         pytest.skip("nvcc not on PATH (or MADNIS_PY_CUDA=0): CPU-only build expected")
-    source = Path(__file__).resolve().parents[2] / "processes/common/neutral_current_cuda.cu"
-    if source.is_file() and ee_mumu.library.stat().st_mtime < source.stat().st_mtime:
-        pytest.skip(f"{ee_mumu.library} predates {source.name}: rebuild (pip install -e .)")
-    assert ee_mumu.has_device_entry, (f"nvcc is on PATH but {ee_mumu.library} was built "
-                                      "without the device entry points")
+    me = load_process(name).matrix_element()
+    root = Path(__file__).resolve().parents[2] / "processes"
+    for source in (root / "common/neutral_current_cuda.cu", root / name / f"{name}.c"):
+        if source.is_file() and me.library.stat().st_mtime < source.stat().st_mtime:
+            pytest.skip(f"{me.library} predates {source.name}: rebuild (pip install -e .)")
+    assert me.has_device_entry, (f"nvcc is on PATH but {me.library} was built without "
+                                 "the device entry points")
+
+
+def test_drell_yan_device_abi_host_side() -> None:
+    """drell_yan's device entry points (the neutral-current macro ee_mumu uses): the
+    diagram count and the subprocess look-up, called through cffi without a GPU."""
+    me = load_process("drell_yan").matrix_element()
+    _device_abi(me)
+    ffi, entry = me._ffi, me._device_entry
+    n = ffi.new("int64_t *", 0)
+    namp2 = ffi.new("int *", 0)
+    for pdgs, ok in (([2, -2, -11, 11], True), ([-1, 1, -11, 11], True),
+                     ([21, 21, -11, 11], False)):
+        pdg = ffi.new("int[]", pdgs)
+        rc = entry(pdg, ffi.new("int *", -1), ffi.new("int *", 4), ffi.NULL, ffi.NULL,
+                   ffi.NULL, n, ffi.NULL, ffi.NULL, namp2, ffi.NULL)
+        assert (rc == 0) == ok, (pdgs, rc)
+        if ok:
+            assert namp2[0] == 2  # photon and Z
+
+
+@pytest.mark.cuda
+@needs_gpu
+def test_cuda_drell_yan_kernel_matches_the_c_library() -> None:
+    me = load_process("drell_yan").matrix_element()
+    _device_abi(me)
+    p = _momenta(50_000, sqrt_s=200.0)
+    for pdgs in ([2, -2, -11, 11], [-1, 1, -11, 11], [3, -3, -11, 11]):
+        want_m2, want_amp2 = me.smatrix_amp2(p.numpy(), pdgs)
+        m2, amp2 = me.evaluate(p.cuda(), pdgs, amp2=True)
+        np.testing.assert_allclose(m2.cpu().numpy(), want_m2, rtol=1e-12)
+        np.testing.assert_allclose(amp2.cpu().numpy(), want_amp2, rtol=1e-12)
+    assert me._staging.copies == 0
