@@ -318,10 +318,12 @@ class DeviceChannels(ChannelIntegrand):
         parton: dict[tuple[int, int], torch.Tensor] = {}
 
         def density(beam: int, pid: int) -> torch.Tensor:
-            if (beam, pid) not in parton:
+            if (beam, pid) not in parton:  # the beam's partons of the group at once
                 assert self.pdf is not None
                 xb = x12[idx, beam]
-                parton[beam, pid] = self.pdf.xfxQ2(pid, xb, mu ** 2) / xb
+                pids = ig._beam_pids[group][beam]
+                values = self.pdf.xfxQ2_flavours(pids, xb, mu ** 2) / xb[:, None]
+                parton.update({(beam, q): values[:, j] for j, q in enumerate(pids)})
             return parton[beam, pid]
 
         # as Integrand.__call__: one cut mask per cut signature, and one matrix-element

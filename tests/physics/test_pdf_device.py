@@ -72,6 +72,24 @@ def test_outside_the_grid_matches_the_reader(toy: PDF) -> None:
     assert dev.host_points == outside.sum() * (len(PIDS) - 1)  # pid 7 is not in the set
 
 
+@pytest.mark.parametrize("inside", [True, False])
+def test_several_flavours_at_once_are_each_flavours_values(toy: PDF, inside: bool) -> None:
+    """xfxQ2_flavours: one knot search for all partons, each column bit for bit xfxQ2
+    of its parton (unknown IDs and repeats included), outside the grid too."""
+    x, q2 = _points(toy, 3000, inside=inside)
+    xt, qt = torch.from_numpy(x), torch.from_numpy(q2)
+    pids = [2, -1, 21, 7, 2, 0, 5]
+    dev = DevicePDF(toy, "cpu")
+    many = dev.xfxQ2_flavours(pids, xt, qt)
+    assert many.shape == (len(x), len(pids))
+    one = DevicePDF(toy, "cpu")
+    for j, pid in enumerate(pids):
+        torch.testing.assert_close(many[:, j], one.xfxQ2(pid, xt, qt), rtol=0, atol=0)
+    outside = int((~((x >= toy.x_min) & (q2 >= toy.q2_min) & (q2 <= toy.q2_max))).sum())
+    # the continuation's points through the host once per known distinct parton
+    assert dev.host_points == outside * 4
+
+
 def test_nearest_extrapolator_stays_on_the_device(tmp_path: Path, toy: PDF) -> None:
     setdir = tmp_path / "LHToyPDF"
     shutil.copytree(SETDIR, setdir)

@@ -21,6 +21,7 @@ What crosses to the host, and why (``host_points`` counts the points that did):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -112,36 +113,51 @@ class DevicePDF:
         """x f(x, Q2) of parton ``pid`` (0 and 21: the gluon; unknown IDs give 0) at 1-d
         float64 tensors ``x`` in [0, 1] and ``q2`` >= 0 of equal length, evaluated on the
         member's device and returned on the device of ``x``."""
+        return self.xfxQ2_flavours([pid], x, q2)[:, 0]
+
+    def xfxQ2_flavours(self, pids: Sequence[int], x: torch.Tensor,
+                       q2: torch.Tensor) -> torch.Tensor:
+        """x f(x, Q2) of the partons ``pids`` at every point: ``(n, len(pids))``, each
+        column equal to :meth:`xfxQ2` of its parton, with the knot search and the check
+        for points outside the grid done once for all of them (as the reader's
+        ``xfxQ2_flavours``)."""
         if x.shape != q2.shape or x.dim() != 1:
             raise ValueError(f"x and q2: expected two 1-d tensors of one length, got "
                              f"{tuple(x.shape)} and {tuple(q2.shape)}")
         if self._grid_backend is None:
-            self.host_points += x.numel()
-            out = self.pdf.xfxQ2(int(pid), x.detach().cpu().numpy(), q2.detach().cpu().numpy())
-            return torch.as_tensor(out, dtype=torch.float64).to(x.device, non_blocking=True)
+            self.host_points += x.numel() * len(pids)
+            xh, qh = x.detach().cpu().numpy(), q2.detach().cpu().numpy()
+            host = np.stack([np.asarray(self.pdf.xfxQ2(int(p), xh, qh), dtype=np.float64)
+                             for p in pids], axis=1).reshape(len(xh), len(pids))
+            return torch.as_tensor(host, dtype=torch.float64).to(x.device, non_blocking=True)
         where = x.device  # the result goes back there (no copy when it is the device)
         x = x.to(self.device, torch.float64)
         q2 = q2.to(self.device, torch.float64)
-        col = self._columns.get(21 if int(pid) == 0 else int(pid))
-        if col is None:
-            return torch.zeros_like(x).to(where)
+        cols = [self._columns.get(21 if int(p) == 0 else int(p)) for p in pids]
+        known = sorted({c for c in cols if c is not None})
+        out = torch.zeros(len(pids), len(x), dtype=torch.float64, device=self.device)
+        if not known:
+            return out.T.to(where)
         xmin, xmax = self.xs[0], self.xs[-1]
         q2min, q2max = self.q2s[0], self.q2s[-1]
-        inside = (x >= xmin) & (x <= xmax) & (q2 >= q2min) & (q2 <= q2max)
-        if self.extrapolator == "nearest":
-            out = self._interpolate(col, torch.minimum(torch.maximum(x, xmin), xmax),
-                                    torch.minimum(torch.maximum(q2, q2min), q2max))
-        else:
-            # clamped inputs keep the outside points' (unused) arithmetic finite
-            out = self._interpolate(col, torch.minimum(torch.maximum(x, xmin), xmax),
-                                    torch.minimum(torch.maximum(q2, q2min), q2max))
+        # clamped inputs keep the outside points' (unused) arithmetic finite, and are the
+        # 'nearest' extrapolator's points
+        values = self._interpolate(known, torch.minimum(torch.maximum(x, xmin), xmax),
+                                   torch.minimum(torch.maximum(q2, q2min), q2max))
+        if self.extrapolator != "nearest":
+            inside = (x >= xmin) & (x <= xmax) & (q2 >= q2min) & (q2 <= q2max)
             if not bool(inside.all()):
-                out = self._outside(col, x, q2, inside, out)
+                values = torch.stack([self._outside(c, x, q2, inside, values[k])
+                                      for k, c in enumerate(known)])
         if self.force_positive == 1:
-            out = out.clamp(min=0.0)
+            values = values.clamp(min=0.0)
         elif self.force_positive == 2:
-            out = out.clamp(min=1e-10)
-        return out.to(where)
+            values = values.clamp(min=1e-10)
+        row = {c: k for k, c in enumerate(known)}
+        for j, c in enumerate(cols):
+            if c is not None:
+                out[j] = values[row[c]]
+        return out.T.to(where)
 
     def _outside(self, col: int, x: torch.Tensor, q2: torch.Tensor, inside: torch.Tensor,
                  out: torch.Tensor) -> torch.Tensor:
@@ -157,10 +173,17 @@ class DevicePDF:
         out[idx] = torch.as_tensor(vals, dtype=torch.float64).to(out.device)
         return out
 
-    def _interpolate(self, col: int, x: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
-        """LogBicubicGrid.interpolate for one flavour column, points inside the grid."""
+    def _interpolate(self, cols: Sequence[int], x: torch.Tensor,
+                     q2: torch.Tensor) -> torch.Tensor:
+        """LogBicubicGrid.interpolate for the flavour columns ``cols`` at points inside
+        the grid: ``(len(cols), n)``; the knot search once for all columns, each value
+        the same elementwise arithmetic as for its column alone."""
         lx, lq = self.logxs, self.logq2s
-        v, d = self.values[col], self.dlogx[col]
+        # (k, x, Q2): views for one column, a gather on the device for several
+        v = (self.values[cols[0]:cols[0] + 1] if len(cols) == 1
+             else torch.stack([self.values[c] for c in cols]))
+        d = (self.dlogx[cols[0]:cols[0] + 1] if len(cols) == 1
+             else torch.stack([self.dlogx[c] for c in cols]))
         nq = self.q2s.numel()
         ix = _index_below(self.xs, x)
         iq = _index_below(self.q2s, q2)
@@ -168,7 +191,8 @@ class DevicePDF:
         tx = (torch.log(x) - lx[ix]) / dlx
 
         def along_x(j: torch.Tensor) -> torch.Tensor:
-            return _hermite(tx, v[ix, j], d[ix, j] * dlx, v[ix + 1, j], d[ix + 1, j] * dlx)
+            return _hermite(tx, v[:, ix, j], d[:, ix, j] * dlx, v[:, ix + 1, j],
+                            d[:, ix + 1, j] * dlx)
 
         vl = along_x(iq)
         vh = along_x(iq + 1)
@@ -177,8 +201,8 @@ class DevicePDF:
         dq1 = lq[iq + 1] - lq[iq]
         tq = (torch.log(q2) - lq[iq]) / dq1
         # a two-knot subgrid: bilinear in (log x, log Q2)
-        fl = v[ix, iq] + tx * (v[ix + 1, iq] - v[ix, iq])
-        fh = v[ix, iq + 1] + tx * (v[ix + 1, iq + 1] - v[ix, iq + 1])
+        fl = v[:, ix, iq] + tx * (v[:, ix + 1, iq] - v[:, ix, iq])
+        fh = v[:, ix, iq + 1] + tx * (v[:, ix + 1, iq + 1] - v[:, ix, iq + 1])
         linear = fl + tq * (fh - fl)
         slope = vh - vl
         iqm = (iq - 1).clamp(min=0)
