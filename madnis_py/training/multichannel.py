@@ -226,6 +226,14 @@ def allocate(n: int, sigmas: np.ndarray, *, min_fraction: float = 0.05,
     return np.asarray(counts, dtype=np.int64)
 
 
+def _any_invalid(values: list[torch.Tensor]) -> bool:
+    """Whether any of the channels' integrand values is NaN, infinite or negative."""
+    if not values:
+        return False
+    flags = torch.stack([(~torch.isfinite(f) | (f < 0)).any() for f in values])
+    return bool(flags.any())
+
+
 def _check_values(f: torch.Tensor, channel: int) -> None:
     """Refuse NaN, infinite and negative integrand values (see the module docstring)."""
     bad = ~torch.isfinite(f) | (f < 0)
@@ -568,10 +576,14 @@ class Integrator:
             draws = [(i, self.samplers[i].sample(int(n_i), self.generator))
                      for i, n_i in enumerate(counts) if n_i > 0]
             values = together([(d.x, i) for i, d in draws])
+            # one look at all channels' values (one synchronisation on a GPU, not one
+            # per channel); the channel at fault is then found and named as alone
+            if _any_invalid([f for f, _, _ in values]):
+                for (i, _), (f, _, _) in zip(draws, values, strict=True):
+                    _check_values(f, i)
             drawn = []
             for (i, d), (f, features, prior) in zip(draws, values, strict=True):
                 self.n_calls += len(d.x)
-                _check_values(f, i)
                 drawn.append((i, d, f, features, prior))
                 if progress is not None:
                     progress(len(d.x))

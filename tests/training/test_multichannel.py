@@ -133,6 +133,35 @@ def test_bad_integrand_values_are_refused(bad: float, why: str) -> None:
         mc.integrate(1000)
 
 
+def test_bad_values_of_channels_evaluated_together_name_their_channel() -> None:
+    """An integrand that evaluates all channels of a batch in one call
+    (``evaluate_channels``): one check of all values, the channel at fault named."""
+    from madnis_py.training import IntegrandError
+
+    toy = RidgeAndPeak()
+
+    class Together:
+        n_channels = 2
+        dims = staticmethod(toy.dims)
+
+        def __call__(self, x: torch.Tensor, channel: int):  # type: ignore[no-untyped-def]
+            return self.evaluate_channels([(x, channel)])[0]
+
+        def evaluate_channels(self, batches):  # type: ignore[no-untyped-def]
+            out = []
+            for x, channel in batches:
+                f, y, prior = toy(x, channel)
+                if channel == 1:
+                    f = f.clone()
+                    f[7] = -2.0
+                out.append((f, y, prior))
+            return out
+
+    mc = Integrator(Together(), feature_dims=2, seed=5)  # type: ignore[arg-type]
+    with pytest.raises(IntegrandError, match="channel 1: 1 of .* point 7, .*negative"):
+        mc.random_batch(1000)
+
+
 def test_vegas_pretraining_is_reported_and_unbiased(tmp_path: Path) -> None:
     toy = RidgeAndPeak()
     mc = Integrator(toy, feature_dims=2, seed=6)
