@@ -383,7 +383,7 @@ class Integrand:
                 stop = start + len(mapped[k].weight)
                 out[k] = together.take(slice(start, stop))
                 start = stop
-        return [b for b in out if b is not None]
+        return cast(list[IntegrandBatch], out)  # every entry set above
 
     def _after_mapping(self, mom: np.ndarray, w: np.ndarray, x12: np.ndarray, group: int,
                        prior: bool, details: bool) -> IntegrandBatch:

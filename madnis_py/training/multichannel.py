@@ -226,17 +226,21 @@ def allocate(n: int, sigmas: np.ndarray, *, min_fraction: float = 0.05,
     return np.asarray(counts, dtype=np.int64)
 
 
+def _invalid(f: torch.Tensor) -> torch.Tensor:
+    """Where integrand values are NaN, infinite or negative."""
+    return ~torch.isfinite(f) | (f < 0)
+
+
 def _any_invalid(values: list[torch.Tensor]) -> bool:
     """Whether any of the channels' integrand values is NaN, infinite or negative."""
     if not values:
         return False
-    flags = torch.stack([(~torch.isfinite(f) | (f < 0)).any() for f in values])
-    return bool(flags.any())
+    return bool(torch.stack([_invalid(f).any() for f in values]).any())
 
 
 def _check_values(f: torch.Tensor, channel: int) -> None:
     """Refuse NaN, infinite and negative integrand values (see the module docstring)."""
-    bad = ~torch.isfinite(f) | (f < 0)
+    bad = _invalid(f)
     if not bool(bad.any()):
         return
     first = int(torch.nonzero(bad)[0, 0])

@@ -194,3 +194,18 @@ def test_cuda_analytic_alphas(tmp_path: Path) -> None:
     got = dev.alphasQ2(torch.as_tensor(q2, device="cuda"))
     assert got.is_cuda and dev.host_points == 0
     np.testing.assert_allclose(got.cpu().numpy(), member.alphasQ2(q2), rtol=1e-13, atol=0)
+
+
+def test_a_member_without_grid_tables_goes_through_the_host(toy: PDF) -> None:
+    """A member the device cannot interpolate (LHAPDF's backend: no grid tables here)
+    is asked on the host, all partons in one ``xfxQ2_flavours`` call per batch."""
+
+    class HostOnly:  # the real reader, seen without its grid backend
+        xfxQ2_flavours = staticmethod(toy.xfxQ2_flavours)
+
+    dev = DevicePDF(HostOnly(), "cpu")
+    assert not dev.on_device
+    x, q2 = _points(toy, 1000, inside=True)
+    got = dev.xfxQ2_flavours([2, -1, 21], torch.from_numpy(x), torch.from_numpy(q2))
+    np.testing.assert_array_equal(got.numpy(), toy.xfxQ2_flavours([2, -1, 21], x, q2))
+    assert dev.host_points == 3 * len(x)

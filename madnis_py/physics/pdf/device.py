@@ -126,10 +126,10 @@ class DevicePDF:
                              f"{tuple(x.shape)} and {tuple(q2.shape)}")
         if self._grid_backend is None:
             self.host_points += x.numel() * len(pids)
-            xh, qh = x.detach().cpu().numpy(), q2.detach().cpu().numpy()
-            host = np.stack([np.asarray(self.pdf.xfxQ2(int(p), xh, qh), dtype=np.float64)
-                             for p in pids], axis=1).reshape(len(xh), len(pids))
-            return torch.as_tensor(host, dtype=torch.float64).to(x.device, non_blocking=True)
+            host = self.pdf.xfxQ2_flavours([int(p) for p in pids], x.detach().cpu().numpy(),
+                                           q2.detach().cpu().numpy())
+            return torch.as_tensor(np.asarray(host, dtype=np.float64)).to(x.device,
+                                                                          non_blocking=True)
         where = x.device  # the result goes back there (no copy when it is the device)
         x = x.to(self.device, torch.float64)
         q2 = q2.to(self.device, torch.float64)
