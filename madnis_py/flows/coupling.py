@@ -133,8 +133,11 @@ class RQSCoupling(nn.Module):
                           layers=layers, units=units, activation=activation)
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None, *,
-                inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Map ``x`` (n, dims) and return it with log|det J| (n,)."""
+                inverse: bool = False, check: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map ``x`` (n, dims) and return it with log|det J| (n,); ``check=False`` skips
+        the spline's check that the points are in [0, 1] where that is a host
+        synchronisation (CUDA tensors; see :func:`~madnis_py.flows.spline.rqs`)."""
         if (self.fuse_subnet and self.backend == "kernel" and x.device.type == "cpu"
                 and x.dtype in (torch.float32, torch.float64) and fusable(self.subnet)):
             return fused_coupling(x, condition, self.subnet, self._cond_list,
@@ -144,6 +147,7 @@ class RQSCoupling(nn.Module):
         net_in = x_cond if condition is None else torch.cat([x_cond, condition], dim=1)
         params = self.subnet(net_in).reshape(n * self.n_trans, self.spline.params_per_dim)
         x_trans = x.index_select(1, self.trans_index).reshape(-1)
-        y_trans, logdet = self._apply_spline(x_trans, params, self.spline, inverse=inverse)
+        y_trans, logdet = self._apply_spline(x_trans, params, self.spline, inverse=inverse,
+                                             check=check)
         y = x.index_copy(1, self.trans_index, y_trans.view(n, self.n_trans))
         return y, logdet.view(n, self.n_trans).sum(dim=1)

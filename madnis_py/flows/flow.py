@@ -14,7 +14,7 @@ from torch import nn
 
 from madnis_py.flows.coupling import RQSCoupling, binary_masks
 from madnis_py.flows.fused import fusable, fused_couplings
-from madnis_py.flows.spline import SplineOptions, check_unit_interval
+from madnis_py.flows.spline import SplineOptions, check_unit_interval, check_unit_intervals
 
 __all__ = ["Flow", "log_prob_many"]
 
@@ -81,7 +81,11 @@ class Flow(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def _check(self, x: torch.Tensor, name: str, condition: torch.Tensor | None) -> None:
+    def _check(self, x: torch.Tensor, name: str, condition: torch.Tensor | None, *,
+               values: bool = True) -> None:
+        """Types, shapes and devices of the arguments; with ``values``, that ``x`` is in
+        [0, 1] (the one check of the points' values: the blocks map [0, 1] onto itself,
+        so their splines skip theirs, a host synchronisation each on a GPU)."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 2 or x.shape[1] != self.dims:
@@ -90,7 +94,8 @@ class Flow(nn.Module):
             raise TypeError(f"{name}: dtype {x.dtype} does not match the flow's {self.dtype}")
         if x.device != self.device:
             raise ValueError(f"{name}: on {x.device}, but the flow is on {self.device}")
-        check_unit_interval(x, name)
+        if values:
+            check_unit_interval(x, name)
         if self.condition_dims == 0:
             if condition is not None:
                 raise ValueError("condition: this flow was built with condition_dims=0")
@@ -108,7 +113,7 @@ class Flow(nn.Module):
                 inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         logdet = x.new_zeros(x.shape[0])
         for block in (reversed(self.blocks) if inverse else self.blocks):
-            x, ld = block(x, condition, inverse=inverse)
+            x, ld = block(x, condition, inverse=inverse, check=False)
             logdet = logdet + ld
         return x, logdet
 
@@ -151,7 +156,8 @@ class Flow(nn.Module):
         if n < 0:
             raise ValueError(f"n must be non-negative, got {n}")
         z = torch.rand(n, self.dims, dtype=self.dtype, device=self.device, generator=generator)
-        x, logdet = self.transform(z, condition)
+        self._check(z, "z", condition, values=False)  # torch.rand is in [0, 1)
+        x, logdet = self._run(z, condition, inverse=False)
         return x, -logdet
 
 
@@ -185,12 +191,14 @@ def log_prob_many(flows: Sequence[Flow], xs: Sequence[torch.Tensor]) -> list[tor
     by flow."""
     if len(flows) != len(xs):
         raise ValueError(f"{len(flows)} flows and {len(xs)} point sets")
+    for f, x in zip(flows, xs, strict=True):
+        f._check(x, "x", None, values=False)
+    # the points' values of all flows in one look: one host synchronisation on a GPU
+    check_unit_intervals(xs, [f"x of flow {k}" for k in range(len(xs))])
     if (len(flows) < 2 or not _fused_alike(flows)
             or (not torch.is_grad_enabled()
                 and any(len(x) > f.chunk_size for f, x in zip(flows, xs, strict=True)))):
-        return [f.log_prob(x) for f, x in zip(flows, xs, strict=True)]
-    for f, x in zip(flows, xs, strict=True):
-        f._check(x, "x", None)
+        return [f._run(x, None, inverse=True)[1] for f, x in zip(flows, xs, strict=True)]
     first = flows[0]
     points = list(xs)
     logdets = [x.new_zeros(x.shape[0]) for x in xs]

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from madnis_py.flows.spline import SplineOptions
+from madnis_py.flows.spline import SplineOptions, check_unit_interval
 
 __all__ = ["rqs_reference"]
 
@@ -32,8 +32,11 @@ def _knots(raw: torch.Tensor, min_size: float) -> torch.Tensor:
 
 
 def rqs_reference(x: torch.Tensor, params: torch.Tensor, options: SplineOptions | None = None,
-                  *, inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                  *, inverse: bool = False, check: bool = True
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reference spline: same signature and results as :func:`madnis_py.flows.rqs`."""
+    if check:
+        check_unit_interval(x, "x")
     opts = options if options is not None else SplineOptions()
     K = opts.bins
     xknots = _knots(params[:, :K], opts.min_width)

@@ -51,6 +51,33 @@ def test_flow_on_cuda() -> None:
 
 
 @pytest.mark.cuda
+@needs_gpu
+def test_cuda_flow_checks_its_points_once() -> None:
+    """On a GPU a flow's sample synchronises the host nowhere (torch.rand's points need
+    no check, the blocks' splines skip theirs) and its density once (the entry check),
+    counted by torch itself; a bad point still raises, and rqs still checks by default."""
+    from madnis_py.flows.flow import log_prob_many
+    from madnis_py.host_syncs import count_host_syncs
+
+    flow = Flow(6).cuda()
+    flow.sample(10)
+    with count_host_syncs() as syncs:
+        x, _ = flow.sample(10_000)
+    assert syncs.cuda == 0 and syncs.total == 0, syncs.table()
+    with count_host_syncs() as syncs:
+        log_prob_many([flow, flow, flow], [x, x, x])
+    assert syncs.cuda == 1, syncs.table()
+    with pytest.raises(ValueError, match="x of flow 1: entry"):
+        log_prob_many([flow, flow], [x, x - 1])
+    params = torch.zeros(3, 31, dtype=torch.float64, device="cuda")
+    with pytest.raises(ValueError, match="x: entry 1"):
+        rqs(torch.tensor([0.5, 1.5, 0.2], dtype=torch.float64, device="cuda"), params)
+    y, _ = rqs(torch.tensor([0.5, 1.5, 0.2], dtype=torch.float64, device="cuda"), params,
+               check=False)  # trusted: the kernel clamps to [0, 1]
+    assert float(y[1]) == 1.0
+
+
+@pytest.mark.cuda
 @pytest.mark.skipif(not cuda_kernels_available() or torch.cuda.device_count() < 2,
                     reason="needs two CUDA devices")
 def test_cuda_kernels_run_on_the_device_of_their_data() -> None:

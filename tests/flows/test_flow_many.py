@@ -95,3 +95,24 @@ def test_training_with_the_flows_together_is_bit_for_bit_that_flow_by_flow(
                                                       *mc.weights.parameters()]]
     assert all(torch.equal(a, b) for a, b in zip(params["together"], params["one by one"],
                                                  strict=True))
+
+
+@pytest.mark.parametrize("backend", ["kernel", "reference"])
+def test_points_of_all_flows_are_checked_in_one_look(backend: str) -> None:
+    """log_prob_many checks every flow's points with one host synchronisation (one per
+    flow before), and its error names the flow and the entry; a flow's sample draws its
+    latent points in [0, 1) and checks none."""
+    from madnis_py.host_syncs import count_host_syncs
+
+    flows = _flows([3, 3, 5], backend)
+    xs = [x.detach() for x in _points(flows, [40, 50, 60])]
+    with count_host_syncs() as syncs:
+        log_prob_many(flows, xs)
+    assert syncs.total == 1, syncs.table()
+    bad = [xs[0], xs[1], xs[2].clone()]
+    bad[2][3, 1] = 1.5
+    with pytest.raises(ValueError, match=r"x of flow 2: entry 16 = 1.5 is outside"):
+        log_prob_many(flows, bad)
+    with count_host_syncs() as syncs:
+        flows[0].sample(100)
+    assert syncs.total == 0, syncs.table()
