@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -69,15 +69,13 @@ class _MatrixElementJob:
 
 @dataclass
 class _SubprocessPart:
-    """Subprocess ``subprocess``'s points ``sel`` (of those inside the phase space) with
-    their luminosities, and where its |M|^2 are in the results of job ``job``
-    (``position``)."""
+    """Subprocess ``subprocess``'s points ``ok`` (a mask over those inside the phase
+    space) with their luminosities, its |M|^2 among the results of job ``job``."""
 
     subprocess: int
-    sel: torch.Tensor
+    ok: torch.Tensor
     lum: torch.Tensor
     job: int
-    position: torch.Tensor
 
 
 def _eta(p: torch.Tensor) -> torch.Tensor:
@@ -206,7 +204,12 @@ class DeviceRecord:
         return len(self.x)
 
     def _rows(self, index: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(index), device=self.x.device)
+        """Indices or a boolean mask (host) as indices on the device: a mask's indices
+        found on the host, so that selecting rows needs no host synchronisation."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        return torch.as_tensor(index, device=self.x.device)
 
     def kept(self, on: np.ndarray) -> DeviceRecord:
         """The points where ``on`` (a boolean mask), still on the device."""
@@ -217,26 +220,56 @@ class DeviceRecord:
     def events_at(self, index: np.ndarray) -> IntegrandBatch:
         """The host arrays of the points ``index`` (indices or a boolean mask), in one
         copy of their rows."""
-        rows = self._rows(index)
-        names = [f.name for f in fields(self)[2:]]  # f .. alpha_s: IntegrandBatch's fields
-        parts = [getattr(self, name) for name in names]
-        widths = [math.prod(t.shape[1:]) for t in parts]
-        taken = [t[rows].reshape(-1, width).to(torch.float64)
-                 for t, width in zip(parts, widths, strict=True)]
-        host = torch.cat(taken, dim=1).cpu().numpy()
-        out: list[np.ndarray] = []
+        return DeviceRecord.events_of([self], [index])[0]
+
+    @staticmethod
+    def events_of(records: Sequence[DeviceRecord], indices: Sequence[np.ndarray]
+                  ) -> list[IntegrandBatch]:
+        """:meth:`events_at` of each record at its indices (of one process, on one
+        device), the rows of all of them in one copy to the host."""
+        if not records:
+            return []
+        names = [f.name for f in fields(DeviceRecord)[2:]]  # f .. alpha_s: IntegrandBatch's
+        shapes = [getattr(records[0], name).shape[1:] for name in names]
+        widths = [math.prod(shape) for shape in shapes]
+        taken, counts = [], []
+        for rec, index in zip(records, indices, strict=True):
+            rows = rec._rows(index)
+            counts.append(len(rows))
+            taken.append(torch.cat([getattr(rec, name)[rows].reshape(-1, width)
+                                    .to(torch.float64)
+                                    for name, width in zip(names, widths, strict=True)],
+                                   dim=1))
+        host = torch.cat(taken).cpu().numpy()
+        out = []
         start = 0
-        for t, width in zip(parts, widths, strict=True):
-            cols = host[:, start:start + width]
-            start += width
-            out.append(np.ascontiguousarray(cols.reshape(len(host), *t.shape[1:])))
-        values = dict(zip(names, out, strict=True))
-        values["passed"] = values["passed"].astype(bool)
-        return IntegrandBatch(prior=None, **values)
+        for count in counts:
+            block = host[start:start + count]
+            start += count
+            values: dict[str, np.ndarray] = {}
+            col = 0
+            for name, shape, width in zip(names, shapes, widths, strict=True):
+                values[name] = np.ascontiguousarray(
+                    block[:, col:col + width].reshape(count, *shape))
+                col += width
+            values["passed"] = values["passed"].astype(bool)
+            out.append(IntegrandBatch(prior=None, **values))
+        return out
 
     def holds(self, x: torch.Tensor) -> bool:
         """Whether the recorded points are ``x``, bit for bit."""
-        return x.shape == self.x.shape and bool(torch.equal(x.to(self.x.device), self.x))
+        return DeviceRecord.all_hold([self], [x])
+
+    @staticmethod
+    def all_hold(records: Sequence[DeviceRecord], xs: Sequence[torch.Tensor]) -> bool:
+        """Whether every record holds its points, bit for bit: one host synchronisation
+        for all of them."""
+        same = []
+        for rec, x in zip(records, xs, strict=True):
+            if x.shape != rec.x.shape:
+                return False
+            same.append((x.to(rec.x.device) == rec.x).all())
+        return not same or bool(torch.stack(same).all())
 
 
 class DeviceChannels(ChannelIntegrand):
@@ -272,33 +305,61 @@ class DeviceChannels(ChannelIntegrand):
 
     def evaluate_channels(self, batches: Sequence[tuple[torch.Tensor, int]]
                           ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-        """``(f, features, prior)`` of several channels' points at once: their matrix
-        elements in one call (one host round trip for a host library, whatever the
-        number of channels and subprocesses)."""
-        states = [self._prepare(x, channel) for x, channel in batches]
+        """``(f, features, prior)`` of several channels' points at once, as
+        :meth:`Integrand.evaluate_channels <madnis_py.integrand.Integrand.evaluate_channels>`:
+        each channel's phase-space map, then everything after it (scales, alpha_s, PDFs,
+        cuts, prior) once per subprocess group for the points of all its channels, and the
+        matrix elements of all groups in one call (one host round trip for a host
+        library, whatever the number of channels and subprocesses). Every step is point
+        by point, so the values are those of one call per channel; the kernel launches
+        and host synchronisations of a call are paid once per group."""
+        for _, channel in batches:
+            if not 0 <= channel < self.n_channels:
+                raise IndexError(f"channel {channel}: the process has {self.n_channels} "
+                                 "channels")
+        ig = self.integrand
+        mapped = [ig.mappings[c].map(x.detach().to(torch.float64).contiguous())
+                  for x, c in batches]
+        ig.n_points += sum(len(m.weight) for m in mapped)  # as Integrand.__call__
+        members: dict[int, list[int]] = {}
+        for k, (_, channel) in enumerate(batches):
+            members.setdefault(ig.layout.group[channel], []).append(k)
+        states = []
+        for group, ks in members.items():
+            def joined(name: str, ks: list[int] = ks) -> torch.Tensor:
+                parts = [getattr(mapped[k], name) for k in ks]
+                return parts[0] if len(parts) == 1 else torch.cat(parts)
+            states.append(self._prepare(joined("momenta"), joined("weight"),
+                                        joined("x1x2"), group))
         jobs = [job for st in states for job in st["jobs"]]
-        results = self._matrix_elements(jobs, bool(self.integrand._amp2))
-        out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
-        k = 0
-        for (x, channel), st in zip(batches, states, strict=True):
-            mine = results[k:k + len(st["jobs"])]
-            k += len(st["jobs"])
+        results = self._matrix_elements(jobs, bool(ig._amp2))
+        out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None]
+        out = [None] * len(batches)
+        records: list[DeviceRecord | None] = [None] * len(batches)
+        j = 0
+        for ks, st in zip(members.values(), states, strict=True):
+            mine = results[j:j + len(st["jobs"])]
+            j += len(st["jobs"])
             f, features, prior = self._finish(st, mine, details=self._records is not None)
-            if self._records is not None:
-                self._records.append(self._record(x, channel, st, f))
-            out.append((f.to(x.dtype), features.to(x.dtype), prior.to(x.dtype)))
-        return out
+            start = 0
+            for k in ks:
+                x, channel = batches[k]
+                rows = slice(start, start + len(mapped[k].weight))
+                start = rows.stop
+                if self._records is not None:
+                    records[k] = self._record(x, channel, st, f, rows)
+                out[k] = (f[rows].to(x.dtype), features[rows].to(x.dtype),
+                          prior[rows].to(x.dtype))
+        if self._records is not None:  # in the order of the batches, as TorchChannels
+            self._records.extend(cast(list[DeviceRecord], records))
+        return cast(list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]], out)
 
-    def _prepare(self, x: torch.Tensor, channel: int) -> dict[str, Any]:
-        """Everything of Integrand.__call__ before the matrix element: mapping, scales,
+    def _prepare(self, mom: torch.Tensor, w: torch.Tensor, x12: torch.Tensor, group: int
+                 ) -> dict[str, Any]:
+        """Everything of Integrand.__call__ after the mapping and before the matrix
+        element, at mapped points of the channels of subprocess group ``group``: scales,
         alpha_s, luminosities, cuts; ``jobs`` are the matrix-element calls it needs."""
         ig = self.integrand
-        if not 0 <= channel < self.n_channels:
-            raise IndexError(f"channel {channel}: the process has {self.n_channels} channels")
-        batch = ig.mappings[channel].map(x.detach().to(torch.float64).contiguous())
-        mom, w, x12 = batch.momenta, batch.weight, batch.x1x2
-        ig.n_points += len(mom)  # the run's "integrand calls", as Integrand.__call__
-        group = ig.layout.group[channel]
         st: dict[str, Any] = {"mom": mom, "x12": x12, "w": w, "jobs": [], "parts": [],
                               "group": group}
         idx = torch.nonzero(w > 0).squeeze(1)
@@ -316,14 +377,16 @@ class DeviceChannels(ChannelIntegrand):
         st["common"] = w[idx] / (2 * shat) * GEV2_TO_PB
         st["p"] = p
         parton: dict[tuple[int, int], torch.Tensor] = {}
+        if self.pdf is not None:  # both beams' partons of the group at once
+            xs = [x12[idx, beam] for beam in (0, 1)]
+            pids = ig._beam_pids[group]
+            values = self.pdf.xfxQ2_beams([(pids[beam], xs[beam]) for beam in (0, 1)],
+                                          mu ** 2)
+            for beam in (0, 1):
+                per_x = values[beam] / xs[beam][:, None]
+                parton.update({(beam, q): per_x[:, j] for j, q in enumerate(pids[beam])})
 
         def density(beam: int, pid: int) -> torch.Tensor:
-            if (beam, pid) not in parton:  # the beam's partons of the group at once
-                assert self.pdf is not None
-                xb = x12[idx, beam]
-                pids = ig._beam_pids[group][beam]
-                values = self.pdf.xfxQ2_flavours(pids, xb, mu ** 2) / xb[:, None]
-                parton.update({(beam, q): values[:, j] for j, q in enumerate(pids)})
             return parton[beam, pid]
 
         # as Integrand.__call__: one cut mask per cut signature, and one matrix-element
@@ -344,20 +407,17 @@ class DeviceChannels(ChannelIntegrand):
             need = parts[0][1]
             for _, ok, _ in parts[1:]:
                 need = need | ok
-            rows = torch.nonzero(need).squeeze(1)
+            rows = torch.nonzero(need).squeeze(1)  # the library's points: compacted
             if len(rows) == 0:
                 continue
-            # position of each needed point in the job's rows
-            position = torch.cumsum(need.to(torch.int64), 0) - 1
             p_lib = p[rows]
             if sub.mirror:
                 p_lib = p_lib[:, [1, 0, *range(2, p.shape[1])]]
             job = len(st["jobs"])
             st["jobs"].append(_MatrixElementJob(sub, rows, p_lib.contiguous(), alphas[rows]))
-            for k, ok, lum in parts:
-                sel = torch.nonzero(ok).squeeze(1)
-                if len(sel):
-                    st["parts"].append(_SubprocessPart(k, sel, lum[sel], job, position[sel]))
+            # the subprocesses' parts stay masks: selected by torch.where, not compacted
+            # (a compaction is a host synchronisation on a GPU)
+            st["parts"].extend(_SubprocessPart(k, ok, lum, job) for k, ok, lum in parts)
         return st
 
     def _finish(self, st: dict[str, Any], results: list[tuple[torch.Tensor, torch.Tensor | None]],
@@ -374,31 +434,48 @@ class DeviceChannels(ChannelIntegrand):
         prior_num = torch.zeros(n, self.n_channels, dtype=torch.float64, device=dev)
         passed_all = torch.zeros(n, dtype=torch.bool, device=dev)
         if len(idx):
-            passed = torch.zeros(len(idx), dtype=torch.bool, device=dev)
+            n_in = len(idx)
             for job in st["jobs"]:
                 ig.n_calls += len(job.rows)
+            # each job's results spread back onto the points inside (zero elsewhere)
+            spread: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+            for job, (m2, amp2) in zip(st["jobs"], results, strict=True):
+                m2_in = torch.zeros(n_in, dtype=torch.float64, device=dev)
+                m2_in[job.rows] = m2.to(torch.float64)
+                amp2_in = None
+                if amp2 is not None:
+                    amp2_in = torch.zeros(n_in, amp2.shape[1], dtype=torch.float64,
+                                          device=dev)
+                    amp2_in[job.rows] = amp2.to(torch.float64)
+                spread.append((m2_in, amp2_in))
+            f_in = torch.zeros(n_in, dtype=torch.float64, device=dev)
+            prior_in = torch.zeros(n_in, self.n_channels, dtype=torch.float64, device=dev)
+            sub_f_in = (torch.zeros(n_in, len(ig.process.subprocesses), dtype=torch.float64,
+                                    device=dev) if details else None)
+            passed = torch.zeros(n_in, dtype=torch.bool, device=dev)
             for sp in st["parts"]:
-                m2_all, amp2_all = results[sp.job]
-                m2 = m2_all[sp.position]
-                k, sel, lum = sp.subprocess, sp.sel, sp.lum
-                rows = idx[sel]
-                part = lum * m2 * st["common"][sel]
-                f[rows] += part
-                if sub_f is not None:
-                    sub_f[rows, k] = part
-                passed[sel] = True
-                if amp2_all is not None:
-                    prior_num[rows] += lum[:, None] * self.integrand.amp2_per_channel(
-                        k, amp2_all[sp.position])
-            passed_all[idx] = passed
+                m2_in, amp2_in = spread[sp.job]
+                k, ok, lum = sp.subprocess, sp.ok, sp.lum
+                part = torch.where(ok, lum * m2_in * st["common"], 0.0)
+                f_in += part
+                if sub_f_in is not None:
+                    sub_f_in[:, k] = part
+                passed |= ok
+                if amp2_in is not None:
+                    prior_in += torch.where(ok[:, None], lum[:, None] * self.integrand
+                                            .amp2_per_channel(k, amp2_in), 0.0)
             if not ig._amp2:
                 channels = list(ig.layout.channels_of(st["group"]))
                 mine = self._group_tensors(st["group"], dev)[0]
-                inside = torch.nonzero(passed).squeeze(1)
-                pp = st["p"][inside]
-                cols = [_propagator_prior(ig.process.channels[ig.layout.topology[c]], pp)
-                        for c in channels]
-                prior_num[idx[inside][:, None], mine] = torch.stack(cols, dim=1)
+                cols = [_propagator_prior(ig.process.channels[ig.layout.topology[c]],
+                                          st["p"]) for c in channels]
+                prior_in[:, mine] = torch.where(passed[:, None], torch.stack(cols, dim=1),
+                                                0.0)
+            f[idx] = f_in
+            prior_num[idx] = prior_in
+            if sub_f is not None and sub_f_in is not None:
+                sub_f[idx] = sub_f_in
+            passed_all[idx] = passed
         st["sub_f"], st["passed"] = sub_f, passed_all
         in_group = self._group_tensors(st["group"], dev)[1]
         prior = _normalised_prior(prior_num, passed_all, in_group)
@@ -408,9 +485,10 @@ class DeviceChannels(ChannelIntegrand):
         return f, torch.cat(feats, dim=1), prior
 
     def _record(self, x: torch.Tensor, channel: int, st: dict[str, Any],
-                f: torch.Tensor) -> DeviceRecord:
-        """The event record's details of one channel's evaluation (``st`` after
-        :meth:`_finish` with ``details``): what ``details=True`` gives in
+                f: torch.Tensor, rows: slice) -> DeviceRecord:
+        """The event record's details of one channel's points, ``rows`` of its group's
+        evaluation (``st`` after :meth:`_finish` with ``details``): what
+        ``details=True`` gives in
         :meth:`Integrand.__call__ <madnis_py.integrand.Integrand.__call__>`."""
         mom, idx = st["mom"], st["idx"]
         scale = torch.zeros(len(mom), dtype=torch.float64, device=mom.device)
@@ -418,8 +496,9 @@ class DeviceChannels(ChannelIntegrand):
         if len(idx):
             scale[idx] = st["mu"].to(torch.float64)
             alphas[idx] = st["alphas"].to(torch.float64)
-        return DeviceRecord(channel, x.detach(), f, mom, st["x12"], st["w"], st["passed"],
-                            st["sub_f"], scale, alphas)
+        return DeviceRecord(channel, x.detach(), f[rows], mom[rows], st["x12"][rows],
+                            st["w"][rows], st["passed"][rows], st["sub_f"][rows],
+                            scale[rows], alphas[rows])
 
     def _group_tensors(self, group: int, device: torch.device
                        ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -117,6 +117,17 @@ class RecordedBatch:
         """Whether the recorded points are ``x``, bit for bit."""
         return np.array_equal(x.detach().cpu().numpy(), self.x)
 
+    @staticmethod
+    def all_hold(records: Sequence[RecordedBatch], xs: Sequence[torch.Tensor]) -> bool:
+        """Whether every record holds its points (:meth:`holds` of each)."""
+        return all(r.holds(x) for r, x in zip(records, xs, strict=True))
+
+    @staticmethod
+    def events_of(records: Sequence[RecordedBatch], indices: Sequence[np.ndarray]
+                  ) -> list[IntegrandBatch]:
+        """:meth:`events_at` of each record at its indices."""
+        return [r.events_at(i) for r, i in zip(records, indices, strict=True)]
+
 
 class EvaluationRecord(Protocol):
     """One recorded integrand evaluation of a channel's points, as the event generator
@@ -138,6 +149,19 @@ class EvaluationRecord(Protocol):
 
     def holds(self, x: torch.Tensor) -> bool:
         """Whether the recorded points are ``x``, bit for bit."""
+        ...
+
+    @staticmethod
+    def all_hold(records: Sequence[Any], xs: Sequence[torch.Tensor]) -> bool:
+        """Whether every record of this type holds its points: :meth:`holds` of each, at
+        once where that saves a host synchronisation per record."""
+        ...
+
+    @staticmethod
+    def events_of(records: Sequence[Any], indices: Sequence[np.ndarray]
+                  ) -> list[IntegrandBatch]:
+        """:meth:`events_at` of each record of this type at its indices, in one copy
+        where the records are on a device."""
         ...
 
 
@@ -219,8 +243,10 @@ def _normalised_prior(prior_num: ArrayT, passed: ArrayT, mine: ArrayT) -> ArrayT
     over them. numpy arrays or torch tensors (the device integrand's too)."""
     total = prior_num.sum(1)[:, None]
     out: Any = prior_num / (total + (total <= 0))  # rows of zeros stay zero
-    empty = passed & (total[:, 0] <= 0)
-    out[empty[:, None] & mine[None, :]] = 1.0 / float(mine.sum())
+    fill = (passed & (total[:, 0] <= 0))[:, None] & mine[None, :]
+    if isinstance(mine, torch.Tensor):  # no masked assignment or scalar read: no host sync
+        return torch.where(fill, 1.0 / mine.sum(dtype=out.dtype), out)
+    out[fill] = 1.0 / float(mine.sum())
     return cast(ArrayT, out)
 
 

@@ -66,6 +66,36 @@ def test_prior_is_normalised_and_follows_the_resonance() -> None:
     assert np.all(batch.prior[:, z] > 0.9)  # on the Z pole the Z diagram dominates
 
 
+def test_prior_normalisation_of_tensors_is_that_of_arrays() -> None:
+    """_normalised_prior: rows normalised, rows inside the cuts without any prior shared
+    alike among the group's channels (1/3 here), other empty rows zero; torch tensors
+    (the device integrand's, without a masked assignment) give the arrays' numbers
+    exactly."""
+    import torch
+
+    from madnis_py.host_syncs import count_host_syncs
+    from madnis_py.integrand import _normalised_prior
+
+    rng = np.random.default_rng(3)
+    num = rng.uniform(0, 2, (500, 5)) * (rng.uniform(size=(500, 5)) < 0.5)
+    num[:, 3:] = 0.0  # another group's channels
+    num[::7] = 0.0
+    passed = rng.uniform(size=500) < 0.8
+    mine = np.array([True, True, True, False, False])
+    want = _normalised_prior(num.copy(), passed, mine)
+    empty = passed & (num.sum(1) == 0)
+    assert empty.sum() > 10
+    np.testing.assert_array_equal(want[empty], np.tile([1 / 3, 1 / 3, 1 / 3, 0, 0],
+                                                       (empty.sum(), 1)))
+    assert np.all(want[~passed & (num.sum(1) == 0)] == 0)
+    np.testing.assert_allclose(want[~empty & (num.sum(1) > 0)].sum(1), 1.0, rtol=1e-15)
+    with count_host_syncs() as syncs:
+        got = _normalised_prior(torch.from_numpy(num), torch.from_numpy(passed),
+                                torch.from_numpy(mine))
+    assert syncs.total == 0, syncs.table()
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
 def test_dynamical_scales() -> None:
     p = np.zeros((1, 4, 4))
     p[0, 0] = [50, 0, 0, 50]

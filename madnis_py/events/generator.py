@@ -432,14 +432,17 @@ class EventGenerator:
         """Events of the accepted points ``idx`` of a recorded draw, from its first
         evaluation: the same choices, in the same order, as :meth:`_details`."""
         start = 0
+        xs = []
         for rec in records:
             stop = start + len(rec)
-            if not (np.all(channels[start:stop] == rec.channel)
-                    and rec.holds(x[start:stop])):
-                raise RuntimeError("the recorded evaluations do not match the drawn points "
-                                   "(the integrator evaluated something else while "
-                                   "drawing)")
+            if not np.all(channels[start:stop] == rec.channel):
+                break
+            xs.append(x[start:stop])
             start = stop
+        if len(xs) < len(records) or not _all_hold(records, xs):
+            raise RuntimeError("the recorded evaluations do not match the drawn points "
+                               "(the integrator evaluated something else while "
+                               "drawing)")
         if start != len(channels):
             raise RuntimeError(f"{start} points recorded, {len(channels)} drawn")
         return self._events_of(records, idx, weights)
@@ -448,17 +451,20 @@ class EventGenerator:
                    weights: np.ndarray) -> EventBatch:
         """Events of the points ``idx`` (sorted) of the concatenated ``records``, with
         the event weights ``weights`` (one per index)."""
-        parts = []
+        taken: list[tuple[EvaluationRecord, np.ndarray, slice]] = []
         start = 0
         for rec in records:
             stop = start + len(rec)
             lo, hi = np.searchsorted(idx, [start, stop])
             if hi > lo:
-                b = rec.events_at(idx[lo:hi] - start)
-                if np.any(b.f <= 0):
-                    raise RuntimeError(f"channel {rec.channel}: an accepted point has f = 0")
-                parts.append(self._pick(rec.channel, b, weights[lo:hi]))
+                taken.append((rec, idx[lo:hi] - start, slice(lo, hi)))
             start = stop
+        parts = []
+        batches = _events_of([rec for rec, _, _ in taken], [i for _, i, _ in taken])
+        for (rec, _, these), b in zip(taken, batches, strict=True):
+            if np.any(b.f <= 0):
+                raise RuntimeError(f"channel {rec.channel}: an accepted point has f = 0")
+            parts.append(self._pick(rec.channel, b, weights[these]))
         return EventBatch.concatenate(parts)
 
     def _pick(self, channel: int, b: IntegrandBatch, weights: np.ndarray) -> EventBatch:
@@ -641,3 +647,22 @@ class EventGenerator:
             recycle_skipped=skipped)
         out = EventBatch.concatenate(kept) if kept else None
         return out, summary
+
+
+def _all_hold(records: Sequence[EvaluationRecord], xs: Sequence[torch.Tensor]) -> bool:
+    """``records[i].holds(xs[i])`` for all i, at once where the records are of one type
+    (one host synchronisation for device records)."""
+    kinds = {type(r) for r in records}
+    if len(kinds) == 1:
+        return bool(type(records[0]).all_hold(records, xs))
+    return all(r.holds(x) for r, x in zip(records, xs, strict=True))
+
+
+def _events_of(records: Sequence[EvaluationRecord], indices: Sequence[np.ndarray]
+               ) -> list[IntegrandBatch]:
+    """``records[i].events_at(indices[i])`` for all i, in one copy to the host where the
+    records are device records."""
+    kinds = {type(r) for r in records}
+    if len(kinds) == 1:
+        return type(records[0]).events_of(records, indices)
+    return [r.events_at(i) for r, i in zip(records, indices, strict=True)]

@@ -91,14 +91,53 @@ def madgraph_alphas(q: Any, asmz: float, nloop: int = 2) -> Any:
         raise ValueError(f"nloop must be 1 or 2, got {nloop}")
     if not asmz > 0:
         raise ValueError(f"alpha_s(M_Z) must be > 0, got {asmz!r}")
-    xp: ModuleType = torch if isinstance(q, torch.Tensor) else np
-    qs = q.to(torch.float64) if xp is torch else np.asarray(q, dtype=np.float64)
+    a_b, a_c = _thresholds(float(asmz), nloop)
+    if isinstance(q, torch.Tensor):
+        return _alphas_tensor(q.to(torch.float64), float(asmz), a_b, a_c, nloop)
+    xp: ModuleType = np
+    qs = np.asarray(q, dtype=np.float64)
     if bool(xp.any(~(qs > 0))):
         raise ValueError("scales must be > 0")
-    a_b, a_c = _thresholds(float(asmz), nloop)
     out = xp.empty_like(qs)
     high, mid, low = qs >= B_MASS, (qs < B_MASS) & (qs >= C_MASS), qs < C_MASS
     out[high] = _run(2 * xp.log(qs[high] / MZ), asmz, 5, nloop, xp)
     out[mid] = _run(2 * xp.log(qs[mid] / B_MASS), a_b, 4, nloop, xp)
     out[low] = _run(2 * xp.log(qs[low] / C_MASS), a_c, 3, nloop, xp)
     return out
+
+
+def _alphas_tensor(qs: torch.Tensor, asmz: float, a_b: float, a_c: float,
+                   nloop: int) -> torch.Tensor:
+    """:func:`madgraph_alphas` of a tensor with one host synchronisation on a GPU: the
+    three flavour regions' coefficients and starting points chosen per point by
+    ``torch.where`` (no masked selections), one Newton solution for all points, its
+    convergence read once after six steps (the numpy solution's steps are below 1e-14
+    after four from 1 GeV to 100 TeV) and again after each further step only where
+    that was not enough. The same formulas as the numpy path; the results differ from
+    it only where it stops a step earlier or later, at rounding. Scales <= 0 give NaN
+    (which the integrand's value check reports) instead of an error."""
+    high, low = qs >= B_MASS, qs < C_MASS
+
+    def pick(at_high: float, at_mid: float, at_low: float) -> torch.Tensor:
+        return torch.where(high, at_high, torch.where(low, at_low, torch.full_like(qs, at_mid)))
+
+    b0 = pick(*(_coefficients(nf)[0] for nf in (5, 4, 3)))
+    c1 = pick(*(_coefficients(nf)[1] for nf in (5, 4, 3)))
+    a0 = pick(asmz, a_b, a_c)
+    t = 2 * torch.log(qs / pick(MZ, B_MASS, C_MASS))
+    if nloop == 1:
+        a = a0 / (1.0 + a0 * b0 * t)
+    else:
+        a = a0 / (1.0 + b0 * a0 * t + c1 * a0 * torch.log(1.0 + a0 * b0 * t))
+        a = torch.where(a < 0, 0.3, a)
+
+        def f2(x: torch.Tensor) -> torch.Tensor:
+            return 1.0 / x + c1 * torch.log(c1 * x / (1.0 + c1 * x))
+
+        for k in range(50):
+            fp = 1.0 / (a ** 2 * (1.0 + c1 * a))
+            step = (b0 * t + f2(a0) - f2(a)) / fp
+            a = a - step
+            if k >= 5 and bool(torch.all(torch.abs(step) < 1e-14)):
+                break
+    return torch.where(qs > 0, a, torch.nan)

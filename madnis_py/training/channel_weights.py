@@ -79,14 +79,17 @@ class ChannelWeights(nn.Module):
         fallback = (torch.ones_like(prior) if active is None
                     else active.to(prior.dtype).expand_as(prior))
         if self.membership is not None:  # the active channels of the row's group
-            rows = torch.nonzero(empty[:, 0] & (prior > 0).any(dim=1)).squeeze(1)
-            if len(rows):
-                member = self.membership.to(prior)
-                mine = ((prior[rows] > 0).to(prior.dtype) @ member > 0).to(prior.dtype)
-                fallback = fallback.clone()
-                fallback[rows] = fallback[rows] * (mine @ member.T > 0).to(prior.dtype)
+            # for every row, selected by torch.where: no host synchronisation on a GPU
+            rows = empty & (prior > 0).any(dim=1, keepdim=True)
+            member = self.membership.to(prior)
+            mine = ((prior > 0).to(prior.dtype) @ member > 0).to(prior.dtype)
+            fallback = torch.where(rows, fallback * (mine @ member.T > 0).to(prior.dtype),
+                                   fallback)
         weights = torch.where(empty, fallback, masked)
-        if self.net is not None and (torch.is_grad_enabled() or self.corrects()):
+        # on the CPU the network is skipped while it does not change alpha; on a GPU it
+        # runs (cheaply) instead of asking whether it does (a host synchronisation)
+        if self.net is not None and (torch.is_grad_enabled() or features.device.type != "cpu"
+                                     or self.corrects()):
             return torch.softmax(torch.log(weights) + self.net(features), dim=1)
         # without a correction alpha is the prior normalised (softmax(log p) to rounding)
         return weights / weights.sum(dim=1, keepdim=True)

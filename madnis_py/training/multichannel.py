@@ -619,6 +619,7 @@ class Integrator:
         var_terms = []
         kl_terms = []
         top_terms = []
+        moments: list[torch.Tensor] = []
         values = np.zeros(self.n_channels)
         sigmas = np.zeros(self.n_channels)
         n_total = sum(len(st.x) for st in samples)
@@ -639,9 +640,13 @@ class Integrator:
                 k = max(1, math.ceil(self.top_fraction * len(st.x)))
                 top = torch.topk(w_old.detach(), k).indices
                 top_terms.append((w_old * ratio)[top].mean() * (n_total / len(st.x)))
-            with torch.no_grad():
-                values[st.channel] = float(mean)
-                sigmas[st.channel] = float(w_old.std())
+            moments.append(torch.stack([mean.detach(), w_old.detach().std()]))
+        # every channel's integral and weight std in one copy (one host synchronisation
+        # on a GPU, not two per channel)
+        rows = torch.stack(moments).tolist() if moments else []
+        for st, (mean_i, std_i) in zip(samples, rows, strict=True):
+            values[st.channel] = mean_i
+            sigmas[st.channel] = std_i
         value = float(values.sum())
         if value <= 0:
             raise ZeroDivisionError(
@@ -818,12 +823,16 @@ class Integrator:
             self.sigmas = np.where(counts >= 2, sigmas, self.sigmas)
             self.steps_done += 1
             self._drop_small_channels(values, value)
-            losses.append(float(loss.detach()))
             event_weights = torch.cat([s.event_weight for s in fresh])
+            # the step's loss and the batch's largest and mean event weight in one copy
+            loss_value, top, mean_weight = torch.stack([
+                loss.detach().to(event_weights.dtype), event_weights.max(),
+                event_weights.mean()]).tolist()
+            losses.append(loss_value)
             self.history.append(
                 loss=losses[-1], value=value,
                 rel_std=float(self.sigmas.sum() / max(value, 1e-300)),
-                eps_uw=_eps_uw(event_weights),
+                eps_uw=mean_weight / top if top > 0 else math.nan,
                 fractions=(counts / counts.sum()).tolist())
             if bar is not None:
                 bar.set_postfix(loss=f"{losses[-1]:.3g}",
@@ -1023,12 +1032,19 @@ class Integrator:
             stds = np.zeros(self.n_channels)
             batch = self.random_batch(m, progress=progress)
             event_weights = []
+            # one copy to the host per iteration: each channel's weights, event weights,
+            # mean and std
+            packed = []
             for s in batch.samples:
                 w = s.weight.double()
-                nw = len(w)
-                # one copy to the host per channel: its weights, event weights, mean, std
-                stats = torch.stack([w.mean(), w.std() if nw > 1 else w.new_zeros(())])
-                host = torch.cat([w, s.event_weight.double(), stats]).cpu().numpy()
+                stats = torch.stack([w.mean(), w.std() if len(w) > 1 else w.new_zeros(())])
+                packed += [w, s.event_weight.double(), stats]
+            copied = torch.cat(packed).cpu().numpy() if packed else np.zeros(0)
+            start = 0
+            for s in batch.samples:
+                nw = len(s.weight)
+                host = copied[start:start + 2 * nw + 2]
+                start += 2 * nw + 2
                 points[s.channel] = nw
                 means[s.channel] = float(host[2 * nw])
                 stds[s.channel] = float(host[2 * nw + 1])
@@ -1076,9 +1092,3 @@ class Integrator:
         """The training history (loss, sigma, rel. std, eps_uw of the batch, channel
         fractions per step) as JSON, written atomically."""
         self.history.save(path)
-
-
-def _eps_uw(weights: torch.Tensor) -> float:
-    """<W> / max W of event weights."""
-    top = float(weights.max())
-    return float(weights.mean()) / top if top > 0 else math.nan

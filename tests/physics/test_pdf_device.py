@@ -90,6 +90,32 @@ def test_several_flavours_at_once_are_each_flavours_values(toy: PDF, inside: boo
     assert dev.host_points == outside * 4
 
 
+@pytest.mark.parametrize("inside", [True, False])
+def test_both_beams_at_once_are_each_beams_values(toy: PDF, inside: bool) -> None:
+    """xfxQ2_beams: each beam's partons at its own x, bit for bit xfxQ2_flavours of that
+    beam alone, with one host synchronisation for both beams' outside-the-grid check."""
+    from madnis_py.host_syncs import count_host_syncs
+
+    x1, q2 = _points(toy, 2000, inside=inside)
+    x2 = np.random.default_rng(4).permutation(x1)
+    qt = torch.from_numpy(q2)
+    beams = [([2, -1, 21], torch.from_numpy(x1)), ([7, 1, -2, 0], torch.from_numpy(x2))]
+    dev = DevicePDF(toy, "cpu")
+    with count_host_syncs() as syncs:
+        both = dev.xfxQ2_beams(beams, qt)
+    looks = sum(k for (op, site), k in syncs.by_site.items()
+                if op == "_local_scalar_dense" and site.endswith(" xfxQ2_beams"))
+    assert looks == 1, syncs.table()
+    if inside:  # outside, the continuation's points are copied to the host too
+        assert syncs.total == 1, syncs.table()
+    one = DevicePDF(toy, "cpu")
+    for (pids, x), got in zip(beams, both, strict=True):
+        torch.testing.assert_close(got, one.xfxQ2_flavours(pids, x, qt), rtol=0, atol=0)
+    assert dev.host_points == one.host_points
+    with pytest.raises(ValueError, match="two 1-d tensors of one length"):
+        dev.xfxQ2_beams([([2], torch.from_numpy(x1[:5]))], qt)
+
+
 def test_nearest_extrapolator_stays_on_the_device(tmp_path: Path, toy: PDF) -> None:
     setdir = tmp_path / "LHToyPDF"
     shutil.copytree(SETDIR, setdir)

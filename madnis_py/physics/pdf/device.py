@@ -121,43 +121,65 @@ class DevicePDF:
         column equal to :meth:`xfxQ2` of its parton, with the knot search and the check
         for points outside the grid done once for all of them (as the reader's
         ``xfxQ2_flavours``)."""
-        if x.shape != q2.shape or x.dim() != 1:
-            raise ValueError(f"x and q2: expected two 1-d tensors of one length, got "
-                             f"{tuple(x.shape)} and {tuple(q2.shape)}")
+        return self.xfxQ2_beams([(pids, x)], q2)[0]
+
+    def xfxQ2_beams(self, beams: Sequence[tuple[Sequence[int], torch.Tensor]],
+                    q2: torch.Tensor) -> list[torch.Tensor]:
+        """:meth:`xfxQ2_flavours` of several beams, each its partons at its own x, at the
+        same ``q2``: the beams' checks for points outside the grid are one host
+        synchronisation on a GPU, not one each."""
+        for _, x in beams:
+            if x.shape != q2.shape or x.dim() != 1:
+                raise ValueError(f"x and q2: expected two 1-d tensors of one length, got "
+                                 f"{tuple(x.shape)} and {tuple(q2.shape)}")
         if self._grid_backend is None:
-            self.host_points += x.numel() * len(pids)
-            host = self.pdf.xfxQ2_flavours([int(p) for p in pids], x.detach().cpu().numpy(),
-                                           q2.detach().cpu().numpy())
-            return torch.as_tensor(np.asarray(host, dtype=np.float64)).to(x.device,
-                                                                          non_blocking=True)
-        where = x.device  # the result goes back there (no copy when it is the device)
-        x = x.to(self.device, torch.float64)
+            out = []
+            for pids, x in beams:
+                self.host_points += x.numel() * len(pids)
+                host = self.pdf.xfxQ2_flavours([int(p) for p in pids],
+                                               x.detach().cpu().numpy(),
+                                               q2.detach().cpu().numpy())
+                out.append(torch.as_tensor(np.asarray(host, dtype=np.float64)).to(
+                    x.device, non_blocking=True))
+            return out
+        where = q2.device  # the results go back there (no copy when it is the device)
         q2 = q2.to(self.device, torch.float64)
-        cols = [self._columns.get(21 if int(p) == 0 else int(p)) for p in pids]
-        known = sorted({c for c in cols if c is not None})
-        out = torch.zeros(len(pids), len(x), dtype=torch.float64, device=self.device)
-        if not known:
-            return out.T.to(where)
         xmin, xmax = self.xs[0], self.xs[-1]
         q2min, q2max = self.q2s[0], self.q2s[-1]
-        # clamped inputs keep the outside points' (unused) arithmetic finite, and are the
-        # 'nearest' extrapolator's points
-        values = self._interpolate(known, torch.minimum(torch.maximum(x, xmin), xmax),
-                                   torch.minimum(torch.maximum(q2, q2min), q2max))
-        if self.extrapolator != "nearest":
-            inside = (x >= xmin) & (x <= xmax) & (q2 >= q2min) & (q2 <= q2max)
-            if not bool(inside.all()):
-                values = torch.stack([self._outside(c, x, q2, inside, values[k])
-                                      for k, c in enumerate(known)])
-        if self.force_positive == 1:
-            values = values.clamp(min=0.0)
-        elif self.force_positive == 2:
-            values = values.clamp(min=1e-10)
-        row = {c: k for k, c in enumerate(known)}
-        for j, c in enumerate(cols):
-            if c is not None:
-                out[j] = values[row[c]]
-        return out.T.to(where)
+        q2_in = torch.minimum(torch.maximum(q2, q2min), q2max)
+        q2_ok = (q2 >= q2min) & (q2 <= q2max)
+        parts = []
+        for pids, x in beams:
+            x = x.to(self.device, torch.float64)
+            cols = [self._columns.get(21 if int(p) == 0 else int(p)) for p in pids]
+            known = sorted({c for c in cols if c is not None})
+            # clamped inputs keep the outside points' (unused) arithmetic finite, and
+            # are the 'nearest' extrapolator's points
+            values = (self._interpolate(known, torch.minimum(torch.maximum(x, xmin), xmax),
+                                        q2_in) if known else x.new_zeros(0, len(x)))
+            inside = (x >= xmin) & (x <= xmax) & q2_ok
+            parts.append((pids, x, cols, known, values, inside))
+        checked = [inside for _, _, _, known, _, inside in parts if known]
+        if (self.extrapolator != "nearest" and checked
+                and not bool(torch.stack([m.all() for m in checked]).all())):
+            parts = [(pids, x, cols, known, torch.stack([
+                         self._outside(c, x, q2, inside, values[k])
+                         for k, c in enumerate(known)]) if known else values, inside)
+                     for pids, x, cols, known, values, inside in parts]
+        out = []
+        for pids, x, cols, known, values, _ in parts:
+            table = torch.zeros(len(pids), len(x), dtype=torch.float64, device=self.device)
+            if known:
+                if self.force_positive == 1:
+                    values = values.clamp(min=0.0)
+                elif self.force_positive == 2:
+                    values = values.clamp(min=1e-10)
+                row = {c: k for k, c in enumerate(known)}
+                for j, c in enumerate(cols):
+                    if c is not None:
+                        table[j] = values[row[c]]
+            out.append(table.T.to(where))
+        return out
 
     def _outside(self, col: int, x: torch.Tensor, q2: torch.Tensor, inside: torch.Tensor,
                  out: torch.Tensor) -> torch.Tensor:
