@@ -9,6 +9,9 @@ CUDA device of the same machine, in one run:
 * the PDF: the numpy grid reader against ``DevicePDF`` on the GPU (x f of one flavour);
 * the accept/reject of 1e6 event weights held by the GPU: drawn on the host (a copy of
   the weights) against ``accept_on_device`` (a copy of the accepted rows);
+* the host synchronisations and wall time of one training step and one batch of the
+  device path (``DeviceChannels``: drell_yan, ee_qqg and zprime, grouped channels),
+  counted with ``madnis_py.host_syncs`` and, on the GPU, by torch;
 * the whole integrand f(x) of one channel: ``TorchChannels`` (numpy, CPU) against
   ``DeviceChannels`` on the GPU, with the matrix element's host round trip counted;
 * the wall time of ``madnis-py run`` for ``drell_yan`` and ``ee_qqg`` (a small card:
@@ -175,6 +178,35 @@ def bench_accept(devices: list[torch.device], n: int) -> list[dict[str, Any]]:
     return rows
 
 
+def bench_syncs(devices: list[torch.device]) -> list[dict[str, Any]]:
+    """Host synchronisations and wall time of one training step (4096 points) and one
+    batch of the device path (``DeviceChannels`` and the Integrator on each device):
+    counted by :func:`~madnis_py.host_syncs.count_host_syncs` (the operations that
+    synchronise on CUDA; on the GPU also torch's own count, host-to-device copies
+    included)."""
+    from madnis_py.device_integrand import DeviceChannels
+    from madnis_py.host_syncs import count_host_syncs
+    from madnis_py.integrand import Integrand
+    from madnis_py.training import Integrator
+
+    rows = []
+    for name in ("drell_yan", "ee_qqg", "zprime"):
+        for dev in devices:
+            ig = Integrand(name, subprocess_channels="grouped")
+            mc = Integrator(DeviceChannels(ig, dev), seed=3, device=dev, warmup=1)
+            mc.pretrain_vegas(nitn=2, neval=4000)
+            mc.train(2, batch=4096)
+            for what, fn in (("training step", lambda mc=mc: mc.train(1, batch=4096)),
+                             ("batch of 4096", lambda mc=mc: mc.random_batch(4096))):
+                with count_host_syncs() as syncs:
+                    fn()
+                rows.append({"what": f"device path: {name} {what} ({ig.n_channels} channels)",
+                             "device": dev.type, "syncs": syncs.total,
+                             "cuda_syncs": syncs.cuda, "wall_s": timed(fn, dev, repeat=3),
+                             "sites": syncs.by_site.most_common(8)})
+    return rows
+
+
 def bench_runs(devices: list[torch.device], workdir: Path) -> list[dict[str, Any]]:
     rows = []
     env = dict(os.environ, MADNIS_PY_CUDA_RUN="1",
@@ -211,11 +243,17 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     for r in rows:
         keyed.setdefault((r["what"], r.get("n")), {})[r["device"]] = r
     for (what, n), by in keyed.items():
-        for metric in ("sample_per_s", "density_per_s", "per_s", "wall_s"):
-            vals = {d: r[metric] for d, r in by.items() if metric in r}
+        for metric in ("sample_per_s", "density_per_s", "per_s", "wall_s", "syncs",
+                       "cuda_syncs"):
+            vals = {d: r[metric] for d, r in by.items() if r.get(metric) is not None}
             if not vals:
                 continue
             cpu, gpu = vals.get("cpu"), vals.get("cuda")
+            if metric in ("syncs", "cuda_syncs"):
+                label = f"{what}: host syncs{'' if metric == 'syncs' else ' (torch)'}"
+                lines.append(f"| {label} | | {'' if cpu is None else cpu} | "
+                             f"{'' if gpu is None else gpu} | |")
+                continue
             unit = "s" if metric == "wall_s" else "/s"
             ratio = "" if cpu is None or gpu is None else (
                 f"{cpu / gpu:.1f}x faster" if metric == "wall_s" else f"{gpu / cpu:.1f}x")
@@ -255,6 +293,7 @@ def main() -> int:
                      ("maps", lambda: bench_maps(devices, 1_000_000)),
                      ("pdf", lambda: bench_pdf(devices, 1_000_000)),
                      ("accept", lambda: bench_accept(devices, 1_000_000)),
+                     ("syncs", lambda: bench_syncs(devices)),
                      ("integrand", lambda: bench_integrand(
                          devices, 50_000 if args.quick else 500_000))):
         t = time.perf_counter()
