@@ -17,7 +17,7 @@ from torch import nn
 
 from madnis_py.flows.coupling import MLP
 
-__all__ = ["ChannelWeights"]
+__all__ = ["ChannelWeights", "group_fallback"]
 
 
 class ChannelWeights(nn.Module):
@@ -79,12 +79,9 @@ class ChannelWeights(nn.Module):
         fallback = (torch.ones_like(prior) if active is None
                     else active.to(prior.dtype).expand_as(prior))
         if self.membership is not None:  # the active channels of the row's group
-            # for every row, selected by torch.where: no host synchronisation on a GPU
-            rows = empty & (prior > 0).any(dim=1, keepdim=True)
-            member = self.membership.to(prior)
-            mine = ((prior > 0).to(prior.dtype) @ member > 0).to(prior.dtype)
-            fallback = torch.where(rows, fallback * (mine @ member.T > 0).to(prior.dtype),
-                                   fallback)
+            fallback = group_fallback(prior, empty[:, 0], fallback,
+                                      self.membership.to(prior),
+                                      compact=prior.device.type == "cpu")
         weights = torch.where(empty, fallback, masked)
         # on the CPU the network is skipped while it does not change alpha; on a GPU it
         # runs (cheaply) instead of asking whether it does (a host synchronisation)
@@ -105,3 +102,27 @@ class ChannelWeights(nn.Module):
         last = self.net[-1]
         assert isinstance(last, nn.Linear)
         return bool(last.weight.any() or last.bias.any())
+
+
+def group_fallback(prior: torch.Tensor, empty: torch.Tensor, fallback: torch.Tensor,
+                   membership: torch.Tensor, *, compact: bool) -> torch.Tensor:
+    """``fallback`` (n, channels) restricted, in the ``empty`` rows with a prior, to the
+    channels of the group their prior is on (``membership``: channels x groups, one-hot).
+
+    ``compact``: only those rows are computed (their indices found first, which is a host
+    synchronisation on a GPU; the CPU's way, 1.5-2.5x faster there with 48 channels);
+    otherwise every row is and ``torch.where`` keeps those (no synchronisation: the
+    device's way). Both give the same numbers.
+    """
+    rows = empty & (prior > 0).any(dim=1)
+    if compact:
+        at = torch.nonzero(rows).squeeze(1)
+        if not len(at):
+            return fallback
+        mine = ((prior[at] > 0).to(prior.dtype) @ membership > 0).to(prior.dtype)
+        out = fallback.clone()
+        out[at] = fallback[at] * (mine @ membership.T > 0).to(prior.dtype)
+        return out
+    mine = ((prior > 0).to(prior.dtype) @ membership > 0).to(prior.dtype)
+    return torch.where(rows[:, None], fallback * (mine @ membership.T > 0).to(prior.dtype),
+                       fallback)

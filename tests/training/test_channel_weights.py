@@ -61,3 +61,27 @@ def test_rows_without_prior_fall_back_to_their_groups_active_channels() -> None:
     # no prior at all: every active channel alike
     torch.testing.assert_close(alpha[:40], (active / active.sum()).to(torch.float64)
                                .expand(40, 6))
+
+
+def test_group_fallback_compacted_or_selected_gives_the_same_numbers() -> None:
+    """The CPU's compaction of the rows without prior and the device's selection of every
+    row by torch.where (no host synchronisation) give the same alpha fallback, priors
+    spanning two groups included."""
+    from madnis_py.host_syncs import count_host_syncs
+    from madnis_py.training.channel_weights import group_fallback
+
+    gen = torch.Generator().manual_seed(2)
+    groups = torch.tensor([0, 0, 1, 1, 1, 2, 2, 2])
+    member = (groups[:, None] == torch.arange(3)[None, :]).to(torch.float64)
+    prior = torch.rand(400, 8, dtype=torch.float64, generator=gen)
+    prior *= torch.rand(400, 8, generator=gen) < 0.3
+    active = torch.tensor([False, True, False, False, True, True, False, True])
+    empty = (prior * active).sum(1) <= 0
+    fallback = active.to(torch.float64).expand_as(prior)
+    assert (empty & (prior > 0).any(1)).sum() > 50
+    compact = group_fallback(prior, empty, fallback, member, compact=True)
+    with count_host_syncs() as syncs:
+        selected = group_fallback(prior, empty, fallback, member, compact=False)
+    assert syncs.total == 0
+    torch.testing.assert_close(selected, compact, rtol=0, atol=0)
+    assert not torch.equal(compact, fallback)
