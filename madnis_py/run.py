@@ -745,7 +745,7 @@ def _event_plots(card: RunCard, done: GeneratedEvents, integrand: Integrand,
     """The weight distribution (with ``w_max``) and the kinematics of the events against
     weighted points, drawn after the events so that the events do not depend on whether
     plots are drawn."""
-    from madnis_py.events.generator import EventBatch
+    from madnis_py.events.generator import EventBatch, events_of_records
     from madnis_py.events.output import calibration_size
     from madnis_py.plots import plot_kinematics, plot_weights
 
@@ -759,7 +759,8 @@ def _event_plots(card: RunCard, done: GeneratedEvents, integrand: Integrand,
     if done.sample:
         if gen.records:  # the momenta of the draw itself, no second evaluation
             w, _, _, records = gen.recorded(PLOT_EVENTS)
-            moms = np.concatenate([r.events_at(np.arange(len(r))).momenta for r in records])
+            moms = np.concatenate([b.momenta for b in events_of_records(
+                records, [np.arange(len(r)) for r in records])])  # one copy from a device
         else:
             w, channels, x = gen.weighted(PLOT_EVENTS)
             moms = np.zeros((len(w), integrand.process.n_particles, 4))

@@ -56,7 +56,7 @@ from madnis_py.integrand import EvaluationRecord, Integrand, IntegrandBatch
 from madnis_py.training.multichannel import WeightedBatch, allocate, allocation_shares
 
 __all__ = ["ACCEPT_ON", "EventBatch", "EventGenerator", "GenerationSummary", "accept_seed",
-           "draw_size"]
+           "draw_size", "events_of_records"]
 
 #: Where the accept/reject of drawn batches runs (:class:`EventGenerator`'s ``accept_on``).
 ACCEPT_ON = ("host", "device")
@@ -460,7 +460,7 @@ class EventGenerator:
                 taken.append((rec, idx[lo:hi] - start, slice(lo, hi)))
             start = stop
         parts = []
-        batches = _events_of([rec for rec, _, _ in taken], [i for _, i, _ in taken])
+        batches = events_of_records([rec for rec, _, _ in taken], [i for _, i, _ in taken])
         for (rec, _, these), b in zip(taken, batches, strict=True):
             if np.any(b.f <= 0):
                 raise RuntimeError(f"channel {rec.channel}: an accepted point has f = 0")
@@ -658,7 +658,7 @@ def _all_hold(records: Sequence[EvaluationRecord], xs: Sequence[torch.Tensor]) -
     return all(r.holds(x) for r, x in zip(records, xs, strict=True))
 
 
-def _events_of(records: Sequence[EvaluationRecord], indices: Sequence[np.ndarray]
+def events_of_records(records: Sequence[EvaluationRecord], indices: Sequence[np.ndarray]
                ) -> list[IntegrandBatch]:
     """``records[i].events_at(indices[i])`` for all i, in one copy to the host where the
     records are device records."""
