@@ -181,20 +181,31 @@ def _fused_alike(flows: Sequence[Flow]) -> bool:
     return True
 
 
-def log_prob_many(flows: Sequence[Flow], xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+def log_prob_many(flows: Sequence[Flow], xs: Sequence[torch.Tensor], *,
+                  stacked: bool | None = None) -> list[torch.Tensor]:
     """``flows[i].log_prob(xs[i])`` for every i, the same values and gradients bit for
-    bit. Flows alike on the CPU (same masks, spline and dtype, fused blocks, no
-    condition) run each coupling block for all of them in one autograd node
+    bit on the CPU. Flows alike on the CPU (same masks, spline and dtype, fused blocks,
+    no condition) run each coupling block for all of them in one autograd node
     (:func:`~madnis_py.flows.fused.fused_couplings`) instead of one per flow and block:
     a training step of many channels spent most of its flows' time in that per-call
-    overhead. Others, and points past a flow's ``chunk_size`` without autograd, go flow
-    by flow."""
+    overhead. Flows alike on another device (a GPU) are evaluated stacked, each block's
+    layers as batched matrix products (:mod:`madnis_py.flows.stacked`: the same values
+    to rounding, a number of kernel launches that does not grow with the flows);
+    ``stacked`` forces that (True) or flow by flow (False). Others, and points past a
+    flow's ``chunk_size`` without autograd, go flow by flow."""
     if len(flows) != len(xs):
         raise ValueError(f"{len(flows)} flows and {len(xs)} point sets")
     for f, x in zip(flows, xs, strict=True):
         f._check(x, "x", None, values=False)
     # the points' values of all flows in one look: one host synchronisation on a GPU
     check_unit_intervals(xs, [f"x of flow {k}" for k in range(len(xs))])
+    from madnis_py.flows.stacked import log_prob_stacked, stackable
+
+    if stacked is None:
+        stacked = (len(flows) > 1 and flows[0].device.type != "cpu"
+                   and all(type(f) is Flow for f in flows) and stackable(flows))
+    if stacked:
+        return log_prob_stacked(flows, xs)
     if (len(flows) < 2 or not _fused_alike(flows)
             or (not torch.is_grad_enabled()
                 and any(len(x) > f.chunk_size for f, x in zip(flows, xs, strict=True)))):

@@ -296,10 +296,27 @@ class ChannelSampler:
         z, log_jac = self.to_latent(x)
         return self.log_prob_at(z, log_jac)
 
-    def sample(self, n: int, generator: torch.Generator) -> Draw:
-        """``n`` points with their densities (no gradient)."""
+    @property
+    def flow_only(self) -> bool:
+        """Whether the channel samples its flow alone (no defensive mixture): its latent
+        points are then the flow's ``sample`` (which several channels' flows can draw
+        together, :func:`~madnis_py.flows.stacked.sample_stacked`)."""
+        return self.use_flow and not self.mixture and not self.uniform_mixture
+
+    def sample(self, n: int, generator: torch.Generator,
+               latent: tuple[torch.Tensor, torch.Tensor] | None = None) -> Draw:
+        """``n`` points with their densities (no gradient). ``latent``: the flow's
+        ``sample(n)``, ``(z, log q(z))``, drawn already (only where :attr:`flow_only`)."""
         flow = self.flow
         dev = flow.device
+        if latent is not None:
+            if not self.flow_only or len(latent[0]) != n:
+                raise ValueError("latent points are only for a channel sampling its flow "
+                                 "alone, n of them")
+            with torch.no_grad():
+                z, log_qz = latent
+                x, log_jac = self.to_integrand(z)
+                return Draw(z, x, log_qz - log_jac, log_jac)
         with torch.no_grad():
             n_uniform = 0
             if self.uniform_mixture or (self.use_flow and self.mixture > 0):

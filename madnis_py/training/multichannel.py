@@ -71,6 +71,7 @@ from madnis_py.device import resolve_device
 from madnis_py.device_integrand import DeviceChannels
 from madnis_py.flows import Flow
 from madnis_py.flows.flow import log_prob_many
+from madnis_py.flows.stacked import sample_stacked, stackable
 from madnis_py.integrand import Integrand, TorchChannels
 from madnis_py.physics.builtin import builtin_process_dir, builtin_processes
 from madnis_py.physics.process import Process, load_process
@@ -350,6 +351,11 @@ class Integrator:
     physics : mapping or None
         The physics fingerprint stored in checkpoints and compared on loading; ``None``
         takes the integrand's own (``Integrand.fingerprint()``) when it has one.
+    stack_flows : bool or None
+        Sample and evaluate the channels' flows together, each coupling block of all of
+        them as batched matrix products (:mod:`madnis_py.flows.stacked`: kernel launches
+        that do not grow with the channels; the values to rounding). None (default): on
+        a device other than the CPU, whose fused blocks are faster.
     """
 
 
@@ -408,6 +414,7 @@ class Integrator:
         self.min_fraction = min_fraction
         self.warmup = warmup
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.stack_flows: bool | None = None
         self.sigmas = np.ones(self.n_channels)
         self.active = np.ones(self.n_channels, dtype=bool)
         self._active_cache: tuple[bytes, torch.Tensor] | None = None
@@ -535,7 +542,9 @@ class Integrator:
         flowing = [k for k, st in enumerate(samples) if self.samplers[st.channel].use_flow]
         flow_log_q: dict[int, torch.Tensor] = dict(zip(flowing, log_prob_many(
             [self.samplers[samples[k].channel].flow for k in flowing],
-            [samples[k].z for k in flowing]), strict=True))
+            [samples[k].z for k in flowing],
+            stacked=self.stack_flows),
+            strict=True))
         return [self.samplers[st.channel].log_prob_at(st.z, st.log_jac, flow_log_q.get(k))
                 for k, st in enumerate(samples)]
 
@@ -577,8 +586,7 @@ class Integrator:
         if together is not None:
             # all channels' points in one integrand call (DeviceChannels: one matrix-element
             # round trip per batch); the same random numbers as channel by channel
-            draws = [(i, self.samplers[i].sample(int(n_i), self.generator))
-                     for i, n_i in enumerate(counts) if n_i > 0]
+            draws = self._draws(counts)
             values = together([(d.x, i) for i, d in draws])
             # one look at all channels' values (one synchronisation on a GPU, not one
             # per channel); the channel at fault is then found and named as alone
@@ -600,6 +608,26 @@ class Integrator:
                 if progress is not None:
                     progress(int(n_i))
         return WeightedBatch(n, self._weigh_all(drawn, n))
+
+    def _stacks_flows(self) -> bool:
+        """Whether the channels' flows are sampled and evaluated together
+        (:mod:`madnis_py.flows.stacked`): :attr:`stack_flows`, by default off the CPU."""
+        return self.device.type != "cpu" if self.stack_flows is None else self.stack_flows
+
+    def _draws(self, counts: np.ndarray) -> list[tuple[int, Draw]]:
+        """Each channel's draw of ``counts[i]`` points, in channel order; the flows of
+        channels sampling their flow alone drawn together where they stack (the same
+        random numbers in the same order as channel by channel)."""
+        on = [i for i, n_i in enumerate(counts) if n_i > 0]
+        samplers = [self.samplers[i] for i in on]
+        flows = [s.flow for s in samplers]
+        if (self._stacks_flows() and len(on) > 1 and all(s.flow_only for s in samplers)
+                and stackable(flows)):
+            with torch.no_grad():
+                latents = sample_stacked(flows, [int(counts[i]) for i in on], self.generator)
+            return [(i, s.sample(int(counts[i]), self.generator, latent=latent))
+                    for i, s, latent in zip(on, samplers, latents, strict=True)]
+        return [(i, self.samplers[i].sample(int(counts[i]), self.generator)) for i in on]
 
     def sample(self, n: int) -> list[ChannelSample]:
         """``n`` weighted points, allocated to channels by their current sigmas (the

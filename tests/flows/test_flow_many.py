@@ -85,7 +85,7 @@ def test_training_with_the_flows_together_is_bit_for_bit_that_flow_by_flow(
     for mode in ("together", "one by one"):
         if mode == "one by one":
             assert calls  # the flows did go together
-            monkeypatch.setattr(multichannel, "log_prob_many", lambda flows, xs: [
+            monkeypatch.setattr(multichannel, "log_prob_many", lambda flows, xs, stacked=None: [
                 f.log_prob(x) for f, x in zip(flows, xs, strict=True)])
         torch.manual_seed(0)
         channels = TorchChannels(Integrand("zprime", cuts={"mmll": 50.0}))
