@@ -11,7 +11,8 @@ CUDA device of the same machine, in one run:
   the weights) against ``accept_on_device`` (a copy of the accepted rows);
 * the host synchronisations and wall time of one training step and one batch of the
   device path (``DeviceChannels``: drell_yan, ee_qqg and zprime, grouped channels),
-  counted with ``madnis_py.host_syncs`` and, on the GPU, by torch;
+  counted with ``madnis_py.host_syncs`` and, on the GPU, by torch; on the GPU also the
+  step with the flows channel by channel instead of stacked (``stack_flows=False``);
 * the whole integrand f(x) of one channel: ``TorchChannels`` (numpy, CPU) against
   ``DeviceChannels`` on the GPU, with the matrix element's host round trip counted;
 * the wall time of ``madnis-py run`` for ``drell_yan`` and ``ee_qqg`` (a small card:
@@ -204,6 +205,12 @@ def bench_syncs(devices: list[torch.device]) -> list[dict[str, Any]]:
                              "device": dev.type, "syncs": syncs.total,
                              "cuda_syncs": syncs.cuda, "wall_s": timed(fn, dev, repeat=3),
                              "sites": syncs.by_site.most_common(8)})
+            if dev.type != "cpu":  # the flows channel by channel instead of stacked
+                mc.stack_flows = False
+                rows.append({"what": f"device path: {name} training step, flows channel "
+                                     "by channel", "device": dev.type,
+                             "wall_s": timed(lambda mc=mc: mc.train(1, batch=4096), dev,
+                                             repeat=3)})
     return rows
 
 
