@@ -386,9 +386,6 @@ class DeviceChannels(ChannelIntegrand):
                 per_x = values[beam] / xs[beam][:, None]
                 parton.update({(beam, q): per_x[:, j] for j, q in enumerate(pids[beam])})
 
-        def density(beam: int, pid: int) -> torch.Tensor:
-            return parton[beam, pid]
-
         # as Integrand.__call__: one cut mask per cut signature, and one matrix-element
         # job per shared matrix element (and mirror), over the union of the points its
         # subprocesses need
@@ -398,7 +395,7 @@ class DeviceChannels(ChannelIntegrand):
             sub, cut_key = ig.process.subprocesses[k], ig._cut_group[k]
             if cut_key not in masks:
                 masks[cut_key] = cut_mask(ig.cuts[k], p)
-            lum = (density(0, sub.pdgs[0]) * density(1, sub.pdgs[1]) if self.pdf is not None
+            lum = (parton[0, sub.pdgs[0]] * parton[1, sub.pdgs[1]] if self.pdf is not None
                    else torch.ones_like(mu))
             ok = masks[cut_key] & (lum != 0)
             key = (k,) if sub.matrix_element is None else (sub.matrix_element, sub.mirror)
