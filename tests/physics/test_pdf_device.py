@@ -205,6 +205,39 @@ def test_cuda_matches_the_reader(toy: PDF) -> None:
     assert dev.alphasQ2(torch.as_tensor(q2)).device.type == "cpu"
 
 
+def test_pdf_kernel_built_for_cuda_when_nvcc_present() -> None:
+    """With nvcc the extension carries the PDF interpolation kernel (its maths, in
+    csrc/pdf_math.h, is the CPU kernel's, which the reader tests check against numpy)."""
+    import os
+
+    from madnis_py import _ext
+
+    if os.environ.get("MADNIS_PY_CUDA", "auto") == "0" or shutil.which("nvcc") is None:
+        pytest.skip("nvcc not on PATH (or MADNIS_PY_CUDA=0): CPU-only build expected")
+    assert _ext.WITH_CUDA and hasattr(_ext, "pdf_logbicubic_cuda")
+    assert not DevicePDF(PDF("LHToyPDF"), "cpu").use_kernel  # the torch path on the CPU
+
+
+@pytest.mark.cuda
+def test_cuda_kernel_matches_the_torch_path_and_the_reader(toy: PDF) -> None:
+    """On a GPU the compiled interpolation (one launch) gives the torch operations'
+    values and the reader's, inside and outside the grid, several partons at once."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    kernel, ops = DevicePDF(toy, "cuda"), DevicePDF(toy, "cuda")
+    assert kernel.use_kernel
+    ops.use_kernel = False
+    pids = [2, -1, 21, 7, 0, 5]
+    for inside in (True, False):
+        x, q2 = _points(toy, 20000, inside=inside)
+        xt, qt = torch.as_tensor(x, device="cuda"), torch.as_tensor(q2, device="cuda")
+        a = kernel.xfxQ2_flavours(pids, xt, qt)
+        b = ops.xfxQ2_flavours(pids, xt, qt)
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
+        want = toy.xfxQ2_flavours(pids, x, q2)
+        np.testing.assert_allclose(a.cpu().numpy(), want, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.cuda
 def test_cuda_analytic_alphas(tmp_path: Path) -> None:
     if not torch.cuda.is_available():

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from madnis_py._core import ext
 from madnis_py.physics.pdf.alphas import AlphaSAnalytic, AlphaSIpol, make_alphas
 from madnis_py.physics.pdf.backends import GridBackend
 
@@ -86,6 +87,12 @@ class DevicePDF:
         self.dlogx = as_t(np.moveaxis(grid.dlogx, 2, 0))
         self.q_lower = torch.as_tensor(grid._q_lower, device=self.device)
         self.q_upper = torch.as_tensor(grid._q_upper, device=self.device)
+        #: On a CUDA device, interpolate with the compiled kernel (one launch for all
+        #: points and partons; ``csrc/pdf_math.h``, the CPU kernel's maths) instead of
+        #: the torch operations (about 40 launches); False keeps the torch ones.
+        self.use_kernel = self.device.type == "cuda" and bool(ext.WITH_CUDA)
+        self._kernel_tables: tuple[torch.Tensor, ...] | None = None
+        self._kernel_cols: dict[tuple[int, ...], torch.Tensor] = {}
         self.extrapolator = grid.extrapolator
         self.force_positive = self._grid_backend.force_positive
         self._columns = {int(p): k for k, p in enumerate(self._grid_backend.pids)}
@@ -200,6 +207,8 @@ class DevicePDF:
         """LogBicubicGrid.interpolate for the flavour columns ``cols`` at points inside
         the grid: ``(len(cols), n)``; the knot search once for all columns, each value
         the same elementwise arithmetic as for its column alone."""
+        if self.use_kernel and x.is_cuda:
+            return self._interpolate_kernel(cols, x, q2)
         lx, lq = self.logxs, self.logq2s
         # (k, x, Q2): views for one column, a gather on the device for several
         v = (self.values[cols[0]:cols[0] + 1] if len(cols) == 1
@@ -240,6 +249,40 @@ class DevicePDF:
         vdh = torch.where(upper, slope, 0.5 * (slope + (vhh - vh) * r2))
         cubic = _hermite(tq, vl, vdl, vh, vdh)
         return torch.where(lower & upper, linear, cubic)
+
+    def _interpolate_kernel(self, cols: Sequence[int], x: torch.Tensor,
+                            q2: torch.Tensor) -> torch.Tensor:
+        """:meth:`_interpolate` by the CUDA kernel (``pdf_logbicubic_cuda``) on torch's
+        current stream: the grid in the CPU kernel's layout, kept on the device."""
+        assert self._grid_backend is not None
+        grid = self._grid_backend.grid
+        if self._kernel_tables is None:  # (x, Q2, flavour) and int64 flags, as the CPU
+            self._kernel_tables = (  # kernel reads them
+                *(torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float64,
+                                  device=self.device) for a in (grid.values, grid.dlogx)),
+                *(torch.as_tensor(np.ascontiguousarray(f), dtype=torch.int64,
+                                  device=self.device) for f in grid._flags))
+        values, dlogx, lower, upper = self._kernel_tables
+        key = tuple(int(c) for c in cols)
+        if key not in self._kernel_cols:
+            nf = values.shape[2]
+            if any(not 0 <= c < nf for c in key):
+                raise ValueError(f"columns {key}: the grid has {nf} flavours")
+            self._kernel_cols[key] = torch.tensor(key, dtype=torch.int64, device=self.device)
+        col_t = self._kernel_cols[key]
+        x = x.to(torch.float64).contiguous()
+        q2 = q2.to(torch.float64).contiguous()
+        logx, logq2 = torch.log(x), torch.log(q2)
+        out = torch.empty(len(x), len(key), dtype=torch.float64, device=x.device)
+        with torch.cuda.device(x.device):
+            ext.pdf_logbicubic_cuda(
+                values.data_ptr(), dlogx.data_ptr(), self.xs.data_ptr(), self.q2s.data_ptr(),
+                self.logxs.data_ptr(), self.logq2s.data_ptr(), lower.data_ptr(),
+                upper.data_ptr(), values.shape[0], values.shape[1], values.shape[2],
+                col_t.data_ptr(), len(key), False, x.data_ptr(), q2.data_ptr(),
+                logx.data_ptr(), logq2.data_ptr(), out.data_ptr(), len(x),
+                torch.cuda.current_stream(x.device).cuda_stream)
+        return out.T
 
     def _analytic_alphas(self, q2: torch.Tensor) -> torch.Tensor:
         """AlphaSAnalytic on the device: the active flavours by its steps, the series at
