@@ -244,11 +244,20 @@ MADNIS_HD double breit_wigner_tail_inverse(double m, double g, double lo, double
     return r;
 }
 
+// The samplers' x stays in [lo, hi]: a Breit-Wigner on a range far below its pole (a W
+// below a massless propagator of a few MeV) loses the range to cancellation, and an x
+// above hi made a daughter heavier than its parent (negative energies downstream).
 MADNIS_HD double invariant_forward(int sampler, double a, double b, double lo, double hi,
                                    double r, double& jac) {
-    if (sampler == kBreitWigner) return breit_wigner_forward(a, b, lo, hi, r, jac);
-    if (sampler == kBreitWignerTail) return breit_wigner_tail_forward(a, b, lo, hi, r, jac);
-    return power_forward(a, b, lo, hi, r, jac);
+    double x;
+    if (sampler == kBreitWigner) {
+        x = breit_wigner_forward(a, b, lo, hi, r, jac);
+    } else if (sampler == kBreitWignerTail) {
+        x = breit_wigner_tail_forward(a, b, lo, hi, r, jac);
+    } else {
+        x = power_forward(a, b, lo, hi, r, jac);
+    }
+    return fmin(fmax(x, lo), hi);
 }
 
 MADNIS_HD double invariant_inverse(int sampler, double a, double b, double lo, double hi,
@@ -444,6 +453,10 @@ MADNIS_HD bool channel_forward(const Program& p, const double* r, double* mom, d
         if (p.kind(k) == kLeaf) continue;
         const int c1 = p.child1(k), c2 = p.child2(k);
         const double M = m[k];
+        if (!(m[c1] + m[c2] <= M)) {  // daughters above their parent: outside, never
+            ok = false;               // negative energies (two_body cannot see it when
+            continue;                 // a daughter is massless)
+        }
         const TwoBody tb = two_body(M, m[c1], m[c2]);
         const double ra = r[ir++];
         double kv[3], cs, sn, cphi, sphi;

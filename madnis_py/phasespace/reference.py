@@ -153,6 +153,16 @@ def _bw_tail_inverse(m: float, g: float, lo: Scalar, hi: Scalar,
 
 def _sampler(sampler: int, a: float, b: float, lo: Scalar, hi: Scalar, v: Array,
              inverse: bool) -> tuple[Array, Array]:
+    if inverse:
+        return _sampled(sampler, a, b, lo, hi, v, True)
+    # the sampled x stays in [lo, hi] (a Breit-Wigner far below its pole loses a narrow
+    # range to cancellation; as the compiled map)
+    x, jac = _sampled(sampler, a, b, lo, hi, v, False)
+    return np.minimum(np.maximum(x, lo), hi), jac
+
+
+def _sampled(sampler: int, a: float, b: float, lo: Scalar, hi: Scalar, v: Array,
+             inverse: bool) -> tuple[Array, Array]:
     if sampler == SAMPLER_BREIT_WIGNER:
         return (_bw_inverse if inverse else _bw_forward)(a, b, lo, hi, v)
     if sampler == SAMPLER_POWER:
@@ -460,6 +470,7 @@ def channel_forward(program: Program, r: npt.ArrayLike, sqrt_s: float,
         for k in t.internal:
             c1, c2 = t.c1[k], t.c2[k]
             mk = np.asarray(m[k])
+            ok = ok & (m[c1] + m[c2] <= mk)  # daughters above their parent: outside
             lam, p, e1, e2 = _two_body(mk, m[c1], m[c2])
             ra, phi = r[:, ir], 2 * _PI * r[:, ir + 1]
             ir += 2
