@@ -488,9 +488,15 @@ class MatrixElement:
         if detail:
             raise MatrixElementError(f"{self.library}: |M|^2 is {m2[first]} at event "
                                      f"{first} of {list(pdgs)}: {detail}")
+        event = p[first]
+        if not (np.all(np.isfinite(event)) and np.all(event[:, 0] >= 0)):
+            raise MatrixElementError(
+                f"{self.library}: |M|^2 is {m2[first]} at event {first} of {list(pdgs)}, "
+                f"whose momenta are unphysical ({event.tolist()}: a negative or non-finite "
+                "energy or component): the phase-space map, not the library, is at fault")
         raise MatrixElementError(
             f"{self.library}: |M|^2 is {m2[first]} at event {first} of {list(pdgs)} "
-            f"(momenta {p[first].tolist()}); a library that could not read its "
+            f"(momenta {event.tolist()}); a library that could not read its "
             f"param_card {self.param_card} answers NaN: see its message on stderr")
 
     def amp2(self, momenta: Any, pdgs: Sequence[int], *, alpha_s: Any = 0.118,

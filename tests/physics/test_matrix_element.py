@@ -147,3 +147,20 @@ def test_incomplete_card_gives_an_error_not_nan(tmp_path: Path) -> None:
     me = MatrixElement.from_madgraph(lib, card)
     with pytest.raises(MatrixElementError, match="answers NaN"):
         me(momenta(2), PDGS)
+
+
+def test_nan_at_unphysical_momenta_blames_the_momenta(tmp_path: Path) -> None:
+    """NaN at a point with a negative energy names the momenta, not the param_card (the
+    message sent users to the card when a phase-space map gave a neutrino E < 0)."""
+    card = tmp_path / "param_card.dat"
+    card.write_text("\n".join(line for line in CARD.read_text().splitlines()
+                              if "# MZ" not in line))
+    lib = tmp_path / "ee_mumu_copy.so"
+    shutil.copy(builtin_library("ee_mumu"), lib)
+    me = MatrixElement.from_madgraph(lib, card)  # NaN everywhere
+    p = momenta(2)
+    p[0, 3, 0] = -p[0, 3, 0]
+    with pytest.raises(MatrixElementError, match="momenta are unphysical.*phase-space map"):
+        me(p, PDGS)
+    with pytest.raises(MatrixElementError, match="answers NaN"):
+        me(momenta(2), PDGS)
