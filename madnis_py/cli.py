@@ -323,7 +323,13 @@ def _summary_table(summary: RunSummary) -> None:
                           f"{w['eps_quantile']:.3g}")
             table.add_row("effective sample size, largest weight / nominal",
                           f"{w['ess']:.6g}, {w['max_weight_ratio']:.4g}")
-            table.add_row("share of sigma above w_max", f"{w['share_above']:.2g}")
+            table.add_row("share of sigma above w_max (calibration sample)",
+                          f"{w['share_above']:.2g}")
+        if summary.events.validation:
+            table.add_row("share of sigma above w_max, fresh draws checking it",
+                          " -> ".join(f"{v:.2g}" for v in summary.events.validation))
+        table.add_row("share of sigma truncated (all draws of the events)",
+                      f"{summary.events.truncation_bias:.2g}")
         table.add_row("overweight fraction", f"{summary.events.overweight_fraction:.2g}")
         table.add_row("LHE file", summary.events.lhe)
     table.add_row("integrand calls", str(summary.calls))

@@ -161,6 +161,11 @@ class EventsSummary:
         Each channel's own maximum weight, by which the new draws were shared among the
         channels (``[unweighting] allocation = "max_weight"``,
         :mod:`madnis_py.events.allocation`); None: by the integrator's sigmas.
+    validation : list of float
+        The share of sigma above ``w_max`` of each fresh draw that checked ``w_max``
+        before events were taken, out of sample
+        (:meth:`~madnis_py.events.generator.EventGenerator.validate`; ``w_max`` was
+        calibrated again after each one above twice the truncation).
     """
 
     lhe: str
@@ -178,6 +183,7 @@ class EventsSummary:
     recycled: dict[str, int] = field(default_factory=dict)
     recycle_skipped: dict[str, float] = field(default_factory=dict)
     channel_maxima: list[float] | None = None
+    validation: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -609,6 +615,9 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
                              recycled=recycled)
             recycled.clear()  # the records are large: free them before the plots
             summary.events = _events_summary(done)
+            for warning in _events_warnings(card, summary.events):
+                reporter.note(f"the events may not be trustworthy: {warning}")
+                summary.warnings.append(warning)
             calls["calibration"] = done.calibration_calls
             calls["generation"] = done.n_calls - done.calibration_calls
             if card.output.plots:
@@ -697,6 +706,24 @@ def _maxima(gen: EventGenerator | None) -> list[float] | None:
     return [float(v) for v in gen.channel_maxima]
 
 
+def _events_warnings(card: RunCard, events: EventsSummary) -> list[str]:
+    """What the events' own numbers say against the card: a truncated share of sigma
+    (measured on every draw the events came from) above twice the card's
+    ``max_overweight_truncation``."""
+    u = card.unweighting
+    if u.max_weight != "truncation" or u.overweight != "truncate":
+        return []
+    bound = u.max_overweight_truncation
+    if events.truncation_bias <= 2 * bound:
+        return []
+    return [f"the events' truncated share of sigma is {events.truncation_bias:.2g}, "
+            f"above the card's max_overweight_truncation {bound:g}: w_max was set on too "
+            "few points per channel for this process; the events' distributions lose "
+            "that share where the weights are largest (more calibration points: a larger "
+            "[integration] points, [unweighting] allocation = \"sigma\", or overweight "
+            "= \"keep\" for weighted overweights)"]
+
+
 def _events_summary(done: GeneratedEvents) -> EventsSummary:
     return EventsSummary(lhe=str(done.path), events=done.n_events, max_weight=done.w_max,
                          efficiency=done.efficiency,
@@ -709,7 +736,8 @@ def _events_summary(done: GeneratedEvents) -> EventsSummary:
                          recycled_events=sum(done.recycled.values()),
                          recycled=dict(done.recycled),
                          recycle_skipped=dict(done.recycle_skipped),
-                         channel_maxima=_maxima(done.generator))
+                         channel_maxima=_maxima(done.generator),
+                         validation=list(done.validation))
 
 
 def _generate_distributed(card: RunCard, settings: DistributedSettings, checkpoint: Path,

@@ -284,3 +284,25 @@ def test_the_device_path_runs_the_numpy_pipeline(tmp_path: Path,
         assert [p.idup for p in a.particles] == [p.idup for p in b.particles]
         assert [p.icolup for p in a.particles] == [p.icolup for p in b.particles]
         np.testing.assert_allclose(b.momenta(), a.momenta(), rtol=1e-12, atol=1e-9)
+
+
+def test_events_truncating_more_than_the_card_allows_are_a_warning() -> None:
+    """A truncated share of sigma above twice max_overweight_truncation, measured on the
+    events' draws, is a "not trustworthy" warning that names both numbers and the way
+    out; within it, or with overweights kept or another maximum weight, none."""
+    from madnis_py.cards.run_card import parse_run_card
+    from madnis_py.run import EventsSummary, _events_warnings
+
+    def events(bias: float) -> EventsSummary:
+        return EventsSummary(lhe="e.lhe", events=10, max_weight=1.0, efficiency=0.1,
+                             overweight_fraction=0.0, truncation_bias=bias,
+                             generation_calls=100)
+
+    card = parse_run_card('[run]\nprocess = "drell_yan"\n')
+    (warning,) = _events_warnings(card, events(0.05))
+    assert "0.05" in warning and "0.001" in warning and "allocation" in warning
+    assert _events_warnings(card, events(0.0015)) == []
+    kept = parse_run_card('[run]\nprocess = "drell_yan"\n[unweighting]\noverweight = "keep"\n')
+    assert _events_warnings(kept, events(0.05)) == []
+    exact = parse_run_card('[run]\nprocess = "drell_yan"\n[unweighting]\nmax_weight = "exact"\n')
+    assert _events_warnings(exact, events(0.05)) == []

@@ -408,7 +408,12 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
         # and the channels' shares of the draws with it
         gen = EventGenerator(mc, sigma, seed=card.run.seed + 1, unweighter=unweighter,
                              allocation=card.unweighting.allocation)
-        w_max = gen.calibrate(calibration_size(card))
+        gen.calibrate(calibration_size(card))
+        # checked on fresh points, as a local run checks it (EventGenerator.validate);
+        # the shards take no events from these draws
+        gen.validate(min(20_000, calibration_size(card)))
+        assert gen.w_max is not None
+        w_max = gen.w_max
         norm = gen.norm
         if gen.channel_maxima is not None:
             maxima = tuple(float(v) for v in gen.channel_maxima)

@@ -40,7 +40,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from madnis_py.events.allocation import ALLOCATIONS, Allocation, channel_max_weights, reweigh
+from madnis_py.events.allocation import (
+    ALLOCATIONS,
+    Allocation,
+    maxima_of_own,
+    own_weights,
+)
 from madnis_py.events.colour import leading_colour_flows
 from madnis_py.events.device_unweight import accept_on_device
 from madnis_py.events.recycle import RecordedDraw, plan_recycling
@@ -186,6 +191,9 @@ class GenerationSummary:
         Recorded draws left out, with their share of the cross section above ``w_max``
         (by :meth:`EventGenerator.plan_recycling`, or more than the generator's
         :meth:`EventGenerator.recycle_limit`).
+    validation : list of float
+        The share of sigma above ``w_max`` of each validation draw, out of sample
+        (:meth:`EventGenerator.validate`; empty where it did not run).
     """
 
     n_events: int
@@ -204,6 +212,7 @@ class GenerationSummary:
     reference: np.ndarray | None = field(default=None, repr=False)
     recycled: dict[str, int] = field(default_factory=dict)
     recycle_skipped: dict[str, float] = field(default_factory=dict)
+    validation: list[float] = field(default_factory=list)
 
     @property
     def recycled_events(self) -> int:
@@ -296,6 +305,13 @@ class EventGenerator:
         self.pdgs = np.asarray([sub.pdgs for sub in proc.subprocesses], dtype=np.int64)
         self.w_max: float | None = None
         self.calibration_weights: np.ndarray | None = None
+        #: Draws of fresh points that check ``w_max`` out of sample before any event is
+        #: taken (:meth:`validate`): at most this many, each raising ``w_max`` to the
+        #: validation draws' own when its share of sigma above ``w_max`` is more than
+        #: twice the truncation. 0 turns the check off.
+        self.validation_rounds = 3
+        #: The share of sigma above ``w_max`` of each validation draw (out of sample).
+        self.validation: list[float] = []
         self.norm = 1.0
         self.n_calls = 0
         self.n_weighted = 0
@@ -387,13 +403,61 @@ class EventGenerator:
         and return its weights as the new shares draw them; ``w`` itself where no
         channel has a maximum or a channel of the sample would get no share."""
         mc = self.integrator
-        maxima = channel_max_weights(w, channels, mc.n_channels,
-                                     lambda part: self.unweighter.max_weight(part, self.rng))
+        own = own_weights(w, channels, mc.n_channels)
+        maxima = maxima_of_own(own, channels, mc.n_channels,
+                               lambda part: self.unweighter.max_weight(part, self.rng))
         shares = allocation_shares(maxima, min_fraction=mc.min_fraction, active=mc.active)
         if not np.any(maxima > 0) or not np.all(shares[channels] > 0):
             return w
         self.channel_maxima = maxima
-        return reweigh(w, channels, shares)
+        return np.asarray(own / shares[channels], dtype=np.float64)
+
+    def validate(self, n: int) -> list[tuple[WeightedBatch, list[EvaluationRecord]]]:
+        """Check ``w_max`` on fresh points before events are taken. The calibration
+        sample chose it, and with ``allocation="max_weight"`` also each channel's share
+        of the draws: there its own share of sigma above ``w_max`` is the truncation by
+        construction, but a channel with a few hundred points there has its maximum,
+        and so its share, set too low, and fresh draws exceed ``w_max`` by far more (a
+        1e-3 truncation became 5 % of sigma with 528 channels). Up to
+        :attr:`validation_rounds` draws of ``n`` points with the shares as they are:
+        each one's share above ``w_max`` is recorded (:attr:`validation`); above twice
+        the truncation, ``w_max`` becomes the truncation-defined maximum of all the
+        validation draws so far (drawn as the events are), if higher, and the next draw
+        checks it. Only with the ``"truncation"`` maximum weight, truncated overweights
+        and ``w_max`` calibrated here. Returns the draws (with their records where the
+        integrand keeps them): fresh points like any other, which :meth:`generate`
+        takes events from."""
+        u = self.unweighter
+        held: list[tuple[WeightedBatch, list[EvaluationRecord]]] = []
+        self.validation = []
+        if (self.calibration_weights is None or self.validation_rounds <= 0
+                or u.method != "truncation" or u.overweight != "truncate"):
+            return held
+        fresh: list[np.ndarray] = []
+        for _ in range(self.validation_rounds):
+            assert self.w_max is not None
+            drawn, records = self._draw_recorded(n)
+            held.append((drawn, records))
+            w = drawn.weights()
+            share = share_above(w, self.w_max)
+            self.validation.append(share)
+            if share <= 2 * u.truncation:
+                break
+            fresh.append(w)
+            pooled = np.concatenate(fresh)
+            if np.any(pooled > 0):
+                self.w_max = max(self.w_max, u.max_weight(pooled, self.rng))
+        return held
+
+    def _draw_recorded(self, n: int) -> tuple[WeightedBatch, list[EvaluationRecord]]:
+        """A draw of ``n`` points with its records (none when the integrand keeps none
+        or accepted points are evaluated again)."""
+        records: list[EvaluationRecord] = []
+        if self.records:
+            with self.integrator.integrand.recording() as records:
+                drawn = self._draw(n)
+            return drawn, records
+        return self._draw(n), records
 
     def fix_max_weight(self, w_max: float, norm: float = 1.0,
                        channel_maxima: Sequence[float] | None = None) -> None:
@@ -481,8 +545,8 @@ class EventGenerator:
         return EventBatch(self.pdgs[sub], colours, b.momenta, weights, b.scale, b.alpha_s,
                           sub, np.full(n, channel))
 
-    def plan_recycling(self, recycled: Sequence[RecordedDraw],
-                       n_events: int) -> list[RecordedDraw]:
+    def plan_recycling(self, recycled: Sequence[RecordedDraw], n_events: int, *,
+                       floor: float = 0.0) -> list[RecordedDraw]:
         """The recorded draws worth taking events from for ``n_events`` events, best
         first, with ``w_max`` raised where taking them within the truncation needs it
         (:func:`~madnis_py.events.recycle.plan_recycling`; the ``"truncation"`` maximum
@@ -492,7 +556,7 @@ class EventGenerator:
                 or u.overweight != "truncate" or not recycled):
             return list(recycled)
         self.w_max, chosen = plan_recycling(self.calibration_weights, recycled, n_events,
-                                            u.truncation)
+                                            u.truncation, floor=floor)
         self._not_planned = {d.source: share_above(d.weights, self.w_max)
                              for d in recycled if d not in chosen and len(d)}
         return chosen
@@ -536,6 +600,16 @@ class EventGenerator:
         if self.w_max is None:
             self.calibrate(calibration)
         assert self.w_max is not None
+        w_max_calibrated = self.w_max
+        # fresh draws that check w_max out of sample first (validate), of the size the
+        # first draw for the events would have; their events are taken below like any
+        # other draw's
+        first = (None if self.calibration_weights is None else
+                 float(np.minimum(self.calibration_weights / self.w_max, 1.0).mean()))
+        held = self.validate(draw_size(n_events, first, batch)) if n_events > 0 else []
+        if held and self.w_max != w_max_calibrated and recycled:
+            # the recorded draws planned again, w_max at least the one fresh draws set
+            recycled = self.plan_recycling(recycled, n_events, floor=self.w_max)
         kept: list[EventBatch] = []
         counts = np.zeros(len(self.pdgs), dtype=np.int64)
         done = drawn = accepted = overweight = 0
@@ -604,18 +678,18 @@ class EventGenerator:
             recycled_events[draw.source] = len(idx)
             if len(idx):
                 emit(self._events_of(draw.records, idx, event_weights))
-        records: list[EvaluationRecord] = []
         acceptance = (None if self.calibration_weights is None else
                       float(np.minimum(self.calibration_weights / self.w_max, 1.0).mean()))
+        held.reverse()  # taken first, in the order they were drawn
         while done < n_events:
             if drawn > 0:
                 acceptance = accepted / drawn
-            n = draw_size(n_events - done, acceptance, batch)
-            if self.records:
-                with self.integrator.integrand.recording() as records:
-                    drawn_batch = self._draw(n)
+            if held:
+                drawn_batch, records = held.pop()
+                n = len(drawn_batch.channels())
             else:
-                drawn_batch = self._draw(n)
+                n = draw_size(n_events - done, acceptance, batch)
+                drawn_batch, records = self._draw_recorded(n)
             channels, x = drawn_batch.channels(), drawn_batch.points()
             drawn += n
             passed = self._accept(drawn_batch)
@@ -644,7 +718,7 @@ class EventGenerator:
                                                 nominal=self.norm),
             calibration_calls=self.calibration_calls, reevaluated=self.reevaluated,
             written=tally, reference=reference, recycled=recycled_events,
-            recycle_skipped=skipped)
+            recycle_skipped=skipped, validation=list(self.validation))
         out = EventBatch.concatenate(kept) if kept else None
         return out, summary
 

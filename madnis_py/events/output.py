@@ -213,6 +213,9 @@ class GeneratedEvents:
         Events from each draw evaluated before generation, and the draws left out with
         their share of the cross section above ``w_max``
         (:class:`~madnis_py.events.generator.GenerationSummary`).
+    validation : list of float
+        The share of sigma above ``w_max`` of each fresh draw that checked it before
+        events were taken (:meth:`~madnis_py.events.generator.EventGenerator.validate`).
     subprocess_events : list of int
     max_weights : list of float
         Events and largest event weight per subprocess (0 where none).
@@ -248,6 +251,7 @@ class GeneratedEvents:
     reference: np.ndarray | None = field(default=None, repr=False)
     recycled: dict[str, int] = field(default_factory=dict)
     recycle_skipped: dict[str, float] = field(default_factory=dict)
+    validation: list[float] = field(default_factory=list)
 
 
 def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
@@ -354,4 +358,4 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         generator=gen, calibration_calls=int(summary.calibration_calls),
         reevaluated=int(summary.reevaluated), written=summary.written,
         reference=summary.reference, recycled=dict(summary.recycled),
-        recycle_skipped=dict(summary.recycle_skipped))
+        recycle_skipped=dict(summary.recycle_skipped), validation=list(summary.validation))

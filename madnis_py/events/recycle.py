@@ -147,7 +147,8 @@ class RoundRecorder:
 
 
 def plan_recycling(calibration: np.ndarray, draws: Sequence[RecordedDraw], n_events: int,
-                   truncation: float) -> tuple[float, list[RecordedDraw]]:
+                   truncation: float, *, floor: float = 0.0
+                   ) -> tuple[float, list[RecordedDraw]]:
     """The ``w_max`` and the recorded draws that need the fewest fresh integrand calls
     for ``n_events`` events, with at most a share ``truncation`` of sigma above
     ``w_max`` both in the fresh draws and in the draws taken.
@@ -171,8 +172,11 @@ def plan_recycling(calibration: np.ndarray, draws: Sequence[RecordedDraw], n_eve
         Events the run asks for.
     truncation
         The largest share of sigma above ``w_max`` (``max_overweight_truncation``).
+    floor
+        The least ``w_max`` (one that fresh draws have checked,
+        :meth:`~madnis_py.events.generator.EventGenerator.validate`).
     """
-    w0 = truncation_max_weight(calibration, truncation)
+    w0 = max(truncation_max_weight(calibration, truncation), floor)
     ranked = sorted((d for d in draws if len(d)), key=lambda d: share_above(d.weights, w0))
 
     def fresh_calls(w_max: float, taken: Sequence[RecordedDraw]) -> float:

@@ -187,3 +187,35 @@ def test_the_accept_reject_runs_where_asked(trained: tuple[Integrand, Integrator
     assert sa.max_weight == sh.max_weight
     assert not np.array_equal(a.momenta, h.momenta)
     assert abs(sa.efficiency - sh.efficiency) < 0.5 * sh.efficiency
+
+
+@pytest.mark.parametrize("allocation", ["max_weight", "sigma"])
+def test_fresh_draws_check_w_max_before_events(trained: tuple[Integrand, Integrator],
+                                               allocation: str) -> None:
+    """A w_max set too low on its calibration sample (here five times, as a few hundred
+    points per channel of a many-channel process set it) truncated far more than the
+    card's share of sigma in the draws that follow; the fresh draws that check it first
+    raise it to their own truncation-defined maximum, and the events keep the bound.
+    Without the check (validation_rounds = 0) they do not. The draws' points give
+    events like any other."""
+    _, mc = trained
+    calibration = mc.integrate(20_000)
+    weights, channels = mc.last_weights * 0.2, mc.last_channels
+
+    def generate(rounds: int) -> tuple[EventGenerator, object]:
+        gen = EventGenerator(mc, calibration.value, unweighter=Unweighter(), seed=3,
+                             allocation=allocation)  # type: ignore[arg-type]
+        gen.validation_rounds = rounds
+        gen.calibrate_on(weights, channels)
+        events, summary = gen.generate(2000, batch=20_000)
+        assert events is not None and len(events.weights) == 2000
+        return gen, summary
+
+    unchecked, without = generate(0)
+    checked, summary = generate(3)
+    assert without.validation == [] and without.truncation_bias > 0.05  # type: ignore[attr-defined]
+    shares = summary.validation  # type: ignore[attr-defined]
+    assert len(shares) >= 2 and shares[0] > 0.05 and shares[-1] <= 2e-3
+    assert checked.w_max is not None and unchecked.w_max is not None
+    assert checked.w_max > 2 * unchecked.w_max
+    assert summary.truncation_bias < 2e-3  # type: ignore[attr-defined]
