@@ -309,7 +309,7 @@ class EventGenerator:
         #: taken (:meth:`validate`): at most this many, each raising ``w_max`` to the
         #: validation draws' own when its share of sigma above ``w_max`` is more than
         #: twice the truncation. 0 turns the check off.
-        self.validation_rounds = 3
+        self.validation_rounds = 5
         #: The share of sigma above ``w_max`` of each validation draw (out of sample).
         self.validation: list[float] = []
         self.norm = 1.0
