@@ -31,8 +31,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ALLOCATIONS", "Allocation", "channel_max_weights", "maxima_of_own",
-           "own_weights", "reweigh"]
+__all__ = ["ALLOCATIONS", "Allocation", "channel_max_weights", "reweigh"]
 
 Allocation = Literal["max_weight", "sigma"]
 #: ``"max_weight"``: draws shared by the channels' own maximum weights (madevent's
@@ -54,29 +53,6 @@ def _own_weights(weights: npt.ArrayLike, channels: npt.ArrayLike, n_channels: in
                          f"[{ch.min()}, {ch.max()}]")
     counts = np.bincount(ch, minlength=n_channels)
     return e * counts[ch] / max(e.size, 1), ch
-
-
-def own_weights(weights: npt.ArrayLike, channels: npt.ArrayLike, n_channels: int
-                ) -> npt.NDArray[np.float64]:
-    """The channels' own weights ``w = alpha_i f / q_i = e n_i / n`` of one draw's event
-    weights ``e`` (``n_i`` of its ``n`` points in channel ``i``): weights that do not
-    depend on how a draw shared its points, so that draws of different allocations pool."""
-    return _own_weights(weights, channels, n_channels)[0]
-
-
-def maxima_of_own(own: npt.ArrayLike, channels: npt.ArrayLike, n_channels: int,
-                  max_weight: Callable[[npt.NDArray[np.float64]], float]
-                  ) -> npt.NDArray[np.float64]:
-    """Each channel's maximum ``W_i`` of its own weights (:func:`own_weights`, of one
-    draw or several pooled); 0 for a channel without a point or whose weights are 0."""
-    w = np.asarray(own, dtype=np.float64)
-    ch = np.asarray(channels, dtype=np.int64)
-    out = np.zeros(n_channels)
-    for i in np.unique(ch):
-        part = w[ch == i]
-        if np.any(part > 0):
-            out[i] = float(max_weight(part))
-    return out
 
 
 def channel_max_weights(weights: npt.ArrayLike, channels: npt.ArrayLike, n_channels: int,
@@ -101,7 +77,12 @@ def channel_max_weights(weights: npt.ArrayLike, channels: npt.ArrayLike, n_chann
         ``(n_channels,)``; 0 for a channel without a point or whose weights are all 0.
     """
     own, ch = _own_weights(weights, channels, n_channels)
-    return maxima_of_own(own, ch, n_channels, max_weight)
+    out = np.zeros(n_channels)
+    for i in np.unique(ch):
+        part = own[ch == i]
+        if np.any(part > 0):
+            out[i] = float(max_weight(part))
+    return out
 
 
 def reweigh(weights: npt.ArrayLike, channels: npt.ArrayLike,

@@ -40,12 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from madnis_py.events.allocation import (
-    ALLOCATIONS,
-    Allocation,
-    maxima_of_own,
-    own_weights,
-)
+from madnis_py.events.allocation import ALLOCATIONS, Allocation, channel_max_weights, reweigh
 from madnis_py.events.colour import leading_colour_flows
 from madnis_py.events.device_unweight import accept_on_device
 from madnis_py.events.recycle import RecordedDraw, plan_recycling
@@ -403,14 +398,13 @@ class EventGenerator:
         and return its weights as the new shares draw them; ``w`` itself where no
         channel has a maximum or a channel of the sample would get no share."""
         mc = self.integrator
-        own = own_weights(w, channels, mc.n_channels)
-        maxima = maxima_of_own(own, channels, mc.n_channels,
-                               lambda part: self.unweighter.max_weight(part, self.rng))
+        maxima = channel_max_weights(w, channels, mc.n_channels,
+                                     lambda part: self.unweighter.max_weight(part, self.rng))
         shares = allocation_shares(maxima, min_fraction=mc.min_fraction, active=mc.active)
         if not np.any(maxima > 0) or not np.all(shares[channels] > 0):
             return w
         self.channel_maxima = maxima
-        return np.asarray(own / shares[channels], dtype=np.float64)
+        return reweigh(w, channels, shares)
 
     def validate(self, n: int) -> list[tuple[WeightedBatch, list[EvaluationRecord]]]:
         """Check ``w_max`` on fresh points before events are taken. The calibration
@@ -448,6 +442,12 @@ class EventGenerator:
             if np.any(pooled > 0):
                 self.w_max = max(self.w_max, u.max_weight(pooled, self.rng))
         return held
+
+    def _calibration_acceptance(self) -> float | None:
+        """``<min(w / w_max, 1)>`` of the calibration sample (None without one)."""
+        if self.calibration_weights is None or self.w_max is None:
+            return None
+        return float(np.minimum(self.calibration_weights / self.w_max, 1.0).mean())
 
     def _draw_recorded(self, n: int) -> tuple[WeightedBatch, list[EvaluationRecord]]:
         """A draw of ``n`` points with its records (none when the integrand keeps none
@@ -604,9 +604,8 @@ class EventGenerator:
         # fresh draws that check w_max out of sample first (validate), of the size the
         # first draw for the events would have; their events are taken below like any
         # other draw's
-        first = (None if self.calibration_weights is None else
-                 float(np.minimum(self.calibration_weights / self.w_max, 1.0).mean()))
-        held = self.validate(draw_size(n_events, first, batch)) if n_events > 0 else []
+        held = (self.validate(draw_size(n_events, self._calibration_acceptance(), batch))
+                if n_events > 0 else [])
         if held and self.w_max != w_max_calibrated and recycled:
             # the recorded draws planned again, w_max at least the one fresh draws set
             recycled = self.plan_recycling(recycled, n_events, floor=self.w_max)
@@ -678,8 +677,7 @@ class EventGenerator:
             recycled_events[draw.source] = len(idx)
             if len(idx):
                 emit(self._events_of(draw.records, idx, event_weights))
-        acceptance = (None if self.calibration_weights is None else
-                      float(np.minimum(self.calibration_weights / self.w_max, 1.0).mean()))
+        acceptance = self._calibration_acceptance()  # at the w_max the events take
         held.reverse()  # taken first, in the order they were drawn
         while done < n_events:
             if drawn > 0:
