@@ -103,6 +103,25 @@ def _stacked_block(blocks: Sequence[RQSCoupling], x: torch.Tensor, inverse: bool
     return y, logdet.view(n_flows, n, ref.n_trans).sum(dim=2)
 
 
+def _through_blocks(flows: Sequence[Flow], xs: Sequence[torch.Tensor], inverse: bool
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The flows' point sets padded to one length, stacked ``(flows, n, dims)``, through
+    all blocks (backwards with ``inverse``): the mapped points and the summed
+    log-Jacobians ``(flows, n)``; rows past a set's length are padding."""
+    longest = max(len(x) for x in xs)
+    dims = flows[0].dims
+    points = torch.stack([x if len(x) == longest else
+                          torch.cat([x, x.new_full((longest - len(x), dims), _PAD)])
+                          for x in xs])
+    logdet = points.new_zeros(points.shape[:2])
+    per_flow = [_blocks(f) for f in flows]
+    order = range(len(per_flow[0]))
+    for k in (reversed(order) if inverse else order):
+        points, ld = _stacked_block([blocks[k] for blocks in per_flow], points, inverse)
+        logdet = logdet + ld
+    return points, logdet
+
+
 def log_prob_stacked(flows: Sequence[Flow], xs: Sequence[torch.Tensor]
                      ) -> list[torch.Tensor]:
     """``flows[i].log_prob(xs[i])`` of :func:`stackable` flows, evaluated together (see
@@ -112,17 +131,7 @@ def log_prob_stacked(flows: Sequence[Flow], xs: Sequence[torch.Tensor]
         raise ValueError(f"{len(flows)} flows and {len(xs)} point sets")
     if not stackable(flows):
         raise ValueError("log_prob_stacked: the flows differ (see stackable)")
-    longest = max(len(x) for x in xs)
-    dims = flows[0].dims
-    points = torch.stack([x if len(x) == longest else
-                          torch.cat([x, x.new_full((longest - len(x), dims), _PAD)])
-                          for x in xs])
-    logdet = points.new_zeros(points.shape[:2])
-    per_flow = [_blocks(f) for f in flows]
-    for k in reversed(range(len(per_flow[0]))):
-        points, ld = _stacked_block([blocks[k] for blocks in per_flow], points,
-                                    inverse=True)
-        logdet = logdet + ld
+    _, logdet = _through_blocks(flows, xs, inverse=True)
     return [logdet[i, :len(x)] for i, x in enumerate(xs)]
 
 
@@ -140,14 +149,5 @@ def sample_stacked(flows: Sequence[Flow], counts: Sequence[int],
     first = flows[0]
     zs = [torch.rand(int(n), first.dims, dtype=first.dtype, device=first.device,
                      generator=generator) for n in counts]
-    longest = max(int(n) for n in counts)
-    points = torch.stack([z if len(z) == longest else
-                          torch.cat([z, z.new_full((longest - len(z), first.dims), _PAD)])
-                          for z in zs])
-    logdet = points.new_zeros(points.shape[:2])
-    per_flow = [_blocks(f) for f in flows]
-    for k in range(len(per_flow[0])):
-        points, ld = _stacked_block([blocks[k] for blocks in per_flow], points,
-                                    inverse=False)
-        logdet = logdet + ld
+    points, logdet = _through_blocks(flows, zs, inverse=False)
     return [(points[i, :len(z)], -logdet[i, :len(z)]) for i, z in enumerate(zs)]
