@@ -487,15 +487,16 @@ class DeviceChannels(ChannelIntegrand):
         evaluation (``st`` after :meth:`_finish` with ``details``): what
         ``details=True`` gives in
         :meth:`Integrand.__call__ <madnis_py.integrand.Integrand.__call__>`."""
-        mom, idx = st["mom"], st["idx"]
-        scale = torch.zeros(len(mom), dtype=torch.float64, device=mom.device)
-        alphas = torch.zeros_like(scale)
-        if len(idx):
-            scale[idx] = st["mu"].to(torch.float64)
-            alphas[idx] = st["alphas"].to(torch.float64)
-        return DeviceRecord(channel, x.detach(), f[rows], mom[rows], st["x12"][rows],
+        if "scale" not in st:  # the group's scales and alpha_s, once for its channels
+            mom, idx = st["mom"], st["idx"]
+            st["scale"] = torch.zeros(len(mom), dtype=torch.float64, device=mom.device)
+            st["alpha_s"] = torch.zeros_like(st["scale"])
+            if len(idx):
+                st["scale"][idx] = st["mu"].to(torch.float64)
+                st["alpha_s"][idx] = st["alphas"].to(torch.float64)
+        return DeviceRecord(channel, x.detach(), f[rows], st["mom"][rows], st["x12"][rows],
                             st["w"][rows], st["passed"][rows], st["sub_f"][rows],
-                            scale[rows], alphas[rows])
+                            st["scale"][rows], st["alpha_s"][rows])
 
     def _group_tensors(self, group: int, device: torch.device
                        ) -> tuple[torch.Tensor, torch.Tensor]:
