@@ -38,7 +38,15 @@ def _run(t: Any, a_in: float, nf: int, nloop: int, xp: ModuleType) -> Any:
     """alpha_s at ``t = ln(Q^2 / Q0^2)`` (a numpy array or a torch tensor, ``xp`` its
     module) from ``a_in`` at ``Q0`` with ``nf`` flavours (MadGraph's ``NEWTON1``)."""
     b0, c1 = _coefficients(nf)
-    a0 = xp.full_like(t, a_in)
+    return _solve(t, xp.full_like(t, a_in), b0, c1, nloop, xp)
+
+
+def _solve(t: Any, a0: Any, b0: Any, c1: Any, nloop: int, xp: ModuleType,
+           first_look: int = 0) -> Any:
+    """The one- or two-loop solution at ``t`` from ``a0`` with the coefficients ``b0``,
+    ``c1`` (numbers, or arrays like ``t``): Newton's method from the approximate
+    solution until a step changes alpha_s by less than 1e-14, its convergence looked at
+    from step ``first_look`` on (each look a host synchronisation for a GPU tensor)."""
     if nloop == 1:
         return a0 / (1.0 + a0 * b0 * t)
     a = a0 / (1.0 + b0 * a0 * t + c1 * a0 * xp.log(1.0 + a0 * b0 * t))
@@ -47,12 +55,12 @@ def _run(t: Any, a_in: float, nf: int, nloop: int, xp: ModuleType) -> Any:
     def f2(x: Any) -> Any:
         return 1.0 / x + c1 * xp.log(c1 * x / (1.0 + c1 * x))
 
-    for _ in range(50):
+    for k in range(50):
         f = b0 * t + f2(a0) - f2(a)
         fp = 1.0 / (a ** 2 * (1.0 + c1 * a))
         step = f / fp
         a = a - step
-        if bool(xp.all(xp.abs(step) < 1e-14)):
+        if k >= first_look and bool(xp.all(xp.abs(step) < 1e-14)):
             break
     return a
 
@@ -125,19 +133,5 @@ def _alphas_tensor(qs: torch.Tensor, asmz: float, a_b: float, a_c: float,
     c1 = pick(*(_coefficients(nf)[1] for nf in (5, 4, 3)))
     a0 = pick(asmz, a_b, a_c)
     t = 2 * torch.log(qs / pick(MZ, B_MASS, C_MASS))
-    if nloop == 1:
-        a = a0 / (1.0 + a0 * b0 * t)
-    else:
-        a = a0 / (1.0 + b0 * a0 * t + c1 * a0 * torch.log(1.0 + a0 * b0 * t))
-        a = torch.where(a < 0, 0.3, a)
-
-        def f2(x: torch.Tensor) -> torch.Tensor:
-            return 1.0 / x + c1 * torch.log(c1 * x / (1.0 + c1 * x))
-
-        for k in range(50):
-            fp = 1.0 / (a ** 2 * (1.0 + c1 * a))
-            step = (b0 * t + f2(a0) - f2(a)) / fp
-            a = a - step
-            if k >= 5 and bool(torch.all(torch.abs(step) < 1e-14)):
-                break
+    a = _solve(t, a0, b0, c1, nloop, torch, first_look=5)
     return torch.where(qs > 0, a, torch.nan)
