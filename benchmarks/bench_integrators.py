@@ -41,13 +41,15 @@ Notes on the methods:
   are printed.
 
 flat, the VEGAS map and ours are evaluated as the event generator draws
-(``--allocation``, the card's ``[unweighting] allocation``): with ``max_weight`` (the
-default) a quarter of the evaluation points (``Integrator.random_batch``, allocated by the
-channels' sigmas) calibrates each channel's own truncation-defined maximum weight, and the
+(``--allocation``, the card's ``[unweighting] allocation``): with ``max_weight`` a
+quarter of the evaluation points (``Integrator.random_batch``, allocated by the channels'
+sigmas) calibrates each channel's own truncation-defined maximum weight, and the
 efficiencies, the estimate and its error are those of the other three quarters, drawn
 with the channels' shares in proportion to those maxima (``madnis_py.events.allocation``);
-with ``sigma``, all of them are one ``random_batch`` (what ``integrate`` with one
-iteration draws). One channel: the same either way.
+with ``auto`` (the default) that quarter first chooses between those shares and the
+sigmas' on its held-out halves (``choose_allocation``), and the other three quarters are
+drawn the chosen way; with ``sigma``, all of them are one ``random_batch`` (what
+``integrate`` with one iteration draws). One channel: the same either way.
 """
 
 from __future__ import annotations
@@ -66,10 +68,11 @@ import torch
 
 from madnis_py._atomic import write_text_atomic
 from madnis_py.cards.run_card import TrainingSettings, UnweightingSettings
-from madnis_py.events.allocation import channel_max_weights
-from madnis_py.events.unweight import truncation_max_weight
+from madnis_py.events.allocation import ALLOCATIONS, channel_max_weights, choose_allocation
+from madnis_py.events.unweight import DEFAULT_TRUNCATION, truncation_max_weight
 from madnis_py.testfunctions import Camel, RidgeAndPeak
 from madnis_py.training import Integrator, allocate
+from madnis_py.training.multichannel import allocation_shares
 from madnis_py.training.stopping import truncation_efficiency
 
 # --------------------------------------------------------------------------- integrands
@@ -170,14 +173,25 @@ def evaluate(mc: Integrator, method: str, m: int, train_s: float, note: str) -> 
     (:data:`ALLOCATION`): the estimate, its error, the relative std and the three
     efficiencies."""
     t0 = time.perf_counter()
-    if ALLOCATION == "max_weight" and mc.n_channels > 1:
+    if ALLOCATION != "sigma" and mc.n_channels > 1:
         calibration = mc.random_batch(m // 4)
-        maxima = channel_max_weights(calibration.weights(), calibration.channels(),
-                                     mc.n_channels, truncation_max_weight)
-        counts = allocate(m - m // 4, maxima, min_fraction=mc.min_fraction,
-                          active=mc.active)
+        w, channels = calibration.weights(), calibration.channels()
+        shared_by = "max_weight"
+        if ALLOCATION == "auto":
+            by_sigma = allocation_shares(mc.sigmas, min_fraction=mc.min_fraction,
+                                         active=mc.active)
+            shared_by = choose_allocation(
+                w, channels, by_sigma, max_weight=truncation_max_weight,
+                truncation=DEFAULT_TRUNCATION, rng=np.random.default_rng(0),
+                min_fraction=mc.min_fraction, active=mc.active).allocation
+        counts = None
+        if shared_by == "max_weight":
+            maxima = channel_max_weights(w, channels, mc.n_channels, truncation_max_weight)
+            counts = allocate(m - m // 4, maxima, min_fraction=mc.min_fraction,
+                              active=mc.active)
         batch = mc.random_batch(m - m // 4, counts=counts)
-        note += "; channels by their maxima on a quarter of the points"
+        note += (f"; channels by their {'maxima' if counts is not None else 'sigmas'} "
+                 "(chosen on a quarter of the points)")
     else:
         batch = mc.random_batch(m)
     t = time.perf_counter() - t0
@@ -398,7 +412,7 @@ def main() -> int:
                     help="our defensive mixture weight of the base (VEGAS/flat) density")
     ap.add_argument("--penalty", type=float, default=0.0,
                     help="our max_weight_penalty")
-    ap.add_argument("--allocation", choices=["max_weight", "sigma"], default=ALLOCATION,
+    ap.add_argument("--allocation", choices=list(ALLOCATIONS), default=ALLOCATION,
                     help="how flat, the VEGAS map and ours share their evaluation points "
                          "among the channels (default: the run card's)")
     ap.add_argument("--only-ours", action="store_true",

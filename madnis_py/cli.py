@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from madnis_py.cards.run_card import DistributedSettings, RunCard
-    from madnis_py.run import RunSummary
+    from madnis_py.run import EventsSummary, RunSummary
 
 __all__ = ["main"]
 
@@ -295,6 +295,20 @@ def _distributed_settings(card: RunCard,
     return settings
 
 
+#: What ``[unweighting] allocation`` shares the draws by, in the summary table.
+_SHARED_BY = {"max_weight": "maxima", "sigma": "sigmas"}
+
+
+def _allocation(events: EventsSummary) -> str:
+    """How the draws were shared, with the held-out acceptances ``"auto"`` chose by."""
+    text = _SHARED_BY.get(events.allocation, events.allocation)
+    if events.allocation_acceptance:
+        text += " (acceptance held out: " + ", ".join(
+            f"{_SHARED_BY.get(k, k)} {v:.2g}" for k, v in events.allocation_acceptance.items()
+        ) + ")"
+    return text
+
+
 def _summary_table(summary: RunSummary) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -325,6 +339,13 @@ def _summary_table(summary: RunSummary) -> None:
                           f"{w['ess']:.6g}, {w['max_weight_ratio']:.4g}")
             table.add_row("share of sigma above w_max (calibration sample)",
                           f"{w['share_above']:.2g}")
+        drawn = {"max_weight": "channels' own maxima", "sigma": "integrator's sigmas"}
+        chose = summary.events.allocation_acceptance
+        table.add_row("draws shared by", drawn.get(summary.events.allocation,
+                                                   summary.events.allocation)
+                      + (" (held-out acceptance: " + ", ".join(
+                          f"{drawn[k].split(chr(39))[0]} {v:.2g}"
+                          for k, v in chose.items()) + ")" if chose else ""))
         if summary.events.validation:
             table.add_row("share of sigma above w_max, fresh draws checking it",
                           " -> ".join(f"{v:.2g}" for v in summary.events.validation))

@@ -159,8 +159,14 @@ class EventsSummary:
         ``recycle_skipped`` the draws left out with their share of sigma above ``w_max``.
     channel_maxima : list of float or None
         Each channel's own maximum weight, by which the new draws were shared among the
-        channels (``[unweighting] allocation = "max_weight"``,
+        channels (``[unweighting] allocation = "max_weight"``, or ``"auto"`` choosing it,
         :mod:`madnis_py.events.allocation`); None: by the integrator's sigmas.
+    allocation : {"max_weight", "sigma"}
+        How the new draws were shared among the channels.
+    allocation_acceptance : dict
+        With ``allocation = "auto"``: each candidate's acceptance on held-out halves of
+        the calibration sample, by which it chose
+        (:func:`~madnis_py.events.allocation.choose_allocation`).
     validation : list of float
         The share of sigma above ``w_max`` of each fresh draw that checked ``w_max``
         before events were taken, out of sample
@@ -184,6 +190,8 @@ class EventsSummary:
     recycle_skipped: dict[str, float] = field(default_factory=dict)
     channel_maxima: list[float] | None = None
     validation: list[float] = field(default_factory=list)
+    allocation: str = "sigma"
+    allocation_acceptance: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -716,12 +724,14 @@ def _events_warnings(card: RunCard, events: EventsSummary) -> list[str]:
     bound = u.max_overweight_truncation
     if events.truncation_bias <= 2 * bound:
         return []
+    by_sigma = (", [unweighting] allocation = \"sigma\"" if events.allocation == "max_weight"
+                else "")
     return [f"the events' truncated share of sigma is {events.truncation_bias:.2g}, "
             f"above the card's max_overweight_truncation {bound:g}: w_max was set on too "
             "few points per channel for this process; the events' distributions lose "
             "that share where the weights are largest (more calibration points: a larger "
-            "[integration] points, [unweighting] allocation = \"sigma\", or overweight "
-            "= \"keep\" for weighted overweights)"]
+            f"[integration] points{by_sigma}, or overweight = \"keep\" for weighted "
+            "overweights)"]
 
 
 def _events_summary(done: GeneratedEvents) -> EventsSummary:
@@ -737,7 +747,8 @@ def _events_summary(done: GeneratedEvents) -> EventsSummary:
                          recycled=dict(done.recycled),
                          recycle_skipped=dict(done.recycle_skipped),
                          channel_maxima=_maxima(done.generator),
-                         validation=list(done.validation))
+                         validation=list(done.validation), allocation=done.allocation,
+                         allocation_acceptance=dict(done.allocation_acceptance))
 
 
 def _generate_distributed(card: RunCard, settings: DistributedSettings, checkpoint: Path,
@@ -765,7 +776,9 @@ def _generate_distributed(card: RunCard, settings: DistributedSettings, checkpoi
                          generation_calls_per_event=_per_event(res.total_calls,
                                                                res.n_events),
                          channel_maxima=(None if res.channel_maxima is None
-                                         else list(res.channel_maxima))), calls
+                                         else list(res.channel_maxima)),
+                         allocation="sigma" if res.channel_maxima is None else "max_weight",
+                         allocation_acceptance=dict(res.allocation_acceptance)), calls
 
 
 def _event_plots(card: RunCard, done: GeneratedEvents, integrand: Integrand,

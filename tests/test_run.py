@@ -293,14 +293,18 @@ def test_events_truncating_more_than_the_card_allows_are_a_warning() -> None:
     from madnis_py.cards.run_card import parse_run_card
     from madnis_py.run import EventsSummary, _events_warnings
 
-    def events(bias: float) -> EventsSummary:
+    def events(bias: float, allocation: str = "max_weight") -> EventsSummary:
         return EventsSummary(lhe="e.lhe", events=10, max_weight=1.0, efficiency=0.1,
                              overweight_fraction=0.0, truncation_bias=bias,
-                             generation_calls=100)
+                             generation_calls=100, allocation=allocation)
 
     card = parse_run_card('[run]\nprocess = "drell_yan"\n')
     (warning,) = _events_warnings(card, events(0.05))
     assert "0.05" in warning and "0.001" in warning and "allocation" in warning
+    # draws already shared by the sigmas: that way out is not offered again
+    (warning,) = _events_warnings(card, events(0.05, "sigma"))
+    assert "0.05" in warning and "[integration] points" in warning
+    assert "allocation" not in warning
     assert _events_warnings(card, events(0.0015)) == []
     kept = parse_run_card('[run]\nprocess = "drell_yan"\n[unweighting]\noverweight = "keep"\n')
     assert _events_warnings(kept, events(0.05)) == []

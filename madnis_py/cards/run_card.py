@@ -111,11 +111,15 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
                               #   where they save fresh calls with their pooled share of
                               #   sigma above w_max within the truncation, as madevent
                               #   keeps its iterations' events ("truncate" only)
-    allocation = "max_weight" # how the generation's draws are shared among the channels:
+    allocation = "auto"       # how the generation's draws are shared among the channels:
                               #   "max_weight" (by each channel's own maximum weight, as
                               #   madevent unweights every channel against its own; the
-                              #   most events per call) or "sigma" (as the integration,
-                              #   by the standard deviations)
+                              #   most events per call where the maxima are well placed),
+                              #   "sigma" (as the integration, by the standard
+                              #   deviations) or "auto" (the one of the two with more
+                              #   events per call on held-out halves of the calibration
+                              #   sample: sigma where hundreds of channels have too few
+                              #   points each to place their maxima)
 
     [output]
     lhe = "events.lhe.gz"     # event file in the output directory, ".lhe" or ".lhe.gz"

@@ -180,7 +180,7 @@ class UnweightingSettings:
     overweight: Overweight = "truncate"
     max_overweight_truncation: float = 1e-3
     recycle: bool = True
-    allocation: Allocation = "max_weight"
+    allocation: Allocation = "auto"
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,10 @@ class ShardedGeneration:
     channel_maxima : tuple of float or None
         The channels' maxima that shared every shard's draws (``None``: the integrator's
         allocation, :mod:`madnis_py.events.allocation`).
+    allocation_acceptance : dict
+        With ``[unweighting] allocation = "auto"`` and ``w_max`` calibrated on the
+        driver: each candidate's acceptance on held-out halves of the calibration sample,
+        by which it chose (empty otherwise).
     """
 
     path: Path
@@ -160,6 +164,7 @@ class ShardedGeneration:
     calibration_calls: int = 0
     report: WeightReport | None = None
     channel_maxima: tuple[float, ...] | None = None
+    allocation_acceptance: dict[str, float] = field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float:
@@ -401,6 +406,7 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
     driver_calls = int(mc.n_calls) - calls_before
     calibration_calls = 0
     calibration: np.ndarray | None = None
+    acceptance: dict[str, float] = {}
     unweighter = unweighter_from_card(card)
     maxima = None if channel_maxima is None else tuple(float(v) for v in channel_maxima)
     if w_max is None:
@@ -417,6 +423,8 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
         norm = gen.norm
         if gen.channel_maxima is not None:
             maxima = tuple(float(v) for v in gen.channel_maxima)
+        if gen.allocation_choice is not None:
+            acceptance = dict(gen.allocation_choice.acceptance)
         calibration = gen.calibration_weights
         calibration_calls = int(gen.calibration_calls)
         driver_calls += int(gen.n_calls)
@@ -477,4 +485,4 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
     return ShardedGeneration(path, n_events, sigma, error, float(w_max), float(norm),
                              int(batch), sub_counts.tolist(), done, calibrate_s, run_s,
                              time.perf_counter() - t0, driver_calls, calibration_calls,
-                             report, maxima)
+                             report, maxima, acceptance)

@@ -8,7 +8,8 @@ cross section. Generation then
 1. fixes the maximum weight ``w_max`` on a calibration sample (exact maximum, a high
    quantile, or the median of replica maxima, :mod:`madnis_py.events.unweight`), after
    sharing the draws that follow among the channels by each one's own maximum weight
-   (madevent's per-channel unweighting, :mod:`madnis_py.events.allocation`),
+   (madevent's per-channel unweighting) or by the integrator's standard deviations,
+   whichever accepts more out of sample (:mod:`madnis_py.events.allocation`),
 2. draws batches, keeping for every point what its event record needs (the subprocess
    parts of ``f``, the scale, alpha_s and the momenta,
    :meth:`~madnis_py.integrand.TorchChannels.recording`), and accepts each point with
@@ -40,7 +41,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from madnis_py.events.allocation import ALLOCATIONS, Allocation, channel_max_weights, reweigh
+from madnis_py.events.allocation import (
+    ALLOCATIONS,
+    Allocation,
+    AllocationChoice,
+    channel_max_weights,
+    choose_allocation,
+    reweigh,
+)
 from madnis_py.events.colour import leading_colour_flows
 from madnis_py.events.device_unweight import accept_on_device
 from madnis_py.events.recycle import RecordedDraw, plan_recycling
@@ -189,6 +197,12 @@ class GenerationSummary:
     validation : list of float
         The share of sigma above ``w_max`` of each validation draw, out of sample
         (:meth:`EventGenerator.validate`; empty where it did not run).
+    allocation : {"max_weight", "sigma"}
+        How the draws were shared among the channels: by their maxima or by the
+        integrator's allocation (:mod:`madnis_py.events.allocation`).
+    allocation_acceptance : dict
+        With ``allocation="auto"``: each candidate's acceptance on the calibration
+        sample's held-out halves, by which it chose (empty otherwise).
     """
 
     n_events: int
@@ -208,6 +222,8 @@ class GenerationSummary:
     recycled: dict[str, int] = field(default_factory=dict)
     recycle_skipped: dict[str, float] = field(default_factory=dict)
     validation: list[float] = field(default_factory=list)
+    allocation: str = "sigma"
+    allocation_acceptance: dict[str, float] = field(default_factory=dict)
 
     @property
     def recycled_events(self) -> int:
@@ -236,6 +252,11 @@ class EventGenerator:
     seed : int
         Seeds the accept/reject and flavour/colour choices, and reseeds the integrator's
         own generator, which draws the points.
+    allocation : {"auto", "max_weight", "sigma"}
+        How the draws are shared among the channels (:mod:`madnis_py.events.allocation`):
+        by each channel's own maximum weight on the calibration sample, by the
+        integrator's standard deviations, or (``"auto"``) by the one of the two with the
+        larger acceptance on the calibration sample's held-out halves.
     reevaluate : bool
         Evaluate accepted points a second time for their event record instead of
         keeping it from the first evaluation (the reference; the default when the
@@ -280,9 +301,14 @@ class EventGenerator:
         self.integrator = integrator
         self.allocation: Allocation = allocation
         #: Each channel's own maximum weight, by which the draws are shared
-        #: (``allocation="max_weight"``, :mod:`madnis_py.events.allocation`); ``None``
-        #: until calibrated, and with ``"sigma"``: the integrator's allocation.
+        #: (``allocation="max_weight"``, or ``"auto"`` choosing it,
+        #: :mod:`madnis_py.events.allocation`); ``None`` until calibrated, and where the
+        #: draws follow the integrator's allocation.
         self.channel_maxima: np.ndarray | None = None
+        #: With ``allocation="auto"``: the allocation chosen on the calibration sample
+        #: and each candidate's acceptance there, out of sample
+        #: (:func:`~madnis_py.events.allocation.choose_allocation`); else ``None``.
+        self.allocation_choice: AllocationChoice | None = None
         self.integrand: Integrand = physics
         self.sigma = float(sigma)
         self.unweighter = unweighter
@@ -354,7 +380,8 @@ class EventGenerator:
 
     def _counts(self, n: int) -> np.ndarray | None:
         """Points per channel of a draw of ``n``: by the channels' maxima once calibrated
-        with ``allocation="max_weight"``, else ``None`` (the integrator's allocation)."""
+        when shared by maxima (:attr:`channel_maxima`), else ``None`` (the integrator's
+        allocation)."""
         if self.channel_maxima is None:
             return None
         mc = self.integrator
@@ -378,11 +405,13 @@ class EventGenerator:
         With the ``channels`` of the points and ``allocation="max_weight"``, the draws
         that follow are first shared by the channels' own maxima on this sample
         (:mod:`madnis_py.events.allocation`), and ``w_max`` is calibrated on the same
-        points weighted as that allocation draws them."""
+        points weighted as that allocation draws them; with ``"auto"``, so if the
+        maxima accept more than the integrator's allocation on held-out halves of the
+        sample (:attr:`allocation_choice`)."""
         w = np.asarray(w, dtype=np.float64)
         if w.ndim != 1 or not np.any(w > 0):
             raise ValueError("calibration weights must be a 1D array with a weight > 0")
-        if channels is not None and self.allocation == "max_weight":
+        if channels is not None and self.allocation != "sigma":
             w = self._share_by_maxima(w, np.asarray(channels))
         u = self.unweighter
         self.w_max = u.max_weight(w, self.rng)
@@ -393,13 +422,30 @@ class EventGenerator:
                      else 1.0)
         return self.w_max
 
+    @property
+    def drawn_by(self) -> str:
+        """How the draws are shared among the channels now: ``"max_weight"`` (by
+        :attr:`channel_maxima`) or ``"sigma"`` (the integrator's allocation)."""
+        return "sigma" if self.channel_maxima is None else "max_weight"
+
     def _share_by_maxima(self, w: np.ndarray, channels: np.ndarray) -> np.ndarray:
         """Set :attr:`channel_maxima` from the calibration sample ``w`` (of ``channels``)
         and return its weights as the new shares draw them; ``w`` itself where no
         channel has a maximum or a channel of the sample would get no share."""
         mc = self.integrator
+        u = self.unweighter
+        if self.allocation == "auto":
+            by_sigma = allocation_shares(mc.sigmas, min_fraction=mc.min_fraction,
+                                         active=mc.active)
+            self.allocation_choice = choose_allocation(
+                w, channels, by_sigma, max_weight=lambda part: u.max_weight(part, self.rng),
+                truncation=u.truncation, rng=self.rng, min_fraction=mc.min_fraction,
+                active=mc.active)
+            if self.allocation_choice.allocation == "sigma":
+                self.channel_maxima = None
+                return w
         maxima = channel_max_weights(w, channels, mc.n_channels,
-                                     lambda part: self.unweighter.max_weight(part, self.rng))
+                                     lambda part: u.max_weight(part, self.rng))
         shares = allocation_shares(maxima, min_fraction=mc.min_fraction, active=mc.active)
         if not np.any(maxima > 0) or not np.all(shares[channels] > 0):
             return w
@@ -408,7 +454,7 @@ class EventGenerator:
 
     def validate(self, n: int) -> list[tuple[WeightedBatch, list[EvaluationRecord]]]:
         """Check ``w_max`` on fresh points before events are taken. The calibration
-        sample chose it, and with ``allocation="max_weight"`` also each channel's share
+        sample chose it, and with the draws shared by maxima also each channel's share
         of the draws: there its own share of sigma above ``w_max`` is the truncation by
         construction, but a channel with a few hundred points there has its maximum,
         and so its share, set too low, and fresh draws exceed ``w_max`` by far more (a
@@ -716,7 +762,10 @@ class EventGenerator:
                                                 nominal=self.norm),
             calibration_calls=self.calibration_calls, reevaluated=self.reevaluated,
             written=tally, reference=reference, recycled=recycled_events,
-            recycle_skipped=skipped, validation=list(self.validation))
+            recycle_skipped=skipped, validation=list(self.validation),
+            allocation=self.drawn_by,
+            allocation_acceptance=({} if self.allocation_choice is None
+                                   else dict(self.allocation_choice.acceptance)))
         out = EventBatch.concatenate(kept) if kept else None
         return out, summary
 

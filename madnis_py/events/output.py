@@ -216,6 +216,11 @@ class GeneratedEvents:
     validation : list of float
         The share of sigma above ``w_max`` of each fresh draw that checked it before
         events were taken (:meth:`~madnis_py.events.generator.EventGenerator.validate`).
+    allocation : {"max_weight", "sigma"}
+    allocation_acceptance : dict
+        How the draws were shared among the channels, and with ``allocation = "auto"``
+        each candidate's acceptance out of sample, by which it chose
+        (:class:`~madnis_py.events.generator.GenerationSummary`).
     subprocess_events : list of int
     max_weights : list of float
         Events and largest event weight per subprocess (0 where none).
@@ -252,6 +257,8 @@ class GeneratedEvents:
     recycled: dict[str, int] = field(default_factory=dict)
     recycle_skipped: dict[str, float] = field(default_factory=dict)
     validation: list[float] = field(default_factory=list)
+    allocation: str = "sigma"
+    allocation_acceptance: dict[str, float] = field(default_factory=dict)
 
 
 def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
@@ -358,4 +365,6 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         generator=gen, calibration_calls=int(summary.calibration_calls),
         reevaluated=int(summary.reevaluated), written=summary.written,
         reference=summary.reference, recycled=dict(summary.recycled),
-        recycle_skipped=dict(summary.recycle_skipped), validation=list(summary.validation))
+        recycle_skipped=dict(summary.recycle_skipped), validation=list(summary.validation),
+        allocation=summary.allocation,
+        allocation_acceptance=dict(summary.allocation_acceptance))

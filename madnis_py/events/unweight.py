@@ -151,8 +151,8 @@ def share_above(weights: npt.ArrayLike, w_max: float) -> float:
     return float(np.maximum(w - w_max, 0.0).sum()) / total if total > 0.0 else 0.0
 
 
-def truncation_max_weight(weights: npt.ArrayLike, truncation: float = DEFAULT_TRUNCATION
-                          ) -> float:
+def truncation_max_weight(weights: npt.ArrayLike, truncation: float = DEFAULT_TRUNCATION,
+                          *, probabilities: npt.ArrayLike | None = None) -> float:
     """The smallest ``w_max`` with at most a share ``truncation`` of the cross section above.
 
     ``g(t) = sum(max(w - t, 0))`` falls piecewise linearly from ``sum(w)`` at ``t = 0`` to 0
@@ -169,6 +169,11 @@ def truncation_max_weight(weights: npt.ArrayLike, truncation: float = DEFAULT_TR
     truncation
         In ``[0, 1)``: the largest share of the cross section above ``w_max`` (MadGraph's
         ``max_overweight_truncation``). 0 gives the largest weight.
+    probabilities
+        The probability of each point in the sample, shape ``(n,)``, non-negative, where
+        the points do not stand for one draw alike (points of several channels seen as a
+        draw with other shares of the channels); the shares of the cross section are then
+        ``sum(p max(w - w_max, 0)) / sum(p w)``. None: all alike.
 
     Returns
     -------
@@ -184,14 +189,27 @@ def truncation_max_weight(weights: npt.ArrayLike, truncation: float = DEFAULT_TR
     """
     _check_truncation(truncation)
     w = as_weights(weights)
-    total = float(w.sum())
+    if probabilities is None:
+        p = np.ones_like(w)
+    else:
+        p = np.asarray(probabilities, dtype=np.float64)
+        if p.shape != w.shape or not np.all(np.isfinite(p)) or np.any(p < 0):
+            raise ValueError(f"probabilities must be {w.shape} finite values >= 0, got "
+                             f"shape {p.shape}")
+    total = float(np.dot(p, w))
     if total == 0.0:
         raise ValueError(f"weights are all zero ({w.size} events): no maximum weight to "
                          f"unweight with")
-    d = np.sort(w)[::-1]
-    top = np.cumsum(d)                      # S_k for k = 1..n
+    if probabilities is None:
+        d, pd = np.sort(w)[::-1], p
+    else:
+        order = np.argsort(w)[::-1]
+        d, pd = w[order], p[order]
+    # with probabilities, g(t) = S_k - P_k t between w_(k+1) and w_(k), P_k the sum of
+    # the k largest weights' probabilities
+    top = np.cumsum(pd * d)                 # S_k for k = 1..n
     below = np.append(d[1:], 0.0)           # w_(k+1), 0 past the smallest
-    k = np.arange(1, d.size + 1, dtype=np.float64)
+    k = np.cumsum(pd)
     excess = top - k * below                # g(w_(k+1)), non-decreasing in k
     target = truncation * total
     # g(0) = sum(w) > target, so a piece exists; argmax finds the first True

@@ -127,7 +127,7 @@ def test_minimal_card_has_the_documented_defaults(tmp_path: Path) -> None:
     u = card.unweighting
     assert (u.max_weight, u.quantile, u.replicas, u.overweight) == ("truncation", 0.999, 10,
                                                                     "truncate")
-    assert (u.max_overweight_truncation, u.allocation) == (1e-3, "max_weight")
+    assert (u.max_overweight_truncation, u.allocation) == (1e-3, "auto")
     assert (card.output.lhe, card.output.plots) == ("events.lhe.gz", True)
     assert card.output.checkpoint == "checkpoint.pt"
     assert card.source == (tmp_path / "run.toml").resolve()
@@ -242,7 +242,7 @@ ERRORS = [
     ('[run]\nprocess = "ee_mumu"\n[unweighting]\nmax_weight = "max"\n', "max_weight",
      ["[unweighting] max_weight", "'exact', 'quantile', 'replicas'"]),
     ('[run]\nprocess = "ee_mumu"\n[unweighting]\nallocation = "flat"\n', "allocation",
-     ["[unweighting] allocation", "'flat' is not allowed", "'max_weight', 'sigma'"]),
+     ["[unweighting] allocation", "'flat' is not allowed", "'auto', 'max_weight', 'sigma'"]),
     ('[run]\nprocess = "ee_mumu"\n[scale]\ndynamical_scale_choice = -1\n',
      "dynamical_scale_choice", ["[scale] dynamical_scale_choice", "-1 is out of range"]),
     ('[run]\nprocess = "ee_mumu"\n[collider]\nsqrt_s = 500.0\nebeam1 = 250.0\n'

@@ -189,7 +189,7 @@ def test_the_accept_reject_runs_where_asked(trained: tuple[Integrand, Integrator
     assert abs(sa.efficiency - sh.efficiency) < 0.5 * sh.efficiency
 
 
-@pytest.mark.parametrize("allocation", ["max_weight", "sigma"])
+@pytest.mark.parametrize("allocation", ["max_weight", "sigma", "auto"])
 def test_fresh_draws_check_w_max_before_events(trained: tuple[Integrand, Integrator],
                                                allocation: str) -> None:
     """A w_max set too low on its calibration sample (here five times, as a few hundred

@@ -211,6 +211,28 @@ def test_truncation_max_weight_solves_the_share_exactly(truncation: float,
     assert max_weight(w, truncation=truncation) == truncation_max_weight(w, truncation)
 
 
+@pytest.mark.parametrize("truncation", [0.0, 1e-3, 0.05, 0.3, 0.8])
+def test_truncation_with_probabilities_is_that_of_the_repeated_points(
+        truncation: float) -> None:
+    """Integer probabilities k_j: the w_max of the sample with each point repeated k_j
+    times (the excess sum(k max(w - t, 0)) solved in closed form alike); a zero
+    probability drops the point."""
+    rng = np.random.default_rng(5)
+    w = rng.lognormal(0.0, 1.5, 200)
+    k = rng.integers(0, 6, 200)
+    got = truncation_max_weight(w, truncation, probabilities=k)
+    assert got == pytest.approx(truncation_max_weight(np.repeat(w, k), truncation),
+                                rel=1e-12)
+    # scaled probabilities are the same draw
+    assert truncation_max_weight(w, truncation, probabilities=k / 7.0) == \
+        pytest.approx(got, rel=1e-12)
+    assert truncation_max_weight(w, truncation, probabilities=np.ones(200)) == \
+        truncation_max_weight(w, truncation)
+    for bad in (np.ones(3), -k, k * np.nan):
+        with pytest.raises(ValueError, match="probabilities must be"):
+            truncation_max_weight(w, truncation, probabilities=bad)
+
+
 def test_truncation_of_tied_maxima_is_the_maximum() -> None:
     w = np.array([1.0, 5.0, 5.0, 5.0, 2.0])
     assert truncation_max_weight(w, 0.0) == 5.0
