@@ -349,6 +349,10 @@ def _summary_table(summary: RunSummary) -> None:
         if summary.events.validation:
             table.add_row("share of sigma above w_max, fresh draws checking it",
                           " -> ".join(f"{v:.2g}" for v in summary.events.validation))
+        if summary.events.w_max_raised:
+            table.add_row("w_max raised on the events' own draws",
+                          " -> ".join(f"{v:.4g}" for v in summary.events.w_max_raised)
+                          + f" ({summary.events.thinned_events} held events thinned away)")
         table.add_row("share of sigma truncated (all draws of the events)",
                       f"{summary.events.truncation_bias:.2g}")
         table.add_row("overweight fraction", f"{summary.events.overweight_fraction:.2g}")

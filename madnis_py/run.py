@@ -167,6 +167,12 @@ class EventsSummary:
         With ``allocation = "auto"``: each candidate's acceptance on held-out halves of
         the calibration sample, by which it chose
         (:func:`~madnis_py.events.allocation.choose_allocation`).
+    w_max_raised : list of float
+        ``w_max`` after each rise on the events' own draws (their share of sigma above
+        it beyond twice the truncation), while the first events were held back
+        (:meth:`~madnis_py.events.generator.EventGenerator.generate`).
+    thinned_events : int
+        Held events those rises took away (and more points were drawn for).
     validation : list of float
         The share of sigma above ``w_max`` of each fresh draw that checked ``w_max``
         before events were taken, out of sample
@@ -192,6 +198,8 @@ class EventsSummary:
     validation: list[float] = field(default_factory=list)
     allocation: str = "sigma"
     allocation_acceptance: dict[str, float] = field(default_factory=dict)
+    w_max_raised: list[float] = field(default_factory=list)
+    thinned_events: int = 0
 
 
 @dataclass
@@ -748,7 +756,8 @@ def _events_summary(done: GeneratedEvents) -> EventsSummary:
                          recycle_skipped=dict(done.recycle_skipped),
                          channel_maxima=_maxima(done.generator),
                          validation=list(done.validation), allocation=done.allocation,
-                         allocation_acceptance=dict(done.allocation_acceptance))
+                         allocation_acceptance=dict(done.allocation_acceptance),
+                         w_max_raised=list(done.raised), thinned_events=done.thinned)
 
 
 def _generate_distributed(card: RunCard, settings: DistributedSettings, checkpoint: Path,

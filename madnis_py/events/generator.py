@@ -52,6 +52,7 @@ from madnis_py.events.allocation import (
 from madnis_py.events.colour import leading_colour_flows
 from madnis_py.events.device_unweight import accept_on_device
 from madnis_py.events.recycle import RecordedDraw, plan_recycling
+from madnis_py.events.stream import EventStream
 from madnis_py.events.unweight import (
     Acceptance,
     Unweighter,
@@ -203,6 +204,12 @@ class GenerationSummary:
     allocation_acceptance : dict
         With ``allocation="auto"``: each candidate's acceptance on the calibration
         sample's held-out halves, by which it chose (empty otherwise).
+    raised : list of float
+        ``w_max`` after each rise on the draws of the events themselves, while the
+        first events were held back (:meth:`EventGenerator.generate`; ``max_weight`` is
+        the last).
+    thinned : int
+        Held events the rises took away again (more points were drawn for them).
     """
 
     n_events: int
@@ -224,6 +231,8 @@ class GenerationSummary:
     validation: list[float] = field(default_factory=list)
     allocation: str = "sigma"
     allocation_acceptance: dict[str, float] = field(default_factory=dict)
+    raised: list[float] = field(default_factory=list)
+    thinned: int = 0
 
     @property
     def recycled_events(self) -> int:
@@ -333,6 +342,12 @@ class EventGenerator:
         self.validation_rounds = 5
         #: The share of sigma above ``w_max`` of each validation draw (out of sample).
         self.validation: list[float] = []
+        #: Events :meth:`generate` holds back while ``w_max`` may still rise on the
+        #: draws themselves (see there); 0 writes every event at once, with ``w_max``
+        #: as calibrated and validated.
+        self.settle_events = 200_000
+        # w_max calibrated by this generator (not fixed elsewhere): generate may raise it
+        self._calibrated = False
         self.norm = 1.0
         self.n_calls = 0
         self.n_weighted = 0
@@ -415,6 +430,7 @@ class EventGenerator:
             w = self._share_by_maxima(w, np.asarray(channels))
         u = self.unweighter
         self.w_max = u.max_weight(w, self.rng)
+        self._calibrated = True
         self.calibration_weights = w
         r = w / self.w_max
         # mean event weight sigma: kept overweights carry max(1, r), and c normalises
@@ -513,6 +529,7 @@ class EventGenerator:
         if not w_max > 0:
             raise ValueError(f"w_max must be > 0, got {w_max!r}")
         self.w_max = float(w_max)
+        self._calibrated = False
         self.norm = float(norm)
         if channel_maxima is not None:
             maxima = np.asarray(channel_maxima, dtype=np.float64)
@@ -637,6 +654,17 @@ class EventGenerator:
         sample, then of the draws so far). ``sink`` receives each batch of events as it is
         accepted (an LHE writer); without one, the events are returned (memory grows
         with ``n_events``).
+
+        With a ``w_max`` calibrated here, the truncation-defined maximum weight and
+        truncated overweights, the first :attr:`settle_events` events are held back
+        while ``w_max`` settles on the draws themselves: after every draw, where the
+        share of sigma above ``w_max`` of all draws so far exceeds twice the
+        truncation (heavy tails a calibration sample cannot show), ``w_max`` rises to
+        the truncation-defined maximum of all of them, every held event is kept with
+        probability ``min(1, w / w_new) / min(1, w / w_old)`` (so that the held events
+        are exactly those an accept/reject against the new ``w_max`` keeps), and more
+        points are drawn for the events thinned away. The events' draws then truncate
+        at most twice the card's share.
         """
         import time
 
@@ -655,55 +683,92 @@ class EventGenerator:
         if held and self.w_max != w_max_calibrated and recycled:
             # the recorded draws planned again, w_max at least the one fresh draws set
             recycled = self.plan_recycling(recycled, n_events, floor=self.w_max)
-        kept: list[EventBatch] = []
-        counts = np.zeros(len(self.pdgs), dtype=np.int64)
-        done = drawn = accepted = overweight = 0
-        excess = total = 0.0
-        written: list[np.ndarray] = []
-        reference = self.calibration_weights
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=n_events, desc="events", unit="ev")
-
-        def take(passed: Acceptance) -> tuple[np.ndarray, np.ndarray]:
-            """A random subset of the accepted points (never just the first ones: batches
-            are ordered by channel) up to the events still needed, and their event
-            weights; the bias and overweight tallies."""
-            nonlocal overweight, excess, total
-            assert self.w_max is not None
-            excess += passed.excess
-            total += passed.total
-            pick = np.sort(self.rng.permutation(len(passed))[: n_events - done])
-            idx = passed.indices[pick]
-            if len(idx) == 0:
-                return idx, np.zeros(0)
-            ratio = passed.weights[pick] / self.w_max
-            overweight += int((ratio > 1).sum())
-            scale = (np.maximum(ratio, 1.0) * self.norm if self.unweighter.overweight == "keep"
-                     else np.ones(len(idx)))
-            written.append(scale)
-            return idx, self.sigma * scale
-
-        def emit(events: EventBatch) -> None:
-            nonlocal done, counts
-            counts += np.bincount(events.subprocess, minlength=len(counts))
-            done += len(events)
-            if sink is not None:
-                sink(events)
+        stream = EventStream(n_events, self.w_max, sigma=self.sigma,
+                             unweighter=self.unweighter, norm=self.norm, rng=self.rng,
+                             n_subprocesses=len(self.pdgs), sink=sink,
+                             settle_events=self.settle_events if self._calibrated else 0,
+                             on_events=None if bar is None else bar.update)
+        recycled_points, recycled_accepted, recycled_events, skipped = self._recycle(
+            stream, recycled)
+        reference = self.calibration_weights
+        drawn = accepted = 0
+        acceptance = self._calibration_acceptance()  # at the w_max the events take
+        held.reverse()  # taken first, in the order they were drawn
+        while not stream.complete:
+            if stream.done >= n_events:  # the held events are all in: settle them
+                self._settle(stream)
+                continue
+            if drawn > 0:
+                acceptance = max(accepted - stream.thinned, 1) / drawn
+            if held:
+                drawn_batch, records = held.pop()
+                n = len(drawn_batch.channels())
             else:
-                kept.append(events)
-            if bar is not None:
-                bar.update(len(events))
+                n = draw_size(n_events - stream.done, acceptance, batch)
+                drawn_batch, records = self._draw_recorded(n)
+            drawn += n
+            passed = self._accept(drawn_batch)
+            reference = drawn_batch.weights() if reference is None else reference
+            accepted += len(passed)
+            idx, event_weights, e = stream.take(passed)
+            if len(idx) > 0:
+                channels, x = drawn_batch.channels(), drawn_batch.points()
+                if self.records:
+                    events = self._from_records(records, x, channels, idx, event_weights)
+                else:
+                    events = self._details(x[idx], channels[idx], event_weights)
+                stream.emit(events, e)
+            self._settle(stream)
+        if bar is not None:
+            bar.close()
+        kept = stream.kept
+        written = stream.written
+        tally = WeightTally.of(np.concatenate(written) if written else np.zeros(0))
+        reference = np.zeros(0) if reference is None else reference
+        summary = GenerationSummary(
+            n_events=stream.done, n_weighted=self.n_weighted, n_calls=self.n_calls,
+            max_weight=self.w_max,
+            efficiency=((accepted + recycled_accepted - stream.thinned)
+                        / max(drawn + recycled_points, 1)),
+            n_overweight=stream.overweight, truncation_bias=stream.truncation_bias,
+            subprocess_events=stream.counts.tolist(), seconds=time.perf_counter() - t0,
+            report=self.unweighter.report_tally(reference, self.w_max, tally,
+                                                nominal=self.norm),
+            calibration_calls=self.calibration_calls, reevaluated=self.reevaluated,
+            written=tally, reference=reference, recycled=recycled_events,
+            recycle_skipped=skipped, validation=list(self.validation),
+            allocation=self.drawn_by,
+            allocation_acceptance=({} if self.allocation_choice is None
+                                   else dict(self.allocation_choice.acceptance)),
+            raised=list(stream.raised), thinned=stream.thinned)
+        out = EventBatch.concatenate(kept) if kept else None
+        return out, summary
 
-        recycled_events: dict[str, int] = {}
+    def _settle(self, stream: EventStream) -> None:
+        """The stream's ``w_max`` settled after a draw, and taken here."""
+        stream.settle()
+        self.w_max = stream.w_max
+
+    def _recycle(self, stream: EventStream, recycled: Sequence[RecordedDraw]
+                 ) -> tuple[int, int, dict[str, int], dict[str, float]]:
+        """Events from the recorded draws, in the order given: each is unweighted
+        against ``w_max`` if the pooled share of sigma above it of the draws taken stays
+        within :meth:`recycle_limit`, and skipped otherwise. Returns the points and
+        accepted points of the draws taken, the events of each, and the draws skipped
+        with their share above ``w_max``."""
+        assert self.w_max is not None
+        events_of: dict[str, int] = {}
         skipped: dict[str, float] = dict(self._not_planned)
         limit = self.recycle_limit()
         pooled_excess = pooled_total = 0.0  # of the draws taken
-        recycled_points = recycled_accepted = 0
+        points = n_accepted = 0
         for draw in recycled:
-            if done >= n_events:
+            if stream.done >= stream.n_events:
                 break
             excess_d = float(np.maximum(draw.weights - self.w_max, 0).sum())
             total_d = float(draw.weights.sum())
@@ -717,57 +782,14 @@ class EventGenerator:
             pooled_excess += excess_d
             pooled_total += total_d
             passed = accept(draw.weights, self.w_max, self.rng)
-            recycled_points += draw.n_points
-            recycled_accepted += len(passed)
-            idx, event_weights = take(passed)
-            recycled_events[draw.source] = len(idx)
+            points += draw.n_points
+            n_accepted += len(passed)
+            idx, event_weights, e = stream.take(passed)
+            events_of[draw.source] = len(idx)
             if len(idx):
-                emit(self._events_of(draw.records, idx, event_weights))
-        acceptance = self._calibration_acceptance()  # at the w_max the events take
-        held.reverse()  # taken first, in the order they were drawn
-        while done < n_events:
-            if drawn > 0:
-                acceptance = accepted / drawn
-            if held:
-                drawn_batch, records = held.pop()
-                n = len(drawn_batch.channels())
-            else:
-                n = draw_size(n_events - done, acceptance, batch)
-                drawn_batch, records = self._draw_recorded(n)
-            channels, x = drawn_batch.channels(), drawn_batch.points()
-            drawn += n
-            passed = self._accept(drawn_batch)
-            reference = drawn_batch.weights() if reference is None else reference
-            accepted += len(passed)
-            idx, event_weights = take(passed)
-            if len(idx) == 0:
-                continue
-            if self.records:
-                emit(self._from_records(records, x, channels, idx, event_weights))
-            else:
-                emit(self._details(x[idx], channels[idx], event_weights))
-        if bar is not None:
-            bar.close()
-        tally = WeightTally.of(np.concatenate(written) if written else np.zeros(0))
-        reference = np.zeros(0) if reference is None else reference
-        summary = GenerationSummary(
-            n_events=done, n_weighted=self.n_weighted, n_calls=self.n_calls,
-            max_weight=self.w_max,
-            efficiency=(accepted + recycled_accepted) / max(drawn + recycled_points, 1),
-            n_overweight=overweight,
-            truncation_bias=(excess / total if self.unweighter.overweight == "truncate"
-                             and total > 0 else 0.0),
-            subprocess_events=counts.tolist(), seconds=time.perf_counter() - t0,
-            report=self.unweighter.report_tally(reference, self.w_max, tally,
-                                                nominal=self.norm),
-            calibration_calls=self.calibration_calls, reevaluated=self.reevaluated,
-            written=tally, reference=reference, recycled=recycled_events,
-            recycle_skipped=skipped, validation=list(self.validation),
-            allocation=self.drawn_by,
-            allocation_acceptance=({} if self.allocation_choice is None
-                                   else dict(self.allocation_choice.acceptance)))
-        out = EventBatch.concatenate(kept) if kept else None
-        return out, summary
+                stream.emit(self._events_of(draw.records, idx, event_weights), e)
+            self._settle(stream)
+        return points, n_accepted, events_of, skipped
 
 
 def _all_hold(records: Sequence[EvaluationRecord], xs: Sequence[torch.Tensor]) -> bool:

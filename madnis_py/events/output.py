@@ -221,6 +221,10 @@ class GeneratedEvents:
         How the draws were shared among the channels, and with ``allocation = "auto"``
         each candidate's acceptance out of sample, by which it chose
         (:class:`~madnis_py.events.generator.GenerationSummary`).
+    raised : list of float
+    thinned : int
+        ``w_max`` after each rise on the events' own draws, and the held events those
+        rises took away (:meth:`~madnis_py.events.generator.EventGenerator.generate`).
     subprocess_events : list of int
     max_weights : list of float
         Events and largest event weight per subprocess (0 where none).
@@ -259,6 +263,8 @@ class GeneratedEvents:
     validation: list[float] = field(default_factory=list)
     allocation: str = "sigma"
     allocation_acceptance: dict[str, float] = field(default_factory=dict)
+    raised: list[float] = field(default_factory=list)
+    thinned: int = 0
 
 
 def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
@@ -367,4 +373,5 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         reference=summary.reference, recycled=dict(summary.recycled),
         recycle_skipped=dict(summary.recycle_skipped), validation=list(summary.validation),
         allocation=summary.allocation,
-        allocation_acceptance=dict(summary.allocation_acceptance))
+        allocation_acceptance=dict(summary.allocation_acceptance),
+        raised=list(summary.raised), thinned=summary.thinned)

@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 __all__ = ["DEFAULT_TRUNCATION", "Acceptance", "Unweighter", "UnweightingResult",
            "WeightReport", "WeightTally", "accept", "effective_sample_size", "max_weight",
-           "share_above", "truncation_max_weight"]
+           "raised_truncation_max_weight", "share_above", "truncation_max_weight"]
 
 MaxWeightMethod = Literal["exact", "quantile", "replicas", "truncation"]
 OverweightPolicy = Literal["keep", "truncate"]
@@ -205,18 +205,64 @@ def truncation_max_weight(weights: npt.ArrayLike, truncation: float = DEFAULT_TR
     else:
         order = np.argsort(w)[::-1]
         d, pd = w[order], p[order]
-    # with probabilities, g(t) = S_k - P_k t between w_(k+1) and w_(k), P_k the sum of
-    # the k largest weights' probabilities
-    top = np.cumsum(pd * d)                 # S_k for k = 1..n
-    below = np.append(d[1:], 0.0)           # w_(k+1), 0 past the smallest
-    k = np.cumsum(pd)
-    excess = top - k * below                # g(w_(k+1)), non-decreasing in k
-    target = truncation * total
-    # g(0) = sum(w) > target, so a piece exists; argmax finds the first True
-    i = int(np.argmax(excess > target))
+    # g(0) = sum(w) > target: the root lies above 0
+    return _excess_root(d, pd, truncation * total, 0.0)
+
+
+def _excess_root(d: npt.NDArray[np.float64], p: npt.NDArray[np.float64], target: float,
+                 floor: float) -> float:
+    """The ``t >= floor`` where ``g(t) = sum(p max(d - t, 0))`` falls to ``target``, for
+    weights ``d`` in decreasing order (all above ``floor``) with probabilities ``p``,
+    given ``g(floor) > target``.
+
+    With ``S_k`` the sum of ``p d`` over the ``k`` largest and ``P_k`` that of ``p``,
+    ``g(t) = S_k - P_k t`` between ``d_(k+1)`` and ``d_(k)``; the root lies on the first
+    piece (from the top) where ``g`` at the lower end exceeds the target, and is found
+    there in closed form (no bisection).
+    """
+    top = np.cumsum(p * d)                  # S_k for k = 1..n
+    below = np.append(d[1:], floor)         # d_(k+1), the floor past the smallest
+    k = np.cumsum(p)
+    excess = top - k * below                # g(d_(k+1)), non-decreasing in k
+    i = int(np.argmax(excess > target))     # the first True
     wmax = (float(top[i]) - target) / float(k[i])
     # rounding must not put w_max outside its piece
     return float(min(max(wmax, below[i]), d[i]))
+
+
+def raised_truncation_max_weight(above: npt.ArrayLike, total: float, w_max: float,
+                                 truncation: float = DEFAULT_TRUNCATION) -> float:
+    """:func:`truncation_max_weight` of a sample known by its sum ``total`` and its
+    weights ``above`` a ``w_max`` set before: the smallest ``w >= w_max`` with at most
+    the share ``truncation`` of ``total`` above it. A sample too large to keep (all the
+    draws of an event generation) needs only its overweights for it.
+
+    Parameters
+    ----------
+    above
+        Every weight of the sample above ``w_max`` (more are ignored).
+    total
+        The sum of all the sample's weights, > 0.
+    w_max
+        The maximum weight so far, > 0.
+    truncation
+        In ``[0, 1)``.
+
+    Returns
+    -------
+    float
+        ``w_max`` itself where the share above it is within ``truncation``.
+    """
+    _check_truncation(truncation)
+    w_max = check_max_weight(w_max)
+    if not total > 0:
+        raise ValueError(f"total must be > 0, got {total!r}")
+    w = as_weights(above, allow_empty=True)
+    d = np.sort(w[w > w_max])[::-1]
+    target = truncation * total
+    if float((d - w_max).sum()) <= target:
+        return w_max
+    return _excess_root(d, np.ones_like(d), target, w_max)
 
 
 def max_weight(weights: npt.ArrayLike, *, method: MaxWeightMethod = "truncation",

@@ -8,7 +8,7 @@ import torch
 from scipy import stats
 
 from madnis_py.events import Unweighter
-from madnis_py.events.generator import EventGenerator, draw_size
+from madnis_py.events.generator import EventBatch, EventGenerator, GenerationSummary, draw_size
 from madnis_py.integrand import Integrand, TorchChannels
 from madnis_py.training import Integrator
 
@@ -49,6 +49,30 @@ def chi2_pvalue(events: np.ndarray, ev_weights: np.ndarray, ref: np.ndarray,
     return float(stats.chi2.sf(chi2, int(ok.sum()) - 1))
 
 
+def weighted_reference(gen: EventGenerator, integrand: Integrand, n: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fresh weighted points of the generator: their weights, momenta (n, 4, 4) and the
+    weighted sum of each subprocess's part."""
+    w, channels, x = gen.weighted(n)
+    moms = np.zeros((len(w), 4, 4))
+    sub_w = np.zeros(len(integrand.process.subprocesses))
+    for c in np.unique(channels):
+        sel = channels == c
+        b = integrand(x[sel].numpy(), int(c), prior=False, details=True)
+        moms[sel] = b.momenta
+        assert b.subprocess_f is not None
+        on = b.f > 0
+        sub_w += (b.subprocess_f[on] / b.f[on, None] * w[sel][on, None]).sum(axis=0)
+    return w, moms, sub_w
+
+
+def equal_sigma_edges(values: np.ndarray, w: np.ndarray, bins: int = 30) -> np.ndarray:
+    """Bin edges of equal cross section between the 0.5 % and 99.5 % quantiles."""
+    order = np.argsort(values)
+    cum = np.cumsum(w[order]) / w.sum()
+    return np.interp(np.linspace(0.005, 0.995, bins + 1), cum, values[order])
+
+
 @pytest.mark.parametrize("accept_on", ["host", "device"])
 def test_unweighted_events_reproduce_weighted_distributions(
         trained: tuple[Integrand, Integrator], accept_on: str) -> None:
@@ -59,25 +83,13 @@ def test_unweighted_events_reproduce_weighted_distributions(
     events, summary = gen.generate(20_000, batch=20_000, calibration=50_000)
     assert events is not None and len(events) == summary.n_events == 20_000
     # the weighted reference of the same run: fresh points, their momenta and weights
-    w, channels, x = gen.weighted(200_000)
-    moms = np.zeros((len(w), 4, 4))
-    n_sub = len(integrand.process.subprocesses)
-    sub_w = np.zeros(n_sub)
-    for c in np.unique(channels):
-        sel = channels == c
-        b = integrand(x[sel].numpy(), int(c), prior=False, details=True)
-        moms[sel] = b.momenta
-        assert b.subprocess_f is not None
-        on = b.f > 0
-        sub_w += (b.subprocess_f[on] / b.f[on, None] * w[sel][on, None]).sum(axis=0)
+    w, moms, sub_w = weighted_reference(gen, integrand, 200_000)
+    n_sub = len(sub_w)
     ev_obs, ref_obs = observables(events.momenta), observables(moms)
     ev_w = events.weights / events.weights.mean()
     for name in ev_obs:
         ok = w > 0
-        # 30 bins of equal cross section between the 0.5 % and 99.5 % quantiles
-        order = np.argsort(ref_obs[name][ok])
-        cum = np.cumsum(w[ok][order]) / w[ok].sum()
-        edges = np.interp(np.linspace(0.005, 0.995, 31), cum, ref_obs[name][ok][order])
+        edges = equal_sigma_edges(ref_obs[name][ok], w[ok])
         p = chi2_pvalue(ev_obs[name], ev_w, ref_obs[name][ok], w[ok], edges)
         assert p > 1e-3, (name, p)
         # the test has power: the events' own unweighted histogram against the flat
@@ -206,6 +218,7 @@ def test_fresh_draws_check_w_max_before_events(trained: tuple[Integrand, Integra
         gen = EventGenerator(mc, calibration.value, unweighter=Unweighter(), seed=3,
                              allocation=allocation)  # type: ignore[arg-type]
         gen.validation_rounds = rounds
+        gen.settle_events = 0  # the check alone
         gen.calibrate_on(weights, channels)
         events, summary = gen.generate(2000, batch=20_000)
         assert events is not None and len(events.weights) == 2000
@@ -219,3 +232,56 @@ def test_fresh_draws_check_w_max_before_events(trained: tuple[Integrand, Integra
     assert checked.w_max is not None and unchecked.w_max is not None
     assert checked.w_max > 2 * unchecked.w_max
     assert summary.truncation_bias < 2e-3  # type: ignore[attr-defined]
+
+
+def test_w_max_settles_on_the_draws_of_the_events(trained: tuple[Integrand, Integrator]
+                                                  ) -> None:
+    """A w_max five times too low and no fresh draws to check it: the events' own draws
+    raise it while the events are held back, the held events are thinned to it, and
+    more are drawn. The draws truncate within twice the card's share (more than 5 %
+    without), and the events follow the weighted distributions."""
+    integrand, mc = trained
+    calibration = mc.integrate(20_000)
+    weights, channels = mc.last_weights * 0.2, mc.last_channels
+
+    def generate(settle: int) -> tuple[EventGenerator, EventBatch | None, GenerationSummary]:
+        gen = EventGenerator(mc, calibration.value, unweighter=Unweighter(), seed=4)
+        gen.validation_rounds = 0
+        gen.settle_events = settle
+        gen.calibrate_on(weights, channels)
+        events, summary = gen.generate(8000, batch=20_000)
+        return gen, events, summary
+
+    _, _, unsettled = generate(0)
+    assert unsettled.raised == [] and unsettled.thinned == 0
+    assert unsettled.truncation_bias > 0.05
+    gen, events, summary = generate(200_000)
+    assert events is not None and len(events) == summary.n_events == 8000
+    assert summary.raised and summary.max_weight == summary.raised[-1]
+    assert summary.max_weight > 2 * unsettled.max_weight
+    assert summary.thinned > 0
+    assert summary.truncation_bias <= 2e-3
+    w, moms, _ = weighted_reference(gen, integrand, 200_000)
+    ev_obs, ref_obs = observables(events.momenta), observables(moms)
+    for name in ev_obs:
+        ok = w > 0
+        edges = equal_sigma_edges(ref_obs[name][ok], w[ok])
+        p = chi2_pvalue(ev_obs[name], np.ones(len(events)), ref_obs[name][ok], w[ok], edges)
+        assert p > 1e-3, (name, p)
+
+
+def test_events_beyond_those_held_follow_the_settled_w_max(
+        trained: tuple[Integrand, Integrator]) -> None:
+    """Only the first settle_events are held: w_max settles on their draws, those are
+    written, and the rest are drawn against it as it then stands."""
+    _, mc = trained
+    calibration = mc.integrate(20_000)
+    gen = EventGenerator(mc, calibration.value, unweighter=Unweighter(), seed=3)
+    gen.validation_rounds = 0
+    gen.settle_events = 1000
+    gen.calibrate_on(mc.last_weights * 0.2, mc.last_channels)
+    written: list[int] = []
+    _, summary = gen.generate(5000, batch=20_000, sink=lambda ev: written.append(len(ev)))
+    assert sum(written) == summary.n_events == 5000
+    assert summary.raised and summary.thinned > 0
+    assert summary.truncation_bias < 0.01

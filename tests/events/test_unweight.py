@@ -14,6 +14,7 @@ from madnis_py.events import Unweighter, UnweightingResult, check_lhe, max_weigh
 from madnis_py.events.unweight import (
     WeightReport,
     effective_sample_size,
+    raised_truncation_max_weight,
     share_above,
     truncation_max_weight,
 )
@@ -231,6 +232,26 @@ def test_truncation_with_probabilities_is_that_of_the_repeated_points(
     for bad in (np.ones(3), -k, k * np.nan):
         with pytest.raises(ValueError, match="probabilities must be"):
             truncation_max_weight(w, truncation, probabilities=bad)
+
+
+def test_a_raised_w_max_needs_only_the_weights_above_the_old_one() -> None:
+    """From the sample's sum and its weights above an old w_max alone, the
+    truncation-defined w_max of the whole sample where it lies above the old one, else
+    the old one."""
+    rng = np.random.default_rng(8)
+    w = rng.lognormal(0.0, 2.0, 100_000)
+    full = truncation_max_weight(w, 1e-3)
+    for old in (0.1 * full, 0.5 * full, 0.999 * full):
+        assert raised_truncation_max_weight(w[w > old], float(w.sum()), old, 1e-3) == \
+            pytest.approx(full, rel=1e-12)
+    # weights below the old w_max given as well are ignored
+    assert raised_truncation_max_weight(w, float(w.sum()), 0.5 * full, 1e-3) == \
+        pytest.approx(full, rel=1e-12)
+    assert raised_truncation_max_weight(w[w > 2 * full], float(w.sum()), 2 * full,
+                                        1e-3) == 2 * full
+    assert raised_truncation_max_weight([], 1.0, 3.0) == 3.0
+    with pytest.raises(ValueError, match="total must be > 0"):
+        raised_truncation_max_weight(w, 0.0, 1.0)
 
 
 def test_truncation_of_tied_maxima_is_the_maximum() -> None:
