@@ -421,7 +421,9 @@ def _read_unweighting(t: _Table) -> UnweightingSettings:
                                            "0 <= max_overweight_truncation < 1",
                                            lambda v: 0 <= v < 1),
         recycle=t.boolean("recycle", d.recycle),
-        allocation=cast(Allocation, t.choice("allocation", d.allocation, ALLOCATIONS)))
+        allocation=cast(Allocation, t.choice("allocation", d.allocation, ALLOCATIONS)),
+        settle_events=t.integer("settle_events", d.settle_events, "an integer >= 0",
+                                _non_negative))
 
 
 def _read_output(t: _Table) -> OutputSettings:

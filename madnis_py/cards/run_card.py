@@ -120,6 +120,13 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
                               #   events per call on held-out halves of the calibration
                               #   sample: sigma where hundreds of channels have too few
                               #   points each to place their maxima)
+    settle_events = 200000    # events held back while w_max settles on their own draws:
+                              #   where all draws so far put more than twice
+                              #   max_overweight_truncation of sigma above w_max, it
+                              #   rises to their truncation-defined maximum and the held
+                              #   events are thinned to it (the card's bound kept, at
+                              #   the price of more calls where the weights are
+                              #   heavy-tailed); 0: w_max as calibrated and checked
 
     [output]
     lhe = "events.lhe.gz"     # event file in the output directory, ".lhe" or ".lhe.gz"

@@ -181,6 +181,7 @@ class UnweightingSettings:
     max_overweight_truncation: float = 1e-3
     recycle: bool = True
     allocation: Allocation = "auto"
+    settle_events: int = 200_000
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
     "training": tuple(f.name for f in fields(TrainingSettings)),
     "integration": ("points", "iterations"),
     "unweighting": ("max_weight", "quantile", "replicas", "overweight",
-                    "max_overweight_truncation", "recycle", "allocation"),
+                    "max_overweight_truncation", "recycle", "allocation", "settle_events"),
     "output": ("lhe", "plots", "checkpoint"),
     "distributed": ("scheduler", "cluster", "workers", "shards", "options"),
 }

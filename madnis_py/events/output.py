@@ -344,6 +344,7 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
     t0 = time.perf_counter()
     gen = EventGenerator(mc, sigma, seed=seed, unweighter=unweighter_from_card(card),
                          reevaluate=reevaluate, allocation=card.unweighting.allocation)
+    gen.settle_events = card.unweighting.settle_events
     if w_max is None and calibration is not None:
         gen.calibrate_on(calibration, calibration_channels)
         recycled = gen.plan_recycling(recycled, n_events)

@@ -76,6 +76,7 @@ quantile = 1.0
 replicas = 5
 overweight = "truncate"
 allocation = "sigma"
+settle_events = 0
 
 [output]
 lhe = "dy.lhe"
@@ -128,6 +129,7 @@ def test_minimal_card_has_the_documented_defaults(tmp_path: Path) -> None:
     assert (u.max_weight, u.quantile, u.replicas, u.overweight) == ("truncation", 0.999, 10,
                                                                     "truncate")
     assert (u.max_overweight_truncation, u.allocation) == (1e-3, "auto")
+    assert u.settle_events == 200_000
     assert (card.output.lhe, card.output.plots) == ("events.lhe.gz", True)
     assert card.output.checkpoint == "checkpoint.pt"
     assert card.source == (tmp_path / "run.toml").resolve()
@@ -166,6 +168,7 @@ def test_full_card_values_and_keyword_arguments(tmp_path: Path) -> None:
                                                                    target="steps"))
     assert steps.vegas_options()["n_events"] == 0
     assert card.integrate_options() == {"n": 2000, "iterations": 2}
+    assert (card.unweighting.allocation, card.unweighting.settle_events) == ("sigma", 0)
 
 
 def test_process_card_defaults_stay_unset_in_integrand_options(tmp_path: Path) -> None:
@@ -241,6 +244,8 @@ ERRORS = [
      ["[training] loss", "'variance', 'stratified', 'forward_kl', 'reverse_kl'"]),
     ('[run]\nprocess = "ee_mumu"\n[unweighting]\nmax_weight = "max"\n', "max_weight",
      ["[unweighting] max_weight", "'exact', 'quantile', 'replicas'"]),
+    ('[run]\nprocess = "ee_mumu"\n[unweighting]\nsettle_events = -1\n', "settle_events",
+     ["[unweighting] settle_events", "an integer >= 0"]),
     ('[run]\nprocess = "ee_mumu"\n[unweighting]\nallocation = "flat"\n', "allocation",
      ["[unweighting] allocation", "'flat' is not allowed", "'auto', 'max_weight', 'sigma'"]),
     ('[run]\nprocess = "ee_mumu"\n[scale]\ndynamical_scale_choice = -1\n',

@@ -3,6 +3,7 @@ generate_events, the one generation path of the command and of every Dask shard.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from pathlib import Path
@@ -193,12 +194,21 @@ def test_generate_events_writes_the_file_and_is_reproducible(tmp_path: Path,
     assert a.n_weighted >= calibration_size(c) and a.n_calls >= a.n_weighted
     assert 40 <= sum(len(s) for s in a.sample) <= 150 and a.generator is not None
     assert 0 < a.efficiency <= 1 and a.w_max > 0
+    assert a.generator.settle_events == c.unweighting.settle_events == 200_000
     # a maximum weight fixed by a driver is used as given, without a calibration
+    # (and never raised: the shards of one run share it)
     mc = _load(checkpoint)
     fixed = generate_events(mc, c, 60, tmp_path / "c.lhe.gz", sigma=result.value,
                             error=result.error, seed=3, w_max=a.w_max * 2, norm=1.0,
                             batch=2_000)
     assert fixed.w_max == a.w_max * 2 and fixed.norm == 1.0
+    truncating = dataclasses.replace(c, unweighting=dataclasses.replace(
+        c.unweighting, max_weight="truncation", overweight="truncate"))
+    low = generate_events(_load(checkpoint), truncating, 60, tmp_path / "d.lhe",
+                          sigma=result.value, error=result.error, seed=3, w_max=a.w_max / 10,
+                          batch=2_000)
+    assert low.w_max == a.w_max / 10 and low.raised == [] and low.thinned == 0
+    assert low.truncation_bias > 0.01
     assert fixed.n_weighted < calibration_size(c)
     assert check_lhe(tmp_path / "c.lhe.gz").n_events == 60
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
