@@ -339,13 +339,7 @@ def _summary_table(summary: RunSummary) -> None:
                           f"{w['ess']:.6g}, {w['max_weight_ratio']:.4g}")
             table.add_row("share of sigma above w_max (calibration sample)",
                           f"{w['share_above']:.2g}")
-        drawn = {"max_weight": "channels' own maxima", "sigma": "integrator's sigmas"}
-        chose = summary.events.allocation_acceptance
-        table.add_row("draws shared by", drawn.get(summary.events.allocation,
-                                                   summary.events.allocation)
-                      + (" (held-out acceptance: " + ", ".join(
-                          f"{drawn[k].split(chr(39))[0]} {v:.2g}"
-                          for k, v in chose.items()) + ")" if chose else ""))
+        table.add_row("draws shared among the channels by", _allocation(summary.events))
         if summary.events.validation:
             table.add_row("share of sigma above w_max, fresh draws checking it",
                           " -> ".join(f"{v:.2g}" for v in summary.events.validation))

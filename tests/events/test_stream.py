@@ -89,7 +89,7 @@ def test_a_stream_that_does_not_settle_writes_at_once() -> None:
         written: list[int] = []
         stream = EventStream(2000, 0.5, sigma=1.0, unweighter=unweighter, norm=1.0, rng=rng,
                              n_subprocesses=1, settle_events=settle,
-                             sink=lambda b: written.append(len(b)))
+                             sink=lambda b, out=written: out.append(len(b)))
         assert not stream.settling
         run(stream, rng, 5000)
         assert sum(written) == 2000 and stream.raised == [] and stream.w_max == 0.5
