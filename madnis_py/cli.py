@@ -304,7 +304,7 @@ def _allocation(events: EventsSummary) -> str:
     text = _SHARED_BY.get(events.allocation, events.allocation)
     if events.allocation_acceptance:
         text += " (acceptance held out: " + ", ".join(
-            f"{_SHARED_BY.get(k, k)} {v:.2g}" for k, v in events.allocation_acceptance.items()
+            f"{_SHARED_BY.get(k, k)} {v:.3g}" for k, v in events.allocation_acceptance.items()
         ) + ")"
     return text
 
