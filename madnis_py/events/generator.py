@@ -657,14 +657,14 @@ class EventGenerator:
 
         With a ``w_max`` calibrated here, the truncation-defined maximum weight and
         truncated overweights, the first :attr:`settle_events` events are held back
-        while ``w_max`` settles on the draws themselves: after every draw, where the
+        while ``w_max`` settles on the draws themselves: once they are in, where the
         share of sigma above ``w_max`` of all draws so far exceeds twice the
         truncation (heavy tails a calibration sample cannot show), ``w_max`` rises to
         the truncation-defined maximum of all of them, every held event is kept with
         probability ``min(1, w / w_new) / min(1, w / w_old)`` (so that the held events
         are exactly those an accept/reject against the new ``w_max`` keeps), and more
-        points are drawn for the events thinned away. The events' draws then truncate
-        at most twice the card's share.
+        points are drawn for the events thinned away, and the check is made again once
+        they are in. The events' draws then truncate at most twice the card's share.
         """
         import time
 
