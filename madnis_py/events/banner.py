@@ -11,9 +11,10 @@ card (TOML) that produced the file, and names the subprocess of every ``IDPRUP``
   ``Cards/param_card.dat``), so :func:`madnis_py.physics.slha.read_slha` of the block gives
   the parameters the run used;
 - ``<MGRunCard>``: MadGraph's ``Cards/run_card.dat`` when the process came from MadGraph
-  (``output madnis_py``), else a run card in MadGraph's format with the settings the run
-  used (energy, beams, PDF id, scale, ``bwcutoff`` and the cuts, which already have
-  MadGraph's names);
+  (``output madnis_py``), with the run's own ``nevents`` and ``iseed`` (the madnis-py
+  card and ``--seed`` set them; the physics is the card's, in ``<MadNISRunCard>``), else
+  a run card in MadGraph's format with the settings the run used (energy, beams, PDF id,
+  scale, ``bwcutoff`` and the cuts, which already have MadGraph's names);
 - ``<MG5ProcCard>``: MadGraph's ``Cards/proc_card_mg5.dat`` when there is one.
 
 PDF ids (PDFSUP) are LHAPDF ids: the set's ``SetIndex`` plus the member. The embedded
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-__all__ = ["LHAPDF_TOY_ID", "Banner", "lhapdf_id", "madgraph_run_card"]
+__all__ = ["LHAPDF_TOY_ID", "Banner", "lhapdf_id", "madgraph_run_card", "with_run_values"]
 
 #: LHAPDF id written for the embedded LHToyPDF set (its ``SetIndex`` in our LHAPDF installs).
 LHAPDF_TOY_ID = 99000
@@ -93,6 +94,24 @@ def madgraph_run_card(*, nevents: int, seed: int, sqrt_s: float, hadronic: bool,
              "#" + "*" * 71]
     lines += [f"  {_mg_value(v)} = {k} ! {c}" for v, k, c in rows]
     return "\n".join(lines) + "\n"
+
+
+def with_run_values(text: str, values: Mapping[str, object]) -> str:
+    """A MadGraph ``run_card.dat`` text with the values of the fields named in ``values``
+    replaced on their ``value = name ! comment`` lines (spacing and comments kept; a
+    field the text does not have is not added)."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        body, bang, comment = line.partition("!")
+        value, eq, name = body.partition("=")
+        key = name.strip()
+        token = value.strip()
+        if eq and key in values and token and " " not in token and not token.startswith("#"):
+            lead = value[: len(value) - len(value.lstrip())]
+            pad = value[len(value.rstrip()):]
+            line = f"{lead}{_mg_value(values[key])}{pad}{eq}{name}{bang}{comment}"
+        out.append(line)
+    return "".join(out)
 
 
 def _block(tag: str, text: str | None) -> str:
@@ -162,7 +181,9 @@ class Banner:
             bwcutoff = madgraph_bwcutoff(root) or DEFAULT_BWCUTOFF
         run_dat = mg_cards / "run_card.dat"
         if run_dat.is_file():
-            mg_run = run_dat.read_text(encoding="utf-8", errors="replace")
+            mg_run = with_run_values(run_dat.read_text(encoding="utf-8", errors="replace"),
+                                     {"nevents": int(card.run.nevents),
+                                      "iseed": int(card.run.seed)})
         else:
             mg_run = madgraph_run_card(
                 nevents=int(card.run.nevents), seed=int(card.run.seed),

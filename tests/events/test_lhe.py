@@ -584,12 +584,18 @@ def test_banner_of_a_madgraph_output_carries_its_cards(tmp_path: Path) -> None:
         shutil.copy(root / name, tmp_path / name)
     (tmp_path / "Cards").mkdir()
     run_dat = ("#*** MadGraph5_aMC@NLO run card ***\n  5000 = nevents ! n\n"
+               "  0   = iseed   ! rnd seed (0=assigned automatically=default))\n"
                "  20.0 = bwcutoff ! (M+/-bwcutoff*Gamma) & more <text>\n")
     (tmp_path / "Cards" / "run_card.dat").write_text(run_dat)
     (tmp_path / "Cards" / "proc_card_mg5.dat").write_text("generate p p > e+ e-\n")
     proc = load_process(tmp_path)
     assert ResonanceTable.from_process(proc).bwcutoff == 20.0
-    banner = Banner.for_run(RunCard(), Integrand(proc))
+    card = RunCard()
+    banner = Banner.for_run(card, Integrand(proc))
+    # the run's own event count and seed (the card's), the rest as MadGraph wrote it
+    assert (card.run.nevents, card.run.seed) == (10000, 1)
+    run_dat = run_dat.replace("  5000 = nevents", "  10000 = nevents").replace(
+        "  0   = iseed", "  1   = iseed")
     assert banner.mg_run_card == run_dat
     assert banner.proc_card == "generate p p > e+ e-\n"
     assert banner.param_card == (root / "param_card.dat").read_text()
@@ -634,3 +640,19 @@ def test_the_compiled_event_text_is_the_percent_formats(digits: int) -> None:
             want.append(_event_format(int(nup[e]), digits) % tuple(row.tolist()))
         got = ext.lhe_format_events(table, keep, npart, digits)
         assert got == "".join(want).encode("ascii")
+
+
+def test_a_madgraph_run_card_takes_the_runs_own_values() -> None:
+    """Only the value of a named field's line changes; spacing, comments, other fields,
+    commented-out lines and fields the card lacks stay as they are."""
+    from madnis_py.events.banner import with_run_values
+
+    text = ("#*** run card ***\n"
+            "  10000 = nevents ! Number of unweighted events requested \n"
+            "#  500 = nevents ! an old value\n"
+            "  0   = iseed   ! rnd seed (0=assigned automatically=default))\n"
+            "  6500.0 = ebeam1 ! beam 1 energy\n")
+    got = with_run_values(text, {"nevents": 2000, "iseed": 7, "ptj": 20.0})
+    assert got == text.replace("  10000 = nevents", "  2000 = nevents").replace(
+        "  0   = iseed", "  7   = iseed")
+    assert with_run_values(text, {}) == text
