@@ -787,7 +787,8 @@ def _generate_distributed(card: RunCard, settings: DistributedSettings, checkpoi
                          channel_maxima=(None if res.channel_maxima is None
                                          else list(res.channel_maxima)),
                          allocation="sigma" if res.channel_maxima is None else "max_weight",
-                         allocation_acceptance=dict(res.allocation_acceptance)), calls
+                         allocation_acceptance=dict(res.allocation_acceptance),
+                         w_max_raised=res.raised, thinned_events=res.thinned), calls
 
 
 def _event_plots(card: RunCard, done: GeneratedEvents, integrand: Integrand,

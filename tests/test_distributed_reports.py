@@ -7,6 +7,7 @@ cluster needed): what they return is what a worker returns.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,13 @@ import pytest
 import torch
 
 from madnis_py.cards import RunCard, load_run_card
-from madnis_py.distributed import IntegrandSpec, ShardReport, merge_shard_reports, shard_seed
+from madnis_py.distributed import (
+    IntegrandSpec,
+    ShardedGeneration,
+    ShardReport,
+    merge_shard_reports,
+    shard_seed,
+)
 from madnis_py.distributed.generation import _run_shard, _Shard
 from madnis_py.distributed.specs import _INTEGRANDS
 from madnis_py.events import Unweighter, read_lhe
@@ -136,3 +143,30 @@ def test_in_process_shards_merge_to_their_events(trained: tuple[RunCard, Path],
     assert first.written is not None and first.reference is not None
     assert first.report == u.report_tally(first.reference, w_max, first.written,
                                           nominal=gen.norm).as_dict()
+
+
+def test_a_shard_raises_a_calibrated_w_max_on_its_own_draws(trained: tuple[RunCard, Path],
+                                                            tmp_path: Path) -> None:
+    """A driver's w_max far too low (a tenth of the one it calibrates): a shard told that
+    it was calibrated (``settle``) raises it on its own draws and keeps the card's
+    truncation; one given as is stays, and its events truncate far more. The driver's
+    result names the shards whose w_max rose."""
+    card, checkpoint = trained
+    card = dataclasses.replace(card, unweighting=dataclasses.replace(
+        card.unweighting, max_weight="truncation", overweight="truncate"))
+    mc = Integrator.load(checkpoint, TorchChannels(Integrand("ee_mumu")))
+    sigma = cross_section(mc, card).value
+    gen = EventGenerator(mc, sigma, seed=1, unweighter=unweighter_from_card(card))
+    low = gen.calibrate(4000) / 10
+    reports = {settle: _run_shard(_Shard(card, str(checkpoint), 0, shard_seed(11, 0), 300,
+                                         sigma, 0.0, low, 1.0, 2000,
+                                         str(tmp_path / f"{settle}.lhe"), settle=settle))
+               for settle in (False, True)}
+    given, settled = reports[False], reports[True]
+    assert given.w_max == low and given.thinned == 0 and given.truncation_bias > 0.05
+    assert settled.w_max > 5 * low and settled.thinned > 0
+    assert settled.truncation_bias <= 2e-3
+    assert len(list(read_lhe(settled.path)[1])) == 300
+    result = ShardedGeneration(tmp_path / "e.lhe", 600, sigma, 0.0, low, 1.0, 2000, [],
+                               shards=[given, settled])
+    assert result.raised == [settled.w_max] and result.thinned == settled.thinned

@@ -85,6 +85,11 @@ class ShardReport:
     report : dict
         The shard's own :class:`~madnis_py.events.unweight.WeightReport`
         (:meth:`~madnis_py.events.unweight.WeightReport.as_dict`).
+    w_max : float
+        The maximum weight the shard's events were accepted against: the driver's, or
+        higher where the shard's own draws raised it (0 in reports of older runs).
+    thinned : int
+        Held events the shard's rises of ``w_max`` took away again.
     """
 
     shard: int
@@ -105,6 +110,8 @@ class ShardReport:
     written: WeightTally | None = None
     reference: np.ndarray | None = field(default=None, repr=False)
     report: dict[str, float] = field(default_factory=dict)
+    w_max: float = 0.0
+    thinned: int = 0
 
 
 @dataclass
@@ -119,7 +126,8 @@ class ShardedGeneration:
     sigma, error : float
         Cross section and error in pb (the checkpoint's integration).
     w_max, norm : float
-        Maximum weight and overweight normalisation shared by all shards.
+        Maximum weight and overweight normalisation given to all shards (calibrated on
+        the driver, a shard's own draws may raise its ``w_max``: :attr:`raised`).
     batch : int
         Weighted points per draw in the shards.
     subprocess_events : list of int
@@ -182,6 +190,16 @@ class ShardedGeneration:
         return self.n_calls + self.driver_calls
 
     @property
+    def raised(self) -> list[float]:
+        """The ``w_max`` of each shard whose own draws raised it above :attr:`w_max`."""
+        return [r.w_max for r in self.shards if r.w_max > self.w_max]
+
+    @property
+    def thinned(self) -> int:
+        """Held events the shards' rises of ``w_max`` took away again."""
+        return sum(r.thinned for r in self.shards)
+
+    @property
     def efficiency(self) -> float:
         """Accepted / drawn points over all shards."""
         drawn = sum(r.n_weighted for r in self.shards)
@@ -216,6 +234,7 @@ class _Shard:
     batch: int
     path: str
     channel_maxima: tuple[float, ...] | None = None
+    settle: bool = False
 
 
 def _load_integrator(integrand: Integrand, checkpoint: str | Path) -> Integrator:
@@ -247,7 +266,7 @@ def _shard_events(task: _Shard) -> ShardReport:
     done = generate_events(mc, task.card, task.n_events, path, sigma=task.sigma,
                            error=task.error, seed=task.seed, w_max=task.w_max,
                            norm=task.norm, batch=task.batch,
-                           channel_maxima=task.channel_maxima)
+                           channel_maxima=task.channel_maxima, settle=task.settle)
     worker = ""
     try:
         from distributed import get_worker
@@ -260,7 +279,8 @@ def _shard_events(task: _Shard) -> ShardReport:
                        done.n_weighted, done.efficiency, done.n_overweight,
                        done.truncation_bias, load_s, setup_s, done.generate_s, worker,
                        written=done.written, reference=done.reference,
-                       report=done.report.as_dict() if done.report else {})
+                       report=done.report.as_dict() if done.report else {},
+                       w_max=done.w_max, thinned=done.thinned)
 
 
 def merge_shard_reports(shards: Sequence[ShardReport], unweighter: Unweighter,
@@ -341,7 +361,10 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
     w_max, norm : float, optional
         Maximum weight and overweight normalisation fixed elsewhere (no calibration).
         Calibrated here, they come with the channels' maxima that share the draws (the
-        card's ``[unweighting] allocation``), which every shard uses.
+        card's ``[unweighting] allocation``), which every shard uses, and each shard's own
+        draws may still raise its ``w_max`` (``[unweighting] settle_events``,
+        :mod:`madnis_py.events.stream`): every shard's events then keep the card's
+        truncation, and so do all of them together.
     channel_maxima : sequence of float, optional
         With ``w_max``: the channels' maxima fixed with it (a previous result's
         :attr:`ShardedGeneration.channel_maxima`); without, the shards draw with the
@@ -409,6 +432,9 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
     acceptance: dict[str, float] = {}
     unweighter = unweighter_from_card(card)
     maxima = None if channel_maxima is None else tuple(float(v) for v in channel_maxima)
+    # a w_max calibrated here may still rise on each shard's own draws, as one process's
+    # does (EventStream); one given is used as given
+    settle = w_max is None
     if w_max is None:
         # The calibration of madnis-py generate (generate_events): same seed, same size,
         # and the channels' shares of the draws with it
@@ -439,7 +465,8 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
         batch = min(20_000, max(5_000, -(-max(counts) // 2)))
     tasks = [_Shard(card, str(checkpoint), i, shard_seed(card.run.seed, i), c, sigma, error,
                     float(w_max), float(norm), int(batch),
-                    str(parts_dir / f"part-{i:04d}.lhe"), maxima) for i, c in enumerate(counts)]
+                    str(parts_dir / f"part-{i:04d}.lhe"), maxima, settle)
+             for i, c in enumerate(counts)]
     run = secrets.token_hex(4)  # unique keys: a rerun never picks up an older result
     t0 = time.perf_counter()
     futures = [client.submit(_run_shard, t, key=f"madnis-shard-{t.shard:04d}-{run}",

@@ -346,8 +346,9 @@ class EventGenerator:
         #: draws themselves (see there); 0 writes every event at once, with ``w_max``
         #: as calibrated and validated.
         self.settle_events = 200_000
-        # w_max calibrated by this generator (not fixed elsewhere): generate may raise it
-        self._calibrated = False
+        # whether generate may raise w_max on its draws: calibrated here, or fixed by a
+        # driver that calibrated it (fix_max_weight(settle=True)); not one given as is
+        self._settles = False
         self.norm = 1.0
         self.n_calls = 0
         self.n_weighted = 0
@@ -430,7 +431,7 @@ class EventGenerator:
             w = self._share_by_maxima(w, np.asarray(channels))
         u = self.unweighter
         self.w_max = u.max_weight(w, self.rng)
-        self._calibrated = True
+        self._settles = True
         self.calibration_weights = w
         r = w / self.w_max
         # mean event weight sigma: kept overweights carry max(1, r), and c normalises
@@ -522,14 +523,17 @@ class EventGenerator:
         return self._draw(n), records
 
     def fix_max_weight(self, w_max: float, norm: float = 1.0,
-                       channel_maxima: Sequence[float] | None = None) -> None:
+                       channel_maxima: Sequence[float] | None = None, *,
+                       settle: bool = False) -> None:
         """Use a maximum weight (and overweight normalisation, and the channels' maxima
         that share the draws) fixed elsewhere, e.g. by the driver of a sharded run,
-        instead of calibrating."""
+        instead of calibrating. With ``settle``, :meth:`generate` may still raise it on
+        its own draws, as on a ``w_max`` calibrated here (a shard of a run whose driver
+        calibrated it); without, it is used as given."""
         if not w_max > 0:
             raise ValueError(f"w_max must be > 0, got {w_max!r}")
         self.w_max = float(w_max)
-        self._calibrated = False
+        self._settles = bool(settle)
         self.norm = float(norm)
         if channel_maxima is not None:
             maxima = np.asarray(channel_maxima, dtype=np.float64)
@@ -691,7 +695,7 @@ class EventGenerator:
         stream = EventStream(n_events, self.w_max, sigma=self.sigma,
                              unweighter=self.unweighter, norm=self.norm, rng=self.rng,
                              n_subprocesses=len(self.pdgs), sink=sink,
-                             settle_events=self.settle_events if self._calibrated else 0,
+                             settle_events=self.settle_events if self._settles else 0,
                              on_events=None if bar is None else bar.update)
         recycled_points, recycled_accepted, recycled_events, skipped = self._recycle(
             stream, recycled)

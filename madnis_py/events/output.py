@@ -278,7 +278,8 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
                     calibration_channels: npt.NDArray[np.int64] | None = None,
                     channel_maxima: Sequence[float] | None = None,
                     reevaluate: bool = False,
-                    recycled: Sequence[RecordedDraw] = ()) -> GeneratedEvents:
+                    recycled: Sequence[RecordedDraw] = (),
+                    settle: bool = False) -> GeneratedEvents:
     """``n_events`` unweighted events of a trained integrator into the LHE file ``path``.
 
     The generator uses the card's unweighting (:func:`unweighter_from_card`) and draws
@@ -303,6 +304,10 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         Seeds the generator's accept/reject and flavour/colour choices.
     w_max, norm
         A maximum weight fixed elsewhere (the driver of a sharded run).
+    settle
+        With ``w_max``: it may still rise on the draws of these events (``[unweighting]
+        settle_events``), as a calibrated one does; the driver of a sharded run
+        calibrated it. Without, it is used as given.
     batch
         Weighted points per draw (default: the generator's).
     header
@@ -351,7 +356,7 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
     elif w_max is None:
         gen.calibrate(calibration_size(card), progress=on_calibration)
     else:
-        gen.fix_max_weight(w_max, norm, channel_maxima)
+        gen.fix_max_weight(w_max, norm, channel_maxima, settle=settle)
     with LHEWriter(path, header=header) as writer:
         sink = LHESink(writer, gen.integrand, keep=keep, on_events=on_events)
         if batch is None:

@@ -196,7 +196,7 @@ def test_generate_events_writes_the_file_and_is_reproducible(tmp_path: Path,
     assert 0 < a.efficiency <= 1 and a.w_max > 0
     assert a.generator.settle_events == c.unweighting.settle_events == 200_000
     # a maximum weight fixed by a driver is used as given, without a calibration
-    # (and never raised: the shards of one run share it)
+    # (and, given as is, never raised)
     mc = _load(checkpoint)
     fixed = generate_events(mc, c, 60, tmp_path / "c.lhe.gz", sigma=result.value,
                             error=result.error, seed=3, w_max=a.w_max * 2, norm=1.0,
