@@ -14,6 +14,7 @@ propagator denominators, normalised over channels.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -95,23 +96,54 @@ class RecordedBatch:
     x : (n, dims)
         The points, float64, as the integrand saw them.
     batch : IntegrandBatch
-        The integrand's output with ``details=True``.
+        The integrand's output with ``details=True``, without the channel prior; its
+        ``subprocess_f`` on the columns of :attr:`subprocesses` alone where those are
+        given.
+    subprocesses : (k,) int or None
+        The subprocess of each column of ``batch.subprocess_f`` (the others' parts are
+        0); None: every subprocess's column.
+    n_subprocesses : int
+        Subprocesses of the process (the width :meth:`events_at` gives back).
     """
 
     channel: int
     x: np.ndarray
     batch: IntegrandBatch
+    subprocesses: np.ndarray | None = None
+    n_subprocesses: int = 0
+
+    @classmethod
+    def of(cls, channel: int, x: np.ndarray, batch: IntegrandBatch) -> RecordedBatch:
+        """A record of ``batch`` (at points ``x`` of ``channel``) as it is kept: without
+        the channel prior, and the subprocess parts on the subprocesses with a part
+        only. With 116 subprocesses and 528 channels the two were 5 kB per point, held
+        for a whole survey round (1e6 points) and written page by page: 14 of 35 s of a
+        run went to the kernel's page faults."""
+        b = batch.take(slice(None), prior=False)
+        sub_f = b.subprocess_f
+        if sub_f is None:
+            return cls(channel, x, b)
+        cols = np.flatnonzero(sub_f.any(axis=0))
+        return cls(channel, x, dataclasses.replace(b, subprocess_f=sub_f[:, cols]), cols,
+                   sub_f.shape[1])
 
     def __len__(self) -> int:
         return len(self.x)
 
     def kept(self, on: np.ndarray) -> RecordedBatch:
         """The points where ``on`` (a boolean mask), without the channel prior."""
-        return RecordedBatch(self.channel, self.x[on], self.batch.take(on, prior=False))
+        return RecordedBatch(self.channel, self.x[on], self.batch.take(on, prior=False),
+                             self.subprocesses, self.n_subprocesses)
 
     def events_at(self, index: np.ndarray) -> IntegrandBatch:
-        """What the event records of the points ``index`` need (no channel prior)."""
-        return self.batch.take(index, prior=False)
+        """What the event records of the points ``index`` need (no channel prior; the
+        subprocess parts of every subprocess)."""
+        b = self.batch.take(index, prior=False)
+        if self.subprocesses is None or b.subprocess_f is None:
+            return b
+        full = np.zeros((len(b.f), self.n_subprocesses))
+        full[:, self.subprocesses] = b.subprocess_f
+        return dataclasses.replace(b, subprocess_f=full)
 
     def holds(self, x: torch.Tensor) -> bool:
         """Whether the recorded points are ``x``, bit for bit."""
@@ -321,6 +353,9 @@ class Integrand:
         self.layout = ChannelLayout.of(proc.subprocesses, len(proc.channels),
                                        subprocess_channels)
         self.subprocess_channels = subprocess_channels
+        # per group its channels, per subprocess its diagrams' columns among them
+        self._channels_of: dict[int, np.ndarray] = {}
+        self._group_columns: dict[int, np.ndarray] = {}
         topologies = fit_to_cuts(proc.channels, self.cuts, self.masses,
                                  hadronic=proc.hadronic, card=proc.card)
         per_topology = channel_mappings(topologies, self.masses, self.beams, threads=threads)
@@ -419,7 +454,11 @@ class Integrand:
         inside = w > 0
         f = np.zeros(n)
         passed = np.zeros(n, dtype=bool)
-        prior_num = np.zeros((n, self.n_channels)) if prior else None
+        # the prior lives on the group's channels: built there (n, m) and placed among
+        # all channels once (with 528 channels, building it among all of them was 10 of
+        # 65 s of a survey)
+        mine = self._group_channels(group)
+        prior_num = np.zeros((n, len(mine))) if prior else None
         sub_f = np.zeros((n, len(self.process.subprocesses))) if details else None
         scale_out = np.zeros(n) if details else None
         alphas_out = np.zeros(n) if details else None
@@ -473,17 +512,18 @@ class Integrand:
                     sub_f[idx[sel], k] = part
                 passed[idx[sel]] = True
                 if prior_num is not None and amp2 is not None:
-                    prior_num[idx[sel]] += lum[sel, None] * self.amp2_per_channel(k, amp2)
+                    prior_num[idx[sel]] += lum[sel, None] * self._amp2_in_group(k, group,
+                                                                                amp2)
             if prior_num is not None and not self._amp2:
                 pp = p[passed[idx]]
-                mine = np.array(self.layout.channels_of(group), dtype=np.intp)
                 cols = [_propagator_prior(self.process.channels[self.layout.topology[c]], pp)
                         for c in mine]
-                prior_num[np.ix_(idx[passed[idx]], mine)] = np.stack(cols, axis=1)
+                prior_num[idx[passed[idx]]] = np.stack(cols, axis=1)
         prior_out = None
         if prior_num is not None:
-            prior_out = _normalised_prior(prior_num, passed,
-                                          np.asarray(self.layout.group) == group)
+            prior_out = np.zeros((n, self.n_channels))
+            prior_out[:, mine] = _normalised_prior(prior_num, passed,
+                                                   np.ones(len(mine), dtype=bool))
         return IntegrandBatch(f, mom, x12, w, passed, prior_out, sub_f, scale_out, alphas_out)
 
     def amp2_per_channel(self, k: int, amp2: ArrayT) -> ArrayT:
@@ -505,6 +545,32 @@ class Integrand:
             if c >= 0:
                 per_channel[:, c] += amp2[:, j]
         return cast(ArrayT, per_channel)
+
+    def _group_channels(self, group: int) -> np.ndarray:
+        """The channels of subprocess group ``group``, in order (cached)."""
+        mine = self._channels_of.get(group)
+        if mine is None:
+            mine = np.asarray(self.layout.channels_of(group), dtype=np.intp)
+            self._channels_of[group] = mine
+        return mine
+
+    def _amp2_in_group(self, k: int, group: int, amp2: np.ndarray) -> np.ndarray:
+        """:meth:`amp2_per_channel` of the ``k``-th subprocess on the channels of its
+        ``group`` only, ``(n, m)`` in :meth:`_group_channels` order (the other channels'
+        columns are zero)."""
+        local = self._group_columns.get(k)
+        if local is None:
+            where = {int(c): j for j, c in enumerate(self._group_channels(group))}
+            local = np.array([where[c] if c >= 0 else -1 for c in self.layout.columns[k]],
+                             dtype=np.intp)
+            self._group_columns[k] = local
+        if amp2.shape[1] != len(local):
+            self.amp2_per_channel(k, amp2)  # raises, naming the process and subprocess
+        out = np.zeros((len(amp2), len(self._group_channels(group))))
+        for j, c in enumerate(local.tolist()):  # several diagrams may share a channel
+            if c >= 0:
+                out[:, c] += amp2[:, j]
+        return out
 
     def alphas_at(self, mu: ArrayT) -> ArrayT:
         """alpha_s at the renormalisation scales ``mu`` (GeV): the fixed one if given,
@@ -691,7 +757,7 @@ class TorchChannels(ChannelIntegrand):
         out = []
         for p, (x, channel), batch in zip(points, batches, evaluated, strict=True):
             if self._records is not None:
-                self._records.append(RecordedBatch(channel, p, batch))
+                self._records.append(RecordedBatch.of(channel, p, batch))
             out.append(self._outputs(x, batch))
         return out
 

@@ -54,6 +54,13 @@ class ChannelWeights(nn.Module):
             self.membership = (g[:, None] == torch.unique(g)[None, :]).to(dtype)
         self.n_channels = n_channels
         self.feature_dims = feature_dims
+        # per channel: its group's channels, and its own place among them (own())
+        group_of = [int(k) for k in groups] if groups is not None else [0] * n_channels
+        members: dict[int, list[int]] = {}
+        for c, k in enumerate(group_of):
+            members.setdefault(k, []).append(c)
+        self._group_columns = [torch.as_tensor(members[k]) for k in group_of]
+        self._place = [members[k].index(c) for c, k in enumerate(group_of)]
         self.net = MLP(feature_dims, n_channels, layers=layers, units=units).to(dtype) \
             if trainable else None
 
@@ -83,13 +90,57 @@ class ChannelWeights(nn.Module):
                                       self.membership.to(prior),
                                       compact=prior.device.type == "cpu")
         weights = torch.where(empty, fallback, masked)
-        # on the CPU the network is skipped while it does not change alpha; on a GPU it
-        # runs (cheaply) instead of asking whether it does (a host synchronisation)
-        if self.net is not None and (torch.is_grad_enabled() or features.device.type != "cpu"
-                                     or self.corrects()):
+        if self.network_runs(features):
+            assert self.net is not None
             return torch.softmax(torch.log(weights) + self.net(features), dim=1)
         # without a correction alpha is the prior normalised (softmax(log p) to rounding)
         return weights / weights.sum(dim=1, keepdim=True)
+
+    def network_runs(self, features: torch.Tensor) -> bool:
+        """Whether alpha at ``features`` goes through the correction network: on the
+        CPU it is skipped while it does not change alpha; on a GPU, or with gradients,
+        it runs (cheaply) instead of asking whether it does (a host synchronisation)."""
+        return self.net is not None and (torch.is_grad_enabled()
+                                         or features.device.type != "cpu"
+                                         or self.corrects())
+
+    def own(self, features: torch.Tensor, prior: torch.Tensor | None,
+            active: torch.Tensor | None, channel: int) -> torch.Tensor:
+        """alpha of ``channel`` (n,) at points of that channel: ``forward(...)[:,
+        channel]``, to rounding.
+
+        A point's prior lives on its channel's group, so without a correction network
+        changing alpha the normalisation needs the group's channels alone: with 528
+        channels in groups of a few dozen, the full ``(n, channels)`` alpha was 23 of
+        65 s of a VEGAS survey. With the network (or no prior) it is the full alpha's
+        column.
+        """
+        if prior is None or self.network_runs(features):
+            return self.forward(features, prior, active)[:, channel]
+        return self.prior_alpha(prior, active, channel)
+
+    def prior_alpha(self, prior: torch.Tensor, active: torch.Tensor | None,
+                    channel: int) -> torch.Tensor:
+        """alpha of ``channel`` (n,) at points of that channel where the network does
+        not change alpha (:meth:`network_runs` is False): the prior normalised on the
+        channel's group (:meth:`own`, which asks first)."""
+        cols = self._group_columns[channel].to(prior.device)
+        p = prior[:, cols]
+        on = (torch.ones(len(cols), dtype=p.dtype, device=p.device) if active is None
+              else active[cols].to(p.dtype))
+        masked = p * on
+        total = masked.sum(dim=1)
+        empty = total <= 0
+        alpha = masked[:, self._place[channel]] / torch.where(empty, 1.0, total)
+        # rows without a prior on an active channel: forward's fallback, uniform over the
+        # active channels of the group the prior is on (with groups), else over all
+        mine = on[self._place[channel]]
+        n_all = (torch.tensor(float(self.n_channels), dtype=p.dtype, device=p.device)
+                 if active is None
+                 else active.to(p.dtype).sum())
+        n_group = on.sum() if self.membership is not None else n_all
+        fallback = torch.where((p > 0).any(dim=1), mine / n_group, mine / n_all)
+        return torch.where(empty, fallback, alpha)
 
     def corrects(self) -> bool:
         """Whether the network changes alpha at all: not while its last layer is zero
@@ -101,7 +152,8 @@ class ChannelWeights(nn.Module):
             return False
         last = self.net[-1]
         assert isinstance(last, nn.Linear)
-        return bool(last.weight.any() or last.bias.any())
+        # one look at the device for both (two, one after the other, before)
+        return bool(torch.cat([last.weight.flatten(), last.bias]).any())
 
 
 def group_fallback(prior: torch.Tensor, empty: torch.Tensor, fallback: torch.Tensor,

@@ -559,7 +559,12 @@ class Integrator:
         priors = [prior for _, _, prior in rows]
         if len(rows) == 1 or (any(p is None for p in priors)
                               and not all(p is None for p in priors)):
-            return [self.weights(features, prior, active)[:, i] for i, features, prior in rows]
+            return [self.weights.own(features, prior, active, i)
+                    for i, features, prior in rows]
+        if priors[0] is not None and not self.weights.network_runs(rows[0][1]):
+            # the prior normalised on each channel's group (one look at the network)
+            return [self.weights.prior_alpha(cast(torch.Tensor, prior), active, i)
+                    for i, _, prior in rows]
         prior_all = None if priors[0] is None else torch.cat(cast(list[torch.Tensor], priors))
         alpha = self.weights(torch.cat([features for _, features, _ in rows]), prior_all,
                              active)
@@ -916,7 +921,7 @@ class Integrator:
             with torch.no_grad():
                 xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
                 f, features, prior = self._evaluate(i, xt.to(self.device))
-                alpha = self.weights(features, prior, self._active())[:, i]
+                alpha = self.weights.own(features, prior, self._active(), i)
                 return np.asarray((alpha * f).cpu().numpy())
 
         found = survey(share, [self.integrand.dims(i) for i in range(self.n_channels)],

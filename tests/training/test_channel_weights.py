@@ -85,3 +85,30 @@ def test_group_fallback_compacted_or_selected_gives_the_same_numbers() -> None:
     assert syncs.total == 0
     torch.testing.assert_close(selected, compact, rtol=0, atol=0)
     assert not torch.equal(compact, fallback)
+
+
+@pytest.mark.parametrize("groups", [None, [0, 0, 0, 1, 1, 1]])
+@pytest.mark.parametrize("trained", [False, True])
+def test_a_channels_own_alpha_is_its_column_of_all(groups: list[int] | None,
+                                                   trained: bool) -> None:
+    """own(): at points of a channel (their prior on its group, or none), its alpha from
+    the group's channels alone equals its column of the full alpha, the fallback rows
+    (no prior; prior on a dropped channel only) and dropped channels included; with a
+    correcting network, and with gradients, it is that column."""
+    torch.manual_seed(0)
+    weights = ChannelWeights(6, 5, groups=groups).to(torch.float64)
+    if trained:
+        with torch.no_grad():
+            weights.net[-1].bias.add_(torch.linspace(-1, 1, 6, dtype=torch.float64))
+    features, prior = _inputs()
+    active = torch.tensor([True, False, True, True, True, False])
+    with torch.no_grad():
+        for act in (None, active):
+            full = weights(features, prior, act)
+            for i in range(6):
+                other = slice(3, None) if i < 3 else slice(None, 3)
+                rows = prior[:, other].sum(1) == 0  # the points of a channel of i's group
+                got = weights.own(features[rows], prior[rows], act, i)
+                torch.testing.assert_close(got, full[rows, i], rtol=1e-14, atol=0)
+    grads = weights.own(features, prior, active, 2)
+    assert grads.requires_grad == (weights.net is not None)
