@@ -261,3 +261,29 @@ def test_torch_channels_together_record_each_channel() -> None:
         for u, v in zip(channels(x, c), got, strict=True):
             assert u is not None and v is not None
             torch.testing.assert_close(v, u, rtol=0, atol=0)
+
+
+def test_a_record_keeps_no_prior_and_only_the_subprocesses_with_a_part() -> None:
+    """RecordedBatch.of: the channel prior is dropped and the subprocess parts are kept
+    on the columns with a part (drell_yan: 8 subprocesses, one group per flavour pair
+    with the grouped channels); the events' view gives every subprocess's column back,
+    equal to the integrand's, and a kept subset stays compact."""
+    from madnis_py.integrand import RecordedBatch
+
+    integrand = Integrand("drell_yan", subprocess_channels="grouped")
+    x = np.random.default_rng(3).random((500, integrand.dims(0)))
+    batch = integrand(x, 0, details=True)
+    assert batch.prior is not None and batch.subprocess_f is not None
+    rec = RecordedBatch.of(0, x, batch)
+    assert rec.batch.prior is None and rec.n_subprocesses == batch.subprocess_f.shape[1]
+    assert rec.subprocesses is not None
+    assert rec.subprocesses.tolist() == np.flatnonzero(batch.subprocess_f.any(0)).tolist()
+    assert 0 < len(rec.subprocesses) < rec.n_subprocesses
+    index = np.array([3, 7, 100, 499])
+    np.testing.assert_array_equal(rec.events_at(index).subprocess_f,
+                                  batch.subprocess_f[index])
+    on = batch.f > 0
+    kept = rec.kept(on)
+    assert kept.subprocesses is rec.subprocesses
+    np.testing.assert_array_equal(kept.events_at(np.arange(on.sum())).subprocess_f,
+                                  batch.subprocess_f[on])
