@@ -874,9 +874,14 @@ class Integrator:
             stopped = stop is not None and stop(k, event_weights.detach())
             if checkpoint is not None and (k % checkpoint_every == 0 or k == steps
                                            or stopped):
-                self._training = {"steps": total, "done": total if stopped else start + k,
-                                  "optimizer": opt.state_dict(),
-                                  "scheduler": sched.state_dict()}
+                done = total if stopped else start + k
+                # the optimizer's state only while steps remain (a finished training is
+                # never resumed): with 528 channels' flows it tripled the file, 11.8 of
+                # 75 s of a run spent writing it
+                self._training = ({"steps": total, "done": done,
+                                   "optimizer": opt.state_dict(),
+                                   "scheduler": sched.state_dict()} if done < total
+                                  else {"steps": total, "done": done})
                 self.save(checkpoint)
                 self._training = None
             if callback is not None:

@@ -180,6 +180,8 @@ def test_an_interrupted_run_resumes_bit_for_bit(tmp_path: Path) -> None:
     with pytest.raises(Crash):
         crashed.train(6, batch=256, checkpoint=tmp_path / "ck.pt", checkpoint_every=2,
                       callback=crash)
+    mid = torch.load(tmp_path / "ck.pt", weights_only=True)["training"]
+    assert {"optimizer", "scheduler"} <= set(mid) and (mid["done"], mid["steps"]) == (2, 6)
     resumed = Integrator.load(tmp_path / "ck.pt", RidgeAndPeak())
     assert resumed.steps_done == 2 and resumed.steps_remaining == 4
     assert len(resumed.history.loss) == 2
@@ -191,6 +193,9 @@ def test_an_interrupted_run_resumes_bit_for_bit(tmp_path: Path) -> None:
         assert torch.equal(a, b)
     final = Integrator.load(tmp_path / "ck.pt", RidgeAndPeak())
     assert final.steps_done == 6 and final.steps_remaining == 0
+    # a finished training is never resumed: its optimizer's state is not written
+    assert torch.load(tmp_path / "ck.pt", weights_only=True)["training"] == {
+        "steps": 6, "done": 6}
 
 
 _CHILD = """
