@@ -284,7 +284,7 @@ class EventGenerator:
 
     def __init__(self, integrator: Any, sigma: float, *, unweighter: Unweighter,
                  seed: int = 0, reevaluate: bool = False,
-                 allocation: Allocation = "max_weight",
+                 allocation: Allocation = "auto",
                  accept_on: str | None = None) -> None:
         physics = getattr(integrator.integrand, "integrand", None)
         if not isinstance(physics, Integrand):
