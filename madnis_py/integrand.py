@@ -355,7 +355,7 @@ class Integrand:
         self.subprocess_channels = subprocess_channels
         # per group its channels, per subprocess its diagrams' columns among them
         self._channels_of: dict[int, np.ndarray] = {}
-        self._group_columns: dict[int, np.ndarray] = {}
+        self._group_columns: dict[int, list[int]] = {}
         topologies = fit_to_cuts(proc.channels, self.cuts, self.masses,
                                  hadronic=proc.hadronic, card=proc.card)
         per_topology = channel_mappings(topologies, self.masses, self.beams, threads=threads)
@@ -512,8 +512,8 @@ class Integrand:
                     sub_f[idx[sel], k] = part
                 passed[idx[sel]] = True
                 if prior_num is not None and amp2 is not None:
-                    prior_num[idx[sel]] += lum[sel, None] * self._amp2_in_group(k, group,
-                                                                                amp2)
+                    prior_num[idx[sel]] += lum[sel, None] * self.amp2_per_channel(
+                        k, amp2, group=group)
             if prior_num is not None and not self._amp2:
                 pp = p[passed[idx]]
                 cols = [_propagator_prior(self.process.channels[self.layout.topology[c]], pp)
@@ -526,21 +526,27 @@ class Integrand:
                                                    np.ones(len(mine), dtype=bool))
         return IntegrandBatch(f, mom, x12, w, passed, prior_out, sub_f, scale_out, alphas_out)
 
-    def amp2_per_channel(self, k: int, amp2: ArrayT) -> ArrayT:
+    def amp2_per_channel(self, k: int, amp2: ArrayT, *, group: int | None = None) -> ArrayT:
         """The library's per-diagram |M_i|^2 ``(n, diagrams)`` of the ``k``-th subprocess
         summed into the channels ``(n, channels)`` of its group (``diagram_channels``,
         else diagram i is topology i; -1: no channel, a 4-point vertex whose |M_i|^2 is
-        0); numpy arrays or torch tensors."""
+        0); numpy arrays or torch tensors. With ``group`` (the subprocess's), into that
+        group's channels alone, ``(n, m)`` in :meth:`_group_channels` order (the other
+        channels' columns are zero)."""
         sub = self.process.subprocesses[k]
-        diagrams = self.layout.columns[k]
+        diagrams: Sequence[int] = self.layout.columns[k]
         if amp2.shape[1] != len(diagrams):
             raise MatrixElementError(
                 f"process {self.process.name}: the library gives {amp2.shape[1]} diagrams "
                 f"for {list(sub.pdgs)}, the card {len(diagrams)} channels "
                 "(diagram_channels, else all): they must correspond one to one")
-        per_channel: Any = (amp2.new_zeros((len(amp2), self.n_channels))
+        width = self.n_channels
+        if group is not None:
+            diagrams = self._columns_in_group(k, group)
+            width = len(self._group_channels(group))
+        per_channel: Any = (amp2.new_zeros((len(amp2), width))
                             if isinstance(amp2, torch.Tensor)
-                            else np.zeros((len(amp2), self.n_channels)))
+                            else np.zeros((len(amp2), width)))
         for j, c in enumerate(diagrams):  # several diagrams may share a channel
             if c >= 0:
                 per_channel[:, c] += amp2[:, j]
@@ -554,23 +560,15 @@ class Integrand:
             self._channels_of[group] = mine
         return mine
 
-    def _amp2_in_group(self, k: int, group: int, amp2: np.ndarray) -> np.ndarray:
-        """:meth:`amp2_per_channel` of the ``k``-th subprocess on the channels of its
-        ``group`` only, ``(n, m)`` in :meth:`_group_channels` order (the other channels'
-        columns are zero)."""
+    def _columns_in_group(self, k: int, group: int) -> list[int]:
+        """The channel of each library diagram of the ``k``-th subprocess as a column of
+        its ``group``'s channels (-1: none; cached)."""
         local = self._group_columns.get(k)
         if local is None:
             where = {int(c): j for j, c in enumerate(self._group_channels(group))}
-            local = np.array([where[c] if c >= 0 else -1 for c in self.layout.columns[k]],
-                             dtype=np.intp)
+            local = [where[c] if c >= 0 else -1 for c in self.layout.columns[k]]
             self._group_columns[k] = local
-        if amp2.shape[1] != len(local):
-            self.amp2_per_channel(k, amp2)  # raises, naming the process and subprocess
-        out = np.zeros((len(amp2), len(self._group_channels(group))))
-        for j, c in enumerate(local.tolist()):  # several diagrams may share a channel
-            if c >= 0:
-                out[:, c] += amp2[:, j]
-        return out
+        return local
 
     def alphas_at(self, mu: ArrayT) -> ArrayT:
         """alpha_s at the renormalisation scales ``mu`` (GeV): the fixed one if given,

@@ -150,12 +150,13 @@ class EventStream:
         happen to hold a rare large weight and set ``w_max`` from far fewer points (on
         p p > e+ e- j j the draws that followed then truncated 0.2-0.3 of the card's
         share: ``w_max`` too high)."""
-        if not self.settling or self.done < min(self.n_events, self.settle_events):
+        held = min(self.n_events, self.settle_events)  # the events held back
+        if not self.settling or self.done < held:
             return
         u = self.unweighter
         if self._total > 0 and self._excess > 2 * u.truncation * self._total:
-            self._raise(np.concatenate(self._above))
-        if self.done >= min(self.n_events, self.settle_events):
+            self._raise(np.concatenate(self._above))  # thins: done may fall below held
+        if self.done >= held:
             self.settling = False
             for events, e in self._pending:
                 self._write(events, e)

@@ -59,7 +59,8 @@ class ChannelWeights(nn.Module):
         members: dict[int, list[int]] = {}
         for c, k in enumerate(group_of):
             members.setdefault(k, []).append(c)
-        self._group_columns = [torch.as_tensor(members[k]) for k in group_of]
+        columns = {k: torch.as_tensor(m) for k, m in members.items()}  # one per group
+        self._group_columns = [columns[k] for k in group_of]
         self._place = [members[k].index(c) for c, k in enumerate(group_of)]
         self.net = MLP(feature_dims, n_channels, layers=layers, units=units).to(dtype) \
             if trainable else None
@@ -133,13 +134,13 @@ class ChannelWeights(nn.Module):
         empty = total <= 0
         alpha = masked[:, self._place[channel]] / torch.where(empty, 1.0, total)
         # rows without a prior on an active channel: forward's fallback, uniform over the
-        # active channels of the group the prior is on (with groups), else over all
+        # active channels of the group the prior is on (one group: all of them), rows
+        # without any prior over all active channels
         mine = on[self._place[channel]]
         n_all = (torch.tensor(float(self.n_channels), dtype=p.dtype, device=p.device)
                  if active is None
                  else active.to(p.dtype).sum())
-        n_group = on.sum() if self.membership is not None else n_all
-        fallback = torch.where((p > 0).any(dim=1), mine / n_group, mine / n_all)
+        fallback = torch.where((p > 0).any(dim=1), mine / on.sum(), mine / n_all)
         return torch.where(empty, fallback, alpha)
 
     def corrects(self) -> bool:
