@@ -14,15 +14,20 @@ from madnis_py.integrand import Integrand, TorchChannels
 from madnis_py.training import Integrator
 
 
-def _flows(dims: list[int], backend: str = "kernel") -> list[Flow]:
-    torch.manual_seed(7)
-    flows = [Flow(d, backend=backend) for d in dims]
-    with torch.no_grad():  # away from the identity they start as
+def away_from_identity(flows: list[Flow]) -> list[Flow]:
+    """``flows`` with their subnets' last layers drawn (torch's generator) away from the
+    zero, identity, start."""
+    with torch.no_grad():
         for flow in flows:
             for block in flow.blocks:
                 block.subnet[-1].weight.normal_(0, 0.3)
                 block.subnet[-1].bias.normal_(0, 0.3)
     return flows
+
+
+def _flows(dims: list[int], backend: str = "kernel") -> list[Flow]:
+    torch.manual_seed(7)
+    return away_from_identity([Flow(d, backend=backend) for d in dims])
 
 
 def _points(flows: list[Flow], sizes: list[int]) -> list[torch.Tensor]:

@@ -10,17 +10,13 @@ from torch import nn
 from madnis_py.flows import Flow
 from madnis_py.flows.flow import log_prob_many
 from madnis_py.flows.stacked import log_prob_stacked, sample_stacked, stackable
+from tests.flows.test_flow_many import away_from_identity
 
 
 def _flows(dims: int, count: int, backend: str = "kernel", **options: object) -> list[Flow]:
     torch.manual_seed(11)
-    flows = [Flow(dims, backend=backend, **options) for _ in range(count)]  # type: ignore[arg-type]
-    with torch.no_grad():  # away from the identity they start as
-        for flow in flows:
-            for block in flow.blocks:
-                block.subnet[-1].weight.normal_(0, 0.3)
-                block.subnet[-1].bias.normal_(0, 0.3)
-    return flows
+    return away_from_identity([Flow(dims, backend=backend, **options)  # type: ignore[arg-type]
+                               for _ in range(count)])
 
 
 def _points(dims: int, sizes: list[int]) -> list[torch.Tensor]:
