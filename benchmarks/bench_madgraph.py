@@ -54,6 +54,11 @@ CASES = [
          ["set run_card dynamical_scale_choice 3"]),
     Case("ggttg", "g g > t t~ g", True, ["set run_card dynamical_scale_choice 3"]),
     Case("eejjg", "e+ e- > j j g", False),
+    Case("tt_dilep", "p p > t t~, t > b e+ ve, t~ > b~ e- ve~", True,
+         ["set run_card dynamical_scale_choice 3"]),
+    Case("tt_nested", "p p > t t~, (t > b w+, w+ > e+ ve), t~ > b~ e- ve~", True,
+         ["set run_card dynamical_scale_choice 3"]),
+    Case("zz_4e", "p p > z z, z > e+ e-", True, ["set run_card dynamical_scale_choice 3"]),
 ]
 
 

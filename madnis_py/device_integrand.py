@@ -123,6 +123,10 @@ def _check_values(check: Any, p: torch.Tensor, use_rapidity: bool) -> torch.Tens
     if check.observable == "missing_pt":
         total = p[:, first, 1:3].sum(dim=1)
         return torch.hypot(total[:, 0], total[:, 1])[:, None]
+    if check.observable == "window":  # the decay products' invariant mass squared
+        total = p[:, first].sum(dim=1)
+        return (total[:, 0] ** 2 - total[:, 1] ** 2 - total[:, 2] ** 2
+                - total[:, 3] ** 2)[:, None]
     second = _indices(check.second, p.device)
     if check.observable == "delta_r":
         return _delta_r(p[:, first], p[:, second], use_rapidity)
@@ -138,7 +142,7 @@ def cut_mask(cuts: Any, momenta: torch.Tensor) -> torch.Tensor:
         values = _check_values(check, momenta, cuts.use_rapidity)
         lower = -math.inf if check.lower is None else check.lower
         upper = math.inf if check.upper is None else check.upper
-        if check.observable == "mass":
+        if check.observable in ("mass", "window"):
             lower = math.copysign(lower * lower, lower)
             upper = upper * upper
         above, below = values >= lower, values <= upper

@@ -336,7 +336,8 @@ class Integrand:
             dynamical_scale(np.zeros((1, proc.n_particles, 4)), self.dynamical_scale_choice)
         parameters = proc.parameters()
         self.cut_values = dict(proc.cuts if cuts is None else cuts)
-        self.cuts = [Cuts(s.pdgs, self.cut_values) for s in proc.subprocesses]
+        self.cuts = [Cuts(s.pdgs, self.cut_values, windows=s.resonance_windows)
+                     for s in proc.subprocesses]
         # subprocesses whose cuts give the same mask share one evaluation per call
         signatures: dict[tuple[object, ...], int] = {}
         self._cut_group = [signatures.setdefault(c.signature, len(signatures))

@@ -18,6 +18,7 @@ import torch
 from madnis_py.device_integrand import DeviceChannels, cut_mask, dynamical_scale_torch
 from madnis_py.integrand import Integrand, TorchChannels, dynamical_scale
 from madnis_py.phasespace import Cuts
+from madnis_py.phasespace.cuts import ResonanceWindow
 from madnis_py.physics.builtin import builtin_processes
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -105,6 +106,10 @@ def test_cut_mask_matches_cuts() -> None:
     np.testing.assert_array_equal(got.numpy(), want)
     rap = Cuts(pdgs, {"etaj": 1.5, "drjj": 0.4}, use_rapidity=True)
     np.testing.assert_array_equal(cut_mask(rap, torch.from_numpy(p)).numpy(), rap.mask(p))
+    window = Cuts(pdgs, {"ptj": 20.0}, windows=[ResonanceWindow((2, 3, 4), 150.0, 5.0)])
+    want = window.mask(p)
+    assert 0.01 < want.mean() < 0.9
+    np.testing.assert_array_equal(cut_mask(window, torch.from_numpy(p)).numpy(), want)
 
 
 def test_dynamical_scales_match() -> None:

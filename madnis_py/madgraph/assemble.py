@@ -22,6 +22,7 @@ Run it as ``python -m madnis_py.madgraph DIR`` (the plugin does) or through
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -32,7 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from madnis_py._atomic import write_text_atomic
 from madnis_py.cards._toml import toml_value
-from madnis_py.madgraph.diagrams import Diagram, DiagramError, channel_table, group_channels
+from madnis_py.madgraph.diagrams import (
+    Diagram,
+    DiagramError,
+    channel_table,
+    group_channels,
+    onshell_lines,
+)
 
 if TYPE_CHECKING:
     from madnis_py.cards.madgraph import MadGraphRunCard
@@ -60,8 +67,16 @@ class Assembled:
 
 
 def plain_process(description: str) -> str:
-    """A MadGraph process string without its coupling orders and process number."""
-    return re.sub(r"\s+(WEIGHTED|QCD|QED)\S*|\s+@\S+|^Process:\s*", "", description).strip()
+    """A MadGraph process string without its coupling orders and process number, on one
+    line: the decays of a decay chain (MadGraph's ``Decay:`` lines) follow the core after
+    commas, as the ``generate`` syntax writes them (``g g > t t~, t > b e+ ve``)."""
+    parts = []
+    for line in description.splitlines():
+        text = re.sub(r"\s+(WEIGHTED|QCD|QED)\S*|\s+@\S+|^\s*(Process|Decay):\s*", "",
+                      line.strip()).strip()
+        if text:
+            parts.append(text)
+    return ", ".join(parts)
 
 
 def _mirror_table(table: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +148,63 @@ def _diagram_tables(record: dict[str, Any], info_path: Path) -> list[dict[str, A
     return per_diagram
 
 
-def _subprocesses(records: list[dict[str, Any]], info_path: Path) -> tuple[
+def _resonance_windows(record: dict[str, Any], info_path: Path,
+                       bwcutoff: float, cut_decays: bool) -> list[dict[str, Any]]:
+    """The ``resonance_windows`` of one subprocess record: the lines its decay chain
+    forces on shell (MadGraph's ``onshell`` flag), the same in every diagram.
+
+    madevent cuts a forced line's window channel by channel (``cut_bw``); where every
+    diagram has the same forced lines (the decay products of each resonance the same in
+    all of them) that is one cut on every point, which is what madnis_py applies.
+
+    Raises
+    ------
+    AssembleError
+        A line ``$`` forbids on shell (madevent vetoes its window in the channels of the
+        diagrams that have it, and keeps it in the others: not a cut on the process), or
+        diagrams whose forced lines differ (identical decay products that can come from
+        either resonance, as in ``p p > z z, z > e+ e-``).
+    """
+    label = plain_process(record["processes"][0]["description"])
+    forced: set[tuple[tuple[int, ...], int, float, float, str]] | None = None
+    for raw in record["diagrams"]:
+        if raw is None:
+            continue
+        lines = onshell_lines(Diagram.from_json(raw))
+        banned = [line for _, line in lines if line.onshell is False]
+        if banned:
+            raise AssembleError(
+                f"{info_path}: {label}: `$ {banned[0].name or banned[0].pdg}` forbids a "
+                "propagator on shell; madevent vetoes its window only in the channels of "
+                "the diagrams that have it, which madnis_py does not reproduce. Remove "
+                f"those diagrams with `/ {banned[0].name or banned[0].pdg}`, or cut on the "
+                "decay products' mass")
+        mine = {(legs, line.pdg, line.mass, line.width, line.name)
+                for legs, line in lines if line.onshell}
+        if forced is None:
+            forced = mine
+        elif mine != forced:
+            raise AssembleError(
+                f"{info_path}: {label}: the decay chain's resonances decay into different "
+                "particles in different diagrams (identical decay products that can come "
+                "from either resonance); madevent cuts such windows channel by channel, "
+                "which madnis_py does not reproduce. Generate the decays with distinct "
+                "final states, or the full final state without the decay chain")
+    out = []
+    for legs, pdg, mass, width, name in sorted(forced or ()):
+        if not (mass > 0 and width > 0):
+            raise AssembleError(
+                f"{info_path}: {label}: the decay chain forces {name or pdg} on shell, "
+                f"but its width on the param_card is {width} (mass {mass}); give it a "
+                "positive width (e.g. `compute_widths` or DECAY in the param_card)")
+        out.append({"legs": list(legs), "mass": mass, "width": width,
+                    "bwcutoff": bwcutoff, "cut_products": cut_decays,
+                    "name": name or str(pdg)})
+    return out
+
+
+def _subprocesses(records: list[dict[str, Any]], info_path: Path,
+                  bwcutoff: float = 15.0, cut_decays: bool = False) -> tuple[
         list[dict[str, Any]], list[list[dict[str, Any] | None]], int]:
     """Subprocess entries (mirrors included), the channel tables of each subprocess's
     diagrams, and the number of diagrams."""
@@ -142,6 +213,7 @@ def _subprocesses(records: list[dict[str, Any]], info_path: Path) -> tuple[
     n_diagrams = 0
     for record in records:
         per_diagram = _diagram_tables(record, info_path)
+        windows = _resonance_windows(record, info_path, bwcutoff, cut_decays)
         n_diagrams += len(per_diagram)
         for proc in record["processes"]:
             pdgs = [int(p) for p in proc["pdgs"]]
@@ -151,7 +223,8 @@ def _subprocesses(records: list[dict[str, Any]], info_path: Path) -> tuple[
                     if factor > 1 else "")
             subprocesses.append({"pdgs": pdgs, "colour_flows": flows, "mirror": False,
                                  "matrix_element": record["directory"],
-                                 "comment": plain_process(proc["description"]) + note})
+                                 "comment": plain_process(proc["description"]) + note,
+                                 "windows": windows})
             tables.append(per_diagram)
             if record["mirror"]:
                 swapped = [pdgs[1], pdgs[0], *pdgs[2:]]
@@ -159,7 +232,7 @@ def _subprocesses(records: list[dict[str, Any]], info_path: Path) -> tuple[
                 subprocesses.append({"pdgs": swapped, "colour_flows": mflows, "mirror": True,
                                      "matrix_element": record["directory"],
                                      "comment": "mirror of " + plain_process(proc["description"])
-                                     + note})
+                                     + note, "windows": windows})
                 tables.append([None if t is None else _mirror_table(t) for t in per_diagram])
     return subprocesses, tables, n_diagrams
 
@@ -198,6 +271,8 @@ def _process_card_lines(name: str, info: dict[str, Any], records: list[dict[str,
             lines.append("mirror = true")
         if len(by_element[sub["matrix_element"], sub["mirror"]]) > 1:  # one |M|^2 shared
             lines.append(f"matrix_element = {toml_value(sub['matrix_element'])}")
+        if sub["windows"]:  # the decay chain's on-shell resonances
+            lines.append(f"resonance_windows = {_inline(sub['windows'])}")
         lines.append("")
     for table in channels:
         body = {k: v for k, v in table.items() if k != "name"}
@@ -216,6 +291,30 @@ def _process_card_lines(name: str, info: dict[str, Any], records: list[dict[str,
             lines.append(f"dynamical_scale_choice = "
                          f"{mg_card.scale.dynamical_scale_choice}")
     return lines
+
+
+def _decay_settings(rc_path: Path) -> tuple[float, bool]:
+    """``bwcutoff`` (the half-width of the on-shell windows, in widths) and
+    ``cut_decays`` (whether the cuts apply to the decay products) of MadGraph's run card;
+    its defaults, 15 and False, without a card or the fields."""
+    from madnis_py.cards.madgraph import read_madgraph_run_card
+
+    if not rc_path.is_file():
+        return 15.0, False
+    fields = read_madgraph_run_card(rc_path)
+    raw = fields.get("bwcutoff", "15")
+    try:
+        value = float(raw.lower().replace("d", "e"))
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise AssembleError(f"{rc_path}:{fields.lines.get('bwcutoff', '?')}: bwcutoff = "
+                            f"{raw!r} is not a positive number")
+    flag = fields.get("cut_decays", "False").strip().strip(".").lower()
+    if flag not in ("true", "t", "false", "f"):
+        raise AssembleError(f"{rc_path}:{fields.lines.get('cut_decays', '?')}: cut_decays "
+                            f"= {fields.get('cut_decays')!r} is not True or False")
+    return value, flag in ("true", "t")
 
 
 def _check_library(root: Path, library: Path) -> None:
@@ -299,7 +398,9 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
     param_card = root / info["param_card"]
     slha = read_slha(param_card)
 
-    subprocesses, tables, n_diagrams = _subprocesses(records, info_path)
+    rc_path = root / info.get("run_card", "Cards/run_card.dat")
+    subprocesses, tables, n_diagrams = _subprocesses(records, info_path,
+                                                     *_decay_settings(rc_path))
     channels, diagram_channels = group_channels(tables)
     if not channels:
         raise AssembleError(f"{info_path}: no diagram with 3-point vertices only: no channel")
@@ -315,7 +416,6 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
 
     messages: list[str] = []
     # The run card: MadGraph's, translated. It decides the cuts and defaults written below.
-    rc_path = root / info.get("run_card", "Cards/run_card.dat")
     mg_card = None
     if rc_path.is_file():
         mg_card = import_madgraph_run_card(rc_path, output=root / "madnis_run",

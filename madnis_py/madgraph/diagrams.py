@@ -39,6 +39,7 @@ __all__ = [
     "channel_key",
     "channel_table",
     "group_channels",
+    "onshell_lines",
 ]
 
 
@@ -48,12 +49,16 @@ class DiagramError(ValueError):
 
 @dataclass(frozen=True)
 class Line:
-    """The particle of an internal line: PDG id, pole mass and width in GeV, name."""
+    """The particle of an internal line: PDG id, pole mass and width in GeV, name, and
+    MadGraph's ``onshell`` flag: True for a line a decay chain forces on shell (``p p >
+    t t~, t > b e+ ve``: madevent's ``gForceBW = 1``), False for one ``$`` forbids on
+    shell (``gForceBW = 2``), None otherwise."""
 
     pdg: int
     mass: float = 0.0
     width: float = 0.0
     name: str = ""
+    onshell: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -80,16 +85,18 @@ class Diagram:
         def vertex(v: Vertex) -> dict[str, Any]:
             return {"daughters": list(v.daughters), "mother": v.mother,
                     "pdg": v.line.pdg, "mass": v.line.mass, "width": v.line.width,
-                    "name": v.line.name}
+                    "name": v.line.name, "onshell": v.line.onshell}
         return {"number": self.number, "s": [vertex(v) for v in self.s_channels],
                 "t": [vertex(v) for v in self.t_channels]}
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> Diagram:
         def vertex(v: Mapping[str, Any]) -> Vertex:
+            onshell = v.get("onshell")
             return Vertex(tuple(int(d) for d in v["daughters"]), int(v["mother"]),
                           Line(int(v["pdg"]), float(v["mass"]), float(v["width"]),
-                               str(v.get("name", ""))))
+                               str(v.get("name", "")),
+                               None if onshell is None else bool(onshell)))
         return Diagram(int(data["number"]), tuple(vertex(v) for v in data["s"]),
                        tuple(vertex(v) for v in data["t"]))
 
@@ -210,6 +217,22 @@ def channel_table(diagram: Diagram, nexternal: int, *, name: str = "") -> dict[s
     if used != final:
         raise DiagramError(f"{label}: final-state leg(s) {sorted(final - used)} are missing")
     return table
+
+
+def onshell_lines(diagram: Diagram) -> list[tuple[tuple[int, ...], Line]]:
+    """The s-channel lines of a diagram with MadGraph's ``onshell`` flag set (forced on
+    shell by a decay chain, or forbidden by ``$``), each with the momentum indices of
+    its final-state decay products (MadGraph leg numbers minus one), sorted."""
+    below: dict[int, tuple[int, ...]] = {}
+    out = []
+    for v in diagram.s_channels:  # daughters come before their mothers
+        legs: list[int] = []
+        for d in v.daughters:
+            legs += [d - 1] if d > 0 else list(below.get(d, ()))
+        below[v.mother] = tuple(sorted(legs))
+        if v.line.onshell is not None:
+            out.append((below[v.mother], v.line))
+    return out
 
 
 def channel_key(table: Mapping[str, Any]) -> str:

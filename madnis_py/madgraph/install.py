@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from madnis_py.madgraph.assemble import Assembled, assemble, plain_process
@@ -122,11 +123,14 @@ def _mg5_error(text: str) -> str:
     """The line of a MadGraph log that says what went wrong."""
     clean = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in text.splitlines()]
     clean = [ln for ln in clean if ln and ln not in ("quit", "exit")]
-    for ln in clean:
-        if "madnis_py:" in ln:
-            return ln[ln.index("madnis_py:"):]
+    # MadGraph's own report of the error ("str : <message>"), else the plugin's error
+    # line; the plugin's INFO lines (helicities recycled, ...) are progress, not errors
+    for ln in reversed(clean):
         if ln.startswith("str :"):
             return ln[5:].strip()
+    for ln in clean:
+        if "madnis_py: error:" in ln:
+            return ln[ln.index("madnis_py: error:"):]
     for i, ln in enumerate(clean):
         if ln.startswith(("Error detected", "No amplitudes generated", "InvalidCmd")):
             return " ".join(clean[i:i + 2])
@@ -163,6 +167,25 @@ def _process_lines(proc_card: Path) -> list[str]:
     return lines
 
 
+def _with_decays(core: str, decays: Sequence[tuple[int, str]]) -> str:
+    """A process with its decay chain in MadGraph's ``generate`` syntax, from the
+    ``Decay:`` lines MadGraph writes under its ``Process:`` line (indented deeper for a
+    decay of a decay product): ``p p > t t~, (t > b w+, w+ > e+ ve), t~ > b~ e- ve~``."""
+    def nested(items: Sequence[tuple[int, str]]) -> list[str]:
+        out: list[str] = []
+        i = 0
+        while i < len(items):
+            depth, text = items[i]
+            j = i + 1
+            while j < len(items) and items[j][0] > depth:
+                j += 1
+            inner = nested(items[i + 1:j])
+            out.append(f"({', '.join([text, *inner])})" if inner else text)
+            i = j
+        return out
+    return ", ".join([core, *nested(list(decays))])
+
+
 def _process_lines_from_code(output: Path) -> list[str]:
     """The process definition of an output without a proc card (``standalone_cpp``): the
     ``Process:`` lines MadGraph writes at the top of every subprocess's code, as ``generate``
@@ -175,12 +198,21 @@ def _process_lines_from_code(output: Path) -> list[str]:
     for code in sorted(output.glob("SubProcesses/P*/*")):
         if code.suffix not in (".f", ".h", ".cc"):
             continue
-        for line in code.read_text(errors="replace").splitlines():
-            m = re.match(r"^\s*(?://|[cC])\s+Process:\s*(.+?)\s*$", line)
-            if m:
-                text = plain_process(m.group(1))
+        core: str | None = None
+        decays: list[tuple[int, str]] = []
+        for line in [*code.read_text(errors="replace").splitlines(), ""]:
+            decay = re.match(r"^\s*(?://|[cC])\s+\*?(\s*)Decay:\s*(.+?)\s*$", line)
+            if core is not None and decay:
+                decays.append((len(decay.group(1)), plain_process(decay.group(2))))
+                continue
+            if core is not None:  # the process and its decays (a decay chain) are read
+                text = _with_decays(core, decays)
                 if text not in found:
                     found.append(text)
+                core, decays = None, []
+            m = re.match(r"^\s*(?://|[cC])\s+Process:\s*(.+?)\s*$", line)
+            if m:
+                core = plain_process(m.group(1))
     if not found:
         raise MadGraphError(f"{output}: not a MadGraph output directory (no Cards/proc_card_"
                             "mg5.dat and no 'Process:' lines in SubProcesses/P*)")

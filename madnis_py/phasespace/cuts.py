@@ -34,6 +34,15 @@ Supported names (:data:`SUPPORTED_CUTS`), ``X`` one of ``j b a l``:
   of class X, for ``jj bb aa ll``; ``mmll``/``mmllmax`` only on same-flavour
   opposite-sign lepton pairs, as MadGraph.
 
+Besides the run card's names, :class:`Cuts` takes the on-shell windows of a decay chain
+(:class:`ResonanceWindow`): MadGraph's ``p p > t t~, t > b e+ ve`` keeps only the events
+whose ``b e+ ve`` invariant mass lies within ``bwcutoff`` widths of the top mass,
+``|m - M| < bwcutoff * Gamma`` (madevent's forced Breit-Wigner, ``cut_bw`` in
+``myamp.f``; ``bwcutoff`` = 15 by default). A window bounds that mass from below for
+the mappings (:meth:`Cuts.min_mass`). As with MadGraph's default ``cut_decays = False``,
+the run's other cuts do not apply to a window's decay products unless it says so
+(``cut_products``), except the missing pT, which sums every neutrino.
+
 "No cut" values follow the run card: a lower bound ``<= 0`` and an upper bound ``< 0``
 (MadGraph writes -1) switch the cut off; for ``etaX`` and ``yX`` any value ``<= 0`` is off
 (MadGraph's Fortran would read ``etaj = 0`` as ``|y| <= 0`` and reject every event; a
@@ -69,6 +78,7 @@ import numpy.typing as npt
 
 __all__ = [
     "Cuts",
+    "ResonanceWindow",
     "SUPPORTED_CUTS",
     "delta_phi",
     "delta_r",
@@ -228,7 +238,61 @@ def particle_class(pdg: int, *, maxjetflavor: int = 4) -> ParticleClass | None:
 
 # ----------------------------------------------------------------------- the cut table
 
-Observable = Literal["pt", "abs_eta", "abs_y", "missing_pt", "delta_r", "mass"]
+Observable = Literal["pt", "abs_eta", "abs_y", "missing_pt", "delta_r", "mass",
+                     "window"]
+
+
+@dataclass(frozen=True)
+class ResonanceWindow:
+    """A resonance a decay chain forces on shell: the invariant mass of its decay products
+    ``legs`` (final-state momentum indices, 2 and above) must lie within ``bwcutoff``
+    widths of its pole, ``|m - mass| < bwcutoff * width`` (madevent's forced
+    Breit-Wigner for ``p p > t t~, t > b e+ ve``).
+
+    Raises
+    ------
+    ValueError
+        Fewer than two legs, a leg below 2 or twice, or a mass, width or bwcutoff that is
+        not a positive finite number.
+    """
+
+    legs: tuple[int, ...]
+    mass: float
+    width: float
+    bwcutoff: float = 15.0
+    name: str = ""
+    #: Whether the run's cuts apply to the decay products (MadGraph's ``cut_decays``,
+    #: False by default: ``setcuts.f`` exempts them from every pT, eta, Delta R and
+    #: pair-mass cut; the missing pT still counts their neutrinos).
+    cut_products: bool = False
+
+    def __post_init__(self) -> None:
+        label = f"resonance window {self.name or '?'}"
+        legs = tuple(int(leg) for leg in self.legs)
+        if len(legs) < 2 or len(set(legs)) != len(legs) or min(legs) < 2:
+            raise ValueError(f"{label}: legs must be two or more distinct final-state "
+                             f"momentum indices (2 and above), got {list(self.legs)}")
+        object.__setattr__(self, "legs", tuple(sorted(legs)))
+        if not isinstance(self.cut_products, bool):
+            raise ValueError(f"{label}: cut_products must be true or false, got "
+                             f"{self.cut_products!r}")
+        for what in ("mass", "width", "bwcutoff"):
+            value = getattr(self, what)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+                    math.isfinite(float(value)) and float(value) > 0):
+                raise ValueError(f"{label}: {what} must be a positive finite number, "
+                                 f"got {value!r}")
+            object.__setattr__(self, what, float(value))
+
+    @property
+    def lower(self) -> float:
+        """The smallest invariant mass inside the window (GeV, at least 0)."""
+        return max(float(self.mass) - float(self.bwcutoff) * float(self.width), 0.0)
+
+    @property
+    def upper(self) -> float:
+        """The largest invariant mass inside the window (GeV)."""
+        return float(self.mass) + float(self.bwcutoff) * float(self.width)
 
 
 @dataclass(frozen=True)
@@ -313,7 +377,7 @@ class _Check:
         values = self._values(kin)
         lower = -math.inf if self.lower is None else self.lower
         upper = math.inf if self.upper is None else self.upper
-        if self.observable == "mass":
+        if self.observable in ("mass", "window"):
             # Compare squares, as MadGraph does: no sqrt of rounding-negative masses.
             lower = math.copysign(lower * lower, lower)
             upper = upper * upper
@@ -340,7 +404,17 @@ class _Check:
             return np.asarray(np.hypot(d_long, delta_phi(p[:, self.first],
                                                          p[:, self.second])),
                               dtype=np.float64)
+        if self.observable == "window":  # the decay products' invariant mass squared
+            total = p[:, self.first].sum(axis=1)
+            m2 = total[:, 0] ** 2 - (total[:, 1:] ** 2).sum(axis=1)
+            return np.asarray(m2[:, None], dtype=np.float64)
         return _mass_squared(p[:, self.first], p[:, self.second])
+
+
+def _exempt_class(cls: ParticleClass | None, exempt: bool) -> ParticleClass | None:
+    """The class a particle is cut as: none for an exempt decay product, except a
+    neutrino's (only the missing pT sees it)."""
+    return cls if not exempt or cls == "v" else None
 
 
 def _to_float(what: str, value: object) -> float:
@@ -377,12 +451,17 @@ class Cuts:
     use_rapidity : bool
         Evaluate the ``etaX`` cuts and Delta R with the rapidity ``y``, as MadGraph 3's LO
         ``cuts.f`` does, instead of the pseudo-rapidity ``eta``.
+    windows : sequence of ResonanceWindow
+        The on-shell windows of a decay chain: an event passes only inside every one. The
+        decay products of a window with ``cut_products=False`` (MadGraph's default
+        ``cut_decays = False``) are cut by nothing else but the missing pT.
 
     Raises
     ------
     ValueError
         An unknown cut name (the message lists the supported ones), a non-finite value,
-        fewer than 3 particles, or ``maxjetflavor`` outside 0..6.
+        fewer than 3 particles, ``maxjetflavor`` outside 0..6, or a window on legs the
+        process does not have.
     TypeError
         A value that is not a real number, or a PDG id that is not an integer.
 
@@ -393,7 +472,8 @@ class Cuts:
     """
 
     def __init__(self, pdgs: Pdgs, cuts: Mapping[str, float], *,
-                 maxjetflavor: int = 4, use_rapidity: bool = False) -> None:
+                 maxjetflavor: int = 4, use_rapidity: bool = False,
+                 windows: Sequence[ResonanceWindow] = ()) -> None:
         self._maxjetflavor = _check_maxjetflavor(maxjetflavor)
         if isinstance(pdgs, np.ndarray):
             pdgs = pdgs.tolist()
@@ -405,8 +485,21 @@ class Cuts:
                 raise TypeError(f"pdgs[{index}]: expected an integer PDG id, got {code!r}")
         self._pdgs = tuple(int(code) for code in pdgs)
         self._use_rapidity = bool(use_rapidity)
+        self._windows = tuple(windows)
+        for window in self._windows:
+            if not isinstance(window, ResonanceWindow):
+                raise TypeError(f"windows: expected ResonanceWindow entries, got {window!r}")
+            if max(window.legs) >= len(self._pdgs):
+                raise ValueError(f"resonance window {window.name or '?'}: legs "
+                                 f"{list(window.legs)} outside the final state "
+                                 f"2..{len(self._pdgs) - 1}")
+        # decay products exempt from the cuts (cut_decays = False) keep only the neutrinos'
+        # class, which the missing pT sums (MadGraph's is_a_nu ignores do_cuts)
+        exempt = {leg for w in self._windows if not w.cut_products for leg in w.legs}
         self._classes: tuple[ParticleClass | None, ...] = (None, None) + tuple(
-            particle_class(code, maxjetflavor=self._maxjetflavor) for code in self._pdgs[2:])
+            _exempt_class(particle_class(code, maxjetflavor=self._maxjetflavor),
+                          index in exempt)
+            for index, code in enumerate(self._pdgs[2:], start=2))
 
         if not isinstance(cuts, Mapping):
             raise TypeError(f"cuts: expected a mapping of run-card names to numbers, "
@@ -438,7 +531,10 @@ class Cuts:
                    first=np.asarray(targets[key][0], dtype=np.intp),
                    second=np.asarray(targets[key][1], dtype=np.intp),
                    lower=bounds.get(False), upper=bounds.get(True))
-            for key, bounds in grouped.items())
+            for key, bounds in grouped.items()) + tuple(
+            _Check(observable="window", first=np.asarray(w.legs, dtype=np.intp),
+                   second=np.zeros(0, dtype=np.intp), lower=w.lower, upper=w.upper)
+            for w in self._windows)
 
     def _indices(self, cls: str) -> list[int]:
         return [i for i, c in enumerate(self._classes) if c == cls]
@@ -516,6 +612,11 @@ class Cuts:
     @property
     def maxjetflavor(self) -> int:
         return self._maxjetflavor
+
+    @property
+    def windows(self) -> tuple[ResonanceWindow, ...]:
+        """The on-shell windows of a decay chain (:class:`ResonanceWindow`)."""
+        return self._windows
 
     @property
     def use_rapidity(self) -> bool:
@@ -643,18 +744,22 @@ class Cuts:
     def _pairs_bound(self, legs: Sequence[int], m: Sequence[float]) -> float:
         """The sum of the masses of ``legs``, with disjoint pairs under a lower mass bound
         (:meth:`pair_mass_bounds`) counted at their bound: the mass of a set of physical
-        momenta is at least the sum of the masses of its parts. Pairs are taken greedily
-        by gain, which may miss the best combination but never overstates the bound."""
+        momenta is at least the sum of the masses of its parts. The decay products of a
+        resonance window (:attr:`windows`) are such a part too, at the window's lower
+        edge. Parts are taken greedily by gain, which may miss the best combination but
+        never overstates the bound."""
         chosen = set(legs)
         bound = sum(m[leg - 2] for leg in chosen)
-        gains = sorted(((low - m[i - 2] - m[j - 2], i, j)
-                        for (i, j), (_, low) in self.pair_mass_bounds(m).items()
-                        if i in chosen and j in chosen), reverse=True)
+        parts: list[tuple[float, tuple[int, ...]]] = [
+            (low, (i, j)) for (i, j), (_, low) in self.pair_mass_bounds(m).items()]
+        parts += [(w.lower, w.legs) for w in self._windows]
+        gains = sorted(((low - sum(m[leg - 2] for leg in part), part)
+                        for low, part in parts if chosen.issuperset(part)), reverse=True)
         used: set[int] = set()
-        for gain, i, j in gains:
-            if gain > 0 and i not in used and j not in used:
+        for gain, part in gains:
+            if gain > 0 and used.isdisjoint(part):
                 bound += gain
-                used |= {i, j}
+                used |= set(part)
         return bound
 
     def min_mass(self, legs: Sequence[int], masses: Sequence[float]) -> float:
@@ -662,7 +767,8 @@ class Cuts:
         (momentum indices, 2 and above) in every event that passes.
 
         The sum of their masses, with disjoint pairs among them counted at their lower
-        bound (:meth:`pair_mass_bounds`: an ``mmXX`` cut, or pT and Delta R cuts; the mass
+        bound (:meth:`pair_mass_bounds`: an ``mmXX`` cut, or pT and Delta R cuts) and the
+        decay products of a resonance window at its lower edge (the mass
         of a set of physical momenta is at least the sum of the masses of any split into
         parts); the whole final state is bounded by :meth:`min_shat` too.
         """
@@ -720,6 +826,8 @@ class Cuts:
         options = f"maxjetflavor={self._maxjetflavor}"
         if self._use_rapidity:
             options += ", use_rapidity=True"
+        if self._windows:
+            options += f", windows={list(self._windows)!r}"
         return f"Cuts({list(self._pdgs)}, {self._active!r}, {options})"
 
 

@@ -20,6 +20,12 @@ A card ``process.toml`` (built-in ones under ``processes/<name>/``)::
     # optional: matrix_element = "P1_gu_epemu"  subprocesses with the same name (and the
     #           same mirror) share one |M|^2 (MadGraph's flavour grouping, e.g. g u and
     #           g c): it is evaluated once per point for all of them
+    # optional: resonance_windows = [{ legs = [2, 3, 4], mass = 173.0, width = 1.4915,
+    #           bwcutoff = 15.0, cut_products = false, name = "t" }]  resonances a decay
+    #           chain forces on shell (MadGraph's p p > t t~, t > b e+ ve): only events
+    #           with |m(legs) - mass| < bwcutoff * width pass, and the run's cuts skip
+    #           the legs unless cut_products (MadGraph's cut_decays; the missing pT
+    #           still counts their neutrinos) (madnis_py.phasespace.cuts.ResonanceWindow)
 
     [[channel]]                # one per diagram, madnis_py.phasespace topology fields
     name = "Z"
@@ -53,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from madnis_py.phasespace.cuts import ResonanceWindow
 from madnis_py.phasespace.topology import Topology, TopologyError
 from madnis_py.physics.builtin import builtin_library, builtin_process_dir, builtin_processes
 from madnis_py.physics.matrix_element import MatrixElement
@@ -83,13 +90,17 @@ class Subprocess:
     ``matrix_element``: subprocesses with the same name and the same ``mirror`` have the
     same |M|^2 and per-diagram |M_i|^2 at the same momenta (MadGraph groups flavours with
     equal couplings into one matrix element, its ``SubProcesses`` directory: ``g u`` and
-    ``g c``); None: its own."""
+    ``g c``); None: its own.
+
+    ``resonance_windows``: the resonances a decay chain forces on shell; an event of this
+    subprocess passes its cuts only inside every window."""
 
     pdgs: tuple[int, ...]
     colour_flows: tuple[tuple[tuple[int, int], ...], ...] = ()
     diagram_channels: tuple[int, ...] | None = None
     mirror: bool = False
     matrix_element: str | None = None
+    resonance_windows: tuple[ResonanceWindow, ...] = ()
 
     @property
     def library_pdgs(self) -> tuple[int, ...]:
@@ -244,17 +255,51 @@ def _read_subprocess(sub: Mapping[str, Any], i: int, path: Path) -> Subprocess:
                                f"diagram_channels of channel indices, mirror = "
                                f"true/false and matrix_element = \"name\": {err}") from err
     unknown_sub = set(sub) - {"pdgs", "colour_flows", "diagram_channels", "mirror",
-                              "matrix_element"}
+                              "matrix_element", "resonance_windows"}
     if unknown_sub:
         raise ProcessCardError(f"{path}: [[subprocess]] #{i}: unknown field(s) "
                                f"{sorted(unknown_sub)}")
+    windows = _read_windows(sub.get("resonance_windows", []), f"[[subprocess]] #{i}", path)
     if len(pdgs) < 4:
         raise ProcessCardError(f"{path}: [[subprocess]] #{i}: a 2 -> n process has at "
                                f"least 4 particles, got pdgs {list(pdgs)}")
     if any(len(flow) != len(pdgs) for flow in flows):
         raise ProcessCardError(f"{path}: [[subprocess]] #{i}: every colour flow needs one "
                                f"(colour, anticolour) pair per particle ({len(pdgs)})")
-    return Subprocess(pdgs, flows, diagrams, mirror, matrix_element)
+    if any(max(w.legs) >= len(pdgs) for w in windows):
+        raise ProcessCardError(f"{path}: [[subprocess]] #{i}: resonance_windows legs "
+                               f"outside the final state 2..{len(pdgs) - 1}")
+    return Subprocess(pdgs, flows, diagrams, mirror, matrix_element, windows)
+
+
+def _read_windows(raw: Any, where: str, path: Path) -> tuple[ResonanceWindow, ...]:
+    """``resonance_windows``: a list of tables with legs, mass, width and optionally
+    bwcutoff (default 15) and name."""
+    fields = {"legs", "mass", "width", "bwcutoff", "name", "cut_products"}
+    if not isinstance(raw, list):
+        raise ProcessCardError(f"{path}: {where}: resonance_windows must be a list of "
+                               "tables { legs, mass, width, bwcutoff, name }")
+    out = []
+    for j, table in enumerate(raw):
+        label = f"{path}: {where}: resonance_windows[{j}]"
+        if not isinstance(table, Mapping) or not {"legs", "mass", "width"} <= set(table):
+            raise ProcessCardError(f"{label}: needs legs, mass and width")
+        unknown = set(table) - fields
+        if unknown:
+            raise ProcessCardError(f"{label}: unknown field(s) {sorted(unknown)}")
+        legs = table["legs"]
+        if not isinstance(legs, list) or not all(
+                isinstance(leg, int) and not isinstance(leg, bool) for leg in legs):
+            raise ProcessCardError(f"{label}: legs = {legs!r} is not a list of integers")
+        try:
+            out.append(ResonanceWindow(
+                tuple(legs), _number(table["mass"], f"{where} mass", path),
+                _number(table["width"], f"{where} width", path),
+                _number(table.get("bwcutoff", 15.0), f"{where} bwcutoff", path),
+                str(table.get("name", "")), table.get("cut_products", False)))
+        except ValueError as err:
+            raise ProcessCardError(f"{label}: {err}") from err
+    return tuple(out)
 
 
 def _read_channels(data: Mapping[str, Any], subs: Sequence[Subprocess],

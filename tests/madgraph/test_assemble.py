@@ -16,6 +16,7 @@ import pytest
 from madnis_py.cards import load_run_card
 from madnis_py.integrand import Integrand
 from madnis_py.madgraph import AssembleError, assemble
+from madnis_py.phasespace.cuts import ResonanceWindow
 from madnis_py.physics import builtin_library, builtin_process_dir
 from madnis_py.physics.process import load_process
 from tests.test_integrand import drell_yan_quadrature
@@ -170,4 +171,52 @@ def test_not_an_output_and_no_library(tmp_path: Path) -> None:
     (root / "lib" / "libmadnis_me.so").unlink()
     with pytest.raises(AssembleError, match="library was not built"):
         assemble(root)
+    assert not (root / "process.toml").exists()
+
+
+def _with_onshell(root: Path, flags: tuple[bool | None, bool | None],
+                  bwcutoff: str | None = None, z_only: bool = False) -> Path:
+    """``write_output`` with MadGraph's ``onshell`` flag on the photon and the Z line of
+    every record (True: forced on shell by a decay chain, False: forbidden by ``$``);
+    ``z_only``: both diagrams through the Z, as in a decay chain every diagram has the
+    forced line."""
+    write_output(root)
+    info = json.loads((root / "madgraph.json").read_text())
+    for record in info["subprocesses"]:
+        if z_only:
+            record["diagrams"][0]["s"] = [dict(record["diagrams"][1]["s"][0])]
+        for diagram, flag in zip(record["diagrams"], flags, strict=True):
+            diagram["s"][0]["onshell"] = flag
+    (root / "madgraph.json").write_text(json.dumps(info))
+    if bwcutoff is not None:
+        card = root / "Cards" / "run_card.dat"
+        card.write_text(card.read_text().replace("15.0  = bwcutoff", f"{bwcutoff} = bwcutoff"))
+    return root
+
+
+def test_a_decay_chains_resonance_becomes_a_window_on_every_subprocess(
+        tmp_path: Path) -> None:
+    # both diagrams' line forced on shell, as every diagram of p p > t t~, t > b e+ ve
+    root = _with_onshell(tmp_path / "chain", (True, True), bwcutoff="10.0d0", z_only=True)
+    assemble(root, quiet=True)
+    proc = load_process(root)
+    assert len(proc.subprocesses) == 8
+    for sub in proc.subprocesses:  # mirrors included: the legs are final-state ones
+        assert sub.resonance_windows == (ResonanceWindow((2, 3), 91.188, 2.441404, 10.0, "z"),)
+    integrand = Integrand(proc, sqrt_s=13000.0, dynamical_scale_choice=4, pdf="LHToyPDF")
+    lower = proc.subprocesses[0].resonance_windows[0].lower
+    assert all(m.topology.min_shat == pytest.approx(lower ** 2) for m in integrand.mappings)
+
+
+def test_forced_lines_that_differ_between_diagrams_are_refused(tmp_path: Path) -> None:
+    root = _with_onshell(tmp_path / "mixed", (None, True))
+    with pytest.raises(AssembleError, match="different particles in different diagrams"):
+        assemble(root, quiet=True)
+    assert not (root / "process.toml").exists()
+
+
+def test_a_line_forbidden_on_shell_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    root = _with_onshell(tmp_path / "dollar", (None, False))
+    with pytest.raises(AssembleError, match=r"`\$ z` forbids a propagator on shell.*`/ z`"):
+        assemble(root, quiet=True)
     assert not (root / "process.toml").exists()

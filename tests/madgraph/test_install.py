@@ -93,3 +93,35 @@ def test_process_lines_of_a_standalone_cpp_output(tmp_path: Path,
         "import model sm", "generate d d~ > e+ e-", "add process u u~ > e+ e-",
         "add process c c~ > e+ e-"]
     assert "without MadGraph's mirror processes" in capsys.readouterr().err
+
+
+def test_process_lines_of_a_decay_chain_from_its_code(tmp_path: Path) -> None:
+    """MadGraph writes a decay chain's decays under its ``Process:`` line, a decay of a
+    decay product indented deeper; they come back in ``generate`` syntax."""
+    from madnis_py.madgraph.install import _process_lines_from_code
+
+    pdir = tmp_path / "SubProcesses" / "P1_gg_ttx_t_bwp_wp_epve_tx_bxemvex"
+    pdir.mkdir(parents=True)
+    (pdir / "matrix.f").write_text(
+        "C     Process: g g > t t~ WEIGHTED<=2 @1\n"
+        "C     *   Decay: t > b w+ WEIGHTED<=2\n"
+        "C     *     Decay: w+ > e+ ve WEIGHTED<=2\n"
+        "C     *   Decay: t~ > b~ e- ve~ WEIGHTED<=4\n"
+        "C     \n      SUBROUTINE SMATRIX(P, ANS)\n")
+    assert _process_lines_from_code(tmp_path)[1:] == [
+        "generate g g > t t~, (t > b w+, w+ > e+ ve), t~ > b~ e- ve~"]
+
+
+def test_the_error_of_a_madgraph_log_is_its_report_not_the_progress() -> None:
+    from madnis_py.madgraph.install import _mg5_error
+
+    log = ("INFO: madnis_py: P1_uux_epem: helicities recycled (amplitudes split), 32 HELAS "
+           "calls for all helicities instead of 128 \n"
+           "INFO: madnis_py: error: /x/madgraph.json: u u~ > e+ e- $ z: `$ z` forbids a "
+           "propagator on shell \n"
+           "\x1b[1;31mError detected in sub-command output madnis_py /x -f\n"
+           "write debug file MG5_debug \n"
+           "str : madnis_py: writing the process card failed: `$ z` forbids a propagator "
+           "on shell; rerun with: python3 -m madnis_py.madgraph /x\x1b[0m\nquit\n")
+    assert _mg5_error(log).startswith("madnis_py: writing the process card failed: `$ z`")
+    assert _mg5_error(log.split("\x1b[1;31m")[0]).startswith("madnis_py: error: /x/")

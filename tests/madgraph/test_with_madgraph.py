@@ -177,7 +177,6 @@ def test_import_of_standalone_and_madevent_outputs(
 
 
 @pytest.mark.parametrize("process, reason", [
-    ("p p > t t~, t > b w+", "decay chains"),
     ("t > b w+", "decays"),
 ])
 def test_unsupported_processes_leave_no_directory(process: str, reason: str,

@@ -13,6 +13,7 @@ import pytest
 from madnis_py.phasespace.cuts import (
     SUPPORTED_CUTS,
     Cuts,
+    ResonanceWindow,
     delta_phi,
     delta_r,
     eta,
@@ -573,3 +574,85 @@ def test_equal_signatures_give_equal_masks() -> None:
     np.testing.assert_array_equal(qq.mask(p), gq.mask(p))
     assert 0 < qq.mask(p).sum() < len(p)
     assert any(not np.array_equal(c.mask(p), qq.mask(p)) for c in other)
+
+
+# --------------------------------------------------------------------------- windows
+
+def _top_decay(mass: float, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` events of b e+ ve (legs 2, 3, 4) with invariant mass ``mass``: three
+    massless momenta balanced in the b e ve rest frame, then boosted along z."""
+    p = np.zeros((n, 5, 4))
+    p[:, :2] = BEAMS
+    for k in range(n):
+        # two random directions, the third balances; scale to the mass
+        a, b = rng.normal(size=3), rng.normal(size=3)
+        c = -(a + b)
+        e = np.array([np.linalg.norm(a), np.linalg.norm(b), np.linalg.norm(c)])
+        scale = mass / e.sum()
+        q = np.column_stack([e, np.stack([a, b, c])]) * scale
+        beta = rng.uniform(-0.5, 0.5)
+        gamma = 1 / math.sqrt(1 - beta ** 2)
+        q[:, 0], q[:, 3] = gamma * (q[:, 0] + beta * q[:, 3]), gamma * (q[:, 3] + beta * q[:, 0])
+        p[k, 2:] = q
+    return p
+
+
+def test_resonance_window_keeps_the_decay_products_on_shell() -> None:
+    top = ResonanceWindow((4, 2, 3), 173.0, 1.5, 15.0, "t")
+    assert top.legs == (2, 3, 4) and (top.lower, top.upper) == (150.5, 195.5)
+    cuts = Cuts((21, 21, 5, -11, 12), {}, windows=[top])
+    rng = np.random.default_rng(2)
+    inside = np.concatenate([_top_decay(m, rng, 20) for m in (150.6, 173.0, 195.4)])
+    outside = np.concatenate([_top_decay(m, rng, 20) for m in (150.4, 100.0, 195.6, 400.0)])
+    assert cuts.mask(inside).all()
+    assert not cuts.mask(outside).any()
+    assert cuts.windows == (top,)
+    assert cuts.signature != Cuts((21, 21, 5, -11, 12), {}).signature
+    assert "windows=" in repr(cuts)
+
+
+def test_a_window_bounds_the_mass_of_its_products_and_what_holds_them() -> None:
+    w = ResonanceWindow((2, 3), 80.4, 2.0, 15.0, "w+")
+    cuts = Cuts((2, -1, -11, 12, 21), {}, windows=[w])
+    masses = [0.0, 0.0, 0.0]
+    assert cuts.min_mass([2, 3], masses) == pytest.approx(50.4)
+    assert cuts.min_mass([2, 3, 4], masses) == pytest.approx(50.4)
+    assert cuts.min_mass([3, 4], masses) == 0.0  # not the products of the window
+    assert cuts.min_shat(masses) == pytest.approx(50.4 ** 2)
+
+
+@pytest.mark.parametrize(("legs", "mass", "width", "bwcutoff", "match"), [
+    ((2,), 91.0, 2.0, 15.0, "legs must be two or more"),
+    ((2, 2), 91.0, 2.0, 15.0, "legs must be two or more"),
+    ((1, 2), 91.0, 2.0, 15.0, "legs must be two or more"),
+    ((2, 3), 0.0, 2.0, 15.0, "mass must be a positive finite number"),
+    ((2, 3), 91.0, math.nan, 15.0, "width must be a positive finite number"),
+    ((2, 3), 91.0, 2.0, -1.0, "bwcutoff must be a positive finite number"),
+])
+def test_bad_windows_are_refused(legs: tuple[int, ...], mass: float, width: float,
+                                 bwcutoff: float, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ResonanceWindow(legs, mass, width, bwcutoff)
+
+
+def test_a_window_on_legs_the_process_lacks_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"legs \[3, 4\] outside the final state 2..3"):
+        Cuts((11, -11, 13, -13), {}, windows=[ResonanceWindow((3, 4), 91.0, 2.0)])
+
+
+def test_decay_products_escape_the_cuts_unless_the_window_says_so() -> None:
+    """MadGraph's cut_decays = False (its default): the products of a decay chain's
+    resonance are cut by nothing but the missing pT, which still sums the neutrinos."""
+    pdgs = (21, 21, 5, -11, 12, 21)  # b e+ ve from the top, and a jet
+    top = ResonanceWindow((2, 3, 4), 173.0, 1.5)
+    p = _top_decay(173.0, np.random.default_rng(4), 200)
+    p = np.concatenate([p, np.zeros((200, 1, 4))], axis=1)
+    p[:, 5] = massless(30.0, 0.5, 1.0)  # the jet, recoil ignored (cuts see momenta only)
+    hard = {"ptl": 500.0, "ptb": 500.0, "etal": 0.01, "drbl": 5.0, "ptj": 20.0}
+    assert Cuts(pdgs, hard, windows=[top]).mask(p).all()
+    assert not Cuts(pdgs, hard, windows=[ResonanceWindow((2, 3, 4), 173.0, 1.5,
+                                                         cut_products=True)]).mask(p).any()
+    assert not Cuts(pdgs, {**hard, "ptj": 40.0}, windows=[top]).mask(p).any()  # the jet
+    missing = Cuts(pdgs, {"misset": 1e4}, windows=[top])
+    assert missing.particle_classes[2:] == (None, None, "v", "j")
+    assert not missing.mask(p).any()

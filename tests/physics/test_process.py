@@ -160,6 +160,22 @@ BAD_CARDS = [
                                                     "pdgs = [-11, 11, -13, 13]\n"
                                                     "diagram_channels = [0, 2]"),
      r"\[\[subprocess\]\] #0: diagram_channels \[0, 2\] outside the 2 channels"),
+    ("window without a width", VALID.replace(
+        "pdgs = [-11, 11, -13, 13]", "pdgs = [-11, 11, -13, 13]\n"
+        "resonance_windows = [{ legs = [2, 3], mass = 91.188 }]"),
+     r"\[\[subprocess\]\] #0: resonance_windows\[0\]: needs legs, mass and width"),
+    ("window on one leg", VALID.replace(
+        "pdgs = [-11, 11, -13, 13]", "pdgs = [-11, 11, -13, 13]\n"
+        "resonance_windows = [{ legs = [2], mass = 91.188, width = 2.44 }]"),
+     r"resonance_windows\[0\]: resonance window \?: legs must be two or more"),
+    ("window beyond the final state", VALID.replace(
+        "pdgs = [-11, 11, -13, 13]", "pdgs = [-11, 11, -13, 13]\n"
+        "resonance_windows = [{ legs = [2, 4], mass = 91.188, width = 2.44 }]"),
+     r"resonance_windows legs outside the final state 2..3"),
+    ("window with a zero width", VALID.replace(
+        "pdgs = [-11, 11, -13, 13]", "pdgs = [-11, 11, -13, 13]\n"
+        "resonance_windows = [{ legs = [2, 3], mass = 91.188, width = 0.0 }]"),
+     r"resonance_windows\[0\]: .*width must be a positive finite number"),
     ("cuts not a table", "cuts = 3\n" + VALID.replace("[cuts]\nptl = 10.0\n", ""),
      r"\[cuts\] must be a table"),
     ("defaults not a table", "defaults = 3\n" + VALID.split("[defaults]")[0],

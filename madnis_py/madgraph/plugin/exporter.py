@@ -149,9 +149,9 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
                 None, "", "tree", "LO", "LOonly"):
             self._fail("madnis_py: loop processes are not supported (tree level only): "
                        + first.nice_string())
-        if first.get("decay_chains") or first.get("is_decay_chain"):
-            self._fail("madnis_py: decay chains (p p > t t~, t > b w+) are not supported; "
-                       "generate the full final state instead")
+        if first.get("is_decay_chain"):
+            self._fail("madnis_py: a decay process on its own (t > b w+) is not "
+                       "integrated; generate it as a decay chain of a 2 -> n process")
         if matrix_element.get_nexternal_ninitial()[1] != 2:
             self._fail("madnis_py: only 2 -> n scattering is integrated; decays "
                        "(1 -> n) are not supported")
@@ -229,8 +229,11 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
 
             def vertex(v: Any) -> dict[str, Any]:
                 mother = v.get("legs")[-1]
+                # onshell: True for a line a decay chain forces on shell (madevent's
+                # gForceBW = 1), False for one `$` forbids on shell (2), else None
                 return {"daughters": [leg.get("number") for leg in v.get("legs")[:-1]],
-                        "mother": mother.get("number"), **line(mother.get("id"))}
+                        "mother": mother.get("number"), **line(mother.get("id")),
+                        "onshell": mother.get("onshell")}
             diagrams.append({"number": idiag + 1, "s": [vertex(v) for v in s_ch],
                              "t": [vertex(v) for v in t_ch]})
 
@@ -410,7 +413,10 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
                 if msg.strip():
                     logger.info("madnis_py: %s", msg)
         if out.returncode != 0:
-            self._fail(f"madnis_py: writing the process card failed (see above); "
+            errors = [m.strip() for m in out.stderr.splitlines()
+                      if m.strip().startswith("error:")]
+            why = errors[-1].removeprefix("error:").strip() if errors else "see above"
+            self._fail(f"madnis_py: writing the process card failed: {why}; "
                        f"rerun with: {' '.join(command)}")
 
 
