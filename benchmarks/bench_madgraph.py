@@ -59,6 +59,7 @@ CASES = [
     Case("tt_nested", "p p > t t~, (t > b w+, w+ > e+ ve), t~ > b~ e- ve~", True,
          ["set run_card dynamical_scale_choice 3"]),
     Case("zz_4e", "p p > z z, z > e+ e-", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("ppee_noz", "p p > e+ e- $ z", True, ["set run_card dynamical_scale_choice 3"]),
 ]
 
 

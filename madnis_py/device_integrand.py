@@ -292,6 +292,11 @@ class DeviceChannels(ChannelIntegrand):
 
     def __init__(self, integrand: Integrand, device: str | torch.device = "cpu") -> None:
         super().__init__(integrand)
+        forbidden = [s.pdgs for s in integrand.process.subprocesses if s.forbidden_windows]
+        if forbidden:
+            raise ValueError(f"process {integrand.process.name}: the forbidden_windows "
+                             f"(`$`) of {list(forbidden[0])} are evaluated by the host "
+                             "integrand only; run it with device = \"cpu\"")
         self.device = torch.device(device)
         self.pdf = None if integrand.pdf is None else DevicePDF(integrand.pdf, self.device)
         self.staging = HostStaging()

@@ -29,7 +29,7 @@ from madnis_py.phasespace import Beams, ChannelMapping, Cuts, channel_mappings, 
 from madnis_py.phasespace.topology import Decay, Node, Topology, leaves
 from madnis_py.physics.channels import ChannelLayout
 from madnis_py.physics.matrix_element import MatrixElementError
-from madnis_py.physics.process import Process, Subprocess, load_process
+from madnis_py.physics.process import Process, Subprocess, forbidden_share, load_process
 from madnis_py.physics.running import madgraph_alphas
 
 #: numpy arrays or torch tensors: the propagator prior is written once for both.
@@ -381,6 +381,10 @@ class Integrand:
         self.asmz = None if proc.hadronic else parameters.get("sminputs", 3)
         self.matrix_element = proc.matrix_element()
         self._amp2 = self.matrix_element.has_amp2
+        if not self._amp2 and any(s.forbidden_windows for s in proc.subprocesses):
+            raise ValueError(f"process {proc.name}: forbidden_windows need the library's "
+                             f"per-diagram |M_i|^2 (madnis_amp2_), which {proc.library} "
+                             "does not export")
         #: Points evaluated (every call, inside the phase space or not): "integrand calls".
         self.n_points = 0
         #: Matrix-element evaluations (one per subprocess of a point passing its cuts, one
@@ -505,9 +509,12 @@ class Integrand:
                 sel = ok & (lum != 0)
                 if not sel.any():
                     continue
-                m2, amp2 = self._matrix_element(sub, p, alphas, sel, prior_num is not None,
-                                                shared)
+                m2, amp2 = self._matrix_element(sub, p, alphas, sel, prior_num is not None
+                                                or bool(sub.forbidden_windows), shared)
                 part = lum[sel] * m2 * common[sel]
+                if sub.forbidden_windows:  # `$`: the vetoed diagrams' share is lost
+                    assert amp2 is not None
+                    part = part * forbidden_share(sub.forbidden_windows, p[sel], amp2)
                 f[idx[sel]] += part
                 if sub_f is not None:
                     sub_f[idx[sel], k] = part

@@ -387,9 +387,12 @@ def _integrator(card: RunCard, process: Process,
                        f"{' '.join(str(err).split())}") from err
     except ValueError as err:  # physics the integrand cannot be built for
         raise RunError(f"process {process.name}: {err}") from err
-    channels: TorchChannels | DeviceChannels = (
-        TorchChannels(integrand) if card.run.device == "cpu"
-        else DeviceChannels(integrand, card.run.device))
+    try:
+        channels: TorchChannels | DeviceChannels = (
+            TorchChannels(integrand) if card.run.device == "cpu"
+            else DeviceChannels(integrand, card.run.device))
+    except ValueError as err:  # physics the device path does not evaluate
+        raise RunError(f"[run] device = {card.run.device!r}: {err}") from err
     return integrand, Integrator(channels, feature_dims=channels.feature_dims,
                                  device=card.run.device, **card.integrator_options())
 

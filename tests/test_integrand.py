@@ -192,6 +192,44 @@ def test_a_resonance_window_integrates_the_window_alone() -> None:
         assert abs(mean - exact) < 3 * err, (channel, mean / exact - 1, err / mean)
 
 
+def test_a_forbidden_window_takes_the_vetoed_diagrams_share_inside_it() -> None:
+    """``p p > e+ e- $ z``: inside the Z window the Z diagram's share of |M|^2
+    (|M_Z|^2 / (|M_a|^2 + |M_Z|^2), madevent's channel weight of the vetoed channel) is
+    lost, outside nothing changes; the factor is the library's own per-diagram |M_i|^2."""
+    import dataclasses
+
+    from madnis_py.phasespace.cuts import ResonanceWindow
+    from madnis_py.physics.process import ForbiddenWindow
+
+    window = ResonanceWindow((2, 3), MZ, WZ, 15.0, "z")
+    plain = load_process("drell_yan")
+    z = [t.name for t in plain.channels].index("Z")  # diagram i is channel i here
+    vetoed = dataclasses.replace(plain, subprocesses=tuple(
+        dataclasses.replace(s, forbidden_windows=(ForbiddenWindow(window, (z,)),))
+        for s in plain.subprocesses))
+    options = dict(sqrt_s=13000.0, dynamical_scale_choice=4, cuts={"mmll": 50.0},
+                   pdf="LHToyPDF")
+    full, cut = Integrand(plain, **options), Integrand(vetoed, **options)
+    x = np.random.default_rng(6).random((40_000, full.dims(z)))
+    a, b = full(x, z, prior=False, details=True), cut(x, z, prior=False, details=True)
+    q = a.momenta[:, 2:].sum(axis=1)
+    mll = np.sqrt(q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(axis=1))
+    inside = np.abs(mll - MZ) < 15.0 * WZ
+    assert 0.3 < inside.mean() < 0.99
+    np.testing.assert_array_equal(b.f[~inside], a.f[~inside])
+    # inside: each subprocess keeps the photon diagram's share
+    want = np.zeros(len(x))
+    alphas = full.alphas_at(a.scale)
+    for k, sub in enumerate(plain.subprocesses):
+        sel = inside & (a.subprocess_f[:, k] > 0)
+        p_lib = sub.library_momenta(a.momenta[sel])
+        _, amp2 = full.matrix_element.smatrix_amp2(p_lib, sub.library_pdgs,
+                                                   alpha_s=alphas[sel])
+        want[sel] += a.subprocess_f[sel, k] * (1 - amp2[:, z] / amp2.sum(axis=1))
+    np.testing.assert_allclose(b.f[inside], want[inside], rtol=1e-13)
+    assert (b.f[inside] < 0.2 * a.f[inside]).mean() > 0.5  # the peak is mostly gone
+
+
 class _OneFlavourPDF:
     """A PDF seen through ``xfxQ2`` and ``alphasQ2`` alone (a user's own object)."""
 

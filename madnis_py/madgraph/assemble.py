@@ -148,37 +148,35 @@ def _diagram_tables(record: dict[str, Any], info_path: Path) -> list[dict[str, A
     return per_diagram
 
 
-def _resonance_windows(record: dict[str, Any], info_path: Path,
-                       bwcutoff: float, cut_decays: bool) -> list[dict[str, Any]]:
-    """The ``resonance_windows`` of one subprocess record: the lines its decay chain
-    forces on shell (MadGraph's ``onshell`` flag), the same in every diagram.
+def _resonance_windows(record: dict[str, Any], info_path: Path, bwcutoff: float,
+                       cut_decays: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ``resonance_windows`` and ``forbidden_windows`` of one subprocess record, from
+    MadGraph's ``onshell`` flags.
 
-    madevent cuts a forced line's window channel by channel (``cut_bw``); where every
-    diagram has the same forced lines (the decay products of each resonance the same in
-    all of them) that is one cut on every point, which is what madnis_py applies.
+    Lines a decay chain forces on shell (True) must be the same in every diagram:
+    madevent cuts their windows channel by channel (``cut_bw``), which is then one cut on
+    every point, what madnis_py applies. Lines ``$`` forbids on shell (False) are vetoed
+    by madevent only in the channels of the diagrams that have them: each becomes a
+    forbidden window with those diagrams (library order, from 0); a line without width
+    is never on shell there and gives none.
 
     Raises
     ------
     AssembleError
-        A line ``$`` forbids on shell (madevent vetoes its window in the channels of the
-        diagrams that have it, and keeps it in the others: not a cut on the process), or
-        diagrams whose forced lines differ (identical decay products that can come from
-        either resonance, as in ``p p > z z, z > e+ e-``).
+        Diagrams whose forced lines differ (decay products that could come from either
+        resonance), or a forced line without width.
     """
     label = plain_process(record["processes"][0]["description"])
     forced: set[tuple[tuple[int, ...], int, float, float, str]] | None = None
-    for raw in record["diagrams"]:
+    banned: dict[tuple[tuple[int, ...], int, float, float, str], list[int]] = {}
+    for index, raw in enumerate(record["diagrams"]):
         if raw is None:
             continue
         lines = onshell_lines(Diagram.from_json(raw))
-        banned = [line for _, line in lines if line.onshell is False]
-        if banned:
-            raise AssembleError(
-                f"{info_path}: {label}: `$ {banned[0].name or banned[0].pdg}` forbids a "
-                "propagator on shell; madevent vetoes its window only in the channels of "
-                "the diagrams that have it, which madnis_py does not reproduce. Remove "
-                f"those diagrams with `/ {banned[0].name or banned[0].pdg}`, or cut on the "
-                "decay products' mass")
+        for legs, line in lines:
+            if line.onshell is False and line.mass > 0 and line.width > 0:
+                key = (legs, line.pdg, line.mass, line.width, line.name)
+                banned.setdefault(key, []).append(index)
         mine = {(legs, line.pdg, line.mass, line.width, line.name)
                 for legs, line in lines if line.onshell}
         if forced is None:
@@ -190,17 +188,20 @@ def _resonance_windows(record: dict[str, Any], info_path: Path,
                 "from either resonance); madevent cuts such windows channel by channel, "
                 "which madnis_py does not reproduce. Generate the decays with distinct "
                 "final states, or the full final state without the decay chain")
-    out = []
+    windows = []
     for legs, pdg, mass, width, name in sorted(forced or ()):
         if not (mass > 0 and width > 0):
             raise AssembleError(
                 f"{info_path}: {label}: the decay chain forces {name or pdg} on shell, "
                 f"but its width on the param_card is {width} (mass {mass}); give it a "
                 "positive width (e.g. `compute_widths` or DECAY in the param_card)")
-        out.append({"legs": list(legs), "mass": mass, "width": width,
-                    "bwcutoff": bwcutoff, "cut_products": cut_decays,
-                    "name": name or str(pdg)})
-    return out
+        windows.append({"legs": list(legs), "mass": mass, "width": width,
+                        "bwcutoff": bwcutoff, "cut_products": cut_decays,
+                        "name": name or str(pdg)})
+    forbidden = [{"legs": list(legs), "mass": mass, "width": width, "bwcutoff": bwcutoff,
+                  "diagrams": diagrams, "name": name or str(pdg)}
+                 for (legs, pdg, mass, width, name), diagrams in sorted(banned.items())]
+    return windows, forbidden
 
 
 def _subprocesses(records: list[dict[str, Any]], info_path: Path,
@@ -213,7 +214,7 @@ def _subprocesses(records: list[dict[str, Any]], info_path: Path,
     n_diagrams = 0
     for record in records:
         per_diagram = _diagram_tables(record, info_path)
-        windows = _resonance_windows(record, info_path, bwcutoff, cut_decays)
+        windows, forbidden = _resonance_windows(record, info_path, bwcutoff, cut_decays)
         n_diagrams += len(per_diagram)
         for proc in record["processes"]:
             pdgs = [int(p) for p in proc["pdgs"]]
@@ -224,7 +225,7 @@ def _subprocesses(records: list[dict[str, Any]], info_path: Path,
             subprocesses.append({"pdgs": pdgs, "colour_flows": flows, "mirror": False,
                                  "matrix_element": record["directory"],
                                  "comment": plain_process(proc["description"]) + note,
-                                 "windows": windows})
+                                 "windows": windows, "forbidden": forbidden})
             tables.append(per_diagram)
             if record["mirror"]:
                 swapped = [pdgs[1], pdgs[0], *pdgs[2:]]
@@ -232,7 +233,8 @@ def _subprocesses(records: list[dict[str, Any]], info_path: Path,
                 subprocesses.append({"pdgs": swapped, "colour_flows": mflows, "mirror": True,
                                      "matrix_element": record["directory"],
                                      "comment": "mirror of " + plain_process(proc["description"])
-                                     + note, "windows": windows})
+                                     + note, "windows": windows,
+                                     "forbidden": forbidden})
                 tables.append([None if t is None else _mirror_table(t) for t in per_diagram])
     return subprocesses, tables, n_diagrams
 
@@ -273,6 +275,8 @@ def _process_card_lines(name: str, info: dict[str, Any], records: list[dict[str,
             lines.append(f"matrix_element = {toml_value(sub['matrix_element'])}")
         if sub["windows"]:  # the decay chain's on-shell resonances
             lines.append(f"resonance_windows = {_inline(sub['windows'])}")
+        if sub["forbidden"]:  # `$`: resonances forbidden on shell in some diagrams
+            lines.append(f"forbidden_windows = {_inline(sub['forbidden'])}")
         lines.append("")
     for table in channels:
         body = {k: v for k, v in table.items() if k != "name"}

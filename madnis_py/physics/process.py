@@ -26,6 +26,11 @@ A card ``process.toml`` (built-in ones under ``processes/<name>/``)::
     #           with |m(legs) - mass| < bwcutoff * width pass, and the run's cuts skip
     #           the legs unless cut_products (MadGraph's cut_decays; the missing pT
     #           still counts their neutrinos) (madnis_py.phasespace.cuts.ResonanceWindow)
+    # optional: forbidden_windows = [{ legs = [2, 3], mass = 91.188, width = 2.441404,
+    #           bwcutoff = 15.0, diagrams = [1], name = "z" }]  resonances `$` forbids on
+    #           shell (MadGraph's p p > e+ e- $ z): inside a window the diagrams listed
+    #           (library order, from 0) lose their share of |M|^2, |M_d|^2 / sum |M_i|^2,
+    #           as madevent vetoes the window in their channels (ForbiddenWindow)
 
     [[channel]]                # one per diagram, madnis_py.phasespace topology fields
     name = "Z"
@@ -65,14 +70,63 @@ from madnis_py.physics.builtin import builtin_library, builtin_process_dir, buil
 from madnis_py.physics.matrix_element import MatrixElement
 from madnis_py.physics.slha import SLHA, read_slha
 
-__all__ = ["Process", "ProcessCardError", "ProcessDefaults", "Subprocess", "builtin_name",
-           "load_process", "looks_like_path"]
+__all__ = ["ForbiddenWindow", "Process", "ProcessCardError", "ProcessDefaults", "Subprocess",
+           "builtin_name", "forbidden_share", "load_process", "looks_like_path"]
 
 _BEAMS = ("lepton", "proton")
 
 
 class ProcessCardError(ValueError):
     """A process card that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class ForbiddenWindow:
+    """A resonance ``$`` forbids on shell (MadGraph's ``p p > e+ e- $ z``): madevent cuts
+    the window ``|m(legs) - mass| < bwcutoff * width`` in the channels of the diagrams
+    that have the line (``cut_bw``, ``gForceBW = 2``), and keeps it in the others. Its
+    multi-channel weights are the diagrams' shares ``|M_d|^2 / sum_i |M_i|^2``, so a
+    point inside the window keeps the share of the other diagrams: the integrand there
+    is ``f * (1 - sum_{d in diagrams} |M_d|^2 / sum_i |M_i|^2)``, whatever channel drew
+    it. As in madevent, a resonance with ``width >= mass / 10`` is never on shell.
+
+    ``diagrams``: the library diagrams (``madnis_amp2_`` order, from 0) with the line.
+    """
+
+    window: ResonanceWindow
+    diagrams: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.diagrams or min(self.diagrams) < 0:
+            raise ValueError(f"forbidden window {self.window.name or '?'}: diagrams must "
+                             f"list library diagrams (from 0), got {list(self.diagrams)}")
+
+    def inside(self, momenta: np.ndarray) -> np.ndarray:
+        """Which points ``(n, particles, 4)`` lie inside the window (never, for a
+        resonance as wide as a tenth of its mass)."""
+        w = self.window
+        if not w.width < 0.1 * w.mass:
+            return np.zeros(len(momenta), dtype=bool)
+        q = momenta[:, list(w.legs)].sum(axis=1)
+        m2 = q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(axis=1)
+        lower = w.mass - w.bwcutoff * w.width
+        return np.asarray((m2 < w.upper ** 2) & ((lower <= 0) | (m2 > lower ** 2)))
+
+
+def forbidden_share(windows: Sequence[ForbiddenWindow], momenta: np.ndarray,
+                    amp2: np.ndarray) -> np.ndarray:
+    """The factor ``1 - sum_{d vetoed} |M_d|^2 / sum_i |M_i|^2`` of every point: the
+    diagrams whose forbidden windows ``windows`` hold the point are vetoed. ``amp2``:
+    the per-diagram |M_i|^2 ``(n, diagrams)`` at ``momenta``; 1 where they sum to 0."""
+    vetoed = np.zeros(amp2.shape, dtype=bool)
+    for fw in windows:
+        inside = fw.inside(momenta)
+        for d in fw.diagrams:
+            vetoed[:, d] |= inside
+    total = amp2.sum(axis=1)
+    kept = np.where(vetoed, 0.0, amp2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, kept / total, 1.0)
 
 
 @dataclass(frozen=True)
@@ -93,7 +147,10 @@ class Subprocess:
     ``g c``); None: its own.
 
     ``resonance_windows``: the resonances a decay chain forces on shell; an event of this
-    subprocess passes its cuts only inside every window."""
+    subprocess passes its cuts only inside every window.
+
+    ``forbidden_windows``: the resonances ``$`` forbids on shell
+    (:class:`ForbiddenWindow`)."""
 
     pdgs: tuple[int, ...]
     colour_flows: tuple[tuple[tuple[int, int], ...], ...] = ()
@@ -101,6 +158,7 @@ class Subprocess:
     mirror: bool = False
     matrix_element: str | None = None
     resonance_windows: tuple[ResonanceWindow, ...] = ()
+    forbidden_windows: tuple[ForbiddenWindow, ...] = ()
 
     @property
     def library_pdgs(self) -> tuple[int, ...]:
@@ -255,33 +313,62 @@ def _read_subprocess(sub: Mapping[str, Any], i: int, path: Path) -> Subprocess:
                                f"diagram_channels of channel indices, mirror = "
                                f"true/false and matrix_element = \"name\": {err}") from err
     unknown_sub = set(sub) - {"pdgs", "colour_flows", "diagram_channels", "mirror",
-                              "matrix_element", "resonance_windows"}
+                              "matrix_element", "resonance_windows", "forbidden_windows"}
     if unknown_sub:
         raise ProcessCardError(f"{path}: [[subprocess]] #{i}: unknown field(s) "
                                f"{sorted(unknown_sub)}")
     windows = _read_windows(sub.get("resonance_windows", []), f"[[subprocess]] #{i}", path)
+    forbidden = _read_forbidden(sub.get("forbidden_windows", []), f"[[subprocess]] #{i}",
+                                path)
     if len(pdgs) < 4:
         raise ProcessCardError(f"{path}: [[subprocess]] #{i}: a 2 -> n process has at "
                                f"least 4 particles, got pdgs {list(pdgs)}")
     if any(len(flow) != len(pdgs) for flow in flows):
         raise ProcessCardError(f"{path}: [[subprocess]] #{i}: every colour flow needs one "
                                f"(colour, anticolour) pair per particle ({len(pdgs)})")
-    if any(max(w.legs) >= len(pdgs) for w in windows):
-        raise ProcessCardError(f"{path}: [[subprocess]] #{i}: resonance_windows legs "
-                               f"outside the final state 2..{len(pdgs) - 1}")
-    return Subprocess(pdgs, flows, diagrams, mirror, matrix_element, windows)
+    if any(max(w.legs) >= len(pdgs) for w in (*windows, *(f.window for f in forbidden))):
+        raise ProcessCardError(f"{path}: [[subprocess]] #{i}: resonance_windows or "
+                               f"forbidden_windows legs outside the final state "
+                               f"2..{len(pdgs) - 1}")
+    return Subprocess(pdgs, flows, diagrams, mirror, matrix_element, windows, forbidden)
 
 
-def _read_windows(raw: Any, where: str, path: Path) -> tuple[ResonanceWindow, ...]:
-    """``resonance_windows``: a list of tables with legs, mass, width and optionally
-    bwcutoff (default 15) and name."""
-    fields = {"legs", "mass", "width", "bwcutoff", "name", "cut_products"}
-    if not isinstance(raw, list):
-        raise ProcessCardError(f"{path}: {where}: resonance_windows must be a list of "
-                               "tables { legs, mass, width, bwcutoff, name }")
+def _read_forbidden(raw: Any, where: str, path: Path) -> tuple[ForbiddenWindow, ...]:
+    """``forbidden_windows``: resonance windows with the ``diagrams`` that have them."""
+    if not isinstance(raw, list) or not all(isinstance(t, Mapping) for t in raw):
+        raise ProcessCardError(f"{path}: {where}: forbidden_windows must be a list of "
+                               "tables { legs, mass, width, bwcutoff, diagrams, name }")
     out = []
     for j, table in enumerate(raw):
-        label = f"{path}: {where}: resonance_windows[{j}]"
+        label = f"{path}: {where}: forbidden_windows[{j}]"
+        diagrams = table.get("diagrams")
+        if not isinstance(diagrams, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) for d in diagrams):
+            raise ProcessCardError(f"{label}: diagrams = {diagrams!r} is not a list of "
+                                   "integers")
+        rest = {k: v for k, v in table.items() if k != "diagrams"}
+        if "cut_products" in rest:
+            raise ProcessCardError(f"{label}: unknown field(s) ['cut_products']")
+        (window,) = _read_windows([rest], where, path, "forbidden_windows", j)
+        try:
+            out.append(ForbiddenWindow(window, tuple(diagrams)))
+        except ValueError as err:
+            raise ProcessCardError(f"{label}: {err}") from err
+    return tuple(out)
+
+
+def _read_windows(raw: Any, where: str, path: Path, key: str = "resonance_windows",
+                  offset: int = 0) -> tuple[ResonanceWindow, ...]:
+    """``resonance_windows``: a list of tables with legs, mass, width and optionally
+    bwcutoff (default 15) and name (``key`` and ``offset``: what the messages call the
+    list and its first table)."""
+    fields = {"legs", "mass", "width", "bwcutoff", "name", "cut_products"}
+    if not isinstance(raw, list):
+        raise ProcessCardError(f"{path}: {where}: {key} must be a list of "
+                               "tables { legs, mass, width, bwcutoff, name }")
+    out = []
+    for j, table in enumerate(raw, start=offset):
+        label = f"{path}: {where}: {key}[{j}]"
         if not isinstance(table, Mapping) or not {"legs", "mass", "width"} <= set(table):
             raise ProcessCardError(f"{label}: needs legs, mass and width")
         unknown = set(table) - fields
@@ -320,6 +407,13 @@ def _read_channels(data: Mapping[str, Any], subs: Sequence[Subprocess],
             raise ProcessCardError(f"{path}: [[subprocess]] #{i}: diagram_channels "
                                    f"{list(sub.diagram_channels)} outside the "
                                    f"{len(channels)} channels")
+        n_diagrams = (len(channels) if sub.diagram_channels is None
+                      else len(sub.diagram_channels))
+        for j, fw in enumerate(sub.forbidden_windows):
+            if max(fw.diagrams) >= n_diagrams:
+                raise ProcessCardError(f"{path}: [[subprocess]] #{i}: forbidden_windows[{j}] "
+                                       f"diagrams {list(fw.diagrams)} outside its "
+                                       f"{n_diagrams} diagrams")
     return channels
 
 

@@ -215,8 +215,14 @@ def test_forced_lines_that_differ_between_diagrams_are_refused(tmp_path: Path) -
     assert not (root / "process.toml").exists()
 
 
-def test_a_line_forbidden_on_shell_is_refused_with_the_way_out(tmp_path: Path) -> None:
+def test_a_line_forbidden_on_shell_becomes_a_window_of_its_diagrams(tmp_path: Path) -> None:
+    # p p > e+ e- $ z: the Z line of diagram 2 (index 1) forbidden on shell
     root = _with_onshell(tmp_path / "dollar", (None, False))
-    with pytest.raises(AssembleError, match=r"`\$ z` forbids a propagator on shell.*`/ z`"):
-        assemble(root, quiet=True)
-    assert not (root / "process.toml").exists()
+    assemble(root, quiet=True)
+    proc = load_process(root)
+    for sub in proc.subprocesses:
+        assert sub.resonance_windows == ()
+        (fw,) = sub.forbidden_windows
+        assert fw.window == ResonanceWindow((2, 3), 91.188, 2.441404, 15.0, "z")
+        assert fw.diagrams == (1,)
+    Integrand(proc, sqrt_s=13000.0, dynamical_scale_choice=4, pdf="LHToyPDF")

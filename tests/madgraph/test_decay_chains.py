@@ -3,8 +3,9 @@ with a real MadGraph (``MADNIS_PY_MG5_HOME``); skipped without it.
 
 The decay chain's resonances become on-shell windows (|m - M| < bwcutoff Gamma, madevent's
 forced Breit-Wigner) on every subprocess, and the events carry the tops as resonances
-inside them. ``$`` (a line forbidden on shell) is refused with the way out. The cross
-section against madevent's: ``benchmarks/bench_madgraph.py --only tt_dilep``.
+inside them; a line ``$`` forbids on shell becomes a forbidden window of the diagrams
+that have it. The cross sections against madevent's: ``benchmarks/bench_madgraph.py
+--only tt_dilep,tt_nested,zz_4e,ppee_noz``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from madnis_py.cli import main
-from madnis_py.madgraph import MadGraphError, install_plugin
+from madnis_py.madgraph import install_plugin
 from madnis_py.madgraph.install import run_madgraph
 from madnis_py.phasespace.cuts import ResonanceWindow
 from madnis_py.physics.process import load_process
@@ -85,11 +86,19 @@ def test_every_event_carries_both_tops_inside_their_windows(tops: dict[str, Path
     assert n == 300
 
 
-def test_a_line_forbidden_on_shell_is_refused(tmp_path: Path) -> None:
+def test_a_line_forbidden_on_shell_becomes_a_window_of_its_diagrams(tmp_path: Path) -> None:
     assert MG5 is not None
     install_plugin(MG5)
     out = tmp_path / "noz"
-    with pytest.raises(MadGraphError, match=r"`\$ z` forbids a propagator on shell"):
-        run_madgraph(Path(MG5), ["import model sm", "generate p p > e+ e- $ z",
-                                 f"output madnis_py {out} -f"], log=tmp_path / "mg5.log")
-    assert not out.exists()
+    run_madgraph(Path(MG5), ["import model sm", "generate p p > e+ e- $ z",
+                             f"output madnis_py {out} -f"], log=tmp_path / "mg5.log")
+    proc = load_process(out)
+    card = proc.parameters()
+    info = json.loads((out / "madgraph.json").read_text())
+    z_diagrams = {r["directory"]: [i for i, d in enumerate(r["diagrams"])
+                                   if any(v["pdg"] == 23 for v in d["s"])]
+                  for r in info["subprocesses"]}
+    for sub in proc.subprocesses:
+        (fw,) = sub.forbidden_windows
+        assert fw.window == ResonanceWindow((2, 3), card.mass(23), card.width(23), 15.0, "z")
+        assert list(fw.diagrams) == z_diagrams[sub.matrix_element or ""] != []

@@ -171,11 +171,25 @@ BAD_CARDS = [
     ("window beyond the final state", VALID.replace(
         "pdgs = [-11, 11, -13, 13]", "pdgs = [-11, 11, -13, 13]\n"
         "resonance_windows = [{ legs = [2, 4], mass = 91.188, width = 2.44 }]"),
-     r"resonance_windows legs outside the final state 2..3"),
+     r"resonance_windows or forbidden_windows legs outside the final state 2..3"),
     ("window with a zero width", VALID.replace(
         "pdgs = [-11, 11, -13, 13]", "pdgs = [-11, 11, -13, 13]\n"
         "resonance_windows = [{ legs = [2, 3], mass = 91.188, width = 0.0 }]"),
      r"resonance_windows\[0\]: .*width must be a positive finite number"),
+    ("forbidden window without diagrams", VALID.replace(
+        "pdgs = [-11, 11, -13, 13]", "pdgs = [-11, 11, -13, 13]\n"
+        "forbidden_windows = [{ legs = [2, 3], mass = 91.188, width = 2.44 }]"),
+     r"forbidden_windows\[0\]: diagrams = None is not a list"),
+    ("forbidden window beyond the diagrams", VALID.replace(
+        "pdgs = [-11, 11, -13, 13]", "pdgs = [-11, 11, -13, 13]\n"
+        "forbidden_windows = [{ legs = [2, 3], mass = 91.188, width = 2.44, "
+        "diagrams = [2] }]"),
+     r"forbidden_windows\[0\] diagrams \[2\] outside its 2 diagrams"),
+    ("forbidden window with a bad width", VALID.replace(
+        "pdgs = [-11, 11, -13, 13]", "pdgs = [-11, 11, -13, 13]\n"
+        "forbidden_windows = [{ legs = [2, 3], mass = 91.188, width = -1.0, "
+        "diagrams = [1] }]"),
+     r"forbidden_windows\[0\]: .*width must be a positive finite number"),
     ("cuts not a table", "cuts = 3\n" + VALID.replace("[cuts]\nptl = 10.0\n", ""),
      r"\[cuts\] must be a table"),
     ("defaults not a table", "defaults = 3\n" + VALID.split("[defaults]")[0],
