@@ -60,6 +60,9 @@ CASES = [
          ["set run_card dynamical_scale_choice 3"]),
     Case("zz_4e", "p p > z z, z > e+ e-", True, ["set run_card dynamical_scale_choice 3"]),
     Case("ppee_noz", "p p > e+ e- $ z", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("ppaa", "p p > a a", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("ttj", "p p > t t~ j", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("wjj", "p p > w+ j j", True, ["set run_card dynamical_scale_choice 3"]),
 ]
 
 

@@ -10,7 +10,9 @@ that into the two cards ``madnis-py run`` needs:
   ``[[channel]]`` per diagram with 3-point vertices only (as madevent's ``configs.inc``),
   derived by :func:`madnis_py.madgraph.diagrams.channel_table`, with identical topologies
   across subprocesses grouped into one channel (``diagram_channels`` says which); the
-  cuts of MadGraph's run card; the beams from the incoming partons;
+  cuts of MadGraph's run card; the beams from the incoming partons; the on-shell
+  windows of a decay chain's resonances (``resonance_windows``) and of the lines ``$``
+  forbids (``forbidden_windows``), from MadGraph's ``onshell`` flags;
 - ``DIR/run_card.toml``: MadGraph's ``Cards/run_card.dat`` translated by
   :func:`madnis_py.cards.import_madgraph_run_card`; what it could not translate is
   listed in comments at the top and printed once.

@@ -30,7 +30,9 @@ dispatcher in ``SubProcesses/all_matrix.f``), and adds:
   process ids, mirror flag, identical-particle factor, colour flows from MadGraph's colour
   basis, and every diagram's s- and t-channel vertices (``get_s_and_t_channels``, the
   input of madevent's ``configs.inc``) with the propagators' masses and widths evaluated on
-  the output's param_card, and whether the helicities were recycled
+  the output's param_card and MadGraph's ``onshell`` flag of each s-channel line (True:
+  a decay chain forces it on shell, False: ``$`` forbids it), and whether the helicities
+  were recycled
   (``helicity_recycling``, ``split_amplitudes``).
 
 Then it runs ``python -m madnis_py.madgraph DIR`` with the Python that installed the
