@@ -46,6 +46,8 @@ class Case:
     process: str
     hadronic: bool
     madevent: list[str] = field(default_factory=list)  # `set` lines besides the defaults
+    model: str = "sm"
+    defines: list[str] = field(default_factory=list)  # `define` lines before `generate`
 
 
 CASES = [
@@ -63,6 +65,9 @@ CASES = [
     Case("ppaa", "p p > a a", True, ["set run_card dynamical_scale_choice 3"]),
     Case("ttj", "p p > t t~ j", True, ["set run_card dynamical_scale_choice 3"]),
     Case("wjj", "p p > w+ j j", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("ppeej_5f", "p p > e+ e- j", True, ["set run_card dynamical_scale_choice 3"],
+         model="sm-no_b_mass", defines=["define p = g u c d s u~ c~ d~ s~ b b~",
+                                        "define j = p"]),
 ]
 
 
@@ -117,7 +122,8 @@ def run_case(case: Case, mg5: Path, work: Path, args: argparse.Namespace) -> dic
     ours_dir, me_dir = work / case.name, work / f"{case.name}_me"
     row: dict[str, object] = {"process": case.process}
     # 1. output madnis_py (MadGraph + Fortran build + process card)
-    wall, cpu, _ = madgraph(mg5, ["import model sm", f"generate {case.process}",
+    head = [f"import model {case.model}", *case.defines]
+    wall, cpu, _ = madgraph(mg5, [*head, f"generate {case.process}",
                                   f"output madnis_py {ours_dir} -f"], work, f"{case.name}_out")
     row["t_output"] = wall
     info = json.loads((ours_dir / "madgraph.json").read_text())
@@ -138,7 +144,7 @@ def run_case(case: Case, mg5: Path, work: Path, args: argparse.Namespace) -> dic
                eps_trunc=(summary.get("weights") or {}).get("eps_truncation", float("nan")),
                training=_training(summary))
     # 3. madevent, same process and settings, single core
-    madgraph(mg5, ["import model sm", f"generate {case.process}",
+    madgraph(mg5, [*head, f"generate {case.process}",
                    f"output madevent {me_dir} -f"], work, f"{case.name}_meout")
     conf = me_dir / "Cards" / "me5_configuration.txt"
     conf.write_text(conf.read_text() + "\nrun_mode = 0\nnb_core = 1\n"

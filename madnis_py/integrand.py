@@ -336,8 +336,13 @@ class Integrand:
             dynamical_scale(np.zeros((1, proc.n_particles, 4)), self.dynamical_scale_choice)
         parameters = proc.parameters()
         self.cut_values = dict(proc.cuts if cuts is None else cuts)
-        self.cuts = [Cuts(s.pdgs, self.cut_values, windows=s.resonance_windows)
-                     for s in proc.subprocesses]
+        # maxjetflavor (MadGraph's run-card name) says which quarks the cuts take as jets
+        flavour = self.cut_values.get("maxjetflavor", 4)
+        if flavour != int(flavour):
+            raise ValueError(f"cut maxjetflavor = {flavour}: expected an integer 0..6")
+        names = {k: v for k, v in self.cut_values.items() if k != "maxjetflavor"}
+        self.cuts = [Cuts(s.pdgs, names, maxjetflavor=int(flavour),
+                          windows=s.resonance_windows) for s in proc.subprocesses]
         # subprocesses whose cuts give the same mask share one evaluation per call
         signatures: dict[tuple[object, ...], int] = {}
         self._cut_group = [signatures.setdefault(c.signature, len(signatures))

@@ -258,7 +258,8 @@ class _Setup:
     min_mass: float = 0.0      # sqrt of the smallest min_shat of the channels
 
     def cls(self, leg: int) -> str | None:
-        return particle_class(self.pdgs[leg])
+        flavour = int(self.cuts.get("maxjetflavor", 4))  # the cuts' classes (b as jets)
+        return particle_class(self.pdgs[leg], maxjetflavor=flavour)
 
     def mass_hi(self) -> float:
         """Upper end of mass axes: twice the heaviest resonance or four times the lowest

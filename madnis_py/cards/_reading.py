@@ -344,7 +344,12 @@ def _read_cuts(t: _Table) -> dict[str, float]:
     expected = "a number: GeV for pT and masses, plain for eta, y and Delta R"
     out: dict[str, float] = {}
     for key in t.data:
-        value = t.number(key, None, expected)
+        if key == "maxjetflavor":  # which quarks are jets: 4 (b is class b) or 5
+            value = t.number(key, None, "an integer 0..6 (the heaviest quark flavour "
+                             "counted as a jet; 5 with b quarks in the proton)",
+                             lambda v: v == int(v) and 0 <= v <= 6)
+        else:
+            value = t.number(key, None, expected)
         assert value is not None
         out[key] = value
     return out

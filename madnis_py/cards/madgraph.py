@@ -37,11 +37,13 @@ MadGraph field             madnis-py
 cut names                  ``[cuts]``: every field whose name is in
                            :data:`madnis_py.phasespace.cuts.SUPPORTED_CUTS`, values that
                            mean "no cut" (``mmll = 0``, ``ptlmax = -1``) included.
+``maxjetflavor``           ``[cuts] maxjetflavor`` where it is not 4 (MadGraph writes 5
+                           when b quarks are in the proton: they are then cut as jets).
 ========================== ===============================================================
 
 Everything else is ignored and listed in :attr:`MadGraphRunCard.ignored`. The ignored
 fields that change the physics when they differ from MadGraph's default (other cuts
-such as ``ptllmin`` or ``pt_min_pdg``, ``maxjetflavor``, ``scalefact``, ``xqcut``,
+such as ``ptllmin`` or ``pt_min_pdg``, ``scalefact``, ``xqcut``,
 beam polarisation, ``custom_fcts``) and do differ are *unsupported*: the import refuses
 them with one error naming each field, its value and its line, unless
 ``allow_unsupported=True`` (``--allow-unsupported`` on the command line), which imports
@@ -106,7 +108,7 @@ MADGRAPH_PDF_IDS: dict[str, int] = {
 # Ignored fields that change the generated physics, with MadGraph 3.5's LO defaults:
 # a value other than these is reported in MadGraphRunCard.unsupported.
 _PHYSICS_DEFAULTS: dict[str, str] = {
-    "polbeam1": "0", "polbeam2": "0", "scalefact": "1", "maxjetflavor": "4",
+    "polbeam1": "0", "polbeam2": "0", "scalefact": "1",
     "ickkw": "0", "xqcut": "0", "ktdurham": "-1", "custom_fcts": "",
     "dsqrt_shat": "0", "dsqrt_shatmax": "-1", "ptheavy": "0", "cutuse": "0",
     "ej": "0", "eb": "0", "ea": "0", "el": "0",
@@ -530,6 +532,13 @@ def import_madgraph_run_card(path: str | os.PathLike[str], *,
 
     cuts = {name: _float(f, name) for name in f if name in SUPPORTED_CUTS}
     used.update(cuts)
+    if "maxjetflavor" in f:
+        used.add("maxjetflavor")
+        flavour = _int(f, "maxjetflavor")
+        if not 0 <= flavour <= 6:
+            raise f.error("maxjetflavor", f"{flavour} is out of range (expected 0..6)")
+        if flavour != 4:  # MadGraph's default, the cuts' too
+            cuts["maxjetflavor"] = float(flavour)
     if loaded is not None:
         for name, value in loaded.cuts.items():
             if cuts.get(name, value) != value:

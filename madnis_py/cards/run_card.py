@@ -33,6 +33,8 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
     ptl = 10.0                # see madnis_py.phasespace.cuts.SUPPORTED_CUTS. The table
     etal = 2.5                # replaces the process card's [cuts] as a whole; leave it out
                               # to keep them
+    maxjetflavor = 4          # the heaviest quark counted as a jet j (MadGraph's name):
+                              #   4 cuts b quarks as class b, 5 as jets (b in the proton)
 
     [training]
     steps = 200               # flow training steps, integer, 0 <= steps <= 10**6 (0: VEGAS
@@ -346,7 +348,8 @@ class RunCard:
         table("collider", _items(self.collider))
         table("scale", _items(self.scale))
         if self.cuts is not None:
-            table("cuts", list(self.cuts.items()))
+            table("cuts", [(k, int(v) if k == "maxjetflavor" else v)  # an integer
+                           for k, v in self.cuts.items()])
         table("training", _items(self.training))
         table("integration", _items(self.integration))
         table("unweighting", _items(self.unweighting))

@@ -212,7 +212,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
     "run": ("process", "seed", "nevents", "output", "device"),
     "collider": ("sqrt_s", "ebeam1", "ebeam2", "pdf", "lhaid"),
     "scale": ("fixed", "dynamical_scale_choice", "alpha_s"),
-    "cuts": SUPPORTED_CUTS,
+    "cuts": (*SUPPORTED_CUTS, "maxjetflavor"),
     "training": tuple(f.name for f in fields(TrainingSettings)),
     "integration": ("points", "iterations"),
     "unweighting": ("max_weight", "quantile", "replicas", "overweight",

@@ -285,7 +285,8 @@ def _process_card_lines(name: str, info: dict[str, Any], records: list[dict[str,
         lines += ["[[channel]]", f"name = {toml_value(table['name'])}"]
         lines += [f"{k} = {_inline(v)}" for k, v in body.items()] + [""]
     lines.append("[cuts]  # MadGraph's run_card.dat")
-    lines += [f"{k} = {toml_value(float(v))}" for k, v in cuts.items()]
+    lines += [f"{k} = {toml_value(int(v) if k == 'maxjetflavor' else float(v))}"
+              for k, v in cuts.items()]
     lines.append("")
     lines.append("[defaults]")
     if mg_card is not None:

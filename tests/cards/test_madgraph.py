@@ -77,10 +77,11 @@ def test_default_card_imports_with_its_values(default_card: Path) -> None:
     assert card.cuts == {"ptl": 10.0, "ptlmax": -1.0, "etal": 2.5, "etalmin": 0.0,
                          "drll": 0.4, "drllmax": -1.0, "mmll": 0.0, "mmllmax": -1.0}
     assert card.unsupported == ()  # every ignored physics field has its default
-    for name in ("run_tag", "lhaid", "scale", "dsqrt_q2fact1", "maxjetflavor",
+    for name in ("run_tag", "lhaid", "scale", "dsqrt_q2fact1",
                  "pt_min_pdg", "mmnl", "use_syst", "systematics_arguments"):
         assert name in card.ignored
-    for name in ("nevents", "iseed", "ebeam1", "pdlabel", "ptl", "dynamical_scale_choice"):
+    for name in ("nevents", "iseed", "ebeam1", "pdlabel", "ptl", "dynamical_scale_choice",
+                 "maxjetflavor"):
         assert name not in card.ignored
     assert any("dynamical_scale_choice = -1" in note for note in card.notes)
     assert any(note.startswith("mmll = 0 replaces the process card's 50") for note in
@@ -97,16 +98,17 @@ def test_default_card_imports_with_its_values(default_card: Path) -> None:
 def test_non_default_unsupported_fields_are_listed(default_card: Path) -> None:
     set_field(default_card, "mmnl", "20.0")
     set_field(default_card, "pt_min_pdg", "{6: 100}")
-    set_field(default_card, "maxjetflavor", "5")
+    set_field(default_card, "maxjetflavor", "5")  # supported: the cuts' jets
     set_field(default_card, "scalefact", "2d0")
     set_field(default_card, "ptlmax", "200")  # supported: mapped, not listed
     # refused by default, one error naming them all; allowed on request, then listed
-    with pytest.raises(RunCardError, match=r": 4 unsupported fields that change the "
+    with pytest.raises(RunCardError, match=r": 3 unsupported fields that change the "
                        r"physics: scalefact = '2d0' \(line \d+, default '1'\), pt_min_pdg"):
         import_madgraph_run_card(default_card)
     card = import_madgraph_run_card(default_card, allow_unsupported=True)
-    assert card.unsupported == ("scalefact", "pt_min_pdg", "mmnl", "maxjetflavor")
+    assert card.unsupported == ("scalefact", "pt_min_pdg", "mmnl")
     assert card.cuts is not None and card.cuts["ptlmax"] == 200.0
+    assert card.cuts["maxjetflavor"] == 5
     assert card.run.process is None  # no process given: to complete before a run
     assert "# process = " in card.to_toml()
 
@@ -228,3 +230,27 @@ def test_duplicate_and_malformed_fields(default_card: Path) -> None:
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(RunCardNotFoundError, match=r"nope\.dat: no such MadGraph run card"):
         import_madgraph_run_card(tmp_path / "nope.dat")
+
+
+def test_maxjetflavor_five_makes_b_quarks_jets_and_reads_back(default_card: Path) -> None:
+    """MadGraph writes maxjetflavor = 5 with b quarks in the proton (the 5-flavour
+    scheme); the run card keeps it as an integer and the integrand's cuts take b quarks
+    as jets."""
+    from madnis_py.integrand import Integrand
+
+    set_field(default_card, "maxjetflavor", "5")
+    card = import_madgraph_run_card(default_card, process="drell_yan")
+    assert card.cuts is not None and card.cuts["maxjetflavor"] == 5
+    text = card.to_toml()
+    assert "\nmaxjetflavor = 5\n" in text
+    assert parse_run_card(text) == card.as_run_card()
+    options = card.integrand_options()
+    options["pdf"] = "LHToyPDF"  # the card's nn23lo1 is not installed here
+    integrand = Integrand("drell_yan", **options)
+    assert {c.maxjetflavor for c in integrand.cuts} == {5}
+    assert Integrand("drell_yan", cuts={"ptl": 1.0}).cuts[0].maxjetflavor == 4
+    set_field(default_card, "maxjetflavor", "7")
+    with pytest.raises(RunCardError, match=r"maxjetflavor: 7 is out of range"):
+        import_madgraph_run_card(default_card)
+    with pytest.raises(RunCardError, match=r"maxjetflavor.*an integer 0..6"):
+        parse_run_card(text.replace("maxjetflavor = 5", "maxjetflavor = 4.5"))

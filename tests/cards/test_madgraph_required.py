@@ -171,7 +171,7 @@ def test_one_unsupported_field_is_refused_with_its_line(tmp_path: Path) -> None:
 def test_unsupported_fields_are_refused_together(tmp_path: Path) -> None:
     text = CARD
     for name, value in (("scalefact", "2d0"), ("pt_min_pdg", "{6: 100}"),
-                        ("maxjetflavor", "5"), ("ptllmin", "20")):
+                        ("mmnl", "5"), ("ptllmin", "20")):
         text = set_field(text, name, value)
     path = write(tmp_path, text)
     with pytest.raises(RunCardError) as info:
@@ -179,12 +179,12 @@ def test_unsupported_fields_are_refused_together(tmp_path: Path) -> None:
     message = str(info.value)
     assert "\n" not in message and message.startswith(f"{path}: 4 unsupported fields")
     for name, value in (("scalefact", "2d0"), ("pt_min_pdg", "{6: 100}"),
-                        ("maxjetflavor", "5"), ("ptllmin", "20")):
+                        ("mmnl", "5"), ("ptllmin", "20")):
         assert f"{name} = {value!r} (line {line_of(text, name)}, default" in message
     assert "--allow-unsupported" in message and "allow_unsupported=True" in message
     # allowed: imported without them, and they are listed
     card = import_madgraph_run_card(path, process="drell_yan", allow_unsupported=True)
-    assert card.unsupported == ("scalefact", "pt_min_pdg", "ptllmin", "maxjetflavor")
+    assert card.unsupported == ("scalefact", "pt_min_pdg", "mmnl", "ptllmin")
     assert card.cuts is not None and "ptllmin" not in card.cuts
 
 
