@@ -65,6 +65,7 @@ CASES = [
     Case("ppaa", "p p > a a", True, ["set run_card dynamical_scale_choice 3"]),
     Case("ttj", "p p > t t~ j", True, ["set run_card dynamical_scale_choice 3"]),
     Case("wjj", "p p > w+ j j", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("vbfz", "p p > e+ e- j j QCD=0", True, ["set run_card dynamical_scale_choice 3"]),
     Case("ppeej_5f", "p p > e+ e- j", True, ["set run_card dynamical_scale_choice 3"],
          model="sm-no_b_mass", defines=["define p = g u c d s u~ c~ d~ s~ b b~",
                                         "define j = p"]),

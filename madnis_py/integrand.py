@@ -55,8 +55,11 @@ class IntegrandBatch:
     phase_space_weight : (n,)
     passed : (n,) bool
         Inside the phase space and the cuts (of at least one subprocess).
-    prior : (n, n_channels) or None
-        The channel prior alpha^MG, normalised over channels (rows of zeros where f = 0).
+    prior : (n, n_channels), (n, m) or None
+        The channel prior alpha^MG, normalised over channels (rows of zeros where f = 0);
+        with ``compact_prior`` (:meth:`Integrand.evaluate_channels`) on the m channels
+        of the points' subprocess group alone, in :meth:`Integrand.group_channels` order
+        (the others' columns are zero).
     subprocess_f : (n, n_subprocesses) or None
         Each subprocess's part of ``f`` (``details=True``): events pick their flavours
         from it.
@@ -421,13 +424,15 @@ class Integrand:
         return self.evaluate_channels([(x, channel)], prior=prior, details=details)[0]
 
     def evaluate_channels(self, batches: Sequence[tuple[np.ndarray, int]], *,
-                          prior: bool = True, details: bool = False
-                          ) -> list[IntegrandBatch]:
+                          prior: bool = True, details: bool = False,
+                          compact_prior: bool = False) -> list[IntegrandBatch]:
         """:meth:`__call__` of several channels' points ``(x, channel)`` at once: each
         channel's phase-space map, then everything after it (scales, alpha_s, PDFs, cuts,
         matrix elements, prior) once per subprocess group for the points of all its
         channels. Every step is point by point, so the values are those of one call per
-        channel; the fixed cost of a call is paid once per group."""
+        channel; the fixed cost of a call is paid once per group. ``compact_prior``:
+        each batch's prior on its group's channels alone, ``(n, m)`` (with 1464
+        channels in groups of 48 the full width took 12 GB for a million points)."""
         for _, channel in batches:
             if not 0 <= channel < self.n_channels:
                 raise IndexError(f"channel {channel}: the process has {self.n_channels} "
@@ -443,12 +448,13 @@ class Integrand:
             if len(ks) == 1:
                 m = mapped[ks[0]]
                 out[ks[0]] = self._after_mapping(m.momenta, m.weight, m.x1x2, group,
-                                                 prior, details)
+                                                 prior, details, compact_prior)
                 continue
             together = self._after_mapping(
                 np.concatenate([mapped[k].momenta for k in ks]),
                 np.concatenate([mapped[k].weight for k in ks]),
-                np.concatenate([mapped[k].x1x2 for k in ks]), group, prior, details)
+                np.concatenate([mapped[k].x1x2 for k in ks]), group, prior, details,
+                compact_prior)
             start = 0
             for k in ks:
                 stop = start + len(mapped[k].weight)
@@ -457,9 +463,11 @@ class Integrand:
         return cast(list[IntegrandBatch], out)  # every entry set above
 
     def _after_mapping(self, mom: np.ndarray, w: np.ndarray, x12: np.ndarray, group: int,
-                       prior: bool, details: bool) -> IntegrandBatch:
+                       prior: bool, details: bool,
+                       compact_prior: bool = False) -> IntegrandBatch:
         """f and the rest of an :class:`IntegrandBatch` at mapped points of channels of
-        subprocess group ``group`` (momenta, phase-space weights, x1 x2)."""
+        subprocess group ``group`` (momenta, phase-space weights, x1 x2); the prior on
+        the group's channels alone with ``compact_prior``."""
         n = len(w)
         inside = w > 0
         f = np.zeros(n)
@@ -534,9 +542,12 @@ class Integrand:
                 prior_num[idx[passed[idx]]] = np.stack(cols, axis=1)
         prior_out = None
         if prior_num is not None:
-            prior_out = np.zeros((n, self.n_channels))
-            prior_out[:, mine] = _normalised_prior(prior_num, passed,
-                                                   np.ones(len(mine), dtype=bool))
+            on_group = _normalised_prior(prior_num, passed, np.ones(len(mine), dtype=bool))
+            if compact_prior:
+                prior_out = on_group
+            else:
+                prior_out = np.zeros((n, self.n_channels))
+                prior_out[:, mine] = on_group
         return IntegrandBatch(f, mom, x12, w, passed, prior_out, sub_f, scale_out, alphas_out)
 
     def amp2_per_channel(self, k: int, amp2: ArrayT, *, group: int | None = None) -> ArrayT:
@@ -564,6 +575,11 @@ class Integrand:
             if c >= 0:
                 per_channel[:, c] += amp2[:, j]
         return cast(ArrayT, per_channel)
+
+    def group_channels(self, group: int) -> np.ndarray:
+        """The channels of subprocess group ``group``, in order: the columns of a compact
+        prior (:meth:`evaluate_channels`)."""
+        return self._group_channels(group).copy()
 
     def _group_channels(self, group: int) -> np.ndarray:
         """The channels of subprocess group ``group``, in order (cached)."""
@@ -762,9 +778,10 @@ class TorchChannels(ChannelIntegrand):
         the fixed costs once per subprocess group); what
         :meth:`~madnis_py.training.Integrator.random_batch` calls."""
         points = [x.detach().cpu().numpy() for x, _ in batches]
+        # the prior on each point's group alone (ChannelWeights reads either width)
         evaluated = self.integrand.evaluate_channels(
             [(p, c) for p, (_, c) in zip(points, batches, strict=True)],
-            details=self._records is not None)
+            details=self._records is not None, compact_prior=True)
         out = []
         for p, (x, channel), batch in zip(points, batches, evaluated, strict=True):
             if self._records is not None:

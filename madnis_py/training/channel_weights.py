@@ -117,16 +117,34 @@ class ChannelWeights(nn.Module):
         column.
         """
         if prior is None or self.network_runs(features):
-            return self.forward(features, prior, active)[:, channel]
+            return self.forward(features, self.dense(prior, channel), active)[:, channel]
         return self.prior_alpha(prior, active, channel)
+
+    def dense(self, prior: torch.Tensor | None, channel: int) -> torch.Tensor | None:
+        """A prior of points of ``channel`` on all channels ``(n, n_channels)``: a
+        compact one, on the channel's group alone ``(n, m)`` in channel order (what
+        :class:`~madnis_py.integrand.TorchChannels` gives), placed among zeros; a full
+        one as it is."""
+        if prior is None or prior.shape[1] == self.n_channels:
+            return prior
+        cols = self._group_columns[channel].to(prior.device)
+        if prior.shape[1] != len(cols):
+            raise ValueError(f"prior: expected {self.n_channels} columns, or the "
+                             f"{len(cols)} of channel {channel}'s group, got "
+                             f"{prior.shape[1]}")
+        out = prior.new_zeros((prior.shape[0], self.n_channels))
+        out[:, cols] = prior
+        return out
 
     def prior_alpha(self, prior: torch.Tensor, active: torch.Tensor | None,
                     channel: int) -> torch.Tensor:
         """alpha of ``channel`` (n,) at points of that channel where the network does
         not change alpha (:meth:`network_runs` is False): the prior normalised on the
-        channel's group (:meth:`own`, which asks first)."""
+        channel's group (:meth:`own`, which asks first). ``prior``: full or compact
+        (:meth:`dense`)."""
         cols = self._group_columns[channel].to(prior.device)
-        p = prior[:, cols]
+        # a compact prior is on the group's columns already (one group: the same)
+        p = prior if prior.shape[1] == len(cols) else prior[:, cols]
         on = (torch.ones(len(cols), dtype=p.dtype, device=p.device) if active is None
               else active[cols].to(p.dtype))
         masked = p * on

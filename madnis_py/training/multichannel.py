@@ -111,6 +111,10 @@ __all__ = ["LOSSES", "TRUST_LIMITS", "ChannelSample", "CheckpointError",
            "MultiChannelIntegrand", "MultiChannelResult", "TrainingOptions", "WeightedBatch",
            "allocate", "allocation_shares"]
 
+#: Most points of one channel a VEGAS survey round evaluates at once (a late round can
+#: give one channel millions; the integrand's arrays for them are then held in pieces).
+SURVEY_CHUNK = 1 << 17
+
 
 class IntegrandError(ValueError):
     """The integrand returned NaN, an infinite or a negative value."""
@@ -118,7 +122,9 @@ class IntegrandError(ValueError):
 
 class MultiChannelIntegrand(Protocol):
     """``f(x, channel) -> (f (n,), features (n, F), prior (n, C) or None)`` on torch
-    float64 points ``x`` (n, dims(channel)); ``n_channels`` and ``dims(channel)``."""
+    float64 points ``x`` (n, dims(channel)); ``n_channels`` and ``dims(channel)``. The
+    prior may also be compact, ``(n, m)`` on the channel's subprocess group alone
+    (:meth:`ChannelWeights.dense <madnis_py.training.channel_weights.ChannelWeights.dense>`)."""
 
     n_channels: int
 
@@ -148,8 +154,8 @@ class ChannelSample:
         (the stratified allocation): the mean over the whole batch is the integral.
     f : (n,)
         The integrand.
-    prior : (n, C) or None
-        The integrand's channel prior.
+    prior : (n, C), (n, m) or None
+        The integrand's channel prior (full, or compact on the channel's group).
     z : (n, d)
         The latent points the sampler drew (its flow's coordinates).
     log_q : (n,)
@@ -565,7 +571,8 @@ class Integrator:
             # the prior normalised on each channel's group (one look at the network)
             return [self.weights.prior_alpha(cast(torch.Tensor, prior), active, i)
                     for i, _, prior in rows]
-        prior_all = None if priors[0] is None else torch.cat(cast(list[torch.Tensor], priors))
+        prior_all = None if priors[0] is None else torch.cat(
+            [cast(torch.Tensor, self.weights.dense(p, i)) for i, _, p in rows])
         alpha = self.weights(torch.cat([features for _, features, _ in rows]), prior_all,
                              active)
         out = []
@@ -922,12 +929,19 @@ class Integrator:
         calls, invalid = self.n_calls, self.n_invalid
 
         def share(i: int, x: np.ndarray) -> np.ndarray:
-            # the vegas package adapts on the host: one copy each way per batch
+            # the vegas package adapts on the host: one copy each way per batch; a
+            # channel given millions of points in a late round is evaluated in chunks,
+            # so that what one evaluation holds (momenta, features, prior) stays bounded
+            out = []
             with torch.no_grad():
-                xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-                f, features, prior = self._evaluate(i, xt.to(self.device))
-                alpha = self.weights.own(features, prior, self._active(), i)
-                return np.asarray((alpha * f).cpu().numpy())
+                for start in range(0, len(x), SURVEY_CHUNK):
+                    part = np.ascontiguousarray(x[start:start + SURVEY_CHUNK],
+                                                dtype=np.float64)
+                    f, features, prior = self._evaluate(i, torch.from_numpy(part).to(
+                        self.device))
+                    alpha = self.weights.own(features, prior, self._active(), i)
+                    out.append(np.asarray((alpha * f).cpu().numpy()))
+            return np.concatenate(out) if out else np.zeros(0)
 
         found = survey(share, [self.integrand.dims(i) for i in range(self.n_channels)],
                        self.active, points=neval, growth=growth, iterations=nitn,

@@ -79,6 +79,12 @@ def test_the_groups_add_up_to_the_shared_integrand(
             assert np.all(b.prior[:, others] == 0)
             np.testing.assert_allclose(b.prior[b.f > 0][:, mine].sum(axis=1), 1.0,
                                        rtol=1e-14)
+            # the compact prior is the group's columns, bit for bit
+            (small,) = grouped.evaluate_channels([(x, c)], details=True, compact_prior=True)
+            np.testing.assert_array_equal(grouped.group_channels(grouped.layout.group[c]),
+                                          mine)
+            np.testing.assert_array_equal(small.prior, b.prior[:, mine])
+            np.testing.assert_array_equal(small.f, b.f)
         assert np.count_nonzero(whole.f) > 1000
         np.testing.assert_allclose(total, whole.f, rtol=1e-13, atol=0)
         np.testing.assert_array_equal(parts, whole.subprocess_f)
@@ -195,3 +201,22 @@ def test_a_grouped_run_writes_its_events_and_generates_from_its_checkpoint(
         run_card(load_run_card(tmp_path / "shared.toml"),
                  RunRequest("generate", n_events=10,
                             checkpoint=tmp_path / "run" / "checkpoint.pt"))
+
+
+def test_a_survey_in_chunks_is_the_survey_at_once(
+        drell_yan: tuple[Integrand, Integrand], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A channel's survey points are evaluated in pieces of SURVEY_CHUNK (a late round
+    can give one channel millions of points): the values, and so the maps and the
+    estimate, are those of one evaluation."""
+    import madnis_py.training.multichannel as multichannel
+    from madnis_py.training import Integrator
+
+    _, grouped = drell_yan
+    results = []
+    for chunk in (multichannel.SURVEY_CHUNK, 97):
+        monkeypatch.setattr(multichannel, "SURVEY_CHUNK", chunk)
+        torch.manual_seed(0)
+        mc = Integrator(grouped, seed=4)
+        results.append(mc.pretrain_vegas(nitn=3, neval=500))
+    assert results[0].value == results[1].value and results[0].error == results[1].error
+    assert results[0].n_calls == results[1].n_calls

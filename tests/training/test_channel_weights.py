@@ -112,3 +112,20 @@ def test_a_channels_own_alpha_is_its_column_of_all(groups: list[int] | None,
                 torch.testing.assert_close(got, full[rows, i], rtol=1e-14, atol=0)
     grads = weights.own(features, prior, active, 2)
     assert grads.requires_grad == (weights.net is not None)
+    # a compact prior (on the channel's group alone, as TorchChannels gives it) gives
+    # the same alpha, and dense() places it back among the channels
+    with torch.no_grad():
+        for act in (None, active):
+            for i in range(6):
+                other, cols = ((slice(3, None), slice(None, 3)) if i < 3
+                               else (slice(None, 3), slice(3, None)))
+                rows = prior[:, other].sum(1) == 0
+                small = prior[rows][:, cols] if groups is not None else prior[rows]
+                torch.testing.assert_close(weights.dense(small, i), prior[rows],
+                                           rtol=0, atol=0)
+                torch.testing.assert_close(weights.own(features[rows], small, act, i),
+                                           weights.own(features[rows], prior[rows], act, i),
+                                           rtol=0, atol=0)
+    if groups is not None:
+        with pytest.raises(ValueError, match="expected 6 columns, or the 3 of channel 0"):
+            weights.dense(prior[:, :4], 0)
