@@ -349,17 +349,18 @@ class DeviceChannels(ChannelIntegrand):
         for ks, st in zip(members.values(), states, strict=True):
             mine = results[j:j + len(st["jobs"])]
             j += len(st["jobs"])
-            f, features, prior = self._finish(st, mine, details=self._records is not None)
+            f, features, prior = self._finish(st, mine, details=self._recording_on())
             start = 0
             for k in ks:
                 x, channel = batches[k]
                 rows = slice(start, start + len(mapped[k].weight))
                 start = rows.stop
-                if self._records is not None:
+                if self._recording_on():
                     records[k] = self._record(x, channel, st, f, rows)
                 out[k] = (f[rows].to(x.dtype), features[rows].to(x.dtype),
                           prior[rows].to(x.dtype))
-        if self._records is not None:  # in the order of the batches, as TorchChannels
+        if self._recording_on():  # in the order of the batches, as TorchChannels
+            assert self._records is not None
             self._records.extend(cast(list[DeviceRecord], records))
         return cast(list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]], out)
 

@@ -36,7 +36,8 @@ from madnis_py.physics.running import madgraph_alphas
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 __all__ = ["GEV2_TO_PB", "ChannelIntegrand", "EvaluationRecord", "Integrand",
-           "IntegrandBatch", "RecordedBatch", "TorchChannels", "dynamical_scale"]
+           "IntegrandBatch", "RecordedBatch", "Recording", "TorchChannels",
+           "dynamical_scale"]
 
 #: hbar^2 c^2 in pb GeV^2 (PDG).
 GEV2_TO_PB = 0.3893793721e9
@@ -162,6 +163,14 @@ class RecordedBatch:
                   ) -> list[IntegrandBatch]:
         """:meth:`events_at` of each record at its indices."""
         return [r.events_at(i) for r, i in zip(records, indices, strict=True)]
+
+
+class Recording(list["EvaluationRecord"]):
+    """The records of :meth:`ChannelIntegrand.recording`, in call order; while
+    ``paused`` evaluations are not kept (a VEGAS survey round too large to hold,
+    :class:`~madnis_py.events.recycle.RoundRecorder`)."""
+
+    paused: bool = False
 
 
 class EvaluationRecord(Protocol):
@@ -736,22 +745,27 @@ class ChannelIntegrand:
         self.channel_groups = integrand.channel_groups
         n_final = integrand.process.n_particles - 2
         self.feature_dims = 4 * n_final + (2 if integrand.beams.hadronic else 0)
-        self._records: list[EvaluationRecord] | None = None
+        self._records: Recording | None = None
 
     @contextmanager
-    def recording(self) -> Iterator[list[EvaluationRecord]]:
+    def recording(self) -> Iterator[Recording]:
         """Keep every evaluation made inside the ``with`` block, in call order, one
-        :class:`EvaluationRecord` per channel evaluated. The details cost no extra
-        matrix-element call (the scale, alpha_s and the subprocess parts are computed for
-        ``f`` anyway). Recordings do not nest."""
+        :class:`EvaluationRecord` per channel evaluated, while the list is not
+        :attr:`~Recording.paused`. The details cost no extra matrix-element call (the
+        scale, alpha_s and the subprocess parts are computed for ``f`` anyway).
+        Recordings do not nest."""
         if self._records is not None:
             raise RuntimeError(f"{type(self).__name__}.recording() is already active")
-        records: list[EvaluationRecord] = []
+        records = Recording()
         self._records = records
         try:
             yield records
         finally:
             self._records = None
+
+    def _recording_on(self) -> bool:
+        """Whether the evaluations now are kept (a recording, not paused)."""
+        return self._records is not None and not self._records.paused
 
     def dims(self, channel: int) -> int:
         return self.integrand.dims(channel)
@@ -781,10 +795,10 @@ class TorchChannels(ChannelIntegrand):
         # the prior on each point's group alone (ChannelWeights reads either width)
         evaluated = self.integrand.evaluate_channels(
             [(p, c) for p, (_, c) in zip(points, batches, strict=True)],
-            details=self._records is not None, compact_prior=True)
+            details=self._recording_on(), compact_prior=True)
         out = []
         for p, (x, channel), batch in zip(points, batches, evaluated, strict=True):
-            if self._records is not None:
+            if self._records is not None and not self._records.paused:
                 self._records.append(RecordedBatch.of(channel, p, batch))
             out.append(self._outputs(x, batch))
         return out

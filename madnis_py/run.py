@@ -441,7 +441,8 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
             keeper = None if records is None else RoundRecorder(
                 records, keep=RECYCLED_ROUNDS, max_points=RECYCLED_POINTS)
             mc.pretrain_vegas(**options, progress=task, on_round=keeper,
-                              recycled_rounds=RECYCLED_ROUNDS if keeper is not None else 0)
+                              recycled_rounds=RECYCLED_ROUNDS if keeper is not None else 0,
+                              before_round=None if keeper is None else keeper.before_round)
         if keeper is not None and recycle is not None:
             recycle.extend(keeper.draws)
         assert mc.vegas_survey is not None

@@ -112,7 +112,9 @@ class RoundRecorder:
     max_points
         Points kept at most (those with ``w > 0``): older rounds are let go first, the
         last round is always kept (None: no limit). A recorded point takes about 300
-        bytes with a 2 -> 3 process.
+        bytes with a 2 -> 3 process. A round of more points than that is not recorded
+        at all (:meth:`before_round` pauses the recording): its records would be held
+        whole until it ends (p p > e+ e- j j QCD=0: rounds of 14 million points, 18 GB).
     label
         The draws' source, followed by the round number.
     """
@@ -130,8 +132,19 @@ class RoundRecorder:
         self.rounds = 0
         self._draws: deque[RecordedDraw] = deque(maxlen=keep)
 
+    def before_round(self, points: int) -> None:
+        """Before a round of ``points`` points: pause the recording (a
+        :class:`~madnis_py.integrand.Recording`) when the round alone is more than
+        ``max_points``."""
+        skip = self.keep == 0 or (self.max_points is not None and points > self.max_points)
+        if hasattr(self.records, "paused"):
+            self.records.paused = skip
+
     def __call__(self, event_weights: np.ndarray) -> None:
         self.rounds += 1
+        if getattr(self.records, "paused", False):  # not recorded: nothing to keep
+            self.records.clear()
+            return
         if self.keep:
             self._draws.append(RecordedDraw.of(f"{self.label} {self.rounds}",
                                                event_weights, list(self.records)))

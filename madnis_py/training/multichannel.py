@@ -902,7 +902,9 @@ class Integrator:
                        floor: float = VEGAS_FLOOR, ninc: int = 50, n_events: int = 0,
                        progress: Callable[[int], None] | None = None,
                        on_round: Callable[[np.ndarray], None] | None = None,
-                       recycled_rounds: int = 0) -> MultiChannelResult:
+                       recycled_rounds: int = 0,
+                       before_round: Callable[[int], None] | None = None
+                       ) -> MultiChannelResult:
         """Adapt a VEGAS map per channel to ``prior_i f_i`` and make it the channel's base
         map (under its flow), with ``floor`` of the uniform density mixed into every
         dimension (:func:`~madnis_py.training.channel_sampler.floored_map`; 0: the map as
@@ -919,7 +921,8 @@ class Integrator:
         the last round's. Call before :meth:`train`; the flows start as the identity on
         top of the maps. ``progress(1)`` follows every round (``nitn`` at most); it draws
         nothing itself. ``on_round(event_weights)`` receives every round's event weights
-        and ``recycled_rounds`` says how many of the last rounds will give events (see
+        and ``recycled_rounds`` says how many of the last rounds will give events, and
+        ``before_round(points)`` is called before every round (see
         :func:`~madnis_py.training.survey.survey`).
         """
         from madnis_py.training.survey import survey
@@ -947,7 +950,7 @@ class Integrator:
                        self.active, points=neval, growth=growth, iterations=nitn,
                        floor=floor, ninc=ninc, n_events=n_events, seed=self.seed,
                        progress=progress, on_round=on_round,
-                       recycled_rounds=recycled_rounds)
+                       recycled_rounds=recycled_rounds, before_round=before_round)
         for sampler, vmap in zip(self.samplers, found.maps, strict=True):
             if vmap is not None:
                 sampler.base = floored_map(vmap, floor)

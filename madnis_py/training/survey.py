@@ -131,7 +131,8 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
            alpha: float = 0.5, n_events: int = 0, seed: int = 0,
            progress: Callable[[int], None] | None = None,
            on_round: Callable[[np.ndarray], None] | None = None,
-           recycled_rounds: int = 0) -> SurveyResult:
+           recycled_rounds: int = 0,
+           before_round: Callable[[int], None] | None = None) -> SurveyResult:
     """Adapt one VEGAS map per active channel (see the module docstring).
 
     Parameters
@@ -168,6 +169,10 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         How many of the last rounds will give events (their points at the round's
         efficiency count against ``n_events`` in the predicted total, see the module
         docstring); 0: none.
+    before_round
+        Called with a round's number of points before it is drawn (a recording can
+        decline a round too large to hold, :meth:`RoundRecorder.before_round
+        <madnis_py.events.recycle.RoundRecorder.before_round>`).
     """
     import vegas
 
@@ -198,6 +203,8 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
     for k in range(iterations):
         t_round = time.perf_counter()
         counts = _allocate(int(round(total * growth ** k)), sigmas, active, minimum)
+        if before_round is not None:
+            before_round(int(counts.sum()))
         r = _round(share, maps, rngs, counts, floor, alpha)
         rounds.append(r)
         if on_round is not None:

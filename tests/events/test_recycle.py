@@ -163,6 +163,30 @@ def test_the_oldest_rounds_go_first_when_they_hold_too_many_points() -> None:
     assert [d.source for d in keeper.draws] == ["survey round 4"]
 
 
+def test_a_round_too_large_to_hold_is_not_recorded() -> None:
+    """A survey round of more points than max_points is never recorded (its records
+    would be held whole until it ends): the recording pauses, the round gives no draw,
+    and the round kept before stays."""
+    integrand = Integrand("ee_mumu")
+    channels = TorchChannels(integrand)
+    mc = Integrator(channels, feature_dims=channels.feature_dims, seed=1)
+    with channels.recording() as records:
+        keeper = RoundRecorder(records, keep=3, max_points=2500)
+        sizes = []
+
+        def before(points: int) -> None:
+            sizes.append(points)
+            keeper.before_round(points)
+
+        mc.pretrain_vegas(nitn=4, neval=600, growth=1.5, on_round=keeper,
+                          before_round=before)
+    assert sizes[0] == 1200 and sizes[1] < 2500 < sizes[2] < sizes[3]
+    # round 1 went for round 2 (both would pass max_points); 3 and 4 were never held
+    assert [d.source for d in keeper.draws] == ["survey round 2"]
+    assert keeper.draws[0].n_points == sizes[1]
+    assert records.paused and records == []
+
+
 def _draw(source: str, weights: np.ndarray) -> RecordedDraw:
     return RecordedDraw(source, weights, [], len(weights))  # plan_recycling reads weights
 
