@@ -484,8 +484,9 @@ class DeviceChannels(ChannelIntegrand):
                 sub_f[idx] = sub_f_in
             passed_all[idx] = passed
         st["sub_f"], st["passed"] = sub_f, passed_all
-        in_group = self._group_tensors(st["group"], dev)[1]
-        prior = _normalised_prior(prior_num, passed_all, in_group)
+        mine, in_group = self._group_tensors(st["group"], dev)
+        # on the group's channels alone, as TorchChannels (ChannelWeights.dense)
+        prior = _normalised_prior(prior_num, passed_all, in_group)[:, mine]
         feats = [mom[:, 2:].reshape(n, -1) / ig.beams.sqrt_s]
         if ig.beams.hadronic:
             feats.append(x12)
