@@ -60,7 +60,7 @@ class IntegrandBatch:
         The channel prior alpha^MG, normalised over channels (rows of zeros where f = 0);
         with ``compact_prior`` (:meth:`Integrand.evaluate_channels`) on the m channels
         of the points' subprocess group alone, in :meth:`Integrand.group_channels` order
-        (the others' columns are zero).
+        (the other channels' prior is zero there).
     subprocess_f : (n, n_subprocesses) or None
         Each subprocess's part of ``f`` (``details=True``): events pick their flavours
         from it.

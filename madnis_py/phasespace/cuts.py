@@ -533,7 +533,8 @@ class Cuts:
                    lower=bounds.get(False), upper=bounds.get(True))
             for key, bounds in grouped.items()) + tuple(
             _Check(observable="window", first=np.asarray(w.legs, dtype=np.intp),
-                   second=np.zeros(0, dtype=np.intp), lower=w.lower, upper=w.upper)
+                   second=np.zeros(0, dtype=np.intp),
+                   lower=w.lower if w.lower > 0 else None, upper=w.upper)
             for w in self._windows)
 
     def _indices(self, cls: str) -> list[int]:
