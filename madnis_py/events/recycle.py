@@ -132,13 +132,14 @@ class RoundRecorder:
         self.rounds = 0
         self._draws: deque[RecordedDraw] = deque(maxlen=keep)
 
-    def before_round(self, points: int) -> None:
+    def before_round(self, points: int) -> bool:
         """Before a round of ``points`` points: pause the recording (a
         :class:`~madnis_py.integrand.Recording`) when the round alone is more than
-        ``max_points``."""
+        ``max_points``. Returns whether the round will be kept for events."""
         skip = self.keep == 0 or (self.max_points is not None and points > self.max_points)
         if hasattr(self.records, "paused"):
             self.records.paused = skip
+        return not skip
 
     def __call__(self, event_weights: np.ndarray) -> None:
         self.rounds += 1

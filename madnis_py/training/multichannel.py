@@ -903,7 +903,7 @@ class Integrator:
                        progress: Callable[[int], None] | None = None,
                        on_round: Callable[[np.ndarray], None] | None = None,
                        recycled_rounds: int = 0,
-                       before_round: Callable[[int], None] | None = None
+                       before_round: Callable[[int], bool] | None = None
                        ) -> MultiChannelResult:
         """Adapt a VEGAS map per channel to ``prior_i f_i`` and make it the channel's base
         map (under its flow), with ``floor`` of the uniform density mixed into every

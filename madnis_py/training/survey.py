@@ -132,7 +132,7 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
            progress: Callable[[int], None] | None = None,
            on_round: Callable[[np.ndarray], None] | None = None,
            recycled_rounds: int = 0,
-           before_round: Callable[[int], None] | None = None) -> SurveyResult:
+           before_round: Callable[[int], bool] | None = None) -> SurveyResult:
     """Adapt one VEGAS map per active channel (see the module docstring).
 
     Parameters
@@ -170,9 +170,11 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         efficiency count against ``n_events`` in the predicted total, see the module
         docstring); 0: none.
     before_round
-        Called with a round's number of points before it is drawn (a recording can
-        decline a round too large to hold, :meth:`RoundRecorder.before_round
-        <madnis_py.events.recycle.RoundRecorder.before_round>`).
+        Called with a round's number of points before it is drawn; it says whether the
+        round will give events (a recording declines a round too large to hold,
+        :meth:`RoundRecorder.before_round
+        <madnis_py.events.recycle.RoundRecorder.before_round>`): only such rounds count
+        among the ``recycled_rounds``.
     """
     import vegas
 
@@ -203,8 +205,7 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
     for k in range(iterations):
         t_round = time.perf_counter()
         counts = _allocate(int(round(total * growth ** k)), sigmas, active, minimum)
-        if before_round is not None:
-            before_round(int(counts.sum()))
+        recorded = True if before_round is None else bool(before_round(int(counts.sum())))
         r = _round(share, maps, rngs, counts, floor, alpha)
         rounds.append(r)
         if on_round is not None:
@@ -217,7 +218,7 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         eps = truncation_efficiency(r.event_weights)
         measurements.append({"round": k + 1, "points": int(counts.sum()), "calls": calls,
                              "eps": eps, "seconds": time.perf_counter() - t0,
-                             "rate": float(counts.sum()) / dt})
+                             "rate": float(counts.sum()) / dt, "recorded": recorded})
         if progress is not None:
             progress(1)
         if n_events > 0 and k >= 1 and calls >= n_events / max(eps, 1e-300):
@@ -242,11 +243,13 @@ def _predicted_calls(measurements: list[dict[str, float]], n_events: int,
     """The survey's calls so far plus the fresh calls ``n_events`` events would still
     take after it: at the median efficiency of its last three rounds (one sample's
     truncation-defined efficiency is noisy), less the events of the last
-    ``recycled_rounds`` rounds at that efficiency."""
+    ``recycled_rounds`` rounds at that efficiency (of those recorded: a round too large
+    to hold gives none)."""
     eps = float(np.median([m["eps"] for m in measurements[-3:]]))
     if eps <= 0:
         return math.inf
-    recycled = (sum(m["points"] for m in measurements[-recycled_rounds:]) * eps
+    recycled = (sum(m["points"] for m in measurements[-recycled_rounds:]
+                    if m.get("recorded", True)) * eps
                 if recycled_rounds else 0.0)
     return measurements[-1]["calls"] + max(n_events - recycled, 0.0) / eps
 

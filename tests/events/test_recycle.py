@@ -174,9 +174,9 @@ def test_a_round_too_large_to_hold_is_not_recorded() -> None:
         keeper = RoundRecorder(records, keep=3, max_points=2500)
         sizes = []
 
-        def before(points: int) -> None:
+        def before(points: int) -> bool:
             sizes.append(points)
-            keeper.before_round(points)
+            return keeper.before_round(points)
 
         mc.pretrain_vegas(nitn=4, neval=600, growth=1.5, on_round=keeper,
                           before_round=before)
@@ -185,6 +185,8 @@ def test_a_round_too_large_to_hold_is_not_recorded() -> None:
     assert [d.source for d in keeper.draws] == ["survey round 2"]
     assert keeper.draws[0].n_points == sizes[1]
     assert records.paused and records == []
+    rounds = mc.vegas_survey.measurements  # the survey knows which rounds give events
+    assert [m["recorded"] for m in rounds] == [True, True, False, False]
 
 
 def _draw(source: str, weights: np.ndarray) -> RecordedDraw:

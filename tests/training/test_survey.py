@@ -123,6 +123,10 @@ def test_it_stops_when_a_round_no_longer_lowers_the_predicted_calls() -> None:
     assert _predicted_calls(ms, 10_000, 0) == pytest.approx(4000 + 10_000 / 0.2)
     assert _predicted_calls(ms, 10_000, 2) == pytest.approx(4000 + (10_000 - 600) / 0.2)
     assert _predicted_calls(ms, 100, 2) == 4000  # the rounds give all the events
+    # a round too large to record gives no events: only the recorded one counts
+    ms[-1]["recorded"] = False
+    assert _predicted_calls(ms, 10_000, 2) == pytest.approx(4000 + (10_000 - 260) / 0.2)
+    ms[-1]["recorded"] = True
     share, _, _ = gaussian_share([0.5], width=0.05)
     found = survey(share, [2], np.array([True]), points=500, iterations=30,
                    n_events=10**5)
