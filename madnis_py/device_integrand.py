@@ -300,7 +300,6 @@ class DeviceChannels(ChannelIntegrand):
         self.device = torch.device(device)
         self.pdf = None if integrand.pdf is None else DevicePDF(integrand.pdf, self.device)
         self.staging = HostStaging()
-        self._group_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def fingerprint(self) -> dict[str, object]:
         return self.integrand.fingerprint()
@@ -438,7 +437,9 @@ class DeviceChannels(ChannelIntegrand):
         f = torch.zeros(n, dtype=torch.float64, device=dev)
         sub_f = (torch.zeros(n, len(ig.process.subprocesses), dtype=torch.float64, device=dev)
                  if details else None)
-        prior_num = torch.zeros(n, self.n_channels, dtype=torch.float64, device=dev)
+        # the prior on the group's channels alone, as the numpy integrand builds it
+        width = len(ig._group_channels(st["group"]))
+        prior_num = torch.zeros(n, width, dtype=torch.float64, device=dev)
         passed_all = torch.zeros(n, dtype=torch.bool, device=dev)
         if len(idx):
             n_in = len(idx)
@@ -456,7 +457,7 @@ class DeviceChannels(ChannelIntegrand):
                     amp2_in[job.rows] = amp2.to(torch.float64)
                 spread.append((m2_in, amp2_in))
             f_in = torch.zeros(n_in, dtype=torch.float64, device=dev)
-            prior_in = torch.zeros(n_in, self.n_channels, dtype=torch.float64, device=dev)
+            prior_in = torch.zeros(n_in, width, dtype=torch.float64, device=dev)
             sub_f_in = (torch.zeros(n_in, len(ig.process.subprocesses), dtype=torch.float64,
                                     device=dev) if details else None)
             passed = torch.zeros(n_in, dtype=torch.bool, device=dev)
@@ -470,23 +471,22 @@ class DeviceChannels(ChannelIntegrand):
                 passed |= ok
                 if amp2_in is not None:
                     prior_in += torch.where(ok[:, None], lum[:, None] * self.integrand
-                                            .amp2_per_channel(k, amp2_in), 0.0)
+                                            .amp2_per_channel(k, amp2_in,
+                                                              group=st["group"]), 0.0)
             if not ig._amp2:
                 channels = list(ig.layout.channels_of(st["group"]))
-                mine = self._group_tensors(st["group"], dev)[0]
                 cols = [_propagator_prior(ig.process.channels[ig.layout.topology[c]],
                                           st["p"]) for c in channels]
-                prior_in[:, mine] = torch.where(passed[:, None], torch.stack(cols, dim=1),
-                                                0.0)
+                prior_in = torch.where(passed[:, None], torch.stack(cols, dim=1), 0.0)
             f[idx] = f_in
             prior_num[idx] = prior_in
             if sub_f is not None and sub_f_in is not None:
                 sub_f[idx] = sub_f_in
             passed_all[idx] = passed
         st["sub_f"], st["passed"] = sub_f, passed_all
-        mine, in_group = self._group_tensors(st["group"], dev)
         # on the group's channels alone, as TorchChannels (ChannelWeights.dense)
-        prior = _normalised_prior(prior_num, passed_all, in_group)[:, mine]
+        prior = _normalised_prior(prior_num, passed_all,
+                                  torch.ones(width, dtype=torch.bool, device=dev))
         feats = [mom[:, 2:].reshape(n, -1) / ig.beams.sqrt_s]
         if ig.beams.hadronic:
             feats.append(x12)
@@ -508,18 +508,6 @@ class DeviceChannels(ChannelIntegrand):
         return DeviceRecord(channel, x.detach(), f[rows], st["mom"][rows], st["x12"][rows],
                             st["w"][rows], st["passed"][rows], st["sub_f"][rows],
                             st["scale"][rows], st["alpha_s"][rows])
-
-    def _group_tensors(self, group: int, device: torch.device
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The channels of a subprocess group (indices) and its row of the channel mask,
-        on ``device``: made once, not copied to the device for every batch."""
-        key = (group, str(device))
-        cache = self._group_cache
-        if key not in cache:
-            layout = self.integrand.layout
-            cache[key] = (torch.tensor(list(layout.channels_of(group)), device=device),
-                          torch.tensor([g == group for g in layout.group], device=device))
-        return cache[key]
 
     def _matrix_elements(self, jobs: list[_MatrixElementJob], amp2: bool
                          ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:

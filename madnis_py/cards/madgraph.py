@@ -91,6 +91,7 @@ __all__ = [
     "MadGraphFields",
     "MadGraphRunCard",
     "import_madgraph_run_card",
+    "madgraph_decay_settings",
     "read_madgraph_run_card",
 ]
 
@@ -269,6 +270,23 @@ def _bool(fields_: MadGraphFields, name: str, default: bool) -> bool:
         return False
     raise fields_.error(name, f"{fields_[name]!r} is not a boolean (expected True or False, "
                         "T or F, .true. or .false.)")
+
+
+def madgraph_decay_settings(path: str | os.PathLike[str]) -> tuple[float, bool]:
+    """``bwcutoff`` (the half-width of a decay chain's on-shell windows, in widths) and
+    ``cut_decays`` (whether the cuts apply to the decay products) of a MadGraph run
+    card; MadGraph's defaults, 15 and False, where the card lacks them.
+
+    Raises
+    ------
+    RunCardError
+        A value that is not a positive number or not a boolean, naming file and line.
+    """
+    f = read_madgraph_run_card(path)
+    bwcutoff = _float(f, "bwcutoff") if "bwcutoff" in f else 15.0
+    if not bwcutoff > 0:
+        raise f.error("bwcutoff", f"{f['bwcutoff']!r} is not a positive number")
+    return bwcutoff, _bool(f, "cut_decays", False)
 
 
 def _same(value: str, default: str) -> bool:

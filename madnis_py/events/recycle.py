@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from madnis_py.events.unweight import share_above, truncation_max_weight
-from madnis_py.integrand import EvaluationRecord
+from madnis_py.integrand import EvaluationRecord, Recording
 
 __all__ = ["RecordedDraw", "RoundRecorder", "plan_recycling"]
 
@@ -131,19 +131,21 @@ class RoundRecorder:
         self.label = label
         self.rounds = 0
         self._draws: deque[RecordedDraw] = deque(maxlen=keep)
+        self._skipping = False  # the round under way is not recorded (before_round)
 
     def before_round(self, points: int) -> bool:
         """Before a round of ``points`` points: pause the recording (a
         :class:`~madnis_py.integrand.Recording`) when the round alone is more than
         ``max_points``. Returns whether the round will be kept for events."""
-        skip = self.keep == 0 or (self.max_points is not None and points > self.max_points)
-        if hasattr(self.records, "paused"):
-            self.records.paused = skip
-        return not skip
+        self._skipping = self.keep == 0 or (self.max_points is not None
+                                            and points > self.max_points)
+        if isinstance(self.records, Recording):
+            self.records.paused = self._skipping
+        return not self._skipping
 
     def __call__(self, event_weights: np.ndarray) -> None:
         self.rounds += 1
-        if getattr(self.records, "paused", False):  # not recorded: nothing to keep
+        if self._skipping:  # not recorded: nothing to keep
             self.records.clear()
             return
         if self.keep:

@@ -24,7 +24,6 @@ Run it as ``python -m madnis_py.madgraph DIR`` (the plugin does) or through
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -174,13 +173,12 @@ def _resonance_windows(record: dict[str, Any], info_path: Path, bwcutoff: float,
     for index, raw in enumerate(record["diagrams"]):
         if raw is None:
             continue
-        lines = onshell_lines(Diagram.from_json(raw))
-        for legs, line in lines:
-            if line.onshell is False and line.mass > 0 and line.width > 0:
-                key = (legs, line.pdg, line.mass, line.width, line.name)
+        lines = [((legs, line.pdg, line.mass, line.width, line.name), line.onshell)
+                 for legs, line in onshell_lines(Diagram.from_json(raw))]
+        for key, onshell in lines:
+            if onshell is False and key[2] > 0 and key[3] > 0:  # a mass and a width
                 banned.setdefault(key, []).append(index)
-        mine = {(legs, line.pdg, line.mass, line.width, line.name)
-                for legs, line in lines if line.onshell}
+        mine = {key for key, onshell in lines if onshell}
         if forced is None:
             forced = mine
         elif mine != forced:
@@ -300,30 +298,6 @@ def _process_card_lines(name: str, info: dict[str, Any], records: list[dict[str,
     return lines
 
 
-def _decay_settings(rc_path: Path) -> tuple[float, bool]:
-    """``bwcutoff`` (the half-width of the on-shell windows, in widths) and
-    ``cut_decays`` (whether the cuts apply to the decay products) of MadGraph's run card;
-    its defaults, 15 and False, without a card or the fields."""
-    from madnis_py.cards.madgraph import read_madgraph_run_card
-
-    if not rc_path.is_file():
-        return 15.0, False
-    fields = read_madgraph_run_card(rc_path)
-    raw = fields.get("bwcutoff", "15")
-    try:
-        value = float(raw.lower().replace("d", "e"))
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise AssembleError(f"{rc_path}:{fields.lines.get('bwcutoff', '?')}: bwcutoff = "
-                            f"{raw!r} is not a positive number")
-    flag = fields.get("cut_decays", "False").strip().strip(".").lower()
-    if flag not in ("true", "t", "false", "f"):
-        raise AssembleError(f"{rc_path}:{fields.lines.get('cut_decays', '?')}: cut_decays "
-                            f"= {fields.get('cut_decays')!r} is not True or False")
-    return value, flag in ("true", "t")
-
-
 def _check_library(root: Path, library: Path) -> None:
     """The card reads back and the library has every subprocess."""
     from madnis_py.physics.process import load_process
@@ -406,8 +380,10 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
     slha = read_slha(param_card)
 
     rc_path = root / info.get("run_card", "Cards/run_card.dat")
-    subprocesses, tables, n_diagrams = _subprocesses(records, info_path,
-                                                     *_decay_settings(rc_path))
+    from madnis_py.cards.madgraph import madgraph_decay_settings
+
+    settings = madgraph_decay_settings(rc_path) if rc_path.is_file() else (15.0, False)
+    subprocesses, tables, n_diagrams = _subprocesses(records, info_path, *settings)
     channels, diagram_channels = group_channels(tables)
     if not channels:
         raise AssembleError(f"{info_path}: no diagram with 3-point vertices only: no channel")

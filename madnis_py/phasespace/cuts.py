@@ -294,6 +294,16 @@ class ResonanceWindow:
         """The largest invariant mass inside the window (GeV)."""
         return float(self.mass) + float(self.bwcutoff) * float(self.width)
 
+    def contains(self, momenta: npt.ArrayLike) -> BoolArray:
+        """Which events ``(n, particles, 4)`` have the decay products' invariant mass
+        strictly inside the window, ``|m - mass| < bwcutoff * width`` (squares compared,
+        as the cuts do)."""
+        p = np.asarray(momenta, dtype=np.float64)
+        q = p[:, list(self.legs)].sum(axis=1)
+        m2 = q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(axis=1)
+        above = m2 > self.lower ** 2 if self.lower > 0 else np.ones(len(p), dtype=bool)
+        return np.asarray(above & (m2 < self.upper ** 2))
+
 
 @dataclass(frozen=True)
 class _Spec:

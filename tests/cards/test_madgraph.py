@@ -254,3 +254,18 @@ def test_maxjetflavor_five_makes_b_quarks_jets_and_reads_back(default_card: Path
         import_madgraph_run_card(default_card)
     with pytest.raises(RunCardError, match=r"maxjetflavor.*an integer 0..6"):
         parse_run_card(text.replace("maxjetflavor = 5", "maxjetflavor = 4.5"))
+
+
+def test_decay_settings_of_a_madgraph_card(default_card: Path) -> None:
+    """bwcutoff and cut_decays, which ``output madnis_py`` writes into the decay
+    chains' windows: MadGraph's values, Fortran spellings included; bad ones named."""
+    from madnis_py.cards.madgraph import madgraph_decay_settings
+
+    assert madgraph_decay_settings(default_card) == (15.0, False)  # no cut_decays line
+    set_field(default_card, "bwcutoff", "2.5d1")
+    with default_card.open("a") as fh:  # MadGraph writes it for decay chains
+        fh.write("   .true.  = cut_decays    ! Cut decay products\n")
+    assert madgraph_decay_settings(default_card) == (25.0, True)
+    line = set_field(default_card, "bwcutoff", "0")
+    with pytest.raises(RunCardError, match=rf":{line}: bwcutoff: '0' is not a positive"):
+        madgraph_decay_settings(default_card)
