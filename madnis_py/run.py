@@ -495,7 +495,7 @@ def _expected_recycled(card: RunCard, mc: Integrator) -> float:
         return 0.0
     rounds = survey.measurements[-RECYCLED_ROUNDS:]
     return (sum(r["points"] * r["eps"] for r in rounds)
-            + card.integration.points * rounds[-1]["eps"])
+            + card.integration.points_for(mc.n_active) * rounds[-1]["eps"])
 
 
 class _VegasTask:
@@ -524,11 +524,13 @@ def _points_task(reporter: Reporter, description: str, total: int) -> Callable[[
     return lambda n: advance(n, "")
 
 
-def _integration_task(reporter: Reporter, card: RunCard) -> Callable[[int], None]:
-    """An ``integration`` task of the card's integrand calls, naming the iteration
-    (``Integrator.integrate`` gives iteration ``k`` ``n // iterations`` points, one more
-    for the first ``n % iterations``)."""
-    n, iterations = card.integration.points, card.integration.iterations
+def _integration_task(reporter: Reporter, card: RunCard,
+                      mc: Integrator) -> Callable[[int], None]:
+    """An ``integration`` task of the card's integrand calls for ``mc``'s active channels,
+    naming the iteration (``Integrator.integrate`` gives iteration ``k``
+    ``n // iterations`` points, one more for the first ``n % iterations``)."""
+    options = card.integrate_options(mc.n_active)
+    n, iterations = options["n"], options["iterations"]
     advance = reporter.task("integration", n)
     ends = np.cumsum([n // iterations + int(k < n % iterations) for k in range(iterations)])
     done = 0
@@ -545,8 +547,8 @@ def _integration_task(reporter: Reporter, card: RunCard) -> Callable[[int], None
 def _integrate(card: RunCard, mc: Integrator, reporter: Reporter,
                timings: dict[str, float]) -> MultiChannelResult:
     t0 = time.perf_counter()
-    result = mc.integrate(**card.integrate_options(),
-                          progress=_integration_task(reporter, card))
+    result = mc.integrate(**card.integrate_options(mc.n_active),
+                          progress=_integration_task(reporter, card, mc))
     timings["integration_s"] = time.perf_counter() - t0
     return result
 
@@ -571,7 +573,7 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
         calls_before = int(mc.n_calls)  # the checkpoint's own calls are not this run's
         integrated = mc.last_result is None  # a checkpoint of an interrupted training
         t0 = time.perf_counter()
-        progress = _integration_task(reporter, card) if integrated else None
+        progress = _integration_task(reporter, card, mc) if integrated else None
         result = cross_section(mc, card, progress=progress)
         if integrated:
             timings["integration_s"] = time.perf_counter() - t0

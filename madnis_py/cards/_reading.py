@@ -410,7 +410,10 @@ def _read_integration(t: _Table) -> IntegrationSettings:
     iterations = t.integer("iterations", d.iterations, "an integer >= 1", _at_least_one)
     points = t.integer("points", d.points, f"an integer >= 2 * iterations = {2 * iterations}",
                        lambda v: v >= 2 * iterations)
-    return IntegrationSettings(points=points, iterations=iterations)
+    per_channel = t.integer("points_per_channel", d.points_per_channel, "an integer >= 0",
+                            lambda v: v >= 0)
+    return IntegrationSettings(points=points, iterations=iterations,
+                               points_per_channel=per_channel)
 
 
 def _read_unweighting(t: _Table) -> UnweightingSettings:

@@ -92,8 +92,12 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
 
     [integration]
     points = 100000           # integrand points of the final estimate, >= 2 * iterations
-                              #   and <= 10**10
-    iterations = 5            # batches it is split into (chi2/dof across them), >= 1
+                              #   and <= 10**10 ...
+    points_per_channel = 1000 # ... or this many per active channel where that is more
+                              #   (each channel's variance needs its own points),
+                              #   0 to 10**7
+    iterations = 5            # batches it is split into, pooled (chi2/dof across them
+                              #   checks the error), >= 1
 
     [unweighting]
     max_weight = "truncation" # the unweighting's maximum weight: "truncation" (the smallest
@@ -428,9 +432,11 @@ class RunCard:
                 "growth": t.vegas_growth, "floor": t.vegas_floor,
                 "n_events": self.run.nevents if t.target == "events" else 0}
 
-    def integrate_options(self) -> dict[str, int]:
-        """Keyword arguments of ``Integrator.integrate``."""
-        return {"n": self.integration.points, "iterations": self.integration.iterations}
+    def integrate_options(self, channels: int) -> dict[str, int]:
+        """Keyword arguments of ``Integrator.integrate`` with ``channels`` active channels
+        (:meth:`IntegrationSettings.points_for`)."""
+        return {"n": self.integration.points_for(channels),
+                "iterations": self.integration.iterations}
 
     # ------------------------------------------------------------- convenience
 

@@ -73,7 +73,7 @@ def cross_section(mc: Integrator, card: RunCard, *,
     :meth:`~madnis_py.training.Integrator.integrate`)."""
     result = mc.last_result
     if result is None:
-        result = mc.integrate(**card.integrate_options(), progress=progress)
+        result = mc.integrate(**card.integrate_options(mc.n_active), progress=progress)
     return result
 
 

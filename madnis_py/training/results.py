@@ -1,7 +1,8 @@
 """Results of the multi-channel integrator: the running average of iterations
-(:class:`IterationAverage`, after vegas' ``RAvg``), the estimate with its per-channel
-pieces (:class:`MultiChannelResult`) and the tests that say when its error cannot be
-trusted (:data:`TRUST_LIMITS`)."""
+(:class:`IterationAverage`, after vegas' ``RAvg``), the scatter of independent estimates
+about a given value (:func:`scatter`), the estimate with its per-channel pieces
+(:class:`MultiChannelResult`) and the tests that say when its error cannot be trusted
+(:data:`TRUST_LIMITS`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["TRUST_LIMITS", "IterationAverage", "MultiChannelResult", "trust_warnings"]
+__all__ = ["TRUST_LIMITS", "IterationAverage", "MultiChannelResult", "scatter",
+           "trust_warnings"]
 
 #: Thresholds of :attr:`MultiChannelResult.warnings`: chi2/dof of >= 3 iterations, the
 #: largest event weight's share of the sum, and the relative uncertainty of the
@@ -41,9 +43,9 @@ class MultiChannelResult:
         Unweighting efficiency <W> / max W of the sample's event weights, and with the
         maximum replaced by the 99.9 % quantile (arXiv:2001.10028).
     chi2_dof, Q
-        chi^2 per degree of freedom of the iterations' estimates (``iterations > 1``),
-        and the probability of a larger chi^2 were the errors right
-        (:class:`IterationAverage`).
+        chi^2 per degree of freedom of the iterations' estimates about ``value``
+        (``iterations > 1``), and the probability of a larger chi^2 were the errors right
+        (:func:`scatter`).
     warnings
         Why the error (or the value) cannot be trusted, one sentence each; empty when no
         test fired (:data:`TRUST_LIMITS`).
@@ -114,6 +116,27 @@ def trust_warnings(events: np.ndarray, raw: Mapping[int, list[np.ndarray]], chi2
 
 
 
+def _q(chi2: float, dof: int) -> float:
+    """P(chi2' > chi2) for chi2' with ``dof`` degrees of freedom."""
+    import gvar
+
+    return float(gvar.gammaQ(dof / 2, chi2 / 2, rtol=1e-12))
+
+
+def scatter(means: np.ndarray, variances: np.ndarray, centre: float) -> tuple[float, float]:
+    """chi^2 per degree of freedom of independent estimates ``means`` (with their
+    ``variances``) about ``centre``, and its Q (the probability of a larger chi^2 were
+    the variances right), with ``len(means) - 1`` degrees of freedom: ``centre`` is
+    estimated from them. Both nan for fewer than two estimates."""
+    means = np.asarray(means, dtype=np.float64)
+    dof = len(means) - 1
+    if dof < 1:
+        return math.nan, math.nan
+    variances = np.maximum(np.asarray(variances, dtype=np.float64), 1e-300)
+    chi2 = float(((means - centre) ** 2 / variances).sum())
+    return chi2 / dof, _q(chi2, dof)
+
+
 @dataclass
 class IterationAverage:
     """The weighted average of independent estimates (iterations), as vegas' ``RAvg``.
@@ -174,9 +197,7 @@ class IterationAverage:
         """P(chi2' > chi2) for chi2 with ``dof`` degrees of freedom (nan for one)."""
         if self.dof < 1:
             return math.nan
-        import gvar
-
-        return float(gvar.gammaQ(self.dof / 2, self.chi2 / 2, rtol=1e-12))
+        return _q(self.chi2, self.dof)
 
     def __str__(self) -> str:
         text = f"{self.mean:.6g} +- {self.sdev:.2g}"

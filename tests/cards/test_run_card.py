@@ -125,6 +125,7 @@ def test_minimal_card_has_the_documented_defaults(tmp_path: Path) -> None:
     assert (t.warmup, t.min_fraction) == (20, 0.1)
     assert (t.bins, t.blocks, t.layers, t.units) == (None, None, None, None)
     assert (card.integration.points, card.integration.iterations) == (100_000, 5)
+    assert card.integration.points_per_channel == 1000
     u = card.unweighting
     assert (u.max_weight, u.quantile, u.replicas, u.overweight) == ("truncation", 0.999, 10,
                                                                     "truncate")
@@ -167,8 +168,24 @@ def test_full_card_values_and_keyword_arguments(tmp_path: Path) -> None:
     steps = dataclasses.replace(card, training=dataclasses.replace(card.training,
                                                                    target="steps"))
     assert steps.vegas_options()["n_events"] == 0
-    assert card.integrate_options() == {"n": 2000, "iterations": 2}
+    assert card.integrate_options(2) == {"n": 2000, "iterations": 2}
     assert (card.unweighting.allocation, card.unweighting.settle_events) == ("sigma", 0)
+
+
+def test_integration_points_grow_with_the_active_channels(tmp_path: Path) -> None:
+    """``points``, or ``points_per_channel`` per active channel where that is more; never
+    above the points' own limit."""
+    card = load_run_card(write(tmp_path, '[run]\nprocess = "ee_mumu"\n'))
+    assert card.integrate_options(2) == {"n": 100_000, "iterations": 5}
+    assert card.integrate_options(100) == {"n": 100_000, "iterations": 5}
+    assert card.integrate_options(1464) == {"n": 1_464_000, "iterations": 5}
+    card = load_run_card(write(tmp_path, '[run]\nprocess = "ee_mumu"\n[integration]\n'
+                                         'points = 5000\npoints_per_channel = 0\n'))
+    assert card.integrate_options(1464) == {"n": 5000, "iterations": 5}
+    card = load_run_card(write(tmp_path, '[run]\nprocess = "ee_mumu"\n[integration]\n'
+                                         'points_per_channel = 10_000_000\n'))
+    assert card.integrate_options(10**4)["n"] == 10**10
+    assert load_run_card(write(tmp_path, card.to_toml())) == card
 
 
 def test_process_card_defaults_stay_unset_in_integrand_options(tmp_path: Path) -> None:
@@ -423,6 +440,8 @@ LIMIT_ERRORS = [
     (_RUN + "[integration]\npoints = 10_000_000_001\n", "points",
      ["[integration] points", "out of range", ">= 2 * iterations = 10 and <= "
       "10000000000 (10**10)"]),
+    (_RUN + "[integration]\npoints_per_channel = -1\n", "points_per_channel",
+     ["[integration] points_per_channel", "out of range", ">= 0 and <= 10000000 (10**7)"]),
     (_RUN + "[distributed]\nshards = 10_001\n", "shards",
      ["[distributed] shards", "out of range", ">= 1 and <= 10000 (10**4)"]),
     # a float where an integer is expected, even a whole one
