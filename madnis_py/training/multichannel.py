@@ -1150,7 +1150,8 @@ class Integrator:
             means, var, points, stds = _pooled(raw, self.n_channels)
         value = float(means.sum())
         error = math.sqrt(float(var[points > 0].sum()))
-        chi2_dof, q = scatter(*np.transpose(estimates), value)
+        chi2_dof, q = scatter(np.array([v for v, _ in estimates]),
+                              np.array([e for _, e in estimates]), value)
         weights = np.concatenate(events)
         self.last_weights = weights
         self.last_channels = np.concatenate(channels)
