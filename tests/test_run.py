@@ -229,6 +229,19 @@ def test_every_long_step_reports_its_progress_to_the_total(tmp_path: Path) -> No
     assert len(seen.info["calibration"]) == 1  # at once: the integration's points
 
 
+def test_the_integration_gives_every_active_channel_its_points(tmp_path: Path) -> None:
+    """``[integration] points_per_channel`` times the active channels where that is more
+    than ``points``: the calls, the progress total and the channels' points."""
+    path = tmp_path / "p.toml"
+    path.write_text(CARD.format(nevents=0, output="p", plots="false", collider="")
+                    .replace("iterations = 2", "iterations = 2\npoints_per_channel = 5000"))
+    seen = Recorder()
+    summary = run_card(load_run_card(path), RunRequest("integrate"), seen)
+    assert len(summary.channel_sigma_pb) == 2  # ee_mumu: two channels, none dropped
+    assert summary.calls_by_step["integration"] == 10_000
+    assert seen.done["integration"] == [10_000, 10_000]
+
+
 def test_generate_from_an_unintegrated_checkpoint_reports_its_integration(
         tmp_path: Path) -> None:
     card = make_card(tmp_path, "t")
