@@ -397,6 +397,18 @@ def _integrator(card: RunCard, process: Process,
                                  device=card.run.device, **card.integrator_options())
 
 
+def _check_integration_points(card: RunCard, channels: int) -> None:
+    """The integration's points must give every channel two per iteration
+    (``Integrator.integrate``); said before any training, not after it."""
+    opts = card.integrate_options(channels)
+    least = 2 * channels * opts["iterations"]
+    if opts["n"] < least:
+        raise RunError(f"[integration] points = {card.integration.points} and "
+                       f"points_per_channel = {card.integration.points_per_channel} give "
+                       f"{opts['n']} points for {channels} channels: the integration needs "
+                       f"at least 2 per channel and iteration ({least}); raise either")
+
+
 def _pdf_field(card: RunCard, process: Process, pdf_option: str | None = None) -> str:
     """Where the run's PDF set was named: ``--pdf``, the run card's field (a MadGraph
     card's ``pdlabel``/``lhaid`` with its line), else the process card's default."""
@@ -561,6 +573,7 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     integrand, mc = _integrator(card, process, request.pdf)
+    _check_integration_points(card, mc.n_channels)
     # The integrator binds its checkpoints to integrand.fingerprint() (and checks a loaded
     # one against it) by itself.
     plots: list[str] = []

@@ -242,6 +242,19 @@ def test_the_integration_gives_every_active_channel_its_points(tmp_path: Path) -
     assert seen.done["integration"] == [10_000, 10_000]
 
 
+def test_too_few_integration_points_are_refused_before_training(tmp_path: Path) -> None:
+    path = tmp_path / "few.toml"
+    path.write_text(CARD.format(nevents=0, output="few", plots="false", collider="")
+                    .replace("points = 8000\niterations = 2",
+                             "points = 6\niterations = 2\npoints_per_channel = 0"))
+    seen = Recorder()
+    with pytest.raises(RunError, match=r"\[integration\] points = 6 and points_per_channel = "
+                       r"0 give 6 points for 2 channels.*at least 2 per channel and "
+                       r"iteration \(8\)"):
+        run_card(load_run_card(path), RunRequest("run"), seen)
+    assert seen.order == []  # nothing trained
+
+
 def test_generate_from_an_unintegrated_checkpoint_reports_its_integration(
         tmp_path: Path) -> None:
     card = make_card(tmp_path, "t")
