@@ -399,7 +399,8 @@ def _integrator(card: RunCard, process: Process,
 
 def _check_integration_points(card: RunCard, channels: int) -> None:
     """The integration's points must give every channel two per iteration
-    (``Integrator.integrate``); said before any training, not after it."""
+    (``Integrator.integrate``); said before any training, not after it. Checked for all
+    ``channels``: ``points_for(k) >= 2 k iterations`` then holds for fewer active ones."""
     opts = card.integrate_options(channels)
     least = 2 * channels * opts["iterations"]
     if opts["n"] < least:

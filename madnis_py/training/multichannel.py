@@ -1101,9 +1101,9 @@ class Integrator:
         result low (p p > e+ e- j j QCD=0, 1464 channels: -0.7 % at 10^5 points,
         benchmarks/RESULTS.md). chi^2/dof and Q of the batches about the pooled estimate
         check the errors (:func:`~madnis_py.training.results.scatter`)."""
-        if n < 2 * self.n_channels * iterations:
-            raise ValueError(f"n must be at least 2 per channel and iteration "
-                             f"({2 * self.n_channels * iterations})")
+        if n < 2 * self.n_active * iterations:  # dropped channels draw none
+            raise ValueError(f"n must be at least 2 per active channel and iteration "
+                             f"({2 * self.n_active * iterations})")
         calls, invalid = self.n_calls, self.n_invalid
         estimates: list[tuple[float, float]] = []  # each batch's value and variance
         per_iter = []

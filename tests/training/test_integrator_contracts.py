@@ -148,3 +148,13 @@ def test_integrate_returns_a_result_per_channel_consistent_with_the_exact_value(
     # result agrees with the exact integral within 5 sigma (fixed seed).
     assert all(v > 0 for v in res.channel_values)
     assert abs(res.value - EXACT) < 5 * res.error, (res.value, res.error)
+
+
+def test_integrate_needs_two_points_per_active_channel_and_iteration() -> None:
+    """Dropped channels draw nothing, so only the active ones need points."""
+    integrator = make("variance")
+    with pytest.raises(ValueError, match=r"at least 2 per active channel and iteration \(8\)"):
+        integrator.integrate(7, iterations=2)
+    integrator.active = np.array([True, False])
+    res = integrator.integrate(4, iterations=2)
+    assert res.channel_points == (4,) and res.n_calls == 4
