@@ -340,7 +340,7 @@ class DeviceChannels(ChannelIntegrand):
             states.append(self._prepare(joined("momenta"), joined("weight"),
                                         joined("x1x2"), group))
         jobs = [job for st in states for job in st["jobs"]]
-        results = self._matrix_elements(jobs, bool(ig._amp2))
+        results = self._matrix_elements(jobs, bool(ig.amplitude_prior))
         out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None]
         out = [None] * len(batches)
         records: list[DeviceRecord | None] = [None] * len(batches)
@@ -473,7 +473,7 @@ class DeviceChannels(ChannelIntegrand):
                     prior_in += torch.where(ok[:, None], lum[:, None] * self.integrand
                                             .amp2_per_channel(k, amp2_in,
                                                               group=st["group"]), 0.0)
-            if not ig._amp2:
+            if not ig.amplitude_prior:
                 channels = list(ig.layout.channels_of(st["group"]))
                 cols = [_propagator_prior(ig.process.channels[ig.layout.topology[c]],
                                           st["p"]) for c in channels]

@@ -27,7 +27,7 @@ import torch
 
 from madnis_py.phasespace import Beams, ChannelMapping, Cuts, channel_mappings, fit_to_cuts
 from madnis_py.phasespace.topology import Decay, Node, Topology, leaves
-from madnis_py.physics.channels import ChannelLayout
+from madnis_py.physics.channels import CHANNEL_PRIORS, ChannelLayout
 from madnis_py.physics.matrix_element import MatrixElementError
 from madnis_py.physics.process import Process, Subprocess, forbidden_share, load_process
 from madnis_py.physics.running import madgraph_alphas
@@ -320,6 +320,10 @@ class Integrand:
         The channel layout (:mod:`madnis_py.physics.channels`): one channel per topology
         evaluating every subprocess (default), or one set of channels per matrix element
         (madevent's), a point evaluating its group's matrix element only.
+    channel_prior : {"amplitudes", "propagators"}
+        The channel prior (:data:`~madnis_py.physics.channels.CHANNEL_PRIORS`): the
+        channels' |M_i|^2 (default; the propagators where the library exports no
+        |M_i|^2), or their propagator denominators (MadGraph's ``sde_strategy = 2``).
     """
 
     def __init__(self, process: Process | str, *, sqrt_s: float | None = None,
@@ -327,7 +331,8 @@ class Integrand:
                  dynamical_scale_choice: int | None = None,
                  cuts: Mapping[str, float] | None = None, alpha_s: float | None = None,
                  threads: int | None = None,
-                 subprocess_channels: str = "shared") -> None:
+                 subprocess_channels: str = "shared",
+                 channel_prior: str = "amplitudes") -> None:
         self.process = load_process(process) if isinstance(process, str) else process
         proc = self.process
         d = proc.defaults
@@ -398,6 +403,13 @@ class Integrand:
         self.asmz = None if proc.hadronic else parameters.get("sminputs", 3)
         self.matrix_element = proc.matrix_element()
         self._amp2 = self.matrix_element.has_amp2
+        if channel_prior not in CHANNEL_PRIORS:
+            raise ValueError(f"channel_prior must be one of {', '.join(CHANNEL_PRIORS)}, "
+                             f"got {channel_prior!r}")
+        self.channel_prior = channel_prior
+        #: Whether the channel prior is the library's per-diagram |M_i|^2 (else the
+        #: channels' propagator denominators).
+        self.amplitude_prior = self._amp2 and channel_prior == "amplitudes"
         if not self._amp2 and any(s.forbidden_windows for s in proc.subprocesses):
             raise ValueError(f"process {proc.name}: forbidden_windows need the library's "
                              f"per-diagram |M_i|^2 (madnis_amp2_), which {proc.library} "
@@ -531,8 +543,9 @@ class Integrand:
                 sel = ok & (lum != 0)
                 if not sel.any():
                     continue
-                m2, amp2 = self._matrix_element(sub, p, alphas, sel, prior_num is not None
-                                                or bool(sub.forbidden_windows), shared)
+                wanted = ((prior_num is not None and self.amplitude_prior)
+                          or bool(sub.forbidden_windows))
+                m2, amp2 = self._matrix_element(sub, p, alphas, sel, wanted, shared)
                 part = lum[sel] * m2 * common[sel]
                 if sub.forbidden_windows:  # `$`: the vetoed diagrams' share is lost
                     assert amp2 is not None
@@ -541,10 +554,11 @@ class Integrand:
                 if sub_f is not None:
                     sub_f[idx[sel], k] = part
                 passed[idx[sel]] = True
-                if prior_num is not None and amp2 is not None:
+                if prior_num is not None and self.amplitude_prior:
+                    assert amp2 is not None
                     prior_num[idx[sel]] += lum[sel, None] * self.amp2_per_channel(
                         k, amp2, group=group)
-            if prior_num is not None and not self._amp2:
+            if prior_num is not None and not self.amplitude_prior:
                 pp = p[passed[idx]]
                 cols = [_propagator_prior(self.process.channels[self.layout.topology[c]], pp)
                         for c in mine]
@@ -678,7 +692,8 @@ class Integrand:
         """What a trained integrator depends on, as JSON-ready plain values: the process
         name, sha256 of its matrix-element library and param_card, beams, sqrt(s), PDF set
         and member (None with lepton beams), the fixed scale or dynamical scale choice in
-        use, a fixed alpha_s, the cuts (sorted) and the channels' dimensions.
+        use, a fixed alpha_s, the cuts (sorted), the channels' dimensions, and the
+        channel prior where it is the propagators while the library has |M_i|^2.
 
         A checkpoint stores it; loading compares it (:meth:`Integrator.load
         <madnis_py.training.Integrator.load>`), so that flows are never applied to
@@ -710,6 +725,8 @@ class Integrand:
             "n_channels": self.n_channels,
             "channel_dims": [int(self.dims(i)) for i in range(self.n_channels)],
         }
+        if not self.amplitude_prior and self._amp2:  # (absent: as checkpoints before it)
+            out["channel_prior"] = "propagators"
         sherpa = getattr(proc, "sherpa_run_dir", None)  # a Sherpa library reads its card
         if sherpa is not None and (Path(sherpa) / "Sherpa.yaml").is_file():
             out["sherpa_run_card_sha256"] = _sha256(Path(sherpa) / "Sherpa.yaml")

@@ -41,7 +41,7 @@ from madnis_py.cards.settings import (
 )
 from madnis_py.events.allocation import ALLOCATIONS, Allocation
 from madnis_py.phasespace.cuts import SUPPORTED_CUTS
-from madnis_py.physics.channels import LAYOUTS, Layout
+from madnis_py.physics.channels import CHANNEL_PRIORS, LAYOUTS, ChannelPrior, Layout
 from madnis_py.training.losses import LOSSES
 from madnis_py.training.options import OPTION_CHECKS
 from madnis_py.training.stopping import TARGETS, Target
@@ -388,6 +388,8 @@ def _read_training(t: _Table) -> TrainingSettings:
                              lambda v: 0 <= v < 1),
         subprocess_channels=cast(Layout, t.choice("subprocess_channels",
                                                   d.subprocess_channels, LAYOUTS)),
+        channel_prior=cast(ChannelPrior, t.choice("channel_prior", d.channel_prior,
+                                                  CHANNEL_PRIORS)),
         warmup=t.integer("warmup", d.warmup, *OPTION_CHECKS["warmup"]),
         min_fraction=option("min_fraction"),
         drop_threshold=option("drop_threshold"),

@@ -39,6 +39,11 @@ cut names                  ``[cuts]``: every field whose name is in
                            mean "no cut" (``mmll = 0``, ``ptlmax = -1``) included.
 ``maxjetflavor``           ``[cuts] maxjetflavor`` where it is not 4 (MadGraph writes 5
                            when b quarks are in the proton: they are then cut as jets).
+``sde_strategy``           ``[training] channel_prior``: 1 is ``"amplitudes"`` (the
+                           channels' |M_i|^2), 2 is ``"propagators"`` (their propagator
+                           denominators, which MadGraph writes for processes whose
+                           diagrams cancel, such as vector-boson fusion); others are
+                           errors.
 ========================== ===============================================================
 
 Everything else is ignored and listed in :attr:`MadGraphRunCard.ignored`. The ignored
@@ -83,6 +88,7 @@ from madnis_py.cards.run_card import (
     TrainingSettings,
 )
 from madnis_py.phasespace.cuts import SUPPORTED_CUTS
+from madnis_py.physics.channels import ChannelPrior
 from madnis_py.physics.process import Process
 
 __all__ = [
@@ -563,6 +569,15 @@ def import_madgraph_run_card(path: str | os.PathLike[str], *,
                 notes.append(f"{name} = {cuts[name]:g} replaces the process card's "
                              f"{value:g}")
 
+    prior: ChannelPrior = "amplitudes"
+    if "sde_strategy" in f:
+        used.add("sde_strategy")
+        strategy = _int(f, "sde_strategy")
+        if strategy not in (1, 2):
+            raise f.error("sde_strategy", f"{strategy} is not supported (expected 1, the "
+                          "diagrams' |M_i|^2, or 2, the propagator denominators)")
+        prior = "amplitudes" if strategy == 1 else "propagators"
+
     stem = "madnis" if loaded is None else loaded.name
     out_dir = Path(output) if output is not None else Path(f"{stem}_run")
     ignored = tuple(name for name in f if name not in used)
@@ -576,6 +591,7 @@ def import_madgraph_run_card(path: str | os.PathLike[str], *,
         collider=ColliderSettings(sqrt_s=sqrt_s, lhaid=lhaid),
         scale=scale,
         cuts=cuts,
-        training=TrainingSettings(subprocess_channels="grouped"),
+        training=TrainingSettings(subprocess_channels="grouped",
+                                  channel_prior=prior),
         source=f.path.resolve(),
         ignored=ignored, unsupported=unsupported, notes=tuple(notes))

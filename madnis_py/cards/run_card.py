@@ -71,6 +71,10 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
                               #   channels per matrix element (and mirror), a point
                               #   costing its group's |M|^2 only, as madevent's P
                               #   directories (the default of a MadGraph run_card.dat)
+    channel_prior = "amplitudes"  # the prior of the channel weights: "amplitudes"
+                              #   (each channel's diagrams' |M_i|^2) or "propagators"
+                              #   (its propagator denominators; MadGraph's sde_strategy
+                              #   2, which it writes for vector-boson fusion)
     warmup = 20               # steps with a uniform channel allocation, >= 0
     min_fraction = 0.1        # smallest share of a batch for all channels, 0 <= f < 1
     drop_threshold = 1e-2     # a channel's share of the integral at or below which it ...
@@ -373,8 +377,8 @@ class RunCard:
     def integrand_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`madnis_py.integrand.Integrand`: ``sqrt_s``,
         ``pdf`` (a set name, or the LHAPDF id as an ``int``), ``scale``,
-        ``dynamical_scale_choice``, ``cuts``, ``alpha_s`` and ``subprocess_channels``
-        (``[training]``), only those the card sets."""
+        ``dynamical_scale_choice``, ``cuts``, ``alpha_s``, ``subprocess_channels`` and
+        ``channel_prior`` (``[training]``), only those the card sets."""
         opts: dict[str, Any] = {}
         if self.collider.sqrt_s is not None:
             opts["sqrt_s"] = self.collider.sqrt_s
@@ -392,6 +396,8 @@ class RunCard:
             opts["alpha_s"] = self.scale.alpha_s
         if self.training.subprocess_channels != "shared":
             opts["subprocess_channels"] = self.training.subprocess_channels
+        if self.training.channel_prior != "amplitudes":
+            opts["channel_prior"] = self.training.channel_prior
         return opts
 
     def flow_options(self) -> dict[str, int]:

@@ -15,7 +15,7 @@ from typing import Any, Literal, cast
 
 from madnis_py.events.allocation import Allocation
 from madnis_py.phasespace.cuts import SUPPORTED_CUTS
-from madnis_py.physics.channels import Layout
+from madnis_py.physics.channels import ChannelPrior, Layout
 from madnis_py.training.channel_sampler import VEGAS_FLOOR
 from madnis_py.training.options import TrainingOptions
 from madnis_py.training.stopping import Target
@@ -147,6 +147,7 @@ class TrainingSettings:
     vegas_growth: float = 1.3
     vegas_floor: float = VEGAS_FLOOR
     subprocess_channels: Layout = "shared"
+    channel_prior: ChannelPrior = "amplitudes"
     warmup: int = _OPTIONS.warmup
     min_fraction: float = _OPTIONS.min_fraction
     drop_threshold: float = _OPTIONS.drop_threshold

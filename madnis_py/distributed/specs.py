@@ -42,8 +42,8 @@ class IntegrandSpec:
         (visible to the workers).
     options : tuple of (name, value)
         Keyword arguments of ``Integrand`` (``sqrt_s``, ``pdf``, ``scale``,
-        ``dynamical_scale_choice``, ``cuts``, ``alpha_s``, ``subprocess_channels``), the
-        cuts as sorted pairs.
+        ``dynamical_scale_choice``, ``cuts``, ``alpha_s``, ``subprocess_channels``,
+        ``channel_prior``), the cuts as sorted pairs.
     """
 
     process: str
@@ -79,6 +79,8 @@ class IntegrandSpec:
             opts["alpha_s"] = integrand.alpha_s
         if integrand.subprocess_channels != "shared":
             opts["subprocess_channels"] = integrand.subprocess_channels
+        if integrand.channel_prior != "amplitudes":
+            opts["channel_prior"] = integrand.channel_prior
         if integrand.pdf is not None:
             name, member = str(integrand.pdf.name), int(integrand.pdf.member)
             opts["pdf"] = name if member == 0 else f"{name}/{member}"

@@ -33,11 +33,20 @@ from typing import Literal
 
 from madnis_py.physics.process import Subprocess
 
-__all__ = ["LAYOUTS", "ChannelLayout", "Layout"]
+__all__ = ["CHANNEL_PRIORS", "LAYOUTS", "ChannelLayout", "ChannelPrior", "Layout"]
 
 Layout = Literal["grouped", "shared"]
 #: The channel layouts (see the module docstring).
 LAYOUTS: tuple[str, ...] = ("grouped", "shared")
+
+ChannelPrior = Literal["amplitudes", "propagators"]
+#: What the channel weights' prior alpha_i^MG is made of: each channel's diagrams'
+#: |M_i|^2 (``"amplitudes"``, madevent's ``sde_strategy = 1``, where the library exports
+#: them), or the product of its topology's propagator denominators
+#: 1 / |q^2 - M^2 + i M Gamma|^2 (``"propagators"``, ``sde_strategy = 2``, which
+#: MadGraph writes for processes whose diagrams cancel against each other, such as
+#: vector-boson fusion).
+CHANNEL_PRIORS: tuple[str, ...] = ("amplitudes", "propagators")
 
 
 @dataclass(frozen=True)

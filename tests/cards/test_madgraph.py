@@ -256,6 +256,24 @@ def test_maxjetflavor_five_makes_b_quarks_jets_and_reads_back(default_card: Path
         parse_run_card(text.replace("maxjetflavor = 5", "maxjetflavor = 4.5"))
 
 
+def test_sde_strategy_chooses_the_channel_prior(default_card: Path) -> None:
+    """MadGraph's sde_strategy: 1 (its default) the diagrams' |M_i|^2, 2 (which it writes
+    for vector-boson fusion) the propagator denominators, into the integrand; others
+    are refused with the line."""
+    card = import_madgraph_run_card(default_card, process="drell_yan")
+    assert card.training.channel_prior == "amplitudes" and "sde_strategy" not in card.ignored
+    assert "channel_prior" not in card.integrand_options()
+    set_field(default_card, "sde_strategy", "2")
+    card = import_madgraph_run_card(default_card, process="drell_yan")
+    assert card.training.channel_prior == "propagators"
+    assert card.integrand_options()["channel_prior"] == "propagators"
+    assert parse_run_card(card.to_toml()) == card.as_run_card()
+    set_field(default_card, "sde_strategy", "3")
+    with pytest.raises(RunCardError, match=r"run_card\.dat:\d+: sde_strategy: 3 is not supported "
+                       r"\(expected 1, the diagrams' \|M_i\|\^2, or 2"):
+        import_madgraph_run_card(default_card)
+
+
 def test_decay_settings_of_a_madgraph_card(default_card: Path) -> None:
     """bwcutoff and cut_decays, which ``output madnis_py`` writes into the decay
     chains' windows: MadGraph's values, Fortran spellings included; bad ones named."""

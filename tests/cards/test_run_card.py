@@ -172,6 +172,16 @@ def test_full_card_values_and_keyword_arguments(tmp_path: Path) -> None:
     assert (card.unweighting.allocation, card.unweighting.settle_events) == ("sigma", 0)
 
 
+def test_channel_prior_reaches_the_integrand(tmp_path: Path) -> None:
+    card = load_run_card(write(tmp_path, '[run]\nprocess = "ee_mumu"\n[training]\n'
+                                         'channel_prior = "propagators"\n'))
+    assert card.integrand_options() == {"channel_prior": "propagators"}
+    assert load_run_card(write(tmp_path, card.to_toml())) == card
+    assert_one_line_error(tmp_path, '[run]\nprocess = "ee_mumu"\n[training]\n'
+                          'channel_prior = "diagrams"\n', "channel_prior",
+                          ["[training] channel_prior", "'diagrams'"])
+
+
 def test_integration_points_grow_with_the_active_channels(tmp_path: Path) -> None:
     """``points``, or ``points_per_channel`` per active channel where that is more; never
     above the points' own limit."""
