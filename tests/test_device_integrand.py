@@ -45,6 +45,19 @@ def test_matches_the_numpy_integrand(name: str, layout: str) -> None:
     assert dev.staging.copies == 0  # CPU tensors reach the library as views
 
 
+@pytest.mark.parametrize("name", ["drell_yan", "ee_qqg", "ttbar"])
+def test_the_propagator_prior_matches_the_numpy_integrand(name: str) -> None:
+    """channel_prior = "propagators": the device path builds the same prior from the
+    topologies as the numpy integrand (not the library's |M_i|^2, which differ)."""
+    integrand = Integrand(name, channel_prior="propagators")
+    assert not integrand.amplitude_prior
+    ref, dev = TorchChannels(integrand), DeviceChannels(integrand, "cpu")
+    gen = torch.Generator().manual_seed(6)
+    for channel in range(integrand.n_channels):
+        x = torch.rand(1500, integrand.dims(channel), dtype=torch.float64, generator=gen)
+        _agree(ref, dev, x, channel)
+
+
 @pytest.mark.parametrize("layout", ["shared", "grouped"])
 @pytest.mark.parametrize("name", builtin_processes())
 def test_shares_matrix_elements_as_the_numpy_integrand(name: str, layout: str) -> None:
