@@ -411,6 +411,13 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
     # Check the card reads back and the library has every subprocess, before the run card.
     _check_library(root, library)
 
+    if (mg_card is not None and mg_card.training.channel_prior == "propagators"
+            and any(sub["forbidden"] for sub in subprocesses)):
+        messages.append("run_card.dat: sde_strategy = 2 with lines forbidden on shell ($): "
+                        "madevent vetoes each window by the propagator shares of the "
+                        "channels with the line, madnis-py by the diagrams' |M_i|^2 shares "
+                        "(docs/madgraph.md), so the two cross sections can differ; "
+                        "sde_strategy = 1 makes them the same")
     run_card = root / "run_card.toml"
     write_text_atomic(run_card, _run_card_text(mg_card, root, rc_path, beams, messages))
     if not quiet:

@@ -226,3 +226,22 @@ def test_a_line_forbidden_on_shell_becomes_a_window_of_its_diagrams(tmp_path: Pa
         assert fw.window == ResonanceWindow((2, 3), 91.188, 2.441404, 15.0, "z")
         assert fw.diagrams == (1,)
     Integrand(proc, sqrt_s=13000.0, dynamical_scale_choice=4, pdf="LHToyPDF")
+
+
+def test_sde_strategy_two_becomes_the_propagator_prior_and_notes_a_veto(
+        tmp_path: Path) -> None:
+    """MadGraph's sde_strategy = 2 reaches the run card as channel_prior; with `$` the
+    run card says that madevent's veto then differs from ours."""
+    root = write_output(tmp_path / "sde2")
+    card = root / "Cards" / "run_card.dat"
+    card.write_text(card.read_text() + " 2 = sde_strategy ! default integration strategy\n")
+    done = assemble(root, quiet=True)
+    assert load_run_card(root / "run_card.toml").training.channel_prior == "propagators"
+    assert not any("sde_strategy" in m for m in done.messages)
+    root = _with_onshell(tmp_path / "sde2_dollar", (None, False))
+    card = root / "Cards" / "run_card.dat"
+    card.write_text(card.read_text() + " 2 = sde_strategy ! default integration strategy\n")
+    done = assemble(root, quiet=True)
+    (note,) = [m for m in done.messages if "sde_strategy" in m]
+    assert "propagator shares" in note and "|M_i|^2 shares" in note
+    assert f"# NOTE {note}" in (root / "run_card.toml").read_text()
