@@ -351,6 +351,16 @@ def test_distributed_channels_evaluate_as_one_process(cluster: tuple[Any, Any],
         DistributedChannels(3.0, client)
 
 
+def test_an_integrand_spec_keeps_the_channel_prior() -> None:
+    """Workers build the integrand with the run's channel prior (the propagators, from
+    a MadGraph sde_strategy = 2), from the integrand as from the card."""
+    integrand = Integrand("drell_yan", channel_prior="propagators")
+    spec = IntegrandSpec.from_integrand(integrand)
+    assert spec.build().fingerprint() == integrand.fingerprint()
+    assert IntegrandSpec.from_integrand(Integrand("drell_yan")).build().channel_prior == \
+        "amplitudes"
+
+
 def test_distributed_training_reproduces_one_process(cluster: tuple[Any, Any],
                                                      trained: tuple[Path, RunCard, Path]
                                                      ) -> None:
