@@ -407,9 +407,6 @@ class Integrand:
             raise ValueError(f"channel_prior must be one of {', '.join(CHANNEL_PRIORS)}, "
                              f"got {channel_prior!r}")
         self.channel_prior = channel_prior
-        #: Whether the channel prior is the library's per-diagram |M_i|^2 (else the
-        #: channels' propagator denominators).
-        self.amplitude_prior = self._amp2 and channel_prior == "amplitudes"
         if not self._amp2 and any(s.forbidden_windows for s in proc.subprocesses):
             raise ValueError(f"process {proc.name}: forbidden_windows need the library's "
                              f"per-diagram |M_i|^2 (madnis_amp2_), which {proc.library} "
@@ -423,6 +420,12 @@ class Integrand:
     @property
     def n_channels(self) -> int:
         return len(self.mappings)
+
+    @property
+    def amplitude_prior(self) -> bool:
+        """Whether the channel prior is the library's per-diagram |M_i|^2 (else the
+        channels' propagator denominators)."""
+        return self._amp2 and self.channel_prior == "amplitudes"
 
     @property
     def channel_groups(self) -> tuple[int, ...]:
@@ -725,7 +728,7 @@ class Integrand:
             "n_channels": self.n_channels,
             "channel_dims": [int(self.dims(i)) for i in range(self.n_channels)],
         }
-        if not self.amplitude_prior and self._amp2:  # (absent: as checkpoints before it)
+        if self._amp2 and self.channel_prior == "propagators":  # (else absent, as before)
             out["channel_prior"] = "propagators"
         sherpa = getattr(proc, "sherpa_run_dir", None)  # a Sherpa library reads its card
         if sherpa is not None and (Path(sherpa) / "Sherpa.yaml").is_file():
@@ -815,7 +818,8 @@ class TorchChannels(ChannelIntegrand):
             details=self._recording_on(), compact_prior=True)
         out = []
         for p, (x, channel), batch in zip(points, batches, evaluated, strict=True):
-            if self._records is not None and not self._records.paused:
+            if self._recording_on():
+                assert self._records is not None
                 self._records.append(RecordedBatch.of(channel, p, batch))
             out.append(self._outputs(x, batch))
         return out

@@ -537,13 +537,10 @@ def _points_task(reporter: Reporter, description: str, total: int) -> Callable[[
     return lambda n: advance(n, "")
 
 
-def _integration_task(reporter: Reporter, card: RunCard,
-                      mc: Integrator) -> Callable[[int], None]:
-    """An ``integration`` task of the card's integrand calls for ``mc``'s active channels,
-    naming the iteration (``Integrator.integrate`` gives iteration ``k``
-    ``n // iterations`` points, one more for the first ``n % iterations``)."""
-    options = card.integrate_options(mc.n_active)
-    n, iterations = options["n"], options["iterations"]
+def _integration_task(reporter: Reporter, n: int, iterations: int) -> Callable[[int], None]:
+    """An ``integration`` task of ``n`` integrand calls, naming the iteration
+    (``Integrator.integrate`` gives iteration ``k`` ``n // iterations`` points, one more
+    for the first ``n % iterations``)."""
     advance = reporter.task("integration", n)
     ends = np.cumsum([n // iterations + int(k < n % iterations) for k in range(iterations)])
     done = 0
@@ -560,8 +557,8 @@ def _integration_task(reporter: Reporter, card: RunCard,
 def _integrate(card: RunCard, mc: Integrator, reporter: Reporter,
                timings: dict[str, float]) -> MultiChannelResult:
     t0 = time.perf_counter()
-    result = mc.integrate(**card.integrate_options(mc.n_active),
-                          progress=_integration_task(reporter, card, mc))
+    options = card.integrate_options(mc.n_active)
+    result = mc.integrate(**options, progress=_integration_task(reporter, **options))
     timings["integration_s"] = time.perf_counter() - t0
     return result
 
@@ -587,7 +584,8 @@ def _run_in(card: RunCard, request: RunRequest, process: Process, out: Path,
         calls_before = int(mc.n_calls)  # the checkpoint's own calls are not this run's
         integrated = mc.last_result is None  # a checkpoint of an interrupted training
         t0 = time.perf_counter()
-        progress = _integration_task(reporter, card, mc) if integrated else None
+        progress = (_integration_task(reporter, **card.integrate_options(mc.n_active))
+                    if integrated else None)
         result = cross_section(mc, card, progress=progress)
         if integrated:
             timings["integration_s"] = time.perf_counter() - t0

@@ -1105,8 +1105,10 @@ class Integrator:
             raise ValueError(f"n must be at least 2 per active channel and iteration "
                              f"({2 * self.n_active * iterations})")
         calls, invalid = self.n_calls, self.n_invalid
-        estimates: list[tuple[float, float]] = []  # each batch's value and variance
-        per_iter = []
+        # each batch's value and variance (the last batch's channels stay in means, var,
+        # points and stds: with one batch they are the estimate)
+        values: list[float] = []
+        variances: list[float] = []
         events = []
         channels = []
         raw: dict[int, list[np.ndarray]] = {}
@@ -1139,19 +1141,16 @@ class Integrator:
                 event_weights.append(host[nw:2 * nw])
             events.append(np.concatenate(event_weights))
             channels.append(batch.channels())
-            estimates.append((float(means.sum()), float(var[points > 0].sum())))
-            per_iter.append((means, var, points, stds))
-        if all(v == 0 for v, _ in estimates):
+            values.append(float(means.sum()))
+            variances.append(float(var[points > 0].sum()))
+        if all(v == 0 for v in values):
             raise ZeroDivisionError(f"the integral is zero on all {n} points: every integrand "
                                     "value was zero (cuts that remove everything?)")
-        if iterations == 1:
-            means, var, points, stds = per_iter[0]
-        else:
+        if iterations > 1:
             means, var, points, stds = _pooled(raw, self.n_channels)
         value = float(means.sum())
         error = math.sqrt(float(var[points > 0].sum()))
-        chi2_dof, q = scatter(np.array([v for v, _ in estimates]),
-                              np.array([e for _, e in estimates]), value)
+        chi2_dof, q = scatter(np.array(values), np.array(variances), value)
         weights = np.concatenate(events)
         self.last_weights = weights
         self.last_channels = np.concatenate(channels)
