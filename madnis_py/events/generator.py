@@ -64,8 +64,8 @@ from madnis_py.events.unweight import (
 from madnis_py.integrand import EvaluationRecord, Integrand, IntegrandBatch
 from madnis_py.training.multichannel import WeightedBatch, allocate, allocation_shares
 
-__all__ = ["ACCEPT_ON", "EventBatch", "EventGenerator", "GenerationSummary", "accept_seed",
-           "draw_size", "events_of_records"]
+__all__ = ["ACCEPT_ON", "BATCH", "BATCH_PER_CHANNEL", "EventBatch", "EventGenerator",
+           "GenerationSummary", "accept_seed", "default_batch", "draw_size", "events_of_records"]
 
 #: Where the accept/reject of drawn batches runs (:class:`EventGenerator`'s ``accept_on``).
 ACCEPT_ON = ("host", "device")
@@ -74,6 +74,25 @@ ACCEPT_STREAM = 0x616363
 
 #: The smallest draw (points) when fewer would do: each draw has a fixed cost per channel.
 MIN_DRAW = 1000
+#: Weighted points per draw of :meth:`EventGenerator.generate` at least ...
+BATCH = 20_000
+#: ... and per channel drawn, where that is more (:func:`default_batch`).
+BATCH_PER_CHANNEL = 200
+
+
+def default_batch(n_channels: int) -> int:
+    """Weighted points per draw of the generation with ``n_channels`` channels drawn:
+    :data:`BATCH`, or :data:`BATCH_PER_CHANNEL` per channel where that is more.
+
+    A draw has a fixed cost per channel it draws (the channel's sampler, its slice of the
+    integrand's batch, its channel weights), which a draw of a few points per channel
+    does not amortise: p p > e+ e- j j QCD=0 (1464 channels, VEGAS maps) generated 38k
+    points/s in draws of 20,000, 84k in draws of 100,000 and 118k in draws of 300,000
+    (``benchmarks/RESULTS.md``).
+    """
+    if n_channels < 0:
+        raise ValueError(f"n_channels must be >= 0, got {n_channels}")
+    return max(BATCH, BATCH_PER_CHANNEL * n_channels)
 
 
 def accept_seed(seed: int) -> int:
@@ -642,7 +661,8 @@ class EventGenerator:
             return 0.0
         return share_above(self.calibration_weights, self.w_max)
 
-    def generate(self, n_events: int, *, batch: int = 20_000, calibration: int = 100_000,
+    def generate(self, n_events: int, *, batch: int | None = None,
+                 calibration: int = 100_000,
                  sink: Callable[[EventBatch], None] | None = None,
                  progress: bool = False,
                  recycled: Sequence[RecordedDraw] = ()
@@ -653,9 +673,10 @@ class EventGenerator:
         rounds, the integration; :mod:`madnis_py.events.recycle`), in the order given:
         each is unweighted against ``w_max`` if its share of the cross section above
         ``w_max`` is at most :meth:`recycle_limit`, and skipped otherwise. Then new points
-        are drawn: each draw has at most ``batch`` points, and no more than the events
-        still needed take (:func:`draw_size`, with the acceptance of the calibration
-        sample, then of the draws so far). ``sink`` receives each batch of events as it is
+        are drawn: each draw has at most ``batch`` points (by default :func:`default_batch`
+        of the integrator's active channels), and no more than the events still needed
+        take (:func:`draw_size`, with the acceptance of the calibration sample, then of
+        the draws so far). ``sink`` receives each batch of events as it is
         accepted (an LHE writer); without one, the events are returned (memory grows
         with ``n_events``).
 
@@ -674,6 +695,10 @@ class EventGenerator:
 
         if n_events < 0:
             raise ValueError(f"n_events must be >= 0, got {n_events}")
+        if batch is None:
+            batch = default_batch(self.integrator.n_active)
+        elif batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
         t0 = time.perf_counter()
         if self.w_max is None:
             self.calibrate(calibration)

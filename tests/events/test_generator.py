@@ -8,7 +8,15 @@ import torch
 from scipy import stats
 
 from madnis_py.events import Unweighter
-from madnis_py.events.generator import EventBatch, EventGenerator, GenerationSummary, draw_size
+from madnis_py.events.generator import (
+    BATCH,
+    BATCH_PER_CHANNEL,
+    EventBatch,
+    EventGenerator,
+    GenerationSummary,
+    default_batch,
+    draw_size,
+)
 from madnis_py.integrand import Integrand, TorchChannels
 from madnis_py.training import Integrator
 
@@ -155,6 +163,33 @@ def test_draw_size_covers_the_events_needed_without_a_whole_batch() -> None:
     assert 0 < stats.binom.cdf(399, n, 0.2) < 2e-3  # falls short about once in 1000
     with pytest.raises(ValueError, match="need"):
         draw_size(0, 0.5, 100)
+
+
+def test_draws_grow_with_the_channels_drawn() -> None:
+    assert default_batch(0) == default_batch(1) == BATCH == 20_000
+    assert default_batch(100) == BATCH  # 200 points each would be fewer
+    assert default_batch(1464) == 1464 * BATCH_PER_CHANNEL == 292_800
+    with pytest.raises(ValueError, match="n_channels"):
+        default_batch(-1)
+
+
+def test_the_generation_draws_default_batches_of_its_active_channels(
+        trained: tuple[Integrand, Integrator], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, mc = trained
+    gen = EventGenerator(mc, 10.0, unweighter=Unweighter(method="quantile", quantile=0.99),
+                         seed=4)
+    gen.calibrate(2_000)
+    gen.validation_rounds = 0
+    # no acceptance known: the first draw is a whole batch (draw_size)
+    monkeypatch.setattr(gen, "_calibration_acceptance", lambda: None)
+    sizes: list[int] = []
+    draw = gen._draw
+    monkeypatch.setattr(gen, "_draw", lambda n, **kw: sizes.append(n) or draw(n, **kw))
+    monkeypatch.setattr("madnis_py.events.generator.BATCH", 3_000)
+    gen.generate(10)
+    assert sizes[0] == default_batch(mc.n_active) == 3_000
+    with pytest.raises(ValueError, match="batch"):
+        gen.generate(10, batch=0)
 
 
 def test_the_last_draw_is_sized_to_the_events_still_needed(
