@@ -47,7 +47,6 @@ from madnis_py.integrand import (
     Integrand,
     IntegrandBatch,
     _normalised_prior,
-    _propagator_prior,
 )
 from madnis_py.physics.matrix_element import HostStaging
 from madnis_py.physics.pdf.device import DevicePDF
@@ -474,10 +473,8 @@ class DeviceChannels(ChannelIntegrand):
                                             .amp2_per_channel(k, amp2_in,
                                                               group=st["group"]), 0.0)
             if not ig.amplitude_prior:
-                channels = list(ig.layout.channels_of(st["group"]))
-                cols = [_propagator_prior(ig.process.channels[ig.layout.topology[c]],
-                                          st["p"]) for c in channels]
-                prior_in = torch.where(passed[:, None], torch.stack(cols, dim=1), 0.0)
+                prior_in = torch.where(passed[:, None],
+                                       ig.propagator_prior(st["group"])(st["p"]), 0.0)
             f[idx] = f_in
             prior_num[idx] = prior_in
             if sub_f is not None and sub_f_in is not None:

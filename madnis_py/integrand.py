@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from madnis_py.phasespace import Beams, ChannelMapping, Cuts, channel_mappings, fit_to_cuts
-from madnis_py.phasespace.topology import Decay, Node, Topology, leaves
 from madnis_py.physics.channels import CHANNEL_PRIORS, ChannelLayout
 from madnis_py.physics.matrix_element import MatrixElementError
 from madnis_py.physics.process import Process, Subprocess, forbidden_share, load_process
+from madnis_py.physics.propagator_prior import PropagatorPrior
 from madnis_py.physics.running import madgraph_alphas
 
 #: numpy arrays or torch tensors: the propagator prior is written once for both.
@@ -239,47 +239,6 @@ def dynamical_scale(momenta: np.ndarray, choice: int) -> np.ndarray:
                      f"got {choice}")
 
 
-def _propagator_prior(topo: Topology, momenta: ArrayT) -> ArrayT:
-    """Product of |1 / (q^2 - M^2 + i M Gamma)|^2 over a channel's propagators, for
-    momenta ``(n, legs, 4)`` as a numpy array or a torch tensor (on any device; the
-    device integrand's prior is this function)."""
-    p: Any = momenta
-    out: Any = p[:, 0, 0] * 0.0 + 1.0
-
-    def inv2(legs: list[int]) -> Any:
-        q = p[:, legs].sum(axis=1)
-        return q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(axis=1)
-
-    def denominator(q2: Any, mass: float, width: float) -> Any:
-        return (q2 - mass ** 2) ** 2 + (mass * width) ** 2
-
-    def decays(node: Node, root: bool) -> None:
-        nonlocal out
-        if isinstance(node, Decay):
-            if not root:
-                out = out / denominator(inv2(leaves(node)), node.propagator.mass,
-                                        node.propagator.width)
-            decays(node.daughters[0], False)
-            decays(node.daughters[1], False)
-
-    if topo.s_channel is not None:
-        out = out / denominator(inv2([0, 1]), topo.s_channel.propagator.mass,
-                                topo.s_channel.propagator.width)
-        decays(topo.s_channel, True)
-    else:
-        assert topo.t_channel is not None
-        q = p[:, 0]
-        # k blocks are joined by k - 1 propagators: the last block has none after it.
-        for block, prop in zip(topo.t_channel.blocks, topo.t_channel.propagators,
-                               strict=False):
-            q = q - p[:, leaves(block)].sum(axis=1)
-            t = q[:, 0] ** 2 - (q[:, 1:] ** 2).sum(axis=1)
-            out = out / denominator(t, prop.mass, prop.width)
-        for block in topo.t_channel.blocks:
-            decays(block, False)
-    return cast(ArrayT, out)
-
-
 def _normalised_prior(prior_num: ArrayT, passed: ArrayT, mine: ArrayT) -> ArrayT:
     """The channel prior ``(n, channels)`` normalised per row (the channels of one group:
     the others have none); a row inside the cuts (``passed``) whose diagrams all vanish
@@ -378,6 +337,7 @@ class Integrand:
         self.subprocess_channels = subprocess_channels
         # per group its channels, per subprocess its diagrams' columns among them
         self._channels_of: dict[int, np.ndarray] = {}
+        self._propagator_priors: dict[int, PropagatorPrior] = {}
         self._group_columns: dict[int, list[int]] = {}
         topologies = fit_to_cuts(proc.channels, self.cuts, self.masses,
                                  hadronic=proc.hadronic, card=proc.card)
@@ -562,10 +522,8 @@ class Integrand:
                     prior_num[idx[sel]] += lum[sel, None] * self.amp2_per_channel(
                         k, amp2, group=group)
             if prior_num is not None and not self.amplitude_prior:
-                pp = p[passed[idx]]
-                cols = [_propagator_prior(self.process.channels[self.layout.topology[c]], pp)
-                        for c in mine]
-                prior_num[idx[passed[idx]]] = np.stack(cols, axis=1)
+                on = passed[idx]
+                prior_num[idx[on]] = self.propagator_prior(group)(p[on])
         prior_out = None
         if prior_num is not None:
             on_group = _normalised_prior(prior_num, passed, np.ones(len(mine), dtype=bool))
@@ -606,6 +564,17 @@ class Integrand:
         """The channels of subprocess group ``group``, in order: the columns of a compact
         prior (:meth:`evaluate_channels`)."""
         return self._group_channels(group).copy()
+
+    def propagator_prior(self, group: int) -> PropagatorPrior:
+        """The propagator prior of subprocess group ``group``'s channels, in their order
+        (cached)."""
+        prior = self._propagator_priors.get(group)
+        if prior is None:
+            prior = PropagatorPrior([self.process.channels[self.layout.topology[c]]
+                                     for c in self._group_channels(group)],
+                                    n_legs=self.process.n_particles)
+            self._propagator_priors[group] = prior
+        return prior
 
     def _group_channels(self, group: int) -> np.ndarray:
         """The channels of subprocess group ``group``, in order (cached)."""
