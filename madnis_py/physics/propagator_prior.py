@@ -6,10 +6,12 @@ normalised over the channels of a group by the integrand.
 propagator's momentum is a signed sum of external momenta: an s-channel line carries the
 sum of the final-state legs below it (the partonic pair ``0 + 1`` at the root of an
 s-channel topology), a t-channel line ``p0 - (legs of the blocks before it)``. Channels of
-one group share most of these sums (p p > e+ e- j j QCD=0: 30 of them, 53 invariants
-among 147 propagators), so the invariants are computed once, as one matrix product of the
-momenta with the sums' coefficients, and each channel's product is gathered from the
-distinct denominators. numpy arrays and torch tensors (any device) alike.
+one group share most of these sums (p p > e+ e- j j QCD=0, grouped: the largest group's
+48 channels have 144 propagators, 18 distinct denominators of 13 distinct sums), so the
+sums are computed once, as one matrix product of the momenta with their coefficients,
+and each channel's product is gathered from the distinct denominators: 7x faster there
+than channel by channel (0.67 s -> 0.10 s per 100k points). numpy arrays and torch
+tensors (any device) alike.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class PropagatorPrior:
         p = np.asarray(momenta, dtype=np.float64)
         n = len(p)
         legs = np.ascontiguousarray(p.transpose(1, 2, 0)).reshape(p.shape[1], 4 * n)
-        q = (self.coefficients @ legs).reshape(-1, 4, n)
+        q = (self.coefficients @ legs).reshape(len(self.coefficients), 4, n)
         q2 = q[:, 0] ** 2 - q[:, 1] ** 2 - q[:, 2] ** 2 - q[:, 3] ** 2
         d = (q2[self.line_sum] - self.mass2[:, None]) ** 2 + self.mass_width2[:, None]
         d = np.concatenate([d, np.ones((1, n))])[self.gather]  # (channels, depth, n)
@@ -104,7 +106,7 @@ class PropagatorPrior:
         coefficients, line_sum, mass2, mass_width2, gather = self._on[key]
         n = len(p)
         legs = p.permute(1, 2, 0).reshape(p.shape[1], 4 * n)
-        q = (coefficients @ legs).reshape(-1, 4, n)
+        q = (coefficients @ legs).reshape(len(coefficients), 4, n)
         q2 = q[:, 0] ** 2 - q[:, 1] ** 2 - q[:, 2] ** 2 - q[:, 3] ** 2
         d = (q2[line_sum] - mass2[:, None]) ** 2 + mass_width2[:, None]
         d = torch.cat([d, torch.ones_like(d[:1])])[gather]

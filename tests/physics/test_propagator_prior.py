@@ -98,6 +98,12 @@ def test_torch_tensors_give_the_numpy_values() -> None:
     np.testing.assert_allclose(got.numpy(), prior(p), rtol=1e-12, atol=0)
 
 
+def test_no_points_give_no_rows() -> None:
+    prior = PropagatorPrior([VBF, S_CHANNEL], n_legs=6)
+    assert prior(np.zeros((0, 6, 4))).shape == (0, 2)
+    assert prior(torch.zeros((0, 6, 4), dtype=torch.float64)).shape == (0, 2)
+
+
 def test_a_vanishing_massless_denominator_is_infinite() -> None:
     p = momenta(3, 5)
     p[0, 2] = p[0, 3] = [5.0, 3.0, 4.0, 0.0]  # collinear massless e+ e-: m_ll = 0 exactly
