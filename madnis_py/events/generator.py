@@ -787,7 +787,8 @@ class EventGenerator:
                  ) -> tuple[int, int, dict[str, int], dict[str, float]]:
         """Events from the recorded draws, in the order given: each is unweighted
         against ``w_max`` if the pooled share of sigma above it of the draws taken stays
-        within :meth:`recycle_limit`, and skipped otherwise. Returns the points and
+        within :meth:`recycle_limit` (and it was not thinned above ``w_max``), and skipped
+        otherwise. Returns the points and
         accepted points of the draws taken, the events of each, and the draws skipped
         with their share above ``w_max``."""
         assert self.w_max is not None
@@ -804,7 +805,7 @@ class EventGenerator:
             share = excess_d / total_d if total_d > 0 else 0.0
             # the pooled share of the draws taken stays within the limit (a sample
             # calibrated there sits at it, up to rounding)
-            if (not len(draw) or pooled_excess + excess_d
+            if (not len(draw) or draw.thinned_at > self.w_max or pooled_excess + excess_d
                     > limit * (1 + 1e-9) * (pooled_total + total_d)):
                 skipped[draw.source] = share
                 continue

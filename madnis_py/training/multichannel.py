@@ -925,6 +925,7 @@ class Integrator:
                        floor: float = VEGAS_FLOOR, ninc: int = 50, n_events: int = 0,
                        progress: Callable[[int], None] | None = None,
                        on_round: Callable[[np.ndarray], None] | None = None,
+                       on_channel: Callable[[np.ndarray], None] | None = None,
                        recycled_rounds: int = 0,
                        before_round: Callable[[int], bool] | None = None
                        ) -> MultiChannelResult:
@@ -945,7 +946,8 @@ class Integrator:
         top of the maps. ``progress(1)`` follows every round (``nitn`` at most); it draws
         nothing itself. ``on_round(event_weights)`` receives every round's event weights
         and ``recycled_rounds`` says how many of the last rounds will give events, and
-        ``before_round(points)`` is called before every round (see
+        ``before_round(points)`` is called before every round, ``on_channel(weights)``
+        after each channel's points of a round (see
         :func:`~madnis_py.training.survey.survey`).
         """
         from madnis_py.training.survey import survey
@@ -972,7 +974,7 @@ class Integrator:
         found = survey(share, [self.integrand.dims(i) for i in range(self.n_channels)],
                        self.active, points=neval, growth=growth, iterations=nitn,
                        floor=floor, ninc=ninc, n_events=n_events, seed=self.seed,
-                       progress=progress, on_round=on_round,
+                       progress=progress, on_round=on_round, on_channel=on_channel,
                        recycled_rounds=recycled_rounds, before_round=before_round)
         for sampler, vmap in zip(self.samplers, found.maps, strict=True):
             if vmap is not None:

@@ -131,6 +131,7 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
            alpha: float = 0.5, n_events: int = 0, seed: int = 0,
            progress: Callable[[int], None] | None = None,
            on_round: Callable[[np.ndarray], None] | None = None,
+           on_channel: Callable[[np.ndarray], None] | None = None,
            recycled_rounds: int = 0,
            before_round: Callable[[int], bool] | None = None) -> SurveyResult:
     """Adapt one VEGAS map per active channel (see the module docstring).
@@ -165,6 +166,11 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         in the order of that round's ``share`` calls (channel by channel): a recording
         of the evaluations can keep the round's points as events
         (:class:`~madnis_py.events.recycle.RoundRecorder`).
+    on_channel
+        Called after each channel's ``share`` calls of a round with the event weights of
+        its points, in their order (a recording can thin the round's records as they come
+        in, :meth:`RoundRecorder.channel_done
+        <madnis_py.events.recycle.RoundRecorder.channel_done>`).
     recycled_rounds
         How many of the last rounds will give events (their points at the round's
         efficiency count against ``n_events`` in the predicted total, see the module
@@ -206,7 +212,7 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         t_round = time.perf_counter()
         counts = _allocate(int(round(total * growth ** k)), sigmas, active, minimum)
         recorded = True if before_round is None else bool(before_round(int(counts.sum())))
-        r = _round(share, maps, rngs, counts, floor, alpha)
+        r = _round(share, maps, rngs, counts, floor, alpha, on_channel)
         rounds.append(r)
         if on_round is not None:
             on_round(r.event_weights)
@@ -263,9 +269,10 @@ def _allocate(n: int, sigmas: np.ndarray, active: np.ndarray, minimum: int) -> n
 
 
 def _round(share: Share, maps: list[Any], rngs: list[np.random.Generator],
-           counts: np.ndarray, floor: float, alpha: float) -> _Round:
+           counts: np.ndarray, floor: float, alpha: float,
+           on_channel: Callable[[np.ndarray], None] | None = None) -> _Round:
     """One round: every channel's points drawn from its floored map, evaluated, its map
-    trained and adapted."""
+    trained and adapted (``on_channel`` receives its event weights)."""
     n_channels = len(maps)
     means = np.zeros(n_channels)
     variances = np.zeros(n_channels)
@@ -295,6 +302,8 @@ def _round(share: Share, maps: list[Any], rngs: list[np.random.Generator],
         stds[i] = float(w.std())
         variances[i] = stds[i] ** 2 / n if n > 1 else math.inf
         events.append(w * (n_total / n))
+        if on_channel is not None:
+            on_channel(events[-1])
     return _Round(means, variances, counts, stds, np.concatenate(events))
 
 

@@ -14,7 +14,13 @@ import torch
 
 from madnis_py.events import Unweighter
 from madnis_py.events.generator import EventGenerator
-from madnis_py.events.recycle import RecordedDraw, RoundRecorder, plan_recycling
+from madnis_py.events.recycle import (
+    THIN_MARGIN,
+    RecordedDraw,
+    RoundRecorder,
+    plan_recycling,
+    thinning_floor,
+)
 from madnis_py.events.unweight import share_above, truncation_max_weight
 from madnis_py.integrand import Integrand, TorchChannels
 from madnis_py.training import Integrator
@@ -235,3 +241,154 @@ def test_the_plan_takes_the_draws_that_save_fresh_calls() -> None:
     assert taken == {1000: ["same"], 30_000: ["same", "mild"], 10**6: ["same"]}
     # no events wanted: nothing to save, nothing taken
     assert plan_recycling(calibration, [same], 0, truncation) == (w0, [])
+
+
+def _thinned_round(mc: Integrator, n: int, truncation: float,
+                   max_points: int | None = None) -> tuple[RecordedDraw, np.ndarray, list]:
+    """A round of ``n`` points of ``mc`` thinned by a RoundRecorder after a first round
+    of 5000 kept whole: the draw, the round's event weights and its records whole
+    (recorded beside)."""
+    channels = mc.integrand
+    with channels.recording() as records:
+        keeper = RoundRecorder(records, keep=2, max_points=max_points, truncation=truncation,
+                               seed=7)
+        assert keeper.before_round(5000)
+        keeper(mc.random_batch(5000).weights())  # round 1: whole, sets the floor
+        assert keeper.before_round(n)
+        batch = mc.random_batch(n)
+        whole = list(records)
+        w = batch.weights()
+        keeper.channel_done(w)  # all channels' records of the round at once
+        assert records == []
+        keeper(w)
+    return keeper.draws[0], w, whole
+
+
+def test_a_thinned_round_keeps_every_large_weight_and_the_rest_by_chance(
+        before_and_after: tuple[Integrand, Integrator, RecordedDraw]) -> None:
+    _, mc, _ = before_and_after
+    # drell_yan's tame weights keep almost all their points at THIN_MARGIN: max_points
+    # raises the floor
+    draw, w, whole = _thinned_round(mc, 60_000, truncation=0.01, max_points=10_000)
+    c = draw.thinned_at
+    assert c > 0 and draw.source == "survey round 2" and draw.n_points == 60_000
+    assert np.all(draw.weights >= c)
+    big = w >= c
+    # every point at or above the floor is kept with its own weight
+    np.testing.assert_array_equal(np.sort(draw.weights[draw.weights > c]), np.sort(w[w > c]))
+    x_kept = np.concatenate([r.x for r in draw.records])
+    x_all = np.concatenate([r.x for r in whole])
+    big_rows = {tuple(row) for row in x_all[big]}
+    assert big_rows <= {tuple(row) for row in x_kept}
+    # the others with probability w / c: their number and their sum of weights
+    small = (w > 0) & ~big
+    n_small = len(draw) - int(big.sum())
+    expected = float((w[small] / c).sum())
+    assert abs(n_small - expected) < 5 * np.sqrt(expected), (n_small, expected)
+    assert len(draw) < 0.5 * np.count_nonzero(w)  # thinned
+    # the kept weights are an unbiased sample of the round's cross section
+    spread = np.sqrt(float((w[small] * (c - w[small])).sum()))
+    assert abs(draw.weights.sum() - w.sum()) < 5 * spread
+
+
+def test_a_thinned_round_gives_the_events_of_the_whole_round(
+        before_and_after: tuple[Integrand, Integrator, RecordedDraw]) -> None:
+    """Unweighting the kept points against any w_max >= the floor accepts each point of
+    the round with probability min(1, w / w_max): as many events as the whole round
+    gives, distributed as the fresh ones."""
+    integrand, mc, _ = before_and_after
+    draw, w, _ = _thinned_round(mc, 60_000, truncation=0.01, max_points=20_000)
+    assert len(draw) < 0.7 * np.count_nonzero(w)
+    gen = EventGenerator(mc, 1.0, unweighter=Unweighter(truncation=0.01), seed=3)
+    gen.calibrate(40_000)
+    assert gen.w_max is not None
+    gen.fix_max_weight(max(gen.w_max, draw.thinned_at, truncation_max_weight(w, 0.005)))
+    assert gen.w_max is not None
+    expected = float(np.minimum(w / gen.w_max, 1).sum())  # of the whole round
+    events, summary = gen.generate(int(expected) + 300, recycled=[draw])
+    assert events is not None
+    n = summary.recycled_events
+    assert summary.recycled == {"survey round 2": n}
+    assert abs(n - expected) < 5 * np.sqrt(expected), (n, expected)
+    rec = events.take(slice(0, n))
+    wr, channels, x = gen.weighted(200_000)
+    moms = np.zeros((len(wr), 4, 4))
+    for ch in np.unique(channels):
+        sel = channels == ch
+        moms[sel] = integrand(x[sel].numpy(), int(ch), prior=False, details=True).momenta
+    ev_obs, ref_obs = observables(rec.momenta), observables(moms)
+    ok = wr > 0
+    for name in ev_obs:
+        order = np.argsort(ref_obs[name][ok])
+        cum = np.cumsum(wr[ok][order]) / wr[ok].sum()
+        edges = np.interp(np.linspace(0.005, 0.995, 21), cum, ref_obs[name][ok][order])
+        p = chi2_pvalue(ev_obs[name], np.ones(n), ref_obs[name][ok], wr[ok], edges)
+        assert p > 1e-3, (name, p)
+
+
+def test_a_draw_thinned_above_w_max_gives_no_events(
+        before_and_after: tuple[Integrand, Integrator, RecordedDraw]) -> None:
+    _, mc, draw = before_and_after
+    gen = EventGenerator(mc, 1.0, unweighter=Unweighter(truncation=0.01), seed=3)
+    gen.calibrate(40_000)
+    assert gen.w_max is not None
+    above = RecordedDraw("thinned high", draw.weights, draw.records, draw.n_points,
+                         thinned_at=2 * gen.w_max)
+    _, summary = gen.generate(100, recycled=[above])
+    assert summary.recycled_events == 0 and list(summary.recycle_skipped) == ["thinned high"]
+    # nor does the plan take it, whatever it would save
+    calibration = gen.calibration_weights
+    assert calibration is not None
+    w0 = truncation_max_weight(calibration, 0.01)
+    low = RecordedDraw("thinned low", draw.weights, draw.records, draw.n_points,
+                       thinned_at=w0)
+    high = RecordedDraw("thinned high", draw.weights, draw.records, draw.n_points,
+                        thinned_at=1.01 * w0)
+    assert plan_recycling(calibration, [high], 10**6, 0.01) == (w0, [])
+    assert plan_recycling(calibration, [low], 10**6, 0.01)[1] in ([], [low])
+
+
+def test_the_floor_keeps_a_margin_below_the_maximum_or_bounds_the_points() -> None:
+    rng = np.random.default_rng(5)
+    w = rng.pareto(2.5, size=400_000)
+    floor = thinning_floor(w, 1e-3, points=400_000)
+    assert floor == truncation_max_weight(w, 1e-3) / THIN_MARGIN
+    kept = float(np.minimum(w / floor, 1).sum())
+    assert 20_000 < kept < 100_000  # a round of twice the points keeps twice that...
+    assert thinning_floor(w, 1e-3, points=800_000, max_points=3 * int(kept)) == floor
+    # ... unless that is more than max_points: then about max_points, on average
+    bounded = thinning_floor(w, 1e-3, points=800_000, max_points=20_000, rng=rng)
+    assert bounded > floor
+    assert 19_000 < 2 * float(np.minimum(w / bounded, 1).sum()) <= 20_200
+
+
+def test_survey_rounds_after_the_first_are_thinned_as_they_run() -> None:
+    """Through the survey's on_channel: the records never hold more than one channel's
+    points of a thinned round, round 1 is kept whole (no floor yet), and a round's
+    draw is a few of its points."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    channels = TorchChannels(Integrand("ee_qqg"))
+    mc = Integrator(channels, feature_dims=channels.feature_dims, seed=1)
+    most = 0
+    with channels.recording() as records:
+        keeper = RoundRecorder(records, keep=4, truncation=1e-3, seed=2)
+
+        def on_channel(w: np.ndarray) -> None:
+            nonlocal most
+            most = max(most, sum(len(r) for r in records))
+            keeper.channel_done(w)
+            assert keeper.rounds == 0 or records == []  # round 1 is kept whole
+
+        mc.pretrain_vegas(nitn=4, neval=2000, on_round=keeper, on_channel=on_channel,
+                          before_round=keeper.before_round)
+    draws = keeper.draws
+    assert [d.source for d in draws] == [f"survey round {k}" for k in (4, 3, 2, 1)]
+    assert draws[-1].thinned_at == 0 and all(d.thinned_at > 0 for d in draws[:-1])
+    rounds = mc.vegas_survey.measurements
+    assert most <= max(m["points"] for m in rounds)
+    for d, m in zip(draws[:-1], rounds[:0:-1], strict=True):
+        assert d.n_points == m["points"] and 0 < len(d) < d.n_points
+        assert np.all(d.weights >= d.thinned_at)
+    with pytest.raises(ValueError, match="truncation must be in"):
+        RoundRecorder([], truncation=1.0)
