@@ -451,11 +451,9 @@ def _train(card: RunCard, mc: Integrator, reporter: Reporter, timings: dict[str,
         options = card.vegas_options()
         task = _VegasTask(reporter, mc, int(options["nitn"]))
         with _recording(mc, recycle is not None) as records:
-            u = card.unweighting
             keeper = None if records is None else RoundRecorder(
-                records, keep=RECYCLED_ROUNDS, max_points=RECYCLED_POINTS,
-                truncation=(u.max_overweight_truncation if u.max_weight == "truncation"
-                            else None), seed=card.run.seed)
+                records, keep=RECYCLED_ROUNDS, max_points=RECYCLED_POINTS, thin=True,
+                seed=card.run.seed)
             mc.pretrain_vegas(**options, progress=task, on_round=keeper,
                               on_channel=None if keeper is None else keeper.channel_done,
                               recycled_rounds=RECYCLED_ROUNDS if keeper is not None else 0,
@@ -712,9 +710,9 @@ def _generate(card: RunCard, integrand: Integrand, mc: Integrator,
 #: The survey's last rounds kept for events (``[unweighting] recycle``): with its growth
 #: of 1.3 per round four hold about 65 % of its points; at most RECYCLED_POINTS of them
 #: (about 0.6 GB for a 2 -> 3 process) are held, the oldest rounds let go first. Rounds
-#: after the first are thinned as they run (:class:`~madnis_py.events.recycle.RoundRecorder`
-#: with the card's truncation): at an efficiency of 1e-3 a round keeps about 1 % of its
-#: points, and any round at most about RECYCLED_POINTS.
+#: after the first are thinned as they run to about RECYCLED_POINTS each
+#: (:class:`~madnis_py.events.recycle.RoundRecorder`), exactly for any w_max above their
+#: floor.
 RECYCLED_ROUNDS = 4
 RECYCLED_POINTS = 2_000_000
 

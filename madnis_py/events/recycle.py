@@ -28,17 +28,19 @@ only (a zero weight is never accepted) and without the channel prior.
 **Thinned rounds.** A survey round of a process with many channels has millions of points
 (p p > e+ e- j j QCD=0: 8.4 million in its last round, 3.4 GB of records) and gives
 events at an efficiency of 1e-3. :class:`RoundRecorder` can thin such a round as each
-channel's points come in, the first stage of a two-stage unweighting: with a floor ``c``
-below any ``w_max`` the events will take, a point is kept with probability
-``min(1, w / c)`` at the weight ``max(w, c)``. Accepting a kept point later with
-probability ``min(1, max(w, c) / w_max)`` accepts every point with probability
-``min(1, w / w_max)``, exactly as the whole round would, for every ``w_max >= c``
-(:attr:`RecordedDraw.thinned_at`; a draw thinned above the ``w_max`` of the events is not
-taken). The kept weights are an unbiased sample of the round's cross section, above ``c``
-point for point, so the plan's shares above ``w_max`` hold for them as for the whole
-round. ``c`` is the previous round's truncation-defined maximum weight over
-:data:`THIN_MARGIN`, raised where needed to keep at most ``max_points`` points of the
-round on average.
+channel's points come in, the first stage of a two-stage unweighting: with a floor ``c``,
+a point is kept with probability ``min(1, w / c)`` at the weight ``max(w, c)``. Accepting
+a kept point later with probability ``min(1, max(w, c) / w_max)`` accepts every point
+with probability ``min(1, w / w_max)``, exactly as the whole round would, for every
+``w_max >= c`` (:attr:`RecordedDraw.thinned_at`; a draw thinned above the ``w_max`` of
+the events is not taken). The kept weights are an unbiased sample of the round's cross
+section, above ``c`` point for point, so the plan's shares above ``w_max`` hold for them
+as for the whole round. ``c`` is the lowest floor at which the round keeps about
+``max_points`` points (:func:`thinning_floor`, from the round before), 0 (the whole
+round) where all of them fit: as far below ``w_max`` as the memory allows. (A floor tied
+to the previous round's maximum weight instead, a tenth of its truncation-defined one, was
+above the events' ``w_max`` on VBF Z: one large weight in a round raises its maximum
+twenty-fold.)
 """
 
 from __future__ import annotations
@@ -53,12 +55,8 @@ import numpy as np
 from madnis_py.events.unweight import share_above, truncation_max_weight
 from madnis_py.integrand import EvaluationRecord, Recording
 
-__all__ = ["THIN_MARGIN", "RecordedDraw", "RoundRecorder", "plan_recycling", "thinning_floor"]
+__all__ = ["RecordedDraw", "RoundRecorder", "plan_recycling", "thinning_floor"]
 
-#: A thinned round's floor is the previous round's truncation-defined maximum weight
-#: divided by this (the rounds' maxima fall as the maps adapt; the integration's
-#: ``w_max`` was 1.3 to 1.6 times below the last survey round's on VBF Z).
-THIN_MARGIN = 10.0
 #: Weights a thinning floor is fitted on at most (a random subset of the round before).
 _FIT_POINTS = 200_000
 
@@ -128,8 +126,8 @@ class RoundRecorder:
     Call it after every round (the survey's ``on_round``) with that round's event
     weights: the records added to ``records`` since the last call are that round's;
     they move into a :class:`RecordedDraw` and ``records`` is emptied, so that only the
-    last ``keep`` rounds are held in memory. With ``truncation``, every round after the
-    first is thinned instead as it runs (see the module docstring): call
+    last ``keep`` rounds are held in memory. With ``thin`` and ``max_points``, every round
+    after the first is thinned instead as it runs (see the module docstring): call
     :meth:`channel_done` after each channel's points of the round (the survey's
     ``on_channel``) with their event weights.
 
@@ -148,27 +146,25 @@ class RoundRecorder:
         million points, 18 GB); a thinned round keeps about ``max_points`` at most.
     label
         The draws' source, followed by the round number.
-    truncation
-        The events' share of sigma above ``w_max`` (``max_overweight_truncation``), which
-        sets the thinning floor; None: rounds are kept whole.
+    thin
+        Thin the rounds after the first to about ``max_points`` points each (see the
+        module docstring) instead of leaving out those too large to hold.
     seed
         Seeds the thinning's random numbers.
     """
 
     def __init__(self, records: list[EvaluationRecord], *, keep: int = 2,
                  max_points: int | None = None, label: str = "survey round",
-                 truncation: float | None = None, seed: int = 0) -> None:
+                 thin: bool = False, seed: int = 0) -> None:
         if keep < 0:
             raise ValueError(f"keep must be >= 0, got {keep}")
         if max_points is not None and max_points < 0:
             raise ValueError(f"max_points must be >= 0, got {max_points}")
-        if truncation is not None and not 0.0 <= truncation < 1.0:
-            raise ValueError(f"truncation must be in [0, 1), got {truncation!r}")
         self.records = records
         self.keep = keep
         self.max_points = max_points
         self.label = label
-        self.truncation = truncation
+        self.thin = thin
         self.rounds = 0
         self._draws: deque[RecordedDraw] = deque(maxlen=keep)
         self._skipping = False  # the round under way is not recorded (before_round)
@@ -184,8 +180,9 @@ class RoundRecorder:
         whole and alone is more than ``max_points``. Returns whether the round will be
         kept for events."""
         self._floor = None
-        if self.keep and self.truncation is not None and self._last is not None:
-            self._floor = thinning_floor(self._last, self.truncation, points=points,
+        if (self.keep and self.thin and self.max_points is not None
+                and self._last is not None):
+            self._floor = thinning_floor(self._last, points=points,
                                          max_points=self.max_points, rng=self._rng)
         self._skipping = self.keep == 0 or (self._floor is None and self.max_points is not None
                                             and points > self.max_points)
@@ -247,31 +244,27 @@ class RoundRecorder:
         return list(reversed(self._draws))
 
 
-def thinning_floor(weights: np.ndarray, truncation: float, *, points: int,
-                   max_points: int | None = None,
+def thinning_floor(weights: np.ndarray, *, points: int, max_points: int,
                    rng: np.random.Generator | None = None) -> float:
-    """The floor ``c`` to thin a round of ``points`` points with, from the event weights
-    of the round before: its truncation-defined maximum weight over :data:`THIN_MARGIN`,
-    or the least ``c`` above that at which such a round keeps ``max_points`` points on
-    average (``points / len(weights) * sum(min(1, w / c))``, on at most 200,000 of the
-    weights)."""
+    """The lowest floor ``c`` at which a round of ``points`` points keeps at most
+    ``max_points`` on average, from the event weights of the round before:
+    ``points / len(weights) * sum(min(1, w / c)) = max_points`` (on at most 200,000 of
+    the weights, drawn with ``rng``), or 0 where all of its points with ``w > 0`` fit."""
     w = np.asarray(weights, dtype=np.float64)
-    floor = truncation_max_weight(w, truncation) / THIN_MARGIN
-    if max_points is None or len(w) == 0:
-        return floor
-    scale = points / len(w)
+    w = w[w > 0]
+    if len(w) == 0 or points * len(w) / len(weights) <= max_points:
+        return 0.0
+    scale = points / len(weights)
     if len(w) > _FIT_POINTS:
+        scale *= len(w) / _FIT_POINTS
         w = (rng or np.random.default_rng(0)).choice(w, _FIT_POINTS, replace=False)
-        scale = points / _FIT_POINTS
 
     def kept(c: float) -> float:
         return scale * float(np.minimum(w / c, 1.0).sum())
 
-    if kept(floor) <= max_points:
-        return floor
     top = float(w.max())
     hi = top * max(1.0, kept(top) / max(max_points, 1))  # kept(hi) <= max_points
-    lo = floor
+    lo = float(w.min())  # kept(lo) = scale * len(w) > max_points
     for _ in range(60):
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if kept(mid) > max_points else (lo, mid)

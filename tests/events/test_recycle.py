@@ -15,7 +15,6 @@ import torch
 from madnis_py.events import Unweighter
 from madnis_py.events.generator import EventGenerator
 from madnis_py.events.recycle import (
-    THIN_MARGIN,
     RecordedDraw,
     RoundRecorder,
     plan_recycling,
@@ -243,15 +242,14 @@ def test_the_plan_takes_the_draws_that_save_fresh_calls() -> None:
     assert plan_recycling(calibration, [same], 0, truncation) == (w0, [])
 
 
-def _thinned_round(mc: Integrator, n: int, truncation: float,
-                   max_points: int | None = None) -> tuple[RecordedDraw, np.ndarray, list]:
+def _thinned_round(mc: Integrator, n: int, max_points: int
+                   ) -> tuple[RecordedDraw, np.ndarray, list]:
     """A round of ``n`` points of ``mc`` thinned by a RoundRecorder after a first round
     of 5000 kept whole: the draw, the round's event weights and its records whole
     (recorded beside)."""
     channels = mc.integrand
     with channels.recording() as records:
-        keeper = RoundRecorder(records, keep=2, max_points=max_points, truncation=truncation,
-                               seed=7)
+        keeper = RoundRecorder(records, keep=2, max_points=max_points, thin=True, seed=7)
         assert keeper.before_round(5000)
         keeper(mc.random_batch(5000).weights())  # round 1: whole, sets the floor
         assert keeper.before_round(n)
@@ -267,9 +265,7 @@ def _thinned_round(mc: Integrator, n: int, truncation: float,
 def test_a_thinned_round_keeps_every_large_weight_and_the_rest_by_chance(
         before_and_after: tuple[Integrand, Integrator, RecordedDraw]) -> None:
     _, mc, _ = before_and_after
-    # drell_yan's tame weights keep almost all their points at THIN_MARGIN: max_points
-    # raises the floor
-    draw, w, whole = _thinned_round(mc, 60_000, truncation=0.01, max_points=10_000)
+    draw, w, whole = _thinned_round(mc, 60_000, max_points=10_000)
     c = draw.thinned_at
     assert c > 0 and draw.source == "survey round 2" and draw.n_points == 60_000
     assert np.all(draw.weights >= c)
@@ -297,7 +293,7 @@ def test_a_thinned_round_gives_the_events_of_the_whole_round(
     the round with probability min(1, w / w_max): as many events as the whole round
     gives, distributed as the fresh ones."""
     integrand, mc, _ = before_and_after
-    draw, w, _ = _thinned_round(mc, 60_000, truncation=0.01, max_points=20_000)
+    draw, w, _ = _thinned_round(mc, 60_000, max_points=20_000)
     assert len(draw) < 0.7 * np.count_nonzero(w)
     gen = EventGenerator(mc, 1.0, unweighter=Unweighter(truncation=0.01), seed=3)
     gen.calibrate(40_000)
@@ -348,47 +344,42 @@ def test_a_draw_thinned_above_w_max_gives_no_events(
     assert plan_recycling(calibration, [low], 10**6, 0.01)[1] in ([], [low])
 
 
-def test_the_floor_keeps_a_margin_below_the_maximum_or_bounds_the_points() -> None:
+def test_the_floor_is_the_lowest_that_holds_max_points() -> None:
     rng = np.random.default_rng(5)
-    w = rng.pareto(2.5, size=400_000)
-    floor = thinning_floor(w, 1e-3, points=400_000)
-    assert floor == truncation_max_weight(w, 1e-3) / THIN_MARGIN
-    kept = float(np.minimum(w / floor, 1).sum())
-    assert 20_000 < kept < 100_000  # a round of twice the points keeps twice that...
-    assert thinning_floor(w, 1e-3, points=800_000, max_points=3 * int(kept)) == floor
-    # ... unless that is more than max_points: then about max_points, on average
-    bounded = thinning_floor(w, 1e-3, points=800_000, max_points=20_000, rng=rng)
-    assert bounded > floor
-    assert 19_000 < 2 * float(np.minimum(w / bounded, 1).sum()) <= 20_200
+    w = rng.pareto(2.5, size=400_000) * (rng.random(400_000) < 0.5)  # half pass the cuts
+    # a round of 800k points has 400k with w > 0 on average: kept whole if they fit
+    assert thinning_floor(w, points=800_000, max_points=400_000) == 0.0
+    c = thinning_floor(w, points=800_000, max_points=20_000, rng=rng)
+    assert 19_000 < 2 * float(np.minimum(w / c, 1).sum()) <= 20_200
+    assert c < truncation_max_weight(w, 1e-3)  # below the events' w_max
+    assert thinning_floor(np.zeros(10), points=10**6, max_points=10) == 0.0
 
 
 def test_survey_rounds_after_the_first_are_thinned_as_they_run() -> None:
-    """Through the survey's on_channel: the records never hold more than one channel's
-    points of a thinned round, round 1 is kept whole (no floor yet), and a round's
-    draw is a few of its points."""
+    """Through the survey's on_channel: round 1, too large to hold and with no floor yet,
+    is not recorded; the later rounds are thinned as each channel's points come in (the
+    records never hold more than one channel's points), to about max_points each, and
+    the oldest go first."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     channels = TorchChannels(Integrand("ee_qqg"))
     mc = Integrator(channels, feature_dims=channels.feature_dims, seed=1)
-    most = 0
+    held = []
     with channels.recording() as records:
-        keeper = RoundRecorder(records, keep=4, truncation=1e-3, seed=2)
+        keeper = RoundRecorder(records, keep=4, max_points=6000, thin=True, seed=2)
 
         def on_channel(w: np.ndarray) -> None:
-            nonlocal most
-            most = max(most, sum(len(r) for r in records))
+            held.append(sum(len(r) for r in records))
             keeper.channel_done(w)
-            assert keeper.rounds == 0 or records == []  # round 1 is kept whole
+            assert records == []
 
         mc.pretrain_vegas(nitn=4, neval=2000, on_round=keeper, on_channel=on_channel,
                           before_round=keeper.before_round)
-    draws = keeper.draws
-    assert [d.source for d in draws] == [f"survey round {k}" for k in (4, 3, 2, 1)]
-    assert draws[-1].thinned_at == 0 and all(d.thinned_at > 0 for d in draws[:-1])
     rounds = mc.vegas_survey.measurements
-    assert most <= max(m["points"] for m in rounds)
-    for d, m in zip(draws[:-1], rounds[:0:-1], strict=True):
-        assert d.n_points == m["points"] and 0 < len(d) < d.n_points
-        assert np.all(d.weights >= d.thinned_at)
-    with pytest.raises(ValueError, match="truncation must be in"):
-        RoundRecorder([], truncation=1.0)
+    assert [m["recorded"] for m in rounds] == [False, True, True, True]
+    assert rounds[0]["points"] > 6000
+    assert max(held) <= max(m["points"] for m in rounds) // 2  # one of several channels
+    (draw,) = keeper.draws  # rounds 2 and 3 went for round 4
+    assert draw.source == "survey round 4" and draw.n_points == rounds[-1]["points"]
+    assert draw.thinned_at > 0 and np.all(draw.weights >= draw.thinned_at)
+    assert 0.8 * 6000 < len(draw) < 1.2 * 6000
