@@ -446,3 +446,13 @@ def test_a_sharded_generate_counts_its_calls_and_reports_its_weights(
     written = np.array([e.xwgtup for e in read_lhe(out / "events.lhe.gz")[1]])
     assert summary["weights"]["ess"] == pytest.approx(effective_sample_size(written),
                                                       rel=1e-12)
+
+
+def test_a_shard_draws_at_least_200_points_per_channel() -> None:
+    from madnis_py.distributed.generation import shard_batch
+
+    # few channels: half the shard's events, between 5,000 and 20,000
+    assert [shard_batch(n, 2) for n in (100, 751, 30_000, 10**6)] == [5_000, 5_000, 15_000,
+                                                                      20_000]
+    # many: a draw's fixed cost per channel is amortised over 200 points each
+    assert shard_batch(751, 48) == 9_600 and shard_batch(10**6, 1464) == 292_800
