@@ -377,6 +377,9 @@ class EventGenerator:
                                                            None))
         # recorded draws plan_recycling left out, with their share of sigma above w_max
         self._not_planned: dict[str, float] = {}
+        # every recorded draw plan_recycling was given: planned again from all of them
+        # when fresh draws raise w_max (generate)
+        self._candidates: list[RecordedDraw] = []
 
     def weighted(self, n: int, *, progress: Callable[[int], None] | None = None
                  ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
@@ -641,6 +644,7 @@ class EventGenerator:
         if (self.calibration_weights is None or u.method != "truncation"
                 or u.overweight != "truncate" or not recycled):
             return list(recycled)
+        self._candidates = list(recycled)
         self.w_max, chosen = plan_recycling(self.calibration_weights, recycled, n_events,
                                             u.truncation, floor=floor)
         self._not_planned = {d.source: share_above(d.weights, self.w_max)
@@ -709,9 +713,13 @@ class EventGenerator:
         # other draw's
         held = (self.validate(draw_size(n_events, self._calibration_acceptance(), batch))
                 if n_events > 0 else [])
-        if held and self.w_max != w_max_calibrated and recycled:
-            # the recorded draws planned again, w_max at least the one fresh draws set
-            recycled = self.plan_recycling(recycled, n_events, floor=self.w_max)
+        planned = bool(self._candidates) and all(d in self._candidates for d in recycled)
+        pool = self._candidates if planned else list(recycled)
+        if held and self.w_max != w_max_calibrated and pool:
+            # the recorded draws planned again, w_max at least the one fresh draws set:
+            # all that the first plan was given (one it left out may be worth taking at
+            # the higher w_max)
+            recycled = self.plan_recycling(pool, n_events, floor=self.w_max)
         bar = None
         if progress:
             from tqdm import tqdm

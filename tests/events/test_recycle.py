@@ -383,3 +383,32 @@ def test_survey_rounds_after_the_first_are_thinned_as_they_run() -> None:
     assert draw.source == "survey round 4" and draw.n_points == rounds[-1]["points"]
     assert draw.thinned_at > 0 and np.all(draw.weights >= draw.thinned_at)
     assert 0.8 * 6000 < len(draw) < 1.2 * 6000
+
+
+def test_a_draw_the_first_plan_left_out_is_planned_again_at_a_raised_w_max(
+        before_and_after: tuple[Integrand, Integrator, RecordedDraw],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the fresh draws that check w_max raise it, the recorded draws are planned
+    again from all that the first plan was given: a draw with too much of its sigma above
+    the calibrated w_max can be within the truncation above the raised one."""
+    _, mc, draw = before_and_after
+    gen = EventGenerator(mc, 1.0, unweighter=Unweighter(truncation=0.01), seed=3)
+    gen.calibrate(40_000)
+    assert gen.w_max is not None
+    # a first plan that takes nothing (for no events: nothing to save), at the
+    # calibrated w_max, above which the draw has too much of its sigma
+    assert gen.plan_recycling([draw], 0) == []
+    assert share_above(draw.weights, gen.w_max) > gen.recycle_limit()
+    raised = truncation_max_weight(draw.weights, 0.005)
+    assert raised > gen.w_max
+    check = gen.validate
+
+    def validate(n: int) -> list:  # the fresh draws raise w_max
+        held = check(n)
+        gen.w_max = raised
+        return held
+
+    monkeypatch.setattr(gen, "validate", validate)
+    _, summary = gen.generate(300, recycled=[])  # the first plan's choice: none
+    assert summary.recycled.get("untrained", 0) > 0
+    assert summary.max_weight >= raised
