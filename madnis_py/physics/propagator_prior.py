@@ -17,7 +17,7 @@ tensors (any device) alike.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -68,11 +68,15 @@ class PropagatorPrior:
         self.line_sum = np.array([k[0] for k in keys], dtype=np.int64)
         self.mass2 = np.array([k[1] ** 2 for k in keys], dtype=np.float64)
         self.mass_width2 = np.array([(k[1] * k[2]) ** 2 for k in keys], dtype=np.float64)
-        # each channel's denominators, padded with a column of ones (index len(lines))
+        # each channel's denominators, padded with a line of a zero sum and (M Gamma)^2
+        # = 1, whose denominator is 1 exactly (index len(lines))
         depth = max((len(m) for m in per_channel), default=1)  # every topology has one
         self.gather = np.full((self.n_channels, depth), len(keys), dtype=np.int64)
         for i, mine in enumerate(per_channel):
             self.gather[i, :len(mine)] = mine
+        self._padded = (np.vstack([self.coefficients, np.zeros((1, n_legs))]),
+                        np.append(self.line_sum, len(sums)), np.append(self.mass2, 0.0),
+                        np.append(self.mass_width2, 1.0), self.gather)
         self._on: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, ...]] = {}
 
     def __call__(self, momenta: ArrayT) -> ArrayT:
@@ -80,40 +84,30 @@ class PropagatorPrior:
         unnormalised (``inf`` where a denominator vanishes).
 
         Computed point-last, ``(sums, 4, n)``: the sums as one matrix product over the
-        legs, the products of each channel's denominators over contiguous rows."""
+        legs, the products of each channel's denominators over contiguous rows; the
+        same operations on numpy arrays and torch tensors."""
+        p: Any
         if isinstance(momenta, torch.Tensor):
-            return self._torch(momenta)
-        p = np.asarray(momenta, dtype=np.float64)
-        n = len(p)
-        legs = np.ascontiguousarray(p.transpose(1, 2, 0)).reshape(p.shape[1], 4 * n)
-        q = (self.coefficients @ legs).reshape(len(self.coefficients), 4, n)
-        q2 = q[:, 0] ** 2 - q[:, 1] ** 2 - q[:, 2] ** 2 - q[:, 3] ** 2
-        d = (q2[self.line_sum] - self.mass2[:, None]) ** 2 + self.mass_width2[:, None]
-        d = np.concatenate([d, np.ones((1, n))])[self.gather]  # (channels, depth, n)
-        product = d[:, 0].copy()
-        for j in range(1, d.shape[1]):
-            product *= d[:, j]
-        with np.errstate(divide="ignore"):
-            return cast(ArrayT, (1.0 / product).T)
-
-    def _torch(self, p: torch.Tensor) -> torch.Tensor:
-        key = (p.device, p.dtype)
-        if key not in self._on:
-            self._on[key] = tuple(torch.as_tensor(a, device=p.device, dtype=t) for a, t in (
-                (self.coefficients, p.dtype), (self.line_sum, torch.int64),
-                (self.mass2, p.dtype), (self.mass_width2, p.dtype),
-                (self.gather, torch.int64)))
-        coefficients, line_sum, mass2, mass_width2, gather = self._on[key]
-        n = len(p)
-        legs = p.permute(1, 2, 0).reshape(p.shape[1], 4 * n)
-        q = (coefficients @ legs).reshape(len(coefficients), 4, n)
+            p = momenta
+            key = (p.device, p.dtype)
+            if key not in self._on:
+                self._on[key] = tuple(
+                    torch.as_tensor(a, device=p.device,
+                                    dtype=p.dtype if a.dtype == np.float64 else torch.int64)
+                    for a in self._padded)
+            arrays: tuple[Any, ...] = self._on[key]
+        else:
+            p = np.asarray(momenta, dtype=np.float64)
+            arrays = self._padded
+        coefficients, line_sum, mass2, mass_width2, gather = arrays
+        n, legs = p.shape[0], p.shape[1]
+        # (n, legs, 4) -> (legs, 4 n): component k of point i at column k n + i
+        q = (coefficients @ p.reshape(n, 4 * legs).T.reshape(legs, 4 * n)).reshape(
+            len(coefficients), 4, n)
         q2 = q[:, 0] ** 2 - q[:, 1] ** 2 - q[:, 2] ** 2 - q[:, 3] ** 2
         d = (q2[line_sum] - mass2[:, None]) ** 2 + mass_width2[:, None]
-        d = torch.cat([d, torch.ones_like(d[:1])])[gather]
-        product = d[:, 0].clone()
-        for j in range(1, d.shape[1]):
-            product = product * d[:, j]
-        return (1.0 / product).T
+        with np.errstate(divide="ignore"):
+            return cast(ArrayT, 1.0 / d[gather].prod(1).T)
 
 
 def propagator_lines(topo: Topology, n_legs: int) -> list[tuple[tuple[int, ...], float, float]]:
