@@ -32,7 +32,8 @@ from madnis_py.physics.process import Process, Subprocess, forbidden_share, load
 from madnis_py.physics.propagator_prior import PropagatorPrior
 from madnis_py.physics.running import madgraph_alphas
 
-#: numpy arrays or torch tensors: the propagator prior is written once for both.
+#: numpy arrays or torch tensors: the prior normalisation, |M_i|^2 per channel and alpha_s
+#: are written once for both (the device integrand calls them too).
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 __all__ = ["GEV2_TO_PB", "ChannelIntegrand", "EvaluationRecord", "Integrand",

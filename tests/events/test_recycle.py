@@ -23,7 +23,12 @@ from madnis_py.events.recycle import (
 from madnis_py.events.unweight import share_above, truncation_max_weight
 from madnis_py.integrand import Integrand, TorchChannels
 from madnis_py.training import Integrator
-from tests.events.test_generator import chi2_pvalue, observables
+from tests.events.test_generator import (
+    chi2_pvalue,
+    equal_sigma_edges,
+    observables,
+    weighted_reference,
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,17 +90,11 @@ def test_events_of_another_density_follow_the_same_distribution(
     # only the recycled events: compare them with a weighted reference of the trained
     # integrator, drawn fresh
     rec = events.take(slice(0, n))
-    w, channels, x = gen.weighted(200_000)
-    moms = np.zeros((len(w), 4, 4))
-    for c in np.unique(channels):
-        sel = channels == c
-        moms[sel] = integrand(x[sel].numpy(), int(c), prior=False, details=True).momenta
+    w, moms, _ = weighted_reference(gen, integrand, 200_000)
     ev_obs, ref_obs = observables(rec.momenta), observables(moms)
     ok = w > 0
     for name in ev_obs:
-        order = np.argsort(ref_obs[name][ok])
-        cum = np.cumsum(w[ok][order]) / w[ok].sum()
-        edges = np.interp(np.linspace(0.005, 0.995, 21), cum, ref_obs[name][ok][order])
+        edges = equal_sigma_edges(ref_obs[name][ok], w[ok], bins=20)
         p = chi2_pvalue(ev_obs[name], np.ones(n), ref_obs[name][ok], w[ok], edges)
         assert p > 1e-3, (name, p)
         # the test has power: the draw's points with unit weights are rejected on every
@@ -307,17 +306,11 @@ def test_a_thinned_round_gives_the_events_of_the_whole_round(
     assert summary.recycled == {"survey round 2": n}
     assert abs(n - expected) < 5 * np.sqrt(expected), (n, expected)
     rec = events.take(slice(0, n))
-    wr, channels, x = gen.weighted(200_000)
-    moms = np.zeros((len(wr), 4, 4))
-    for ch in np.unique(channels):
-        sel = channels == ch
-        moms[sel] = integrand(x[sel].numpy(), int(ch), prior=False, details=True).momenta
+    wr, moms, _ = weighted_reference(gen, integrand, 200_000)
     ev_obs, ref_obs = observables(rec.momenta), observables(moms)
     ok = wr > 0
     for name in ev_obs:
-        order = np.argsort(ref_obs[name][ok])
-        cum = np.cumsum(wr[ok][order]) / wr[ok].sum()
-        edges = np.interp(np.linspace(0.005, 0.995, 21), cum, ref_obs[name][ok][order])
+        edges = equal_sigma_edges(ref_obs[name][ok], wr[ok], bins=20)
         p = chi2_pvalue(ev_obs[name], np.ones(n), ref_obs[name][ok], wr[ok], edges)
         assert p > 1e-3, (name, p)
 
