@@ -261,9 +261,6 @@ def _process_card_lines(name: str, info: dict[str, Any], records: list[dict[str,
              f"beams = {toml_value(beams)}",
              f"param_card = {toml_value(os.path.relpath(param_card, root))}",
              ""]
-    by_element: dict[tuple[str, bool], list[dict[str, Any]]] = {}
-    for sub in subprocesses:
-        by_element.setdefault((sub["matrix_element"], sub["mirror"]), []).append(sub)
     for sub, chans in zip(subprocesses, diagram_channels, strict=True):
         lines += [f"[[subprocess]]  # {sub['comment']}",
                   f"pdgs = {_inline(sub['pdgs'])}",
@@ -271,8 +268,10 @@ def _process_card_lines(name: str, info: dict[str, Any], records: list[dict[str,
                   f"diagram_channels = {_inline(chans)}"]
         if sub["mirror"]:
             lines.append("mirror = true")
-        if len(by_element[sub["matrix_element"], sub["mirror"]]) > 1:  # one |M|^2 shared
-            lines.append(f"matrix_element = {toml_value(sub['matrix_element'])}")
+        # every subprocess names its SubProcesses directory, also where it is the only
+        # one: unnamed subprocesses form one channel group together (madnis_py.physics.
+        # channels), which would put unrelated matrix elements into one group
+        lines.append(f"matrix_element = {toml_value(sub['matrix_element'])}")
         if sub["windows"]:  # the decay chain's on-shell resonances
             lines.append(f"resonance_windows = {_inline(sub['windows'])}")
         if sub["forbidden"]:  # `$`: resonances forbidden on shell in some diagrams

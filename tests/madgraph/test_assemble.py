@@ -18,6 +18,7 @@ from madnis_py.integrand import Integrand
 from madnis_py.madgraph import AssembleError, assemble
 from madnis_py.phasespace.cuts import ResonanceWindow
 from madnis_py.physics import builtin_library, builtin_process_dir
+from madnis_py.physics.channels import ChannelLayout
 from madnis_py.physics.process import load_process
 from tests.test_integrand import drell_yan_quadrature
 
@@ -75,8 +76,9 @@ def _record(prefix: str, quarks: list[int]) -> dict[str, object]:
             "diagrams": diagrams}
 
 
-def write_output(root: Path) -> Path:
-    """An ``output madnis_py`` directory around the built-in Drell-Yan library."""
+def write_output(root: Path, quarks: tuple[list[int], ...] = ([2, 4], [1, 3])) -> Path:
+    """An ``output madnis_py`` directory around the built-in Drell-Yan library, one P
+    directory per list of ``quarks``."""
     (root / "lib").mkdir(parents=True)
     (root / "Cards").mkdir()
     shutil.copyfile(builtin_library("drell_yan"), root / "lib" / "libmadnis_me.so")
@@ -85,7 +87,7 @@ def write_output(root: Path) -> Path:
     info = {"generator": "MadGraph5_aMC@NLO", "madgraph_version": "3.5.7", "model": "sm",
             "library": "lib/libmadnis_me.so", "param_card": "Cards/param_card.dat",
             "run_card": "Cards/run_card.dat",
-            "subprocesses": [_record("M0_", [2, 4]), _record("M1_", [1, 3])]}
+            "subprocesses": [_record(f"M{k}_", q) for k, q in enumerate(quarks)]}
     (root / "madgraph.json").write_text(json.dumps(info))
     return root
 
@@ -119,6 +121,19 @@ def test_cards_read_back_with_mirrors_and_grouped_channels(dy_output: Path) -> N
     text = (dy_output / "run_card.toml").read_text()
     if card.collider.lhaid is None:
         assert card.collider.pdf == "LHToyPDF" and "# NOTE run_card.dat: the PDF set" in text
+
+
+def test_every_p_directory_is_its_own_channel_group(tmp_path: Path) -> None:
+    """A P directory of one process names its matrix element like the others: unnamed
+    subprocesses would form one group together, unrelated matrix elements evaluated at
+    every point of each other's channels (VBF Z: 8 of them in one group)."""
+    root = write_output(tmp_path / "single", ([2], [1]))
+    assemble(root, quiet=True)
+    proc = load_process(root)
+    assert [(s.pdgs[:2], s.matrix_element) for s in proc.subprocesses] == [
+        ((2, -2), "P1_M0_"), ((-2, 2), "P1_M0_"), ((1, -1), "P1_M1_"), ((-1, 1), "P1_M1_")]
+    layout = ChannelLayout.of(proc.subprocesses, len(proc.channels), "grouped")
+    assert layout.groups == ((0,), (1,), (2,), (3,)) and layout.n_channels == 8
 
 
 def test_mirrored_subprocess_equals_its_library_order(dy_output: Path) -> None:
