@@ -81,6 +81,23 @@ def equal_sigma_edges(values: np.ndarray, w: np.ndarray, bins: int = 30) -> np.n
     return np.interp(np.linspace(0.005, 0.995, bins + 1), cum, values[order])
 
 
+def distribution_pvalues(momenta: np.ndarray, ev_weights: np.ndarray, w: np.ndarray,
+                         moms: np.ndarray, bins: int = 30) -> dict[str, tuple[float, float]]:
+    """Per observable, the p-value of the events (``momenta``, ``ev_weights``) against the
+    weighted reference (``w``, ``moms``: :func:`weighted_reference`) in bins of equal
+    reference sigma, and on the same bins against the reference with unit weights (a
+    wrong distribution, for the test's power)."""
+    ev_obs, ref_obs = observables(momenta), observables(moms)
+    ok = w > 0
+    out = {}
+    for name in ev_obs:
+        edges = equal_sigma_edges(ref_obs[name][ok], w[ok], bins)
+        out[name] = (chi2_pvalue(ev_obs[name], ev_weights, ref_obs[name][ok], w[ok], edges),
+                     chi2_pvalue(ev_obs[name], ev_weights, ref_obs[name][ok],
+                                 np.ones(ok.sum()), edges))
+    return out
+
+
 @pytest.mark.parametrize("accept_on", ["host", "device"])
 def test_unweighted_events_reproduce_weighted_distributions(
         trained: tuple[Integrand, Integrator], accept_on: str) -> None:
@@ -93,16 +110,11 @@ def test_unweighted_events_reproduce_weighted_distributions(
     # the weighted reference of the same run: fresh points, their momenta and weights
     w, moms, sub_w = weighted_reference(gen, integrand, 200_000)
     n_sub = len(sub_w)
-    ev_obs, ref_obs = observables(events.momenta), observables(moms)
     ev_w = events.weights / events.weights.mean()
-    for name in ev_obs:
-        ok = w > 0
-        edges = equal_sigma_edges(ref_obs[name][ok], w[ok])
-        p = chi2_pvalue(ev_obs[name], ev_w, ref_obs[name][ok], w[ok], edges)
+    for name, (p, p_wrong) in distribution_pvalues(events.momenta, ev_w, w, moms).items():
         assert p > 1e-3, (name, p)
         # the test has power: the events' own unweighted histogram against the flat
         # (unit-weight) reference of the weighted points is rejected
-        p_wrong = chi2_pvalue(ev_obs[name], ev_w, ref_obs[name][ok], np.ones(ok.sum()), edges)
         assert p_wrong < 1e-6, (name, p_wrong)
     # flavours follow the subprocess parts of the weighted points
     proc = integrand.process
@@ -297,11 +309,8 @@ def test_w_max_settles_on_the_draws_of_the_events(trained: tuple[Integrand, Inte
     assert summary.thinned > 0
     assert summary.truncation_bias <= 2e-3
     w, moms, _ = weighted_reference(gen, integrand, 200_000)
-    ev_obs, ref_obs = observables(events.momenta), observables(moms)
-    for name in ev_obs:
-        ok = w > 0
-        edges = equal_sigma_edges(ref_obs[name][ok], w[ok])
-        p = chi2_pvalue(ev_obs[name], np.ones(len(events)), ref_obs[name][ok], w[ok], edges)
+    for name, (p, _) in distribution_pvalues(events.momenta, np.ones(len(events)), w,
+                                             moms).items():
         assert p > 1e-3, (name, p)
 
 
