@@ -598,12 +598,13 @@ class Integrator:
             [cast(torch.Tensor, self.weights.dense(p, i)) for i, _, p in rows])
         alpha = self.weights(torch.cat([features for _, features, _ in rows]), prior_all,
                              active)
-        out = []
-        start = 0
-        for i, features, _ in rows:
-            out.append(alpha[start:start + len(features), i])
-            start += len(features)
-        return out
+        # each point's own column in one gather, then split by channel: a slice of alpha
+        # per channel made the backward pass allocate a gradient as large as alpha for
+        # every channel (O(points x channels^2): 38 s of a step of VBF Z's 1608 channels)
+        lengths = [len(features) for _, features, _ in rows]
+        own = torch.cat([torch.full((n,), i, dtype=torch.long, device=alpha.device)
+                         for (i, _, _), n in zip(rows, lengths, strict=True)])
+        return list(alpha.gather(1, own[:, None])[:, 0].split(lengths))
 
     def random_batch(self, n: int, *, counts: np.ndarray | None = None,
                      progress: Callable[[int], None] | None = None) -> WeightedBatch:

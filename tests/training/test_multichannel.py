@@ -56,6 +56,33 @@ def test_one_seed_is_one_run_whatever_torchs_global_state() -> None:
         fresh.flows.parameters(), other.flows.parameters(), strict=True))
 
 
+def test_each_channels_alpha_and_its_gradient_are_its_column_of_alpha() -> None:
+    """The channel weights of a step are evaluated once on all channels' points and each
+    point takes its channel's column (one gather, not one slice per channel): the values
+    and the gradients of the network are those of the columns taken one by one."""
+    mc = Integrator(RidgeAndPeak(), feature_dims=2, seed=6, flow_options={"bins": 4})
+    samples = mc.sample(600)
+    rows = [(st.channel, st.features, st.prior) for st in samples]
+    assert len(rows) == 2 and mc.weights.network_runs(rows[0][1])
+    params = list(mc.weights.parameters())
+    own = mc._own_alphas(rows)
+    (torch.cat(own) ** 2).sum().backward()
+    grads = [p.grad.clone() for p in params]
+    mc.weights.zero_grad()
+    prior = torch.cat([mc.weights.dense(st.prior, st.channel) for st in samples])
+    alpha = mc.weights(torch.cat([st.features for st in samples]), prior, mc._active())
+    columns = []
+    start = 0
+    for st in samples:
+        columns.append(alpha[start:start + len(st.x), st.channel])
+        start += len(st.x)
+    (torch.cat(columns) ** 2).sum().backward()
+    for got, want in zip(own, columns, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    for got, p in zip(grads, params, strict=True):
+        torch.testing.assert_close(got, p.grad, rtol=1e-15, atol=0)
+
+
 def test_pulls_are_honest_over_seeds() -> None:
     toy = RidgeAndPeak()
     pulls = []
