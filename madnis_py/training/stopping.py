@@ -23,9 +23,12 @@ is cheap to sit out. The rule sees a running median of the measured efficiencies
 truncation ``w_max`` is set by the few largest weights, and one sample that caught (or
 missed) a huge weight must neither stop training nor become the best.
 
-The probe itself is skipped when its integrand calls alone would cost more than a perfect
-flow could save over the base maps (few events left to generate, or base maps that are
-already nearly perfect), and abandoned after its first step when that step's time,
+The probe itself is skipped when its integrand calls alone, or its steps at their fixed
+cost (every channel's flow evaluated and differentiated, whatever the batch: measured on
+one channel before the first step by the caller), would cost more than a perfect flow
+could save over the base maps (few events left to generate, base maps that are already
+nearly perfect, or a thousand channels: VBF Z's first step took 24 s where a perfect flow
+could save 5 s), and abandoned after its first step when that step's time,
 times the probe's steps, exceeds a share :data:`PROBE_SHARE` of it: the probe only
 buys the first measurement, and the flows need many more steps to come near a perfect
 one (p p > e+ e- j with madevent's 48 channels spent 8-10 s on probes that could have
