@@ -14,13 +14,14 @@ integrand is built, before anything is sampled.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
 from madnis_py.phasespace.cuts import Cuts
 from madnis_py.phasespace.topology import Decay, Node, TChannel, Topology, leaves
 
-__all__ = ["CutCoverageError", "fit_to_cuts", "t_channel_scales"]
+__all__ = ["CutCoverageError", "fit_to_cuts", "products_mass", "t_channel_scales"]
 
 # Card values are written as decimals; a bound equal to them up to rounding is not tighter.
 _RTOL = 1e-9
@@ -72,6 +73,26 @@ def t_channel_scales(blocks: Sequence[Node], cuts: Sequence[Cuts]) -> tuple[floa
                  for a, b in zip(blocks[:-1], blocks[1:], strict=True))
 
 
+def products_mass(root: Decay, cuts: Sequence[Cuts], masses: Sequence[float]) -> float:
+    """The mass (GeV) the decay products of an s-channel root take in the bulk of the
+    cross section (:attr:`Topology.products_mass
+    <madnis_py.phasespace.topology.Topology.products_mass>`): the sum over its daughters
+    of a resonance's pole mass (or its products', if larger), another decay's products'
+    (at least its ``min_mass``), a particle's transverse mass at the pT its cuts demand
+    (:meth:`Cuts.min_pt`); the loosest of the subprocesses' cuts counts. MadGraph's
+    madevent decides whether an s-channel propagator can be on shell from the same sums
+    of masses and pT minima. A shape, not a bound: a pair of jets can be lighter than
+    the sum of their pT minima."""
+    def bulk(node: Node, c: Cuts) -> float:
+        if not isinstance(node, Decay):
+            return float(math.hypot(masses[node - 2], c.min_pt(node)))
+        below = sum(bulk(d, c) for d in node.daughters)
+        prop = node.propagator
+        return max(prop.mass if prop.breit_wigner else node.min_mass, below)
+
+    return min(sum(bulk(d, c) for d in root.daughters) for c in cuts)
+
+
 def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
                 masses: Sequence[float], *, hadronic: bool,
                 card: object = None) -> list[Topology]:
@@ -97,9 +118,10 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
     Returns
     -------
     list of Topology
-        Same channels; ``min_mass`` and ``min_shat`` raised to the cuts' bounds, and the
+        Same channels; ``min_mass`` and ``min_shat`` raised to the cuts' bounds, the
         lines of t-channel chains without scales given the scales of the cuts
-        (:func:`t_channel_scales`).
+        (:func:`t_channel_scales`), and with hadron beams s-channel roots without a
+        ``products_mass`` given the one of the cuts (:func:`products_mass`).
 
     Raises
     ------
@@ -148,7 +170,10 @@ def fit_to_cuts(topologies: Sequence[Topology], cuts: Sequence[Cuts],
     for i, topo in enumerate(topologies):
         label = topo.name or f"channel {i}"
         if topo.s_channel is not None:
-            fitted = replace(topo, s_channel=fit_decay(topo.s_channel, label, "s_channel", True))
+            root = fit_decay(topo.s_channel, label, "s_channel", True)
+            fitted = replace(topo, s_channel=root)
+            if hadronic and not topo.products_mass:
+                fitted = replace(fitted, products_mass=products_mass(root, cuts, masses))
         else:
             assert topo.t_channel is not None
             blocks = tuple(fit_node(b, label, f"t_channel.blocks[{k}]")

@@ -13,7 +13,7 @@ also carries ``dx1 dx2``, so ``E_r[weight] = int dx1 dx2 Phi_n(x1 x2 S)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -293,7 +293,6 @@ def channel_mappings(topologies: Sequence[Topology], masses: Sequence[float], be
     out = []
     for i, topo in enumerate(topologies):
         if not topo.name:
-            topo = Topology(s_channel=topo.s_channel, t_channel=topo.t_channel,
-                            name=f"channel {i}", min_shat=topo.min_shat)
+            topo = replace(topo, name=f"channel {i}")
         out.append(ChannelMapping(topo, masses, beams, threads=threads))
     return out

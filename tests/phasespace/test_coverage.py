@@ -20,7 +20,7 @@ from madnis_py.phasespace import (
     Topology,
     fit_to_cuts,
 )
-from madnis_py.phasespace.coverage import t_channel_scales
+from madnis_py.phasespace.coverage import products_mass, t_channel_scales
 
 DY = [2, -2, -11, 11]
 WJ = [2, -1, -11, 12, 21]
@@ -145,6 +145,46 @@ def test_t_channel_scales_follow_the_cuts() -> None:
     (kept,) = fit_to_cuts([given], [Cuts(WJ, {"ptj": 30.0})], [0.0] * 3, hadronic=True)
     assert kept.t_channel is not None and kept.t_channel.scales == (7.0,)
     assert t_channel_scales((2, 3), [Cuts(DY, {})]) == (0.0,)
+
+
+def test_products_mass_follows_poles_and_pt_cuts() -> None:
+    """An s-channel root's products mass: resonances at their poles (or their products'
+    if heavier), other decays at their products' (at least their min_mass), particles at
+    their transverse mass at the pT minimum; the loosest subprocess counts; only with
+    hadron beams, and a value the card gives is kept."""
+    z = Propagator(91.188, 2.441404, name="Z")
+    vbf = [2, -2, -11, 11, 2, -2]
+    cuts = Cuts(vbf, {"ptj": 20.0, "ptl": 10.0})
+    # u u~ > Z* > (u~* > Z u~) u: 91.188 + 20 + 20
+    zuu = Topology(s_channel=Decay(z, (Decay(Propagator(name="u~"), (Decay(z, (2, 3)), 5)),
+                                       4)), name="Z* > u~* u")
+    (fitted,) = fit_to_cuts([zuu], [cuts], [0.0] * 4, hadronic=True)
+    assert fitted.products_mass == pytest.approx(131.188, rel=1e-12)
+    assert fitted.s_channel is not None
+    assert products_mass(fitted.s_channel, [cuts], [0.0] * 4) == fitted.products_mass
+    # u d~ > W+* > Z W+: both at their poles (the W's jets, 40 GeV, are lighter)
+    (wz,) = fit_to_cuts([replace(zuu, s_channel=Decay(W, (Decay(z, (2, 3)), Decay(W, (4, 5)))))],
+                        [cuts], [0.0] * 4, hadronic=True)
+    assert wz.products_mass == pytest.approx(91.188 + 80.419, rel=1e-12)
+    # jets of 50 GeV: the W's products outweigh its pole; a massive leg: its transverse mass
+    (heavy,) = fit_to_cuts([wz], [Cuts(vbf, {"ptj": 50.0, "ptl": 10.0})], [0.0] * 4,
+                           hadronic=True)
+    assert heavy.products_mass == wz.products_mass  # given: kept
+    (heavy,) = fit_to_cuts([replace(wz, products_mass=0.0)], [Cuts(vbf, {"ptj": 50.0})],
+                           [0.0] * 4, hadronic=True)
+    assert heavy.products_mass == pytest.approx(91.188 + 100.0, rel=1e-12)
+    top = Topology(s_channel=Decay(Propagator(name="g"), (2, 3)), name="g > t t~")
+    (tt,) = fit_to_cuts([top], [Cuts([21, 21, 6, -6], {"ptj": 30.0})], [173.0, 173.0],
+                        hadronic=True)
+    assert tt.products_mass == 2 * 173.0  # the cut is on jets, not on the tops
+    (bb,) = fit_to_cuts([top], [Cuts([21, 21, 5, -5], {"ptb": 30.0})], [4.7, 4.7],
+                        hadronic=True)
+    assert bb.products_mass == pytest.approx(2 * math.hypot(4.7, 30.0), rel=1e-12)
+    # the loosest cuts of the subprocesses count; lepton beams: unknown
+    (loose,) = fit_to_cuts([zuu], [cuts, Cuts(vbf, {"ptj": 10.0})], [0.0] * 4, hadronic=True)
+    assert loose.products_mass == pytest.approx(111.188, rel=1e-12)
+    (lepton,) = fit_to_cuts([zuu], [cuts], [0.0] * 4, hadronic=False)
+    assert lepton.products_mass == 0.0
 
 
 def test_first_t_line_is_above_the_pt_cut() -> None:

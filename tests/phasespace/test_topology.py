@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from madnis_py.phasespace.topology import (
     SAMPLER_BREIT_WIGNER_TAIL,
     SAMPLER_NONE,
     SAMPLER_POWER,
+    TAIL_CUTOFF,
     compile_topology,
 )
 
@@ -132,6 +134,30 @@ def test_a_pole_at_the_threshold_keeps_the_plain_breit_wigner() -> None:
     cut = compile_topology(Topology(s_channel=Decay(Propagator(name="a"), (
         Decay(z, (2, 3), min_mass=80.0), 4)), name="Z* > mu mu, m > 80"), [0.0, 0.0, 0.0])
     assert cut.int_table[1, I_SAMPLER] == SAMPLER_BREIT_WIGNER
+
+
+def test_a_root_below_what_its_products_need_keeps_the_tail() -> None:
+    """Hadron beams: a massive root whose products need more than its on-shell window
+    (``products_mass >= M + TAIL_CUTOFF G``; u d~ > W+* > Z W+ of VBF Z, 171 GeV against
+    the W's 111) keeps the Breit-Wigner with the 1/s tail; a window that reaches the
+    products, or a cut above the window, the plain Breit-Wigner; lepton beams do not
+    sample the root."""
+    w = Propagator(80.419, 2.0476, name="W+")
+    z = Propagator(91.188, 2.441404, name="Z")
+    wz = Topology(s_channel=Decay(w, (Decay(z, (2, 3)), Decay(w, (4, 5)))), name="W* > Z W",
+                  min_shat=3600.0, products_mass=z.mass + w.mass)
+    for topo in (wz, replace(wz, min_shat=0.0)):
+        program = compile_topology(topo, [0.0] * 4, hadronic=True)
+        assert program.int_table[0, I_SAMPLER] == SAMPLER_BREIT_WIGNER_TAIL
+        assert program.float_table[0, 2:4].tolist() == [w.mass, w.width]
+        assert program.int_table[1, I_SAMPLER] == SAMPLER_BREIT_WIGNER_TAIL  # the inner Z
+    edge = w.mass + TAIL_CUTOFF * w.width
+    for topo in (replace(wz, products_mass=0.0), replace(wz, products_mass=edge * (1 - 1e-9)),
+                 replace(wz, min_shat=(edge + 1.0) ** 2)):
+        within = compile_topology(topo, [0.0] * 4, hadronic=True)
+        assert within.int_table[0, I_SAMPLER] == SAMPLER_BREIT_WIGNER
+        assert within.float_table[0, 2:4].tolist() == [w.mass, w.width]
+    assert compile_topology(wz, [0.0] * 4).int_table[0, I_SAMPLER] == SAMPLER_NONE
 
 
 def test_t_channel_scales_set_the_offset_and_are_checked() -> None:
