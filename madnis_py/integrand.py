@@ -665,8 +665,10 @@ class Integrand:
         """What a trained integrator depends on, as JSON-ready plain values: the process
         name, sha256 of its matrix-element library and param_card, beams, sqrt(s), PDF set
         and member (None with lepton beams), the fixed scale or dynamical scale choice in
-        use, a fixed alpha_s, the cuts (sorted), the channels' dimensions, and the
-        channel prior where it is the propagators while the library has |M_i|^2.
+        use, a fixed alpha_s, the cuts (sorted), the channels' dimensions, sha256 of
+        the channels' compiled mappings (a release that samples a channel's invariants
+        otherwise changes what its trained maps mean), and the channel prior where it is
+        the propagators while the library has |M_i|^2.
 
         A checkpoint stores it; loading compares it (:meth:`Integrator.load
         <madnis_py.training.Integrator.load>`), so that flows are never applied to
@@ -697,6 +699,7 @@ class Integrand:
                                     else "shared"),
             "n_channels": self.n_channels,
             "channel_dims": [int(self.dims(i)) for i in range(self.n_channels)],
+            "channel_maps_sha256": _maps_sha256(self.mappings),
         }
         if self._amp2 and self.channel_prior == "propagators":  # (else absent, as before)
             out["channel_prior"] = "propagators"
@@ -704,6 +707,15 @@ class Integrand:
         if sherpa is not None and (Path(sherpa) / "Sherpa.yaml").is_file():
             out["sherpa_run_card_sha256"] = _sha256(Path(sherpa) / "Sherpa.yaml")
         return out
+
+
+def _maps_sha256(mappings: Sequence[ChannelMapping]) -> str:
+    """sha256 of the channels' compiled mapping tables, in channel order."""
+    digest = hashlib.sha256()
+    for m in mappings:
+        for table in (m.program.int_table, m.program.float_table):
+            digest.update(np.ascontiguousarray(table).tobytes())
+    return digest.hexdigest()
 
 
 def _sha256(path: Path) -> str:

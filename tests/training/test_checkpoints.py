@@ -73,6 +73,22 @@ def test_other_physics_is_refused_naming_the_first_difference(ee_checkpoint: Pat
     physics = dict(Integrand("ee_mumu").fingerprint(), param_card_sha256="0" * 64)
     with pytest.raises(CheckpointMismatchError, match="param_card_sha256"):
         same.load_state(ee_checkpoint, physics=physics)
+    # the channels' maps sampled otherwise (another release): their trained maps no longer
+    # mean the same
+    physics = dict(Integrand("ee_mumu").fingerprint(), channel_maps_sha256="0" * 64)
+    with pytest.raises(CheckpointMismatchError, match="channel_maps_sha256"):
+        same.load_state(ee_checkpoint, physics=physics)
+
+
+def test_the_channel_maps_are_in_the_fingerprint() -> None:
+    """The digest follows what the compiled maps sample (here the cut that sets the
+    partonic energy's lower limit), not the run around them."""
+    dy = Integrand("drell_yan").fingerprint()
+    assert len(str(dy["channel_maps_sha256"])) == 64
+    assert Integrand("drell_yan", pdf="LHToyPDF").fingerprint()["channel_maps_sha256"] == (
+        dy["channel_maps_sha256"])
+    cut = Integrand("drell_yan", cuts={"mmll": 70.0}).fingerprint()
+    assert cut["channel_maps_sha256"] != dy["channel_maps_sha256"]
 
 
 def test_a_checkpoint_of_another_process_is_one_line(ee_checkpoint: Path,
