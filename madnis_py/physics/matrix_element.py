@@ -167,6 +167,35 @@ def _check_working_directory(ident_card: Path, library: Path) -> None:
             f"with the working directory's one; run from another directory")
 
 
+def light_like_again(p: np.ndarray) -> np.ndarray | None:
+    """``p`` (events, particles, 4) with every energy that rounding left just below its
+    ``|p|`` (by less than 1e-12 of it) raised to ``|p|``; None where no energy is.
+
+    A massless momentum boosted to the lab frame keeps ``E^2 - |p|^2`` only to rounding,
+    and often comes out space-like by an ulp. MadGraph 3.5.7's HELAS then answers NaN for
+    the whole |M|^2 at rare points (p p > e+ ve mu- vm~: an e+ of 4.2 TeV with ``m^2 =
+    -3.7e-9`` GeV^2 stopped a run in its survey); with ``E = |p|`` it is finite. The
+    loader evaluates only such NaN points again this way, so that every finite answer
+    stays the library's own, bit for bit; a negative energy is left as it is (and
+    named)."""
+    # summed in Fortran's order, (px^2 + py^2) + pz^2, as HELAS sums it
+    size = np.sqrt((p[..., 1] * p[..., 1] + p[..., 2] * p[..., 2]) + p[..., 3] * p[..., 3])
+    low = (p[..., 0] < size) & (p[..., 0] >= size * (1 - 1e-12))
+    if not low.any():
+        return None
+    out = p.copy()
+    out[..., 0] = np.where(low, size, p[..., 0])
+    return out
+
+
+def _rows(alpha_s: np.ndarray, scale2: np.ndarray, rows: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """The per-event couplings of the events ``rows`` (a mask), or the one shared."""
+    if alpha_s.shape[0] == 1:
+        return alpha_s, scale2
+    return np.ascontiguousarray(alpha_s[rows]), np.ascontiguousarray(scale2[rows])
+
+
 class MatrixElement:
     """|M|^2 of a MadGraph standalone (Fortran ABI) library, batched.
 
@@ -450,14 +479,17 @@ class MatrixElement:
         if p.ndim != 3 or p.shape[1:] != (pd.size, 4):
             raise ValueError(f"momenta: expected shape (n, {pd.size}, 4) for PDG list "
                              f"{list(pdgs)}, got {p.shape}")
-        n = p.shape[0]
+        return (p, pd, *MatrixElement._couplings(p.shape[0], alpha_s, scale2))
+
+    @staticmethod
+    def _couplings(n: int, alpha_s: Any, scale2: Any) -> tuple[np.ndarray, np.ndarray]:
         a = np.ascontiguousarray(np.broadcast_to(np.asarray(alpha_s, dtype=np.float64),
                                                  (n,) if np.ndim(alpha_s) else (1,)))
         s = np.ascontiguousarray(np.broadcast_to(np.asarray(scale2, dtype=np.float64),
                                                  a.shape))
         if a.shape[0] not in (1, n):
             raise ValueError(f"alpha_s: expected a scalar or {n} values, got {a.shape}")
-        return p, pd, a, s
+        return a, s
 
     def __call__(self, momenta: Any, pdgs: Sequence[int], *, alpha_s: Any = 0.118,
                  scale2: Any = 0.0, procid: int = -1) -> np.ndarray:
@@ -476,6 +508,14 @@ class MatrixElement:
             raise MatrixElementError(f"{self.library}: no subprocess has the PDG list "
                                      f"{list(pdgs)} (procid {procid}); smatrixhel_ left its "
                                      "answer untouched")
+        nan = ~np.isfinite(out)
+        again = light_like_again(p[nan]) if nan.any() else None
+        if again is not None:  # NaN from momenta space-like by rounding (see there)
+            part = np.empty(len(again))
+            with self._lock:
+                ext.me_smatrixhel(self._smatrixhel, pd, procid, again, *_rows(a, s, nan),
+                                  -1, part)
+            out[nan] = part
         self._check_finite(out, p, pdgs)
         return out
 
@@ -545,6 +585,16 @@ class MatrixElement:
         with self._lock:
             count = ext.me_smatrix_amp2(self._both, pd, procid, p, a, s, ans, out)
         self._check_count(count, "madnis_smatrix_amp2_", pdgs)
+        nan = ~np.isfinite(ans)
+        again = light_like_again(p[nan]) if nan.any() else None
+        if again is not None:  # NaN from momenta space-like by rounding (see there)
+            part = np.empty(len(again))
+            part_amp2 = np.zeros((len(again), ext.ME_MAX_AMP2))
+            with self._lock:
+                ext.me_smatrix_amp2(self._both, pd, procid, again, *_rows(a, s, nan), part,
+                                    part_amp2)
+            ans[nan] = part
+            out[nan] = part_amp2
         self._check_finite(ans, p, pdgs)
         return ans, out[:, :count]
 

@@ -245,3 +245,43 @@ def test_flavours_of_one_matrix_element_share_its_evaluation(
     for field in ("f", "prior", "subprocess_f"):
         np.testing.assert_array_equal(getattr(one, field), getattr(two, field))
     assert a.n_calls > 0 and 2 * a.n_calls == b.n_calls
+
+
+def test_a_massless_momentum_space_like_by_rounding_gives_a_finite_amplitude(
+        tmp_path: Path) -> None:
+    """d d~ > e+ ve mu- vm~ at a point of a survey (p p > e+ ve mu- vm~, seed 3), whose
+    e+ of 4.2 TeV came out of the lab-frame boost with m^2 = -3.7e-9 GeV^2: MadGraph's
+    HELAS answers NaN for the whole |M|^2 (the run stopped); the loader passes E = |p|
+    again for such a NaN point and gets a finite value (|M|^2 of about 2e-15 here, at
+    the rounding noise of its cancellations, as in the partonic rest frame)."""
+    from madnis_py._core import ext
+
+    assert MG5 is not None
+    out = tmp_path / "ww"
+    install_plugin(MG5)
+    run_madgraph(Path(MG5), ["import model sm", "generate d d~ > e+ ve mu- vm~",
+                             f"output madnis_py {out} -f"], log=tmp_path / "mg5.log")
+    me = load_process(out).matrix_element()
+    p = np.array([[[3163.6320988247617, 0.0, 0.0, 3163.6320988247617],
+                   [6477.533261924942, 0.0, 0.0, -6477.533261924942],
+                   [4169.98269003378, 1317.328503456623, -3949.402198911569,
+                    235.84639152330445],
+                   [784.1121713149562, -188.79525844299977, 566.0155222046017,
+                    -508.73831801540996],
+                   [18.537746984740767, -4.463440833537548, 13.381570090312238,
+                    -12.027441170666188],
+                   [4668.532752416225, -1124.0698041800858, 3370.005106616655,
+                    -3028.9817954374084]]])
+    pdgs = [1, -1, -11, 12, 13, -14]
+    raw = np.empty(1)
+    ext.me_smatrixhel(me._smatrixhel, np.array(pdgs, dtype=np.int32), -1, p,
+                      np.array([0.118]), np.array([0.0]), -1, raw)
+    assert np.isnan(raw[0])  # MadGraph's own answer at the momenta as they are
+    both = np.concatenate([p, _momenta(load_process(out), 3, 1)])
+    m2 = me(both, pdgs, alpha_s=0.118)
+    m2_amp2, amp2 = me.smatrix_amp2(both, pdgs, alpha_s=0.118)
+    assert np.all(np.isfinite(m2)) and 0 < m2[0] < 1e-14
+    np.testing.assert_array_equal(m2, m2_amp2)
+    assert np.all(np.isfinite(amp2)) and amp2[0].sum() > 0
+    # the other events are MadGraph's own answers, bit for bit
+    np.testing.assert_array_equal(m2[1:], me(both[1:], pdgs, alpha_s=0.118))
