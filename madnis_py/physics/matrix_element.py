@@ -479,17 +479,14 @@ class MatrixElement:
         if p.ndim != 3 or p.shape[1:] != (pd.size, 4):
             raise ValueError(f"momenta: expected shape (n, {pd.size}, 4) for PDG list "
                              f"{list(pdgs)}, got {p.shape}")
-        return (p, pd, *MatrixElement._couplings(p.shape[0], alpha_s, scale2))
-
-    @staticmethod
-    def _couplings(n: int, alpha_s: Any, scale2: Any) -> tuple[np.ndarray, np.ndarray]:
+        n = p.shape[0]
         a = np.ascontiguousarray(np.broadcast_to(np.asarray(alpha_s, dtype=np.float64),
                                                  (n,) if np.ndim(alpha_s) else (1,)))
         s = np.ascontiguousarray(np.broadcast_to(np.asarray(scale2, dtype=np.float64),
                                                  a.shape))
         if a.shape[0] not in (1, n):
             raise ValueError(f"alpha_s: expected a scalar or {n} values, got {a.shape}")
-        return a, s
+        return p, pd, a, s
 
     def __call__(self, momenta: Any, pdgs: Sequence[int], *, alpha_s: Any = 0.118,
                  scale2: Any = 0.0, procid: int = -1) -> np.ndarray:
@@ -559,6 +556,13 @@ class MatrixElement:
         with self._lock:
             count = ext.me_amp2(self._amp2, pd, procid, p, a, s, out)
         self._check_count(count, "madnis_amp2_", pdgs)
+        nan = ~np.all(np.isfinite(out), axis=1)
+        again = light_like_again(p[nan]) if nan.any() else None
+        if again is not None:  # NaN from momenta space-like by rounding (see there)
+            part = np.zeros((len(again), ext.ME_MAX_AMP2))
+            with self._lock:
+                ext.me_amp2(self._amp2, pd, procid, again, *_rows(a, s, nan), part)
+            out[nan] = part
         return out[:, :count]
 
     def _check_count(self, count: int, symbol: str, pdgs: Sequence[int]) -> None:

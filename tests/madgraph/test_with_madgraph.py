@@ -283,5 +283,6 @@ def test_a_massless_momentum_space_like_by_rounding_gives_a_finite_amplitude(
     assert np.all(np.isfinite(m2)) and 0 < m2[0] < 1e-14
     np.testing.assert_array_equal(m2, m2_amp2)
     assert np.all(np.isfinite(amp2)) and amp2[0].sum() > 0
+    np.testing.assert_array_equal(me.amp2(both, pdgs, alpha_s=0.118), amp2)
     # the other events are MadGraph's own answers, bit for bit
     np.testing.assert_array_equal(m2[1:], me(both[1:], pdgs, alpha_s=0.118))
