@@ -56,7 +56,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -186,14 +186,6 @@ def light_like_again(p: np.ndarray) -> np.ndarray | None:
     out = p.copy()
     out[..., 0] = np.where(low, size, p[..., 0])
     return out
-
-
-def _rows(alpha_s: np.ndarray, scale2: np.ndarray, rows: np.ndarray
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """The per-event couplings of the events ``rows`` (a mask), or the one shared."""
-    if alpha_s.shape[0] == 1:
-        return alpha_s, scale2
-    return np.ascontiguousarray(alpha_s[rows]), np.ascontiguousarray(scale2[rows])
 
 
 class MatrixElement:
@@ -505,16 +497,31 @@ class MatrixElement:
             raise MatrixElementError(f"{self.library}: no subprocess has the PDG list "
                                      f"{list(pdgs)} (procid {procid}); smatrixhel_ left its "
                                      "answer untouched")
-        nan = ~np.isfinite(out)
-        again = light_like_again(p[nan]) if nan.any() else None
-        if again is not None:  # NaN from momenta space-like by rounding (see there)
-            part = np.empty(len(again))
-            with self._lock:
-                ext.me_smatrixhel(self._smatrixhel, pd, procid, again, *_rows(a, s, nan),
-                                  -1, part)
-            out[nan] = part
+        self._again_light_like(
+            lambda q, a_q, s_q, m2: ext.me_smatrixhel(self._smatrixhel, pd, procid, q, a_q,
+                                                      s_q, -1, m2),
+            p, a, s, ~np.isfinite(out), out)
         self._check_finite(out, p, pdgs)
         return out
+
+    def _again_light_like(self, evaluate: Callable[..., object], p: np.ndarray,
+                          alpha_s: np.ndarray, scale2: np.ndarray, nan: np.ndarray,
+                          *outputs: np.ndarray) -> None:
+        """Evaluate the events ``nan`` (a mask) again at their momenta made light-like
+        where rounding left them space-like (:func:`light_like_again`), into their rows
+        of ``outputs``: ``evaluate(momenta, alpha_s, scale2, *outputs)`` is the library
+        call. Nothing where no such momentum is."""
+        again = light_like_again(p[nan]) if nan.any() else None
+        if again is None:
+            return
+        if alpha_s.shape[0] > 1:  # per-event couplings: those of the events again
+            alpha_s = np.ascontiguousarray(alpha_s[nan])
+            scale2 = np.ascontiguousarray(scale2[nan])
+        parts = [np.zeros((len(again), *out.shape[1:])) for out in outputs]
+        with self._lock:
+            evaluate(again, alpha_s, scale2, *parts)
+        for out, part in zip(outputs, parts, strict=True):
+            out[nan] = part
 
     def _check_finite(self, m2: np.ndarray, p: np.ndarray, pdgs: Sequence[int]) -> None:
         """A non-finite |M|^2 is an error naming the event (and the library's own error)."""
@@ -556,13 +563,9 @@ class MatrixElement:
         with self._lock:
             count = ext.me_amp2(self._amp2, pd, procid, p, a, s, out)
         self._check_count(count, "madnis_amp2_", pdgs)
-        nan = ~np.all(np.isfinite(out), axis=1)
-        again = light_like_again(p[nan]) if nan.any() else None
-        if again is not None:  # NaN from momenta space-like by rounding (see there)
-            part = np.zeros((len(again), ext.ME_MAX_AMP2))
-            with self._lock:
-                ext.me_amp2(self._amp2, pd, procid, again, *_rows(a, s, nan), part)
-            out[nan] = part
+        self._again_light_like(
+            lambda q, a_q, s_q, amp2: ext.me_amp2(self._amp2, pd, procid, q, a_q, s_q, amp2),
+            p, a, s, ~np.all(np.isfinite(out), axis=1), out)
         return out[:, :count]
 
     def _check_count(self, count: int, symbol: str, pdgs: Sequence[int]) -> None:
@@ -589,16 +592,10 @@ class MatrixElement:
         with self._lock:
             count = ext.me_smatrix_amp2(self._both, pd, procid, p, a, s, ans, out)
         self._check_count(count, "madnis_smatrix_amp2_", pdgs)
-        nan = ~np.isfinite(ans)
-        again = light_like_again(p[nan]) if nan.any() else None
-        if again is not None:  # NaN from momenta space-like by rounding (see there)
-            part = np.empty(len(again))
-            part_amp2 = np.zeros((len(again), ext.ME_MAX_AMP2))
-            with self._lock:
-                ext.me_smatrix_amp2(self._both, pd, procid, again, *_rows(a, s, nan), part,
-                                    part_amp2)
-            ans[nan] = part
-            out[nan] = part_amp2
+        self._again_light_like(
+            lambda q, a_q, s_q, m2, amp2: ext.me_smatrix_amp2(self._both, pd, procid, q, a_q,
+                                                              s_q, m2, amp2),
+            p, a, s, ~np.isfinite(ans), ans, out)
         self._check_finite(ans, p, pdgs)
         return ans, out[:, :count]
 
