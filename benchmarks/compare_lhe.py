@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from madnis_py.events.lhe.reader import read_lhe
+from madnis_py.phasespace.cuts import invariant_mass, pt, rapidity
 
 LEPTONS = {11, 13, 15}
 JETS = {1, 2, 3, 4, 5, 21}
@@ -37,14 +38,6 @@ EDGES: dict[str, list[float]] = {
 }
 
 
-def _mass(p: np.ndarray) -> float:
-    return float(np.sqrt(max(p[0] ** 2 - p[1] ** 2 - p[2] ** 2 - p[3] ** 2, 0.0)))
-
-
-def _rapidity(p: np.ndarray) -> float:
-    return float(0.5 * np.log((p[0] + p[3]) / (p[0] - p[3])))
-
-
 def observables(paths: Sequence[str]) -> tuple[float, np.ndarray, list[tuple[int, int]]]:
     """The side's cross section [pb], one row of :data:`EDGES`' observables per event
     (NaN where the event lacks the particles) and each event's incoming partons."""
@@ -57,16 +50,15 @@ def observables(paths: Sequence[str]) -> tuple[float, np.ndarray, list[tuple[int
             final = [x for x in event.particles if x.istup == 1]
             lep = [np.array(x.p4) for x in final if abs(x.idup) in LEPTONS]
             jet = [np.array(x.p4) for x in final if abs(x.idup) in JETS]
-            jet.sort(key=lambda p: -np.hypot(p[1], p[2]))
+            jet.sort(key=lambda p: -pt(p))
             row = np.full(len(EDGES), np.nan)
             if len(lep) >= 2:
-                ll = lep[0] + lep[1]
-                row[0], row[1] = _mass(ll), np.hypot(ll[1], ll[2])
-                row[6] = min(np.hypot(p[1], p[2]) for p in lep)
+                row[0], row[1] = invariant_mass(lep[0], lep[1]), pt(lep[0] + lep[1])
+                row[6] = min(pt(p) for p in lep)
             if len(jet) >= 2:
-                row[2] = _mass(jet[0] + jet[1])
-                row[3] = abs(_rapidity(jet[0]) - _rapidity(jet[1]))
-                row[4], row[5] = np.hypot(*jet[0][1:3]), np.hypot(*jet[1][1:3])
+                row[2] = invariant_mass(jet[0], jet[1])
+                row[3] = abs(rapidity(jet[0]) - rapidity(jet[1]))
+                row[4], row[5] = pt(jet[0]), pt(jet[1])
             rows.append(row)
             initial.append((incoming[0].idup, incoming[1].idup))
     return float(np.mean(sigmas)), np.array(rows), initial
