@@ -347,6 +347,9 @@ def _summary_table(summary: RunSummary) -> None:
             table.add_row("w_max raised on the events' own draws",
                           " -> ".join(f"{v:.4g}" for v in summary.events.w_max_raised)
                           + f" ({summary.events.thinned_events} held events thinned away)")
+        if summary.events.w_max_lowered:
+            table.add_row("w_max lowered on the events' own draws",
+                          " -> ".join(f"{v:.4g}" for v in summary.events.w_max_lowered))
         table.add_row("share of sigma truncated (all draws of the events)",
                       f"{summary.events.truncation_bias:.2g}")
         table.add_row("overweight fraction", f"{summary.events.overweight_fraction:.2g}")

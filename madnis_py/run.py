@@ -173,6 +173,10 @@ class EventsSummary:
         (:meth:`~madnis_py.events.generator.EventGenerator.generate`).
     thinned_events : int
         Held events those rises took away (and more points were drawn for).
+    w_max_lowered : list of float
+        ``w_max`` after each fall on the events' own draws, where millions of them
+        showed it too high (:class:`~madnis_py.events.stream.EventStream`; a sharded
+        run's shards keep the driver's).
     validation : list of float
         The share of sigma above ``w_max`` of each fresh draw that checked ``w_max``
         before events were taken, out of sample
@@ -200,6 +204,7 @@ class EventsSummary:
     allocation_acceptance: dict[str, float] = field(default_factory=dict)
     w_max_raised: list[float] = field(default_factory=list)
     thinned_events: int = 0
+    w_max_lowered: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -785,7 +790,8 @@ def _events_summary(done: GeneratedEvents) -> EventsSummary:
                          channel_maxima=_maxima(done.generator),
                          validation=list(done.validation), allocation=done.allocation,
                          allocation_acceptance=dict(done.allocation_acceptance),
-                         w_max_raised=list(done.raised), thinned_events=done.thinned)
+                         w_max_raised=list(done.raised), thinned_events=done.thinned,
+                         w_max_lowered=list(done.lowered))
 
 
 def _generate_distributed(card: RunCard, settings: DistributedSettings, checkpoint: Path,

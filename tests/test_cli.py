@@ -281,16 +281,18 @@ def test_the_summary_table_never_cuts_the_lhe_path(
     assert lhe in folded
 
 
-def test_the_summary_table_says_how_the_draws_were_shared_and_w_max_raised(
+def test_the_summary_table_says_how_the_draws_were_shared_and_w_max_moved(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The allocation "auto" chose, with the held-out acceptances it chose by, and the
-    rises of w_max on the events' own draws with the events they thinned away."""
+    falls and rises of w_max on the events' own draws with the events they thinned
+    away."""
     from madnis_py.cli import _summary_table
     from madnis_py.run import EventsSummary, RunSummary
 
     events = EventsSummary("e.lhe", 10, 2.0, 0.5, 0.0, 0.0, 20, allocation="sigma",
                            allocation_acceptance={"max_weight": 0.0018, "sigma": 0.0039},
-                           w_max_raised=[60123.4, 212204.0], thinned_events=1912)
+                           w_max_raised=[60123.4, 212204.0], thinned_events=1912,
+                           w_max_lowered=[8178.3, 1702.0])
     summary = RunSummary("ppeejj", 1, 1.5, 0.01, 0.2, 0.1, 0.3, [1.5], "c.pt", "o",
                          calls=10, timings={"total_s": 1.0}, events=events)
     monkeypatch.setenv("COLUMNS", "200")
@@ -298,6 +300,7 @@ def test_the_summary_table_says_how_the_draws_were_shared_and_w_max_raised(
     err = capsys.readouterr().err
     assert "sigmas (acceptance held out: maxima 0.0018, sigmas 0.0039)" in err
     assert "6.012e+04 -> 2.122e+05 (1912 held events thinned away)" in err
+    assert "w_max lowered on the events' own draws" in err and "8178 -> 1702" in err
     # without a choice or a rise: the allocation alone, no row for rises
     _summary_table(RunSummary("ee_mumu", 1, 1.5, 0.01, 0.2, 0.1, 0.3, [1.5], "c.pt", "o",
                               calls=10, timings={"total_s": 1.0},
@@ -305,3 +308,4 @@ def test_the_summary_table_says_how_the_draws_were_shared_and_w_max_raised(
                                                    allocation="max_weight")))
     err = capsys.readouterr().err
     assert "maxima" in err and "held out" not in err and "w_max raised" not in err
+    assert "w_max lowered" not in err

@@ -136,7 +136,9 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
                               #   rises to their truncation-defined maximum and the held
                               #   events are thinned to it (the card's bound kept, at
                               #   the price of more calls where the weights are
-                              #   heavy-tailed); 0: w_max as calibrated and checked
+                              #   heavy-tailed); meanwhile the draws lower a w_max
+                              #   one outlier set too high; 0: w_max as calibrated
+                              #   and checked
 
     [output]
     lhe = "events.lhe.gz"     # event file in the output directory, ".lhe" or ".lhe.gz"

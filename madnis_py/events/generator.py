@@ -227,6 +227,9 @@ class GenerationSummary:
         ``w_max`` after each rise on the draws of the events themselves, while the
         first events were held back (:meth:`EventGenerator.generate`; ``max_weight`` is
         the last).
+    lowered : list of float
+        ``w_max`` after each fall on the draws of the events, where all of them showed
+        it too high (:class:`~madnis_py.events.stream.EventStream`).
     thinned : int
         Held events the rises took away again (more points were drawn for them).
     """
@@ -251,6 +254,7 @@ class GenerationSummary:
     allocation: str = "sigma"
     allocation_acceptance: dict[str, float] = field(default_factory=dict)
     raised: list[float] = field(default_factory=list)
+    lowered: list[float] = field(default_factory=list)
     thinned: int = 0
 
     @property
@@ -729,6 +733,9 @@ class EventGenerator:
                              unweighter=self.unweighter, norm=self.norm, rng=self.rng,
                              n_subprocesses=len(self.pdgs), sink=sink,
                              settle_events=self.settle_events if self._settles else 0,
+                             lower_after=(0 if self.calibration_weights is None
+                                          or not self._settles
+                                          else len(self.calibration_weights)),
                              on_events=None if bar is None else bar.update)
         recycled_points, recycled_accepted, recycled_events, skipped = self._recycle(
             stream, recycled)
@@ -741,7 +748,9 @@ class EventGenerator:
                 self._settle(stream)
                 continue
             if drawn > 0:
-                acceptance = max(accepted - stream.thinned, 1) / drawn
+                # after a fall of w_max, all the draws' acceptance at the present one
+                acceptance = (stream.acceptance()
+                              or max(accepted - stream.thinned, 1) / drawn)
             if held:
                 drawn_batch, records = held.pop()
                 n = len(drawn_batch.channels())
@@ -750,6 +759,7 @@ class EventGenerator:
                 drawn_batch, records = self._draw_recorded(n)
             drawn += n
             passed = self._accept(drawn_batch)
+            stream.observe(drawn_batch.weight_tensor())
             reference = drawn_batch.weights() if reference is None else reference
             accepted += len(passed)
             idx, event_weights, e = stream.take(passed)
@@ -782,7 +792,8 @@ class EventGenerator:
             allocation=self.drawn_by,
             allocation_acceptance=({} if self.allocation_choice is None
                                    else dict(self.allocation_choice.acceptance)),
-            raised=list(stream.raised), thinned=stream.thinned)
+            raised=list(stream.raised), lowered=list(stream.lowered),
+            thinned=stream.thinned)
         out = EventBatch.concatenate(kept) if kept else None
         return out, summary
 
@@ -798,8 +809,16 @@ class EventGenerator:
         within :meth:`recycle_limit` (and it was not thinned above ``w_max``), and skipped
         otherwise. Returns the points and
         accepted points of the draws taken, the events of each, and the draws skipped
-        with their share above ``w_max``."""
+        with their share above ``w_max``.
+
+        Where they have four times the calibration sample's points and show ``w_max`` too
+        high, it falls before any of them is unweighted
+        (:meth:`EventStream.lower_before`)."""
         assert self.w_max is not None
+        usable = [d for d in recycled if len(d) and d.thinned_at <= self.w_max]
+        stream.lower_before([d.weights for d in usable], sum(d.n_points for d in usable),
+                            max((d.thinned_at for d in usable), default=0.0))
+        self.w_max = stream.w_max
         events_of: dict[str, int] = {}
         skipped: dict[str, float] = dict(self._not_planned)
         limit = self.recycle_limit()
@@ -820,6 +839,7 @@ class EventGenerator:
             pooled_excess += excess_d
             pooled_total += total_d
             passed = accept(draw.weights, self.w_max, self.rng)
+            stream.observe(draw.weights, points=draw.n_points, exact_above=draw.thinned_at)
             points += draw.n_points
             n_accepted += len(passed)
             idx, event_weights, e = stream.take(passed)

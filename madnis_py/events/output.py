@@ -225,6 +225,9 @@ class GeneratedEvents:
     thinned : int
         ``w_max`` after each rise on the events' own draws, and the held events those
         rises took away (:meth:`~madnis_py.events.generator.EventGenerator.generate`).
+    lowered : list of float
+        ``w_max`` after each fall on the events' own draws
+        (:class:`~madnis_py.events.stream.EventStream`).
     subprocess_events : list of int
     max_weights : list of float
         Events and largest event weight per subprocess (0 where none).
@@ -265,6 +268,7 @@ class GeneratedEvents:
     allocation_acceptance: dict[str, float] = field(default_factory=dict)
     raised: list[float] = field(default_factory=list)
     thinned: int = 0
+    lowered: list[float] = field(default_factory=list)
 
 
 def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
@@ -380,4 +384,5 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         recycle_skipped=dict(summary.recycle_skipped), validation=list(summary.validation),
         allocation=summary.allocation,
         allocation_acceptance=dict(summary.allocation_acceptance),
-        raised=list(summary.raised), thinned=summary.thinned)
+        raised=list(summary.raised), thinned=summary.thinned,
+        lowered=list(summary.lowered))

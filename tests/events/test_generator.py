@@ -314,6 +314,39 @@ def test_w_max_settles_on_the_draws_of_the_events(trained: tuple[Integrand, Inte
         assert p > 1e-3, (name, p)
 
 
+def test_the_draws_of_the_events_lower_a_w_max_calibrated_too_high(
+        trained: tuple[Integrand, Integrator]) -> None:
+    """A w_max five times too high (a calibration sample that caught one outlier): once
+    the events' draws have four times the calibration's points they lower it to their own
+    truncation-defined maximum, and the events take far fewer integrand calls than
+    against the calibrated one, follow the weighted distributions, and the draws
+    truncate within the card's share."""
+    integrand, mc = trained
+    calibration = mc.integrate(20_000)
+    weights, channels = mc.last_weights * 5.0, mc.last_channels
+
+    def generate(settle: int) -> tuple[EventGenerator, EventBatch | None, GenerationSummary]:
+        gen = EventGenerator(mc, calibration.value, unweighter=Unweighter(), seed=5)
+        gen.validation_rounds = 0
+        gen.settle_events = settle
+        gen.calibrate_on(weights, channels)
+        events, summary = gen.generate(8000, batch=20_000)
+        return gen, events, summary
+
+    _, _, fixed = generate(0)
+    assert fixed.lowered == []
+    gen, events, summary = generate(200_000)
+    assert events is not None and len(events) == summary.n_events == 8000
+    assert summary.lowered and summary.max_weight == summary.lowered[-1]
+    assert summary.max_weight < 0.5 * fixed.max_weight
+    assert summary.n_calls < 0.6 * fixed.n_calls
+    assert summary.truncation_bias <= 1e-3
+    w, moms, _ = weighted_reference(gen, integrand, 200_000)
+    for name, (p, _) in distribution_pvalues(events.momenta, np.ones(len(events)), w,
+                                             moms).items():
+        assert p > 1e-3, (name, p)
+
+
 def test_events_beyond_those_held_follow_the_settled_w_max(
         trained: tuple[Integrand, Integrator]) -> None:
     """Only the first settle_events are held: w_max settles on their draws, those are

@@ -392,3 +392,37 @@ def test_a_draw_the_first_plan_left_out_is_planned_again_at_a_raised_w_max(
     _, summary = gen.generate(300, recycled=[])  # the first plan's choice: none
     assert summary.recycled.get("untrained", 0) > 0
     assert summary.max_weight >= raised
+
+
+def test_a_w_max_set_too_high_falls_before_the_recorded_draws_are_unweighted(
+        before_and_after: tuple[Integrand, Integrator, RecordedDraw]) -> None:
+    """A w_max five times too high and a recorded draw of the generator's own density
+    with more than four times the calibration's points: w_max falls to the draw's
+    truncation-defined maximum at half the share before the draw is unweighted, so the
+    draw gives the events an accept/reject against the lower w_max gives, distributed
+    as the fresh ones."""
+    integrand, mc, _ = before_and_after
+    with mc.integrand.recording() as records:
+        batch = mc.random_batch(100_000)
+    draw = RecordedDraw.of("integration", batch.weights(), records)
+    gen = EventGenerator(mc, 1.0, unweighter=Unweighter(truncation=0.01), seed=3)
+    gen.validation_rounds = 0
+    w, channels, _ = gen.weighted(20_000)
+    gen.calibrate_on(5 * w, channels)
+    assert gen.w_max is not None
+    high = gen.w_max
+    low = truncation_max_weight(draw.weights, 0.005)
+    assert low < 0.5 * high
+    expected = float(np.minimum(draw.weights / low, 1).sum())
+    events, summary = gen.generate(int(expected) + 300, recycled=[draw])
+    assert events is not None
+    assert summary.lowered[0] == pytest.approx(low, rel=1e-9)
+    n = summary.recycled_events
+    assert summary.recycled == {"integration": n}
+    assert abs(n - expected) < 5 * np.sqrt(expected), (n, expected)
+    assert n > 3 * float(np.minimum(draw.weights / high, 1).sum())
+    rec = events.take(slice(0, n))
+    wr, moms, _ = weighted_reference(gen, integrand, 200_000)
+    for name, (p, _) in distribution_pvalues(rec.momenta, np.ones(n), wr, moms,
+                                             bins=20).items():
+        assert p > 1e-3, (name, p)

@@ -8,7 +8,7 @@ from scipy import stats
 
 from madnis_py.events import Unweighter
 from madnis_py.events.generator import EventBatch
-from madnis_py.events.stream import EventStream
+from madnis_py.events.stream import LOWER_RANGE, EventStream
 from madnis_py.events.unweight import accept, truncation_max_weight
 
 
@@ -36,6 +36,7 @@ def run(stream: EventStream, rng: np.random.Generator, draw: int) -> None:
     while not stream.complete:
         if stream.done < stream.n_events:
             w = weights(rng, draw)
+            stream.observe(w)
             idx, written, e = stream.take(accept(w, stream.w_max, rng))
             stream.emit(batch_of(e, stream.sigma), e)
         stream.settle()
@@ -108,6 +109,7 @@ def test_only_the_first_settle_events_are_held() -> None:
     while not stream.complete:
         if stream.done < stream.n_events:
             w = weights(rng, 2000)
+            stream.observe(w)
             _, _, e = stream.take(accept(w, stream.w_max, rng))
             stream.emit(batch_of(e, 1.0), e)
             if not stream.settling and not w_max_at_flush:
@@ -117,3 +119,115 @@ def test_only_the_first_settle_events_are_held() -> None:
             w_max_at_flush.append(stream.w_max)
     assert sum(written) == 5000 and stream.raised
     assert stream.w_max == w_max_at_flush[0]  # no rise after the held events went
+
+
+def drawn_until_complete(stream: EventStream, rng: np.random.Generator, draw: int) -> int:
+    """:func:`run`, returning the points drawn."""
+    points = 0
+    while not stream.complete:
+        if stream.done < stream.n_events:
+            w = weights(rng, draw)
+            points += draw
+            stream.observe(w)
+            _, _, e = stream.take(accept(w, stream.w_max, rng))
+            stream.emit(batch_of(e, stream.sigma), e)
+        stream.settle()
+    return points
+
+
+def test_draws_lower_a_w_max_set_too_high_and_the_events_need_fewer_points() -> None:
+    """w_max three times the truncation-defined one (one outlier in the calibration
+    sample): once the draws have four times the calibration's points they lower it to their
+    own truncation-defined maximum, and the events take far fewer points than against
+    the first w_max. The events follow the accept/reject at the final w_max (those
+    accepted before against the higher one are the same events, truncated less)."""
+    rng = np.random.default_rng(4)
+    reference = weights(rng, 4_000_000)
+    honest = truncation_max_weight(reference, 1e-3)
+    points = {}
+    streams = {}
+    for lower_after in (0, 50_000):
+        stream = EventStream(30_000, 3 * honest, sigma=1.0, unweighter=Unweighter(),
+                             norm=1.0, rng=rng, n_subprocesses=1, settle_events=200_000,
+                             lower_after=lower_after)
+        points[lower_after] = drawn_until_complete(stream, rng, 50_000)
+        streams[lower_after] = stream
+    fixed, lowered = streams[0], streams[50_000]
+    assert fixed.lowered == [] and fixed.w_max == 3 * honest
+    assert len(lowered.lowered) == 1 and lowered.w_max == lowered.lowered[0]
+    assert lowered.w_max == pytest.approx(honest, rel=0.02)
+    assert lowered.raised == [] and lowered.thinned == 0
+    assert points[50_000] < 0.5 * points[0]
+    assert lowered.truncation_bias <= 1e-3
+    e = np.concatenate([b.scales for b in lowered.kept])
+    assert len(e) == 30_000
+    assert chi2_p(e, reference, lowered.w_max) > 1e-3
+    assert chi2_p(e, reference, honest / 3) < 1e-6  # the test has power
+
+
+def test_w_max_is_not_lowered_before_the_draws_have_four_calibrations_of_points(
+        ) -> None:
+    """lower_after is the calibration sample's size: the draws of a run shorter than
+    four times that leave w_max as calibrated, as does a stream that does not settle."""
+    rng = np.random.default_rng(5)
+    for settle, lower_after in ((200_000, 10_000_000), (0, 10_000)):
+        stream = EventStream(5000, 60.0, sigma=1.0, unweighter=Unweighter(), norm=1.0,
+                             rng=rng, n_subprocesses=1, settle_events=settle,
+                             lower_after=lower_after)
+        drawn_until_complete(stream, rng, 50_000)
+        assert stream.lowered == [] and stream.w_max == 60.0
+
+
+def test_a_rise_after_a_fall_thins_each_held_event_against_its_own_w_max() -> None:
+    """Draws of light weights (uniform in [0, 1]) lower w_max from 30 as far as it goes
+    (30 / 16); draws with the heavy part then raise it to about 20. The held events
+    accepted against 30 are all kept (their acceptance was already below the new
+    one's); those accepted against 30 / 16 are thinned by
+    min(1, w / w_new) / min(1, w / w_low)."""
+    rng = np.random.default_rng(6)
+    stream = EventStream(20_000, 30.0, sigma=1.0, unweighter=Unweighter(), norm=1.0,
+                         rng=rng, n_subprocesses=1, settle_events=200_000, lower_after=5000)
+    emitted = {1: 0, 2: 0, 3: 0}
+    while not stream.complete:
+        if stream.done < stream.n_events:
+            phase = 3 if stream.raised else 2 if stream.lowered else 1
+            w = rng.random(2000) if phase == 1 else weights(rng, 20_000)
+            stream.observe(w)
+            _, _, e = stream.take(accept(w, stream.w_max, rng))
+            events = batch_of(e, 1.0)
+            events.channel[:] = phase
+            emitted[phase] += len(e)
+            stream.emit(events, e)
+        stream.settle()
+    assert stream.lowered == [30.0 / LOWER_RANGE]
+    assert stream.raised and stream.w_max == pytest.approx(20.0, rel=0.05)
+    kept = np.concatenate([b.channel for b in stream.kept])
+    assert len(kept) == 20_000
+    assert emitted[1] > 50 and int((kept == 1).sum()) == emitted[1]
+    assert 0 < int((kept == 2).sum()) < emitted[2] / 2
+
+
+def test_a_draw_observed_as_a_tensor_is_pooled_as_its_array() -> None:
+    """The device path hands the draw's weights over as a tensor: the stream lowers and
+    raises w_max exactly as with the host array."""
+    import torch
+
+    outcomes = []
+    for as_tensor in (False, True):
+        rng = np.random.default_rng(7)
+        stream = EventStream(30_000, 60.0, sigma=1.0, unweighter=Unweighter(), norm=1.0,
+                             rng=rng, n_subprocesses=1, settle_events=200_000,
+                             lower_after=20_000)
+        while not stream.complete:
+            if stream.done < stream.n_events:
+                w = weights(rng, 50_000)
+                passed = accept(w, stream.w_max, rng)
+                stream.observe(torch.from_numpy(w) if as_tensor else w)
+                _, _, e = stream.take(passed)
+                stream.emit(batch_of(e, 1.0), e)
+            stream.settle()
+        outcomes.append((stream.lowered, stream.raised, stream.w_max,
+                         np.concatenate([b.scales for b in stream.kept])))
+    (low_a, up_a, w_a, e_a), (low_t, up_t, w_t, e_t) = outcomes
+    assert low_a and low_a == low_t and up_a == up_t and w_a == w_t
+    np.testing.assert_array_equal(e_a, e_t)
