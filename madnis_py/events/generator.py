@@ -698,6 +698,11 @@ class EventGenerator:
         are exactly those an accept/reject against the new ``w_max`` keeps), and more
         points are drawn for the events thinned away, and the check is made again once
         they are in. The events' draws then truncate at most twice the card's share.
+        Meanwhile the draws lower a ``w_max`` calibrated here that they show too high,
+        each time their points double past four times the calibration sample's
+        (:class:`~madnis_py.events.stream.EventStream`; the events accepted against
+        the higher one stay, and the held ones are thinned against the ``w_max`` each
+        was accepted against).
         """
         import time
 
