@@ -175,8 +175,8 @@ class EventsSummary:
         Held events those rises took away (and more points were drawn for).
     w_max_lowered : list of float
         ``w_max`` after each fall on the events' own draws, where millions of them
-        showed it too high (:class:`~madnis_py.events.stream.EventStream`; a sharded
-        run's shards keep the driver's).
+        showed it too high (:class:`~madnis_py.events.stream.EventStream`; of a sharded
+        run, the final ``w_max`` of each shard that lowered the driver's).
     validation : list of float
         The share of sigma above ``w_max`` of each fresh draw that checked ``w_max``
         before events were taken, out of sample
@@ -822,7 +822,8 @@ def _generate_distributed(card: RunCard, settings: DistributedSettings, checkpoi
                                          else list(res.channel_maxima)),
                          allocation="sigma" if res.channel_maxima is None else "max_weight",
                          allocation_acceptance=dict(res.allocation_acceptance),
-                         w_max_raised=res.raised, thinned_events=res.thinned), calls
+                         w_max_raised=res.raised, thinned_events=res.thinned,
+                         w_max_lowered=res.lowered), calls
 
 
 def _event_plots(card: RunCard, done: GeneratedEvents, integrand: Integrand,

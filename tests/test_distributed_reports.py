@@ -145,6 +145,34 @@ def test_in_process_shards_merge_to_their_events(trained: tuple[RunCard, Path],
                                           nominal=gen.norm).as_dict()
 
 
+def test_a_shard_lowers_a_calibrated_w_max_its_own_draws_show_too_high(
+        trained: tuple[RunCard, Path], tmp_path: Path) -> None:
+    """A driver's w_max ten times the one it calibrates on 1000 points: a shard told the
+    calibration's size lowers it once its draws have four times as many points, and
+    its events take fewer calls within the card's truncation; told none, it keeps it.
+    The driver's result names the shard whose w_max fell."""
+    card, checkpoint = trained
+    card = dataclasses.replace(card, unweighting=dataclasses.replace(
+        card.unweighting, max_weight="truncation", overweight="truncate"))
+    mc = Integrator.load(checkpoint, TorchChannels(Integrand("ee_mumu")))
+    sigma = cross_section(mc, card).value
+    gen = EventGenerator(mc, sigma, seed=1, unweighter=unweighter_from_card(card))
+    honest = gen.calibrate(1000)
+    reports = {points: _run_shard(_Shard(card, str(checkpoint), 0, shard_seed(12, 0), 600,
+                                         sigma, 0.0, 10 * honest, 1.0, 2000,
+                                         str(tmp_path / f"{points}.lhe"), settle=True,
+                                         calibration_points=points))
+               for points in (0, 1000)}
+    kept, lowered = reports[0], reports[1000]
+    assert kept.w_max == 10 * honest
+    assert lowered.w_max < 0.5 * kept.w_max and lowered.n_calls < 0.5 * kept.n_calls
+    assert lowered.truncation_bias <= 2e-3
+    assert len(list(read_lhe(lowered.path)[1])) == 600
+    result = ShardedGeneration(tmp_path / "e.lhe", 1200, sigma, 0.0, 10 * honest, 1.0, 2000,
+                               [], shards=[kept, lowered])
+    assert result.lowered == [lowered.w_max] and result.raised == []
+
+
 def test_a_shard_raises_a_calibrated_w_max_on_its_own_draws(trained: tuple[RunCard, Path],
                                                             tmp_path: Path) -> None:
     """A driver's w_max far too low (a tenth of the one it calibrates): a shard told that

@@ -196,6 +196,11 @@ class ShardedGeneration:
         return [r.w_max for r in self.shards if r.w_max > self.w_max]
 
     @property
+    def lowered(self) -> list[float]:
+        """The ``w_max`` of each shard whose own draws lowered it below :attr:`w_max`."""
+        return [r.w_max for r in self.shards if r.w_max < self.w_max]
+
+    @property
     def thinned(self) -> int:
         """Held events the shards' rises of ``w_max`` took away again."""
         return sum(r.thinned for r in self.shards)
@@ -236,6 +241,7 @@ class _Shard:
     path: str
     channel_maxima: tuple[float, ...] | None = None
     settle: bool = False
+    calibration_points: int = 0
 
 
 def _load_integrator(integrand: Integrand, checkpoint: str | Path) -> Integrator:
@@ -267,7 +273,8 @@ def _shard_events(task: _Shard) -> ShardReport:
     done = generate_events(mc, task.card, task.n_events, path, sigma=task.sigma,
                            error=task.error, seed=task.seed, w_max=task.w_max,
                            norm=task.norm, batch=task.batch,
-                           channel_maxima=task.channel_maxima, settle=task.settle)
+                           channel_maxima=task.channel_maxima, settle=task.settle,
+                           calibration_points=task.calibration_points)
     worker = ""
     try:
         from distributed import get_worker
@@ -380,7 +387,7 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
         Maximum weight and overweight normalisation fixed elsewhere (no calibration).
         Calibrated here, they come with the channels' maxima that share the draws (the
         card's ``[unweighting] allocation``), which every shard uses, and each shard's own
-        draws may still raise its ``w_max`` (``[unweighting] settle_events``,
+        draws may still raise or lower its ``w_max`` (``[unweighting] settle_events``,
         :mod:`madnis_py.events.stream`): every shard's events then keep the card's
         truncation, and so do all of them together.
     channel_maxima : sequence of float, optional
@@ -447,8 +454,8 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
     acceptance: dict[str, float] = {}
     unweighter = unweighter_from_card(card)
     maxima = None if channel_maxima is None else tuple(float(v) for v in channel_maxima)
-    # a w_max calibrated here may still rise on each shard's own draws, as one process's
-    # does (EventStream); one given is used as given
+    # a w_max calibrated here may still rise (and fall) on each shard's own draws, as one
+    # process's does (EventStream); one given is used as given
     settle = w_max is None
     if w_max is None:
         # The calibration of madnis-py generate (generate_events): same seed, same size,
@@ -480,7 +487,8 @@ def generate_sharded(card: RunCard, checkpoint: str | os.PathLike[str], n_events
         batch = shard_batch(max(counts), mc.n_active)
     tasks = [_Shard(card, str(checkpoint), i, shard_seed(card.run.seed, i), c, sigma, error,
                     float(w_max), float(norm), int(batch),
-                    str(parts_dir / f"part-{i:04d}.lhe"), maxima, settle)
+                    str(parts_dir / f"part-{i:04d}.lhe"), maxima, settle,
+                    0 if calibration is None else len(calibration))
              for i, c in enumerate(counts)]
     run = secrets.token_hex(4)  # unique keys: a rerun never picks up an older result
     t0 = time.perf_counter()

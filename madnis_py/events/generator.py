@@ -372,6 +372,8 @@ class EventGenerator:
         # whether generate may raise w_max on its draws: calibrated here, or fixed by a
         # driver that calibrated it (fix_max_weight(settle=True)); not one given as is
         self._settles = False
+        # the points w_max was calibrated on (here, or by a sharded run's driver)
+        self._calibration_points = 0
         self.norm = 1.0
         self.n_calls = 0
         self.n_weighted = 0
@@ -458,6 +460,7 @@ class EventGenerator:
         u = self.unweighter
         self.w_max = u.max_weight(w, self.rng)
         self._settles = True
+        self._calibration_points = len(w)
         self.calibration_weights = w
         r = w / self.w_max
         # mean event weight sigma: kept overweights carry max(1, r), and c normalises
@@ -550,16 +553,21 @@ class EventGenerator:
 
     def fix_max_weight(self, w_max: float, norm: float = 1.0,
                        channel_maxima: Sequence[float] | None = None, *,
-                       settle: bool = False) -> None:
+                       settle: bool = False, calibration_points: int = 0) -> None:
         """Use a maximum weight (and overweight normalisation, and the channels' maxima
         that share the draws) fixed elsewhere, e.g. by the driver of a sharded run,
         instead of calibrating. With ``settle``, :meth:`generate` may still raise it on
         its own draws, as on a ``w_max`` calibrated here (a shard of a run whose driver
-        calibrated it); without, it is used as given."""
+        calibrated it), and lower it once they have four times ``calibration_points``,
+        the points it was calibrated on (0: never lowered); without, it is used as
+        given."""
         if not w_max > 0:
             raise ValueError(f"w_max must be > 0, got {w_max!r}")
+        if calibration_points < 0:
+            raise ValueError(f"calibration_points must be >= 0, got {calibration_points}")
         self.w_max = float(w_max)
         self._settles = bool(settle)
+        self._calibration_points = int(calibration_points) if settle else 0
         self.norm = float(norm)
         if channel_maxima is not None:
             maxima = np.asarray(channel_maxima, dtype=np.float64)
@@ -738,9 +746,7 @@ class EventGenerator:
                              unweighter=self.unweighter, norm=self.norm, rng=self.rng,
                              n_subprocesses=len(self.pdgs), sink=sink,
                              settle_events=self.settle_events if self._settles else 0,
-                             lower_after=(0 if self.calibration_weights is None
-                                          or not self._settles
-                                          else len(self.calibration_weights)),
+                             lower_after=self._calibration_points if self._settles else 0,
                              on_events=None if bar is None else bar.update)
         recycled_points, recycled_accepted, recycled_events, skipped = self._recycle(
             stream, recycled)

@@ -283,7 +283,7 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
                     channel_maxima: Sequence[float] | None = None,
                     reevaluate: bool = False,
                     recycled: Sequence[RecordedDraw] = (),
-                    settle: bool = False) -> GeneratedEvents:
+                    settle: bool = False, calibration_points: int = 0) -> GeneratedEvents:
     """``n_events`` unweighted events of a trained integrator into the LHE file ``path``.
 
     The generator uses the card's unweighting (:func:`unweighter_from_card`) and draws
@@ -312,6 +312,9 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
         With ``w_max``: it may still rise on the draws of these events (``[unweighting]
         settle_events``), as a calibrated one does; the driver of a sharded run
         calibrated it. Without, it is used as given.
+    calibration_points
+        With ``settle``: the points ``w_max`` was calibrated on; the draws may lower it
+        once they have four times as many (0: never lowered).
     batch
         Weighted points per draw (default: the generator's).
     header
@@ -360,7 +363,8 @@ def generate_events(mc: Integrator, card: RunCard, n_events: int, path: Path, *,
     elif w_max is None:
         gen.calibrate(calibration_size(card), progress=on_calibration)
     else:
-        gen.fix_max_weight(w_max, norm, channel_maxima, settle=settle)
+        gen.fix_max_weight(w_max, norm, channel_maxima, settle=settle,
+                           calibration_points=calibration_points)
     with LHEWriter(path, header=header) as writer:
         sink = LHESink(writer, gen.integrand, keep=keep, on_events=on_events)
         if batch is None:
