@@ -164,7 +164,8 @@ class EventStream:
     def observe(self, weights: np.ndarray | torch.Tensor, *, points: int | None = None,
                 exact_above: float = 0.0) -> None:
         """A draw the events will be taken from: while ``w_max`` may move, its weights
-        above the pool's floor (``w_max`` itself where it can only rise) join the pool.
+        above the pool's floor (the first ``w_max`` itself where it can only rise) join
+        the pool.
 
         ``weights`` are the event weights of the whole draw, where the draw is (of a
         tensor, the sum and the weights above the floor come to the host in one copy);
@@ -175,14 +176,13 @@ class EventStream:
         self._least = max(self._least, float(exact_above))
         if not self.settling:
             return
-        floor = self._floor if self.lowering else self.w_max
         if isinstance(weights, torch.Tensor):
             wt = weights.double()
-            packed = torch.cat([wt.sum().reshape(1), wt[wt > floor]]).cpu().numpy()
+            packed = torch.cat([wt.sum().reshape(1), wt[wt > self._floor]]).cpu().numpy()
             total, above = float(packed[0]), packed[1:]
         else:
             w = np.asarray(weights, dtype=np.float64)
-            total, above = float(w.sum()), w[w > floor]
+            total, above = float(w.sum()), w[w > self._floor]
         self._pool_total += total
         self._pool.append(above)
 
