@@ -145,6 +145,18 @@ def test_in_process_shards_merge_to_their_events(trained: tuple[RunCard, Path],
                                           nominal=gen.norm).as_dict()
 
 
+def _truncating_generator(card: RunCard, checkpoint: Path
+                          ) -> tuple[RunCard, float, EventGenerator]:
+    """The card with the truncation-defined w_max and truncated overweights, the
+    checkpoint's cross section and a generator of its integrator on that card."""
+    card = dataclasses.replace(card, unweighting=dataclasses.replace(
+        card.unweighting, max_weight="truncation", overweight="truncate"))
+    mc = Integrator.load(checkpoint, TorchChannels(Integrand("ee_mumu")))
+    sigma = cross_section(mc, card).value
+    return card, sigma, EventGenerator(mc, sigma, seed=1,
+                                       unweighter=unweighter_from_card(card))
+
+
 def test_a_shard_lowers_a_calibrated_w_max_its_own_draws_show_too_high(
         trained: tuple[RunCard, Path], tmp_path: Path) -> None:
     """A driver's w_max ten times the one it calibrates on 1000 points: a shard told the
@@ -152,11 +164,7 @@ def test_a_shard_lowers_a_calibrated_w_max_its_own_draws_show_too_high(
     its events take fewer calls within the card's truncation; told none, it keeps it.
     The driver's result names the shard whose w_max fell."""
     card, checkpoint = trained
-    card = dataclasses.replace(card, unweighting=dataclasses.replace(
-        card.unweighting, max_weight="truncation", overweight="truncate"))
-    mc = Integrator.load(checkpoint, TorchChannels(Integrand("ee_mumu")))
-    sigma = cross_section(mc, card).value
-    gen = EventGenerator(mc, sigma, seed=1, unweighter=unweighter_from_card(card))
+    card, sigma, gen = _truncating_generator(card, checkpoint)
     honest = gen.calibrate(1000)
     reports = {points: _run_shard(_Shard(card, str(checkpoint), 0, shard_seed(12, 0), 600,
                                          sigma, 0.0, 10 * honest, 1.0, 2000,
@@ -180,11 +188,7 @@ def test_a_shard_raises_a_calibrated_w_max_on_its_own_draws(trained: tuple[RunCa
     truncation; one given as is stays, and its events truncate far more. The driver's
     result names the shards whose w_max rose."""
     card, checkpoint = trained
-    card = dataclasses.replace(card, unweighting=dataclasses.replace(
-        card.unweighting, max_weight="truncation", overweight="truncate"))
-    mc = Integrator.load(checkpoint, TorchChannels(Integrand("ee_mumu")))
-    sigma = cross_section(mc, card).value
-    gen = EventGenerator(mc, sigma, seed=1, unweighter=unweighter_from_card(card))
+    card, sigma, gen = _truncating_generator(card, checkpoint)
     low = gen.calibrate(4000) / 10
     reports = {settle: _run_shard(_Shard(card, str(checkpoint), 0, shard_seed(11, 0), 300,
                                          sigma, 0.0, low, 1.0, 2000,

@@ -281,6 +281,19 @@ def test_fresh_draws_check_w_max_before_events(trained: tuple[Integrand, Integra
     assert summary.truncation_bias < 2e-3  # type: ignore[attr-defined]
 
 
+def generate_from_calibration(mc: Integrator, sigma: float, weights: np.ndarray,
+                              channels: np.ndarray, *, settle: int, seed: int
+                              ) -> tuple[EventGenerator, EventBatch | None, GenerationSummary]:
+    """8000 events with w_max calibrated on ``weights`` (no fresh draws to check it) and
+    ``settle`` events held while it settles on their draws."""
+    gen = EventGenerator(mc, sigma, unweighter=Unweighter(), seed=seed)
+    gen.validation_rounds = 0
+    gen.settle_events = settle
+    gen.calibrate_on(weights, channels)
+    events, summary = gen.generate(8000, batch=20_000)
+    return gen, events, summary
+
+
 def test_w_max_settles_on_the_draws_of_the_events(trained: tuple[Integrand, Integrator]
                                                   ) -> None:
     """A w_max five times too low and no fresh draws to check it: the events' own draws
@@ -292,12 +305,8 @@ def test_w_max_settles_on_the_draws_of_the_events(trained: tuple[Integrand, Inte
     weights, channels = mc.last_weights * 0.2, mc.last_channels
 
     def generate(settle: int) -> tuple[EventGenerator, EventBatch | None, GenerationSummary]:
-        gen = EventGenerator(mc, calibration.value, unweighter=Unweighter(), seed=4)
-        gen.validation_rounds = 0
-        gen.settle_events = settle
-        gen.calibrate_on(weights, channels)
-        events, summary = gen.generate(8000, batch=20_000)
-        return gen, events, summary
+        return generate_from_calibration(mc, calibration.value, weights, channels,
+                                         settle=settle, seed=4)
 
     _, _, unsettled = generate(0)
     assert unsettled.raised == [] and unsettled.thinned == 0
@@ -326,12 +335,8 @@ def test_the_draws_of_the_events_lower_a_w_max_calibrated_too_high(
     weights, channels = mc.last_weights * 5.0, mc.last_channels
 
     def generate(settle: int) -> tuple[EventGenerator, EventBatch | None, GenerationSummary]:
-        gen = EventGenerator(mc, calibration.value, unweighter=Unweighter(), seed=5)
-        gen.validation_rounds = 0
-        gen.settle_events = settle
-        gen.calibrate_on(weights, channels)
-        events, summary = gen.generate(8000, batch=20_000)
-        return gen, events, summary
+        return generate_from_calibration(mc, calibration.value, weights, channels,
+                                         settle=settle, seed=5)
 
     _, _, fixed = generate(0)
     assert fixed.lowered == []
