@@ -405,13 +405,16 @@ class EventGenerator:
         self.n_calls += n
         return batch
 
-    def _accept(self, batch: WeightedBatch) -> Acceptance:
+    def _accept(self, batch: WeightedBatch) -> tuple[Acceptance, np.ndarray | torch.Tensor]:
         """The accept/reject of a drawn batch against ``w_max``, where :attr:`accept_on`
-        says."""
+        says, and the batch's weights it was made on (a host array, or a tensor where
+        the weights are)."""
         assert self.w_max is not None
         if self.device_rng is not None:
-            return accept_on_device(batch.weight_tensor(), self.w_max, self.device_rng)
-        return accept(batch.weights(), self.w_max, self.rng)
+            on_device = batch.weight_tensor()
+            return accept_on_device(on_device, self.w_max, self.device_rng), on_device
+        weights = batch.weights()
+        return accept(weights, self.w_max, self.rng), weights
 
     def recorded(self, n: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor,
                                         list[EvaluationRecord]]:
@@ -769,9 +772,11 @@ class EventGenerator:
                 n = draw_size(n_events - stream.done, acceptance, batch)
                 drawn_batch, records = self._draw_recorded(n)
             drawn += n
-            passed = self._accept(drawn_batch)
-            stream.observe(drawn_batch.weight_tensor())
-            reference = drawn_batch.weights() if reference is None else reference
+            passed, weights = self._accept(drawn_batch)
+            stream.observe(weights)
+            if reference is None:
+                reference = (weights if isinstance(weights, np.ndarray)
+                             else drawn_batch.weights())
             accepted += len(passed)
             idx, event_weights, e = stream.take(passed)
             if len(idx) > 0:
