@@ -18,6 +18,7 @@ interpreter that has madnis_py, which the plugin runs to write the process card.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -71,13 +72,29 @@ def install_plugin(mg5_dir: str | os.PathLike[str], *, python: str | None = None
             (staging / name).symlink_to(_plugin_source() / name)
         (staging / _MARKER).write_text((python or sys.executable) + "\n")
         staging.chmod(0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        _swap_in(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Put ``staging`` at ``target`` by renames, so that MadGraph never finds a part of
+    the plugin there; the earlier install is moved aside first and removed after. A
+    concurrent install of this plugin that lands first is kept (same files)."""
+    old = Path(tempfile.mkdtemp(prefix=".madnis_py.old.", dir=target.parent))
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            target.rename(old / PLUGIN_NAME)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (target / _MARKER).is_file():
+                raise
+            shutil.rmtree(staging)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def find_madgraph(output: Path | None = None, mg5: str | os.PathLike[str] | None = None

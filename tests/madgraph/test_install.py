@@ -3,6 +3,7 @@ MadGraph needed); the real MadGraph path is tests/madgraph/test_with_madgraph.py
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +33,23 @@ def test_install_links_the_plugin_and_records_the_python(tmp_path: Path) -> None
     install_plugin(mg5, python="/opt/py/bin/python3")  # a reinstall replaces it
     assert (target / "python.txt").read_text().strip() == "/opt/py/bin/python3"
     assert [p.name for p in (mg5 / "PLUGIN").iterdir()] == ["madnis_py"]
+
+
+def test_concurrent_installs_all_succeed_and_leave_one_plugin(tmp_path: Path) -> None:
+    # Two benchmark drivers started together both install: each must succeed and the
+    # tree must hold one complete plugin, no staging or old directories.
+    mg5 = fake_mg5(tmp_path / "MG5")
+    install_plugin(mg5)
+    code = "import sys; from madnis_py.madgraph import install_plugin; install_plugin(sys.argv[1])"
+    for _ in range(2):
+        cache = mg5 / "PLUGIN" / "madnis_py" / "__pycache__"  # as MadGraph leaves it
+        cache.mkdir()
+        for i in range(2000):
+            (cache / f"m{i}.pyc").write_bytes(b"")
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(mg5)]) for _ in range(4)]
+        assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+        assert [p.name for p in (mg5 / "PLUGIN").iterdir()] == ["madnis_py"]
+        assert (mg5 / "PLUGIN" / "madnis_py" / "python.txt").is_file()
 
 
 def test_install_refuses_what_is_not_its_own(tmp_path: Path,
