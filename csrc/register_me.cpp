@@ -41,6 +41,14 @@ Call prepare(const py::array& pdgs, const py::array& momenta, const py::array& a
     c.scale2 = buffer<double>(scale2, "scale2", m, false);
     return c;
 }
+
+// The row length of a (n, width) per-diagram output.
+int row_width(const py::array& a, const char* name, int64_t n) {
+    if (a.ndim() != 2 || a.shape(0) != n || a.shape(1) < 1 || a.shape(1) > (1 << 20))
+        throw std::invalid_argument(std::string(name) + ": expected shape (n, width) with n = " +
+                                    std::to_string(n) + " and 1 <= width <= 2^20");
+    return int(a.shape(1));
+}
 }  // namespace
 
 void register_me(py::module_& m) {
@@ -66,16 +74,19 @@ void register_me(py::module_& m) {
         [](std::uintptr_t fptr, const py::array& pdgs, int procid, const py::array& momenta,
            const py::array& alphas, const py::array& scale2, const py::array& out) {
             const Call c = prepare(pdgs, momenta, alphas, scale2);
-            double* po = buffer<double>(out, "out", c.n * kMaxAmp2, true);
+            const int width = row_width(out, "out", c.n);
+            double* po = buffer<double>(out, "out", c.n * width, true);
             const auto f = reinterpret_cast<Amp2>(fptr);
             py::gil_scoped_release release;
             return me_amp2_batch(f, c.pdgs, c.npdg, procid, c.momenta, c.alphas, c.scale2,
-                                 c.per_event, po, c.n);
+                                 c.per_event, po, width, c.n);
         },
         py::arg("function"), py::arg("pdgs"), py::arg("procid"), py::arg("momenta"),
         py::arg("alphas"), py::arg("scale2"), py::arg("out"),
-        "Call madnis_amp2_ for every event: out (n, ME_MAX_AMP2). Returns the number of "
-        "diagrams, -1 if no subprocess matches, -2 if the count changes between events.");
+        "Call madnis_amp2_ for every event: out (n, width), width at least the library's "
+        "row length (ME_MAX_AMP2 without madnis_max_amp2_). Returns the number of "
+        "diagrams, -1 if no subprocess matches, -2 if the count changes between events, "
+        "-3 if it exceeds width.");
     m.def(
         "me_smatrix_amp2",
         [](std::uintptr_t fptr, const py::array& pdgs, int procid, const py::array& momenta,
@@ -83,16 +94,17 @@ void register_me(py::module_& m) {
            const py::array& amp2) {
             const Call c = prepare(pdgs, momenta, alphas, scale2);
             double* pa = buffer<double>(ans, "ans", c.n, true);
-            double* po = buffer<double>(amp2, "amp2", c.n * kMaxAmp2, true);
+            const int width = row_width(amp2, "amp2", c.n);
+            double* po = buffer<double>(amp2, "amp2", c.n * width, true);
             const auto f = reinterpret_cast<SMatrixAmp2>(fptr);
             py::gil_scoped_release release;
             return me_smatrix_amp2_batch(f, c.pdgs, c.npdg, procid, c.momenta, c.alphas,
-                                         c.scale2, c.per_event, pa, po, c.n);
+                                         c.scale2, c.per_event, pa, po, width, c.n);
         },
         py::arg("function"), py::arg("pdgs"), py::arg("procid"), py::arg("momenta"),
         py::arg("alphas"), py::arg("scale2"), py::arg("ans"), py::arg("amp2"),
-        "Call madnis_smatrix_amp2_ for every event: ans (n,) = |M|^2 and amp2 (n, "
-        "ME_MAX_AMP2) from one evaluation. Returns as me_amp2.");
+        "Call madnis_smatrix_amp2_ for every event: ans (n,) = |M|^2 and amp2 (n, width) "
+        "from one evaluation. Returns as me_amp2.");
 }
 
 }  // namespace madnis

@@ -89,6 +89,7 @@ void madnis_smatrix_amp2_(const int* pdgs, const int* procid, const int* npdg,
                           const double* p, const double* alphas, const double* scale2,
                           double* ans, double* amp2, int* namp2);
 int madnis_abi_version_(void);
+int madnis_max_amp2_(void);
 int madnis_device_abi_version_(void);
 int madnis_smatrix_device_(const int* pdgs, const int* procid, const int* npdg,
                            const double* p, const double* alphas, const double* scale2,
@@ -216,6 +217,7 @@ class MatrixElement:
             self._both: int | None = self._address("madnis_smatrix_amp2_")
         except MatrixElementError:
             self._both = None
+        self.amp2_width = self._amp2_width()
         self._device_entry: Any = None  # madnis_smatrix_device_ (a CUDA build)
         if self._has("madnis_smatrix_device_") and self._has("madnis_device_abi_version_"):
             version = int(self._symbol("madnis_device_abi_version_")())
@@ -347,6 +349,18 @@ class MatrixElement:
                     f"TMPDIR to another): {err}") from err
         finally:
             shutil.rmtree(private, ignore_errors=True)
+
+    def _amp2_width(self) -> int:
+        """The row of per-diagram |M_i|^2 the library may write: its own
+        ``madnis_max_amp2_()`` (the most diagrams of any of its subprocesses), else
+        ``MADNIS_MAX_AMP2`` = 64, the bound every library without it keeps."""
+        if not self._has("madnis_max_amp2_"):
+            return int(ext.ME_MAX_AMP2)
+        width = int(self._symbol("madnis_max_amp2_")())
+        if not 1 <= width <= 1 << 20:
+            raise MatrixElementError(f"{self.library}: madnis_max_amp2_() returned {width}, "
+                                     "not a number of diagrams (1 to 2^20)")
+        return width
 
     def _has(self, name: str) -> bool:
         try:
@@ -559,7 +573,7 @@ class MatrixElement:
                                      "(madnis_amp2_)")
         self._check_pdgs(pdgs, procid)
         p, pd, a, s = self._inputs(momenta, pdgs, alpha_s, scale2)
-        out = np.zeros((p.shape[0], ext.ME_MAX_AMP2))
+        out = np.zeros((p.shape[0], self.amp2_width))
         with self._lock:
             count = ext.me_amp2(self._amp2, pd, procid, p, a, s, out)
         self._check_count(count, "madnis_amp2_", pdgs)
@@ -576,6 +590,11 @@ class MatrixElement:
         if count == -2:
             raise MatrixElementError(f"{self.library}: {symbol} changed its number of "
                                      "diagrams between events")
+        if count == -3:
+            raise MatrixElementError(
+                f"{self.library}: {symbol} wrote more diagrams for {list(pdgs)} than the "
+                f"row of {self.amp2_width} it was given (madnis_max_amp2_, or 64 without "
+                "it): the library is inconsistent; rebuild it with `output madnis_py`")
 
     def smatrix_amp2(self, momenta: Any, pdgs: Sequence[int], *, alpha_s: Any = 0.118,
                      scale2: Any = 0.0, procid: int = -1) -> tuple[np.ndarray, np.ndarray]:
@@ -588,7 +607,7 @@ class MatrixElement:
         self._check_pdgs(pdgs, procid)
         p, pd, a, s = self._inputs(momenta, pdgs, alpha_s, scale2)
         ans = np.empty(p.shape[0])
-        out = np.zeros((p.shape[0], ext.ME_MAX_AMP2))
+        out = np.zeros((p.shape[0], self.amp2_width))
         with self._lock:
             count = ext.me_smatrix_amp2(self._both, pd, procid, p, a, s, ans, out)
         self._check_count(count, "madnis_smatrix_amp2_", pdgs)

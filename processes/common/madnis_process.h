@@ -23,8 +23,12 @@
  *   void madnis_amp2_(const int* pdgs, const int* procid, const int* npdg, const double* p,
  *                     const double* alphas, const double* scale2, double* amp2, int* namp2);
  *        per-diagram squared amplitudes |M_i|^2 (no interference) for the channel prior,
- *        *namp2 = number of diagrams written (at most MADNIS_MAX_AMP2); *namp2 = 0 when
- *        no subprocess matches.
+ *        *namp2 = number of diagrams written; *namp2 = 0 when no subprocess matches.
+ *        The caller's amp2 holds madnis_max_amp2_() entries, MADNIS_MAX_AMP2 without it.
+ *   int  madnis_max_amp2_(void);
+ *        the most diagrams of any subprocess: the row of amp2 the caller must hold
+ *        (madnis_py's MadGraph output exports it; a library without it writes at most
+ *        MADNIS_MAX_AMP2 entries).
  *
  * Device extension (a library built with CUDA; madnis_py uses it for CUDA tensors and
  * falls back to the host entry points, with one copy each way per batch, without it):

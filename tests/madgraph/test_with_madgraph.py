@@ -140,6 +140,34 @@ def test_per_diagram_amplitudes(outputs: dict[str, tuple[Path, Path, Path]]) -> 
     assert proc.subprocesses[0].diagram_channels[15] == -1  # type: ignore[index]
 
 
+def test_more_than_64_diagrams_in_one_subprocess(tmp_path: Path) -> None:
+    # g g > t t~ g g (123 diagrams) was refused: the per-diagram row was 64 wide. The
+    # library now says its row (madnis_max_amp2_); |M|^2 is still MadGraph's own.
+    assert MG5 is not None
+    install_plugin(MG5)
+    ours_dir, sa = tmp_path / "ggttgg", tmp_path / "ggttgg_sa"
+    run_madgraph(Path(MG5), ["import model sm", "generate g g > t t~ g g",
+                             f"output madnis_py {ours_dir} -f",
+                             f"output standalone {sa} --prefix=int -f"],
+                 log=tmp_path / "mg5.log")
+    _build_standalone(sa)
+    proc = load_process(ours_dir)
+    me = proc.matrix_element()
+    assert me.amp2_width == 123
+    theirs = MatrixElement.from_madgraph(sa / "lib" / "libsa.so",
+                                         sa / "Cards" / "param_card.dat")
+    p = _momenta(proc, 10, 3)
+    pdgs = [21, 21, 6, -6, 21, 21]
+    m2, amp2 = me.smatrix_amp2(p, pdgs, alpha_s=0.118)
+    np.testing.assert_allclose(m2, theirs(p, pdgs, alpha_s=0.118), rtol=1e-12, atol=0)
+    assert amp2.shape == (10, 123)
+    channels = np.asarray(proc.subprocesses[0].diagram_channels)
+    assert len(channels) == 123
+    assert np.all(amp2[:, channels >= 0] > 0)
+    assert np.all(amp2[:, channels < 0] == 0)  # the 4-gluon diagrams have no channel
+    np.testing.assert_array_equal(me.amp2(p, pdgs, alpha_s=0.118), amp2)
+
+
 @pytest.mark.parametrize("name", list(PROCESSES))
 def test_run_without_edits_writes_valid_events(outputs: dict[str, tuple[Path, Path, Path]],
                                                name: str, tmp_path: Path) -> None:

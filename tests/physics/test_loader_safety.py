@@ -143,6 +143,24 @@ void smatrixhel_(const int* pdgs, const int* procid, const int* npdg, const doub
 }
 """
 
+# Per-diagram |M_i|^2 of NDIAG diagrams (g g > t t~ g g has 123), with the row length
+# the library declares (madnis_max_amp2_, MAXD): row k of an event is p[0][0] + k.
+WIDE_C = PLAIN_C + r"""
+int madnis_max_amp2_(void) { return MAXD; }
+void madnis_amp2_(const int* pdgs, const int* procid, const int* npdg, const double* p,
+                  const double* alphas, const double* scale2, double* amp2, int* namp2) {
+    (void)pdgs; (void)procid; (void)npdg; (void)alphas; (void)scale2;
+    for (int k = 0; k < NDIAG; ++k) amp2[k] = p[0] + k;
+    *namp2 = NDIAG;
+}
+void madnis_smatrix_amp2_(const int* pdgs, const int* procid, const int* npdg,
+                          const double* p, const double* alphas, const double* scale2,
+                          double* ans, double* amp2, int* namp2) {
+    madnis_amp2_(pdgs, procid, npdg, p, alphas, scale2, amp2, namp2);
+    *ans = value;
+}
+"""
+
 CARD = """\
 BLOCK SMINPUTS
     1 1.325070e+02 # aEWM1
@@ -177,6 +195,8 @@ def libs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "bare": _compile(MADGRAPH_C, d / "bare" / "libmg.so"),
         "mixed": _compile(MADGRAPH_C, out / "lib" / "libmixed.so", "MIXED"),
         "plain": _compile(PLAIN_C, d / "plain.so"),
+        "wide": _compile(WIDE_C, d / "wide.so", "NDIAG=150", "MAXD=150"),
+        "wide_wrong": _compile(WIDE_C, d / "wide_wrong.so", "NDIAG=3", "MAXD=0"),
     }
 
 
@@ -335,3 +355,21 @@ def test_builtin_has_no_table_and_sherpa_style_shim_still_opens(libs: dict[str, 
     np.testing.assert_array_equal(me(_momenta(), PDGS), [7.0] * 3)
     with pytest.raises(MatrixElementError, match="without --prefix=int"):
         MatrixElement.from_madgraph(libs["plain"], _card(tmp_path / "c", ident=True))
+
+
+def test_more_than_64_diagrams_fill_the_row_the_library_declares(libs: dict[str, Path],
+                                                                  tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "Sherpa.yaml").write_text("PROCESSES: []\n")
+    me = MatrixElement.from_sherpa(libs["wide"], run)
+    assert me.amp2_width == 150
+    p = _momenta(n=4)
+    p[:, 0, 0] = [1.0, 2.0, 3.0, 4.0]
+    expected = p[:, 0, 0][:, None] + np.arange(150)[None, :]
+    np.testing.assert_array_equal(me.amp2(p, PDGS), expected)
+    m2, amp2 = me.smatrix_amp2(p, PDGS)
+    np.testing.assert_array_equal(m2, [7.0] * 4)
+    np.testing.assert_array_equal(amp2, expected)
+    with pytest.raises(MatrixElementError, match=r"madnis_max_amp2_\(\) returned 0"):
+        MatrixElement.from_sherpa(libs["wide_wrong"], run)

@@ -59,9 +59,6 @@ from .recycling import fixed_form as _fortran
 
 logger = logging.getLogger("madgraph.export_v4")
 
-#: Largest number of diagrams per subprocess the madnis_amp2_ ABI takes (MADNIS_MAX_AMP2).
-MAX_AMP2 = 64
-
 _LIBRARY = "lib/libmadnis_me.so"
 _FFLAGS = ["-O2", "-fPIC", "-w", "-ffixed-line-length-132"]
 
@@ -113,11 +110,6 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
         if ndiagrams == 0:
             self._fail("madnis_py: a subprocess without diagrams cannot be "
                        "integrated")
-        if ndiagrams > MAX_AMP2:
-            self._fail(
-                f"madnis_py: {matrix_element.get('processes')[0].nice_string()} has "
-                f"{ndiagrams} diagrams; the channel-prior ABI (madnis_amp2_) takes at most "
-                f"{MAX_AMP2} per subprocess")
         calls = super().generate_subprocess_directory(matrix_element, fortran_model, number)
         prefix = f"M{number}_"
         dirpath = Path(self.dir_path) / "SubProcesses" / (
@@ -372,7 +364,12 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
                           "RETURN",
                           "ENDIF"]
         lines += ["RETURN", "END"]
-        path.write_text(text + "\n" + _fortran(lines))
+        # the row of |M_i|^2 the caller must hold: madnis_max_amp2_ (else 64 is assumed)
+        width = max(sub["ndiagrams"] for sub in self._madnis_subprocesses)
+        size = _fortran(["INTEGER FUNCTION MADNIS_MAX_AMP2()",
+                         f"MADNIS_MAX_AMP2 = {width}",
+                         "END"])
+        path.write_text(text + "\n" + _fortran(lines) + "\n" + size)
 
     def _build_library(self, root: Path, fc: str) -> None:
         sub = root / "SubProcesses"
