@@ -69,6 +69,19 @@ CASES = [
     Case("ppeej_5f", "p p > e+ e- j", True, ["set run_card dynamical_scale_choice 3"],
          model="sm-no_b_mass", defines=["define p = g u c d s u~ c~ d~ s~ b b~",
                                         "define j = p"]),
+    Case("ppjj", "p p > j j", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("vbfh", "p p > h j j QCD=0", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("tth", "p p > t t~ h", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("ppevj", "p p > e+ ve j", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("ppaj", "p p > a j", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("pp4l", "p p > e+ e- mu+ mu-", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("ppjjj", "p p > j j j", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("ppww", "p p > w+ w-, w+ > e+ ve, w- > mu- vm~", True,
+         ["set run_card dynamical_scale_choice 3"]),
+    Case("ttjj", "p p > t t~ j j", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("tj_5f", "p p > t j", True, ["set run_card dynamical_scale_choice 3"],
+         model="sm-no_b_mass", defines=["define p = g u c d s u~ c~ d~ s~ b b~",
+                                        "define j = p"]),
 ]
 
 
