@@ -14,6 +14,10 @@ is not installed) and need the same set in LHAPDF for madevent: ``--lhapdf-confi
     python benchmarks/bench_madgraph.py [--only ee_mumua,ppeej] [--events 10000]
         [--lhapdf-config /tmp/lhapdf/bin/lhapdf-config] [--markdown F]
 
+Every row's event file is read back (``check_lhe``): it must hold the events asked for, all
+of weight sigma, or the benchmark stops; "truncated share" is the share of sigma above
+``w_max`` of the draws the events came from.
+
 CPU seconds are user + system of the child processes (``resource.RUSAGE_CHILDREN``);
 madnis-py runs with one torch thread (``OMP_NUM_THREADS=1``), madevent single core.
 """
@@ -34,6 +38,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from madnis_py.events import check_lhe
 from madnis_py.madgraph import install_plugin
 from madnis_py.madgraph.install import _mg5_python
 
@@ -132,6 +139,21 @@ def _training(summary: dict[str, object]) -> str:
     return f"{rounds}{flows}{reused}"
 
 
+def _check_events(summary: dict[str, object], n_events: int) -> None:
+    """The run's LHE file passes the reader's checks and holds ``n_events`` unit-weight
+    events (every XWGTUP equal to sigma): a row of the table is a claim about them."""
+    path = summary.get("lhe")
+    if not path:
+        raise RuntimeError("the run wrote no LHE file")
+    lhe = check_lhe(str(path))
+    if lhe.n_events != n_events:
+        raise RuntimeError(f"{path}: {lhe.n_events} events, {n_events} asked for")
+    w = lhe.weights
+    if not np.allclose(w, float(summary["sigma_pb"]), rtol=1e-9, atol=0):  # type: ignore[arg-type]
+        raise RuntimeError(f"{path}: event weights {w.min():.6g} to {w.max():.6g}, not "
+                           f"sigma = {summary['sigma_pb']}")
+
+
 def run_case(case: Case, mg5: Path, work: Path, args: argparse.Namespace) -> dict[str, object]:
     ours_dir, me_dir = work / case.name, work / f"{case.name}_me"
     row: dict[str, object] = {"process": case.process}
@@ -156,7 +178,9 @@ def run_case(case: Case, mg5: Path, work: Path, args: argparse.Namespace) -> dic
     row.update(t_run=wall, cpu_run=cpu, sigma=summary["sigma_pb"], error=summary["error_pb"],
                calls=summary["calls"], eps_uw=summary["eps_uw_quantile"],
                eps_trunc=(summary.get("weights") or {}).get("eps_truncation", float("nan")),
-               training=_training(summary))
+               training=_training(summary),
+               truncated=float(summary.get("truncation_bias") or 0.0))
+    _check_events(summary, args.events)
     # 3. madevent, same process and settings, single core
     madgraph(mg5, [*head, f"generate {case.process}",
                    f"output madevent {me_dir} -f"], work, f"{case.name}_meout")
@@ -205,8 +229,9 @@ def main() -> int:
              f"{args.events} unweighted events", "",
              "| process | diagrams / topologies / channels | t(output madnis_py) [s] | madnis-py run: "
              "wall / CPU [s] | calls | training | eps_uw (trunc. 1e-3 / 99.9%) | "
-             "sigma madnis-py [pb] | madevent: wall / CPU [s] | sigma madevent [pb] | pull |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "truncated share | sigma madnis-py [pb] | madevent: wall / CPU [s] | "
+             "sigma madevent [pb] | pull |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory(prefix="mnp_bench_") as tmp:
         work = Path(args.keep or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -217,7 +242,7 @@ def main() -> int:
                 f"| {r['t_output']:.1f}"
                 f" | {r['t_run']:.1f} / {r['cpu_run']:.1f} | {r['calls']} | "
                 f"{r['training']} | {r['eps_trunc']:.3f} / {r['eps_uw']:.3f} | "
-                f"{r['sigma']:.6g} +- {r['error']:.2g} | "
+                f"{r['truncated']:.2g} | {r['sigma']:.6g} +- {r['error']:.2g} | "
                 f"{r['t_madevent']:.1f} / {r['cpu_madevent']:.1f} | {r['sigma_me']:.6g} +- "
                 f"{r['error_me']:.2g} | {r['pull']:+.1f} |")
             print(lines[-1], flush=True)
