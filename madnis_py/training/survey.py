@@ -254,13 +254,19 @@ def _stop(measurements: list[dict[str, float]], n_events: int, recycled_rounds: 
     # last three rounds, as in the prediction: one round that catches a rare weight
     # falls tenfold (p p > j j j: 1.1e-4 between 1.4e-3 and 8e-4) and kept the check off
     # for a round that cost a fifth of the run
-    level = float(np.median([m["eps"] for m in measurements[-3:]]))
+    level = _recent_efficiency(measurements)
     if k >= 2 and calls >= 0.5 * n_events / max(level, 1e-300):
         after = _predicted_calls(measurements, n_events, recycled_rounds)
         if after >= predicted:
             return "no_gain", predicted
         return None, after
     return None, predicted
+
+
+def _recent_efficiency(measurements: list[dict[str, float]]) -> float:
+    """The median efficiency of the last three rounds: one sample's truncation-defined
+    efficiency is noisy (a rare weight caught or missed)."""
+    return float(np.median([m["eps"] for m in measurements[-3:]]))
 
 
 def _predicted_calls(measurements: list[dict[str, float]], n_events: int,
@@ -270,7 +276,7 @@ def _predicted_calls(measurements: list[dict[str, float]], n_events: int,
     truncation-defined efficiency is noisy), less the events of the last
     ``recycled_rounds`` rounds at that efficiency (of those recorded: a round too large
     to hold gives none)."""
-    eps = float(np.median([m["eps"] for m in measurements[-3:]]))
+    eps = _recent_efficiency(measurements)
     if eps <= 0:
         return math.inf
     recycled = (sum(m["points"] for m in measurements[-recycled_rounds:]
