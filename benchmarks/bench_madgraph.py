@@ -52,43 +52,38 @@ class Case:
     name: str
     process: str
     hadronic: bool
-    madevent: list[str] = field(default_factory=list)  # `set` lines besides the defaults
     model: str = "sm"
     defines: list[str] = field(default_factory=list)  # `define` lines before `generate`
 
 
+#: MadGraph's 5-flavour proton: massless b quarks in p and j.
+FIVE_FLAVOUR_MODEL = "sm-no_b_mass"
+FIVE_FLAVOUR_DEFINES = ["define p = g u c d s u~ c~ d~ s~ b b~", "define j = p"]
+
 CASES = [
     Case("ee_mumua", "e+ e- > mu+ mu- a", False),
-    Case("ppeej", "p p > e+ e- j", True,
-         ["set run_card dynamical_scale_choice 3"]),
-    Case("ggttg", "g g > t t~ g", True, ["set run_card dynamical_scale_choice 3"]),
+    Case("ppeej", "p p > e+ e- j", True),
+    Case("ggttg", "g g > t t~ g", True),
     Case("eejjg", "e+ e- > j j g", False),
-    Case("tt_dilep", "p p > t t~, t > b e+ ve, t~ > b~ e- ve~", True,
-         ["set run_card dynamical_scale_choice 3"]),
-    Case("tt_nested", "p p > t t~, (t > b w+, w+ > e+ ve), t~ > b~ e- ve~", True,
-         ["set run_card dynamical_scale_choice 3"]),
-    Case("zz_4e", "p p > z z, z > e+ e-", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("ppee_noz", "p p > e+ e- $ z", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("ppaa", "p p > a a", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("ttj", "p p > t t~ j", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("wjj", "p p > w+ j j", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("vbfz", "p p > e+ e- j j QCD=0", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("ppeej_5f", "p p > e+ e- j", True, ["set run_card dynamical_scale_choice 3"],
-         model="sm-no_b_mass", defines=["define p = g u c d s u~ c~ d~ s~ b b~",
-                                        "define j = p"]),
-    Case("ppjj", "p p > j j", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("vbfh", "p p > h j j QCD=0", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("tth", "p p > t t~ h", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("ppevj", "p p > e+ ve j", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("ppaj", "p p > a j", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("pp4l", "p p > e+ e- mu+ mu-", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("ppjjj", "p p > j j j", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("ppww", "p p > w+ w-, w+ > e+ ve, w- > mu- vm~", True,
-         ["set run_card dynamical_scale_choice 3"]),
-    Case("ttjj", "p p > t t~ j j", True, ["set run_card dynamical_scale_choice 3"]),
-    Case("tj_5f", "p p > t j", True, ["set run_card dynamical_scale_choice 3"],
-         model="sm-no_b_mass", defines=["define p = g u c d s u~ c~ d~ s~ b b~",
-                                        "define j = p"]),
+    Case("tt_dilep", "p p > t t~, t > b e+ ve, t~ > b~ e- ve~", True),
+    Case("tt_nested", "p p > t t~, (t > b w+, w+ > e+ ve), t~ > b~ e- ve~", True),
+    Case("zz_4e", "p p > z z, z > e+ e-", True),
+    Case("ppee_noz", "p p > e+ e- $ z", True),
+    Case("ppaa", "p p > a a", True),
+    Case("ttj", "p p > t t~ j", True),
+    Case("wjj", "p p > w+ j j", True),
+    Case("vbfz", "p p > e+ e- j j QCD=0", True),
+    Case("ppeej_5f", "p p > e+ e- j", True, FIVE_FLAVOUR_MODEL, FIVE_FLAVOUR_DEFINES),
+    Case("ppjj", "p p > j j", True),
+    Case("vbfh", "p p > h j j QCD=0", True),
+    Case("tth", "p p > t t~ h", True),
+    Case("ppevj", "p p > e+ ve j", True),
+    Case("ppaj", "p p > a j", True),
+    Case("pp4l", "p p > e+ e- mu+ mu-", True),
+    Case("ppjjj", "p p > j j j", True),
+    Case("ppww", "p p > w+ w-, w+ > e+ ve, w- > mu- vm~", True),
+    Case("ttjj", "p p > t t~ j j", True),
+    Case("tj_5f", "p p > t j", True, FIVE_FLAVOUR_MODEL, FIVE_FLAVOUR_DEFINES),
 ]
 
 
@@ -188,10 +183,13 @@ def run_case(case: Case, mg5: Path, work: Path, args: argparse.Namespace) -> dic
     conf.write_text(conf.read_text() + "\nrun_mode = 0\nnb_core = 1\n"
                     "automatic_html_opening = False\nnotification_center = False\n")
     sets = [f"set run_card nevents {args.events}", "set run_card iseed 1",
-            "set run_card use_syst False", *case.madevent]
+            "set run_card use_syst False"]
     me_env = dict(os.environ, OMP_NUM_THREADS="1")
     if case.hadronic:
-        sets += ["set run_card pdlabel lhapdf", f"set run_card lhaid {LHAPDF_TOY_ID}"]
+        # the written run card turns MadGraph's dynamical_scale_choice -1 (CKKW
+        # clustering) into 3; madevent is given the same scale
+        sets += ["set run_card dynamical_scale_choice 3", "set run_card pdlabel lhapdf",
+                 f"set run_card lhaid {LHAPDF_TOY_ID}"]
         if args.lhapdf_config is None:
             raise SystemExit(f"{case.name}: madevent needs --lhapdf-config for LHToyPDF")
         prefix = Path(args.lhapdf_config).resolve().parent.parent
