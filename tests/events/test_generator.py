@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -281,17 +283,27 @@ def test_fresh_draws_check_w_max_before_events(trained: tuple[Integrand, Integra
     assert summary.truncation_bias < 2e-3  # type: ignore[attr-defined]
 
 
-def generate_from_calibration(mc: Integrator, sigma: float, weights: np.ndarray,
-                              channels: np.ndarray, *, settle: int, seed: int
-                              ) -> tuple[EventGenerator, EventBatch | None, GenerationSummary]:
-    """8000 events with w_max calibrated on ``weights`` (no fresh draws to check it) and
-    ``settle`` events held while it settles on their draws."""
-    gen = EventGenerator(mc, sigma, unweighter=Unweighter(), seed=seed)
-    gen.validation_rounds = 0
-    gen.settle_events = settle
-    gen.calibrate_on(weights, channels)
-    events, summary = gen.generate(8000, batch=20_000)
-    return gen, events, summary
+Generation = tuple[EventGenerator, EventBatch | None, GenerationSummary]
+
+
+def scaled_calibration(mc: Integrator, scale: float, seed: int
+                       ) -> Callable[[int], Generation]:
+    """An integration of 20000 points whose weights, times ``scale``, calibrate w_max
+    (``scale`` < 1: too low, > 1: too high); ``generate(settle)`` then gives 8000 events
+    with no fresh draws to check w_max and ``settle`` events held while it settles on
+    their draws."""
+    calibration = mc.integrate(20_000)
+    weights, channels = mc.last_weights * scale, mc.last_channels
+
+    def generate(settle: int) -> Generation:
+        gen = EventGenerator(mc, calibration.value, unweighter=Unweighter(), seed=seed)
+        gen.validation_rounds = 0
+        gen.settle_events = settle
+        gen.calibrate_on(weights, channels)
+        events, summary = gen.generate(8000, batch=20_000)
+        return gen, events, summary
+
+    return generate
 
 
 def test_w_max_settles_on_the_draws_of_the_events(trained: tuple[Integrand, Integrator]
@@ -301,12 +313,7 @@ def test_w_max_settles_on_the_draws_of_the_events(trained: tuple[Integrand, Inte
     more are drawn. The draws truncate within twice the card's share (more than 5 %
     without), and the events follow the weighted distributions."""
     integrand, mc = trained
-    calibration = mc.integrate(20_000)
-    weights, channels = mc.last_weights * 0.2, mc.last_channels
-
-    def generate(settle: int) -> tuple[EventGenerator, EventBatch | None, GenerationSummary]:
-        return generate_from_calibration(mc, calibration.value, weights, channels,
-                                         settle=settle, seed=4)
+    generate = scaled_calibration(mc, 0.2, seed=4)
 
     _, _, unsettled = generate(0)
     assert unsettled.raised == [] and unsettled.thinned == 0
@@ -331,12 +338,7 @@ def test_the_draws_of_the_events_lower_a_w_max_calibrated_too_high(
     against the calibrated one, follow the weighted distributions, and the draws
     truncate within the card's share."""
     integrand, mc = trained
-    calibration = mc.integrate(20_000)
-    weights, channels = mc.last_weights * 5.0, mc.last_channels
-
-    def generate(settle: int) -> tuple[EventGenerator, EventBatch | None, GenerationSummary]:
-        return generate_from_calibration(mc, calibration.value, weights, channels,
-                                         settle=settle, seed=5)
+    generate = scaled_calibration(mc, 5.0, seed=5)
 
     _, _, fixed = generate(0)
     assert fixed.lowered == []
