@@ -111,6 +111,8 @@ Every table is optional except ``[run]``, and every key except ``[run] process``
                               #   `replicas` sub-samples)
     max_overweight_truncation = 1e-3  # that share (MadGraph's name), 0 <= value < 1;
                               #   also the w_max of the reported eps_uw (truncation)
+                              #   and of the efficiencies by which the survey and
+                              #   the training predict the events' cost
     quantile = 0.999          # 0 < quantile <= 1
     replicas = 10             # integer >= 1
     overweight = "truncate"   # events above the maximum: "truncate" (weight 1; sigma low by
@@ -426,11 +428,13 @@ class RunCard:
 
     def stopping_options(self) -> dict[str, Any]:
         """Keyword arguments of ``Integrator.train`` that choose when training stops
-        (:mod:`madnis_py.training.stopping`; ``n_events`` is the run's)."""
+        (:mod:`madnis_py.training.stopping`; ``n_events`` is the run's): the efficiency
+        it measures is at the unweighting's ``max_overweight_truncation``."""
         t = self.training
         return {"target": t.target, "measure_every": t.measure_every,
                 "measure_points": t.measure_points, "patience": t.patience,
-                "explore": t.explore}
+                "explore": t.explore,
+                "truncation": self.unweighting.max_overweight_truncation}
 
     def vegas_options(self) -> dict[str, Any]:
         """Keyword arguments of ``Integrator.pretrain_vegas`` (run it when
@@ -438,7 +442,8 @@ class RunCard:
         t = self.training
         return {"nitn": t.vegas_iterations, "neval": t.vegas_points,
                 "growth": t.vegas_growth, "floor": t.vegas_floor,
-                "n_events": self.run.nevents if t.target == "events" else 0}
+                "n_events": self.run.nevents if t.target == "events" else 0,
+                "truncation": self.unweighting.max_overweight_truncation}
 
     def integrate_options(self, channels: int) -> dict[str, int]:
         """Keyword arguments of ``Integrator.integrate`` with ``channels`` active channels

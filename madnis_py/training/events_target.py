@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from madnis_py.events.unweight import DEFAULT_TRUNCATION
 from madnis_py.training.stopping import (
     PROBE_SHARE,
     Measurement,
@@ -42,14 +43,18 @@ class EventsTarget:
 
     def __init__(self, mc: Integrator, steps: int, *, n_events: int, measure_every: int,
                  measure_points: int, patience: int, explore: float,
-                 t_start: float, batch: int = 4096) -> None:
+                 t_start: float, batch: int = 4096,
+                 truncation: float = DEFAULT_TRUNCATION) -> None:
         if measure_every < 1:
             raise ValueError(f"measure_every must be >= 1, got {measure_every}")
         if measure_points < 2 * mc.n_channels:
             raise ValueError(f"measure_points must be >= 2 per channel "
                              f"({2 * mc.n_channels}), got {measure_points}")
+        if not 0.0 <= truncation < 1.0:
+            raise ValueError(f"truncation must be in [0, 1), got {truncation!r}")
         self.mc = mc
         self.steps = steps
+        self.truncation = truncation  # of the efficiency measured: the unweighting's
         self.every = measure_every
         self.points = measure_points
         self.batch = batch
@@ -87,7 +92,8 @@ class EventsTarget:
             rate = self.flow_points / self.flow_s
         else:
             rate = self.points / dt
-        eps = truncation_efficiency(np.concatenate([weights, *self.window, *self.previous]))
+        eps = truncation_efficiency(np.concatenate([weights, *self.window, *self.previous]),
+                                    self.truncation)
         self.window = []
         self.previous = [weights] if steps else []
         return Measurement(steps=steps, train_s=time.perf_counter() - self.t0, eps=eps,

@@ -69,6 +69,7 @@ import torch
 from madnis_py._atomic import CheckpointWriteError, torch_save_atomic
 from madnis_py.device import resolve_device
 from madnis_py.device_integrand import DeviceChannels
+from madnis_py.events.unweight import DEFAULT_TRUNCATION
 from madnis_py.flows import Flow
 from madnis_py.flows.flow import log_prob_many
 from madnis_py.flows.stacked import sample_stacked, stackable
@@ -738,15 +739,17 @@ class Integrator:
               checkpoint: str | Path | None = None,
               checkpoint_every: int = 50, target: str = "steps", n_events: int = 0,
               measure_every: int = 10, measure_points: int = 20_000,
-              patience: int = 3, explore: float = 0.1) -> list[float]:
+              patience: int = 3, explore: float = 0.1,
+              truncation: float = DEFAULT_TRUNCATION) -> list[float]:
         """Train the flows (and channel weights) for ``steps`` steps of ``batch`` fresh
         points each (``target="steps"``), or for as long as it shortens the predicted
         wall time to ``n_events`` unweighted events, ``steps`` at most
         (``target="events"``, :mod:`madnis_py.training.stopping`).
 
         With ``target="events"`` the base maps alone (flows off) are measured first
-        (``measure_points`` weighted events: their truncation-defined efficiency and the
-        points per second), then again with the flows after every ``measure_every``
+        (``measure_points`` weighted events: their efficiency at the ``w_max`` with the
+        share ``truncation`` of the cross section above it, the unweighting's own, and
+        the points per second), then again with the flows after every ``measure_every``
         steps (the measurements' time counts as training time). The probe is skipped
         (``"vegas_alone"``, no step) when its integrand calls alone cost more than a
         perfect flow could save over the base maps. If the first one shows
@@ -789,7 +792,8 @@ class Integrator:
         events = EventsTarget(self, steps, n_events=n_events, measure_every=measure_every,
                                measure_points=measure_points,
                                patience=patience, explore=explore, t_start=t_start,
-                               batch=batch) if target == "events" else None
+                               batch=batch, truncation=truncation
+                               ) if target == "events" else None
         resume, self._resume = self._resume, None
         total, start = steps, 0
         if resume is not None and steps == int(resume["steps"]) - int(resume["done"]):
@@ -928,8 +932,8 @@ class Integrator:
                        on_round: Callable[[np.ndarray], None] | None = None,
                        on_channel: Callable[[np.ndarray], None] | None = None,
                        recycled_rounds: int = 0,
-                       before_round: Callable[[int], bool] | None = None
-                       ) -> MultiChannelResult:
+                       before_round: Callable[[int], bool] | None = None,
+                       truncation: float = DEFAULT_TRUNCATION) -> MultiChannelResult:
         """Adapt a VEGAS map per channel to ``prior_i f_i`` and make it the channel's base
         map (under its flow), with ``floor`` of the uniform density mixed into every
         dimension (:func:`~madnis_py.training.channel_sampler.floored_map`; 0: the map as
@@ -949,7 +953,9 @@ class Integrator:
         and ``recycled_rounds`` says how many of the last rounds will give events, and
         ``before_round(points)`` is called before every round, ``on_channel(weights)``
         after each channel's points of a round (see
-        :func:`~madnis_py.training.survey.survey`).
+        :func:`~madnis_py.training.survey.survey`); ``truncation`` is the share of the
+        cross section above the ``w_max`` of the rounds' efficiencies (the
+        unweighting's).
         """
         from madnis_py.training.survey import survey
 
@@ -976,7 +982,8 @@ class Integrator:
                        self.active, points=neval, growth=growth, iterations=nitn,
                        floor=floor, ninc=ninc, n_events=n_events, seed=self.seed,
                        progress=progress, on_round=on_round, on_channel=on_channel,
-                       recycled_rounds=recycled_rounds, before_round=before_round)
+                       recycled_rounds=recycled_rounds, before_round=before_round,
+                       truncation=truncation)
         for sampler, vmap in zip(self.samplers, found.maps, strict=True):
             if vmap is not None:
                 sampler.base = floored_map(vmap, floor)

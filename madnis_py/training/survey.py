@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from madnis_py.events.unweight import DEFAULT_TRUNCATION
 from madnis_py.training.channel_sampler import floored_map
 from madnis_py.training.results import IterationAverage
 from madnis_py.training.stopping import truncation_efficiency
@@ -134,7 +135,8 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
            on_round: Callable[[np.ndarray], None] | None = None,
            on_channel: Callable[[np.ndarray], None] | None = None,
            recycled_rounds: int = 0,
-           before_round: Callable[[int], bool] | None = None) -> SurveyResult:
+           before_round: Callable[[int], bool] | None = None,
+           truncation: float = DEFAULT_TRUNCATION) -> SurveyResult:
     """Adapt one VEGAS map per active channel (see the module docstring).
 
     Parameters
@@ -182,6 +184,10 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         :meth:`RoundRecorder.before_round
         <madnis_py.events.recycle.RoundRecorder.before_round>`): only such rounds count
         among the ``recycled_rounds``.
+    truncation
+        The share of the cross section above the ``w_max`` of every round's efficiency:
+        the unweighting's own (the run card's ``max_overweight_truncation``), so that
+        the survey predicts the events at the truncation they will be drawn with.
     """
     import vegas
 
@@ -196,6 +202,8 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         raise ValueError(f"iterations must be >= 2, got {iterations}")
     if not 0.0 <= floor < 1.0:
         raise ValueError(f"floor must be in [0, 1), got {floor!r}")
+    if not 0.0 <= truncation < 1.0:
+        raise ValueError(f"truncation must be in [0, 1), got {truncation!r}")
     n_channels = len(dims)
     maps = [vegas.AdaptiveMap([[0.0, 1.0]] * d, ninc=ninc) if on else None
             for d, on in zip(dims, active, strict=True)]
@@ -222,7 +230,7 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         sigmas = np.where(active, np.maximum(r.stds, 1e-3 * float(positive.max())
                                              if positive.max() > 0 else 1.0), 0.0)
         dt = max(time.perf_counter() - t_round, 1e-9)
-        eps = truncation_efficiency(r.event_weights)
+        eps = truncation_efficiency(r.event_weights, truncation)
         measurements.append({"round": k + 1, "points": int(counts.sum()), "calls": calls,
                              "eps": eps, "seconds": time.perf_counter() - t0,
                              "rate": float(counts.sum()) / dt, "recorded": recorded})

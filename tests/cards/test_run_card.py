@@ -164,7 +164,8 @@ def test_full_card_values_and_keyword_arguments(tmp_path: Path) -> None:
     # target "events" (the default): the survey stops once it no longer shortens the
     # time to [run] nevents
     assert card.vegas_options() == {"nitn": 3, "neval": 1000, "growth": 1.3, "floor": 0.3,
-                                    "n_events": card.run.nevents}
+                                    "n_events": card.run.nevents,
+                                    "truncation": 1e-3}
     steps = dataclasses.replace(card, training=dataclasses.replace(card.training,
                                                                    target="steps"))
     assert steps.vegas_options()["n_events"] == 0

@@ -241,6 +241,30 @@ def test_camel_trains_and_beats_vegas_alone() -> None:
     assert abs(r.value - camel.exact) < 4 * r.error
 
 
+def test_the_generation_cost_is_measured_at_the_unweightings_truncation() -> None:
+    """The base maps' efficiency is that of the measured weights at the ``w_max`` the
+    events will be unweighted against (the card's ``max_overweight_truncation``):
+    the same draw, measured at two truncations."""
+    camel = Camel(2)
+
+    def fresh() -> Integrator:
+        mc = Integrator(_Channels(camel, 2), seed=4, flow_options={"bins": 4})
+        mc.pretrain_vegas(nitn=3, neval=2000)
+        return mc
+
+    weights = fresh().random_batch(4000).weights()  # what train's measurement draws
+    for truncation in (1e-3, 1e-2):
+        mc = fresh()
+        mc.train(0, target="events", n_events=10_000, measure_points=4000,
+                 truncation=truncation)
+        d = mc.training_decision
+        assert d is not None
+        assert d.eps_base == pytest.approx(truncation_efficiency(weights, truncation), rel=1e-12)
+    assert truncation_efficiency(weights, 1e-2) > truncation_efficiency(weights, 1e-3)
+    with pytest.raises(ValueError, match="truncation must be in"):
+        fresh().train(5, target="events", n_events=10, truncation=1.0)
+
+
 def test_steps_target_records_its_decision() -> None:
     mc = Integrator(_Channels(_flat, 2), seed=0, flow_options={"bins": 4})
     mc.train(3, batch=64)
@@ -291,8 +315,12 @@ def test_the_card_key_is_checked_with_its_line() -> None:
                           'patience = 5\n')
     assert card.stopping_options() == {"target": "events", "measure_every": 10,
                                        "measure_points": 20_000, "patience": 5,
-                                       "explore": 0.1}
+                                       "explore": 0.1, "truncation": 1e-3}
     assert 'target = "events"' in card.to_toml()
+    # the survey and the training measure the events' cost at the card's truncation
+    loose = parse_run_card('[run]\nprocess = "drell_yan"\n[unweighting]\n'
+                           'max_overweight_truncation = 0.01\n')
+    assert loose.stopping_options()["truncation"] == loose.vegas_options()["truncation"] == 0.01
     with pytest.raises(RunCardError, match=r"run.toml:4: \[training\] patience"):
         parse_run_card('[run]\nprocess = "drell_yan"\n[training]\npatience = 0\n',
                        "run.toml")

@@ -177,7 +177,34 @@ def test_the_same_seed_gives_the_same_maps_and_estimate() -> None:
                                                              mb.extract_grid(), strict=True))
 
 
+def test_its_efficiencies_are_at_the_truncation_the_events_are_drawn_with() -> None:
+    """Every round's efficiency is that of its own event weights at the ``w_max`` the
+    unweighting will use (the card's ``max_overweight_truncation``): a looser truncation
+    predicts cheaper events, so the balance comes sooner on the same rounds."""
+    from madnis_py.training.stopping import truncation_efficiency
+
+    share, _, _ = gaussian_share([0.5], width=0.02)
+    runs = {}
+    for truncation in (1e-3, 1e-2):
+        rounds: list[np.ndarray] = []
+        res = survey(share, [4], np.array([True]), points=500, iterations=10, seed=2,
+                     n_events=1000, on_round=rounds.append, truncation=truncation)
+        for m, w in zip(res.measurements, rounds, strict=True):
+            assert m["eps"] == truncation_efficiency(w, truncation)
+        runs[truncation] = res
+    tight, loose = runs[1e-3], runs[1e-2]
+    shared = min(tight.rounds, loose.rounds)  # the same seed draws the same rounds
+    for a, b in zip(tight.measurements[:shared], loose.measurements[:shared], strict=True):
+        assert a["points"] == b["points"] and b["eps"] >= a["eps"]
+    # once the map has found the peak, its remaining tail is what the truncation cuts
+    last = shared - 1
+    assert loose.measurements[last]["eps"] > 1.2 * tight.measurements[last]["eps"]
+    assert loose.n_calls <= tight.n_calls
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
+    ({"truncation": 1.0}, "truncation must be in"),
+    ({"truncation": -0.1}, "truncation must be in"),
     ({"points": 10}, "points must be >= 20"),
     ({"growth": 0.9}, "growth must be >= 1"),
     ({"iterations": 1}, "iterations must be >= 2"),
