@@ -84,6 +84,10 @@ CASES = [
     Case("ppww", "p p > w+ w-, w+ > e+ ve, w- > mu- vm~", True),
     Case("ttjj", "p p > t t~ j j", True),
     Case("tj_5f", "p p > t j", True, FIVE_FLAVOUR_MODEL, FIVE_FLAVOUR_DEFINES),
+    Case("zdec", "p p > z, z > e+ e-", True),
+    Case("zjj_dec", "p p > z j j, z > e+ e-", True),
+    Case("ee4j", "e+ e- > j j j j", False),
+    Case("ssww", "p p > w+ w+ j j QCD=0", True),
 ]
 
 

@@ -365,7 +365,8 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
     AssembleError
         No ``madgraph.json`` (not a madnis_py MadGraph output), a diagram that is not a
         tree of 3-point vertices, beams madnis_py does not integrate, a subprocess with
-        other final-state masses than the first.
+        another number of final-state particles or other final-state masses than the
+        first.
     """
     from madnis_py.cards.madgraph import import_madgraph_run_card
     from madnis_py.physics.slha import read_slha
@@ -391,6 +392,12 @@ def assemble(directory: str | os.PathLike[str], *, quiet: bool = False,
     beams = _beams(pdg_lists, info_path)
     masses = [slha.mass(p) for p in pdg_lists[0][2:]]
     for pdgs in pdg_lists[1:]:
+        if len(pdgs) != len(pdg_lists[0]):  # `add process` with another multiplicity
+            raise AssembleError(
+                f"{info_path}: subprocess {pdgs} has {len(pdgs) - 2} final-state "
+                f"particles, {pdg_lists[0]} {len(pdg_lists[0]) - 2}: one madnis_py "
+                "process has one phase space; output each multiplicity (each `add "
+                "process` of another final-state count) as its own process")
         if [slha.mass(p) for p in pdgs[2:]] != masses:
             raise AssembleError(f"{info_path}: subprocess {pdgs} has other final-state "
                                 f"masses than {pdg_lists[0]}; generate them as separate "

@@ -189,6 +189,21 @@ def test_not_an_output_and_no_library(tmp_path: Path) -> None:
     assert not (root / "process.toml").exists()
 
 
+def test_another_final_state_multiplicity_is_refused_with_its_counts(tmp_path: Path) -> None:
+    """``generate p p > e+ e-`` then ``add process p p > e+ e- j``: one phase space
+    cannot hold both; the error names the two multiplicities before anything is
+    written."""
+    root = write_output(tmp_path / "multi")
+    info = json.loads((root / "madgraph.json").read_text())
+    for proc in info["subprocesses"][1]["processes"]:
+        proc["pdgs"] = [*proc["pdgs"], 21]
+    (root / "madgraph.json").write_text(json.dumps(info))
+    with pytest.raises(AssembleError, match=r"has 3 final-state particles, \[2, -2, -11, "
+                                            r"11\] 2: .*output each multiplicity"):
+        assemble(root, quiet=True)
+    assert not (root / "process.toml").exists()
+
+
 def _with_onshell(root: Path, flags: tuple[bool | None, bool | None],
                   bwcutoff: str | None = None, z_only: bool = False) -> Path:
     """``write_output`` with MadGraph's ``onshell`` flag on the photon and the Z line of
