@@ -140,6 +140,6 @@ def test_the_error_of_a_madgraph_log_is_its_report_not_the_progress() -> None:
            "\x1b[1;31mError detected in sub-command output madnis_py /x -f\n"
            "write debug file MG5_debug \n"
            "str : madnis_py: writing the process card failed: `$ z` forbids a propagator "
-           "on shell; rerun with: python3 -m madnis_py.madgraph /x\x1b[0m\nquit\n")
+           "on shell\x1b[0m\nquit\n")
     assert _mg5_error(log).startswith("madnis_py: writing the process card failed: `$ z`")
     assert _mg5_error(log.split("\x1b[1;31m")[0]).startswith("madnis_py: error: /x/")

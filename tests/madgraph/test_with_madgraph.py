@@ -204,10 +204,13 @@ def test_import_of_standalone_and_madevent_outputs(
     assert imported.subprocesses == ours.subprocesses
 
 
-@pytest.mark.parametrize("process, reason", [
-    ("t > b w+", "decays"),
+@pytest.mark.parametrize("processes, reason", [
+    (["generate t > b w+"], "decays"),
+    # one output, two multiplicities: refused once the library is built, naming both
+    (["generate e+ e- > mu+ mu-", "add process e+ e- > mu+ mu- a"],
+     r"\[-11, 11, -13, 13\] has 2 final-state particles, \[-11, 11, -13, 13, 22\] 3"),
 ])
-def test_unsupported_processes_leave_no_directory(process: str, reason: str,
+def test_unsupported_processes_leave_no_directory(processes: list[str], reason: str,
                                                   tmp_path: Path) -> None:
     from madnis_py.madgraph import MadGraphError
 
@@ -215,7 +218,7 @@ def test_unsupported_processes_leave_no_directory(process: str, reason: str,
     install_plugin(MG5)
     out = tmp_path / "bad"
     with pytest.raises(MadGraphError, match=reason):
-        run_madgraph(Path(MG5), ["import model sm", f"generate {process}",
+        run_madgraph(Path(MG5), ["import model sm", *processes,
                                  f"output madnis_py {out} -f"], log=tmp_path / "mg5.log")
     assert not out.exists()
 

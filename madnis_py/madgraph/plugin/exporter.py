@@ -415,8 +415,10 @@ class MadnisPyExporter(export_v4.ProcessExporterFortranSA):  # type: ignore[misc
             errors = [m.strip() for m in out.stderr.splitlines()
                       if m.strip().startswith("error:")]
             why = errors[-1].removeprefix("error:").strip() if errors else "see above"
-            self._fail(f"madnis_py: writing the process card failed: {why}; "
-                       f"rerun with: {' '.join(command)}")
+            # what fails here is the process itself (beams, multiplicities, masses,
+            # decay-chain lines): rerunning the step on the same output cannot help, and
+            # the output is removed, so no rerun is suggested
+            self._fail(f"madnis_py: writing the process card failed: {why}")
 
 
 __all__ = ["MadnisPyExporter"]
