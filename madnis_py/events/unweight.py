@@ -30,7 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["DEFAULT_TRUNCATION", "Acceptance", "Unweighter", "UnweightingResult",
-           "WeightReport", "WeightTally", "accept", "effective_sample_size", "max_weight",
+           "WeightReport", "WeightTally", "accept", "check_truncation",
+           "effective_sample_size", "max_weight",
            "raised_truncation_max_weight", "share_above", "truncation_max_weight"]
 
 MaxWeightMethod = Literal["exact", "quantile", "replicas", "truncation"]
@@ -132,10 +133,12 @@ def _check_options(method: str, quantile: float, replicas: int, truncation: floa
         raise ValueError(f"quantile must be in (0, 1], got {quantile}")
     if int(replicas) != replicas or replicas < 1:
         raise ValueError(f"replicas must be a positive integer, got {replicas}")
-    _check_truncation(truncation)
+    check_truncation(truncation)
 
 
-def _check_truncation(truncation: float) -> None:
+def check_truncation(truncation: float) -> None:
+    """ValueError unless ``0 <= truncation < 1`` (a share of the cross section above
+    ``w_max``)."""
     if not 0.0 <= truncation < 1.0:
         raise ValueError(f"truncation must be in [0, 1), got {truncation}")
 
@@ -187,7 +190,7 @@ def truncation_max_weight(weights: npt.ArrayLike, truncation: float = DEFAULT_TR
     sample to sample (the share on the sample is still exact). The event generator
     measures the share again on the points it draws (``truncation_bias``).
     """
-    _check_truncation(truncation)
+    check_truncation(truncation)
     w = as_weights(weights)
     if probabilities is None:
         p = np.ones_like(w)
@@ -253,7 +256,7 @@ def raised_truncation_max_weight(above: npt.ArrayLike, total: float, w_max: floa
     float
         ``w_max`` itself where the share above it is within ``truncation``.
     """
-    _check_truncation(truncation)
+    check_truncation(truncation)
     w_max = check_max_weight(w_max)
     if not total > 0:
         raise ValueError(f"total must be > 0, got {total!r}")
@@ -449,7 +452,7 @@ class WeightReport:
         """:meth:`measure` with the written events given by their :class:`WeightTally`:
         the report of a sample written in parts (shards), from the sum of the parts'
         tallies."""
-        _check_truncation(truncation)
+        check_truncation(truncation)
         w = as_weights(weights, allow_empty=True)
         unit = w_max if nominal is None else nominal
         if not (np.isfinite(unit) and unit > 0.0):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from madnis_py.events.unweight import DEFAULT_TRUNCATION
+from madnis_py.events.unweight import DEFAULT_TRUNCATION, check_truncation
 from madnis_py.training.stopping import (
     PROBE_SHARE,
     Measurement,
@@ -50,8 +50,7 @@ class EventsTarget:
         if measure_points < 2 * mc.n_channels:
             raise ValueError(f"measure_points must be >= 2 per channel "
                              f"({2 * mc.n_channels}), got {measure_points}")
-        if not 0.0 <= truncation < 1.0:
-            raise ValueError(f"truncation must be in [0, 1), got {truncation!r}")
+        check_truncation(truncation)
         self.mc = mc
         self.steps = steps
         self.truncation = truncation  # of the efficiency measured: the unweighting's

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from madnis_py.events.unweight import DEFAULT_TRUNCATION
+from madnis_py.events.unweight import DEFAULT_TRUNCATION, check_truncation
 from madnis_py.training.channel_sampler import floored_map
 from madnis_py.training.results import IterationAverage
 from madnis_py.training.stopping import truncation_efficiency
@@ -202,8 +202,7 @@ def survey(share: Share, dims: list[int], active: np.ndarray, *, points: int = 2
         raise ValueError(f"iterations must be >= 2, got {iterations}")
     if not 0.0 <= floor < 1.0:
         raise ValueError(f"floor must be in [0, 1), got {floor!r}")
-    if not 0.0 <= truncation < 1.0:
-        raise ValueError(f"truncation must be in [0, 1), got {truncation!r}")
+    check_truncation(truncation)
     n_channels = len(dims)
     maps = [vegas.AdaptiveMap([[0.0, 1.0]] * d, ninc=ninc) if on else None
             for d, on in zip(dims, active, strict=True)]
