@@ -583,7 +583,7 @@ class MatrixElement:
         return out[:, :count]
 
     def _check_count(self, count: int, symbol: str, pdgs: Sequence[int]) -> None:
-        """The errors of the batched per-diagram calls (-1 and -2)."""
+        """The errors of the batched per-diagram calls (-1, -2 and -3)."""
         if count == -1:
             raise MatrixElementError(f"{self.library}: no subprocess has the PDG list "
                                      f"{list(pdgs)} ({symbol} wrote nothing)")
